@@ -1,0 +1,121 @@
+package ginapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/patronkit/patronkit/casbinmodel"
+	"github.com/patronkit/patronkit/patron"
+)
+
+// RequestIDHeader carries the request id in and out.
+const RequestIDHeader = "X-Request-ID"
+
+var goodRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// requestID keeps a well-formed incoming request id or makes one, and
+// returns it in the response header.
+func (a *api) requestID(c *gin.Context) {
+	id := c.GetHeader(RequestIDHeader)
+	if !goodRequestID.MatchString(id) {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	c.Set(requestIDKey, id)
+	c.Header(RequestIDHeader, id)
+	c.Next()
+}
+
+// logRequests writes one line per request: no personal data beyond the
+// principal's primary_id.
+func (a *api) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	who := a.who(c)
+	attrs := []any{
+		"request_id", c.GetString(requestIDKey),
+		"method", c.Request.Method,
+		"route", c.FullPath(),
+		"status", c.Writer.Status(),
+		"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+		"institution", who.Institution,
+		"principal", who.ID,
+	}
+	if len(c.Errors) > 0 {
+		attrs = append(attrs, "error", c.Errors.Last().Error())
+	}
+	level := slog.LevelInfo
+	if c.Writer.Status() >= 500 {
+		level = slog.LevelError
+	}
+	a.opts.Logger.Log(c.Request.Context(), level, "patronkit request", attrs...)
+}
+
+// recoverProblems turns a panic into a plain 500 problem: no stack trace
+// reaches the client; the log has it.
+func (a *api) recoverProblems(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			a.opts.Logger.Error("patronkit handler panicked", "request_id", c.GetString(requestIDKey), "panic", r)
+			problem(c, http.StatusInternalServerError, "internal", "the server failed; the request id identifies it in the logs")
+		}
+	}()
+	c.Next()
+}
+
+// authenticate resolves the principal through the host's resolver.
+func (a *api) authenticate(c *gin.Context) {
+	who, err := a.opts.Principal(c)
+	if err != nil {
+		if e, ok := patron.AsError(err); ok && (e.Kind == patron.Locked || e.Kind == patron.Unauthenticated) {
+			fail(c, err)
+			return
+		}
+		problem(c, http.StatusUnauthorized, "unauthenticated", "sign in first: "+err.Error())
+		return
+	}
+	if who.Institution == "" || who.ID == "" {
+		problem(c, http.StatusUnauthorized, "unauthenticated", "sign in first")
+		return
+	}
+	c.Set(whoKey, who)
+	c.Next()
+}
+
+// authorize asks the enforcer about the request's path below the mount.
+func (a *api) authorize(c *gin.Context) {
+	who := a.who(c)
+	path := strings.TrimPrefix(c.Request.URL.Path, strings.TrimSuffix(a.base, "/"))
+	ok, err := a.kit.Access.Allow(c.Request.Context(), casbinmodel.Request{
+		Institution: who.Institution,
+		Subject:     who.ID,
+		Patron:      who.Patron,
+		Path:        path,
+		Method:      c.Request.Method,
+	})
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if !ok {
+		problem(c, http.StatusForbidden, "forbidden", "your roles do not allow "+c.Request.Method+" "+path)
+		return
+	}
+	c.Next()
+}
+
+func actorContext(ctx context.Context, who Who) context.Context {
+	return patron.WithActor(ctx, patron.Actor{Institution: who.Institution, ID: who.ID, Patron: who.Patron})
+}

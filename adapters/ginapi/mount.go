@@ -1,0 +1,106 @@
+// Package ginapi mounts patronkit's HTTP API into a Gin application: the
+// staff API and the patron's own routes, under a route group the host
+// chooses, behind the host's own login.
+//
+// Every route is decided by Casbin (the kit's Access enforcer), logs one
+// line through log/slog with a request id (also in the X-Request-ID header
+// and every problem body), and answers errors as RFC 9457 problem details.
+// The routes are described in the OpenAPI 3 document served at
+// /openapi.json below the mount.
+//
+// A host implements one thing here: the principal resolver of Options,
+// which maps its session to a Who.
+package ginapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/patronkit/patronkit"
+)
+
+// Who is the principal of a request: a staff user, or a patron acting on
+// their own account, of one institution.
+type Who struct {
+	// Institution is the code of the institution (tenant) the principal
+	// belongs to; nothing outside it is ever read or written.
+	Institution string
+	// ID is the principal's primary_id.
+	ID string
+	// Patron is true for a patron acting on their own account; false for a
+	// staff user, whose roles the policies hold.
+	Patron bool
+}
+
+// PrincipalFunc maps a request to its principal. It returns an error when
+// the request is not signed in (401); a *patron.Error of kind Locked
+// answers 429 with Retry-After.
+type PrincipalFunc func(c *gin.Context) (Who, error)
+
+// Options configures Mount.
+type Options struct {
+	// Principal resolves who makes each request. Required.
+	Principal PrincipalFunc
+	// Logger logs one line per request. Default: the kit's logger.
+	Logger *slog.Logger
+	// MaxBodyBytes caps request bodies. Default: 1 MiB.
+	MaxBodyBytes int64
+}
+
+// api holds what the handlers share.
+type api struct {
+	kit     *patronkit.Kit
+	opts    Options
+	base    string
+	openAPI []byte
+}
+
+// Mount registers every route of the API on r (a group such as
+// router.Group("/library", hostLogin)). It returns an error, never panics,
+// when the options are incomplete.
+func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
+	if r == nil || kit == nil || opts == nil || opts.Principal == nil {
+		return errors.New("ginapi: Mount needs a route group, a kit and Options with a Principal")
+	}
+	o := *opts
+	if o.Logger == nil {
+		o.Logger = kit.Logger
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	a := &api{kit: kit, opts: o, base: r.BasePath()}
+	doc, err := openAPIDocument(a.base)
+	if err != nil {
+		return err
+	}
+	a.openAPI = doc
+	g := r.Group("", a.requestID, a.logRequests, a.recoverProblems, a.authenticate, a.authorize)
+	g.GET("/openapi.json", a.serveOpenAPI)
+	a.userRoutes(g)
+	return nil
+}
+
+const (
+	requestIDKey = "patronkit.request_id"
+	whoKey       = "patronkit.who"
+)
+
+func (a *api) who(c *gin.Context) Who {
+	w, _ := c.Get(whoKey)
+	who, _ := w.(Who)
+	return who
+}
+
+// ctx returns the request's context carrying the actor, for the services.
+func (a *api) ctx(c *gin.Context) context.Context {
+	return actorContext(c.Request.Context(), a.who(c))
+}
+
+func (a *api) serveOpenAPI(c *gin.Context) {
+	c.Data(http.StatusOK, "application/json", a.openAPI)
+}

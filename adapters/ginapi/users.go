@@ -1,0 +1,223 @@
+package ginapi
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/patronkit/patronkit/patron"
+)
+
+// userRoutes registers the staff routes on users and their segments.
+func (a *api) userRoutes(g *gin.RouterGroup) {
+	g.GET("/users", a.listUsers)
+	g.POST("/users", a.createUser)
+	g.GET("/users/:primary_id", a.getUser)
+	g.PUT("/users/:primary_id", a.replaceUser)
+	g.DELETE("/users/:primary_id", a.deleteUser)
+	g.GET("/users/:primary_id/overrides", a.listOverrides)
+	addSegmentRoute(a, g, patron.KindIdentifiers, a.kit.Patrons.AddIdentifier)
+	addSegmentRoute(a, g, patron.KindAddresses, a.kit.Patrons.AddAddress)
+	addSegmentRoute(a, g, patron.KindEmails, a.kit.Patrons.AddEmail)
+	addSegmentRoute(a, g, patron.KindPhones, a.kit.Patrons.AddPhone)
+	addSegmentRoute(a, g, patron.KindNotes, a.kit.Patrons.AddNote)
+	addSegmentRoute(a, g, patron.KindBlocks, a.kit.Patrons.AddBlock)
+	addSegmentRoute(a, g, patron.KindStatistics, a.kit.Patrons.AddStatistic)
+	addSegmentRoute(a, g, patron.KindProxyFor, a.kit.Patrons.AddProxyFor)
+	for _, kind := range patron.SegmentKinds {
+		g.DELETE("/users/:primary_id/"+kind+"/:segment_id", a.removeSegment(kind))
+	}
+}
+
+func (a *api) listUsers(c *gin.Context) {
+	limit, err1 := intParam(c, "limit", 10)
+	offset, err2 := intParam(c, "offset", 0)
+	if err := firstNonNil(err1, err2); err != nil {
+		fail(c, err)
+		return
+	}
+	page, err := a.kit.Patrons.List(a.ctx(c), a.who(c).Institution, patron.Query{
+		Q:           c.Query("q"),
+		UserGroup:   c.Query("user_group"),
+		Status:      c.Query("status"),
+		AccountType: c.Query("account_type"),
+		RecordType:  c.Query("record_type"),
+		Limit:       limit,
+		Offset:      offset,
+	})
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, page)
+}
+
+func (a *api) createUser(c *gin.Context) {
+	var in patron.User
+	if err := decodeJSON(c, a.opts.MaxBodyBytes, &in); err != nil {
+		fail(c, err)
+		return
+	}
+	u, err := a.kit.Patrons.Create(a.ctx(c), a.who(c).Institution, &in)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Header("Location", a.base+"/users/"+u.PrimaryID)
+	a.writeUser(c, http.StatusCreated, u)
+}
+
+func (a *api) getUser(c *gin.Context) {
+	inst := a.who(c).Institution
+	var u *patron.User
+	var err error
+	if idType := c.Query("user_id_type"); idType != "" && !strings.EqualFold(idType, "all_unique") {
+		u, err = a.kit.Patrons.GetByIdentifier(a.ctx(c), inst, idType, c.Param("primary_id"))
+	} else {
+		u, err = a.kit.Patrons.Get(a.ctx(c), inst, c.Param("primary_id"))
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	a.writeUser(c, http.StatusOK, u)
+}
+
+func (a *api) replaceUser(c *gin.Context) {
+	version, err := ifMatch(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	var in patron.User
+	if err := decodeJSON(c, a.opts.MaxBodyBytes, &in); err != nil {
+		fail(c, err)
+		return
+	}
+	u, err := a.kit.Patrons.Replace(a.ctx(c), a.who(c).Institution, c.Param("primary_id"), version, &in)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	a.writeUser(c, http.StatusOK, u)
+}
+
+func (a *api) deleteUser(c *gin.Context) {
+	if err := a.kit.Patrons.Delete(a.ctx(c), a.who(c).Institution, c.Param("primary_id")); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (a *api) listOverrides(c *gin.Context) {
+	out, err := a.kit.Patrons.Overrides(a.ctx(c), a.who(c).Institution, c.Param("primary_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if out == nil {
+		out = []patron.FieldOverride{}
+	}
+	c.JSON(http.StatusOK, gin.H{"overrides": out, "total_record_count": len(out)})
+}
+
+// addSegmentRoute registers POST /users/{primary_id}/{kind}: add one
+// Internal segment, answer the whole record.
+func addSegmentRoute[T any](a *api, g *gin.RouterGroup, kind string, add func(ctx context.Context, inst, primaryID string, x T) (*patron.User, error)) {
+	g.POST("/users/:primary_id/"+kind, func(c *gin.Context) {
+		var x T
+		if err := decodeJSON(c, a.opts.MaxBodyBytes, &x); err != nil {
+			fail(c, err)
+			return
+		}
+		u, err := add(a.ctx(c), a.who(c).Institution, c.Param("primary_id"), x)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		a.writeUser(c, http.StatusCreated, u)
+	})
+}
+
+func (a *api) removeSegment(kind string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		_, err := a.kit.Patrons.RemoveSegment(a.ctx(c), a.who(c).Institution, c.Param("primary_id"), kind, c.Param("segment_id"))
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		c.Status(http.StatusNoContent)
+	}
+}
+
+// writeUser answers a user record with its version as ETag. A patron sees
+// only their own record (whatever lookup found it), without staff notes.
+func (a *api) writeUser(c *gin.Context, status int, u *patron.User) {
+	who := a.who(c)
+	if who.Patron {
+		if !strings.EqualFold(u.PrimaryID, who.ID) {
+			problem(c, http.StatusNotFound, "not-found", "no such user")
+			return
+		}
+		u = patronView(u)
+	}
+	c.Header("ETag", strconv.Quote(strconv.Itoa(u.Version)))
+	c.JSON(status, u)
+}
+
+// patronView is what a patron may see of their own record: no notes for
+// staff only, no warnings meant for staff.
+func patronView(u *patron.User) *patron.User {
+	v := *u
+	v.Notes = nil
+	for _, n := range u.Notes {
+		if n.UserViewable {
+			v.Notes = append(v.Notes, n)
+		}
+	}
+	v.Warnings = nil
+	return &v
+}
+
+// ifMatch reads the version an update is based on from If-Match: 428 when
+// missing, 400 when not a version this API wrote.
+func ifMatch(c *gin.Context) (int, error) {
+	h := strings.TrimSpace(c.GetHeader("If-Match"))
+	if h == "" {
+		return 0, &requestError{status: http.StatusPreconditionRequired, slug: "precondition-required", detail: "send If-Match with the version (ETag) of the record you read"}
+	}
+	h = strings.TrimPrefix(h, "W/")
+	if unq, err := strconv.Unquote(h); err == nil {
+		h = unq
+	}
+	v, err := strconv.Atoi(h)
+	if err != nil || v < 1 {
+		return 0, badRequest("If-Match must be the ETag of the record, e.g. \"3\"")
+	}
+	return v, nil
+}
+
+func intParam(c *gin.Context, name string, def int) (int, error) {
+	s, ok := c.GetQuery(name)
+	if !ok || s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, badRequest(name+" must be a whole number, 0 or more", patron.FieldError{Field: name, Code: "bad_format", Message: "is not a whole number"})
+	}
+	return n, nil
+}
+
+func firstNonNil(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}

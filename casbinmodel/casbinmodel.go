@@ -1,0 +1,316 @@
+// Package casbinmodel holds patronkit's Casbin access model and default
+// policies (embedded), and builds the enforcer that decides every request.
+//
+// Policies come from one of three places:
+//
+//   - Default(): the embedded model and policy file, held in memory (role
+//     assignments made at run time are lost at exit: for tests and demos);
+//   - FromFiles(model, policy): files a policy author edits;
+//   - FromDB(db): the embedded model, policy rows in the table
+//     pk_casbin_rules (Casbin's GORM adapter), seeded with the default
+//     policy the first time; role assignments persist.
+package casbinmodel
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/casbin/casbin/v2"
+	"github.com/casbin/casbin/v2/model"
+	"github.com/casbin/casbin/v2/persist"
+	fileadapter "github.com/casbin/casbin/v2/persist/file-adapter"
+	stringadapter "github.com/casbin/casbin/v2/persist/string-adapter"
+	gormadapter "github.com/casbin/gorm-adapter/v3"
+	"github.com/go-gormigrate/gormigrate/v2"
+	"gorm.io/gorm"
+)
+
+//go:embed model.conf
+var defaultModel string
+
+//go:embed policy.csv
+var defaultPolicy string
+
+// DefaultModel returns the text of the embedded model.
+func DefaultModel() string { return defaultModel }
+
+// DefaultPolicy returns the text of the embedded default policy file.
+func DefaultPolicy() string { return defaultPolicy }
+
+// RuleTable is the table FromDB keeps policy rows in.
+const RuleTable = "pk_casbin_rules"
+
+// PatronRole is the subject under which a patron acting on their own
+// account is decided.
+const PatronRole = "patron"
+
+// Policies says where the model and policies come from. Make one with
+// Default, FromFiles or FromDB.
+type Policies struct {
+	name    string
+	model   func() (model.Model, error)
+	adapter func() (persist.Adapter, error)
+	// seed, when set, fills an empty store with the default policy.
+	seed bool
+}
+
+// IsZero reports whether p was never set (a Config field left empty).
+func (p Policies) IsZero() bool { return p.model == nil }
+
+// Default is the embedded model and policy, in memory.
+func Default() Policies {
+	return Policies{
+		name:    "default",
+		model:   func() (model.Model, error) { return model.NewModelFromString(defaultModel) },
+		adapter: func() (persist.Adapter, error) { return stringadapter.NewAdapter(defaultPolicy), nil },
+	}
+}
+
+// FromFiles reads the model and the policy from files. An empty modelPath
+// takes the embedded model.
+func FromFiles(modelPath, policyPath string) Policies {
+	return Policies{
+		name: "files",
+		model: func() (model.Model, error) {
+			if modelPath == "" {
+				return model.NewModelFromString(defaultModel)
+			}
+			return model.NewModelFromFile(modelPath)
+		},
+		adapter: func() (persist.Adapter, error) {
+			if _, err := os.Stat(policyPath); err != nil {
+				return nil, fmt.Errorf("casbinmodel: policy file: %w", err)
+			}
+			return fileadapter.NewAdapter(policyPath), nil
+		},
+	}
+}
+
+// FromDB keeps policy rows in the database (table pk_casbin_rules, created
+// by Migrations), seeded with the default policy when the table is empty.
+func FromDB(db *gorm.DB) Policies {
+	return Policies{
+		name:  "database",
+		model: func() (model.Model, error) { return model.NewModelFromString(defaultModel) },
+		adapter: func() (persist.Adapter, error) {
+			if db == nil {
+				return nil, errors.New("casbinmodel: FromDB needs a database")
+			}
+			s := db.Session(&gorm.Session{NewDB: true})
+			gormadapter.TurnOffAutoMigrate(s)
+			return gormadapter.NewAdapterByDBUseTableName(s, "", RuleTable)
+		},
+		seed: true,
+	}
+}
+
+// Migrations creates the policy table used by FromDB.
+func Migrations() []*gormigrate.Migration {
+	return []*gormigrate.Migration{{
+		ID: "202611270002_casbin_rules",
+		Migrate: func(tx *gorm.DB) error {
+			if err := tx.Table(RuleTable).Migrator().CreateTable(&gormadapter.CasbinRule{}); err != nil {
+				return err
+			}
+			return tx.Exec("CREATE UNIQUE INDEX pk_casbin_rules_rule ON " + RuleTable + " (ptype, v0, v1, v2, v3, v4, v5)").Error
+		},
+		Rollback: func(tx *gorm.DB) error { return tx.Migrator().DropTable(RuleTable) },
+	}}
+}
+
+// Request is one access decision: who asks to do what, where.
+type Request struct {
+	// Institution and Subject (a primary_id) name who asks.
+	Institution string
+	Subject     string
+	// Patron is true when the asker acts as a patron on their own account.
+	Patron bool
+	// Library is the library the action concerns; empty for resources of
+	// the whole institution, where a role held in any library counts.
+	Library string
+	// Path is the route path below the mount; Method the HTTP method.
+	Path   string
+	Method string
+}
+
+// Enforcer decides requests. It loads its policies on first use (or on
+// Load) and is safe for concurrent use.
+type Enforcer struct {
+	policies Policies
+	mu       sync.Mutex
+	e        *casbin.SyncedCachedEnforcer
+}
+
+// NewEnforcer returns an enforcer over p; nothing is read until Load or the
+// first decision.
+func NewEnforcer(p Policies) (*Enforcer, error) {
+	if p.model == nil {
+		return nil, errors.New("casbinmodel: empty Policies: use Default, FromFiles or FromDB")
+	}
+	return &Enforcer{policies: p}, nil
+}
+
+// Load reads (or re-reads) the model and policies now. With FromDB, an
+// empty policy table is first seeded with the default policy.
+func (en *Enforcer) Load(ctx context.Context) error {
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	m, err := en.policies.model()
+	if err != nil {
+		return fmt.Errorf("casbinmodel: model: %w", err)
+	}
+	a, err := en.policies.adapter()
+	if err != nil {
+		return fmt.Errorf("casbinmodel: policies: %w", err)
+	}
+	e, err := casbin.NewSyncedCachedEnforcer(m, a)
+	if err != nil {
+		return fmt.Errorf("casbinmodel: %s policies: %w", en.policies.name, err)
+	}
+	if !en.policies.seed {
+		e.EnableAutoSave(false)
+	}
+	if en.policies.seed {
+		held, err := e.GetPolicy()
+		if err != nil {
+			return err
+		}
+		if len(held) == 0 {
+			if err := seed(e); err != nil {
+				return err
+			}
+		}
+	}
+	en.e = e
+	return nil
+}
+
+// seed adds the default policy lines one batch at a time (AddPolicies, not
+// SavePolicy, which clears the table outside its transaction). A second
+// instance seeding at the same moment loses on the unique index; it then
+// reads what the first wrote.
+func seed(e *casbin.SyncedCachedEnforcer) error {
+	var rules [][]string
+	for _, line := range strings.Split(defaultPolicy, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		parts := strings.Split(line, ",")
+		for i := range parts {
+			parts[i] = strings.TrimSpace(parts[i])
+		}
+		if parts[0] == "p" {
+			rules = append(rules, parts[1:])
+		}
+	}
+	if _, err := e.AddPolicies(rules); err != nil {
+		if lerr := e.LoadPolicy(); lerr != nil {
+			return fmt.Errorf("casbinmodel: seeding the default policy: %w", err)
+		}
+		if held, _ := e.GetPolicy(); len(held) == 0 {
+			return fmt.Errorf("casbinmodel: seeding the default policy: %w", err)
+		}
+	}
+	return nil
+}
+
+func (en *Enforcer) enforcer(ctx context.Context) (*casbin.SyncedCachedEnforcer, error) {
+	en.mu.Lock()
+	e := en.e
+	en.mu.Unlock()
+	if e != nil {
+		return e, nil
+	}
+	if err := en.Load(ctx); err != nil {
+		return nil, err
+	}
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	return en.e, nil
+}
+
+// StaffSubject is the Casbin subject of a staff user of an institution.
+func StaffSubject(institution, primaryID string) string {
+	return institution + "/" + primaryID
+}
+
+// Allow decides a request.
+func (en *Enforcer) Allow(ctx context.Context, r Request) (bool, error) {
+	e, err := en.enforcer(ctx)
+	if err != nil {
+		return false, err
+	}
+	sub := StaffSubject(r.Institution, r.Subject)
+	if r.Patron {
+		sub = PatronRole
+	}
+	if r.Library != "" {
+		return e.Enforce(sub, r.Library, r.Path, r.Method, r.Subject)
+	}
+	// A resource of the whole institution: a role in any library counts.
+	domains := []string{"*"}
+	if !r.Patron {
+		ds, err := e.GetDomainsForUser(sub)
+		if err != nil {
+			return false, err
+		}
+		domains = append(domains, ds...)
+	}
+	for _, d := range domains {
+		ok, err := e.Enforce(sub, d, r.Path, r.Method, r.Subject)
+		if err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// AssignRole gives a staff user a role in a library ("*" for all). With
+// FromDB the assignment is saved; otherwise it lasts until the process ends.
+func (en *Enforcer) AssignRole(ctx context.Context, institution, primaryID, role, library string) error {
+	e, err := en.enforcer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := e.AddGroupingPolicy(StaffSubject(institution, primaryID), role, library); err != nil {
+		return err
+	}
+	e.InvalidateCache()
+	return nil
+}
+
+// RevokeRole takes a role in a library away from a staff user.
+func (en *Enforcer) RevokeRole(ctx context.Context, institution, primaryID, role, library string) error {
+	e, err := en.enforcer(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := e.RemoveGroupingPolicy(StaffSubject(institution, primaryID), role, library); err != nil {
+		return err
+	}
+	e.InvalidateCache()
+	return nil
+}
+
+// Roles lists the roles of a staff user as [role, library] pairs.
+func (en *Enforcer) Roles(ctx context.Context, institution, primaryID string) ([][2]string, error) {
+	e, err := en.enforcer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := e.GetFilteredGroupingPolicy(0, StaffSubject(institution, primaryID))
+	if err != nil {
+		return nil, err
+	}
+	out := make([][2]string, 0, len(rules))
+	for _, r := range rules {
+		out = append(out, [2]string{r[1], r[2]})
+	}
+	return out, nil
+}

@@ -1,0 +1,124 @@
+// Command portal is patronkit's demo server: the SDK mounted under /api of
+// a Gin app, on the embedded SQLite database by default.
+//
+//	go run ./examples/portal                 # SQLite file under ./patronkit-data, demo data
+//	go run ./examples/portal -db 'postgres://user:pass@127.0.0.1/patronkit'
+//	go run ./examples/portal -seed=false -addr 127.0.0.1:9000
+//
+// API clients sign in with HTTP Basic: primary_id and PIN (see README.md
+// for the demo accounts).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/patronkit/patronkit"
+	"github.com/patronkit/patronkit/adapters/ginapi"
+	"github.com/patronkit/patronkit/adapters/sqldb"
+	"github.com/patronkit/patronkit/casbinmodel"
+)
+
+// Institution is the code of the demo institution.
+const Institution = "DEMO"
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "portal:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("portal", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	dsn := fs.String("db", os.Getenv("PATRONKIT_DB"), "Postgres or MySQL DSN (default: env PATRONKIT_DB, else the SQLite file under -data)")
+	data := fs.String("data", "patronkit-data", "data directory (SQLite file, SIS drop folder)")
+	seedDemo := fs.Bool("seed", true, "seed the demo institution when the database has no users")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+
+	if *dsn == "" {
+		if err := os.MkdirAll(*data, 0o750); err != nil {
+			return err
+		}
+		*dsn = filepath.Join(*data, "patronkit.db")
+	}
+	db, err := sqldb.Open(*dsn)
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	kit, err := patronkit.New(db, &patronkit.Config{
+		Policies: casbinmodel.FromDB(db),
+		Logger:   log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := kit.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if *seedDemo {
+		seeded, err := Seed(ctx, kit, Institution)
+		if err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		if seeded {
+			log.Info("seeded the demo institution", "institution", Institution)
+		}
+	}
+
+	r, err := Router(kit, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Printf("patronkit portal on http://%s (API under /api, document at /api/openapi.json)\n", ln.Addr())
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(shut); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+}
+
+// Router builds the portal's Gin engine: /healthz, and the SDK under /api
+// with HTTP Basic sign-in by primary_id and PIN.
+func Router(kit *patronkit.Kit, log *slog.Logger) (*gin.Engine, error) {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	err := ginapi.Mount(r.Group("/api"), kit, &ginapi.Options{
+		Principal: ginapi.BasicPIN(kit.Patrons, Institution),
+		Logger:    log,
+	})
+	return r, err
+}

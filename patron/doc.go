@@ -1,0 +1,21 @@
+// Package patron keeps a library's user (patron) records: the core fields
+// and the segments (identifiers, addresses, emails, phones, notes, blocks,
+// statistics, proxy-for relations) of each user, named as Alma names them so
+// that an Alma user record maps field for field.
+//
+// A user belongs to one institution and nothing reads or writes across
+// institutions: every Service method takes the institution code.
+//
+// The Service validates, enforces who may change what on external users
+// (users that a Student Information System owns), remembers manual changes
+// of the fields a synchronize keeps (field provenance), hashes PINs, and
+// calls the hooks a host or another module registers:
+//
+//   - DeletionGuard: reasons a user cannot be deleted (circulation plugs in
+//     here: loans, balances);
+//   - Listener: told after a user was created, changed or deleted;
+//   - AuditSink: told who read, changed or exported which user.
+//
+// Hosts may implement those three interfaces (or use the Func adapters).
+// Everything else in this package is used, not implemented, by hosts.
+package patron

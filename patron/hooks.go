@@ -1,0 +1,109 @@
+package patron
+
+import (
+	"context"
+	"time"
+)
+
+// DeletionGuard gives the reasons a user may not be deleted now (open loans,
+// a balance, active requests...). An empty list means no objection.
+// Circulation and privacy register guards; a host may add its own.
+type DeletionGuard interface {
+	DeletionReasons(ctx context.Context, u *User) ([]string, error)
+}
+
+// DeletionGuardFunc adapts a function to a DeletionGuard.
+type DeletionGuardFunc func(ctx context.Context, u *User) ([]string, error)
+
+// DeletionReasons implements DeletionGuard.
+func (f DeletionGuardFunc) DeletionReasons(ctx context.Context, u *User) ([]string, error) {
+	return f(ctx, u)
+}
+
+// Change actions told to listeners.
+const (
+	Created = "created"
+	Updated = "updated"
+	Deleted = "deleted"
+)
+
+// Change describes a committed change of a user record. Before is nil for a
+// creation and After is nil for a deletion.
+type Change struct {
+	Institution string
+	Action      string
+	Before      *User
+	After       *User
+	Actor       Actor
+}
+
+// Listener is told after a change of a user record has been committed.
+// It runs in the caller's goroutine; a slow listener slows the change.
+type Listener interface {
+	UserChanged(ctx context.Context, c Change)
+}
+
+// ListenerFunc adapts a function to a Listener.
+type ListenerFunc func(ctx context.Context, c Change)
+
+// UserChanged implements Listener.
+func (f ListenerFunc) UserChanged(ctx context.Context, c Change) { f(ctx, c) }
+
+// Audit actions.
+const (
+	AuditRead   = "read"
+	AuditCreate = "create"
+	AuditUpdate = "update"
+	AuditDelete = "delete"
+	AuditExport = "export"
+)
+
+// AuditEvent records that an actor read, changed or exported a user's data.
+type AuditEvent struct {
+	At          time.Time
+	Institution string
+	Actor       Actor
+	Action      string
+	PrimaryID   string
+	// What names the part of the record concerned ("user", "notes"...).
+	What string
+}
+
+// AuditSink receives audit events. The privacy module persists them; a host
+// may send them elsewhere too.
+type AuditSink interface {
+	Audit(ctx context.Context, e AuditEvent)
+}
+
+// AuditFunc adapts a function to an AuditSink.
+type AuditFunc func(ctx context.Context, e AuditEvent)
+
+// Audit implements AuditSink.
+func (f AuditFunc) Audit(ctx context.Context, e AuditEvent) { f(ctx, e) }
+
+// Actor is who acts: a staff user or a patron of an institution, or a
+// system job (ID "system:<job>").
+type Actor struct {
+	Institution string
+	ID          string
+	Patron      bool
+}
+
+type actorKey struct{}
+
+// WithActor returns a context that carries who is acting; the service
+// stamps notes and blocks with it and names it in audit events.
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// ActorFrom returns the actor carried by ctx, if any.
+func ActorFrom(ctx context.Context) (Actor, bool) {
+	a, ok := ctx.Value(actorKey{}).(Actor)
+	return a, ok
+}
+
+func actorOf(ctx context.Context) Actor {
+	a, _ := ActorFrom(ctx)
+	return a
+}

@@ -1,0 +1,74 @@
+package patron
+
+import (
+	"context"
+	"strings"
+)
+
+// Query selects users for a list. Empty fields do not filter.
+type Query struct {
+	// Q matches words against names, primary_id, identifiers and email
+	// addresses; every word must match somewhere (case-insensitive).
+	Q           string
+	UserGroup   string
+	Status      string
+	AccountType string
+	RecordType  string
+	// Limit is the page size: default 10, at most 100.
+	Limit int
+	// Offset is how many matching users to pass over.
+	Offset int
+}
+
+// Page is one page of a list, with the count of all matches.
+type Page struct {
+	Users            []User `json:"user"`
+	TotalRecordCount int64  `json:"total_record_count"`
+}
+
+// List returns a page of an institution's users, ordered by last name,
+// first name and primary_id. Listed users carry core fields only.
+func (s *Service) List(ctx context.Context, inst string, q Query) (Page, error) {
+	if q.Limit <= 0 {
+		q.Limit = 10
+	}
+	if q.Limit > 100 || q.Offset < 0 {
+		return Page{}, invalid(FieldError{Field: "limit", Code: "out_of_range", Message: "limit must be 1..100 and offset at least 0"})
+	}
+	db := s.db.WithContext(ctx).Model(&User{}).Where("institution = ?", inst)
+	for field, v := range map[string]string{"user_group": q.UserGroup, "status": strings.ToUpper(q.Status), "account_type": strings.ToUpper(q.AccountType), "record_type": strings.ToUpper(q.RecordType)} {
+		if v != "" {
+			db = db.Where(field+" = ?", v)
+		}
+	}
+	for _, word := range strings.Fields(strings.ToLower(q.Q)) {
+		like := "%" + escapeLike(word) + "%"
+		db = db.Where(`LOWER(first_name) LIKE ? ESCAPE '!' OR LOWER(last_name) LIKE ? ESCAPE '!' OR primary_id_key LIKE ? ESCAPE '!'`+
+			` OR EXISTS (SELECT 1 FROM pk_user_identifiers i WHERE i.user_id = pk_users.id AND i.value_key LIKE ? ESCAPE '!')`+
+			` OR EXISTS (SELECT 1 FROM pk_user_emails e WHERE e.user_id = pk_users.id AND LOWER(e.email_address) LIKE ? ESCAPE '!')`,
+			like, like, like, like, like)
+	}
+	var page Page
+	if err := db.Count(&page.TotalRecordCount).Error; err != nil {
+		return Page{}, err
+	}
+	if err := db.Order("last_name, first_name, primary_id_key").Limit(q.Limit).Offset(q.Offset).Find(&page.Users).Error; err != nil {
+		return Page{}, err
+	}
+	for i := range page.Users {
+		u := &page.Users[i]
+		s.finishRead(u)
+		u.Warnings = nil // computed from segments, which a list does not carry
+		s.emit(ctx, inst, AuditRead, u.PrimaryID, "user list")
+	}
+	if page.Users == nil {
+		page.Users = []User{}
+	}
+	return page, nil
+}
+
+// escapeLike makes a user's words literal inside LIKE, with '!' as escape.
+func escapeLike(s string) string {
+	r := strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
+	return r.Replace(s)
+}

@@ -1,0 +1,335 @@
+package patron
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/go-playground/validator/v10"
+	"golang.org/x/crypto/bcrypt"
+	"gorm.io/gorm"
+)
+
+// Options configures a Service. The zero value is usable.
+type Options struct {
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// PINCost is the bcrypt cost of stored PINs. Default: bcrypt.DefaultCost
+	// (10); tests may lower it to bcrypt.MinCost.
+	PINCost int
+	// MaxSignInFailures is how many wrong PINs in a row lock an account.
+	// Default: 5.
+	MaxSignInFailures int
+	// Lockout is how long a locked account stays locked. Default: 15 minutes.
+	Lockout time.Duration
+	// Audit receives an event for every read, change and export of a user.
+	// Default: none.
+	Audit AuditSink
+	// Logger logs failures of listeners and sinks. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Service keeps the user records of every institution in one database.
+// It is safe for concurrent use once its hooks are registered.
+type Service struct {
+	db        *gorm.DB
+	now       func() time.Time
+	validate  *validator.Validate
+	pinCost   int
+	dummyHash string
+	maxFails  int
+	lockout   time.Duration
+	audit     AuditSink
+	log       *slog.Logger
+	guards    []DeletionGuard
+	listeners []Listener
+}
+
+// NewService returns a Service over db. It works on a session of db and
+// never changes the host's settings.
+func NewService(db *gorm.DB, opts Options) (*Service, error) {
+	if db == nil {
+		return nil, errors.New("patron: NewService needs a database")
+	}
+	s := &Service{
+		db:       db.Session(&gorm.Session{NewDB: true}),
+		now:      opts.Now,
+		validate: newValidator(),
+		pinCost:  opts.PINCost,
+		maxFails: opts.MaxSignInFailures,
+		lockout:  opts.Lockout,
+		audit:    opts.Audit,
+		log:      opts.Logger,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.pinCost == 0 {
+		s.pinCost = bcrypt.DefaultCost
+	}
+	if s.pinCost < bcrypt.MinCost || s.pinCost > bcrypt.MaxCost {
+		return nil, fmt.Errorf("patron: PINCost %d is outside bcrypt's %d..%d", s.pinCost, bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	if s.maxFails == 0 {
+		s.maxFails = 5
+	}
+	if s.lockout == 0 {
+		s.lockout = 15 * time.Minute
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte("no PIN is set"), s.pinCost)
+	if err != nil {
+		return nil, err
+	}
+	s.dummyHash = string(h)
+	return s, nil
+}
+
+// AddDeletionGuard registers a guard asked before every deletion. Register
+// guards while wiring, before the service is used.
+func (s *Service) AddDeletionGuard(g DeletionGuard) { s.guards = append(s.guards, g) }
+
+// AddListener registers a listener told of every committed change. Register
+// listeners while wiring, before the service is used.
+func (s *Service) AddListener(l Listener) { s.listeners = append(s.listeners, l) }
+
+// SetAuditSink replaces the sink that receives audit events.
+func (s *Service) SetAuditSink(a AuditSink) { s.audit = a }
+
+func (s *Service) clock() time.Time { return s.now().UTC() }
+
+// Create adds a user to an institution. Segments added by staff are
+// Internal. An EXTERNAL account_type with an external_id is a fast
+// registration: the named integration profile takes the user over at its
+// next synchronize.
+func (s *Service) Create(ctx context.Context, inst string, in *User) (*User, error) {
+	u := *in
+	u.Institution = inst
+	if err := s.normalizeNew(ctx, &u); err != nil {
+		return nil, err
+	}
+	if err := s.validateUser(&u); err != nil {
+		return nil, err
+	}
+	if u.PINNumber != "" {
+		h, err := s.hashPIN(u.PINNumber)
+		if err != nil {
+			return nil, err
+		}
+		u.PINHash, u.PINNumber = h, ""
+	}
+	now := s.clock()
+	u.ID = newID()
+	u.Version = 1
+	u.CreatedAt, u.UpdatedAt = now, now
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := checkPrimaryIDFree(tx, inst, u.PrimaryIDKey, ""); err != nil {
+			return err
+		}
+		if err := checkIdentifiersFree(tx, inst, u.Identifiers, ""); err != nil {
+			return err
+		}
+		if err := tx.Omit(segmentAssociations...).Create(&u).Error; err != nil {
+			return err
+		}
+		return insertSegments(tx, &u, false, nil)
+	})
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	out := s.finishRead(&u)
+	s.changed(ctx, Change{Institution: inst, Action: Created, After: out})
+	s.emit(ctx, inst, AuditCreate, out.PrimaryID, "user")
+	return out, nil
+}
+
+// Get returns a user by primary_id (any case).
+func (s *Service) Get(ctx context.Context, inst, primaryID string) (*User, error) {
+	u, err := loadUser(s.db.WithContext(ctx), inst, primaryID)
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	out := s.finishRead(u)
+	s.emit(ctx, inst, AuditRead, out.PrimaryID, "user")
+	return out, nil
+}
+
+// GetByIdentifier returns the user holding an identifier of a type (a
+// BARCODE, say), as Alma's user_id_type lookup does.
+func (s *Service) GetByIdentifier(ctx context.Context, inst, idType, value string) (*User, error) {
+	var id Identifier
+	err := s.db.WithContext(ctx).
+		Where("institution = ? AND id_type = ? AND value_key = ?", inst, idType, foldKey(value)).
+		Take(&id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, notFound("no user with %s %q", idType, value)
+	}
+	if err != nil {
+		return nil, err
+	}
+	u, err := loadUserByID(s.db.WithContext(ctx), inst, id.UserID)
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	out := s.finishRead(u)
+	s.emit(ctx, inst, AuditRead, out.PrimaryID, "user")
+	return out, nil
+}
+
+// Delete removes a user after asking every deletion guard; when any objects,
+// nothing is deleted and the Refused error lists every reason.
+func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
+	u, err := loadUser(s.db.WithContext(ctx), inst, primaryID)
+	if err != nil {
+		return s.translate(err)
+	}
+	var reasons []string
+	for _, g := range s.guards {
+		r, err := g.DeletionReasons(ctx, u)
+		if err != nil {
+			return err
+		}
+		reasons = append(reasons, r...)
+	}
+	if len(reasons) > 0 {
+		return &Error{Kind: Refused, Detail: fmt.Sprintf("user %q cannot be deleted", u.PrimaryID), Reasons: reasons}
+	}
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := deleteSegments(tx, u.ID, false); err != nil {
+			return err
+		}
+		if err := tx.Where("user_id = ?", u.ID).Delete(&FieldOverride{}).Error; err != nil {
+			return err
+		}
+		res := tx.Where("id = ? AND version = ?", u.ID, u.Version).Delete(&User{})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return &Error{Kind: Stale, Detail: "the user changed while it was being deleted; try again"}
+		}
+		return nil
+	})
+	if err != nil {
+		return s.translate(err)
+	}
+	s.changed(ctx, Change{Institution: inst, Action: Deleted, Before: s.finishRead(u)})
+	s.emit(ctx, inst, AuditDelete, u.PrimaryID, "user")
+	return nil
+}
+
+// finishRead prepares a loaded record for a caller: warnings computed, no
+// PIN material.
+func (s *Service) finishRead(u *User) *User {
+	u.PINNumber = ""
+	u.Warnings = Warnings(u)
+	return u
+}
+
+func (s *Service) changed(ctx context.Context, c Change) {
+	c.Actor = actorOf(ctx)
+	for _, l := range s.listeners {
+		l.UserChanged(ctx, c)
+	}
+}
+
+func (s *Service) emit(ctx context.Context, inst, action, primaryID, what string) {
+	if s.audit == nil {
+		return
+	}
+	s.audit.Audit(ctx, AuditEvent{At: s.clock(), Institution: inst, Actor: actorOf(ctx), Action: action, PrimaryID: primaryID, What: what})
+}
+
+// normalizeNew trims and fills the defaults of a record created by staff.
+func (s *Service) normalizeNew(ctx context.Context, u *User) error {
+	normalizeCore(u)
+	if u.AccountType == "" {
+		u.AccountType = AccountInternal
+	}
+	var fields []FieldError
+	eachSegment(u, func(path string, seg *Segment) { fields = append(fields, internalOnly(path, seg)...) })
+	if len(fields) > 0 {
+		return invalid(fields...)
+	}
+	s.stampSegments(ctx, u)
+	return nil
+}
+
+// stampSegments fills ids, dates and authors of segments that lack them.
+func (s *Service) stampSegments(ctx context.Context, u *User) {
+	now := s.clock()
+	by := actorOf(ctx).ID
+	for i := range u.Notes {
+		n := &u.Notes[i]
+		if n.Origin == "" {
+			n.Origin = OriginLibrary
+		}
+		if n.CreatedDate.IsZero() {
+			n.CreatedDate = now
+		}
+		if n.CreatedBy == "" {
+			n.CreatedBy = by
+		}
+	}
+	for i := range u.Blocks {
+		b := &u.Blocks[i]
+		if b.BlockStatus == "" {
+			b.BlockStatus = StatusActive
+		}
+		if b.CreatedDate.IsZero() {
+			b.CreatedDate = now
+		}
+		if b.CreatedBy == "" {
+			b.CreatedBy = by
+		}
+	}
+}
+
+// normalizeCore trims fields, upper-cases enumerations and fills defaults
+// that every record shares.
+func normalizeCore(u *User) {
+	trim := func(ps ...*string) {
+		for _, p := range ps {
+			*p = strings.TrimSpace(*p)
+		}
+	}
+	trim(&u.PrimaryID, &u.FirstName, &u.MiddleName, &u.LastName, &u.UserTitle, &u.Gender,
+		&u.UserGroup, &u.CampusCode, &u.JobCategory, &u.JobDescription, &u.PreferredLanguage,
+		&u.RSLibrary, &u.ExternalID, &u.BirthDate, &u.ExpiryDate, &u.PurgeDate)
+	u.AccountType = strings.ToUpper(strings.TrimSpace(u.AccountType))
+	u.RecordType = strings.ToUpper(strings.TrimSpace(u.RecordType))
+	u.Status = strings.ToUpper(strings.TrimSpace(u.Status))
+	if u.RecordType == "" {
+		u.RecordType = RecordPublic
+	}
+	if u.Status == "" {
+		u.Status = StatusActive
+	}
+	u.PrimaryIDKey = foldKey(u.PrimaryID)
+	for i := range u.Identifiers {
+		id := &u.Identifiers[i]
+		trim(&id.IDType, &id.Value)
+		id.Institution = u.Institution
+		id.ValueKey = foldKey(id.Value)
+		id.Status = strings.ToUpper(id.Status)
+		if id.Status == "" {
+			id.Status = StatusActive
+		}
+	}
+	for i := range u.Emails {
+		trim(&u.Emails[i].EmailAddress)
+	}
+	for i := range u.Blocks {
+		u.Blocks[i].BlockStatus = strings.ToUpper(strings.TrimSpace(u.Blocks[i].BlockStatus))
+	}
+	for i := range u.ProxyFor {
+		trim(&u.ProxyFor[i].PrimaryID)
+	}
+}
+
+func foldKey(s string) string { return strings.ToLower(strings.TrimSpace(s)) }

@@ -1,0 +1,186 @@
+package patron
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+)
+
+// segmentAssociations names the segment lists of User for Preload and Omit.
+var segmentAssociations = []string{"Identifiers", "Addresses", "Emails", "Phones", "Notes", "Blocks", "Statistics", "ProxyFor"}
+
+// newID returns a time-ordered id (UUIDv7): rows sort in the order they
+// were written, and ids are made here, not by the database.
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func loadUser(db *gorm.DB, inst, primaryID string) (*User, error) {
+	return loadWhere(db, "institution = ? AND primary_id_key = ?", inst, foldKey(primaryID))
+}
+
+func loadUserByID(db *gorm.DB, inst, id string) (*User, error) {
+	return loadWhere(db, "institution = ? AND id = ?", inst, id)
+}
+
+func loadWhere(db *gorm.DB, where string, args ...any) (*User, error) {
+	q := db
+	for _, a := range segmentAssociations {
+		q = q.Preload(a, orderByID)
+	}
+	var u User
+	err := q.Where(where, args...).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, notFound("no such user")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+func orderByID(db *gorm.DB) *gorm.DB { return db.Order("id") }
+
+// eachSegment visits the common part of every segment of u, with its JSON
+// path for error messages.
+func eachSegment(u *User, visit func(path string, s *Segment)) {
+	for i := range u.Identifiers {
+		visit(fmt.Sprintf("user_identifiers[%d]", i), &u.Identifiers[i].Segment)
+	}
+	for i := range u.Addresses {
+		visit(fmt.Sprintf("addresses[%d]", i), &u.Addresses[i].Segment)
+	}
+	for i := range u.Emails {
+		visit(fmt.Sprintf("emails[%d]", i), &u.Emails[i].Segment)
+	}
+	for i := range u.Phones {
+		visit(fmt.Sprintf("phones[%d]", i), &u.Phones[i].Segment)
+	}
+	for i := range u.Notes {
+		visit(fmt.Sprintf("user_notes[%d]", i), &u.Notes[i].Segment)
+	}
+	for i := range u.Blocks {
+		visit(fmt.Sprintf("user_blocks[%d]", i), &u.Blocks[i].Segment)
+	}
+	for i := range u.Statistics {
+		visit(fmt.Sprintf("user_statistics[%d]", i), &u.Statistics[i].Segment)
+	}
+	for i := range u.ProxyFor {
+		visit(fmt.Sprintf("proxy_for_users[%d]", i), &u.ProxyFor[i].Segment)
+	}
+}
+
+// insertSegments writes the segments of u (only the Internal ones when
+// internalOnly). A segment keeps its id when it is one of held, the ids of
+// the user's segments being replaced; any other gets a fresh id.
+func insertSegments(tx *gorm.DB, u *User, internalOnly bool, held map[string]bool) error {
+	used := map[string]bool{}
+	eachSegment(u, func(_ string, s *Segment) {
+		if !held[s.ID] || used[s.ID] {
+			s.ID = newID()
+		}
+		used[s.ID] = true
+		s.UserID = u.ID
+	})
+	keep := func(s Segment) bool { return !internalOnly || !s.IsExternal() }
+	return firstErr(
+		insertKept(tx, u.Identifiers, func(x Identifier) bool { return keep(x.Segment) }),
+		insertKept(tx, u.Addresses, func(x Address) bool { return keep(x.Segment) }),
+		insertKept(tx, u.Emails, func(x Email) bool { return keep(x.Segment) }),
+		insertKept(tx, u.Phones, func(x Phone) bool { return keep(x.Segment) }),
+		insertKept(tx, u.Notes, func(x Note) bool { return keep(x.Segment) }),
+		insertKept(tx, u.Blocks, func(x Block) bool { return keep(x.Segment) }),
+		insertKept(tx, u.Statistics, func(x Statistic) bool { return keep(x.Segment) }),
+		insertKept(tx, u.ProxyFor, func(x ProxyFor) bool { return keep(x.Segment) }),
+	)
+}
+
+func insertKept[T any](tx *gorm.DB, rows []T, keep func(T) bool) func() error {
+	return func() error {
+		var out []T
+		for _, r := range rows {
+			if keep(r) {
+				out = append(out, r)
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return tx.Create(&out).Error
+	}
+}
+
+func firstErr(steps ...func() error) error {
+	for _, s := range steps {
+		if err := s(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// segmentModels lists one value of each segment table.
+var segmentModels = []any{&Identifier{}, &Address{}, &Email{}, &Phone{}, &Note{}, &Block{}, &Statistic{}, &ProxyFor{}}
+
+// deleteSegments removes the segments of a user: all of them, or only the
+// Internal ones.
+func deleteSegments(tx *gorm.DB, userID string, internalOnly bool) error {
+	for _, m := range segmentModels {
+		q := tx.Where("user_id = ?", userID)
+		if internalOnly {
+			q = q.Where("segment_type = ?", SegmentInternal)
+		}
+		if err := q.Delete(m).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkPrimaryIDFree refuses a primary_id held by a user other than self.
+func checkPrimaryIDFree(tx *gorm.DB, inst, key, self string) error {
+	var other User
+	err := tx.Select("id", "primary_id").Where("institution = ? AND primary_id_key = ?", inst, key).Take(&other).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && other.ID == self) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return conflict("primary_id %q is already taken by another user", other.PrimaryID)
+}
+
+// checkIdentifiersFree refuses identifiers held by a user other than self,
+// (case and surrounding blanks do not count).
+func checkIdentifiersFree(tx *gorm.DB, inst string, ids []Identifier, self string) error {
+	for _, id := range ids {
+		var other Identifier
+		err := tx.Where("institution = ? AND id_type = ? AND value_key = ?", inst, id.IDType, id.ValueKey).Take(&other).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && other.UserID == self) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		return conflict("identifier %s %q is already held by another user", id.IDType, id.Value)
+	}
+	return nil
+}
+
+// translate maps database errors to the service's own: a duplicate key is a
+// Conflict whatever the dialect (the host's *gorm.DB may not translate).
+func (s *Service) translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := AsError(err); ok {
+		return err
+	}
+	if t, ok := s.db.Dialector.(gorm.ErrorTranslator); ok {
+		err = t.Translate(err)
+	}
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return conflict("the record conflicts with one written at the same time (a primary_id or identifier is taken)")
+	}
+	return err
+}

@@ -1,0 +1,137 @@
+// Package patronkit gives a Gin application a library's patron services:
+// patron records kept in step with a campus Student Information System,
+// circulation, the patron's own account, and privacy.
+//
+// A host opens its database, builds a Kit with New, runs Migrate once at
+// start (it is locked against a second instance), and mounts the HTTP API
+// with adapters/ginapi.Mount under a route group behind its own login.
+//
+// Hosts may implement: patron.DeletionGuard, patron.Listener and
+// patron.AuditSink (hooks, with Func adapters), and the principal resolver
+// of ginapi. Everything else is implemented here and only called by hosts.
+package patronkit
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/go-gormigrate/gormigrate/v2"
+	"gorm.io/gorm"
+
+	"github.com/patronkit/patronkit/casbinmodel"
+	"github.com/patronkit/patronkit/internal/migrate"
+	"github.com/patronkit/patronkit/patron"
+)
+
+// Config configures a Kit. A nil *Config, or any zero field, takes the
+// documented default.
+type Config struct {
+	// Policies decides who may do what. Default: casbinmodel.Default(), the
+	// embedded model and policy held in memory. Production hosts use
+	// casbinmodel.FromDB(db) or casbinmodel.FromFiles(...).
+	Policies casbinmodel.Policies
+
+	// Now is the clock every module reads. Default: time.Now.
+	Now func() time.Time
+
+	// Logger receives the kit's logs. Default: slog.Default().
+	Logger *slog.Logger
+
+	// PINCost is the bcrypt cost of stored PINs. Default: 10.
+	PINCost int
+
+	// MaxSignInFailures wrong PINs in a row lock an account for Lockout.
+	// Defaults: 5 and 15 minutes.
+	MaxSignInFailures int
+	Lockout           time.Duration
+
+	// DeletionGuards are asked before a user is deleted, besides the
+	// modules' own. Default: none.
+	DeletionGuards []patron.DeletionGuard
+
+	// Listeners are told of every committed change of a user. Default: none.
+	Listeners []patron.Listener
+
+	// Audit receives who read, changed or exported which user. Default: none.
+	Audit patron.AuditSink
+}
+
+// Kit is patronkit wired over one database: the services of each module and
+// the access enforcer. Build it with New.
+type Kit struct {
+	// Patrons keeps the user records.
+	Patrons *patron.Service
+	// Access decides every request.
+	Access *casbinmodel.Enforcer
+	// Logger is the kit's logger.
+	Logger *slog.Logger
+	// Now is the kit's clock.
+	Now func() time.Time
+
+	db *gorm.DB
+}
+
+// New wires a Kit over db. It validates cfg and returns an error, never
+// panics; it does not touch the database (see Migrate) and changes none of
+// db's settings.
+func New(db *gorm.DB, cfg *Config) (*Kit, error) {
+	if db == nil {
+		return nil, errors.New("patronkit: New needs a *gorm.DB")
+	}
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	c := *cfg
+	if c.Policies.IsZero() {
+		c.Policies = casbinmodel.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.MaxSignInFailures < 0 || c.Lockout < 0 || c.PINCost < 0 {
+		return nil, errors.New("patronkit: MaxSignInFailures, Lockout and PINCost cannot be negative")
+	}
+	db = db.Session(&gorm.Session{NewDB: true})
+	patrons, err := patron.NewService(db, patron.Options{
+		Now:               c.Now,
+		PINCost:           c.PINCost,
+		MaxSignInFailures: c.MaxSignInFailures,
+		Lockout:           c.Lockout,
+		Audit:             c.Audit,
+		Logger:            c.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range c.DeletionGuards {
+		patrons.AddDeletionGuard(g)
+	}
+	for _, l := range c.Listeners {
+		patrons.AddListener(l)
+	}
+	access, err := casbinmodel.NewEnforcer(c.Policies)
+	if err != nil {
+		return nil, err
+	}
+	return &Kit{Patrons: patrons, Access: access, Logger: c.Logger, Now: c.Now, db: db}, nil
+}
+
+// Migrations lists every module's schema migrations in the order they run.
+func Migrations() []*gormigrate.Migration {
+	return slices.Concat(patron.Migrations(), casbinmodel.Migrations())
+}
+
+// Migrate brings the schema up to date under a database lock (safe when
+// several instances start at once), then loads the access policies.
+func (k *Kit) Migrate(ctx context.Context) error {
+	if err := migrate.Run(ctx, k.db, Migrations()); err != nil {
+		return err
+	}
+	return k.Access.Load(ctx)
+}
