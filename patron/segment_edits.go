@@ -2,6 +2,7 @@ package patron
 
 import (
 	"context"
+	"errors"
 	"slices"
 )
 
@@ -105,13 +106,21 @@ func (s *Service) RemoveSegment(ctx context.Context, inst, primaryID, kind, id s
 
 // edit applies a change to the current record and saves it through Replace,
 // so that every rule of a whole-record update holds for one-segment edits.
+// The caller names no version: when another change lands between the read
+// and the write, the edit is tried again on the newer record.
 func (s *Service) edit(ctx context.Context, inst, primaryID string, change func(u *User) error) (*User, error) {
-	cur, err := loadUser(s.db.WithContext(ctx), inst, primaryID)
-	if err != nil {
-		return nil, s.translate(err)
+	for attempt := 1; ; attempt++ {
+		cur, err := loadUser(s.db.WithContext(ctx), inst, primaryID)
+		if err != nil {
+			return nil, s.translate(err)
+		}
+		if err := change(cur); err != nil {
+			return nil, err
+		}
+		out, err := s.Replace(ctx, inst, primaryID, cur.Version, cur)
+		if errors.Is(err, ErrStale) && attempt < 3 {
+			continue
+		}
+		return out, err
 	}
-	if err := change(cur); err != nil {
-		return nil, err
-	}
-	return s.Replace(ctx, inst, primaryID, cur.Version, cur)
 }

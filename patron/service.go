@@ -150,7 +150,7 @@ func (s *Service) Create(ctx context.Context, inst string, in *User) (*User, err
 
 // Get returns a user by primary_id (any case).
 func (s *Service) Get(ctx context.Context, inst, primaryID string) (*User, error) {
-	u, err := loadUser(s.db.WithContext(ctx), inst, primaryID)
+	u, err := loadWhere(s.db.WithContext(ctx), true, "institution = ? AND primary_id_key = ?", inst, foldKey(primaryID))
 	if err != nil {
 		return nil, s.translate(err)
 	}
@@ -172,7 +172,7 @@ func (s *Service) GetByIdentifier(ctx context.Context, inst, idType, value strin
 	if err != nil {
 		return nil, err
 	}
-	u, err := loadUserByID(s.db.WithContext(ctx), inst, id.UserID)
+	u, err := loadWhere(s.db.WithContext(ctx), true, "institution = ? AND id = ?", inst, id.UserID)
 	if err != nil {
 		return nil, s.translate(err)
 	}
@@ -245,53 +245,60 @@ func (s *Service) emit(ctx context.Context, inst, action, primaryID, what string
 	s.audit.Audit(ctx, AuditEvent{At: s.clock(), Institution: inst, Actor: actorOf(ctx), Action: action, PrimaryID: primaryID, What: what})
 }
 
-// normalizeNew trims and fills the defaults of a record created by staff.
+// normalizeNew trims and fills the defaults of a record created by staff:
+// an INTERNAL, PUBLIC, ACTIVE user unless the record says otherwise.
 func (s *Service) normalizeNew(ctx context.Context, u *User) error {
 	normalizeCore(u)
-	if u.AccountType == "" {
-		u.AccountType = AccountInternal
-	}
+	keepUnsent(u, &User{AccountType: AccountInternal, RecordType: RecordPublic, Status: StatusActive})
 	var fields []FieldError
 	eachSegment(u, func(path string, seg *Segment) { fields = append(fields, internalOnly(path, seg)...) })
 	if len(fields) > 0 {
 		return invalid(fields...)
 	}
-	s.stampSegments(ctx, u)
+	s.stampSegments(ctx, u, nil)
 	return nil
 }
 
-// stampSegments fills ids, dates and authors of segments that lack them.
-func (s *Service) stampSegments(ctx context.Context, u *User) {
+// stampSegments sets who wrote each note and block and when: a segment
+// already held (cur, nil on creation) keeps its stored author, date and
+// origin whatever the client sent; a new one is the actor's, now, from the
+// library. Clients cannot write authorship.
+func (s *Service) stampSegments(ctx context.Context, u, cur *User) {
 	now := s.clock()
 	by := actorOf(ctx).ID
+	heldNotes := map[string]Note{}
+	heldBlocks := map[string]Block{}
+	if cur != nil {
+		for _, n := range cur.Notes {
+			heldNotes[n.ID] = n
+		}
+		for _, b := range cur.Blocks {
+			heldBlocks[b.ID] = b
+		}
+	}
 	for i := range u.Notes {
 		n := &u.Notes[i]
-		if n.Origin == "" {
-			n.Origin = OriginLibrary
+		if old, ok := heldNotes[n.ID]; ok && n.ID != "" {
+			n.CreatedBy, n.CreatedDate, n.Origin = old.CreatedBy, old.CreatedDate, old.Origin
+			continue
 		}
-		if n.CreatedDate.IsZero() {
-			n.CreatedDate = now
-		}
-		if n.CreatedBy == "" {
-			n.CreatedBy = by
-		}
+		n.CreatedBy, n.CreatedDate, n.Origin = by, now, OriginLibrary
 	}
 	for i := range u.Blocks {
 		b := &u.Blocks[i]
 		if b.BlockStatus == "" {
 			b.BlockStatus = StatusActive
 		}
-		if b.CreatedDate.IsZero() {
-			b.CreatedDate = now
+		if old, ok := heldBlocks[b.ID]; ok && b.ID != "" {
+			b.CreatedBy, b.CreatedDate = old.CreatedBy, old.CreatedDate
+			continue
 		}
-		if b.CreatedBy == "" {
-			b.CreatedBy = by
-		}
+		b.CreatedBy, b.CreatedDate = by, now
 	}
 }
 
-// normalizeCore trims fields, upper-cases enumerations and fills defaults
-// that every record shares.
+// normalizeCore trims fields, upper-cases enumerations and derives the
+// keys that uniqueness is checked on.
 func normalizeCore(u *User) {
 	trim := func(ps ...*string) {
 		for _, p := range ps {
@@ -304,12 +311,6 @@ func normalizeCore(u *User) {
 	u.AccountType = strings.ToUpper(strings.TrimSpace(u.AccountType))
 	u.RecordType = strings.ToUpper(strings.TrimSpace(u.RecordType))
 	u.Status = strings.ToUpper(strings.TrimSpace(u.Status))
-	if u.RecordType == "" {
-		u.RecordType = RecordPublic
-	}
-	if u.Status == "" {
-		u.Status = StatusActive
-	}
 	u.PrimaryIDKey = foldKey(u.PrimaryID)
 	for i := range u.Identifiers {
 		id := &u.Identifiers[i]

@@ -155,6 +155,7 @@ func TestCreateRefusesInvalidRecordsAndWritesNothing(t *testing.T) {
 			{"no first name", func(u *patron.User) { u.FirstName = " " }, "first_name", "required"},
 			{"no last name", func(u *patron.User) { u.LastName = "" }, "last_name", "required"},
 			{"no primary id", func(u *patron.User) { u.PrimaryID = "" }, "primary_id", "required"},
+			{"slash in primary id", func(u *patron.User) { u.PrimaryID = "a/b" }, "primary_id", "bad_format"},
 			{"bad email", func(u *patron.User) { u.Emails[1].EmailAddress = "not-an-email" }, "emails[1].email_address", "bad_format"},
 			{"bad date", func(u *patron.User) { u.ExpiryDate = "31/12/2030" }, "expiry_date", "bad_format"},
 			{"two preferred emails", func(u *patron.User) { u.Emails[1].Preferred = true }, "emails[1].preferred", "one_preferred"},

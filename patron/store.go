@@ -5,10 +5,12 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 	"gorm.io/gorm"
 )
 
-// segmentAssociations names the segment lists of User for Preload and Omit.
+// segmentAssociations names the segment lists of User, which writes of the
+// core record omit.
 var segmentAssociations = []string{"Identifiers", "Addresses", "Emails", "Phones", "Notes", "Blocks", "Statistics", "ProxyFor"}
 
 // newID returns a time-ordered id (UUIDv7): rows sort in the order they
@@ -16,30 +18,52 @@ var segmentAssociations = []string{"Identifiers", "Addresses", "Emails", "Phones
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
 func loadUser(db *gorm.DB, inst, primaryID string) (*User, error) {
-	return loadWhere(db, "institution = ? AND primary_id_key = ?", inst, foldKey(primaryID))
+	return loadWhere(db, false, "institution = ? AND primary_id_key = ?", inst, foldKey(primaryID))
 }
 
 func loadUserByID(db *gorm.DB, inst, id string) (*User, error) {
-	return loadWhere(db, "institution = ? AND id = ?", inst, id)
+	return loadWhere(db, false, "institution = ? AND id = ?", inst, id)
 }
 
-func loadWhere(db *gorm.DB, where string, args ...any) (*User, error) {
-	q := db
-	for _, a := range segmentAssociations {
-		q = q.Preload(a, orderByID)
-	}
+// loadWhere reads one user and its segments. With parallel (only outside a
+// transaction, which holds one connection) the eight segment lists are read
+// in two halves at once, on two connections: a read waits for five round
+// trips to the database instead of nine. Two, because database/sql keeps two
+// idle connections by default: more would open and close connections on
+// every read of a host that kept the default pool.
+func loadWhere(db *gorm.DB, parallel bool, where string, args ...any) (*User, error) {
 	var u User
-	err := q.Where(where, args...).Take(&u).Error
+	err := db.Where(where, args...).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no such user")
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &u, nil
+	reads := []func() error{
+		segmentsOf(db, u.ID, &u.Identifiers),
+		segmentsOf(db, u.ID, &u.Addresses),
+		segmentsOf(db, u.ID, &u.Emails),
+		segmentsOf(db, u.ID, &u.Phones),
+		segmentsOf(db, u.ID, &u.Notes),
+		segmentsOf(db, u.ID, &u.Blocks),
+		segmentsOf(db, u.ID, &u.Statistics),
+		segmentsOf(db, u.ID, &u.ProxyFor),
+	}
+	if !parallel {
+		return &u, firstErr(reads...)
+	}
+	var g errgroup.Group
+	half := len(reads) / 2
+	g.Go(func() error { return firstErr(reads[:half]...) })
+	g.Go(func() error { return firstErr(reads[half:]...) })
+	return &u, g.Wait()
 }
 
-func orderByID(db *gorm.DB) *gorm.DB { return db.Order("id") }
+// segmentsOf reads one segment list of a user, in the order written.
+func segmentsOf[T any](db *gorm.DB, userID string, dst *[]T) func() error {
+	return func() error { return db.Where("user_id = ?", userID).Order("id").Find(dst).Error }
+}
 
 // eachSegment visits the common part of every segment of u, with its JSON
 // path for error messages.

@@ -56,9 +56,7 @@ func (s *Service) Replace(ctx context.Context, inst, primaryID string, version i
 		u := *in
 		u.Institution, u.ID = inst, cur.ID
 		normalizeCore(&u)
-		if u.AccountType == "" {
-			u.AccountType = cur.AccountType
-		}
+		keepUnsent(&u, cur)
 		var fields []FieldError
 		if cur.IsExternal() {
 			fields = externalCoreRule(cur, &u)
@@ -117,6 +115,21 @@ func (s *Service) Replace(ctx context.Context, inst, primaryID string, version i
 	return out, nil
 }
 
+// keepUnsent keeps the stored enumerations that a replacement left out:
+// an omitted record_type must not demote a staff record to PUBLIC, nor an
+// omitted status reactivate an INACTIVE user.
+func keepUnsent(u, cur *User) {
+	if u.AccountType == "" {
+		u.AccountType = cur.AccountType
+	}
+	if u.RecordType == "" {
+		u.RecordType = cur.RecordType
+	}
+	if u.Status == "" {
+		u.Status = cur.Status
+	}
+}
+
 // saveCore writes the core fields of u if the stored row is still at the
 // version read; otherwise the record is Stale.
 func saveCore(tx *gorm.DB, u *User, readVersion int) error {
@@ -170,7 +183,7 @@ func (s *Service) mergeSegments(ctx context.Context, cur, u *User) []FieldError 
 	var fields []FieldError
 	if !cur.IsExternal() {
 		eachSegment(u, func(path string, seg *Segment) { fields = append(fields, internalOnly(path, seg)...) })
-		s.stampSegments(ctx, u)
+		s.stampSegments(ctx, u, cur)
 		return fields
 	}
 	stored := map[string]string{} // id -> fingerprint of stored External segments
@@ -206,7 +219,7 @@ func (s *Service) mergeSegments(ctx context.Context, cur, u *User) []FieldError 
 	keepMissing(&u.Blocks, cur.Blocks, present)
 	keepMissing(&u.Statistics, cur.Statistics, present)
 	keepMissing(&u.ProxyFor, cur.ProxyFor, present)
-	s.stampSegments(ctx, u)
+	s.stampSegments(ctx, u, cur)
 	return fields
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -54,6 +55,29 @@ func TestReplaceSwapsSegmentsAndChecksTheVersion(t *testing.T) {
 		ren.PrimaryID = "TAKEN"
 		_, err = f.svc.Replace(f.ctx, "UNI", "jdoe", 2, &ren)
 		wantKind(t, err, patron.Conflict)
+
+		// Authorship of notes cannot be written by clients, and a round trip
+		// keeps it; enumerations left out keep their stored values.
+		mustCreate(t, f, "UNI", &patron.User{PrimaryID: "staffer", FirstName: "S", LastName: "S", RecordType: "STAFF", Status: "INACTIVE",
+			Notes: []patron.Note{{NoteText: "n", CreatedBy: "forged", CreatedDate: time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC), Origin: "external"}}})
+		st, _ := f.svc.Get(f.ctx, "UNI", "staffer")
+		if n := st.Notes[0]; n.CreatedBy != "staff1" || n.CreatedDate.Year() != 2026 || n.Origin != patron.OriginLibrary {
+			t.Fatalf("forged authorship kept: %+v", n)
+		}
+		f.clock.Advance(time.Hour)
+		rt := *st
+		rt.RecordType, rt.Status = "", ""
+		rt.Notes = []patron.Note{{Segment: patron.Segment{ID: st.Notes[0].ID}, NoteText: "n edited", CreatedBy: "forged"}}
+		st2, err := f.svc.Replace(patron.WithActor(f.ctx, patron.Actor{ID: "staff2"}), "UNI", "staffer", st.Version, &rt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := st2.Notes[0]; n.ID != st.Notes[0].ID || n.CreatedBy != "staff1" || !n.CreatedDate.Equal(st.Notes[0].CreatedDate) || n.NoteText != "n edited" {
+			t.Fatalf("a note sent back must keep its id and authorship: %+v vs %+v", n, st.Notes[0])
+		}
+		if st2.RecordType != patron.RecordStaff || st2.Status != patron.StatusInactive {
+			t.Fatalf("omitted enumerations were reset: %s %s", st2.RecordType, st2.Status)
+		}
 
 		if _, err := f.svc.Replace(f.ctx, "UNI", "nobody", 1, &ren); !errors.Is(err, patron.ErrNotFound) {
 			t.Fatalf("replace of a missing user: %v", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"unicode"
 
 	"github.com/go-playground/validator/v10"
 )
@@ -19,6 +20,11 @@ func newValidator() *validator.Validate {
 			return ""
 		}
 		return name
+	})
+	// A primary_id is one segment of a URL path: no slash, no control
+	// characters.
+	_ = v.RegisterValidation("primaryid", func(fl validator.FieldLevel) bool {
+		return !strings.ContainsFunc(fl.Field().String(), func(r rune) bool { return r == '/' || unicode.IsControl(r) })
 	})
 	return v
 }
@@ -103,6 +109,9 @@ func fieldError(fe validator.FieldError) FieldError {
 	case "email":
 		f.Code = "bad_format"
 		f.Message = "is not an email address"
+	case "primaryid":
+		f.Code = "bad_format"
+		f.Message = "must not contain a slash or control characters"
 	case "datetime":
 		f.Code = "bad_format"
 		f.Message = "is not a date written YYYY-MM-DD"

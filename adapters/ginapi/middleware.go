@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -78,16 +80,15 @@ func (a *api) recoverProblems(c *gin.Context) {
 // authenticate resolves the principal through the host's resolver.
 func (a *api) authenticate(c *gin.Context) {
 	who, err := a.opts.Principal(c)
-	if err != nil {
-		if e, ok := patron.AsError(err); ok && (e.Kind == patron.Locked || e.Kind == patron.Unauthenticated) {
-			fail(c, err)
-			return
-		}
-		problem(c, http.StatusUnauthorized, "unauthenticated", "sign in first: "+err.Error())
-		return
-	}
-	if who.Institution == "" || who.ID == "" {
+	switch e, isPatronErr := patron.AsError(err); {
+	case err == nil && (who.Institution == "" || who.ID == ""), errors.Is(err, ErrNotSignedIn):
 		problem(c, http.StatusUnauthorized, "unauthenticated", "sign in first")
+		return
+	case isPatronErr && (e.Kind == patron.Locked || e.Kind == patron.Unauthenticated):
+		fail(c, err)
+		return
+	case err != nil:
+		fail(c, fmt.Errorf("ginapi: principal resolver: %w", err))
 		return
 	}
 	c.Set(whoKey, who)

@@ -1,7 +1,7 @@
 package ginapi
 
 import (
-	"errors"
+	"fmt"
 
 	"github.com/gin-gonic/gin"
 
@@ -21,7 +21,7 @@ func BasicPIN(users *patron.Service, institution string) PrincipalFunc {
 		id, pin, ok := c.Request.BasicAuth()
 		if !ok {
 			c.Header("WWW-Authenticate", `Basic realm="patronkit", charset="UTF-8"`)
-			return Who{}, errors.New("no credentials: use HTTP Basic with your primary_id and PIN")
+			return Who{}, fmt.Errorf("%w: use HTTP Basic with your primary_id and PIN", ErrNotSignedIn)
 		}
 		u, err := users.SignIn(c.Request.Context(), institution, id, pin)
 		if err != nil {

@@ -2,7 +2,10 @@ package ginapi
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -33,8 +36,8 @@ func (a *api) userRoutes(g *gin.RouterGroup) {
 }
 
 func (a *api) listUsers(c *gin.Context) {
-	limit, err1 := intParam(c, "limit", 10)
-	offset, err2 := intParam(c, "offset", 0)
+	limit, err1 := intParam(c, "limit", 10, 100)
+	offset, err2 := intParam(c, "offset", 0, math.MaxInt32)
 	if err := firstNonNil(err1, err2); err != nil {
 		fail(c, err)
 		return
@@ -66,7 +69,7 @@ func (a *api) createUser(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.Header("Location", a.base+"/users/"+u.PrimaryID)
+	c.Header("Location", strings.TrimSuffix(a.base, "/")+"/users/"+url.PathEscape(u.PrimaryID))
 	a.writeUser(c, http.StatusCreated, u)
 }
 
@@ -201,14 +204,16 @@ func ifMatch(c *gin.Context) (int, error) {
 	return v, nil
 }
 
-func intParam(c *gin.Context, name string, def int) (int, error) {
+// intParam reads a whole-number query parameter between 0 and max.
+func intParam(c *gin.Context, name string, def, max int) (int, error) {
 	s, ok := c.GetQuery(name)
 	if !ok || s == "" {
 		return def, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return 0, badRequest(name+" must be a whole number, 0 or more", patron.FieldError{Field: name, Code: "bad_format", Message: "is not a whole number"})
+	if err != nil || n < 0 || n > max {
+		msg := fmt.Sprintf("must be a whole number from 0 to %d", max)
+		return 0, badRequest(name+" "+msg, patron.FieldError{Field: name, Code: "out_of_range", Message: msg})
 	}
 	return n, nil
 }
