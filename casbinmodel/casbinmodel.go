@@ -103,10 +103,24 @@ func FromDB(db *gorm.DB) Policies {
 			}
 			s := db.Session(&gorm.Session{NewDB: true})
 			gormadapter.TurnOffAutoMigrate(s)
-			return gormadapter.NewAdapterByDBUseTableName(s, "", RuleTable)
+			return gormadapter.NewAdapterByDBWithCustomTable(s, &rule{}, RuleTable)
 		},
 		seed: true,
 	}
+}
+
+// rule is a row of the policy table: the columns of the GORM adapter's
+// CasbinRule, sized so that a path pattern fits (v2) and the unique index
+// over all of them stays within MySQL's key length.
+type rule struct {
+	ID    uint   `gorm:"primaryKey;autoIncrement"`
+	Ptype string `gorm:"size:16"`
+	V0    string `gorm:"size:128"`
+	V1    string `gorm:"size:64"`
+	V2    string `gorm:"size:255"`
+	V3    string `gorm:"size:64"`
+	V4    string `gorm:"size:16"`
+	V5    string `gorm:"size:16"`
 }
 
 // Migrations creates the policy table used by FromDB.
@@ -114,7 +128,7 @@ func Migrations() []*gormigrate.Migration {
 	return []*gormigrate.Migration{{
 		ID: "202611270002_casbin_rules",
 		Migrate: func(tx *gorm.DB) error {
-			if err := tx.Table(RuleTable).Migrator().CreateTable(&gormadapter.CasbinRule{}); err != nil {
+			if err := tx.Table(RuleTable).Migrator().CreateTable(&rule{}); err != nil {
 				return err
 			}
 			return tx.Exec("CREATE UNIQUE INDEX pk_casbin_rules_rule ON " + RuleTable + " (ptype, v0, v1, v2, v3, v4, v5)").Error
