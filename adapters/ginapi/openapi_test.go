@@ -1,0 +1,583 @@
+package ginapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/gin-gonic/gin"
+
+	"github.com/patronkit/patronkit"
+	"github.com/patronkit/patronkit/adapters/ginapi"
+	"github.com/patronkit/patronkit/adapters/sqldb"
+	"github.com/patronkit/patronkit/patron"
+)
+
+// oaInst is the institution of every principal of these tests.
+const oaInst = "T"
+
+// oaGuarded is a user that the deletion guard of oaNewServer refuses to
+// delete, with two reasons.
+const oaGuarded = "guarded"
+
+// oaServer is a kit mounted under /api of a Gin engine, with the OpenAPI
+// document the mount serves and a router over it. Requests name their
+// principal in X-Test-User (a staff primary_id; "locked" answers 429) and
+// act as a patron on their own account when X-Test-Patron is set.
+type oaServer struct {
+	kit    *patronkit.Kit
+	engine *gin.Engine
+	doc    *openapi3.T
+	router routers.Router
+	// seen counts the exchanges validated per operation ("GET /users").
+	seen map[string]int
+}
+
+func oaPrincipal(c *gin.Context) (ginapi.Who, error) {
+	id := c.GetHeader("X-Test-User")
+	switch id {
+	case "":
+		return ginapi.Who{}, fmt.Errorf("%w: no X-Test-User header", ginapi.ErrNotSignedIn)
+	case "locked":
+		return ginapi.Who{}, &patron.Error{Kind: patron.Locked, Detail: "too many failed sign-ins", RetryAfter: 90 * time.Second}
+	}
+	return ginapi.Who{Institution: oaInst, ID: id, Patron: c.GetHeader("X-Test-Patron") != ""}, nil
+}
+
+// oaNewServer builds the engine: a fresh SQLite file, the kit migrated,
+// "admin" a user-administrator everywhere, "clerk" staff without roles.
+func oaNewServer(t *testing.T) *oaServer {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqldb.Open(filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sqlDB, err := db.DB(); err == nil {
+		t.Cleanup(func() { _ = sqlDB.Close() })
+	}
+	guard := patron.DeletionGuardFunc(func(_ context.Context, u *patron.User) ([]string, error) {
+		if u.PrimaryID == oaGuarded {
+			return []string{"has 2 loans open", "owes 12.50"}, nil
+		}
+		return nil, nil
+	})
+	kit, err := patronkit.New(db, &patronkit.Config{
+		PINCost:        4,
+		Logger:         slog.New(slog.DiscardHandler),
+		DeletionGuards: []patron.DeletionGuard{guard},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kit.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := kit.Access.AssignRole(ctx, oaInst, "admin", "user-administrator", "*"); err != nil {
+		t.Fatal(err)
+	}
+	gin.SetMode(gin.TestMode)
+	r := gin.New()
+	if err := ginapi.Mount(r.Group("/api"), kit, &ginapi.Options{Principal: oaPrincipal, MaxBodyBytes: 64 << 10}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The document under test is the one the mount serves.
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/api/openapi.json", nil)
+	req.Header.Set("X-Test-User", "admin")
+	r.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /api/openapi.json: %d %s", rec.Code, rec.Body)
+	}
+	doc, err := openapi3.NewLoader().LoadFromData(rec.Body.Bytes())
+	if err != nil {
+		t.Fatalf("the served document does not load: %v", err)
+	}
+	if err := doc.Validate(ctx); err != nil {
+		t.Fatalf("the served document is not valid: %v", err)
+	}
+	if len(doc.Servers) != 1 || doc.Servers[0].URL != "/api" {
+		t.Fatalf("the served document's servers are %+v, want the mount point /api", doc.Servers)
+	}
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &oaServer{kit: kit, engine: r, doc: doc, router: router, seen: map[string]int{}}
+}
+
+// oaOpenAPIPath turns a gin route path (/users/:primary_id) into an OpenAPI
+// path template (/users/{primary_id}).
+func oaOpenAPIPath(p string) string {
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		if len(s) > 1 && (s[0] == ':' || s[0] == '*') {
+			parts[i] = "{" + s[1:] + "}"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// oaOperations lists the operations of a document as "METHOD /path".
+func oaOperations(doc *openapi3.T) map[string]*openapi3.Operation {
+	out := map[string]*openapi3.Operation{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			out[method+" "+path] = op
+		}
+	}
+	return out
+}
+
+func oaSortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// TestOpenAPIDocumentListsEveryRoute compares the routes Mount registers
+// with the operations of the document, both ways.
+func TestOpenAPIDocumentListsEveryRoute(t *testing.T) {
+	s := oaNewServer(t)
+	routes := map[string]bool{}
+	for _, ri := range s.engine.Routes() {
+		rest, ok := strings.CutPrefix(ri.Path, "/api/")
+		if !ok {
+			continue
+		}
+		routes[ri.Method+" "+oaOpenAPIPath("/"+rest)] = true
+	}
+	if len(routes) == 0 {
+		t.Fatal("the engine lists no route below /api")
+	}
+	ops := oaOperations(s.doc)
+	var undocumented, unrouted []string
+	for _, k := range oaSortedKeys(routes) {
+		if ops[k] == nil {
+			undocumented = append(undocumented, k)
+		}
+	}
+	for _, k := range oaSortedKeys(ops) {
+		if !routes[k] {
+			unrouted = append(unrouted, k)
+		}
+	}
+	if len(undocumented) > 0 {
+		t.Errorf("routes Mount registers that the document does not describe:\n  %s", strings.Join(undocumented, "\n  "))
+	}
+	if len(unrouted) > 0 {
+		t.Errorf("operations of the document that Mount does not register:\n  %s", strings.Join(unrouted, "\n  "))
+	}
+	t.Logf("%d routes, %d operations", len(routes), len(ops))
+}
+
+// TestOpenAPIOperationsAreComplete checks what every operation must say:
+// an id, a summary, tags, the problems every route can answer, the body
+// problems of the routes that read one, and If-Match on PUT.
+func TestOpenAPIOperationsAreComplete(t *testing.T) {
+	s := oaNewServer(t)
+	ids := map[string]string{}
+	ops := oaOperations(s.doc)
+	for _, key := range oaSortedKeys(ops) {
+		op := ops[key]
+		method, path, _ := strings.Cut(key, " ")
+		if op.OperationID == "" || op.Summary == "" || len(op.Tags) == 0 {
+			t.Errorf("%s: operationId %q, summary %q, tags %v: all are required", key, op.OperationID, op.Summary, op.Tags)
+		}
+		if prev, dup := ids[op.OperationID]; dup {
+			t.Errorf("%s: operationId %q is also the id of %s", key, op.OperationID, prev)
+		}
+		ids[op.OperationID] = key
+		want := []int{401, 403, 429, 500}
+		if op.RequestBody != nil {
+			want = append(want, 400, 413, 415, 422)
+			if op.RequestBody.Value.Content.Get("application/json") == nil {
+				t.Errorf("%s: the request body is not application/json", key)
+			}
+		}
+		if strings.Contains(path, "{primary_id}") {
+			want = append(want, 404)
+		}
+		if method == http.MethodPut {
+			want = append(want, 412, 428)
+			p := oaParameter(s.doc, path, op, "header", "If-Match")
+			if p == nil || !p.Required {
+				t.Errorf("%s: If-Match must be a required header parameter", key)
+			}
+		}
+		for _, code := range want {
+			if op.Responses.Status(code) == nil {
+				t.Errorf("%s: response %d is not documented", key, code)
+			}
+		}
+		for code, ref := range op.Responses.Map() {
+			r := ref.Value
+			if r.Headers["X-Request-ID"] == nil {
+				t.Errorf("%s %s: the X-Request-ID header is not documented", key, code)
+			}
+			if n, err := strconv.Atoi(code); err != nil || n >= 400 {
+				mt := r.Content.Get("application/problem+json")
+				if mt == nil || len(r.Content) != 1 {
+					t.Errorf("%s %s: an error must be application/problem+json only", key, code)
+				}
+			}
+		}
+		for _, name := range regexp.MustCompile(`\{([^}]+)\}`).FindAllStringSubmatch(path, -1) {
+			if p := oaParameter(s.doc, path, op, "path", name[1]); p == nil || !p.Required {
+				t.Errorf("%s: path parameter %s is not declared as required", key, name[1])
+			}
+		}
+	}
+}
+
+// oaParameter finds a parameter of an operation or of its path item.
+func oaParameter(doc *openapi3.T, path string, op *openapi3.Operation, in, name string) *openapi3.Parameter {
+	if p := op.Parameters.GetByInAndName(in, name); p != nil {
+		return p
+	}
+	return doc.Paths.Value(path).Parameters.GetByInAndName(in, name)
+}
+
+// oaResponse is a response the document has been checked to describe.
+type oaResponse struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// oaJSON decodes the body of a response into v.
+func oaJSON(t *testing.T, r oaResponse, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("body is not JSON: %v: %s", err, r.body)
+	}
+}
+
+// do sends a request through the engine as principal user ("" for none),
+// fails the test unless the status is want, and validates the response
+// (status, headers, body) against the document; for a 2xx the request is
+// validated too. body is sent as it is when a string, as JSON otherwise;
+// headers are name, value pairs (Content-Type defaults to
+// application/json when there is a body).
+func (s *oaServer) do(t *testing.T, want int, user, method, target string, body any, headers ...string) oaResponse {
+	t.Helper()
+	var raw []byte
+	switch b := body.(type) {
+	case nil:
+	case string:
+		raw = []byte(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = j
+	}
+	newRequest := func() *http.Request {
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(raw)
+		}
+		req := httptest.NewRequest(method, target, rd)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if user != "" {
+			req.Header.Set("X-Test-User", user)
+		}
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		return req
+	}
+	req := newRequest()
+	name := method + " " + target
+
+	route, pathParams, err := s.router.FindRoute(req)
+	if err != nil {
+		t.Fatalf("%s: the document has no operation for it: %v", name, err)
+	}
+	ctx := context.Background()
+	if want >= 200 && want < 300 {
+		in := &openapi3filter.RequestValidationInput{
+			Request:    newRequest(),
+			PathParams: pathParams,
+			Route:      route,
+			Options: &openapi3filter.Options{
+				AuthenticationFunc:  openapi3filter.NoopAuthenticationFunc,
+				SkipSettingDefaults: true,
+				MultiError:          true,
+			},
+		}
+		if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
+			t.Errorf("%s: the request does not match the document: %v", name, err)
+		}
+	}
+
+	rec := httptest.NewRecorder()
+	s.engine.ServeHTTP(rec, req)
+	res := oaResponse{status: rec.Code, header: rec.Header().Clone(), body: rec.Body.Bytes()}
+	if res.status != want {
+		t.Errorf("%s: status %d, want %d: %s", name, res.status, want, res.body)
+	}
+
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: pathParams, Route: route},
+		Status:                 res.status,
+		Header:                 res.header,
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	in.SetBodyBytes(res.body)
+	if err := openapi3filter.ValidateResponse(ctx, in); err != nil {
+		t.Errorf("%s: the %d response does not match the document: %v\nbody: %s", name, res.status, err, res.body)
+	}
+	if doc := route.Operation.Responses.Status(res.status); doc != nil && len(doc.Value.Content) == 0 && len(res.body) > 0 {
+		t.Errorf("%s: the document gives the %d response no body, but it has one: %s", name, res.status, res.body)
+	}
+	if res.status >= 400 {
+		var p ginapi.Problem
+		if err := json.Unmarshal(res.body, &p); err == nil && (p.Status != res.status || p.RequestID != res.header.Get(ginapi.RequestIDHeader)) {
+			t.Errorf("%s: the problem disagrees with the response: %+v", name, p)
+		}
+	}
+	s.seen[route.Method+" "+route.Path]++
+	return res
+}
+
+// oaSegmentID finds the id of the entry of a user's list (its JSON name)
+// whose field has a value.
+func oaSegmentID(t *testing.T, r oaResponse, list, field, value string) string {
+	t.Helper()
+	var u map[string]any
+	oaJSON(t, r, &u)
+	entries, _ := u[list].([]any)
+	for _, e := range entries {
+		m, _ := e.(map[string]any)
+		if m[field] == value {
+			id, _ := m["id"].(string)
+			return id
+		}
+	}
+	t.Fatalf("no %s entry with %s %q in %s", list, field, value, r.body)
+	return ""
+}
+
+// TestOpenAPIResponsesMatchTheDocument drives the API through real requests,
+// successes and failures, and checks every response against the document.
+func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
+	s := oaNewServer(t)
+	const admin = "admin"
+
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/openapi.json", nil)
+
+	// Create a user with every kind of segment.
+	jdoe := map[string]any{
+		"primary_id": "jdoe", "first_name": "Jane", "last_name": "Doe", "middle_name": "Q",
+		"user_group": "UNDERGRAD", "campus_code": "MAIN", "preferred_language": "en",
+		"birth_date": "2001-02-03", "expiry_date": "2030-06-30", "pin_number": "1234",
+		"user_identifiers": []any{map[string]any{"id_type": "BARCODE", "value": "B0001", "note": "card"}},
+		"addresses":        []any{map[string]any{"line1": "1 College Road", "city": "Springfield", "start_date": "2024-09-01", "address_types": []string{"home"}, "preferred": true}},
+		"emails":           []any{map[string]any{"email_address": "jane@example.org", "email_types": []string{"personal"}, "preferred": true}},
+		"phones":           []any{map[string]any{"phone_number": "+15550001", "phone_types": []string{"mobile"}, "preferred": true, "preferred_sms": true}},
+		"user_notes": []any{
+			map[string]any{"note_type": "CIRCULATION", "note_text": "Welcome!", "user_viewable": true},
+			map[string]any{"note_type": "OTHER", "note_text": "For staff only."},
+		},
+		"user_blocks":     []any{map[string]any{"block_type": "GENERAL", "block_description": "LOST_CARD", "expiry_date": "2027-01-01"}},
+		"user_statistics": []any{map[string]any{"statistic_category": "FIRSTYEAR", "category_type": "LEVEL"}},
+		"proxy_for_users": []any{map[string]any{"primary_id": "sponsor", "expiry_date": "2028-01-01"}},
+	}
+	created := s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users", jdoe, "X-Request-ID", "req-create-1")
+	if got := created.header.Get("Location"); got != "/api/users/jdoe" {
+		t.Errorf("Location %q, want /api/users/jdoe", got)
+	}
+	if got := created.header.Get("ETag"); got != `"1"` {
+		t.Errorf("ETag %s, want \"1\"", got)
+	}
+	if got := created.header.Get(ginapi.RequestIDHeader); got != "req-create-1" {
+		t.Errorf("X-Request-ID %q, want the request's own", got)
+	}
+	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users", map[string]any{
+		"primary_id": "sponsor", "first_name": "Sam", "last_name": "Sponsor", "record_type": "STAFF", "status": "INACTIVE",
+		"emails": []any{map[string]any{"email_address": "sam@example.org"}, map[string]any{"email_address": "sam2@example.org"}},
+	})
+	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users", map[string]any{"primary_id": oaGuarded, "first_name": "Gus", "last_name": "Guarded"})
+
+	// Read it back in every way.
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/jdoe", nil)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/JDOE?user_id_type=all_unique", nil)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/b0001?user_id_type=BARCODE", nil)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/sponsor", nil) // with warnings
+
+	// Lists.
+	var page struct {
+		User  []map[string]any `json:"user"`
+		Total int              `json:"total_record_count"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users", nil), &page)
+	if page.Total != 3 || len(page.User) != 3 {
+		t.Errorf("list: %d users of %d, want 3 of 3", len(page.User), page.Total)
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users?q=jane+doe&user_group=UNDERGRAD&status=ACTIVE&account_type=INTERNAL&record_type=PUBLIC&limit=5&offset=0", nil), &page)
+	if page.Total != 1 || len(page.User) != 1 {
+		t.Errorf("filtered list: %d users of %d, want 1 of 1", len(page.User), page.Total)
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users?limit=1&offset=5", nil), &page)
+	if page.Total != 3 || len(page.User) != 0 {
+		t.Errorf("list past the end: %d users of %d, want 0 of 3", len(page.User), page.Total)
+	}
+
+	// Replace with If-Match.
+	replacement := map[string]any{
+		"primary_id": "jdoe", "first_name": "Jane", "last_name": "Doe-Smith", "user_group": "GRAD", "job_category": "Student",
+		"user_identifiers": []any{map[string]any{"id_type": "BARCODE", "value": "B0001"}},
+		"emails":           []any{map[string]any{"email_address": "jane@example.org", "preferred": true}},
+		"user_notes":       []any{map[string]any{"note_text": "Replaced.", "created_by": "admin", "popup_note": true}},
+	}
+	replaced := s.do(t, http.StatusOK, admin, http.MethodPut, "/api/users/jdoe", replacement, "If-Match", `"1"`)
+	if got := replaced.header.Get("ETag"); got != `"2"` {
+		t.Errorf("ETag after replace %s, want \"2\"", got)
+	}
+	s.do(t, http.StatusOK, admin, http.MethodPut, "/api/users/jdoe", replacement, "If-Match", `W/"2"`)
+
+	// Add and remove one entry of every kind.
+	entries := []struct {
+		kind, field, value string
+		entry              map[string]any
+	}{
+		{"user_identifiers", "value", "U-77", map[string]any{"id_type": "UNIV_ID", "value": "U-77", "status": "ACTIVE"}},
+		{"addresses", "line1", "2 Elm St", map[string]any{"line1": "2 Elm St", "postal_code": "12345", "country": "USA"}},
+		{"emails", "email_address", "jd@uni.example", map[string]any{"email_address": "jd@uni.example", "description": "school"}},
+		{"phones", "phone_number", "+15550002", map[string]any{"phone_number": "+15550002"}},
+		{"user_notes", "note_text", "Asked about ILL.", map[string]any{"note_text": "Asked about ILL.", "note_type": "OTHER", "user_viewable": false}},
+		{"user_blocks", "block_type", "FINE", map[string]any{"block_type": "FINE", "block_description": "Unpaid fine", "block_note": "12.50"}},
+		{"user_statistics", "statistic_category", "ATHLETE", map[string]any{"statistic_category": "ATHLETE", "statistic_note": "varsity"}},
+		{"proxy_for_users", "primary_id", "guarded", map[string]any{"primary_id": "guarded"}},
+	}
+	for _, e := range entries {
+		added := s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users/jdoe/"+e.kind, e.entry)
+		id := oaSegmentID(t, added, e.kind, e.field, e.value)
+		s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/jdoe/"+e.kind+"/"+id, nil)
+		s.do(t, http.StatusNotFound, admin, http.MethodDelete, "/api/users/jdoe/"+e.kind+"/"+id, nil)
+	}
+
+	// Overrides: none on an internal user; one per retained field staff
+	// change by hand on an external one.
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/jdoe/overrides", nil)
+	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users", map[string]any{
+		"primary_id": "ext1", "first_name": "Sol", "last_name": "Synced", "account_type": "EXTERNAL", "external_id": "SIS", "user_group": "UNDERGRAD",
+	})
+	s.do(t, http.StatusOK, admin, http.MethodPut, "/api/users/ext1", map[string]any{
+		"primary_id": "ext1", "first_name": "Sol", "last_name": "Synced", "account_type": "EXTERNAL", "external_id": "SIS", "user_group": "GRAD", "pin_number": "9999",
+	}, "If-Match", `"1"`)
+	var overrides struct {
+		Overrides []patron.FieldOverride `json:"overrides"`
+		Total     int                    `json:"total_record_count"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/ext1/overrides", nil), &overrides)
+	if overrides.Total != 2 || len(overrides.Overrides) != 2 {
+		t.Errorf("overrides of ext1: %+v, want pin_number and user_group", overrides)
+	}
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPut, "/api/users/ext1", map[string]any{
+		"primary_id": "ext1", "first_name": "Solange", "last_name": "Synced", "account_type": "EXTERNAL", "external_id": "SIS",
+	}, "If-Match", `"2"`)
+
+	// A patron reads their own record only.
+	s.do(t, http.StatusOK, "jdoe", http.MethodGet, "/api/users/jdoe", nil, "X-Test-Patron", "1")
+	s.do(t, http.StatusOK, "jdoe", http.MethodGet, "/api/openapi.json", nil, "X-Test-Patron", "1")
+	s.do(t, http.StatusForbidden, "jdoe", http.MethodGet, "/api/users/sponsor", nil, "X-Test-Patron", "1")
+	s.do(t, http.StatusForbidden, "jdoe", http.MethodGet, "/api/users", nil, "X-Test-Patron", "1")
+
+	// Sign-in and access failures.
+	unauth := s.do(t, http.StatusUnauthorized, "", http.MethodGet, "/api/users", nil)
+	if unauth.header.Get(ginapi.RequestIDHeader) == "" {
+		t.Error("a 401 has no X-Request-ID")
+	}
+	locked := s.do(t, http.StatusTooManyRequests, "locked", http.MethodGet, "/api/users/jdoe", nil)
+	if got := locked.header.Get("Retry-After"); got != "90" {
+		t.Errorf("Retry-After %q, want 90", got)
+	}
+	s.do(t, http.StatusForbidden, "clerk", http.MethodGet, "/api/users", nil)
+	s.do(t, http.StatusForbidden, "clerk", http.MethodDelete, "/api/users/jdoe", nil)
+
+	// Not found.
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/nobody", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/X999?user_id_type=BARCODE", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/nobody/overrides", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodPut, "/api/users/nobody", replacement, "If-Match", `"1"`)
+	s.do(t, http.StatusNotFound, admin, http.MethodDelete, "/api/users/nobody", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodPost, "/api/users/nobody/user_notes", map[string]any{"note_text": "x"})
+	s.do(t, http.StatusNotFound, admin, http.MethodDelete, "/api/users/jdoe/emails/no-such-entry", nil)
+
+	// Validation (422).
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPost, "/api/users", map[string]any{"primary_id": "x1", "last_name": "NoFirst", "birth_date": "3 May", "status": "ASLEEP"})
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPost, "/api/users", map[string]any{
+		"primary_id": "x2", "first_name": "A", "last_name": "B",
+		"emails": []any{map[string]any{"email_address": "a@x.org", "preferred": true}, map[string]any{"email_address": "b@x.org", "preferred": true}},
+	})
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPost, "/api/users", map[string]any{
+		"primary_id": "x3", "first_name": "A", "last_name": "B", "user_identifiers": []any{map[string]any{"id_type": "BARCODE", "value": "Z1", "segment_type": "External"}},
+	})
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPost, "/api/users/jdoe/emails", map[string]any{"email_address": "not an address"})
+	s.do(t, http.StatusBadRequest, admin, http.MethodGet, "/api/users?limit=500", nil)
+
+	// Conflicts (409).
+	s.do(t, http.StatusConflict, admin, http.MethodPost, "/api/users", map[string]any{"primary_id": "JDoe", "first_name": "Other", "last_name": "Jane"})
+	s.do(t, http.StatusConflict, admin, http.MethodPost, "/api/users/sponsor/user_identifiers", map[string]any{"id_type": "BARCODE", "value": "b0001"})
+	etag := s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/sponsor", nil).header.Get("ETag")
+	s.do(t, http.StatusConflict, admin, http.MethodPut, "/api/users/sponsor", map[string]any{"primary_id": "jdoe", "first_name": "Sam", "last_name": "Sponsor"}, "If-Match", etag)
+	refused := s.do(t, http.StatusConflict, admin, http.MethodDelete, "/api/users/"+oaGuarded, nil)
+	var p ginapi.Problem
+	oaJSON(t, refused, &p)
+	if len(p.Reasons) != 2 {
+		t.Errorf("a refused deletion lists reasons %q, want both of the guard's", p.Reasons)
+	}
+
+	// Versions: stale (412), missing (428), malformed (400).
+	s.do(t, http.StatusPreconditionFailed, admin, http.MethodPut, "/api/users/jdoe", replacement, "If-Match", `"1"`)
+	s.do(t, http.StatusPreconditionRequired, admin, http.MethodPut, "/api/users/jdoe", replacement)
+	s.do(t, http.StatusBadRequest, admin, http.MethodPut, "/api/users/jdoe", replacement, "If-Match", "*")
+
+	// Bodies the adapter refuses before the service sees them.
+	s.do(t, http.StatusBadRequest, admin, http.MethodPost, "/api/users", map[string]any{"primary_id": "x4", "first_name": "A", "last_name": "B", "nickname": "Al"})
+	s.do(t, http.StatusBadRequest, admin, http.MethodPost, "/api/users", `{"primary_id": 7}`)
+	s.do(t, http.StatusBadRequest, admin, http.MethodPost, "/api/users", `{"primary_id": "x5",`)
+	s.do(t, http.StatusBadRequest, admin, http.MethodPost, "/api/users", `{} {}`)
+	s.do(t, http.StatusBadRequest, admin, http.MethodPost, "/api/users/jdoe/user_notes", ``)
+	s.do(t, http.StatusBadRequest, admin, http.MethodGet, "/api/users?offset=-1", nil)
+	s.do(t, http.StatusUnsupportedMediaType, admin, http.MethodPost, "/api/users", "primary_id=x6", "Content-Type", "text/plain")
+	s.do(t, http.StatusUnsupportedMediaType, admin, http.MethodPut, "/api/users/jdoe", "<user/>", "Content-Type", "application/xml", "If-Match", `"3"`)
+	big := fmt.Sprintf(`{"primary_id": "x7", "first_name": "A", "last_name": "B", "user_notes": [{"note_text": %q}]}`, strings.Repeat("n", 70<<10))
+	s.do(t, http.StatusRequestEntityTooLarge, admin, http.MethodPost, "/api/users", big)
+
+	// Deletions.
+	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/sponsor", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/sponsor", nil)
+
+	// Every operation of the document was exercised.
+	for _, key := range oaSortedKeys(oaOperations(s.doc)) {
+		if s.seen[key] == 0 {
+			t.Errorf("no exchange exercised %s", key)
+		}
+	}
+}
