@@ -1,0 +1,120 @@
+package ginapi_test
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/patronkit/patronkit/patron"
+)
+
+// principals of the access matrix. The routes that name a user name
+// student1.
+var principals = map[string]string{
+	"admin":   "DEMO/librarian/staff",  // user-administrator in every library
+	"desk":    "DEMO/desk/staff",       // circulation-desk-operator at MAIN
+	"manager": "DEMO/manager/staff",    // user-manager at SCIENCE
+	"fulfil":  "DEMO/fulfil/staff",     // fulfillment-administrator everywhere
+	"auditor": "DEMO/auditor/staff",    // auditor everywhere
+	"noroles": "DEMO/temp/staff",       // staff with no role
+	"self":    "DEMO/student1/patron",  // the patron the routes name
+	"patron":  "DEMO/faculty1/patron",  // another patron
+	"foreign": "OTHER/librarian/staff", // user-administrator of another institution
+}
+
+// allowed is the expected decision for every route the router registers:
+// the principals (besides "foreign", checked apart) that pass access control.
+var allowed = map[string]string{
+	"GET /api/openapi.json":                "admin desk manager fulfil auditor self patron",
+	"GET /api/users":                       "admin desk manager fulfil auditor",
+	"POST /api/users":                      "admin desk manager",
+	"GET /api/users/:primary_id":           "admin desk manager fulfil auditor self",
+	"PUT /api/users/:primary_id":           "admin manager",
+	"DELETE /api/users/:primary_id":        "admin",
+	"GET /api/users/:primary_id/overrides": "admin manager auditor",
+}
+
+func init() {
+	for _, kind := range patron.SegmentKinds {
+		who := "admin manager"
+		if kind == patron.KindNotes || kind == patron.KindBlocks {
+			who = "admin desk manager"
+		}
+		allowed["POST /api/users/:primary_id/"+kind] = who
+		allowed["DELETE /api/users/:primary_id/"+kind+"/:segment_id"] = who
+	}
+}
+
+func concrete(path string) string {
+	path = strings.ReplaceAll(path, ":primary_id", "student1")
+	return strings.ReplaceAll(path, ":segment_id", "no-such-segment")
+}
+
+func TestEveryRouteIsDecidedForEveryRole(t *testing.T) {
+	s := newServer(t, nil, nil)
+	s.grant("DEMO", "librarian", "user-administrator", "*")
+	s.grant("DEMO", "desk", "circulation-desk-operator", "MAIN")
+	s.grant("DEMO", "manager", "user-manager", "SCIENCE")
+	s.grant("DEMO", "fulfil", "fulfillment-administrator", "*")
+	s.grant("DEMO", "auditor", "auditor", "*")
+	s.grant("OTHER", "librarian", "user-administrator", "*")
+	s.create("DEMO", &patron.User{PrimaryID: "faculty1", FirstName: "F", LastName: "F"})
+
+	routes := s.r.Routes()
+	sort.Slice(routes, func(i, j int) bool { // deletions last
+		return (routes[i].Method == http.MethodDelete) == (routes[j].Method == http.MethodDelete) && routes[i].Path < routes[j].Path ||
+			routes[i].Method != http.MethodDelete && routes[j].Method == http.MethodDelete
+	})
+	seen := map[string]bool{}
+	for _, rt := range routes {
+		key := rt.Method + " " + rt.Path
+		want, ok := allowed[key]
+		if !ok {
+			t.Errorf("route %s has no row in the access table", key)
+			continue
+		}
+		seen[key] = true
+		for name, who := range principals {
+			// Each request finds student1 in place, so allowed requests
+			// reach the handler and are judged by it, not by access control.
+			s.db.Exec("DELETE FROM pk_users WHERE primary_id = 'student1'")
+			s.create("DEMO", &patron.User{PrimaryID: "student1", FirstName: "S", LastName: "S"})
+			body := `{}`
+			res := s.do(who, rt.Method, concrete(rt.Path), body, "If-Match", `"1"`)
+			if res.Code == http.StatusUnauthorized || res.Code >= 500 {
+				t.Errorf("%s as %s: status %d: %s", key, name, res.Code, res.Body.String())
+				continue
+			}
+			denied := res.Code == http.StatusForbidden
+			if name == "foreign" {
+				// Another institution's administrator passes access control
+				// but finds nothing of DEMO's.
+				if denied {
+					t.Errorf("%s as %s: denied; want the data layer to answer", key, name)
+				}
+				if strings.Contains(rt.Path, ":primary_id") && res.Code != http.StatusNotFound {
+					t.Errorf("%s as %s: status %d, want 404: DEMO's user must not be reachable", key, name, res.Code)
+				}
+				if res.Code < 300 && strings.Contains(res.Body.String(), "student1") {
+					t.Errorf("%s as %s: DEMO's data leaked: %s", key, name, res.Body.String())
+				}
+				continue
+			}
+			if wantAllowed := strings.Contains(" "+want+" ", " "+name+" "); wantAllowed == denied {
+				t.Errorf("%s as %s: status %d, allowed=%v in the table", key, name, res.Code, wantAllowed)
+			}
+		}
+	}
+	for key := range allowed {
+		if !seen[key] {
+			t.Errorf("the access table names %s, which the router does not register", key)
+		}
+	}
+	// No principal at all: 401 on every route.
+	for _, rt := range routes {
+		if res := s.do("", rt.Method, concrete(rt.Path), nil); res.Code != http.StatusUnauthorized {
+			t.Errorf("%s %s without a principal: %d", rt.Method, rt.Path, res.Code)
+		}
+	}
+}
