@@ -6,6 +6,7 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/go-gormigrate/gormigrate/v2"
 	"gorm.io/gorm"
@@ -17,8 +18,8 @@ const Table = "pk_migrations"
 const lockName = "patronkit_migrate"
 
 // Run applies the migrations that the database has not seen yet, in order,
-// while holding a lock: pg_advisory_lock on PostgreSQL, GET_LOCK on MySQL;
-// SQLite serializes writers itself.
+// while holding a lock: pg_advisory_lock on PostgreSQL, GET_LOCK on MySQL,
+// and on SQLite a process-wide mutex around one transaction.
 func Run(ctx context.Context, db *gorm.DB, ms []*gormigrate.Migration) error {
 	db = db.WithContext(ctx)
 	opts := &gormigrate.Options{TableName: Table, IDColumnName: "id", IDColumnSize: 255}
@@ -47,9 +48,16 @@ func Run(ctx context.Context, db *gorm.DB, ms []*gormigrate.Migration) error {
 			return run(fresh(pinned))
 		})
 	default:
-		return run(db)
+		// SQLite: one process at a time through a mutex, and the whole run
+		// in one transaction (SQLite's DDL is transactional) so that another
+		// process waits on the database's write lock.
+		sqliteMu.Lock()
+		defer sqliteMu.Unlock()
+		return gormigrate.New(db, &gormigrate.Options{TableName: Table, IDColumnName: "id", IDColumnSize: 255, UseTransaction: true}, ms).Migrate()
 	}
 }
+
+var sqliteMu sync.Mutex
 
 // fresh starts a new statement chain on the connection that
 // gorm.DB.Connection pinned: chaining on the pinned handle itself would carry
