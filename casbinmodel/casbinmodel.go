@@ -262,7 +262,10 @@ func (en *Enforcer) Allow(ctx context.Context, r Request) (bool, error) {
 	}
 	sub := StaffSubject(r.Institution, r.Subject)
 	if r.Patron {
+		// Primary ids match whatever their case: a patron's own path
+		// does too.
 		sub = PatronRole
+		r.Path, r.Subject = strings.ToLower(r.Path), strings.ToLower(r.Subject)
 	}
 	if r.Library != "" {
 		return e.Enforce(sub, r.Library, r.Path, r.Method, r.Subject)

@@ -53,6 +53,7 @@ func TestRolesAreScopedToLibraries(t *testing.T) {
 		{req("UNI", "nobody", "", "GET", "/users"), false},
 		{casbinmodel.Request{Institution: "UNI", Subject: "s1", Patron: true, Method: "GET", Path: "/users/s1"}, true},
 		{casbinmodel.Request{Institution: "UNI", Subject: "s1", Patron: true, Method: "GET", Path: "/users/s2"}, false},
+		{casbinmodel.Request{Institution: "UNI", Subject: "S1", Patron: true, Method: "GET", Path: "/users/s1"}, true},
 		{casbinmodel.Request{Institution: "UNI", Subject: "s1", Patron: true, Method: "PUT", Path: "/users/s1"}, false},
 		{casbinmodel.Request{Institution: "UNI", Subject: "s1", Patron: true, Method: "GET", Path: "/users"}, false},
 	}

@@ -31,8 +31,11 @@ func (s *Service) Overrides(ctx context.Context, inst, primaryID string) ([]Fiel
 		return nil, s.translate(err)
 	}
 	var out []FieldOverride
-	err = s.db.WithContext(ctx).Where("user_id = ?", u.ID).Order("field").Find(&out).Error
-	return out, err
+	if err := s.db.WithContext(ctx).Where("user_id = ?", u.ID).Order("field").Find(&out).Error; err != nil {
+		return nil, err
+	}
+	s.emit(ctx, inst, AuditRead, u.PrimaryID, "field provenance")
+	return out, nil
 }
 
 // Replace replaces a user record with in, as Alma's PUT does: core fields

@@ -35,13 +35,15 @@ import (
 const Institution = "DEMO"
 
 func main() {
-	if err := run(context.Background(), os.Args[1:]); err != nil {
+	if err := run(context.Background(), os.Args[1:], nil); err != nil {
 		fmt.Fprintln(os.Stderr, "portal:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string) error {
+// run starts the portal and serves until ctx ends. When ready is not nil it
+// receives the address listened on once requests are accepted.
+func run(ctx context.Context, args []string, ready chan<- string) error {
 	fs := flag.NewFlagSet("portal", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	dsn := fs.String("db", os.Getenv("PATRONKIT_DB"), "Postgres or MySQL DSN (default: env PATRONKIT_DB, else the SQLite file under -data)")
@@ -92,6 +94,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Printf("patronkit portal on http://%s (API under /api, document at /api/openapi.json)\n", ln.Addr())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
