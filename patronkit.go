@@ -57,6 +57,11 @@ type Config struct {
 
 	// Audit receives who read, changed or exported which user. Default: none.
 	Audit patron.AuditSink
+
+	// MaxAttachmentBytes is the largest file a user's attachment may hold
+	// (a notice sent, a form staff upload). Default: 10 MiB. On MySQL and
+	// MariaDB the server's max_allowed_packet must be larger.
+	MaxAttachmentBytes int64
 }
 
 // Kit is patronkit wired over one database: the services of each module and
@@ -97,6 +102,9 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if c.MaxSignInFailures < 0 || c.Lockout < 0 || c.PINCost < 0 {
 		return nil, errors.New("patronkit: MaxSignInFailures, Lockout and PINCost cannot be negative")
 	}
+	if c.MaxAttachmentBytes < 0 {
+		return nil, errors.New("patronkit: MaxAttachmentBytes cannot be negative")
+	}
 	db = db.Session(&gorm.Session{NewDB: true})
 	patrons, err := patron.NewService(db, patron.Options{
 		Now:               c.Now,
@@ -105,6 +113,8 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 		Lockout:           c.Lockout,
 		Audit:             c.Audit,
 		Logger:            c.Logger,
+
+		MaxAttachmentBytes: c.MaxAttachmentBytes,
 	})
 	if err != nil {
 		return nil, err

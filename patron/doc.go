@@ -1,7 +1,9 @@
 // Package patron keeps a library's user (patron) records: the core fields
 // and the segments (identifiers, addresses, emails, phones, notes, blocks,
 // statistics, proxy-for relations) of each user, named as Alma names them so
-// that an Alma user record maps field for field.
+// that an Alma user record maps field for field, and the files kept with
+// each record (attachments: the notices sent to the user, the files staff
+// upload).
 //
 // A user belongs to one institution and nothing reads or writes across
 // institutions: every Service method takes the institution code.

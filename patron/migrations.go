@@ -1,6 +1,8 @@
 package patron
 
 import (
+	"time"
+
 	"github.com/go-gormigrate/gormigrate/v2"
 	"gorm.io/gorm"
 )
@@ -35,8 +37,50 @@ func Migrations() []*gormigrate.Migration {
 			tables := append([]any{&User{}, &FieldOverride{}, &SignInFailures{}}, segmentModels...)
 			return tx.Migrator().DropTable(tables...)
 		},
+	}, {
+		ID: "202611270003_patron_attachments",
+		Migrate: func(tx *gorm.DB) error {
+			m := tx.Migrator()
+			for _, t := range []any{&attachmentV1{}, &attachmentContentV1{}} {
+				if err := m.CreateTable(t); err != nil {
+					return err
+				}
+			}
+			return execAll(tx,
+				"CREATE INDEX pk_user_attachments_user ON pk_user_attachments (user_id, created_date)",
+			)
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Migrator().DropTable(&attachmentContentV1{}, &attachmentV1{})
+		},
 	}}
 }
+
+// attachmentV1 and attachmentContentV1 are the attachment tables as
+// migration 202611270003 creates them, whatever Attachment and
+// attachmentContent become later.
+type attachmentV1 struct {
+	ID          string    `gorm:"primaryKey;size:36"`
+	UserID      string    `gorm:"size:36;not null"`
+	FileName    string    `gorm:"size:255;not null"`
+	ContentType string    `gorm:"size:127;not null"`
+	Size        int64     `gorm:"not null"`
+	Kind        string    `gorm:"size:16;not null"`
+	Description string    `gorm:"size:255"`
+	CreatedBy   string    `gorm:"size:255;not null"`
+	CreatedDate time.Time `gorm:"not null"`
+}
+
+func (attachmentV1) TableName() string { return "pk_user_attachments" }
+
+// attachmentContentV1's size makes GORM choose LONGBLOB on MySQL (a BLOB
+// holds only 64 KiB), bytea on PostgreSQL and BLOB on SQLite.
+type attachmentContentV1 struct {
+	AttachmentID string `gorm:"primaryKey;size:36"`
+	Content      []byte `gorm:"size:4294967295;not null"`
+}
+
+func (attachmentContentV1) TableName() string { return "pk_user_attachment_contents" }
 
 func execAll(tx *gorm.DB, stmts ...string) error {
 	for _, s := range stmts {

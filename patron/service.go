@@ -30,6 +30,13 @@ type Options struct {
 	Audit AuditSink
 	// Logger logs failures of listeners and sinks. Default: slog.Default().
 	Logger *slog.Logger
+	// MaxAttachmentBytes is the largest file, in bytes, that a user's
+	// attachment may hold; AddAttachment refuses a longer one. Default:
+	// DefaultMaxAttachmentBytes (10 MiB). A file is written to the
+	// database in one statement: on MySQL and MariaDB the server's
+	// max_allowed_packet (16 MiB by default on MariaDB) must be larger
+	// than this limit.
+	MaxAttachmentBytes int64
 }
 
 // Service keeps the user records of every institution in one database.
@@ -46,6 +53,8 @@ type Service struct {
 	log       *slog.Logger
 	guards    []DeletionGuard
 	listeners []Listener
+
+	maxAttachment int64
 }
 
 // NewService returns a Service over db. It works on a session of db and
@@ -63,6 +72,8 @@ func NewService(db *gorm.DB, opts Options) (*Service, error) {
 		lockout:  opts.Lockout,
 		audit:    opts.Audit,
 		log:      opts.Logger,
+
+		maxAttachment: opts.MaxAttachmentBytes,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -81,6 +92,12 @@ func NewService(db *gorm.DB, opts Options) (*Service, error) {
 	}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if s.maxAttachment < 0 {
+		return nil, fmt.Errorf("patron: MaxAttachmentBytes %d is negative", s.maxAttachment)
+	}
+	if s.maxAttachment == 0 {
+		s.maxAttachment = DefaultMaxAttachmentBytes
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte("no PIN is set"), s.pinCost)
 	if err != nil {
@@ -181,8 +198,9 @@ func (s *Service) GetByIdentifier(ctx context.Context, inst, idType, value strin
 	return out, nil
 }
 
-// Delete removes a user after asking every deletion guard; when any objects,
-// nothing is deleted and the Refused error lists every reason.
+// Delete removes a user, with their segments and attachments, after asking
+// every deletion guard; when any objects, nothing is deleted and the
+// Refused error lists every reason.
 func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
 	u, err := loadUser(s.db.WithContext(ctx), inst, primaryID)
 	if err != nil {
@@ -213,7 +231,9 @@ func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
 		if res.RowsAffected == 0 {
 			return &Error{Kind: Stale, Detail: "the user changed while it was being deleted; try again"}
 		}
-		return nil
+		// After the user's row: an attachment being added at the same
+		// time holds that row, so its commit comes first and it goes too.
+		return deleteAttachments(tx, u.ID)
 	})
 	if err != nil {
 		return s.translate(err)

@@ -3,6 +3,7 @@ package patron
 import (
 	"errors"
 	"fmt"
+	"mime"
 	"reflect"
 	"strings"
 	"unicode"
@@ -25,6 +26,17 @@ func newValidator() *validator.Validate {
 	// characters.
 	_ = v.RegisterValidation("primaryid", func(fl validator.FieldLevel) bool {
 		return !strings.ContainsFunc(fl.Field().String(), func(r rune) bool { return r == '/' || unicode.IsControl(r) })
+	})
+	// A file name is what a download is saved as: no path separator, no
+	// control characters.
+	_ = v.RegisterValidation("filename", func(fl validator.FieldLevel) bool {
+		return !strings.ContainsFunc(fl.Field().String(), func(r rune) bool { return r == '/' || r == '\\' || unicode.IsControl(r) })
+	})
+	// A media type: type/subtype, optionally with parameters.
+	_ = v.RegisterValidation("mediatype", func(fl validator.FieldLevel) bool {
+		mt, _, err := mime.ParseMediaType(fl.Field().String())
+		typ, sub, ok := strings.Cut(mt, "/")
+		return err == nil && ok && typ != "" && sub != ""
 	})
 	return v
 }
@@ -112,6 +124,12 @@ func fieldError(fe validator.FieldError) FieldError {
 	case "primaryid":
 		f.Code = "bad_format"
 		f.Message = "must not contain a slash or control characters"
+	case "filename":
+		f.Code = "bad_format"
+		f.Message = "must not contain a slash, a backslash or control characters"
+	case "mediatype":
+		f.Code = "bad_format"
+		f.Message = "is not a media type such as application/pdf"
 	case "datetime":
 		f.Code = "bad_format"
 		f.Message = "is not a date written YYYY-MM-DD"
