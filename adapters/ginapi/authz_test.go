@@ -33,6 +33,11 @@ var allowed = map[string]string{
 	"PUT /api/users/:primary_id":           "admin manager",
 	"DELETE /api/users/:primary_id":        "admin",
 	"GET /api/users/:primary_id/overrides": "admin manager auditor",
+
+	"GET /api/users/:primary_id/attachments":                   "admin desk manager auditor",
+	"POST /api/users/:primary_id/attachments":                  "admin desk manager",
+	"GET /api/users/:primary_id/attachments/:attachment_id":    "admin desk manager auditor",
+	"DELETE /api/users/:primary_id/attachments/:attachment_id": "admin manager",
 }
 
 func init() {
@@ -48,6 +53,7 @@ func init() {
 
 func concrete(path string) string {
 	path = strings.ReplaceAll(path, ":primary_id", "student1")
+	path = strings.ReplaceAll(path, ":attachment_id", "no-such-attachment")
 	return strings.ReplaceAll(path, ":segment_id", "no-such-segment")
 }
 
@@ -80,8 +86,14 @@ func TestEveryRouteIsDecidedForEveryRole(t *testing.T) {
 			// reach the handler and are judged by it, not by access control.
 			s.db.Exec("DELETE FROM pk_users WHERE primary_id = 'student1'")
 			s.create("DEMO", &patron.User{PrimaryID: "student1", FirstName: "S", LastName: "S"})
-			body := `{}`
-			res := s.do(who, rt.Method, concrete(rt.Path), body, "If-Match", `"1"`)
+			body, headers := `{}`, []string{"If-Match", `"1"`}
+			if rt.Method == http.MethodPost && strings.HasSuffix(rt.Path, "/attachments") {
+				// An upload is multipart: the least body the route takes.
+				var ctype string
+				body, ctype = uploadBody(t, "form.txt", "text/plain", []byte("signed"))
+				headers = append(headers, "Content-Type", ctype)
+			}
+			res := s.do(who, rt.Method, concrete(rt.Path), body, headers...)
 			if res.Code == http.StatusUnauthorized || res.Code >= 500 {
 				t.Errorf("%s as %s: status %d: %s", key, name, res.Code, res.Body.String())
 				continue

@@ -53,7 +53,9 @@ type Options struct {
 	Principal PrincipalFunc
 	// Logger logs one line per request. Default: the kit's logger.
 	Logger *slog.Logger
-	// MaxBodyBytes caps request bodies. Default: 1 MiB.
+	// MaxBodyBytes caps JSON request bodies. Default: 1 MiB. File uploads
+	// are capped by the kit's attachment limit instead
+	// (patronkit.Config.MaxAttachmentBytes).
 	MaxBodyBytes int64
 }
 
@@ -88,6 +90,7 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	g := r.Group("", a.requestID, a.logRequests, a.recoverProblems, a.authenticate, a.authorize)
 	g.GET("/openapi.json", a.serveOpenAPI)
 	a.userRoutes(g)
+	a.attachmentRoutes(g)
 	return nil
 }
 

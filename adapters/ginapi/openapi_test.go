@@ -32,6 +32,9 @@ import (
 // oaInst is the institution of every principal of these tests.
 const oaInst = "T"
 
+// oaMaxAttachment is the attachment limit of oaNewServer's kit.
+const oaMaxAttachment = 64 << 10
+
 // oaGuarded is a user that the deletion guard of oaNewServer refuses to
 // delete, with two reasons.
 const oaGuarded = "guarded"
@@ -82,6 +85,8 @@ func oaNewServer(t *testing.T) *oaServer {
 		PINCost:        4,
 		Logger:         slog.New(slog.DiscardHandler),
 		DeletionGuards: []patron.DeletionGuard{guard},
+
+		MaxAttachmentBytes: oaMaxAttachment,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -211,8 +216,9 @@ func TestOpenAPIOperationsAreComplete(t *testing.T) {
 		want := []int{401, 403, 429, 500}
 		if op.RequestBody != nil {
 			want = append(want, 400, 413, 415, 422)
-			if op.RequestBody.Value.Content.Get("application/json") == nil {
-				t.Errorf("%s: the request body is not application/json", key)
+			// JSON, or a file upload.
+			if len(op.RequestBody.Value.Content) != 1 || op.RequestBody.Value.Content.Get("application/json") == nil && op.RequestBody.Value.Content.Get("multipart/form-data") == nil {
+				t.Errorf("%s: the request body is neither application/json nor multipart/form-data", key)
 			}
 		}
 		if strings.Contains(path, "{primary_id}") {
@@ -569,6 +575,50 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	s.do(t, http.StatusUnsupportedMediaType, admin, http.MethodPut, "/api/users/jdoe", "<user/>", "Content-Type", "application/xml", "If-Match", `"3"`)
 	big := fmt.Sprintf(`{"primary_id": "x7", "first_name": "A", "last_name": "B", "user_notes": [{"note_text": %q}]}`, strings.Repeat("n", 70<<10))
 	s.do(t, http.StatusRequestEntityTooLarge, admin, http.MethodPost, "/api/users", big)
+
+	// Attachments: upload, list, download, remove, and each refusal.
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/jdoe/attachments", nil)
+	pdf := []byte("%PDF-1.7\n\x00\x01\xfe\xff binary")
+	body, ctype := uploadBody(t, "Lån – form \"signed\".pdf", "application/pdf", pdf, "kind", "upload", "description", "Signed registration form")
+	added := s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users/jdoe/attachments", body, "Content-Type", ctype)
+	var att patron.Attachment
+	oaJSON(t, added, &att)
+	if got := added.header.Get("Location"); got != "/api/users/jdoe/attachments/"+att.ID {
+		t.Errorf("Location %q, want the new attachment's path", got)
+	}
+	body, ctype = uploadBody(t, "overdue.txt", "", []byte("Your loan is overdue."), "kind", "notice")
+	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users/jdoe/attachments", body, "Content-Type", ctype)
+	var atts struct {
+		Attachments []patron.Attachment `json:"attachments"`
+		Total       int                 `json:"total_record_count"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/jdoe/attachments", nil), &atts)
+	if atts.Total != 2 || len(atts.Attachments) != 2 || atts.Attachments[1].ID != att.ID {
+		t.Errorf("attachments of jdoe: %+v", atts)
+	}
+	file := s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/jdoe/attachments/"+att.ID, nil)
+	if !bytes.Equal(file.body, pdf) || file.header.Get("Content-Type") != "application/pdf" {
+		t.Errorf("download: %q (%s), want the uploaded bytes", file.body, file.header.Get("Content-Type"))
+	}
+	body, ctype = uploadBody(t, "big.bin", "application/octet-stream", bytes.Repeat([]byte{0xA5}, oaMaxAttachment+1))
+	s.do(t, http.StatusRequestEntityTooLarge, admin, http.MethodPost, "/api/users/jdoe/attachments", body, "Content-Type", ctype)
+	body, ctype = uploadBody(t, "-", "", nil, "description", "no file")
+	s.do(t, http.StatusBadRequest, admin, http.MethodPost, "/api/users/jdoe/attachments", body, "Content-Type", ctype)
+	s.do(t, http.StatusUnsupportedMediaType, admin, http.MethodPost, "/api/users/jdoe/attachments", `{"file": "x"}`)
+	body, ctype = uploadBody(t, "a.txt", "", []byte("x"), "kind", "letter")
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPost, "/api/users/jdoe/attachments", body, "Content-Type", ctype)
+	body, ctype = uploadBody(t, "a.txt", "", []byte("x"))
+	s.do(t, http.StatusNotFound, admin, http.MethodPost, "/api/users/nobody/attachments", body, "Content-Type", ctype)
+	s.do(t, http.StatusForbidden, "clerk", http.MethodPost, "/api/users/jdoe/attachments", body, "Content-Type", ctype)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/nobody/attachments", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/sponsor/attachments/"+att.ID, nil)
+	s.do(t, http.StatusForbidden, "jdoe", http.MethodGet, "/api/users/jdoe/attachments", nil, "X-Test-Patron", "1")
+	s.do(t, http.StatusForbidden, "clerk", http.MethodGet, "/api/users/jdoe/attachments/"+att.ID, nil)
+	s.do(t, http.StatusUnauthorized, "", http.MethodGet, "/api/users/jdoe/attachments/"+att.ID, nil)
+	s.do(t, http.StatusTooManyRequests, "locked", http.MethodDelete, "/api/users/jdoe/attachments/"+att.ID, nil)
+	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/jdoe/attachments/"+att.ID, nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodDelete, "/api/users/jdoe/attachments/"+att.ID, nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/jdoe/attachments/"+att.ID, nil)
 
 	// Deletions.
 	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/sponsor", nil)
