@@ -16,7 +16,7 @@ import (
 
 const admin = "DEMO/librarian/staff"
 
-func adminServer(t *testing.T, cfg *patronkit.Config) *server {
+func adminServer(t testing.TB, cfg *patronkit.Config) *server {
 	s := newServer(t, nil, cfg)
 	s.grant("DEMO", "librarian", "user-administrator", "*")
 	return s
