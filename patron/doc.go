@@ -19,5 +19,5 @@
 //   - AuditSink: told who read, changed or exported which user.
 //
 // Hosts may implement those three interfaces (or use the Func adapters).
-// Everything else in this package is used, not implemented, by hosts.
+// Everything else in this package is for hosts to call, not to implement.
 package patron

@@ -221,18 +221,7 @@ func TestUploadsTheAdapterRefuses(t *testing.T) {
 		{"bad media type", multipartBody("a.txt", "pdf", []byte("x")), 422, "content_type"},
 	}
 	for _, c := range cases {
-		res := s.do(admin, http.MethodPost, "/api/users/jdoe/attachments", c.req.body, "Content-Type", c.req.ctype)
-		if res.Code != c.status {
-			t.Errorf("%s: status %d, want %d: %.300s", c.name, res.Code, c.status, res.Body.String())
-			continue
-		}
-		p := res.problem()
-		if p.Detail == "" {
-			t.Errorf("%s: the problem gives no reason", c.name)
-		}
-		if c.field != "" && !fieldNamed(p, c.field) {
-			t.Errorf("%s: the problem does not name %s: %+v", c.name, c.field, p.Errors)
-		}
+		s.do(admin, http.MethodPost, "/api/users/jdoe/attachments", c.req.body, "Content-Type", c.req.ctype).refused(t, c.name, c.status, c.field)
 	}
 	if l := s.attachments(admin, "jdoe"); l.Total != 1 || l.Attachments[0].FileName != "exact.bin" {
 		t.Fatalf("refused uploads were kept: %+v", l)

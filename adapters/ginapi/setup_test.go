@@ -157,3 +157,21 @@ func (r response) problem() ginapi.Problem {
 var testNow = time.Date(2026, 9, 1, 9, 0, 0, 0, time.UTC)
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// refused checks, without stopping the test, that a request named name was
+// answered with status and a problem that gives a reason and, when field is
+// not empty, names that field.
+func (r response) refused(t testing.TB, name string, status int, field string) {
+	t.Helper()
+	if r.Code != status {
+		t.Errorf("%s: status %d, want %d: %.300s", name, r.Code, status, r.Body.String())
+		return
+	}
+	p := r.problem()
+	if p.Detail == "" {
+		t.Errorf("%s: the problem gives no reason", name)
+	}
+	if field != "" && !fieldNamed(p, field) {
+		t.Errorf("%s: the problem does not name field %s: %+v", name, field, p.Errors)
+	}
+}
