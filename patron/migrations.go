@@ -53,6 +53,17 @@ func Migrations() []*gormigrate.Migration {
 		Rollback: func(tx *gorm.DB) error {
 			return tx.Migrator().DropTable(&attachmentContentV1{}, &attachmentV1{})
 		},
+	}, {
+		ID: "202611270004_patron_sis_hash",
+		Migrate: func(tx *gorm.DB) error {
+			// Databases created after this column joined the model have it
+			// from the first migration already.
+			if tx.Migrator().HasColumn("pk_users", "sis_hash") {
+				return nil
+			}
+			return tx.Exec("ALTER TABLE pk_users ADD COLUMN sis_hash VARCHAR(64)").Error
+		},
+		Rollback: func(tx *gorm.DB) error { return tx.Exec("ALTER TABLE pk_users DROP COLUMN sis_hash").Error },
 	}}
 }
 

@@ -154,7 +154,7 @@ func (s *Service) Create(ctx context.Context, inst string, in *User) (*User, err
 		if err := tx.Omit(segmentAssociations...).Create(&u).Error; err != nil {
 			return err
 		}
-		return insertSegments(tx, &u, false, nil)
+		return insertSegments(tx, &u, "", nil)
 	})
 	if err != nil {
 		return nil, s.translate(err)
@@ -218,7 +218,7 @@ func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
 		return &Error{Kind: Refused, Detail: fmt.Sprintf("user %q cannot be deleted", u.PrimaryID), Reasons: reasons}
 	}
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := deleteSegments(tx, u.ID, false); err != nil {
+		if err := deleteSegments(tx, u.ID, ""); err != nil {
 			return err
 		}
 		if err := tx.Where("user_id = ?", u.ID).Delete(&FieldOverride{}).Error; err != nil {

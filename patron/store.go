@@ -94,10 +94,10 @@ func eachSegment(u *User, visit func(path string, s *Segment)) {
 	}
 }
 
-// insertSegments writes the segments of u (only the Internal ones when
-// internalOnly). A segment keeps its id when it is one of held, the ids of
+// insertSegments writes the segments of u (only those of segment type only,
+// when it is not empty). A segment keeps its id when it is one of held, the ids of
 // the user's segments being replaced; any other gets a fresh id.
-func insertSegments(tx *gorm.DB, u *User, internalOnly bool, held map[string]bool) error {
+func insertSegments(tx *gorm.DB, u *User, only string, held map[string]bool) error {
 	used := map[string]bool{}
 	eachSegment(u, func(_ string, s *Segment) {
 		if !held[s.ID] || used[s.ID] {
@@ -106,7 +106,7 @@ func insertSegments(tx *gorm.DB, u *User, internalOnly bool, held map[string]boo
 		used[s.ID] = true
 		s.UserID = u.ID
 	})
-	keep := func(s Segment) bool { return !internalOnly || !s.IsExternal() }
+	keep := func(s Segment) bool { return only == "" || s.SegmentType == only }
 	return firstErr(
 		insertKept(tx, u.Identifiers, func(x Identifier) bool { return keep(x.Segment) }),
 		insertKept(tx, u.Addresses, func(x Address) bool { return keep(x.Segment) }),
@@ -146,13 +146,13 @@ func firstErr(steps ...func() error) error {
 // segmentModels lists one value of each segment table.
 var segmentModels = []any{&Identifier{}, &Address{}, &Email{}, &Phone{}, &Note{}, &Block{}, &Statistic{}, &ProxyFor{}}
 
-// deleteSegments removes the segments of a user: all of them, or only the
-// Internal ones.
-func deleteSegments(tx *gorm.DB, userID string, internalOnly bool) error {
+// deleteSegments removes the segments of a user: all of them, or only those
+// of segment type only.
+func deleteSegments(tx *gorm.DB, userID string, only string) error {
 	for _, m := range segmentModels {
 		q := tx.Where("user_id = ?", userID)
-		if internalOnly {
-			q = q.Where("segment_type = ?", SegmentInternal)
+		if only != "" {
+			q = q.Where("segment_type = ?", only)
 		}
 		if err := q.Delete(m).Error; err != nil {
 			return err

@@ -98,12 +98,16 @@ func (s *Service) Replace(ctx context.Context, inst, primaryID string, version i
 				return err
 			}
 		}
-		if err := deleteSegments(tx, cur.ID, cur.IsExternal()); err != nil {
+		only := "" // staff replace every segment of an internal user...
+		if cur.IsExternal() {
+			only = SegmentInternal // ...and only the Internal ones of an external user
+		}
+		if err := deleteSegments(tx, cur.ID, only); err != nil {
 			return err
 		}
 		held := map[string]bool{}
 		eachSegment(cur, func(_ string, seg *Segment) { held[seg.ID] = true })
-		if err := insertSegments(tx, &u, cur.IsExternal(), held); err != nil {
+		if err := insertSegments(tx, &u, only, held); err != nil {
 			return err
 		}
 		after, err = loadUserByID(tx, inst, cur.ID)

@@ -71,6 +71,10 @@ type User struct {
 	PINNumber string `json:"pin_number,omitempty" gorm:"-" validate:"omitempty,min=4,max=64"`
 	PINHash   string `json:"-" gorm:"column:pin_hash;size:255"`
 
+	// SISHash fingerprints the record the SIS last sent for this user, so
+	// that a synchronize skips users whose record has not changed.
+	SISHash string `json:"-" gorm:"column:sis_hash;size:64"`
+
 	// Version counts the changes of the record; updates must name the
 	// version they were based on (optimistic concurrency).
 	Version   int       `json:"version" gorm:"not null"`

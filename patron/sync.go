@@ -1,0 +1,627 @@
+package patron
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Modes of an integration profile.
+const (
+	// ModeImport adds new users only; a user that exists already is
+	// reported and left as it is.
+	ModeImport = "import"
+	// ModeSynchronize updates the users it matches and adds the others.
+	ModeSynchronize = "synchronize"
+)
+
+// MatchPrimaryID matches incoming users on primary_id; any other MatchBy
+// names an identifier type (BARCODE, UNIV_ID...).
+const MatchPrimaryID = "primary_id"
+
+// What a synchronize does with an incoming user that matches nobody.
+const (
+	UnmatchedAdd    = "add"
+	UnmatchedReject = "reject"
+)
+
+// Outcomes of one incoming user.
+const (
+	OutcomeCreated   = "created"
+	OutcomeUpdated   = "updated"
+	OutcomeUnchanged = "unchanged"
+	OutcomeRejected  = "rejected"
+	OutcomeFailed    = "failed"
+)
+
+// SyncRule is how an integration profile applies incoming users.
+type SyncRule struct {
+	// Profile is the integration profile's code; the users it creates or
+	// takes over name it as their external_id.
+	Profile string
+	// Mode is ModeImport or ModeSynchronize.
+	Mode string
+	// MatchBy is MatchPrimaryID or an identifier type.
+	MatchBy string
+	// Unmatched is UnmatchedAdd or UnmatchedReject (synchronize only).
+	Unmatched string
+	// RecordType is given to incoming users whose record has none.
+	// Default: PUBLIC.
+	RecordType string
+	// DryRun computes every outcome, with the changes, and writes nothing.
+	DryRun bool
+}
+
+// SyncResult is what happened to one incoming user.
+type SyncResult struct {
+	PrimaryID string `json:"primary_id"`
+	Outcome   string `json:"outcome"`
+	// Reason says why a user was rejected or failed.
+	Reason string `json:"reason,omitempty"`
+	// Changes names the fields and segment lists an update changed (or, in
+	// a dry run, would change).
+	Changes []string `json:"changes,omitempty"`
+	// UserID is the internal id of the user matched or created.
+	UserID string `json:"-"`
+}
+
+var errDryRun = errors.New("dry run: roll back")
+
+// SyncBatch applies incoming users, in order, as an integration profile
+// does. Each user is applied whole or not at all; a user whose record is
+// the same as the last one applied is skipped without being read whole.
+// The incoming users are changed (normalized) in place.
+//
+// Matching looks among all external users of the institution, whatever
+// profile made them; internal users are never matched, and an incoming
+// user that collides with one is rejected. On a match, core fields are
+// replaced except the retained ones that staff changed by hand or that the
+// incoming record leaves empty; the user's External segments are replaced
+// by the incoming ones and Internal segments stay.
+func (s *Service) SyncBatch(ctx context.Context, inst string, in []*User, rule SyncRule) []SyncResult {
+	if rule.RecordType == "" {
+		rule.RecordType = RecordPublic
+	}
+	out := make([]SyncResult, len(in))
+	hashes := make([]string, len(in))
+	var pending []int
+	for i, u := range in {
+		out[i] = SyncResult{PrimaryID: strings.TrimSpace(u.PrimaryID)}
+		if reason := s.prepareIncoming(inst, u, rule); reason != "" {
+			out[i].Outcome, out[i].Reason = OutcomeRejected, reason
+			continue
+		}
+		hashes[i] = incomingHash(u, rule)
+		pending = append(pending, i)
+	}
+	known, err := s.knownHashes(ctx, inst, in, pending, rule)
+	if err != nil {
+		for _, i := range pending {
+			out[i].Outcome, out[i].Reason = OutcomeFailed, err.Error()
+		}
+		return out
+	}
+	for _, i := range pending {
+		if k, ok := known[matchKey(in[i], rule)]; ok && rule.Mode == ModeSynchronize && hashes[i] != "" && k.hash == hashes[i] && k.external {
+			out[i].Outcome, out[i].UserID = OutcomeUnchanged, k.id
+			continue
+		}
+		out[i] = s.syncOne(ctx, inst, in[i], hashes[i], rule)
+	}
+	return out
+}
+
+// prepareIncoming normalizes an incoming user and checks it alone; it
+// returns why the user is rejected, or "".
+func (s *Service) prepareIncoming(inst string, u *User, rule SyncRule) string {
+	u.Institution = inst
+	normalizeCore(u)
+	u.AccountType, u.ExternalID = AccountExternal, rule.Profile
+	keepUnsent(u, &User{RecordType: rule.RecordType, Status: StatusActive})
+	eachSegment(u, func(_ string, seg *Segment) { seg.SegmentType, seg.ID = SegmentExternal, "" })
+	for i := range u.Notes {
+		u.Notes[i].Origin = OriginExternal
+		u.Notes[i].CreatedBy = "system:sis:" + rule.Profile
+	}
+	for i := range u.Blocks {
+		if u.Blocks[i].BlockStatus == "" {
+			u.Blocks[i].BlockStatus = StatusActive
+		}
+		u.Blocks[i].CreatedBy = "system:sis:" + rule.Profile
+	}
+	if err := s.validateUser(u); err != nil {
+		return reasonOf(err)
+	}
+	if rule.MatchBy != MatchPrimaryID && identifierOf(u, rule.MatchBy) == nil {
+		return fmt.Sprintf("the record has no identifier of type %s, which the profile matches on", rule.MatchBy)
+	}
+	return ""
+}
+
+// reasonOf turns a refusal into one line for a run's report.
+func reasonOf(err error) string {
+	e, ok := AsError(err)
+	if !ok {
+		return err.Error()
+	}
+	var parts []string
+	for _, f := range e.Fields {
+		parts = append(parts, f.Field+" "+f.Message)
+	}
+	parts = append(parts, e.Reasons...)
+	if len(parts) == 0 {
+		return e.Detail
+	}
+	return strings.Join(parts, "; ")
+}
+
+func identifierOf(u *User, idType string) *Identifier {
+	for i := range u.Identifiers {
+		if u.Identifiers[i].IDType == idType {
+			return &u.Identifiers[i]
+		}
+	}
+	return nil
+}
+
+// matchKey is the folded value an incoming user is matched on.
+func matchKey(u *User, rule SyncRule) string {
+	if rule.MatchBy == MatchPrimaryID {
+		return u.PrimaryIDKey
+	}
+	if id := identifierOf(u, rule.MatchBy); id != nil {
+		return id.ValueKey
+	}
+	return ""
+}
+
+// incomingHash fingerprints what the SIS sent (after normalization), so
+// that the next run can skip a user whose record is the same. A record with
+// a PIN gets none: PINs are compared against their slow hash instead.
+func incomingHash(u *User, rule SyncRule) string {
+	if u.PINNumber != "" {
+		return ""
+	}
+	b, _ := json.Marshal(struct {
+		U       *User
+		Profile string
+	}{u, rule.Profile}) // plain data: cannot fail
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+type knownUser struct {
+	id       string
+	hash     string
+	external bool
+}
+
+// knownHashes reads, in one query, the stored fingerprints of the users
+// that the pending incoming users match.
+func (s *Service) knownHashes(ctx context.Context, inst string, in []*User, pending []int, rule SyncRule) (map[string]knownUser, error) {
+	keys := make([]string, 0, len(pending))
+	for _, i := range pending {
+		keys = append(keys, matchKey(in[i], rule))
+	}
+	if len(keys) == 0 || rule.Mode != ModeSynchronize {
+		return map[string]knownUser{}, nil
+	}
+	var rows []struct {
+		MatchKey    string
+		ID          string
+		SISHash     string
+		AccountType string
+	}
+	db := s.db.WithContext(ctx)
+	var err error
+	if rule.MatchBy == MatchPrimaryID {
+		err = db.Model(&User{}).Select("primary_id_key AS match_key, id, sis_hash, account_type").
+			Where("institution = ? AND primary_id_key IN ?", inst, keys).Scan(&rows).Error
+	} else {
+		err = db.Table("pk_user_identifiers AS i").Joins("JOIN pk_users u ON u.id = i.user_id").
+			Select("i.value_key AS match_key, u.id, u.sis_hash, u.account_type").
+			Where("i.institution = ? AND i.id_type = ? AND i.value_key IN ?", inst, rule.MatchBy, keys).Scan(&rows).Error
+	}
+	out := make(map[string]knownUser, len(rows))
+	for _, r := range rows {
+		out[r.MatchKey] = knownUser{id: r.ID, hash: r.SISHash, external: r.AccountType == AccountExternal}
+	}
+	return out, err
+}
+
+// syncOne applies one prepared incoming user in a transaction of its own.
+func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string, rule SyncRule) SyncResult {
+	res := SyncResult{PrimaryID: u.PrimaryID}
+	var before, after *User
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		cur, reason, err := s.matchIncoming(tx, inst, u, rule)
+		if err != nil {
+			return err
+		}
+		if reason != "" {
+			res.Outcome, res.Reason = OutcomeRejected, reason
+			return nil
+		}
+		if cur == nil {
+			return s.syncCreate(ctx, tx, inst, u, hash, rule, &res, &after)
+		}
+		before = cloneUser(cur)
+		return s.syncUpdate(ctx, tx, inst, cur, u, hash, rule, &res, &after)
+	})
+	if rule.DryRun && errors.Is(err, errDryRun) {
+		err = nil
+	}
+	if err != nil {
+		if e, ok := AsError(s.translate(err)); ok && e.Kind != Stale {
+			return SyncResult{PrimaryID: u.PrimaryID, Outcome: OutcomeRejected, Reason: reasonOf(e)}
+		}
+		return SyncResult{PrimaryID: u.PrimaryID, Outcome: OutcomeFailed, Reason: err.Error()}
+	}
+	if rule.DryRun || after == nil {
+		return res
+	}
+	out := s.finishRead(after)
+	switch res.Outcome {
+	case OutcomeCreated:
+		s.changed(ctx, Change{Institution: inst, Action: Created, After: out})
+		s.emit(ctx, inst, AuditCreate, out.PrimaryID, "user")
+	case OutcomeUpdated:
+		s.changed(ctx, Change{Institution: inst, Action: Updated, Before: s.finishRead(before), After: out})
+		s.emit(ctx, inst, AuditUpdate, out.PrimaryID, "user")
+	}
+	return res
+}
+
+// matchIncoming finds the external user an incoming user matches, or nil.
+// A reason is returned when the incoming user must be rejected.
+func (s *Service) matchIncoming(tx *gorm.DB, inst string, u *User, rule SyncRule) (*User, string, error) {
+	var cur *User
+	if rule.MatchBy == MatchPrimaryID {
+		found, err := loadUser(tx, inst, u.PrimaryID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, "", err
+		}
+		cur = found
+	} else {
+		id := identifierOf(u, rule.MatchBy)
+		var held Identifier
+		err := tx.Where("institution = ? AND id_type = ? AND value_key = ?", inst, id.IDType, id.ValueKey).Take(&held).Error
+		switch {
+		case errors.Is(err, gorm.ErrRecordNotFound):
+		case err != nil:
+			return nil, "", err
+		default:
+			if cur, err = loadUserByID(tx, inst, held.UserID); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	if cur != nil && !cur.IsExternal() {
+		return nil, fmt.Sprintf("the %s %q belongs to internal user %q, which a synchronize never changes", matchName(rule), matchValue(u, rule), cur.PrimaryID), nil
+	}
+	if cur != nil && rule.Mode == ModeImport {
+		return nil, fmt.Sprintf("user %q exists already; an import adds new users only", cur.PrimaryID), nil
+	}
+	if cur == nil && rule.Mode == ModeSynchronize && rule.Unmatched == UnmatchedReject {
+		return nil, fmt.Sprintf("no external user has the %s %q, and the profile rejects unmatched users", matchName(rule), matchValue(u, rule)), nil
+	}
+	return cur, "", nil
+}
+
+func matchName(rule SyncRule) string {
+	if rule.MatchBy == MatchPrimaryID {
+		return "primary_id"
+	}
+	return "identifier " + rule.MatchBy
+}
+
+func matchValue(u *User, rule SyncRule) string {
+	if rule.MatchBy == MatchPrimaryID {
+		return u.PrimaryID
+	}
+	return identifierOf(u, rule.MatchBy).Value
+}
+
+func (s *Service) syncCreate(ctx context.Context, tx *gorm.DB, inst string, u *User, hash string, rule SyncRule, res *SyncResult, after **User) error {
+	if err := checkPrimaryIDFree(tx, inst, u.PrimaryIDKey, ""); err != nil {
+		return err
+	}
+	if err := checkIdentifiersFree(tx, inst, u.Identifiers, ""); err != nil {
+		return err
+	}
+	if u.PINNumber != "" {
+		h, err := s.hashPIN(u.PINNumber)
+		if err != nil {
+			return err
+		}
+		u.PINHash, u.PINNumber = h, ""
+	}
+	now := s.clock()
+	u.ID, u.Version, u.CreatedAt, u.UpdatedAt, u.SISHash = newID(), 1, now, now, hash
+	stampSIS(u, now)
+	if err := tx.Omit(segmentAssociations...).Create(u).Error; err != nil {
+		return err
+	}
+	if err := insertSegments(tx, u, "", nil); err != nil {
+		return err
+	}
+	res.Outcome, res.UserID = OutcomeCreated, u.ID
+	if rule.DryRun {
+		return errDryRun
+	}
+	*after = u
+	return nil
+}
+
+// stampSIS dates the notes and blocks an SIS sent.
+func stampSIS(u *User, now time.Time) {
+	for i := range u.Notes {
+		u.Notes[i].CreatedDate = now
+	}
+	for i := range u.Blocks {
+		u.Blocks[i].CreatedDate = now
+	}
+}
+
+func (s *Service) syncUpdate(ctx context.Context, tx *gorm.DB, inst string, cur, in *User, hash string, rule SyncRule, res *SyncResult, after **User) error {
+	var overrides []FieldOverride
+	if err := tx.Where("user_id = ?", cur.ID).Find(&overrides).Error; err != nil {
+		return err
+	}
+	overridden := map[string]bool{}
+	for _, o := range overrides {
+		overridden[o.Field] = true
+	}
+	m, err := s.mergeIncoming(cur, in, overridden)
+	if err != nil {
+		return err
+	}
+	res.UserID = cur.ID
+	res.Changes = syncChanges(cur, m)
+	if len(res.Changes) == 0 {
+		res.Outcome = OutcomeUnchanged
+		if rule.DryRun || cur.SISHash == hash {
+			return nil
+		}
+		// Remember the fingerprint, so that the next run skips the user.
+		return tx.Model(&User{}).Where("id = ?", cur.ID).Update("sis_hash", hash).Error
+	}
+	if err := s.validateUser(m); err != nil {
+		return err
+	}
+	if m.PrimaryIDKey != cur.PrimaryIDKey {
+		if err := checkPrimaryIDFree(tx, inst, m.PrimaryIDKey, cur.ID); err != nil {
+			return err
+		}
+	}
+	if err := checkIdentifiersFree(tx, inst, m.Identifiers, cur.ID); err != nil {
+		return err
+	}
+	now := s.clock()
+	m.Version, m.UpdatedAt, m.SISHash = cur.Version+1, now, hash
+	if err := saveCore(tx, m, cur.Version); err != nil {
+		return err
+	}
+	// Internal segments whose preferred flags gave way to the SIS's.
+	if err := deleteSegments(tx, cur.ID, ""); err != nil {
+		return err
+	}
+	held := map[string]bool{}
+	eachSegment(cur, func(_ string, seg *Segment) { held[seg.ID] = true })
+	if err := insertSegments(tx, m, "", held); err != nil {
+		return err
+	}
+	res.Outcome = OutcomeUpdated
+	if rule.DryRun {
+		return errDryRun
+	}
+	*after, err = loadUserByID(tx, inst, cur.ID)
+	return err
+}
+
+// mergeIncoming builds the record a synchronize leaves: the incoming core
+// fields but the retained ones staff changed by hand (or that arrive
+// empty), the incoming External segments, and the Internal segments held.
+func (s *Service) mergeIncoming(cur, in *User, overridden map[string]bool) (*User, error) {
+	m := *in
+	m.ID, m.Institution, m.CreatedAt, m.Version = cur.ID, cur.Institution, cur.CreatedAt, cur.Version
+	keep := func(field string, held string, incoming *string) {
+		if overridden[field] || *incoming == "" {
+			*incoming = held
+		}
+	}
+	keep("user_group", cur.UserGroup, &m.UserGroup)
+	keep("job_category", cur.JobCategory, &m.JobCategory)
+	keep("preferred_language", cur.PreferredLanguage, &m.PreferredLanguage)
+	keep("campus_code", cur.CampusCode, &m.CampusCode)
+	keep("rs_library", cur.RSLibrary, &m.RSLibrary)
+	m.PINHash = cur.PINHash
+	if in.PINNumber != "" && !overridden["pin_number"] && !s.pinMatches(cur.PINHash, in.PINNumber) {
+		h, err := s.hashPIN(in.PINNumber)
+		if err != nil {
+			return nil, err
+		}
+		m.PINHash = h
+	}
+	m.PINNumber = ""
+	now := s.clock()
+	stampSIS(&m, now)
+	// Keep the dates of notes and blocks the SIS sent before.
+	keepSISDates(&m, cur)
+	// An identifier the SIS now sends replaces the library's own copy.
+	sent := map[[2]string]bool{}
+	for _, id := range m.Identifiers {
+		sent[[2]string{id.IDType, id.ValueKey}] = true
+	}
+	m.Identifiers = slices.Clone(m.Identifiers)
+	for _, id := range internalOf(cur.Identifiers) {
+		if !sent[[2]string{id.IDType, id.ValueKey}] {
+			m.Identifiers = append(m.Identifiers, id)
+		}
+	}
+	m.Addresses = append(slices.Clone(m.Addresses), internalOf(cur.Addresses)...)
+	m.Emails = append(slices.Clone(m.Emails), internalOf(cur.Emails)...)
+	m.Phones = append(slices.Clone(m.Phones), internalOf(cur.Phones)...)
+	m.Notes = append(slices.Clone(m.Notes), internalOf(cur.Notes)...)
+	m.Blocks = append(slices.Clone(m.Blocks), internalOf(cur.Blocks)...)
+	m.Statistics = append(slices.Clone(m.Statistics), internalOf(cur.Statistics)...)
+	m.ProxyFor = append(slices.Clone(m.ProxyFor), internalOf(cur.ProxyFor)...)
+	// The SIS says which contact is preferred when it says so at all.
+	sisPrefers(m.Emails, func(e *Email) *bool { return &e.Preferred })
+	sisPrefers(m.Phones, func(p *Phone) *bool { return &p.Preferred })
+	sisPrefers(m.Phones, func(p *Phone) *bool { return &p.PreferredSMS })
+	sisPrefers(m.Addresses, func(a *Address) *bool { return &a.Preferred })
+	return &m, nil
+}
+
+func internalOf[T segmentRow](list []T) []T {
+	var out []T
+	for _, x := range list {
+		if !x.segment().IsExternal() {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// sisPrefers clears the flag on Internal entries when an External one has
+// it: at most one entry of a kind is preferred.
+func sisPrefers[T segmentRow](list []T, flag func(*T) *bool) {
+	sis := false
+	for i := range list {
+		if list[i].segment().IsExternal() && *flag(&list[i]) {
+			sis = true
+		}
+	}
+	if !sis {
+		return
+	}
+	for i := range list {
+		if !list[i].segment().IsExternal() {
+			*flag(&list[i]) = false
+		}
+	}
+}
+
+// keepSISDates gives incoming notes and blocks that the SIS sent before the
+// dates they were first received.
+func keepSISDates(m, cur *User) {
+	noteDates := map[string][]int{}
+	for i, n := range cur.Notes {
+		if n.IsExternal() {
+			noteDates[n.NoteType+"\x00"+n.NoteText] = append(noteDates[n.NoteType+"\x00"+n.NoteText], i)
+		}
+	}
+	for i := range m.Notes {
+		k := m.Notes[i].NoteType + "\x00" + m.Notes[i].NoteText
+		if idx := noteDates[k]; len(idx) > 0 {
+			m.Notes[i].CreatedDate, noteDates[k] = cur.Notes[idx[0]].CreatedDate, idx[1:]
+		}
+	}
+	blockDates := map[string][]int{}
+	for i, b := range cur.Blocks {
+		if b.IsExternal() {
+			blockDates[b.BlockType+"\x00"+b.BlockDescription] = append(blockDates[b.BlockType+"\x00"+b.BlockDescription], i)
+		}
+	}
+	for i := range m.Blocks {
+		k := m.Blocks[i].BlockType + "\x00" + m.Blocks[i].BlockDescription
+		if idx := blockDates[k]; len(idx) > 0 {
+			m.Blocks[i].CreatedDate, blockDates[k] = cur.Blocks[idx[0]].CreatedDate, idx[1:]
+		}
+	}
+}
+
+// syncChanges names what differs between the held record and the merged
+// one: core fields by JSON name, segment lists by kind.
+func syncChanges(cur, m *User) []string {
+	var out []string
+	a, b := coreMap(cur), coreMap(m)
+	for k, v := range b {
+		if a[k] != v {
+			out = append(out, k)
+		}
+	}
+	if cur.PINHash != m.PINHash {
+		out = append(out, "pin_number")
+	}
+	ka, kb := segmentPrints(cur), segmentPrints(m)
+	for _, kind := range SegmentKinds {
+		if !slices.Equal(ka[kind], kb[kind]) {
+			out = append(out, kind)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// coreMap is the core fields of u by JSON name, as text.
+func coreMap(u *User) map[string]string {
+	c := *u
+	c.Identifiers, c.Addresses, c.Emails, c.Phones, c.Notes, c.Blocks, c.Statistics, c.ProxyFor = nil, nil, nil, nil, nil, nil, nil, nil
+	c.Version, c.Warnings = 0, nil
+	c.CreatedAt, c.UpdatedAt = time.Time{}, time.Time{}
+	b, _ := json.Marshal(c)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if k == "created_date" || k == "updated_date" || k == "version" {
+			continue
+		}
+		out[k] = fmt.Sprint(v)
+	}
+	return out
+}
+
+// segmentPrints lists, per kind, the content of each segment (without ids
+// and dates), sorted: two users with the same prints hold the same
+// segments.
+func segmentPrints(u *User) map[string][]string {
+	c := cloneUser(u)
+	eachSegment(c, func(_ string, seg *Segment) { seg.ID, seg.UserID = "", "" })
+	out := map[string][]string{}
+	add := func(kind string, v any) {
+		b, _ := json.Marshal(v) // plain data: cannot fail
+		out[kind] = append(out[kind], string(b))
+	}
+	for _, x := range c.Identifiers {
+		add(KindIdentifiers, x)
+	}
+	for _, x := range c.Addresses {
+		add(KindAddresses, x)
+	}
+	for _, x := range c.Emails {
+		add(KindEmails, x)
+	}
+	for _, x := range c.Phones {
+		add(KindPhones, x)
+	}
+	for _, x := range c.Notes {
+		x.CreatedDate = time.Time{}
+		add(KindNotes, x)
+	}
+	for _, x := range c.Blocks {
+		x.CreatedDate = time.Time{}
+		add(KindBlocks, x)
+	}
+	for _, x := range c.Statistics {
+		add(KindStatistics, x)
+	}
+	for _, x := range c.ProxyFor {
+		add(KindProxyFor, x)
+	}
+	for k := range out {
+		sort.Strings(out[k])
+	}
+	return out
+}
