@@ -625,3 +625,75 @@ func segmentPrints(u *User) map[string][]string {
 	}
 	return out
 }
+
+// DeactivateMissing makes INACTIVE the active external users of a profile
+// whose internal ids are not in seen: the users a full, clean synchronize
+// did not find in the SIS's file. It returns how many it changed.
+func (s *Service) DeactivateMissing(ctx context.Context, inst, profile string, seen map[string]bool) (int, error) {
+	var ids []string
+	db := s.db.WithContext(ctx)
+	err := db.Model(&User{}).Where("institution = ? AND external_id = ? AND account_type = ? AND status = ?", inst, profile, AccountExternal, StatusActive).
+		Pluck("id", &ids).Error
+	if err != nil {
+		return 0, err
+	}
+	var gone []string
+	for _, id := range ids {
+		if !seen[id] {
+			gone = append(gone, id)
+		}
+	}
+	for chunk := range slices.Chunk(gone, 500) {
+		err := db.Model(&User{}).Where("id IN ? AND status = ?", chunk, StatusActive).
+			Updates(map[string]any{"status": StatusInactive, "version": gorm.Expr("version + 1"), "updated_at": s.clock()}).Error
+		if err != nil {
+			return 0, err
+		}
+	}
+	return len(gone), nil
+}
+
+// RestoreSISFields hands retained fields of an external user back to the
+// SIS: the manual changes of those fields are forgotten, and the next
+// synchronize sets them from the SIS's record again. fields names retained
+// fields (see RetainedFields); none means all of them. It returns the
+// fields that were held by hand.
+func (s *Service) RestoreSISFields(ctx context.Context, inst, primaryID string, fields []string) ([]string, error) {
+	var bad []FieldError
+	for i, f := range fields {
+		if !slices.Contains(RetainedFields, f) {
+			bad = append(bad, FieldError{Field: fmt.Sprintf("fields[%d]", i), Code: "unknown_value", Message: "must be one of: " + strings.Join(RetainedFields, ", ")})
+		}
+	}
+	if len(bad) > 0 {
+		return nil, invalid(bad...)
+	}
+	if len(fields) == 0 {
+		fields = RetainedFields
+	}
+	var restored []string
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		u, err := loadUser(tx, inst, primaryID)
+		if err != nil {
+			return err
+		}
+		if !u.IsExternal() {
+			return &Error{Kind: Refused, Detail: "only an external user's fields come from the SIS", Reasons: []string{fmt.Sprintf("user %q is internal", u.PrimaryID)}}
+		}
+		if err := tx.Model(&FieldOverride{}).Where("user_id = ? AND field IN ?", u.ID, fields).Pluck("field", &restored).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("user_id = ? AND field IN ?", u.ID, fields).Delete(&FieldOverride{}).Error; err != nil {
+			return err
+		}
+		// Forget the fingerprint: the next synchronize applies the record
+		// even when the SIS sends it unchanged.
+		return tx.Model(&User{}).Where("id = ?", u.ID).Update("sis_hash", "").Error
+	})
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	sort.Strings(restored)
+	s.emit(ctx, inst, AuditUpdate, primaryID, "field provenance")
+	return restored, nil
+}

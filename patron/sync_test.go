@@ -236,3 +236,33 @@ func TestTheSISsPreferredContactWins(t *testing.T) {
 		}
 	})
 }
+
+func TestRestoredFieldsComeFromTheSISAgain(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, patron.Options{})
+		wantOutcome(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.OutcomeCreated, "")
+		u, _ := f.svc.Get(f.ctx, "UNI", "s1")
+		in := *u
+		in.UserGroup, in.CampusCode = "GRAD", "NORTH"
+		if _, err := f.svc.Replace(f.ctx, "UNI", "s1", u.Version, &in); err != nil {
+			t.Fatal(err)
+		}
+		wantOutcome(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.OutcomeUnchanged, "")
+		if _, err := f.svc.RestoreSISFields(f.ctx, "UNI", "s1", []string{"first_name"}); err == nil {
+			t.Fatal("first_name is not a retained field")
+		}
+		restored, err := f.svc.RestoreSISFields(f.ctx, "UNI", "s1", []string{"user_group"})
+		if err != nil || strings.Join(restored, ",") != "user_group" {
+			t.Fatalf("restore: %v %v", restored, err)
+		}
+		r := sync1(t, f, syncRule, sisUser("s1", "Ann"))
+		wantOutcome(t, r, patron.OutcomeUpdated, "")
+		got, _ := f.svc.Get(f.ctx, "UNI", "s1")
+		if got.UserGroup != "UNDERGRAD" || got.CampusCode != "NORTH" {
+			t.Fatalf("after restore: group %s campus %s", got.UserGroup, got.CampusCode)
+		}
+		mustCreate(t, f, "UNI", &patron.User{PrimaryID: "local", FirstName: "L", LastName: "L"})
+		_, err = f.svc.RestoreSISFields(f.ctx, "UNI", "local", nil)
+		wantKind(t, err, patron.Refused)
+	})
+}
