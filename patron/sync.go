@@ -110,14 +110,141 @@ func (s *Service) SyncBatch(ctx context.Context, inst string, in []*User, rule S
 		}
 		return out
 	}
+	var fresh, rest []int
 	for _, i := range pending {
-		if k, ok := known[matchKey(in[i], rule)]; ok && rule.Mode == ModeSynchronize && hashes[i] != "" && k.hash == hashes[i] && k.external {
+		k, matched := known[matchKey(in[i], rule)]
+		switch {
+		case matched && rule.Mode == ModeSynchronize && hashes[i] != "" && k.hash == hashes[i] && k.external:
 			out[i].Outcome, out[i].UserID = OutcomeUnchanged, k.id
-			continue
+		case !matched && !rule.DryRun && (rule.Mode == ModeImport || rule.Unmatched == UnmatchedAdd):
+			fresh = append(fresh, i)
+		default:
+			rest = append(rest, i)
 		}
+	}
+	rest = append(rest, s.createMany(ctx, inst, in, hashes, fresh, out)...)
+	slices.Sort(rest)
+	for _, i := range rest {
 		out[i] = s.syncOne(ctx, inst, in[i], hashes[i], rule)
 	}
 	return out
+}
+
+// createMany adds, in one transaction, the new users of a batch that
+// collide with nothing held and with no other user of the batch. It returns
+// the ones it left for the one-by-one path: those that collide (so that
+// their rejection gives the reason) or all of them when the transaction
+// fails, since each user must be applied whole or not at all.
+func (s *Service) createMany(ctx context.Context, inst string, in []*User, hashes []string, fresh []int, out []SyncResult) []int {
+	if len(fresh) == 0 {
+		return nil
+	}
+	var left, take []int
+	pids := map[string]bool{}
+	ids := map[[2]string]bool{}
+	var pidKeys, idKeys []string
+	for _, i := range fresh {
+		pidKeys = append(pidKeys, in[i].PrimaryIDKey)
+		for _, id := range in[i].Identifiers {
+			idKeys = append(idKeys, id.ValueKey)
+		}
+	}
+	db := s.db.WithContext(ctx)
+	var heldPIDs []string
+	var heldIDs []struct{ IDType, ValueKey string }
+	if err := db.Model(&User{}).Where("institution = ? AND primary_id_key IN ?", inst, pidKeys).Pluck("primary_id_key", &heldPIDs).Error; err != nil {
+		return fresh
+	}
+	if len(idKeys) > 0 {
+		if err := db.Model(&Identifier{}).Select("id_type, value_key").Where("institution = ? AND value_key IN ?", inst, idKeys).Scan(&heldIDs).Error; err != nil {
+			return fresh
+		}
+	}
+	for _, k := range heldPIDs {
+		pids[k] = true
+	}
+	for _, h := range heldIDs {
+		ids[[2]string{h.IDType, h.ValueKey}] = true
+	}
+	for _, i := range fresh {
+		u := in[i]
+		clash := pids[u.PrimaryIDKey]
+		for _, id := range u.Identifiers {
+			clash = clash || ids[[2]string{id.IDType, id.ValueKey}]
+		}
+		if clash {
+			left = append(left, i)
+			continue
+		}
+		pids[u.PrimaryIDKey] = true
+		for _, id := range u.Identifiers {
+			ids[[2]string{id.IDType, id.ValueKey}] = true
+		}
+		take = append(take, i)
+	}
+	if len(take) == 0 {
+		return left
+	}
+	now := s.clock()
+	users := make([]*User, 0, len(take))
+	for _, i := range take {
+		u := in[i]
+		if u.PINNumber != "" {
+			h, err := s.hashPIN(u.PINNumber)
+			if err != nil {
+				return fresh
+			}
+			u.PINHash, u.PINNumber = h, ""
+		}
+		u.ID, u.Version, u.CreatedAt, u.UpdatedAt, u.SISHash = newID(), 1, now, now, hashes[i]
+		stampSIS(u, now)
+		eachSegment(u, func(_ string, seg *Segment) { seg.ID, seg.UserID = newID(), u.ID })
+		users = append(users, u)
+	}
+	err := db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Omit(segmentAssociations...).CreateInBatches(users, 100).Error; err != nil {
+			return err
+		}
+		return firstErr(
+			insertAll(tx, users, func(u *User) []Identifier { return u.Identifiers }),
+			insertAll(tx, users, func(u *User) []Address { return u.Addresses }),
+			insertAll(tx, users, func(u *User) []Email { return u.Emails }),
+			insertAll(tx, users, func(u *User) []Phone { return u.Phones }),
+			insertAll(tx, users, func(u *User) []Note { return u.Notes }),
+			insertAll(tx, users, func(u *User) []Block { return u.Blocks }),
+			insertAll(tx, users, func(u *User) []Statistic { return u.Statistics }),
+			insertAll(tx, users, func(u *User) []ProxyFor { return u.ProxyFor }),
+		)
+	})
+	if err != nil {
+		// A write of another process came between: apply them one by one.
+		for _, u := range users {
+			u.ID = ""
+		}
+		return fresh
+	}
+	for _, i := range take {
+		u := in[i]
+		out[i] = SyncResult{PrimaryID: u.PrimaryID, Outcome: OutcomeCreated, UserID: u.ID}
+		created := s.finishRead(u)
+		s.changed(ctx, Change{Institution: inst, Action: Created, After: created})
+		s.emit(ctx, inst, AuditCreate, u.PrimaryID, "user")
+	}
+	return left
+}
+
+// insertAll writes one segment list of many users in multi-row inserts.
+func insertAll[T any](tx *gorm.DB, users []*User, list func(*User) []T) func() error {
+	return func() error {
+		var rows []T
+		for _, u := range users {
+			rows = append(rows, list(u)...)
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		return tx.CreateInBatches(rows, 500).Error
+	}
 }
 
 // prepareIncoming normalizes an incoming user and checks it alone; it
@@ -212,7 +339,7 @@ func (s *Service) knownHashes(ctx context.Context, inst string, in []*User, pend
 	for _, i := range pending {
 		keys = append(keys, matchKey(in[i], rule))
 	}
-	if len(keys) == 0 || rule.Mode != ModeSynchronize {
+	if len(keys) == 0 {
 		return map[string]knownUser{}, nil
 	}
 	var rows []struct {

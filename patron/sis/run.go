@@ -1,0 +1,246 @@
+package sis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/patronkit/patronkit/patron"
+)
+
+// Run statuses.
+const (
+	RunQueued    = "queued"
+	RunRunning   = "running"
+	RunSucceeded = "succeeded"
+	RunFailed    = "failed"
+)
+
+// Run triggers.
+const (
+	TriggerManual   = "manual"
+	TriggerSchedule = "schedule"
+)
+
+// Run is one load of a profile's files: a persisted job with its progress
+// and counts while it runs, and an outcome per user afterwards.
+type Run struct {
+	ID          string `json:"id" gorm:"primaryKey;size:36"`
+	Institution string `json:"-" gorm:"size:64;not null"`
+	Profile     string `json:"profile" gorm:"size:64;not null"`
+	Status      string `json:"status" gorm:"size:16;not null"`
+	Trigger     string `json:"trigger" gorm:"size:16;not null"`
+	DryRun      bool   `json:"dry_run"`
+	// Files names the files read, comma-separated.
+	Files string `json:"files" gorm:"size:2000"`
+	// Done counts the users read so far; Total is set when the run ends.
+	Done  int `json:"done"`
+	Total int `json:"total"`
+	// BytesRead of BytesTotal of the file being read: the progress of a
+	// run whose user count is not known before the end.
+	BytesRead  int64 `json:"bytes_read"`
+	BytesTotal int64 `json:"bytes_total"`
+
+	Created     int `json:"created"`
+	Updated     int `json:"updated"`
+	Unchanged   int `json:"unchanged"`
+	Rejected    int `json:"rejected"`
+	Failed      int `json:"failed"`
+	Deactivated int `json:"deactivated"`
+
+	// Error says why a failed run failed.
+	Error      string     `json:"error,omitempty" gorm:"size:2000"`
+	CreatedAt  time.Time  `json:"created_date"`
+	StartedAt  *time.Time `json:"started_date,omitempty"`
+	FinishedAt *time.Time `json:"finished_date,omitempty"`
+}
+
+// TableName implements gorm's Tabler.
+func (Run) TableName() string { return "pk_sis_runs" }
+
+// Outcome is what a run did with one incoming user.
+type Outcome struct {
+	RunID string `json:"-" gorm:"primaryKey;size:36"`
+	Seq   int    `json:"seq" gorm:"primaryKey;autoIncrement:false"`
+	// File and Ref say where the user is: the file, and the line or
+	// position within it.
+	File      string `json:"file" gorm:"size:255"`
+	Ref       string `json:"ref" gorm:"size:255"`
+	PrimaryID string `json:"primary_id" gorm:"size:255"`
+	Outcome   string `json:"outcome" gorm:"size:16;not null"`
+	Reason    string `json:"reason,omitempty" gorm:"size:2000"`
+	// Changes names, comma-separated, the fields and segment lists an
+	// update changed (or would change, in a dry run).
+	Changes string `json:"changes,omitempty" gorm:"size:2000"`
+}
+
+// TableName implements gorm's Tabler.
+func (Outcome) TableName() string { return "pk_sis_outcomes" }
+
+// RunOptions says how to start a run.
+type RunOptions struct {
+	// Upload is a file sent with the request, read instead of the
+	// profile's source; UploadName gives its name (its extension picks the
+	// format when the profile names none).
+	Upload     io.Reader
+	UploadName string
+	// DryRun computes every outcome and writes no user.
+	DryRun bool
+	// Trigger is manual (the default) or schedule.
+	Trigger string
+}
+
+// StartRun starts a run of a profile now and returns it queued; the run
+// goes on in the background (see Wait). An upload is read whole into a
+// temporary file first, so the caller may close it on return. A profile
+// that is running already is a Conflict.
+func (s *Service) StartRun(ctx context.Context, inst, code string, o RunOptions) (*Run, error) {
+	p, err := s.Profile(ctx, inst, code)
+	if err != nil {
+		return nil, err
+	}
+	if o.Upload == nil && p.Source == Upload {
+		return nil, &patron.Error{Kind: patron.Invalid, Detail: "the profile's files come by upload: send a file", Fields: []patron.FieldError{{Field: "file", Code: "required", Message: "is required"}}}
+	}
+	if o.Trigger == "" {
+		o.Trigger = TriggerManual
+	}
+	run := &Run{ID: uuid.Must(uuid.NewV7()).String(), Institution: inst, Profile: code, Status: RunQueued, Trigger: o.Trigger, DryRun: o.DryRun, CreatedAt: s.now().UTC()}
+	var upload *spooled
+	if o.Upload != nil {
+		name := filepath.Base(strings.ReplaceAll(o.UploadName, "\\", "/"))
+		if p.Format == "" {
+			if _, err := Detect(name, s.limits); err != nil {
+				return nil, &patron.Error{Kind: patron.Invalid, Detail: err.Error(), Fields: []patron.FieldError{{Field: "file", Code: "unknown_format", Message: err.Error()}}}
+			}
+		}
+		if upload, err = s.spool(o.Upload, name); err != nil {
+			return nil, err
+		}
+	}
+	holder := s.instance + "/" + run.ID
+	if err := s.acquire(ctx, inst, code, holder); err != nil {
+		upload.remove()
+		if errors.Is(err, errLeaseHeld) {
+			return nil, &patron.Error{Kind: patron.Conflict, Detail: fmt.Sprintf("profile %q is running already; try when its run has ended", code)}
+		}
+		return nil, err
+	}
+	if err := s.db.WithContext(ctx).Create(run).Error; err != nil {
+		upload.remove()
+		_ = s.release(context.WithoutCancel(ctx), inst, code, holder)
+		return nil, err
+	}
+	queued := *run // the caller's copy: the run goes on changing in the background
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.finished[run.ID] = done
+	s.mu.Unlock()
+	s.running.Add(1)
+	go func() {
+		defer s.running.Done()
+		defer close(done)
+		defer upload.remove()
+		bg := context.WithoutCancel(ctx)
+		s.execute(bg, p, run, upload, holder)
+		if err := s.release(bg, inst, code, holder); err != nil {
+			s.log.Error("sis: releasing the lease", "profile", code, "run", run.ID, "error", err)
+		}
+	}()
+	return &queued, nil
+}
+
+// spooled is an uploaded file kept on disk while its run reads it.
+type spooled struct {
+	name, path string
+	size       int64
+}
+
+func (s *Service) spool(r io.Reader, name string) (*spooled, error) {
+	f, err := os.CreateTemp(s.tempDir, "patronkit-sis-*")
+	if err != nil {
+		return nil, err
+	}
+	n, err := io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return &spooled{name: name, path: f.Name(), size: n}, nil
+}
+
+func (u *spooled) remove() {
+	if u != nil {
+		os.Remove(u.path)
+	}
+}
+
+// Wait blocks until a run started by this process has ended, or ctx ends.
+// Runs of other processes are not waited for.
+func (s *Service) Wait(ctx context.Context, runID string) (*Run, error) {
+	s.mu.Lock()
+	done := s.finished[runID]
+	s.mu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	var r Run
+	err := s.db.WithContext(ctx).Where("id = ?", runID).Take(&r).Error
+	return &r, err
+}
+
+// GetRun returns a run of an institution.
+func (s *Service) GetRun(ctx context.Context, inst, id string) (*Run, error) {
+	var r Run
+	err := s.db.WithContext(ctx).Where("institution = ? AND id = ?", inst, id).Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, &patron.Error{Kind: patron.NotFound, Detail: fmt.Sprintf("no run %q", id)}
+	}
+	return &r, err
+}
+
+// Runs lists the latest runs of a profile, newest first.
+func (s *Service) Runs(ctx context.Context, inst, code string, limit int) ([]Run, error) {
+	out := []Run{}
+	err := s.db.WithContext(ctx).Where("institution = ? AND profile = ?", inst, code).Order("id DESC").Limit(limit).Find(&out).Error
+	return out, err
+}
+
+// Report calls fn with every outcome of a run of an institution, in file
+// order, reading them a page at a time.
+func (s *Service) Report(ctx context.Context, inst, id string, fn func(Outcome) error) error {
+	if _, err := s.GetRun(ctx, inst, id); err != nil {
+		return err
+	}
+	last := -1
+	for {
+		var page []Outcome
+		if err := s.db.WithContext(ctx).Where("run_id = ? AND seq > ?", id, last).Order("seq").Limit(1000).Find(&page).Error; err != nil {
+			return err
+		}
+		for _, o := range page {
+			if err := fn(o); err != nil {
+				return err
+			}
+			last = o.Seq
+		}
+		if len(page) < 1000 {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,314 @@
+package sis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/patronkit/patronkit/patron"
+)
+
+// runState is what a run accumulates while it reads its files.
+type runState struct {
+	run     *Run
+	profile *Profile
+	rule    patron.SyncRule
+	seq     int
+	// seen maps each user's match key to where it was first read: the same
+	// user twice in a run is rejected the second time.
+	seen map[string]string
+	// users holds the internal ids of the users the run saw, for
+	// deactivate-missing.
+	users   map[string]bool
+	pending []pendingUser
+	out     []Outcome
+	read    atomic.Int64
+}
+
+// pendingUser is a user waiting to be applied; slot is its place in out,
+// so that outcomes are saved in file order.
+type pendingUser struct {
+	slot int
+	user *patron.User
+}
+
+// execute runs a profile's files (or the upload) to the end and records
+// the outcome; it never panics the process.
+func (s *Service) execute(ctx context.Context, p *Profile, run *Run, upload *spooled, holder string) {
+	now := s.now().UTC()
+	run.Status, run.StartedAt = RunRunning, &now
+	s.save(ctx, run)
+	st := &runState{run: run, profile: p, rule: p.rule(run.DryRun), seen: map[string]string{}, users: map[string]bool{}}
+
+	renewCtx, stopRenew := context.WithCancel(ctx)
+	defer stopRenew()
+	go s.keepLease(renewCtx, run, holder)
+
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("the run failed unexpectedly: %v", r)
+				s.log.Error("sis: run panicked", "run", run.ID, "panic", r)
+			}
+		}()
+		if upload != nil {
+			return s.readUpload(ctx, st, upload)
+		}
+		return s.readSource(ctx, st)
+	}()
+	if err == nil && p.DeactivateMissing && !run.DryRun && run.Rejected == 0 && run.Failed == 0 {
+		var n int
+		n, err = s.patrons.DeactivateMissing(ctx, run.Institution, p.Code, st.users)
+		run.Deactivated = n
+	}
+	end := s.now().UTC()
+	run.FinishedAt, run.Total = &end, run.Done
+	run.Status = RunSucceeded
+	if err != nil {
+		run.Status, run.Error = RunFailed, err.Error()
+	}
+	s.save(ctx, run)
+	s.log.Info("sis: run ended", "institution", run.Institution, "profile", p.Code, "run", run.ID, "status", run.Status,
+		"created", run.Created, "updated", run.Updated, "unchanged", run.Unchanged, "rejected", run.Rejected, "failed", run.Failed, "error", run.Error)
+}
+
+// keepLease renews the run's lease until the run ends.
+func (s *Service) keepLease(ctx context.Context, run *Run, holder string) {
+	t := time.NewTicker(s.leaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.renew(ctx, run.Institution, run.Profile, holder); err != nil && ctx.Err() == nil {
+				s.log.Error("sis: renewing the lease", "run", run.ID, "error", err)
+			}
+		}
+	}
+}
+
+func (s *Service) save(ctx context.Context, run *Run) {
+	if err := s.db.WithContext(ctx).Save(run).Error; err != nil {
+		s.log.Error("sis: saving the run", "run", run.ID, "error", err)
+	}
+}
+
+func (s *Service) readUpload(ctx context.Context, st *runState, up *spooled) error {
+	f, err := os.Open(up.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st.run.Files = up.name
+	info, _ := f.Stat()
+	return s.readFile(ctx, st, up.name, f, info.ModTime(), up.size)
+}
+
+func (s *Service) readSource(ctx context.Context, st *runState) error {
+	src, ok := s.sources[st.profile.Source]
+	if !ok {
+		return fmt.Errorf("the profile's source %q is not configured in this instance", st.profile.Source)
+	}
+	files, err := src.List(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the files of source %q: %w", src.Name(), err)
+	}
+	var names []string
+	for _, file := range files {
+		names = append(names, file.Name)
+	}
+	st.run.Files = strings.Join(names, ",")
+	if len(st.run.Files) > 2000 {
+		st.run.Files = st.run.Files[:1990] + "..."
+	}
+	for _, file := range files {
+		rc, err := src.Open(ctx, file.Name)
+		if err != nil {
+			return fmt.Errorf("opening %s: %w", file.Name, err)
+		}
+		date := file.ModTime
+		if date.IsZero() {
+			date = s.now()
+		}
+		ferr := s.readFile(ctx, st, file.Name, rc, date, file.Size)
+		rc.Close()
+		if !st.run.DryRun {
+			if err := src.Done(ctx, file.Name, ferr == nil); err != nil {
+				s.log.Error("sis: marking a file", "file", file.Name, "error", err)
+			}
+		}
+		if ferr != nil {
+			return ferr
+		}
+	}
+	return nil
+}
+
+// countingReader counts the bytes a format has read, for progress.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// readFile decodes one file and applies its users in batches.
+func (s *Service) readFile(ctx context.Context, st *runState, name string, r io.Reader, date time.Time, size int64) error {
+	format, err := s.formatFor(st.profile, name)
+	if err != nil {
+		return err
+	}
+	st.read.Store(0)
+	st.run.BytesTotal = size
+	emitted := 0
+	err = format.Decode(ctx, countingReader{r, &st.read}, func(rec Record) error {
+		emitted++
+		s.take(st, name, rec, date)
+		if len(st.out) >= s.batch {
+			return s.flush(ctx, st)
+		}
+		return nil
+	})
+	if ferr := s.flush(ctx, st); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		if emitted == 0 {
+			return fmt.Errorf("%s: %w (nothing was changed)", name, err)
+		}
+		return fmt.Errorf("%s: %w (after %d users)", name, err, emitted)
+	}
+	return nil
+}
+
+func (s *Service) formatFor(p *Profile, name string) (Format, error) {
+	if p.Format != "" {
+		return Detect("x."+p.Format, s.limits)
+	}
+	return Detect(name, s.limits)
+}
+
+// take files one record: rejected at once when it could not be read or
+// was read before in this run, else queued to be applied.
+func (s *Service) take(st *runState, file string, rec Record, date time.Time) {
+	st.run.Done++
+	if rec.Err != nil || rec.User == nil {
+		reason := "the record could not be read"
+		if rec.Err != nil {
+			reason = rec.Err.Error()
+		}
+		st.add(Outcome{File: file, Ref: rec.Ref, PrimaryID: primaryIDOf(rec.User), Outcome: patron.OutcomeRejected, Reason: reason})
+		return
+	}
+	key := runKey(rec.User, st.rule)
+	if key != "" {
+		if first, dup := st.seen[key]; dup {
+			st.add(Outcome{File: file, Ref: rec.Ref, PrimaryID: rec.User.PrimaryID, Outcome: patron.OutcomeRejected,
+				Reason: fmt.Sprintf("the same user appears twice in the run: first at %s; the first was applied", first)})
+			return
+		}
+		st.seen[key] = file + " " + rec.Ref
+	}
+	st.profile.dates(rec.User, date)
+	st.add(Outcome{File: file, Ref: rec.Ref, PrimaryID: rec.User.PrimaryID})
+	st.pending = append(st.pending, pendingUser{slot: len(st.out) - 1, user: rec.User})
+}
+
+func primaryIDOf(u *patron.User) string {
+	if u == nil {
+		return ""
+	}
+	return u.PrimaryID
+}
+
+// runKey is what makes two incoming records the same user in a run.
+func runKey(u *patron.User, rule patron.SyncRule) string {
+	if rule.MatchBy == patron.MatchPrimaryID {
+		return strings.ToLower(strings.TrimSpace(u.PrimaryID))
+	}
+	for _, id := range u.Identifiers {
+		if strings.TrimSpace(id.IDType) == rule.MatchBy {
+			return strings.ToLower(strings.TrimSpace(id.Value))
+		}
+	}
+	return ""
+}
+
+func (st *runState) add(o Outcome) {
+	st.out = append(st.out, o)
+}
+
+// flush applies the queued users, saves every outcome so far in file
+// order, and saves the run's progress.
+func (s *Service) flush(ctx context.Context, st *runState) error {
+	if len(st.pending) > 0 {
+		users := make([]*patron.User, len(st.pending))
+		for i, p := range st.pending {
+			users[i] = p.user
+		}
+		results := s.patrons.SyncBatch(ctx, st.run.Institution, users, st.rule)
+		for i, res := range results {
+			o := &st.out[st.pending[i].slot]
+			o.PrimaryID, o.Outcome, o.Reason, o.Changes = res.PrimaryID, res.Outcome, res.Reason, strings.Join(res.Changes, ",")
+			if res.UserID != "" {
+				st.users[res.UserID] = true
+			}
+		}
+		st.pending = st.pending[:0]
+	}
+	if len(st.out) == 0 {
+		return nil
+	}
+	for i := range st.out {
+		st.seq++
+		o := &st.out[i]
+		o.RunID, o.Seq = st.run.ID, st.seq
+		o.Reason = clip(o.Reason, 2000)
+		o.Changes = clip(o.Changes, 2000)
+		o.Ref = clip(o.Ref, 255)
+		o.PrimaryID = clip(o.PrimaryID, 255)
+		switch o.Outcome {
+		case patron.OutcomeCreated:
+			st.run.Created++
+		case patron.OutcomeUpdated:
+			st.run.Updated++
+		case patron.OutcomeUnchanged:
+			st.run.Unchanged++
+		case patron.OutcomeRejected:
+			st.run.Rejected++
+		default:
+			st.run.Failed++
+		}
+	}
+	if err := s.db.WithContext(ctx).CreateInBatches(st.out, 200).Error; err != nil {
+		return fmt.Errorf("saving the outcomes: %w", err)
+	}
+	st.out = st.out[:0]
+	st.run.BytesRead = st.read.Load()
+	s.save(ctx, st.run)
+	if err := ctx.Err(); err != nil {
+		return errors.New("the run was stopped")
+	}
+	return nil
+}
+
+// clip shortens s to at most n bytes, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && (s[n]&0xC0) == 0x80 {
+		n--
+	}
+	return s[:n]
+}
