@@ -27,6 +27,7 @@ import (
 	"github.com/patronkit/patronkit/adapters/ginapi"
 	"github.com/patronkit/patronkit/adapters/sqldb"
 	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/patron/sis"
 )
 
 // oaInst is the institution of every principal of these tests.
@@ -39,6 +40,9 @@ const oaMaxAttachment = 64 << 10
 // delete, with two reasons.
 const oaGuarded = "guarded"
 
+// oaMaxUpload is the mount's limit on an SIS file sent to start a run.
+const oaMaxUpload = 64 << 10
+
 // oaServer is a kit mounted under /api of a Gin engine, with the OpenAPI
 // document the mount serves and a router over it. Requests name their
 // principal in X-Test-User (a staff primary_id; "locked" answers 429) and
@@ -46,6 +50,8 @@ const oaGuarded = "guarded"
 type oaServer struct {
 	kit    *patronkit.Kit
 	engine *gin.Engine
+	// gate is the source of SIS files whose runs wait until it opens.
+	gate   *gateSource
 	doc    *openapi3.T
 	router routers.Router
 	// seen counts the exchanges validated per operation ("GET /users").
@@ -81,16 +87,22 @@ func oaNewServer(t *testing.T) *oaServer {
 		}
 		return nil, nil
 	})
+	gate := newGateSource("gate", sisFile(sisUser("g1", "Gil", "Gate", "UG")))
 	kit, err := patronkit.New(db, &patronkit.Config{
 		PINCost:        4,
 		Logger:         slog.New(slog.DiscardHandler),
 		DeletionGuards: []patron.DeletionGuard{guard},
+		Sources:        []sis.Source{gate},
 
 		MaxAttachmentBytes: oaMaxAttachment,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Runs end before the database closes; a run waiting at the gate is
+	// let through first.
+	t.Cleanup(kit.Close)
+	t.Cleanup(gate.open)
 	if err := kit.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +111,7 @@ func oaNewServer(t *testing.T) *oaServer {
 	}
 	gin.SetMode(gin.TestMode)
 	r := gin.New()
-	if err := ginapi.Mount(r.Group("/api"), kit, &ginapi.Options{Principal: oaPrincipal, MaxBodyBytes: 64 << 10}); err != nil {
+	if err := ginapi.Mount(r.Group("/api"), kit, &ginapi.Options{Principal: oaPrincipal, MaxBodyBytes: 64 << 10, MaxUploadBytes: oaMaxUpload}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -125,7 +137,7 @@ func oaNewServer(t *testing.T) *oaServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &oaServer{kit: kit, engine: r, doc: doc, router: router, seen: map[string]int{}}
+	return &oaServer{kit: kit, engine: r, gate: gate, doc: doc, router: router, seen: map[string]int{}}
 }
 
 // oaOpenAPIPath turns a gin route path (/users/:primary_id) into an OpenAPI
@@ -216,12 +228,24 @@ func TestOpenAPIOperationsAreComplete(t *testing.T) {
 		want := []int{401, 403, 429, 500}
 		if op.RequestBody != nil {
 			want = append(want, 400, 413, 415, 422)
-			// JSON, or a file upload.
-			if len(op.RequestBody.Value.Content) != 1 || op.RequestBody.Value.Content.Get("application/json") == nil && op.RequestBody.Value.Content.Get("multipart/form-data") == nil {
+			// JSON, or a file upload: multipart/form-data, and perhaps the
+			// raw file under the media types it may be sent with.
+			content := op.RequestBody.Value.Content
+			if content["multipart/form-data"] != nil {
+				for mt, m := range content {
+					if mt == "multipart/form-data" {
+						continue
+					}
+					if m.Schema == nil || m.Schema.Value == nil || !m.Schema.Value.Type.Is("string") || m.Schema.Value.Format != "binary" {
+						t.Errorf("%s: the upload's %s body is not the raw file (a binary string)", key, mt)
+					}
+				}
+			} else if len(content) != 1 || content.Get("application/json") == nil {
 				t.Errorf("%s: the request body is neither application/json nor multipart/form-data", key)
 			}
 		}
-		if strings.Contains(path, "{primary_id}") {
+		if strings.Contains(path, "{") {
+			// Whatever the path names may not exist.
 			want = append(want, 404)
 		}
 		if method == http.MethodPut {
@@ -619,6 +643,152 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/jdoe/attachments/"+att.ID, nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodDelete, "/api/users/jdoe/attachments/"+att.ID, nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/jdoe/attachments/"+att.ID, nil)
+
+	// SIS integration: profiles.
+	ctx := context.Background()
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/sis/profiles", nil)
+	profile := map[string]any{
+		"code": "REG", "description": "The registrar's nightly file", "source": "upload", "format": "xml",
+		"mode": "synchronize", "match_by": "primary_id", "unmatched": "add", "record_type": "PUBLIC",
+		"expiry_rule": "relative", "expiry_days": 365, "purge_rule": "fixed", "purge_date": "2031-01-31",
+		"schedule": "0 6,18 * * *", "time_zone": "Europe/Oslo", "deactivate_missing": false,
+	}
+	createdProfile := s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/sis/profiles", profile)
+	if loc, etag := createdProfile.header.Get("Location"), createdProfile.header.Get("ETag"); loc != "/api/sis/profiles/REG" || etag != `"1"` {
+		t.Errorf("a new profile: Location %q ETag %s, want /api/sis/profiles/REG and \"1\"", loc, etag)
+	}
+	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/sis/profiles", map[string]any{"code": "GATE", "source": "gate", "mode": "import"})
+	var profiles struct {
+		Profiles []sis.Profile `json:"profiles"`
+		Total    int           `json:"total_record_count"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/sis/profiles", nil), &profiles)
+	if profiles.Total != 2 || len(profiles.Profiles) != 2 || profiles.Profiles[0].Code != "GATE" {
+		t.Errorf("profiles: %+v, want GATE and REG", profiles)
+	}
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/sis/profiles/REG", nil)
+	profile["description"] = "The registrar's file, twice a day"
+	if got := s.do(t, http.StatusOK, admin, http.MethodPut, "/api/sis/profiles/REG", profile, "If-Match", `"1"`).header.Get("ETag"); got != `"2"` {
+		t.Errorf("ETag after a profile replace %s, want \"2\"", got)
+	}
+	s.do(t, http.StatusPreconditionFailed, admin, http.MethodPut, "/api/sis/profiles/REG", profile, "If-Match", `"1"`)
+	s.do(t, http.StatusPreconditionRequired, admin, http.MethodPut, "/api/sis/profiles/REG", profile)
+	s.do(t, http.StatusBadRequest, admin, http.MethodPut, "/api/sis/profiles/REG", profile, "If-Match", "*")
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPut, "/api/sis/profiles/REG", map[string]any{"code": "REG", "source": "upload", "mode": "mirror"}, "If-Match", `"2"`)
+	s.do(t, http.StatusUnsupportedMediaType, admin, http.MethodPut, "/api/sis/profiles/REG", "<profile/>", "Content-Type", "application/xml", "If-Match", `"2"`)
+	s.do(t, http.StatusRequestEntityTooLarge, admin, http.MethodPut, "/api/sis/profiles/REG", map[string]any{"code": "REG", "source": "upload", "mode": "import", "description": strings.Repeat("d", 70<<10)}, "If-Match", `"2"`)
+	s.do(t, http.StatusConflict, admin, http.MethodPost, "/api/sis/profiles", map[string]any{"code": "REG", "source": "upload", "mode": "import"})
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPost, "/api/sis/profiles", map[string]any{"code": "bad code", "source": "ftp", "mode": "mirror", "schedule": "whenever"})
+	s.do(t, http.StatusBadRequest, admin, http.MethodPost, "/api/sis/profiles", map[string]any{"code": "X", "source": "upload", "mode": "import", "institution": "OTHER"})
+	s.do(t, http.StatusUnsupportedMediaType, admin, http.MethodPost, "/api/sis/profiles", "code=X", "Content-Type", "application/x-www-form-urlencoded")
+	s.do(t, http.StatusRequestEntityTooLarge, admin, http.MethodPost, "/api/sis/profiles", map[string]any{"code": "X", "source": "upload", "mode": "import", "description": strings.Repeat("d", 70<<10)})
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/sis/profiles/NOPE", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodPut, "/api/sis/profiles/NOPE", profile, "If-Match", `"1"`)
+	s.do(t, http.StatusNotFound, admin, http.MethodDelete, "/api/sis/profiles/NOPE", nil)
+	s.do(t, http.StatusForbidden, "clerk", http.MethodGet, "/api/sis/profiles", nil)
+	s.do(t, http.StatusForbidden, "clerk", http.MethodPost, "/api/sis/profiles", profile)
+	s.do(t, http.StatusUnauthorized, "", http.MethodGet, "/api/sis/profiles/REG", nil)
+
+	// Runs: a file sent as multipart and raw, a dry run, and the reports.
+	regFile := sisFile(sisUser("s1", "Sam", "One", "UG"), sisUser("s2", "", "", "UG"), sisUser("s3", "Sue", "Three", "GRAD"))
+	body, ctype = uploadBody(t, "registrar.xml", "application/xml", []byte(regFile))
+	started := s.do(t, http.StatusAccepted, admin, http.MethodPost, "/api/sis/profiles/REG/runs", body, "Content-Type", ctype)
+	var run sis.Run
+	oaJSON(t, started, &run)
+	if got := started.header.Get("Location"); got != "/api/sis/runs/"+run.ID {
+		t.Errorf("a started run: Location %q, want /api/sis/runs/%s", got, run.ID)
+	}
+	if _, err := s.kit.SIS.Wait(ctx, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/sis/runs/"+run.ID, nil), &run)
+	if run.Status != sis.RunSucceeded || run.Created != 2 || run.Rejected != 1 || run.Files != "registrar.xml" {
+		t.Errorf("the run: %+v, want succeeded, 2 created and 1 rejected from registrar.xml", run)
+	}
+	// The dry run would change one user and add one.
+	nextFile := sisFile(sisUser("s1", "Sam", "Onesie", "UG"), sisUser("s3", "Sue", "Three", "GRAD"), sisUser("s4", "Sid", "Four", "UG"))
+	var dry sis.Run
+	oaJSON(t, s.do(t, http.StatusAccepted, admin, http.MethodPost, "/api/sis/profiles/REG/runs?dry_run=true&file_name=registrar.xml", nextFile, "Content-Type", "application/xml"), &dry)
+	if _, err := s.kit.SIS.Wait(ctx, dry.ID); err != nil {
+		t.Fatal(err)
+	}
+	var runs struct {
+		Runs  []sis.Run `json:"runs"`
+		Total int       `json:"total_record_count"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/sis/profiles/REG/runs?limit=5", nil), &runs)
+	if runs.Total != 2 || len(runs.Runs) != 2 || runs.Runs[0].ID != dry.ID || !runs.Runs[0].DryRun {
+		t.Errorf("runs of REG: %+v, want the dry run, then the first", runs)
+	}
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/sis/profiles/REG/runs", nil)
+	s.do(t, http.StatusBadRequest, admin, http.MethodGet, "/api/sis/profiles/REG/runs?limit=101", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/sis/profiles/NOPE/runs", nil)
+	var report struct {
+		RunID    string        `json:"run_id"`
+		Outcomes []sis.Outcome `json:"outcomes"`
+		Total    int           `json:"total_record_count"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/sis/runs/"+run.ID+"/report", nil), &report)
+	if report.RunID != run.ID || report.Total != 3 || len(report.Outcomes) != 3 || report.Outcomes[1].Reason == "" {
+		t.Errorf("the report: %+v, want 3 outcomes, the second with a reason", report)
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/sis/runs/"+dry.ID+"/report", nil), &report)
+	if report.Total != 3 || len(report.Outcomes) != 3 || report.Outcomes[0].Changes != "last_name" || report.Outcomes[2].Outcome != patron.OutcomeCreated {
+		t.Errorf("the dry run's report: %+v, want s1's last_name changed, s3 unchanged, s4 created", report)
+	}
+	csvReport := s.do(t, http.StatusOK, admin, http.MethodGet, "/api/sis/runs/"+run.ID+"/report", nil, "Accept", "text/csv")
+	if lines := strings.Split(strings.TrimSpace(string(csvReport.body)), "\n"); len(lines) != 4 || !strings.HasPrefix(csvReport.header.Get("Content-Type"), "text/csv") {
+		t.Errorf("the CSV report (%s): %q, want a header and 3 lines", csvReport.header.Get("Content-Type"), csvReport.body)
+	}
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/sis/runs/no-such-run", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/sis/runs/no-such-run/report", nil)
+	s.do(t, http.StatusForbidden, "clerk", http.MethodGet, "/api/sis/runs/"+run.ID+"/report", nil)
+
+	// Runs refused before they start.
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPost, "/api/sis/profiles/REG/runs", nil)
+	s.do(t, http.StatusBadRequest, admin, http.MethodPost, "/api/sis/profiles/REG/runs?dry_run=maybe", regFile, "Content-Type", "application/xml")
+	body, ctype = uploadBody(t, "-", "", nil, "note", "no file")
+	s.do(t, http.StatusBadRequest, admin, http.MethodPost, "/api/sis/profiles/REG/runs", body, "Content-Type", ctype)
+	s.do(t, http.StatusUnsupportedMediaType, admin, http.MethodPost, "/api/sis/profiles/REG/runs", regFile, "Content-Type", "text/plain")
+	s.do(t, http.StatusRequestEntityTooLarge, admin, http.MethodPost, "/api/sis/profiles/REG/runs", sisFile(strings.Repeat(sisUser("big", "B", "B", "UG"), 200)), "Content-Type", "application/xml")
+	s.do(t, http.StatusNotFound, admin, http.MethodPost, "/api/sis/profiles/NOPE/runs", regFile, "Content-Type", "application/xml")
+	s.do(t, http.StatusForbidden, "clerk", http.MethodPost, "/api/sis/profiles/REG/runs", regFile, "Content-Type", "application/xml")
+	// A profile that names no format reads the extension of the file name.
+	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/sis/profiles", map[string]any{"code": "ANY", "source": "upload", "mode": "synchronize"})
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPost, "/api/sis/profiles/ANY/runs?file_name=users.txt", regFile, "Content-Type", "application/xml")
+
+	// One run at a time: the gate holds GATE's run until it opens.
+	var gated sis.Run
+	oaJSON(t, s.do(t, http.StatusAccepted, admin, http.MethodPost, "/api/sis/profiles/GATE/runs", nil), &gated)
+	s.do(t, http.StatusConflict, admin, http.MethodPost, "/api/sis/profiles/GATE/runs", nil)
+	s.do(t, http.StatusConflict, admin, http.MethodDelete, "/api/sis/profiles/GATE", nil)
+	s.gate.open()
+	if r, err := s.kit.SIS.Wait(ctx, gated.ID); err != nil || r.Status != sis.RunSucceeded || r.Created != 1 {
+		t.Errorf("the gated run: %+v %v, want succeeded with 1 created", r, err)
+	}
+	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/sis/profiles/GATE", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/sis/profiles/GATE", nil)
+
+	// Retained fields handed back to the SIS.
+	var restored struct {
+		Restored []string `json:"restored"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodPost, "/api/users/ext1/restore-sis-fields", map[string]any{"fields": []string{"user_group", "campus_code"}}), &restored)
+	if !slices.Equal(restored.Restored, []string{"user_group"}) {
+		t.Errorf("restored %q, want [user_group]: campus_code was not held by hand", restored.Restored)
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodPost, "/api/users/ext1/restore-sis-fields", map[string]any{}), &restored)
+	if !slices.Equal(restored.Restored, []string{"pin_number"}) {
+		t.Errorf("restored %q, want [pin_number]", restored.Restored)
+	}
+	s.do(t, http.StatusConflict, admin, http.MethodPost, "/api/users/jdoe/restore-sis-fields", map[string]any{})
+	s.do(t, http.StatusNotFound, admin, http.MethodPost, "/api/users/nobody/restore-sis-fields", map[string]any{})
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPost, "/api/users/s1/restore-sis-fields", `{"fields": ["first_name"]}`)
+	s.do(t, http.StatusBadRequest, admin, http.MethodPost, "/api/users/s1/restore-sis-fields", `{"fields": "user_group"}`)
+	s.do(t, http.StatusBadRequest, admin, http.MethodPost, "/api/users/s1/restore-sis-fields", ``)
+	s.do(t, http.StatusUnsupportedMediaType, admin, http.MethodPost, "/api/users/s1/restore-sis-fields", "fields=user_group", "Content-Type", "text/plain")
+	s.do(t, http.StatusRequestEntityTooLarge, admin, http.MethodPost, "/api/users/s1/restore-sis-fields", `{"fields": ["`+strings.Repeat("f", 70<<10)+`"]}`)
+	s.do(t, http.StatusForbidden, "clerk", http.MethodPost, "/api/users/s1/restore-sis-fields", map[string]any{})
 
 	// Deletions.
 	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/sponsor", nil)
