@@ -824,3 +824,68 @@ func (s *Service) RestoreSISFields(ctx context.Context, inst, primaryID string, 
 	s.emit(ctx, inst, AuditUpdate, primaryID, "field provenance")
 	return restored, nil
 }
+
+// EachOfProfile calls fn with every user whose external_id names profile,
+// whole with segments, in a stable order, reading them a page at a time.
+// Each user read is audited as exported.
+func (s *Service) EachOfProfile(ctx context.Context, inst, profile string, fn func(*User) error) error {
+	db := s.db.WithContext(ctx)
+	last := ""
+	for {
+		var page []User
+		err := db.Where("institution = ? AND external_id = ? AND id > ?", inst, profile, last).Order("id").Limit(200).Find(&page).Error
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		if err := loadSegmentsOf(db, page); err != nil {
+			return err
+		}
+		for i := range page {
+			u := s.finishRead(&page[i])
+			s.emit(ctx, inst, AuditExport, u.PrimaryID, "user")
+			if err := fn(u); err != nil {
+				return err
+			}
+		}
+		last = page[len(page)-1].ID
+	}
+}
+
+// loadSegmentsOf fills the segment lists of a page of users, one query per
+// kind of segment.
+func loadSegmentsOf(db *gorm.DB, users []User) error {
+	ids := make([]string, len(users))
+	at := make(map[string]*User, len(users))
+	for i := range users {
+		ids[i] = users[i].ID
+		at[users[i].ID] = &users[i]
+	}
+	return firstErr(
+		spread(db, ids, at, func(u *User, x Identifier) { u.Identifiers = append(u.Identifiers, x) }),
+		spread(db, ids, at, func(u *User, x Address) { u.Addresses = append(u.Addresses, x) }),
+		spread(db, ids, at, func(u *User, x Email) { u.Emails = append(u.Emails, x) }),
+		spread(db, ids, at, func(u *User, x Phone) { u.Phones = append(u.Phones, x) }),
+		spread(db, ids, at, func(u *User, x Note) { u.Notes = append(u.Notes, x) }),
+		spread(db, ids, at, func(u *User, x Block) { u.Blocks = append(u.Blocks, x) }),
+		spread(db, ids, at, func(u *User, x Statistic) { u.Statistics = append(u.Statistics, x) }),
+		spread(db, ids, at, func(u *User, x ProxyFor) { u.ProxyFor = append(u.ProxyFor, x) }),
+	)
+}
+
+func spread[T segmentRow](db *gorm.DB, ids []string, at map[string]*User, add func(*User, T)) func() error {
+	return func() error {
+		var rows []T
+		if err := db.Where("user_id IN ?", ids).Order("id").Find(&rows).Error; err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if u := at[r.segment().UserID]; u != nil {
+				add(u, r)
+			}
+		}
+		return nil
+	}
+}

@@ -14,43 +14,10 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"github.com/patronkit/patronkit/internal/conformance"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
 )
-
-// findAlmaConformance finds shared/conformance/alma in the package folder
-// or above it; "" when there is none.
-func findAlmaConformance() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		candidate := filepath.Join(dir, "shared", "conformance", "alma")
-		if fi, err := os.Stat(candidate); err == nil && fi.IsDir() {
-			return candidate
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
-
-// almaConformanceDir is findAlmaConformance for a test: without the folder
-// the test is skipped, except on CI, where it fails.
-func almaConformanceDir(t testing.TB) string {
-	t.Helper()
-	if dir := findAlmaConformance(); dir != "" {
-		return dir
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("no shared/conformance/alma folder above the package: the conformance files are required on CI")
-	}
-	t.Skip("no shared/conformance/alma folder above the package")
-	return ""
-}
 
 // decodeRecords reads data with f and returns every record emitted and
 // Decode's error.
@@ -149,7 +116,7 @@ func wantCodes(t testing.TB, what string, got patron.Codes, want ...string) {
 }
 
 func TestConformanceJSON(t *testing.T) {
-	dir := almaConformanceDir(t)
+	dir := conformance.AlmaDir(t)
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -716,7 +683,7 @@ func TestJSONIsRegistered(t *testing.T) {
 }
 
 func FuzzJSON(f *testing.F) {
-	if dir := findAlmaConformance(); dir != "" {
+	if dir := conformance.Find(); dir != "" {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 		for _, file := range files {
 			if data, err := os.ReadFile(file); err == nil {

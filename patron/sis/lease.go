@@ -34,7 +34,9 @@ func (s *Service) acquire(ctx context.Context, inst, profile, holder string) err
 		return res.Error
 	}
 	if res.RowsAffected == 1 {
-		return nil
+		// The instance that held the lease stopped: its runs will not end.
+		return db.Model(&Run{}).Where("institution = ? AND profile = ? AND status IN ?", inst, profile, []string{RunQueued, RunRunning}).
+			Updates(map[string]any{"status": RunFailed, "error": "the instance running it stopped before the run ended", "finished_at": now}).Error
 	}
 	err := db.Create(&lease{Institution: inst, Profile: profile, Holder: holder, ExpiresAt: now.Add(s.leaseTTL)}).Error
 	if err == nil {

@@ -150,10 +150,13 @@ func (s *Service) validateProfile(p *Profile) error {
 			return err
 		}
 		for _, fe := range ves {
-			fields = append(fields, patron.FieldError{Field: fe.Field(), Code: fe.Tag(), Message: profileMessage(fe)})
+			code, msg := profileMessage(fe)
+			fields = append(fields, patron.FieldError{Field: fe.Field(), Code: code, Message: msg})
 		}
 	}
-	if _, err := p.schedule(); err != nil {
+	if _, err := time.LoadLocation(p.TimeZone); p.TimeZone != "" && err != nil {
+		fields = append(fields, patron.FieldError{Field: "time_zone", Code: "unknown_value", Message: fmt.Sprintf("%q is not an IANA time zone", p.TimeZone)})
+	} else if _, err := p.schedule(); err != nil {
 		fields = append(fields, patron.FieldError{Field: "schedule", Code: "bad_format", Message: err.Error()})
 	}
 	if p.Source != Upload {
@@ -167,22 +170,27 @@ func (s *Service) validateProfile(p *Profile) error {
 	return nil
 }
 
-func profileMessage(fe validator.FieldError) string {
+// profileMessage gives the stable code and the message of a failed rule,
+// with the same codes the user records use.
+func profileMessage(fe validator.FieldError) (code, msg string) {
 	switch fe.Tag() {
 	case "required", "required_if":
-		return "is required"
+		return "required", "is required"
 	case "oneof":
-		return "must be one of: " + strings.ReplaceAll(fe.Param(), " ", ", ")
+		return "unknown_value", "must be one of: " + strings.ReplaceAll(fe.Param(), " ", ", ")
 	case "profilecode":
-		return "may hold only letters, digits, - and _"
+		return "bad_format", "may hold only letters, digits, - and _"
 	case "datetime":
-		return "is not a date written YYYY-MM-DD"
+		return "bad_format", "is not a date written YYYY-MM-DD"
 	case "max":
-		return "is too long or too large (at most " + fe.Param() + ")"
+		if fe.Kind() == reflect.String {
+			return "too_long", "is longer than " + fe.Param() + " characters"
+		}
+		return "out_of_range", "is more than " + fe.Param()
 	case "min":
-		return "is too small (at least " + fe.Param() + ")"
+		return "out_of_range", "is less than " + fe.Param()
 	}
-	return "fails the " + fe.Tag() + " rule"
+	return fe.Tag(), "fails the " + fe.Tag() + " rule"
 }
 
 func normalizeProfile(p *Profile) {
@@ -292,7 +300,7 @@ func (s *Service) DeleteProfile(ctx context.Context, inst, code string) error {
 		return err
 	}
 	var running int64
-	if err := s.db.WithContext(ctx).Model(&Run{}).Where("institution = ? AND profile = ? AND status IN ?", inst, code, []string{RunQueued, RunRunning}).Count(&running).Error; err != nil {
+	if err := s.db.WithContext(ctx).Model(&lease{}).Where("institution = ? AND profile = ? AND expires_at >= ?", inst, code, s.now().UTC()).Count(&running).Error; err != nil {
 		return err
 	}
 	if running > 0 {

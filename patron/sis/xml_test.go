@@ -15,6 +15,7 @@ import (
 	"testing"
 	"unicode/utf16"
 
+	"github.com/patronkit/patronkit/internal/conformance"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -47,38 +48,6 @@ func lineOf(t testing.TB, doc, marker string) int {
 		t.Fatalf("marker %q not in the document", marker)
 	}
 	return strings.Count(doc[:i], "\n") + 1
-}
-
-// conformanceDir finds shared/conformance/alma by walking up from the
-// package directory. Without it the test is skipped, except in CI.
-func conformanceDir(t testing.TB) string {
-	t.Helper()
-	if dir := findConformanceDir(); dir != "" {
-		return dir
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("shared/conformance/alma not found above the working directory")
-	}
-	t.Skip("shared/conformance/alma not found above the working directory")
-	return ""
-}
-
-func findConformanceDir() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "conformance", "alma")
-		if fi, err := os.Stat(cand); err == nil && fi.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
 }
 
 func eq[T comparable](t testing.TB, what string, got, want T) {
@@ -133,7 +102,7 @@ func allExternal(t testing.TB, rec Record) {
 // TestConformanceXML reads the real SIS files in shared/conformance/alma
 // and checks what Alma would load from each.
 func TestConformanceXML(t *testing.T) {
-	dir := conformanceDir(t)
+	dir := conformance.AlmaDir(t)
 	files, err := filepath.Glob(filepath.Join(dir, "*.xml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no XML files in %s (%v)", dir, err)
@@ -1021,7 +990,7 @@ func BenchmarkXMLDecode(b *testing.B) {
 // FuzzXML feeds arbitrary bytes: never a panic, and every record is either
 // a user or an error, with a line.
 func FuzzXML(f *testing.F) {
-	if dir := findConformanceDir(); dir != "" {
+	if dir := conformance.Find(); dir != "" {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.xml"))
 		for _, path := range files {
 			if data, err := os.ReadFile(path); err == nil {
