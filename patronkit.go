@@ -24,6 +24,7 @@ import (
 	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/patron/sis"
 )
 
 // Config configures a Kit. A nil *Config, or any zero field, takes the
@@ -62,6 +63,19 @@ type Config struct {
 	// (a notice sent, a form staff upload). Default: 10 MiB. On MySQL and
 	// MariaDB the server's max_allowed_packet must be larger.
 	MaxAttachmentBytes int64
+
+	// Sources are where the SIS integration profiles' files come from (a
+	// drop folder, SFTP, a host's own); profiles name them. Files sent
+	// through the API need none. Default: none.
+	Sources []sis.Source
+
+	// SISLimits guard SIS runs against hostile files. Default: see
+	// sis.Limits.
+	SISLimits sis.Limits
+
+	// ScheduleEvery is how often Start checks the profiles' schedules.
+	// Default: 30 seconds.
+	ScheduleEvery time.Duration
 }
 
 // Kit is patronkit wired over one database: the services of each module and
@@ -71,12 +85,15 @@ type Kit struct {
 	Patrons *patron.Service
 	// Access decides every request.
 	Access *casbinmodel.Enforcer
+	// SIS keeps the integration profiles and runs them.
+	SIS *sis.Service
 	// Logger is the kit's logger.
 	Logger *slog.Logger
 	// Now is the kit's clock.
 	Now func() time.Time
 
-	db *gorm.DB
+	db            *gorm.DB
+	scheduleEvery time.Duration
 }
 
 // New wires a Kit over db. It validates cfg and returns an error, never
@@ -129,12 +146,27 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Kit{Patrons: patrons, Access: access, Logger: c.Logger, Now: c.Now, db: db}, nil
+	loads, err := sis.NewService(db, sis.Options{Patrons: patrons, Sources: c.Sources, Limits: c.SISLimits, Now: c.Now, Logger: c.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return &Kit{Patrons: patrons, Access: access, SIS: loads, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery}, nil
+}
+
+// Start begins the kit's background work until ctx ends or Close: the SIS
+// profiles' scheduled runs. Call it once per instance, after Migrate.
+func (k *Kit) Start(ctx context.Context) {
+	k.SIS.Start(ctx, k.scheduleEvery)
+}
+
+// Close stops the background work and waits for running jobs to end.
+func (k *Kit) Close() {
+	k.SIS.Close()
 }
 
 // Migrations lists every module's schema migrations in the order they run.
 func Migrations() []*gormigrate.Migration {
-	return slices.Concat(patron.Migrations(), casbinmodel.Migrations())
+	return slices.Concat(patron.Migrations(), casbinmodel.Migrations(), sis.Migrations())
 }
 
 // Migrate brings the schema up to date under a database lock (safe when

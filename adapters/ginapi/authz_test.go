@@ -38,6 +38,18 @@ var allowed = map[string]string{
 	"POST /api/users/:primary_id/attachments":                  "admin desk manager",
 	"GET /api/users/:primary_id/attachments/:attachment_id":    "admin desk manager auditor",
 	"DELETE /api/users/:primary_id/attachments/:attachment_id": "admin manager",
+
+	"GET /api/sis/profiles":                          "admin manager auditor",
+	"POST /api/sis/profiles":                         "admin",
+	"GET /api/sis/profiles/:code":                    "admin manager auditor",
+	"PUT /api/sis/profiles/:code":                    "admin",
+	"DELETE /api/sis/profiles/:code":                 "admin",
+	"GET /api/sis/profiles/:code/runs":               "admin manager auditor",
+	"POST /api/sis/profiles/:code/runs":              "admin manager",
+	"POST /api/sis/profiles/:code/exports":           "admin manager",
+	"GET /api/sis/runs/:run_id":                      "admin manager auditor",
+	"GET /api/sis/runs/:run_id/report":               "admin manager auditor",
+	"POST /api/users/:primary_id/restore-sis-fields": "admin manager",
 }
 
 func init() {
@@ -51,8 +63,14 @@ func init() {
 	}
 }
 
+// demoRun is the id of a run of DEMO's profile SIS, for the routes that
+// name a run.
+var demoRun string
+
 func concrete(path string) string {
 	path = strings.ReplaceAll(path, ":primary_id", "student1")
+	path = strings.ReplaceAll(path, ":code", "SIS")
+	path = strings.ReplaceAll(path, ":run_id", demoRun)
 	path = strings.ReplaceAll(path, ":attachment_id", "no-such-attachment")
 	return strings.ReplaceAll(path, ":segment_id", "no-such-segment")
 }
@@ -66,6 +84,7 @@ func TestEveryRouteIsDecidedForEveryRole(t *testing.T) {
 	s.grant("DEMO", "auditor", "auditor", "*")
 	s.grant("OTHER", "librarian", "user-administrator", "*")
 	s.create("DEMO", &patron.User{PrimaryID: "faculty1", FirstName: "F", LastName: "F"})
+	demoRun = s.sisRun("DEMO", "SIS", `<users/>`)
 
 	routes := s.r.Routes()
 	sort.Slice(routes, func(i, j int) bool { // deletions last
@@ -105,7 +124,7 @@ func TestEveryRouteIsDecidedForEveryRole(t *testing.T) {
 				if denied {
 					t.Errorf("%s as %s: denied; want the data layer to answer", key, name)
 				}
-				if strings.Contains(rt.Path, ":primary_id") && res.Code != http.StatusNotFound {
+				if strings.ContainsAny(rt.Path, ":") && res.Code != http.StatusNotFound {
 					t.Errorf("%s as %s: status %d, want 404: DEMO's user must not be reachable", key, name, res.Code)
 				}
 				if res.Code < 300 && strings.Contains(res.Body.String(), "student1") {

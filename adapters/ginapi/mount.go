@@ -17,6 +17,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -53,6 +55,8 @@ type Options struct {
 	Principal PrincipalFunc
 	// Logger logs one line per request. Default: the kit's logger.
 	Logger *slog.Logger
+	// MaxUploadBytes caps an SIS file sent to start a run. Default: 1 GiB.
+	MaxUploadBytes int64
 	// MaxBodyBytes caps JSON request bodies. Default: 1 MiB. File uploads
 	// are capped by the kit's attachment limit instead
 	// (patronkit.Config.MaxAttachmentBytes).
@@ -78,6 +82,9 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	if o.Logger == nil {
 		o.Logger = kit.Logger
 	}
+	if o.MaxUploadBytes <= 0 {
+		o.MaxUploadBytes = 1 << 30
+	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 1 << 20
 	}
@@ -90,6 +97,7 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	g := r.Group("", a.requestID, a.logRequests, a.recoverProblems, a.authenticate, a.authorize)
 	g.GET("/openapi.json", a.serveOpenAPI)
 	a.userRoutes(g)
+	a.sisRoutes(g)
 	a.attachmentRoutes(g)
 	return nil
 }
@@ -108,6 +116,17 @@ func (a *api) who(c *gin.Context) Who {
 // ctx returns the request's context carrying the actor, for the services.
 func (a *api) ctx(c *gin.Context) context.Context {
 	return actorContext(c.Request.Context(), a.who(c))
+}
+
+// path is the URL path of a resource below the mount, each part escaped.
+func (a *api) path(parts ...string) string {
+	var b strings.Builder
+	b.WriteString(strings.TrimSuffix(a.base, "/"))
+	for _, p := range parts {
+		b.WriteString("/")
+		b.WriteString(url.PathEscape(p))
+	}
+	return b.String()
 }
 
 func (a *api) serveOpenAPI(c *gin.Context) {

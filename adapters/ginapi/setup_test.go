@@ -21,6 +21,7 @@ import (
 	"github.com/patronkit/patronkit/adapters/sqldb"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/patron/sis"
 )
 
 // server is a kit mounted under /api of a Gin engine. Requests name their
@@ -52,6 +53,7 @@ func newServer(t testing.TB, db *gorm.DB, cfg *patronkit.Config) *server {
 	if err := kit.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(kit.Close)
 	gin.SetMode(gin.TestMode)
 	r := gin.New()
 	err = ginapi.Mount(r.Group("/api"), kit, &ginapi.Options{Principal: func(c *gin.Context) (ginapi.Who, error) {
@@ -174,4 +176,24 @@ func (r response) refused(t testing.TB, name string, status int, field string) {
 	if field != "" && !fieldNamed(p, field) {
 		t.Errorf("%s: the problem does not name field %s: %+v", name, field, p.Errors)
 	}
+}
+
+// sisRun makes an upload profile (if missing) and runs a file through it,
+// returning the ended run's id.
+func (s *server) sisRun(inst, code, xml string) string {
+	s.t.Helper()
+	ctx := context.Background()
+	if _, err := s.kit.SIS.Profile(ctx, inst, code); err != nil {
+		if _, err := s.kit.SIS.CreateProfile(ctx, inst, &sis.Profile{Code: code, Source: sis.Upload, Mode: "synchronize"}); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	r, err := s.kit.SIS.StartRun(ctx, inst, code, sis.RunOptions{Upload: strings.NewReader(xml), UploadName: "users.xml"})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if _, err := s.kit.SIS.Wait(ctx, r.ID); err != nil {
+		s.t.Fatal(err)
+	}
+	return r.ID
 }

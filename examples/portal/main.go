@@ -4,6 +4,7 @@
 //	go run ./examples/portal                 # SQLite file under ./patronkit-data, demo data
 //	go run ./examples/portal -db 'postgres://user:pass@127.0.0.1/patronkit'
 //	go run ./examples/portal -seed=false -addr 127.0.0.1:9000
+//	go run ./examples/portal sis-run -profile SIS users.xml   # load a file from the shell
 //
 // API clients sign in with HTTP Basic: primary_id and PIN (see README.md
 // for the demo accounts).
@@ -29,10 +30,14 @@ import (
 	"github.com/patronkit/patronkit/adapters/ginapi"
 	"github.com/patronkit/patronkit/adapters/sqldb"
 	"github.com/patronkit/patronkit/casbinmodel"
+	"github.com/patronkit/patronkit/patron/sis"
 )
 
 // Institution is the code of the demo institution.
 const Institution = "DEMO"
+
+// DropFolder is the name of the demo's SIS drop folder source.
+const DropFolder = "dropfolder"
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], nil); err != nil {
@@ -42,47 +47,26 @@ func main() {
 }
 
 // run starts the portal and serves until ctx ends. When ready is not nil it
-// receives the address listened on once requests are accepted.
+// receives the address listened on once requests are accepted. The
+// subcommand sis-run loads a file through a profile instead (see sisRun).
 func run(ctx context.Context, args []string, ready chan<- string) error {
+	if len(args) > 0 && args[0] == "sis-run" {
+		return sisRun(ctx, args[1:], os.Stdout)
+	}
 	fs := flag.NewFlagSet("portal", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
-	dsn := fs.String("db", os.Getenv("PATRONKIT_DB"), "Postgres or MySQL DSN (default: env PATRONKIT_DB, else the SQLite file under -data)")
-	data := fs.String("data", "patronkit-data", "data directory (SQLite file, SIS drop folder)")
 	seedDemo := fs.Bool("seed", true, "seed the demo institution when the database has no users")
+	dsn, data := storageFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-
-	if *dsn == "" {
-		if err := os.MkdirAll(*data, 0o750); err != nil {
-			return err
-		}
-		*dsn = filepath.Join(*data, "patronkit.db")
-	}
-	db, err := sqldb.Open(*dsn)
-	if err != nil {
-		return fmt.Errorf("open database: %w", err)
-	}
-	kit, err := patronkit.New(db, &patronkit.Config{
-		Policies: casbinmodel.FromDB(db),
-		Logger:   log,
-	})
+	kit, err := openKit(ctx, *dsn, *data, log, *seedDemo)
 	if err != nil {
 		return err
 	}
-	if err := kit.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	if *seedDemo {
-		seeded, err := Seed(ctx, kit, Institution)
-		if err != nil {
-			return fmt.Errorf("seed: %w", err)
-		}
-		if seeded {
-			log.Info("seeded the demo institution", "institution", Institution)
-		}
-	}
+	defer kit.Close()
+	kit.Start(ctx)
 
 	r, err := Router(kit, log)
 	if err != nil {
@@ -113,6 +97,54 @@ func run(ctx context.Context, args []string, ready chan<- string) error {
 		}
 		return nil
 	}
+}
+
+// storageFlags declares the flags that say where the portal keeps its data.
+func storageFlags(fs *flag.FlagSet) (dsn, data *string) {
+	dsn = fs.String("db", os.Getenv("PATRONKIT_DB"), "Postgres or MySQL DSN (default: env PATRONKIT_DB, else the SQLite file under -data)")
+	data = fs.String("data", "patronkit-data", "data directory (SQLite file, SIS drop folder)")
+	return dsn, data
+}
+
+// openKit opens the database, wires the kit with the SIS drop folder under
+// data, migrates, and seeds the demo when asked and the database is empty.
+func openKit(ctx context.Context, dsn, data string, log *slog.Logger, seedDemo bool) (*patronkit.Kit, error) {
+	drop := filepath.Join(data, "sis-drop")
+	if err := os.MkdirAll(drop, 0o750); err != nil {
+		return nil, err
+	}
+	if dsn == "" {
+		dsn = filepath.Join(data, "patronkit.db")
+	}
+	db, err := sqldb.Open(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	folder, err := sis.DropFolder(DropFolder, drop)
+	if err != nil {
+		return nil, err
+	}
+	kit, err := patronkit.New(db, &patronkit.Config{
+		Policies: casbinmodel.FromDB(db),
+		Logger:   log,
+		Sources:  []sis.Source{folder},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := kit.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if seedDemo {
+		seeded, err := Seed(ctx, kit, Institution)
+		if err != nil {
+			return nil, fmt.Errorf("seed: %w", err)
+		}
+		if seeded {
+			log.Info("seeded the demo institution", "institution", Institution, "sis_drop_folder", drop)
+		}
+	}
+	return kit, nil
 }
 
 // Router builds the portal's Gin engine: /healthz, and the SDK under /api

@@ -5,6 +5,7 @@ import (
 
 	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/patron/sis"
 )
 
 // demoStaff are the staff accounts of the demo, with their roles.
@@ -88,5 +89,11 @@ func Seed(ctx context.Context, kit *patronkit.Kit, inst string) (bool, error) {
 			return false, err
 		}
 	}
-	return true, nil
+	// The campus SIS: its files land in the drop folder, twice a day.
+	_, err = kit.SIS.CreateProfile(ctx, inst, &sis.Profile{
+		Code: "SIS", Description: "Campus student information system", Source: DropFolder,
+		Mode: patron.ModeSynchronize, MatchBy: patron.MatchPrimaryID, Unmatched: patron.UnmatchedAdd,
+		Schedule: "0 6,18 * * *", TimeZone: "UTC",
+	})
+	return err == nil, err
 }
