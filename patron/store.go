@@ -98,6 +98,12 @@ func eachSegment(u *User, visit func(path string, s *Segment)) {
 // when it is not empty). A segment keeps its id when it is one of held, the ids of
 // the user's segments being replaced; any other gets a fresh id.
 func insertSegments(tx *gorm.DB, u *User, only string, held map[string]bool) error {
+	return insertSegmentKinds(tx, u, only, held, nil)
+}
+
+// insertSegmentKinds is insertSegments for the segment kinds named in
+// kinds (see SegmentKinds); nil means every kind.
+func insertSegmentKinds(tx *gorm.DB, u *User, only string, held map[string]bool, kinds map[string]bool) error {
 	used := map[string]bool{}
 	eachSegment(u, func(_ string, s *Segment) {
 		if !held[s.ID] || used[s.ID] {
@@ -107,16 +113,21 @@ func insertSegments(tx *gorm.DB, u *User, only string, held map[string]bool) err
 		s.UserID = u.ID
 	})
 	keep := func(s Segment) bool { return only == "" || s.SegmentType == only }
-	return firstErr(
-		insertKept(tx, u.Identifiers, func(x Identifier) bool { return keep(x.Segment) }),
-		insertKept(tx, u.Addresses, func(x Address) bool { return keep(x.Segment) }),
-		insertKept(tx, u.Emails, func(x Email) bool { return keep(x.Segment) }),
-		insertKept(tx, u.Phones, func(x Phone) bool { return keep(x.Segment) }),
-		insertKept(tx, u.Notes, func(x Note) bool { return keep(x.Segment) }),
-		insertKept(tx, u.Blocks, func(x Block) bool { return keep(x.Segment) }),
-		insertKept(tx, u.Statistics, func(x Statistic) bool { return keep(x.Segment) }),
-		insertKept(tx, u.ProxyFor, func(x ProxyFor) bool { return keep(x.Segment) }),
-	)
+	var steps []func() error
+	add := func(kind string, step func() error) {
+		if kinds == nil || kinds[kind] {
+			steps = append(steps, step)
+		}
+	}
+	add(KindIdentifiers, insertKept(tx, u.Identifiers, func(x Identifier) bool { return keep(x.Segment) }))
+	add(KindAddresses, insertKept(tx, u.Addresses, func(x Address) bool { return keep(x.Segment) }))
+	add(KindEmails, insertKept(tx, u.Emails, func(x Email) bool { return keep(x.Segment) }))
+	add(KindPhones, insertKept(tx, u.Phones, func(x Phone) bool { return keep(x.Segment) }))
+	add(KindNotes, insertKept(tx, u.Notes, func(x Note) bool { return keep(x.Segment) }))
+	add(KindBlocks, insertKept(tx, u.Blocks, func(x Block) bool { return keep(x.Segment) }))
+	add(KindStatistics, insertKept(tx, u.Statistics, func(x Statistic) bool { return keep(x.Segment) }))
+	add(KindProxyFor, insertKept(tx, u.ProxyFor, func(x ProxyFor) bool { return keep(x.Segment) }))
+	return firstErr(steps...)
 }
 
 func insertKept[T any](tx *gorm.DB, rows []T, keep func(T) bool) func() error {
@@ -145,6 +156,12 @@ func firstErr(steps ...func() error) error {
 
 // segmentModels lists one value of each segment table.
 var segmentModels = []any{&Identifier{}, &Address{}, &Email{}, &Phone{}, &Note{}, &Block{}, &Statistic{}, &ProxyFor{}}
+
+// segmentModelOf gives the table of each segment kind.
+var segmentModelOf = map[string]any{
+	KindIdentifiers: &Identifier{}, KindAddresses: &Address{}, KindEmails: &Email{}, KindPhones: &Phone{},
+	KindNotes: &Note{}, KindBlocks: &Block{}, KindStatistics: &Statistic{}, KindProxyFor: &ProxyFor{},
+}
 
 // deleteSegments removes the segments of a user: all of them, or only those
 // of segment type only.

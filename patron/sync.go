@@ -142,23 +142,31 @@ func (s *Service) createMany(ctx context.Context, inst string, in []*User, hashe
 	var left, take []int
 	pids := map[string]bool{}
 	ids := map[[2]string]bool{}
-	var pidKeys, idKeys []string
+	var pidKeys, idTypes, idKeys []string
 	for _, i := range fresh {
 		pidKeys = append(pidKeys, in[i].PrimaryIDKey)
 		for _, id := range in[i].Identifiers {
+			if !slices.Contains(idTypes, id.IDType) {
+				idTypes = append(idTypes, id.IDType)
+			}
 			idKeys = append(idKeys, id.ValueKey)
 		}
 	}
 	db := s.db.WithContext(ctx)
 	var heldPIDs []string
 	var heldIDs []struct{ IDType, ValueKey string }
-	if err := db.Model(&User{}).Where("institution = ? AND primary_id_key IN ?", inst, pidKeys).Pluck("primary_id_key", &heldPIDs).Error; err != nil {
-		return fresh
-	}
-	if len(idKeys) > 0 {
-		if err := db.Model(&Identifier{}).Select("id_type, value_key").Where("institution = ? AND value_key IN ?", inst, idKeys).Scan(&heldIDs).Error; err != nil {
-			return fresh
+	err := s.lookups(ctx, func(db *gorm.DB) error {
+		if err := db.Model(&User{}).Where("institution = ? AND primary_id_key IN ?", inst, pidKeys).Pluck("primary_id_key", &heldPIDs).Error; err != nil {
+			return err
 		}
+		if len(idKeys) == 0 {
+			return nil
+		}
+		return db.Model(&Identifier{}).Select("id_type, value_key").Where("institution = ? AND id_type IN ? AND value_key IN ?", inst, idTypes, idKeys).Scan(&heldIDs).Error
+	})
+	if err != nil {
+		s.log.Warn("patron: bulk create: reading held primary ids and identifiers", "error", err)
+		return fresh
 	}
 	for _, k := range heldPIDs {
 		pids[k] = true
@@ -201,7 +209,7 @@ func (s *Service) createMany(ctx context.Context, inst string, in []*User, hashe
 		eachSegment(u, func(_ string, seg *Segment) { seg.ID, seg.UserID = newID(), u.ID })
 		users = append(users, u)
 	}
-	err := db.Transaction(func(tx *gorm.DB) error {
+	err = db.Transaction(func(tx *gorm.DB) error {
 		if err := tx.Omit(segmentAssociations...).CreateInBatches(users, 100).Error; err != nil {
 			return err
 		}
@@ -218,6 +226,7 @@ func (s *Service) createMany(ctx context.Context, inst string, in []*User, hashe
 	})
 	if err != nil {
 		// A write of another process came between: apply them one by one.
+		s.log.Info("patron: bulk create fell back to one user at a time", "users", len(users), "error", err)
 		for _, u := range users {
 			u.ID = ""
 		}
@@ -245,6 +254,24 @@ func insertAll[T any](tx *gorm.DB, users []*User, list func(*User) []T) func() e
 		}
 		return tx.CreateInBatches(rows, 500).Error
 	}
+}
+
+// lookups runs the batch reads of a synchronize. On PostgreSQL they run in
+// a transaction of their own that plans each statement for its values: a
+// prepared statement's generic plan, made while the tables were nearly
+// empty, would go on scanning them whole as a first load fills them. The
+// setting is LOCAL to that transaction; the host's sessions are untouched.
+func (s *Service) lookups(ctx context.Context, fn func(db *gorm.DB) error) error {
+	db := s.db.WithContext(ctx)
+	if db.Dialector.Name() != "postgres" {
+		return fn(db)
+	}
+	return db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec("SET LOCAL plan_cache_mode = force_custom_plan").Error; err != nil {
+			return err
+		}
+		return fn(tx)
+	})
 }
 
 // prepareIncoming normalizes an incoming user and checks it alone; it
@@ -348,16 +375,15 @@ func (s *Service) knownHashes(ctx context.Context, inst string, in []*User, pend
 		SISHash     string
 		AccountType string
 	}
-	db := s.db.WithContext(ctx)
-	var err error
-	if rule.MatchBy == MatchPrimaryID {
-		err = db.Model(&User{}).Select("primary_id_key AS match_key, id, sis_hash, account_type").
-			Where("institution = ? AND primary_id_key IN ?", inst, keys).Scan(&rows).Error
-	} else {
-		err = db.Table("pk_user_identifiers AS i").Joins("JOIN pk_users u ON u.id = i.user_id").
+	err := s.lookups(ctx, func(db *gorm.DB) error {
+		if rule.MatchBy == MatchPrimaryID {
+			return db.Model(&User{}).Select("primary_id_key AS match_key, id, sis_hash, account_type").
+				Where("institution = ? AND primary_id_key IN ?", inst, keys).Scan(&rows).Error
+		}
+		return db.Table("pk_user_identifiers AS i").Joins("JOIN pk_users u ON u.id = i.user_id").
 			Select("i.value_key AS match_key, u.id, u.sis_hash, u.account_type").
 			Where("i.institution = ? AND i.id_type = ? AND i.value_key IN ?", inst, rule.MatchBy, keys).Scan(&rows).Error
-	}
+	})
 	out := make(map[string]knownUser, len(rows))
 	for _, r := range rows {
 		out[r.MatchKey] = knownUser{id: r.ID, hash: r.SISHash, external: r.AccountType == AccountExternal}
@@ -538,21 +564,59 @@ func (s *Service) syncUpdate(ctx context.Context, tx *gorm.DB, inst string, cur,
 	if err := saveCore(tx, m, cur.Version); err != nil {
 		return err
 	}
-	// Internal segments whose preferred flags gave way to the SIS's.
-	if err := deleteSegments(tx, cur.ID, ""); err != nil {
-		return err
+	// Rewrite the segment lists that changed, whole: the External entries
+	// swapped, and Internal ones whose preferred flags gave way.
+	kinds := map[string]bool{}
+	for _, c := range res.Changes {
+		if model, ok := segmentModelOf[c]; ok {
+			kinds[c] = true
+			if err := tx.Where("user_id = ?", cur.ID).Delete(model).Error; err != nil {
+				return err
+			}
+		}
 	}
+	keepHeld(m, cur, kinds)
 	held := map[string]bool{}
 	eachSegment(cur, func(_ string, seg *Segment) { held[seg.ID] = true })
-	if err := insertSegments(tx, m, "", held); err != nil {
+	if err := insertSegmentKinds(tx, m, "", held, kinds); err != nil {
 		return err
 	}
 	res.Outcome = OutcomeUpdated
 	if rule.DryRun {
 		return errDryRun
 	}
-	*after, err = loadUserByID(tx, inst, cur.ID)
-	return err
+	m.PrimaryIDKey = foldKey(m.PrimaryID)
+	*after = m
+	return nil
+}
+
+// keepHeld gives m the held lists of the segment kinds not in changed: the
+// rows stay as they are, ids included.
+func keepHeld(m, cur *User, changed map[string]bool) {
+	if !changed[KindIdentifiers] {
+		m.Identifiers = cur.Identifiers
+	}
+	if !changed[KindAddresses] {
+		m.Addresses = cur.Addresses
+	}
+	if !changed[KindEmails] {
+		m.Emails = cur.Emails
+	}
+	if !changed[KindPhones] {
+		m.Phones = cur.Phones
+	}
+	if !changed[KindNotes] {
+		m.Notes = cur.Notes
+	}
+	if !changed[KindBlocks] {
+		m.Blocks = cur.Blocks
+	}
+	if !changed[KindStatistics] {
+		m.Statistics = cur.Statistics
+	}
+	if !changed[KindProxyFor] {
+		m.ProxyFor = cur.ProxyFor
+	}
 }
 
 // mergeIncoming builds the record a synchronize leaves: the incoming core

@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -48,8 +49,20 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("sisbench", flag.ContinueOnError)
 	n := fs.Int("n", 10000, "number of users")
 	dsn := fs.String("db", "", "Postgres or MySQL DSN (default: a new SQLite file)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the loads to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	dir, err := os.MkdirTemp("", "sisbench")
 	if err != nil {
@@ -63,7 +76,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	kit, err := patronkit.New(db, &patronkit.Config{Logger: slog.New(slog.DiscardHandler)})
+	kit, err := patronkit.New(db, &patronkit.Config{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return err
 	}
