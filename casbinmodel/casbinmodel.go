@@ -134,6 +134,20 @@ func Migrations() []*gormigrate.Migration {
 			return tx.Exec("CREATE UNIQUE INDEX pk_casbin_rules_rule ON " + RuleTable + " (ptype, v0, v1, v2, v3, v4, v5)").Error
 		},
 		Rollback: func(tx *gorm.DB) error { return tx.Migrator().DropTable(RuleTable) },
+	}, {
+		// The permissions of the SIS integration routes, for databases
+		// whose policy was seeded before they existed. On a new database
+		// the table is empty here and Load seeds the whole default policy.
+		ID: "202611270103_casbin_sis_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addDefaults(tx, func(r []string) bool {
+				return strings.HasPrefix(r[2], "/sis/") || strings.HasSuffix(r[2], "/restore-sis-fields")
+			})
+		},
 	}}
 }
 
@@ -209,6 +223,19 @@ func (en *Enforcer) Load(ctx context.Context) error {
 // instance seeding at the same moment loses on the unique index; it then
 // reads what the first wrote.
 func seed(e *casbin.SyncedCachedEnforcer) error {
+	if _, err := e.AddPolicies(defaultRules()); err != nil {
+		if lerr := e.LoadPolicy(); lerr != nil {
+			return fmt.Errorf("casbinmodel: seeding the default policy: %w", err)
+		}
+		if held, _ := e.GetPolicy(); len(held) == 0 {
+			return fmt.Errorf("casbinmodel: seeding the default policy: %w", err)
+		}
+	}
+	return nil
+}
+
+// defaultRules are the p lines of the default policy, without the "p".
+func defaultRules() [][]string {
 	var rules [][]string
 	for _, line := range strings.Split(defaultPolicy, "\n") {
 		line = strings.TrimSpace(line)
@@ -223,12 +250,27 @@ func seed(e *casbin.SyncedCachedEnforcer) error {
 			rules = append(rules, parts[1:])
 		}
 	}
-	if _, err := e.AddPolicies(rules); err != nil {
-		if lerr := e.LoadPolicy(); lerr != nil {
-			return fmt.Errorf("casbinmodel: seeding the default policy: %w", err)
+	return rules
+}
+
+// addDefaults writes to the policy table the default p lines that pick
+// selects and that the table lacks. Migrations call it when a release adds
+// default permissions, so that a database seeded by an earlier release
+// gets them once; a line a policy author removes afterwards stays removed.
+func addDefaults(tx *gorm.DB, pick func(rule []string) bool) error {
+	for _, r := range defaultRules() {
+		if !pick(r) {
+			continue
 		}
-		if held, _ := e.GetPolicy(); len(held) == 0 {
-			return fmt.Errorf("casbinmodel: seeding the default policy: %w", err)
+		row := rule{Ptype: "p", V0: r[0], V1: r[1], V2: r[2], V3: r[3]}
+		var n int64
+		if err := tx.Table(RuleTable).Where("ptype = ? AND v0 = ? AND v1 = ? AND v2 = ? AND v3 = ?", row.Ptype, row.V0, row.V1, row.V2, row.V3).Count(&n).Error; err != nil {
+			return err
+		}
+		if n == 0 {
+			if err := tx.Table(RuleTable).Create(&row).Error; err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -126,3 +126,39 @@ func TestPoliciesFromFiles(t *testing.T) {
 		t.Fatal("empty Policies must be refused")
 	}
 }
+
+func TestADatabaseSeededEarlierGetsTheNewDefaultPermissions(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		all := casbinmodel.Migrations()
+		if err := migrate.Run(ctx, db, all[:1]); err != nil {
+			t.Fatal(err)
+		}
+		// An earlier release seeded the policy without the SIS lines.
+		first, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
+		if err := first.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Exec("DELETE FROM " + casbinmodel.RuleTable + " WHERE v2 LIKE '/sis/%'").Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := first.AssignRole(ctx, "UNI", "boss", "user-administrator", "*"); err != nil {
+			t.Fatal(err)
+		}
+		req := casbinmodel.Request{Institution: "UNI", Subject: "boss", Method: "GET", Path: "/sis/profiles"}
+		if err := first.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if allow(t, first, req) {
+			t.Fatal("the earlier policy already allows the SIS routes")
+		}
+		// Upgrading adds them.
+		if err := migrate.Run(ctx, db, all); err != nil {
+			t.Fatal(err)
+		}
+		upgraded, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
+		if !allow(t, upgraded, req) {
+			t.Fatal("the upgrade did not add the SIS permissions")
+		}
+	})
+}

@@ -96,10 +96,7 @@ func (s *Service) SyncBatch(ctx context.Context, inst string, in []*User, rule S
 	var pending []int
 	for i, u := range in {
 		out[i] = SyncResult{PrimaryID: strings.TrimSpace(u.PrimaryID)}
-		if reason := s.prepareIncoming(inst, u, rule); reason != "" {
-			out[i].Outcome, out[i].Reason = OutcomeRejected, reason
-			continue
-		}
+		normalizeIncoming(inst, u, rule)
 		hashes[i] = incomingHash(u, rule)
 		pending = append(pending, i)
 	}
@@ -113,8 +110,17 @@ func (s *Service) SyncBatch(ctx context.Context, inst string, in []*User, rule S
 	var fresh, rest []int
 	for _, i := range pending {
 		k, matched := known[matchKey(in[i], rule)]
+		unchanged := matched && rule.Mode == ModeSynchronize && hashes[i] != "" && k.hash == hashes[i] && k.external
+		// A record the same as the one applied last time was valid then;
+		// any other is checked before it is applied.
+		if !unchanged {
+			if reason := s.checkIncoming(in[i], rule); reason != "" {
+				out[i].Outcome, out[i].Reason = OutcomeRejected, reason
+				continue
+			}
+		}
 		switch {
-		case matched && rule.Mode == ModeSynchronize && hashes[i] != "" && k.hash == hashes[i] && k.external:
+		case unchanged:
 			out[i].Outcome, out[i].UserID = OutcomeUnchanged, k.id
 		case !matched && !rule.DryRun && (rule.Mode == ModeImport || rule.Unmatched == UnmatchedAdd):
 			fresh = append(fresh, i)
@@ -274,9 +280,9 @@ func (s *Service) lookups(ctx context.Context, fn func(db *gorm.DB) error) error
 	})
 }
 
-// prepareIncoming normalizes an incoming user and checks it alone; it
-// returns why the user is rejected, or "".
-func (s *Service) prepareIncoming(inst string, u *User, rule SyncRule) string {
+// normalizeIncoming normalizes an incoming user as the SIS's: External
+// segments, the profile's external_id, the defaults.
+func normalizeIncoming(inst string, u *User, rule SyncRule) {
 	u.Institution = inst
 	normalizeCore(u)
 	u.AccountType, u.ExternalID = AccountExternal, rule.Profile
@@ -292,6 +298,11 @@ func (s *Service) prepareIncoming(inst string, u *User, rule SyncRule) string {
 		}
 		u.Blocks[i].CreatedBy = "system:sis:" + rule.Profile
 	}
+}
+
+// checkIncoming checks a normalized incoming user alone; it returns why the
+// user is rejected, or "".
+func (s *Service) checkIncoming(u *User, rule SyncRule) string {
 	if err := s.validateUser(u); err != nil {
 		return reasonOf(err)
 	}

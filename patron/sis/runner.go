@@ -163,6 +163,8 @@ func (c countingReader) Read(p []byte) (int, error) {
 }
 
 // readFile decodes one file and applies its users in batches.
+// readFile decodes one file and applies its users in batches. Decoding
+// and applying overlap: while one batch is written, the next is read.
 func (s *Service) readFile(ctx context.Context, st *runState, name string, r io.Reader, date time.Time, size int64) error {
 	format, err := s.formatFor(st.profile, name)
 	if err != nil {
@@ -170,17 +172,46 @@ func (s *Service) readFile(ctx context.Context, st *runState, name string, r io.
 	}
 	st.read.Store(0)
 	st.run.BytesTotal = size
+
+	batches := make(chan []Record, 1)
+	var applyErr error
+	var failed atomic.Bool
+	applied := make(chan struct{})
+	go func() {
+		defer close(applied)
+		for batch := range batches {
+			if applyErr != nil {
+				continue // drain: the decoder stops at its next user
+			}
+			for _, rec := range batch {
+				s.take(st, name, rec, date)
+			}
+			if applyErr = s.flush(ctx, st); applyErr != nil {
+				failed.Store(true)
+			}
+		}
+	}()
 	emitted := 0
+	var batch []Record
 	err = format.Decode(ctx, countingReader{r, &st.read}, func(rec Record) error {
+		if failed.Load() {
+			return errors.New("applying the users failed")
+		}
 		emitted++
-		s.take(st, name, rec, date)
-		if len(st.out) >= s.batch {
-			return s.flush(ctx, st)
+		batch = append(batch, rec)
+		if len(batch) >= s.batch {
+			batches <- batch
+			batch = nil
 		}
 		return nil
 	})
-	if ferr := s.flush(ctx, st); err == nil {
-		err = ferr
+	if len(batch) > 0 {
+		batches <- batch
+	}
+	close(batches)
+	<-applied
+	if applyErr != nil {
+		err = applyErr
 	}
 	if err != nil {
 		if emitted == 0 {
