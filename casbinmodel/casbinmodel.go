@@ -135,7 +135,7 @@ func Migrations() []*gormigrate.Migration {
 		},
 		Rollback: func(tx *gorm.DB) error { return tx.Migrator().DropTable(RuleTable) },
 	}, {
-		// The permissions of the SIS integration routes, for databases
+		// The permissions of the SIS integration and code table routes, for databases
 		// whose policy was seeded before they existed. On a new database
 		// the table is empty here and Load seeds the whole default policy.
 		ID: "202611270103_casbin_sis_policies",
@@ -145,7 +145,7 @@ func Migrations() []*gormigrate.Migration {
 				return err
 			}
 			return addDefaults(tx, func(r []string) bool {
-				return strings.HasPrefix(r[2], "/sis/") || strings.HasSuffix(r[2], "/restore-sis-fields")
+				return strings.HasPrefix(r[2], "/sis/") || strings.HasSuffix(r[2], "/restore-sis-fields") || strings.HasPrefix(r[2], "/code-tables")
 			})
 		},
 	}}

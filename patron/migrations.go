@@ -64,8 +64,23 @@ func Migrations() []*gormigrate.Migration {
 			return tx.Exec("ALTER TABLE pk_users ADD COLUMN sis_hash VARCHAR(64)").Error
 		},
 		Rollback: func(tx *gorm.DB) error { return tx.Exec("ALTER TABLE pk_users DROP COLUMN sis_hash").Error },
+	}, {
+		ID:       "202611270005_patron_code_labels",
+		Migrate:  func(tx *gorm.DB) error { return tx.Migrator().CreateTable(&codeLabelV1{}) },
+		Rollback: func(tx *gorm.DB) error { return tx.Migrator().DropTable(&codeLabelV1{}) },
 	}}
 }
+
+// codeLabelV1 is the code label table as migration 202611270005 creates it.
+type codeLabelV1 struct {
+	Institution string `gorm:"primaryKey;size:64"`
+	CodeTable   string `gorm:"primaryKey;size:64"`
+	Code        string `gorm:"primaryKey;size:128"`
+	Description string `gorm:"size:255"`
+	UpdatedAt   time.Time
+}
+
+func (codeLabelV1) TableName() string { return "pk_code_labels" }
 
 // attachmentV1 and attachmentContentV1 are the attachment tables as
 // migration 202611270003 creates them, whatever Attachment and

@@ -98,6 +98,7 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	g.GET("/openapi.json", a.serveOpenAPI)
 	a.userRoutes(g)
 	a.sisRoutes(g)
+	a.codeTableRoutes(g)
 	a.attachmentRoutes(g)
 	return nil
 }

@@ -752,6 +752,18 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	s.do(t, http.StatusBadRequest, admin, http.MethodPost, "/api/sis/profiles/REG/exports?what=loans", nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodPost, "/api/sis/profiles/NOPE/exports", nil)
 	s.do(t, http.StatusForbidden, "clerk", http.MethodPost, "/api/sis/profiles/REG/exports", nil)
+	var tables struct {
+		Names []string `json:"code_tables"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/code-tables", nil), &tables)
+	var groups struct {
+		Row []struct{ Code, Description string } `json:"row"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/code-tables/user_group", nil), &groups)
+	if len(groups.Row) == 0 {
+		t.Errorf("the user_group code table is empty after a run that labeled its codes")
+	}
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/code-tables/no_such_table", nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/sis/runs/no-such-run", nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/sis/runs/no-such-run/report", nil)
 	s.do(t, http.StatusForbidden, "clerk", http.MethodGet, "/api/sis/runs/"+run.ID+"/report", nil)

@@ -27,7 +27,9 @@ type runState struct {
 	users   map[string]bool
 	pending []pendingUser
 	out     []Outcome
-	read    atomic.Int64
+	// labels are the code labels read since the last flush.
+	labels []patron.CodeLabel
+	read   atomic.Int64
 }
 
 // pendingUser is a user waiting to be applied; slot is its place in out,
@@ -250,6 +252,9 @@ func (s *Service) take(st *runState, file string, rec Record, date time.Time) {
 		}
 		st.seen[key] = file + " " + rec.Ref
 	}
+	for _, l := range rec.Labels {
+		st.labels = append(st.labels, patron.CodeLabel{CodeTable: l.Table, Code: l.Code, Description: l.Desc})
+	}
 	st.profile.dates(rec.User, date)
 	st.add(Outcome{File: file, Ref: rec.Ref, PrimaryID: rec.User.PrimaryID})
 	st.pending = append(st.pending, pendingUser{slot: len(st.out) - 1, user: rec.User})
@@ -297,6 +302,12 @@ func (s *Service) flush(ctx context.Context, st *runState) error {
 		}
 		st.pending = st.pending[:0]
 	}
+	if len(st.labels) > 0 && !st.run.DryRun {
+		if err := s.patrons.SaveLabels(ctx, st.run.Institution, st.labels); err != nil {
+			return fmt.Errorf("saving the code labels: %w", err)
+		}
+	}
+	st.labels = st.labels[:0]
 	if len(st.out) == 0 {
 		return nil
 	}

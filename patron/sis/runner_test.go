@@ -137,6 +137,11 @@ func TestRunLoadsAFileAndReportsEveryUser(t *testing.T) {
 		if err != nil || u.FirstName != "Ann" || !u.IsExternal() || u.ExternalID != "SIS" || u.UserGroup != "UG" {
 			t.Fatalf("s1: %+v %v", u, err)
 		}
+		// The file's desc attributes fill the code table.
+		groups, err := e.patrons.CodeTable(e.ctx, "UNI", "user_group")
+		if err != nil || len(groups) != 1 || groups[0].Code != "UG" || groups[0].Description != "Undergraduate" {
+			t.Fatalf("the user_group code table: %+v %v", groups, err)
+		}
 
 		// The same file again changes nothing.
 		again := e.run(t, "SIS", file, false)
