@@ -736,9 +736,6 @@ const memoryUsers = 50_000
 // memoryTest feeds memoryUsers users written by write through a pipe to
 // f, and checks that the heap stays small whatever their number.
 func memoryTest(t *testing.T, f sis.Format, write func(w io.Writer) error) {
-	if testing.Short() {
-		t.Skip("decodes 50,000 users")
-	}
 	pr, pw := io.Pipe()
 	written := &byteCounter{}
 	go func() {

@@ -561,17 +561,24 @@ func TestSFTPKeepsOneConnectionAndReconnects(t *testing.T) {
 	}
 
 	// A read in progress when the connection drops fails, and is not taken
-	// for the end of the file.
-	rc, err := src.Open(ctx, "b.xml")
+	// for the end of the file: the file is far larger than what is read
+	// ahead, so the rest can only come over the dropped connection.
+	srv.put(t, "inbox/c.xml", strings.Repeat("c", 8<<20), time.Now())
+	rc, err := src.Open(ctx, "c.xml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := io.ReadFull(rc, make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
 	srv.dropConnections()
-	time.Sleep(50 * time.Millisecond)
 	if _, err := io.ReadAll(rc); err == nil {
 		t.Error("a read on a dropped connection succeeded")
 	}
 	rc.Close()
+	if err := src.Done(ctx, "c.xml", false); err != nil {
+		t.Fatal(err)
+	}
 
 	// A cancelled context ends the operation; the source goes on.
 	cancelled, cancel := context.WithCancel(ctx)
