@@ -16,6 +16,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/go-gormigrate/gormigrate/v2"
@@ -76,6 +77,11 @@ type Config struct {
 	// ScheduleEvery is how often Start checks the profiles' schedules.
 	// Default: 30 seconds.
 	ScheduleEvery time.Duration
+
+	// PolicyRefresh is how often Start re-reads the access policies, so
+	// that a role assigned through one instance holds on the others (with
+	// casbinmodel.FromDB). Default: 30 seconds; negative: never.
+	PolicyRefresh time.Duration
 }
 
 // Kit is patronkit wired over one database: the services of each module and
@@ -94,6 +100,10 @@ type Kit struct {
 
 	db            *gorm.DB
 	scheduleEvery time.Duration
+	policyRefresh time.Duration
+	stop          chan struct{}
+	stopOnce      sync.Once
+	background    sync.WaitGroup
 }
 
 // New wires a Kit over db. It validates cfg and returns an error, never
@@ -150,17 +160,52 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Kit{Patrons: patrons, Access: access, SIS: loads, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery}, nil
+	return &Kit{Patrons: patrons, Access: access, SIS: loads, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, stop: make(chan struct{})}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS
-// profiles' scheduled runs. Call it once per instance, after Migrate.
+// profiles' scheduled runs, and the periodic re-reading of the access
+// policies. Call it once per instance, after Migrate.
 func (k *Kit) Start(ctx context.Context) {
 	k.SIS.Start(ctx, k.scheduleEvery)
+	every := k.policyRefresh
+	if every == 0 {
+		every = 30 * time.Second
+	}
+	if every < 0 {
+		return
+	}
+	k.background.Add(1)
+	go func() {
+		defer k.background.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-k.stop:
+				return
+			case <-t.C:
+				if err := k.RefreshPolicies(ctx); err != nil {
+					k.Logger.Error("patronkit: re-reading the access policies", "error", err)
+				}
+			}
+		}
+	}()
+}
+
+// RefreshPolicies re-reads the access policies now: roles assigned or
+// revoked through another instance take effect here. Start calls it every
+// PolicyRefresh.
+func (k *Kit) RefreshPolicies(ctx context.Context) error {
+	return k.Access.Load(ctx)
 }
 
 // Close stops the background work and waits for running jobs to end.
 func (k *Kit) Close() {
+	k.stopOnce.Do(func() { close(k.stop) })
+	k.background.Wait()
 	k.SIS.Close()
 }
 
