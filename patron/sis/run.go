@@ -125,6 +125,7 @@ func (s *Service) StartRun(ctx context.Context, inst, code string, o RunOptions)
 		if upload, err = s.spool(o.Upload, name); err != nil {
 			return nil, err
 		}
+		run.Files, run.BytesTotal = name, upload.size
 	}
 	holder := s.instance + "/" + run.ID
 	if err := s.acquire(ctx, inst, code, holder); err != nil {
