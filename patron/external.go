@@ -1,0 +1,148 @@
+package patron
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"gorm.io/gorm"
+)
+
+// DeactivateMissing makes INACTIVE the active external users of a profile
+// whose internal ids are not in seen: the users a full, clean synchronize
+// did not find in the SIS's file. It returns how many it changed.
+func (s *Service) DeactivateMissing(ctx context.Context, inst, profile string, seen map[string]bool) (int, error) {
+	var ids []string
+	db := s.db.WithContext(ctx)
+	err := db.Model(&User{}).Where("institution = ? AND external_id = ? AND account_type = ? AND status = ?", inst, profile, AccountExternal, StatusActive).
+		Pluck("id", &ids).Error
+	if err != nil {
+		return 0, err
+	}
+	var gone []string
+	for _, id := range ids {
+		if !seen[id] {
+			gone = append(gone, id)
+		}
+	}
+	for chunk := range slices.Chunk(gone, 500) {
+		err := db.Model(&User{}).Where("id IN ? AND status = ?", chunk, StatusActive).
+			Updates(map[string]any{"status": StatusInactive, "version": gorm.Expr("version + 1"), "updated_at": s.clock()}).Error
+		if err != nil {
+			return 0, err
+		}
+	}
+	return len(gone), nil
+}
+
+// RestoreSISFields hands retained fields of an external user back to the
+// SIS: the manual changes of those fields are forgotten, and the next
+// synchronize sets them from the SIS's record again. fields names retained
+// fields (see RetainedFields); none means all of them. It returns the
+// fields that were held by hand.
+func (s *Service) RestoreSISFields(ctx context.Context, inst, primaryID string, fields []string) ([]string, error) {
+	var bad []FieldError
+	for i, f := range fields {
+		if !slices.Contains(RetainedFields, f) {
+			bad = append(bad, FieldError{Field: fmt.Sprintf("fields[%d]", i), Code: "unknown_value", Message: "must be one of: " + strings.Join(RetainedFields, ", ")})
+		}
+	}
+	if len(bad) > 0 {
+		return nil, invalid(bad...)
+	}
+	if len(fields) == 0 {
+		fields = RetainedFields
+	}
+	var restored []string
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		u, err := loadUser(tx, inst, primaryID)
+		if err != nil {
+			return err
+		}
+		if !u.IsExternal() {
+			return &Error{Kind: Refused, Detail: "only an external user's fields come from the SIS", Reasons: []string{fmt.Sprintf("user %q is internal", u.PrimaryID)}}
+		}
+		if err := tx.Model(&FieldOverride{}).Where("user_id = ? AND field IN ?", u.ID, fields).Pluck("field", &restored).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("user_id = ? AND field IN ?", u.ID, fields).Delete(&FieldOverride{}).Error; err != nil {
+			return err
+		}
+		// Forget the fingerprint: the next synchronize applies the record
+		// even when the SIS sends it unchanged.
+		return tx.Model(&User{}).Where("id = ?", u.ID).Update("sis_hash", "").Error
+	})
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	sort.Strings(restored)
+	s.emit(ctx, inst, AuditUpdate, primaryID, "field provenance")
+	return restored, nil
+}
+
+// EachOfProfile calls fn with every user whose external_id names profile,
+// whole with segments, in a stable order, reading them a page at a time.
+// Each user read is audited as exported.
+func (s *Service) EachOfProfile(ctx context.Context, inst, profile string, fn func(*User) error) error {
+	db := s.db.WithContext(ctx)
+	last := ""
+	for {
+		var page []User
+		err := db.Where("institution = ? AND external_id = ? AND id > ?", inst, profile, last).Order("id").Limit(200).Find(&page).Error
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		if err := loadSegmentsOf(db, page); err != nil {
+			return err
+		}
+		for i := range page {
+			u := s.finishRead(&page[i])
+			s.emit(ctx, inst, AuditExport, u.PrimaryID, "user")
+			if err := fn(u); err != nil {
+				return err
+			}
+		}
+		last = page[len(page)-1].ID
+	}
+}
+
+// loadSegmentsOf fills the segment lists of a page of users, one query per
+// kind of segment.
+func loadSegmentsOf(db *gorm.DB, users []User) error {
+	ids := make([]string, len(users))
+	at := make(map[string]*User, len(users))
+	for i := range users {
+		ids[i] = users[i].ID
+		at[users[i].ID] = &users[i]
+	}
+	return firstErr(
+		spread(db, ids, at, func(u *User, x Identifier) { u.Identifiers = append(u.Identifiers, x) }),
+		spread(db, ids, at, func(u *User, x Address) { u.Addresses = append(u.Addresses, x) }),
+		spread(db, ids, at, func(u *User, x Email) { u.Emails = append(u.Emails, x) }),
+		spread(db, ids, at, func(u *User, x Phone) { u.Phones = append(u.Phones, x) }),
+		spread(db, ids, at, func(u *User, x Note) { u.Notes = append(u.Notes, x) }),
+		spread(db, ids, at, func(u *User, x Block) { u.Blocks = append(u.Blocks, x) }),
+		spread(db, ids, at, func(u *User, x Statistic) { u.Statistics = append(u.Statistics, x) }),
+		spread(db, ids, at, func(u *User, x ProxyFor) { u.ProxyFor = append(u.ProxyFor, x) }),
+	)
+}
+
+func spread[T segmentRow](db *gorm.DB, ids []string, at map[string]*User, add func(*User, T)) func() error {
+	return func() error {
+		var rows []T
+		if err := db.Where("user_id IN ?", ids).Order("id").Find(&rows).Error; err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if u := at[r.segment().UserID]; u != nil {
+				add(u, r)
+			}
+		}
+		return nil
+	}
+}
