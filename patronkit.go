@@ -23,6 +23,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/casbinmodel"
+	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
@@ -211,7 +212,7 @@ func (k *Kit) Close() {
 
 // Migrations lists every module's schema migrations in the order they run.
 func Migrations() []*gormigrate.Migration {
-	return slices.Concat(patron.Migrations(), casbinmodel.Migrations(), sis.Migrations())
+	return slices.Concat(patron.Migrations(), casbinmodel.Migrations(), sis.Migrations(), circulation.Migrations())
 }
 
 // Migrate brings the schema up to date under a database lock (safe when

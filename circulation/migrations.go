@@ -1,0 +1,144 @@
+package circulation
+
+import (
+	"time"
+
+	"github.com/go-gormigrate/gormigrate/v2"
+	"gorm.io/gorm"
+)
+
+// Migrations returns the versioned schema changes of the circulation
+// tables, in order. The kit runs them (with those of the other modules)
+// under a lock.
+//
+// Each migration creates its tables from snapshot structs of its own, not
+// from the models, so that a database created long ago and one created
+// today end up the same; a later change is a migration of its own.
+func Migrations() []*gormigrate.Migration {
+	return []*gormigrate.Migration{{
+		ID: "202611270201_circulation_libraries_items",
+		Migrate: func(tx *gorm.DB) error {
+			for _, t := range []any{&libraryV1{}, &closedDateV1{}, &itemV1{}} {
+				if err := tx.Migrator().CreateTable(t); err != nil {
+					return err
+				}
+			}
+			return execAll(tx,
+				"CREATE UNIQUE INDEX pk_circ_libraries_code ON pk_circ_libraries (institution, code_key)",
+				"CREATE INDEX pk_circ_closed_dates_inst ON pk_circ_closed_dates (institution, library_id, date)",
+				"CREATE UNIQUE INDEX pk_circ_items_barcode ON pk_circ_items (institution, barcode_key)",
+				"CREATE INDEX pk_circ_items_library ON pk_circ_items (institution, library)",
+			)
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Migrator().DropTable(&itemV1{}, &closedDateV1{}, &libraryV1{})
+		},
+	}, {
+		ID: "202611270202_circulation_rules",
+		Migrate: func(tx *gorm.DB) error {
+			for _, t := range []any{&ruleSetV1{}, &ruleV1{}} {
+				if err := tx.Migrator().CreateTable(t); err != nil {
+					return err
+				}
+			}
+			return execAll(tx, "CREATE INDEX pk_circ_rules_position ON pk_circ_rules (institution, position)")
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Migrator().DropTable(&ruleV1{}, &ruleSetV1{})
+		},
+	}}
+}
+
+func execAll(tx *gorm.DB, stmts ...string) error {
+	for _, s := range stmts {
+		if err := tx.Exec(s).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// The tables as migration 202611270201 creates them, whatever the models
+// become later.
+
+type libraryV1 struct {
+	ID              string `gorm:"primaryKey;size:36"`
+	Institution     string `gorm:"size:64;not null"`
+	Code            string `gorm:"size:64;not null"`
+	CodeKey         string `gorm:"size:64;not null"`
+	Name            string `gorm:"size:255;not null"`
+	TimeZone        string `gorm:"size:64;not null"`
+	PickupLocations string `gorm:"size:1000"`
+	Version         int    `gorm:"not null"`
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+func (libraryV1) TableName() string { return "pk_circ_libraries" }
+
+type closedDateV1 struct {
+	LibraryID   string `gorm:"primaryKey;size:36"`
+	Date        string `gorm:"primaryKey;size:10"`
+	Institution string `gorm:"size:64;not null"`
+	Note        string `gorm:"size:255"`
+}
+
+func (closedDateV1) TableName() string { return "pk_circ_closed_dates" }
+
+type itemV1 struct {
+	ID           string `gorm:"primaryKey;size:36"`
+	Institution  string `gorm:"size:64;not null"`
+	Barcode      string `gorm:"size:255;not null"`
+	BarcodeKey   string `gorm:"size:255;not null"`
+	Title        string `gorm:"size:1000;not null"`
+	Author       string `gorm:"size:255"`
+	Library      string `gorm:"size:64;not null"`
+	Location     string `gorm:"size:64"`
+	ItemPolicy   string `gorm:"size:64"`
+	MaterialType string `gorm:"size:64"`
+	Status       string `gorm:"size:16;not null"`
+	Version      int    `gorm:"not null"`
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+func (itemV1) TableName() string { return "pk_circ_items" }
+
+// The tables as migration 202611270202 creates them.
+
+type ruleSetV1 struct {
+	Institution string `gorm:"primaryKey;size:64"`
+	Version     int    `gorm:"not null"`
+	UpdatedAt   time.Time
+}
+
+func (ruleSetV1) TableName() string { return "pk_circ_rule_sets" }
+
+type ruleV1 struct {
+	ID                   string `gorm:"primaryKey;size:36"`
+	Institution          string `gorm:"size:64;not null"`
+	Position             int    `gorm:"not null"`
+	Name                 string `gorm:"size:255"`
+	UserGroup            string `gorm:"size:64"`
+	ItemPolicy           string `gorm:"size:64"`
+	Library              string `gorm:"size:64"`
+	MaterialType         string `gorm:"size:64"`
+	LoanPeriod           int
+	LoanPeriodUnit       string `gorm:"size:16"`
+	FixedDueDate         string `gorm:"size:10"`
+	Renewals             int
+	RenewalPeriod        int
+	RenewalPeriodUnit    string `gorm:"size:16"`
+	OverdueFine          int64
+	OverdueFineUnit      string `gorm:"size:16"`
+	GracePeriod          int
+	GracePeriodUnit      string `gorm:"size:16"`
+	MaxFine              int64
+	LostItemFee          int64
+	DaysOverdueUntilLost int
+	Currency             string `gorm:"size:3"`
+	MaxLoans             int
+	RequestsAllowed      bool
+}
+
+func (ruleV1) TableName() string { return "pk_circ_rules" }

@@ -1,0 +1,180 @@
+// Package circulation keeps what a library lends and on what terms: its
+// libraries (with their time zone, pickup locations and the days they are
+// closed), its items, and the terms of use that say, for a user group and an
+// item, how long a loan lasts, how often it may be renewed and what fines
+// and fees it may cost.
+//
+// Every method takes the institution code (inst) whose data it reads or
+// writes; nothing is ever shared between institutions. Errors a caller can
+// act on are *patron.Error values of the usual kinds (Invalid with field
+// errors, NotFound, Conflict, Stale, Refused), so that the HTTP adapter
+// answers them as it answers the patron service's.
+//
+// circulation builds on package patron (users and their groups); patron
+// never imports circulation.
+package circulation
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/patronkit/patronkit/patron"
+
+	// Due dates are computed in each library's time zone: the zone database
+	// is built in, so that hosts without /usr/share/zoneinfo work too.
+	_ "time/tzdata"
+)
+
+// Options configures a Service. The zero value is usable.
+type Options struct {
+	// Now is the clock, read for the dates records are written. Default:
+	// time.Now.
+	Now func() time.Time
+	// Logger logs what goes wrong outside a caller's request. Default:
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Service keeps the libraries, items and terms of use of every institution
+// in one database (tables named pk_circ_...). It is safe for concurrent use.
+type Service struct {
+	db  *gorm.DB
+	now func() time.Time
+	log *slog.Logger
+}
+
+// NewService returns a Service over db. It works on a session of db and
+// never changes the host's settings. The tables must exist: run
+// Migrations first (the kit's Migrate does).
+func NewService(db *gorm.DB, o Options) (*Service, error) {
+	if db == nil {
+		return nil, errors.New("circulation: NewService needs a database")
+	}
+	s := &Service{db: db.Session(&gorm.Session{NewDB: true}), now: o.Now, log: o.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	return s, nil
+}
+
+func (s *Service) clock() time.Time { return s.now().UTC() }
+
+// newID returns a time-ordered id (UUIDv7), made here and not by the
+// database.
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// foldKey is the form that case-insensitive uniqueness is checked on.
+func foldKey(v string) string { return strings.ToLower(strings.TrimSpace(v)) }
+
+// translate maps database errors to the SDK's own: a duplicate key is a
+// Conflict whatever the dialect (the host's *gorm.DB may not translate).
+func (s *Service) translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := patron.AsError(err); ok {
+		return err
+	}
+	if t, ok := s.db.Dialector.(gorm.ErrorTranslator); ok {
+		err = t.Translate(err)
+	}
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return conflict("the record conflicts with one written at the same time (a code or barcode is taken)")
+	}
+	return err
+}
+
+func notFound(format string, args ...any) *patron.Error {
+	return &patron.Error{Kind: patron.NotFound, Detail: fmt.Sprintf(format, args...)}
+}
+
+func conflict(format string, args ...any) *patron.Error {
+	return &patron.Error{Kind: patron.Conflict, Detail: fmt.Sprintf(format, args...)}
+}
+
+func stale(format string, args ...any) *patron.Error {
+	return &patron.Error{Kind: patron.Stale, Detail: fmt.Sprintf(format, args...)}
+}
+
+// checker gathers the field errors of one record, with the stable codes the
+// patron records use: required, too_long, unknown_value, bad_format,
+// out_of_range.
+type checker struct {
+	prefix string
+	fields []patron.FieldError
+}
+
+func (c *checker) add(field, code, format string, args ...any) {
+	c.fields = append(c.fields, patron.FieldError{Field: c.prefix + field, Code: code, Message: fmt.Sprintf(format, args...)})
+}
+
+// text checks a trimmed string: present when required, at most max
+// characters.
+func (c *checker) text(field, v string, required bool, max int) {
+	switch {
+	case v == "" && required:
+		c.add(field, "required", "is required")
+	case len([]rune(v)) > max:
+		c.add(field, "too_long", "is longer than %d characters", max)
+	}
+}
+
+// code checks a code: letters, digits, '-', '_' and '.', at most max.
+func (c *checker) code(field, v string, required bool, max int) {
+	c.text(field, v, required, max)
+	if strings.ContainsFunc(v, func(r rune) bool {
+		return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	}) {
+		c.add(field, "bad_format", "may hold only letters, digits, '-', '_' and '.'")
+	}
+}
+
+// date checks a civil date written YYYY-MM-DD.
+func (c *checker) date(field, v string, required bool) {
+	if v == "" {
+		if required {
+			c.add(field, "required", "is required")
+		}
+		return
+	}
+	if _, err := time.Parse(time.DateOnly, v); err != nil {
+		c.add(field, "bad_format", "is not a date written YYYY-MM-DD")
+	}
+}
+
+func (c *checker) oneOf(field, v string, allowed ...string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	c.add(field, "unknown_value", "must be one of: %s", strings.Join(allowed, ", "))
+}
+
+func (c *checker) min(field string, v, min int64) {
+	if v < min {
+		c.add(field, "out_of_range", "is less than %d", min)
+	}
+}
+
+func (c *checker) err(what string) error {
+	if len(c.fields) == 0 {
+		return nil
+	}
+	return &patron.Error{Kind: patron.Invalid, Detail: "the " + what + " is not valid", Fields: c.fields}
+}
+
+func trim(ps ...*string) {
+	for _, p := range ps {
+		*p = strings.TrimSpace(*p)
+	}
+}

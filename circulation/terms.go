@@ -1,0 +1,435 @@
+package circulation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/patronkit/patronkit/patron"
+)
+
+// Units of loan, renewal and grace periods.
+const (
+	Minutes = "minutes"
+	Hours   = "hours"
+	Days    = "days"
+	Weeks   = "weeks"
+)
+
+// Units that overdue fines are charged per.
+const (
+	PerDay  = "day"
+	PerHour = "hour"
+)
+
+// Any is the wildcard of a rule's conditions; an empty condition matches
+// anything too.
+const Any = "*"
+
+// Rule is one rule of an institution's terms of use: when its conditions
+// all match a loan, its Terms apply. Rules are tried in order and the first
+// that matches wins, so the specific ones come first and a catch-all last.
+type Rule struct {
+	// Name describes the rule for staff (e.g. "Faculty: end of semester").
+	Name string `json:"name,omitempty"`
+	// UserGroup, ItemPolicy, Library and MaterialType are the conditions:
+	// a code the user's group, the item's policy, its library or its
+	// material type must equal (case does not count), or empty or "*" for
+	// any.
+	UserGroup    string `json:"user_group,omitempty"`
+	ItemPolicy   string `json:"item_policy,omitempty"`
+	Library      string `json:"library,omitempty"`
+	MaterialType string `json:"material_type,omitempty"`
+	// Terms are what a loan matching the conditions gets.
+	Terms Terms `json:"terms"`
+}
+
+// Terms are the terms of use of a loan. Money is in integer minor units
+// (cents) of Currency.
+type Terms struct {
+	// LoanPeriod and LoanPeriodUnit (minutes, hours, days or weeks) give
+	// how long a loan lasts; a loan in days or weeks is due at 23:59 of its
+	// last day in the library's time zone. Either these or FixedDueDate.
+	LoanPeriod     int    `json:"loan_period,omitempty"`
+	LoanPeriodUnit string `json:"loan_period_unit,omitempty"`
+	// FixedDueDate (YYYY-MM-DD) makes every loan due at 23:59 that day in
+	// the library's time zone, however long it lasts: the end of semester.
+	FixedDueDate string `json:"fixed_due_date,omitempty"`
+
+	// Renewals is how many times a loan may be renewed; 0: never.
+	Renewals int `json:"renewals"`
+	// RenewalPeriod and RenewalPeriodUnit give how much longer a renewal
+	// makes a loan; 0 renews by the loan period (or to the fixed due date).
+	RenewalPeriod     int    `json:"renewal_period,omitempty"`
+	RenewalPeriodUnit string `json:"renewal_period_unit,omitempty"`
+
+	// OverdueFine is charged per OverdueFineUnit (day or hour) that a loan
+	// is overdue, once the GracePeriod (in GracePeriodUnit) has passed;
+	// MaxFine caps the fine of one loan (0: no cap).
+	OverdueFine     int64  `json:"overdue_fine"`
+	OverdueFineUnit string `json:"overdue_fine_unit,omitempty"`
+	GracePeriod     int    `json:"grace_period,omitempty"`
+	GracePeriodUnit string `json:"grace_period_unit,omitempty"`
+	MaxFine         int64  `json:"max_fine,omitempty"`
+	// LostItemFee is charged when an item is declared lost, which happens
+	// DaysOverdueUntilLost days after it was due (0: never by itself).
+	LostItemFee          int64 `json:"lost_item_fee,omitempty"`
+	DaysOverdueUntilLost int   `json:"days_overdue_until_lost,omitempty"`
+	// Currency is the ISO 4217 code of the amounts (USD, EUR); required
+	// when any amount is not zero.
+	Currency string `json:"currency,omitempty"`
+
+	// MaxLoans is how many loans a user may have at once under this rule;
+	// 0: no limit.
+	MaxLoans int `json:"max_loans,omitempty"`
+	// RequestsAllowed tells whether users may place requests (holds) on
+	// the items.
+	RequestsAllowed bool `json:"requests_allowed"`
+}
+
+// RuleSet is the ordered list of an institution's terms of use rules, with
+// its version: ReplaceRules must name the version it was based on.
+type RuleSet struct {
+	// Version counts the replacements; 0 while the institution has no
+	// rules yet.
+	Version   int       `json:"version"`
+	Rules     []Rule    `json:"rules"`
+	UpdatedAt time.Time `json:"updated_date,omitzero"`
+}
+
+// ruleSetRow holds the version of an institution's rules.
+type ruleSetRow struct {
+	Institution string `gorm:"primaryKey;size:64"`
+	Version     int    `gorm:"not null"`
+	UpdatedAt   time.Time
+}
+
+func (ruleSetRow) TableName() string { return "pk_circ_rule_sets" }
+
+// ruleRow is how a rule is stored, its terms in columns of their own.
+type ruleRow struct {
+	ID                   string `gorm:"primaryKey;size:36"`
+	Institution          string `gorm:"size:64;not null"`
+	Position             int    `gorm:"not null"`
+	Name                 string `gorm:"size:255"`
+	UserGroup            string `gorm:"size:64"`
+	ItemPolicy           string `gorm:"size:64"`
+	Library              string `gorm:"size:64"`
+	MaterialType         string `gorm:"size:64"`
+	LoanPeriod           int
+	LoanPeriodUnit       string `gorm:"size:16"`
+	FixedDueDate         string `gorm:"size:10"`
+	Renewals             int
+	RenewalPeriod        int
+	RenewalPeriodUnit    string `gorm:"size:16"`
+	OverdueFine          int64
+	OverdueFineUnit      string `gorm:"size:16"`
+	GracePeriod          int
+	GracePeriodUnit      string `gorm:"size:16"`
+	MaxFine              int64
+	LostItemFee          int64
+	DaysOverdueUntilLost int
+	Currency             string `gorm:"size:3"`
+	MaxLoans             int
+	RequestsAllowed      bool
+}
+
+func (ruleRow) TableName() string { return "pk_circ_rules" }
+
+func (r ruleRow) rule() Rule {
+	return Rule{Name: r.Name, UserGroup: r.UserGroup, ItemPolicy: r.ItemPolicy, Library: r.Library, MaterialType: r.MaterialType,
+		Terms: Terms{
+			LoanPeriod: r.LoanPeriod, LoanPeriodUnit: r.LoanPeriodUnit, FixedDueDate: r.FixedDueDate,
+			Renewals: r.Renewals, RenewalPeriod: r.RenewalPeriod, RenewalPeriodUnit: r.RenewalPeriodUnit,
+			OverdueFine: r.OverdueFine, OverdueFineUnit: r.OverdueFineUnit, GracePeriod: r.GracePeriod, GracePeriodUnit: r.GracePeriodUnit,
+			MaxFine: r.MaxFine, LostItemFee: r.LostItemFee, DaysOverdueUntilLost: r.DaysOverdueUntilLost, Currency: r.Currency,
+			MaxLoans: r.MaxLoans, RequestsAllowed: r.RequestsAllowed,
+		}}
+}
+
+func rowOf(inst string, pos int, r Rule) ruleRow {
+	t := r.Terms
+	return ruleRow{ID: newID(), Institution: inst, Position: pos, Name: r.Name,
+		UserGroup: r.UserGroup, ItemPolicy: r.ItemPolicy, Library: r.Library, MaterialType: r.MaterialType,
+		LoanPeriod: t.LoanPeriod, LoanPeriodUnit: t.LoanPeriodUnit, FixedDueDate: t.FixedDueDate,
+		Renewals: t.Renewals, RenewalPeriod: t.RenewalPeriod, RenewalPeriodUnit: t.RenewalPeriodUnit,
+		OverdueFine: t.OverdueFine, OverdueFineUnit: t.OverdueFineUnit, GracePeriod: t.GracePeriod, GracePeriodUnit: t.GracePeriodUnit,
+		MaxFine: t.MaxFine, LostItemFee: t.LostItemFee, DaysOverdueUntilLost: t.DaysOverdueUntilLost, Currency: t.Currency,
+		MaxLoans: t.MaxLoans, RequestsAllowed: t.RequestsAllowed,
+	}
+}
+
+// maxRules is the most rules an institution may have.
+const maxRules = 1000
+
+func normalizeRule(r *Rule) {
+	trim(&r.Name, &r.UserGroup, &r.ItemPolicy, &r.Library, &r.MaterialType)
+	for _, p := range []*string{&r.UserGroup, &r.ItemPolicy, &r.Library, &r.MaterialType} {
+		if *p == Any {
+			*p = ""
+		}
+	}
+	t := &r.Terms
+	trim(&t.FixedDueDate)
+	for _, p := range []*string{&t.LoanPeriodUnit, &t.RenewalPeriodUnit, &t.OverdueFineUnit, &t.GracePeriodUnit} {
+		*p = strings.ToLower(strings.TrimSpace(*p))
+	}
+	t.Currency = strings.ToUpper(strings.TrimSpace(t.Currency))
+}
+
+func checkRule(c *checker, r *Rule) {
+	c.text("name", r.Name, false, 255)
+	c.text("user_group", r.UserGroup, false, 64)
+	c.text("item_policy", r.ItemPolicy, false, 64)
+	c.text("library", r.Library, false, 64)
+	c.text("material_type", r.MaterialType, false, 64)
+	t := &r.Terms
+	units := []string{Minutes, Hours, Days, Weeks}
+	switch {
+	case t.FixedDueDate != "" && (t.LoanPeriod != 0 || t.LoanPeriodUnit != ""):
+		c.add("terms.fixed_due_date", "bad_format", "give either a loan period or a fixed due date, not both")
+	case t.FixedDueDate != "":
+		c.date("terms.fixed_due_date", t.FixedDueDate, true)
+	case t.LoanPeriod == 0 && t.LoanPeriodUnit == "":
+		c.add("terms.loan_period", "required", "a loan period or a fixed due date is required")
+	default:
+		if t.LoanPeriod < 1 {
+			c.add("terms.loan_period", "out_of_range", "is less than 1")
+		}
+		c.oneOf("terms.loan_period_unit", t.LoanPeriodUnit, units...)
+	}
+	c.min("terms.renewals", int64(t.Renewals), 0)
+	c.min("terms.renewal_period", int64(t.RenewalPeriod), 0)
+	if t.RenewalPeriod > 0 {
+		c.oneOf("terms.renewal_period_unit", t.RenewalPeriodUnit, units...)
+	}
+	c.min("terms.overdue_fine", t.OverdueFine, 0)
+	if t.OverdueFine > 0 {
+		c.oneOf("terms.overdue_fine_unit", t.OverdueFineUnit, PerDay, PerHour)
+	}
+	c.min("terms.grace_period", int64(t.GracePeriod), 0)
+	if t.GracePeriod > 0 {
+		c.oneOf("terms.grace_period_unit", t.GracePeriodUnit, units...)
+	}
+	c.min("terms.max_fine", t.MaxFine, 0)
+	c.min("terms.lost_item_fee", t.LostItemFee, 0)
+	c.min("terms.days_overdue_until_lost", int64(t.DaysOverdueUntilLost), 0)
+	c.min("terms.max_loans", int64(t.MaxLoans), 0)
+	if t.Currency != "" && (len(t.Currency) != 3 || strings.ContainsFunc(t.Currency, func(r rune) bool { return r < 'A' || r > 'Z' })) {
+		c.add("terms.currency", "bad_format", "is not an ISO 4217 code such as USD")
+	}
+	if t.Currency == "" && (t.OverdueFine > 0 || t.MaxFine > 0 || t.LostItemFee > 0) {
+		c.add("terms.currency", "required", "is required when an amount is given")
+	}
+}
+
+// Rules returns an institution's terms of use rules in order, with their
+// version (0 and no rules when none were ever set).
+func (s *Service) Rules(ctx context.Context, inst string) (RuleSet, error) {
+	return loadRules(s.db.WithContext(ctx), inst)
+}
+
+func loadRules(db *gorm.DB, inst string) (RuleSet, error) {
+	set := RuleSet{Rules: []Rule{}}
+	var head ruleSetRow
+	err := db.Where("institution = ?", inst).Take(&head).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return set, nil
+	}
+	if err != nil {
+		return RuleSet{}, err
+	}
+	set.Version, set.UpdatedAt = head.Version, head.UpdatedAt
+	var rows []ruleRow
+	if err := db.Where("institution = ?", inst).Order("position").Find(&rows).Error; err != nil {
+		return RuleSet{}, err
+	}
+	for _, r := range rows {
+		set.Rules = append(set.Rules, r.rule())
+	}
+	return set, nil
+}
+
+// ReplaceRules swaps an institution's whole list of rules for rules, in
+// the order given. version is the version the caller read (0 when there
+// were none); rules changed since are Stale. Every rule is checked first:
+// one invalid rule refuses the list, its fields named rules[i].terms....
+func (s *Service) ReplaceRules(ctx context.Context, inst string, version int, rules []Rule) (RuleSet, error) {
+	if len(rules) > maxRules {
+		return RuleSet{}, &patron.Error{Kind: patron.Invalid, Detail: "the rules are not valid",
+			Fields: []patron.FieldError{{Field: "rules", Code: "out_of_range", Message: fmt.Sprintf("an institution may have at most %d rules", maxRules)}}}
+	}
+	rs := make([]Rule, len(rules))
+	var fields []patron.FieldError
+	for i, r := range rules {
+		normalizeRule(&r)
+		c := checker{prefix: fmt.Sprintf("rules[%d].", i)}
+		checkRule(&c, &r)
+		fields = append(fields, c.fields...)
+		rs[i] = r
+	}
+	if len(fields) > 0 {
+		return RuleSet{}, &patron.Error{Kind: patron.Invalid, Detail: "the rules are not valid", Fields: fields}
+	}
+	var out RuleSet
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		now := s.clock()
+		if version == 0 {
+			var n int64
+			if err := tx.Model(&ruleSetRow{}).Where("institution = ?", inst).Count(&n).Error; err != nil {
+				return err
+			}
+			if n > 0 {
+				return stale("the rules were set since: read them again")
+			}
+			// Two first writes at once: the primary key lets one through.
+			if err := tx.Create(&ruleSetRow{Institution: inst, Version: 1, UpdatedAt: now}).Error; err != nil {
+				if errors.Is(s.translate(err), patron.ErrConflict) {
+					return stale("the rules were set at the same time: read them again")
+				}
+				return err
+			}
+		} else {
+			res := tx.Model(&ruleSetRow{}).Where("institution = ? AND version = ?", inst, version).
+				Updates(map[string]any{"version": version + 1, "updated_at": now})
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				return stale("the rules are not at version %d: read them again", version)
+			}
+		}
+		if err := tx.Where("institution = ?", inst).Delete(&ruleRow{}).Error; err != nil {
+			return err
+		}
+		if len(rs) > 0 {
+			rows := make([]ruleRow, len(rs))
+			for i, r := range rs {
+				rows[i] = rowOf(inst, i, r)
+			}
+			if err := tx.CreateInBatches(&rows, 200).Error; err != nil {
+				return err
+			}
+		}
+		out = RuleSet{Version: version + 1, Rules: rs, UpdatedAt: now}
+		return nil
+	})
+	if err != nil {
+		return RuleSet{}, s.translate(err)
+	}
+	return out, nil
+}
+
+func matches(cond, v string) bool {
+	return cond == "" || cond == Any || strings.EqualFold(cond, strings.TrimSpace(v))
+}
+
+// Matches tells whether the rule's conditions all match a user group, item
+// policy, library and material type.
+func (r *Rule) Matches(userGroup, itemPolicy, library, materialType string) bool {
+	return matches(r.UserGroup, userGroup) && matches(r.ItemPolicy, itemPolicy) &&
+		matches(r.Library, library) && matches(r.MaterialType, materialType)
+}
+
+// TermsFor returns the terms of use that apply when user borrows item at
+// the time at, and the due date such a loan would have, in UTC.
+//
+// The first rule whose conditions match the user's group and the item's
+// policy, library and material type gives the terms; when none matches,
+// the answer is Refused, naming the values that were matched. The due date
+// is at plus the loan period; for a period in days or weeks it is 23:59 of
+// the last day in the library's time zone, and a fixed due date is 23:59
+// that day there. A due date on a day the library is closed moves to 23:59
+// of the next open day (for a period in minutes or hours as well). A fixed
+// due date already past at the time at is Refused.
+func (s *Service) TermsFor(ctx context.Context, inst string, user *patron.User, item *Item, at time.Time) (Terms, time.Time, error) {
+	if user == nil || item == nil {
+		return Terms{}, time.Time{}, errors.New("circulation: TermsFor needs a user and an item")
+	}
+	db := s.db.WithContext(ctx)
+	set, err := loadRules(db, inst)
+	if err != nil {
+		return Terms{}, time.Time{}, err
+	}
+	var rule *Rule
+	pos := 0
+	for i := range set.Rules {
+		if set.Rules[i].Matches(user.UserGroup, item.ItemPolicy, item.Library, item.MaterialType) {
+			rule, pos = &set.Rules[i], i
+			break
+		}
+	}
+	if rule == nil {
+		return Terms{}, time.Time{}, &patron.Error{Kind: patron.Refused, Detail: "no terms of use apply to this loan",
+			Reasons: []string{fmt.Sprintf("no rule matches user_group %q, item_policy %q, library %q, material_type %q",
+				user.UserGroup, item.ItemPolicy, item.Library, item.MaterialType)}}
+	}
+	lib, err := loadLibrary(db, inst, item.Library)
+	if err != nil {
+		return Terms{}, time.Time{}, s.translate(err)
+	}
+	due, err := dueDate(db, lib, rule.Terms, at)
+	if err != nil {
+		if pe, ok := patron.AsError(err); ok && pe.Kind == patron.Refused {
+			name := rule.Name
+			if name == "" {
+				name = fmt.Sprintf("rule %d", pos+1)
+			}
+			pe.Reasons = append(pe.Reasons, "under "+name)
+		}
+		return Terms{}, time.Time{}, s.translate(err)
+	}
+	return rule.Terms, due, nil
+}
+
+// dueDate computes the due date of a loan made at at under t in library l.
+func dueDate(db *gorm.DB, l *Library, t Terms, at time.Time) (time.Time, error) {
+	loc, err := l.Location()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("circulation: library %q: %w", l.Code, err)
+	}
+	local := at.In(loc)
+	var due time.Time
+	endOfDay := true
+	switch {
+	case t.FixedDueDate != "":
+		d, err := time.ParseInLocation(time.DateOnly, t.FixedDueDate, loc)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("circulation: fixed due date %q: %w", t.FixedDueDate, err)
+		}
+		due = d
+		if endOf(d, loc).Before(at) {
+			return time.Time{}, &patron.Error{Kind: patron.Refused, Detail: "the loan would be due in the past",
+				Reasons: []string{"the fixed due date " + t.FixedDueDate + " has passed"}}
+		}
+	case t.LoanPeriodUnit == Minutes:
+		due, endOfDay = local.Add(time.Duration(t.LoanPeriod)*time.Minute), false
+	case t.LoanPeriodUnit == Hours:
+		due, endOfDay = local.Add(time.Duration(t.LoanPeriod)*time.Hour), false
+	case t.LoanPeriodUnit == Days:
+		due = local.AddDate(0, 0, t.LoanPeriod)
+	case t.LoanPeriodUnit == Weeks:
+		due = local.AddDate(0, 0, 7*t.LoanPeriod)
+	default:
+		return time.Time{}, fmt.Errorf("circulation: a rule has loan period unit %q", t.LoanPeriodUnit)
+	}
+	day := time.Date(due.Year(), due.Month(), due.Day(), 0, 0, 0, 0, loc)
+	open, err := nextOpenDay(db, l, day)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if endOfDay || !open.Equal(day) {
+		return endOf(open, loc).UTC(), nil
+	}
+	return due.UTC(), nil
+}
+
+// endOf returns 23:59 of the civil day of d in loc.
+func endOf(d time.Time, loc *time.Location) time.Time {
+	d = d.In(loc)
+	return time.Date(d.Year(), d.Month(), d.Day(), 23, 59, 0, 0, loc)
+}
