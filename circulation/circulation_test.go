@@ -108,6 +108,40 @@ func TestBarcodesAreUniqueWhateverTheirCase(t *testing.T) {
 
 		_, err = f.svc.CreateLibrary(f.ctx, "UNI", &circulation.Library{Code: "main", Name: "Again"})
 		wantKind(t, err, patron.Conflict)
+
+		// Only case folds: accented barcodes are barcodes of their own on
+		// every database.
+		f.item(t, "UNI", circulation.Item{Barcode: "CAFÉ-1", Title: "Accented", Library: "MAIN"})
+		f.item(t, "UNI", circulation.Item{Barcode: "CAFE-1", Title: "Plain", Library: "MAIN"})
+		if got, err := f.svc.Item(f.ctx, "UNI", "café-1"); err != nil || got.Title != "Accented" {
+			t.Fatalf("%+v, %v", got, err)
+		}
+
+		// Two creates of one barcode in different cases at once: exactly
+		// one wins, the other is a Conflict.
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			wg.Go(func() {
+				b := "RACE-1"
+				if i%2 == 1 {
+					b = "race-1"
+				}
+				_, errs[i] = f.svc.CreateItem(f.ctx, "UNI", &circulation.Item{Barcode: b, Title: "Race", Library: "MAIN"})
+			})
+		}
+		wg.Wait()
+		won := 0
+		for _, err := range errs {
+			if err == nil {
+				won++
+			} else if !errors.Is(err, patron.ErrConflict) {
+				t.Fatalf("a losing create: %v", err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d creates of RACE-1 won", won)
+		}
 	})
 }
 

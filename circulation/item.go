@@ -67,7 +67,9 @@ func (Item) TableName() string { return "pk_circ_items" }
 // ItemLookup finds an item by barcode. The Service implements it over its
 // own item table; a host whose catalog lives elsewhere implements it over
 // that catalog (ItemLookupFunc adapts a function). An item that does not
-// exist must be reported as a *patron.Error of kind NotFound.
+// exist must be reported as a *patron.Error of kind NotFound. Items it
+// returns name one of the institution's libraries by code, whose time zone
+// and calendar their due dates follow.
 type ItemLookup interface {
 	Item(ctx context.Context, inst, barcode string) (*Item, error)
 }

@@ -23,6 +23,16 @@ func Migrations() []*gormigrate.Migration {
 					return err
 				}
 			}
+			if tx.Dialector.Name() == "mysql" {
+				// The keys are folded in Go: compared byte for byte, not by
+				// MySQL's default collation, which also takes é for e.
+				if err := execAll(tx,
+					"ALTER TABLE pk_circ_libraries MODIFY code_key VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL",
+					"ALTER TABLE pk_circ_items MODIFY barcode_key VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL",
+				); err != nil {
+					return err
+				}
+			}
 			return execAll(tx,
 				"CREATE UNIQUE INDEX pk_circ_libraries_code ON pk_circ_libraries (institution, code_key)",
 				"CREATE INDEX pk_circ_closed_dates_inst ON pk_circ_closed_dates (institution, library_id, date)",

@@ -345,7 +345,9 @@ func (r *Rule) Matches(userGroup, itemPolicy, library, materialType string) bool
 // the last day in the library's time zone, and a fixed due date is 23:59
 // that day there. A due date on a day the library is closed moves to 23:59
 // of the next open day (for a period in minutes or hours as well). A fixed
-// due date already past at the time at is Refused.
+// due date already past at the time at is Refused. The item's library must
+// be one of the institution's libraries (NotFound otherwise), also for
+// items from a host's own catalog: its zone and calendar are read here.
 func (s *Service) TermsFor(ctx context.Context, inst string, user *patron.User, item *Item, at time.Time) (Terms, time.Time, error) {
 	if user == nil || item == nil {
 		return Terms{}, time.Time{}, errors.New("circulation: TermsFor needs a user and an item")
