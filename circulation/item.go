@@ -35,10 +35,13 @@ var itemStatuses = []string{StatusAvailable, StatusOnLoan, StatusOnHoldShelf, St
 
 // Item is a copy a library lends, known by its barcode.
 type Item struct {
+	// ID (a UUIDv7) and Institution are set by the service.
 	ID          string `json:"-" gorm:"primaryKey;size:36"`
 	Institution string `json:"-" gorm:"size:64;not null"`
 	// Barcode identifies the item in its institution, whatever its case.
-	Barcode    string `json:"barcode" gorm:"size:255;not null"`
+	Barcode string `json:"barcode" gorm:"size:255;not null"`
+	// BarcodeKey is the barcode folded to lower case, the key it is unique
+	// on.
 	BarcodeKey string `json:"-" gorm:"size:255;not null"`
 	// Title and Author describe the work, as the catalog gives them.
 	Title  string `json:"title" gorm:"size:1000;not null"`

@@ -17,11 +17,13 @@ import (
 // its own time zone (due dates end at 23:59 there) and calendar of closed
 // days.
 type Library struct {
+	// ID (a UUIDv7) and Institution are set by the service.
 	ID          string `json:"-" gorm:"primaryKey;size:36"`
 	Institution string `json:"-" gorm:"size:64;not null"`
 	// Code names the library (MAIN, SCIENCE); it is unique in its
 	// institution whatever its case, and cannot be changed.
-	Code    string `json:"code" gorm:"size:64;not null"`
+	Code string `json:"code" gorm:"size:64;not null"`
+	// CodeKey is the code folded to lower case, the key it is unique on.
 	CodeKey string `json:"-" gorm:"size:64;not null"`
 	// Name is the library's name for people.
 	Name string `json:"name" gorm:"size:255;not null"`
