@@ -68,6 +68,20 @@ func Migrations() []*gormigrate.Migration {
 		ID:       "202611270005_patron_code_labels",
 		Migrate:  func(tx *gorm.DB) error { return tx.Migrator().CreateTable(&codeLabelV1{}) },
 		Rollback: func(tx *gorm.DB) error { return tx.Migrator().DropTable(&codeLabelV1{}) },
+	}, {
+		// The folded keys are compared byte for byte on MySQL: its default
+		// collation would also take "josé" and "jose" for one primary id
+		// (the folding in Go already makes case not count).
+		ID: "202611270006_patron_binary_keys",
+		Migrate: func(tx *gorm.DB) error {
+			if tx.Dialector.Name() != "mysql" {
+				return nil
+			}
+			return execAll(tx,
+				"ALTER TABLE pk_users MODIFY primary_id_key VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL",
+				"ALTER TABLE pk_user_identifiers MODIFY value_key VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL",
+			)
+		},
 	}}
 }
 

@@ -210,6 +210,16 @@ func TestPrimaryIDsAndIdentifiersAreUniquePerInstitution(t *testing.T) {
 			t.Fatalf("want 1 user after the refusals, got %d", n)
 		}
 
+		// Only case folds: an accent makes another primary id and another
+		// identifier, on every database.
+		mustCreate(t, f, "UNI", &patron.User{PrimaryID: "josé", FirstName: "J", LastName: "A"})
+		mustCreate(t, f, "UNI", &patron.User{PrimaryID: "jose", FirstName: "J", LastName: "B"})
+		mustCreate(t, f, "UNI", &patron.User{PrimaryID: "cafe1", FirstName: "C", LastName: "C", Identifiers: []patron.Identifier{{IDType: "BARCODE", Value: "CAFÉ-1"}}})
+		mustCreate(t, f, "UNI", &patron.User{PrimaryID: "cafe2", FirstName: "C", LastName: "C", Identifiers: []patron.Identifier{{IDType: "BARCODE", Value: "cafe-1"}}})
+		if u, err := f.svc.Get(f.ctx, "UNI", "JOSÉ"); err != nil || u.LastName != "A" {
+			t.Fatalf("josé: %+v %v", u, err)
+		}
+
 		// The same value under another id type is another identifier.
 		other.Identifiers[0].IDType = "UNIV_ID"
 		mustCreate(t, f, "UNI", other)
