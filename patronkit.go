@@ -94,6 +94,8 @@ type Kit struct {
 	Access *casbinmodel.Enforcer
 	// SIS keeps the integration profiles and runs them.
 	SIS *sis.Service
+	// Circulation keeps libraries, items and terms of use.
+	Circulation *circulation.Service
 	// Logger is the kit's logger.
 	Logger *slog.Logger
 	// Now is the kit's clock.
@@ -161,7 +163,11 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Kit{Patrons: patrons, Access: access, SIS: loads, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, stop: make(chan struct{})}, nil
+	circ, err := circulation.NewService(db, circulation.Options{Now: c.Now, Logger: c.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return &Kit{Patrons: patrons, Access: access, SIS: loads, Circulation: circ, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, stop: make(chan struct{})}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS

@@ -89,6 +89,9 @@ func Seed(ctx context.Context, kit *patronkit.Kit, inst string) (bool, error) {
 			return false, err
 		}
 	}
+	if err := SeedCirculation(ctx, kit, inst); err != nil {
+		return false, err
+	}
 	// The campus SIS: its files land in the drop folder, twice a day.
 	_, err = kit.SIS.CreateProfile(ctx, inst, &sis.Profile{
 		Code: "SIS", Description: "Campus student information system", Source: DropFolder,

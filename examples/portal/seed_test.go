@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/patronkit/patronkit/circulation"
+)
+
+// TestTheDemoSeedGivesEachGroupItsTerms checks what README promises: an
+// undergraduate borrows for four weeks, faculty to the end of semester.
+func TestTheDemoSeedGivesEachGroupItsTerms(t *testing.T) {
+	ctx := context.Background()
+	kit, err := openKit(ctx, "", t.TempDir(), slog.New(slog.DiscardHandler), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kit.Close()
+	if page, _ := kit.Circulation.Items(ctx, Institution, circulation.ItemQuery{Limit: 1}); page.TotalRecordCount != 300 {
+		t.Fatalf("the seed has %d items, want 300", page.TotalRecordCount)
+	}
+	item, err := kit.Circulation.Item(ctx, Institution, "MAIN-0001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	student, _ := kit.Patrons.Get(ctx, Institution, "student1")
+	_, due, err := kit.Circulation.TermsFor(ctx, Institution, student, item, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if days := due.Sub(now).Hours() / 24; days < 27 || days > 29 {
+		t.Fatalf("student1 is due in %.1f days, want four weeks", days)
+	}
+	faculty, _ := kit.Patrons.Get(ctx, Institution, "faculty1")
+	_, due, err = kit.Circulation.TermsFor(ctx, Institution, faculty, item, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := due.Format(time.DateOnly); got != semesterEnd(now) {
+		t.Fatalf("faculty1 is due %s, want the end of semester %s", got, semesterEnd(now))
+	}
+}
