@@ -56,6 +56,22 @@ func Migrations() []*gormigrate.Migration {
 		Rollback: func(tx *gorm.DB) error {
 			return tx.Migrator().DropTable(&ruleV1{}, &ruleSetV1{})
 		},
+	}, {
+		ID: "202611271201_circulation_loans",
+		Migrate: func(tx *gorm.DB) error {
+			for _, t := range []any{&loanV1{}, &itemLoanV1{}, &userLoansV1{}} {
+				if err := tx.Migrator().CreateTable(t); err != nil {
+					return err
+				}
+			}
+			return execAll(tx,
+				"CREATE INDEX pk_circ_loans_user ON pk_circ_loans (institution, user_id, status)",
+				"CREATE INDEX pk_circ_loans_item ON pk_circ_loans (institution, item_id, loaned_at)",
+			)
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Migrator().DropTable(&userLoansV1{}, &itemLoanV1{}, &loanV1{})
+		},
 	}}
 }
 
@@ -152,3 +168,42 @@ type ruleV1 struct {
 }
 
 func (ruleV1) TableName() string { return "pk_circ_rules" }
+
+// The tables as migration 202611271201 creates them: loans, the row that
+// makes an item's open loan unique, and each patron's count of open loans.
+
+type loanV1 struct {
+	ID             string `gorm:"primaryKey;size:36"`
+	Institution    string `gorm:"size:64;not null"`
+	UserID         string `gorm:"size:36;not null"`
+	PrimaryID      string `gorm:"size:255;not null"`
+	ItemID         string `gorm:"size:36;not null"`
+	ItemBarcode    string `gorm:"size:255;not null"`
+	Library        string `gorm:"size:64;not null"`
+	LoanedAt       time.Time
+	DueAt          time.Time
+	ReturnedAt     *time.Time
+	Renewals       int    `gorm:"not null"`
+	ProxyPrimaryID string `gorm:"size:255"`
+	Status         string `gorm:"size:16;not null"`
+	Version        int    `gorm:"not null"`
+	UpdatedAt      time.Time
+}
+
+func (loanV1) TableName() string { return "pk_circ_loans" }
+
+type itemLoanV1 struct {
+	ItemID      string `gorm:"primaryKey;size:36"`
+	Institution string `gorm:"size:64;not null"`
+	LoanID      string `gorm:"size:36;not null"`
+}
+
+func (itemLoanV1) TableName() string { return "pk_circ_item_loans" }
+
+type userLoansV1 struct {
+	UserID      string `gorm:"primaryKey;size:36"`
+	Institution string `gorm:"size:64;not null"`
+	OpenLoans   int    `gorm:"not null"`
+}
+
+func (userLoansV1) TableName() string { return "pk_circ_user_loans" }

@@ -39,14 +39,20 @@ type Options struct {
 	// Logger logs what goes wrong outside a caller's request. Default:
 	// slog.Default().
 	Logger *slog.Logger
+	// Patrons is the patron service whose users borrow: check-outs and
+	// renewals read their group, status, expiry, blocks and proxy
+	// relations from it. Required for loans (CheckOut, Renew, RenewMany);
+	// the other methods do without.
+	Patrons *patron.Service
 }
 
 // Service keeps the libraries, items and terms of use of every institution
 // in one database (tables named pk_circ_...). It is safe for concurrent use.
 type Service struct {
-	db  *gorm.DB
-	now func() time.Time
-	log *slog.Logger
+	db      *gorm.DB
+	now     func() time.Time
+	log     *slog.Logger
+	patrons *patron.Service
 }
 
 // NewService returns a Service over db. It works on a session of db and
@@ -56,7 +62,7 @@ func NewService(db *gorm.DB, o Options) (*Service, error) {
 	if db == nil {
 		return nil, errors.New("circulation: NewService needs a database")
 	}
-	s := &Service{db: db.Session(&gorm.Session{NewDB: true}), now: o.Now, log: o.Logger}
+	s := &Service{db: db.Session(&gorm.Session{NewDB: true}), now: o.Now, log: o.Logger, patrons: o.Patrons}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -1,0 +1,619 @@
+package circulation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/patronkit/patronkit/patron"
+)
+
+// Loan statuses.
+const (
+	// LoanOpen: the item is out with the patron.
+	LoanOpen = "open"
+	// LoanComplete: the item came back; the loan stays as history.
+	LoanComplete = "complete"
+)
+
+// Loan is an item lent to a patron, open until the item is checked in and
+// kept afterwards as the patron's and the item's loan history.
+//
+// # Locking
+//
+// Two facts must hold however many check-outs run at once, on SQLite,
+// PostgreSQL and MySQL alike, without a partial unique index (MySQL has
+// none) or SELECT ... FOR UPDATE (SQLite drops it):
+//
+//   - An item is never on loan twice. Every open loan holds a row in
+//     pk_circ_item_loans whose primary key is the item's id, inserted by
+//     the check-out's transaction and deleted by the check-in's; a second
+//     check-out of the item fails on that key (after waiting for the first
+//     to commit) and is Refused.
+//   - A patron never holds more loans than the terms allow. Every patron
+//     with loans has a counter row in pk_circ_user_loans, and a check-out
+//     takes a loan from it with one conditional statement, UPDATE ... SET
+//     open_loans = open_loans + 1 WHERE open_loans < max, and is Refused
+//     when no row changed. The statement's row lock serializes one
+//     patron's check-outs on PostgreSQL and MySQL (whose UPDATE reads the
+//     latest committed row); SQLite lets one writer in at a time.
+//
+// Check-out and check-in take their locks in one order (the patron's
+// counter, the item's row in pk_circ_item_loans, the item) so that they do
+// not deadlock each other; a deadlock or serialization failure the
+// database reports anyway is retried a few times.
+//
+// On a host's own SQLite *gorm.DB opened without _txlock=immediate
+// (adapters/sqldb sets it), transactions start deferred: the statements
+// above stay atomic, so the limits still hold, but concurrent check-outs
+// may fail with "database is locked" instead of waiting their turn.
+type Loan struct {
+	// ID (a UUIDv7) identifies the loan.
+	ID          string `json:"loan_id" gorm:"primaryKey;size:36"`
+	Institution string `json:"-" gorm:"size:64;not null"`
+	// UserID is the patron's internal id, PrimaryID their primary_id when
+	// the loan was made.
+	UserID    string `json:"-" gorm:"size:36;not null"`
+	PrimaryID string `json:"primary_id" gorm:"size:255;not null"`
+	// ItemID and ItemBarcode name the item lent; Library is the code of
+	// the library it belongs to.
+	ItemID      string `json:"item_id" gorm:"size:36;not null"`
+	ItemBarcode string `json:"item_barcode" gorm:"size:255;not null"`
+	Library     string `json:"library" gorm:"size:64;not null"`
+	// LoanedAt, DueAt and ReturnedAt (nil while the loan is open) are in
+	// UTC.
+	LoanedAt   time.Time  `json:"loan_date"`
+	DueAt      time.Time  `json:"due_date"`
+	ReturnedAt *time.Time `json:"return_date,omitempty"`
+	// Renewals counts the renewals so far.
+	Renewals int `json:"renewals" gorm:"not null"`
+	// ProxyPrimaryID is the primary_id of the proxy who borrowed on the
+	// patron's behalf, or empty.
+	ProxyPrimaryID string `json:"proxy_primary_id,omitempty" gorm:"size:255"`
+	// Status is LoanOpen or LoanComplete.
+	Status string `json:"loan_status" gorm:"size:16;not null"`
+	// Overdue is computed when open loans are read: the due date has
+	// passed.
+	Overdue bool `json:"overdue" gorm:"-"`
+	// Version counts the changes of the loan (renewals, the return).
+	Version   int       `json:"version" gorm:"not null"`
+	UpdatedAt time.Time `json:"updated_date"`
+}
+
+// TableName places loans in the pk_ namespace of the host's database.
+func (Loan) TableName() string { return "pk_circ_loans" }
+
+// itemLoanRow exists while an item is on loan: its primary key makes a
+// second loan of the item impossible on every database.
+type itemLoanRow struct {
+	ItemID      string `gorm:"primaryKey;size:36"`
+	Institution string `gorm:"size:64;not null"`
+	LoanID      string `gorm:"size:36;not null"`
+}
+
+func (itemLoanRow) TableName() string { return "pk_circ_item_loans" }
+
+// userLoansRow counts a patron's open loans; check-outs take from it with
+// a conditional update.
+type userLoansRow struct {
+	UserID      string `gorm:"primaryKey;size:36"`
+	Institution string `gorm:"size:64;not null"`
+	OpenLoans   int    `gorm:"not null"`
+}
+
+func (userLoansRow) TableName() string { return "pk_circ_user_loans" }
+
+// CheckOutOptions are the choices of a check-out.
+type CheckOutOptions struct {
+	// Proxy is the primary_id of a user borrowing on the patron's behalf:
+	// they must hold a proxy-for relation, not expired, naming the
+	// patron. The loan is the patron's and records the proxy.
+	Proxy string
+}
+
+func refused(detail string, reasons []string) *patron.Error {
+	return &patron.Error{Kind: patron.Refused, Detail: detail, Reasons: reasons}
+}
+
+// patrons returns the patron service, or an error saying it is missing.
+func (s *Service) patronService() (*patron.Service, error) {
+	if s.patrons == nil {
+		return nil, errors.New("circulation: loans need Options.Patrons")
+	}
+	return s.patrons, nil
+}
+
+// today is the civil date of the clock, in UTC, as expiry dates are
+// written.
+func (s *Service) today() string { return s.clock().Format(time.DateOnly) }
+
+// standing lists what stops a user from borrowing or renewing: inactive,
+// expired, an active manual block.
+func (s *Service) standing(u *patron.User) []string {
+	var reasons []string
+	today := s.today()
+	if u.Status != "" && u.Status != patron.StatusActive {
+		reasons = append(reasons, fmt.Sprintf("the account of %s is inactive", u.PrimaryID))
+	}
+	if u.ExpiryDate != "" && u.ExpiryDate < today {
+		reasons = append(reasons, fmt.Sprintf("the account of %s expired on %s", u.PrimaryID, u.ExpiryDate))
+	}
+	for _, b := range u.Blocks {
+		if b.BlockStatus == patron.StatusActive && (b.ExpiryDate == "" || b.ExpiryDate >= today) {
+			d := b.BlockDescription
+			if d == "" {
+				d = b.BlockType
+			}
+			reasons = append(reasons, fmt.Sprintf("%s is blocked: %s", u.PrimaryID, d))
+		}
+	}
+	return reasons
+}
+
+// CheckOut lends the item with barcode to the patron primaryID and returns
+// the loan. The terms of use (TermsFor) give its due date. The check-out is
+// Refused, with every reason listed, when the item is not available, the
+// patron is inactive, expired (expiry_date before today) or under an active
+// manual block, the patron already holds the most loans the terms allow, no
+// terms apply, or a proxy (o.Proxy) has no active proxy-for relation naming
+// the patron. Unknown users and items are NotFound. See Loan for how
+// concurrent check-outs are kept apart.
+func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string, o CheckOutOptions) (*Loan, error) {
+	ps, err := s.patronService()
+	if err != nil {
+		return nil, err
+	}
+	user, err := ps.Get(ctx, inst, primaryID)
+	if err != nil {
+		return nil, err
+	}
+	item, err := s.Item(ctx, inst, barcode)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	reasons := s.standing(user)
+	proxy := ""
+	if p := strings.TrimSpace(o.Proxy); p != "" {
+		pu, err := ps.Get(ctx, inst, p)
+		if err != nil {
+			return nil, err
+		}
+		proxy = pu.PrimaryID
+		reasons = append(reasons, s.proxyReasons(pu, user)...)
+	}
+	if item.Status != StatusAvailable {
+		reasons = append(reasons, fmt.Sprintf("item %s is %s", item.Barcode, strings.ReplaceAll(item.Status, "_", " ")))
+	}
+	terms, due, err := s.TermsFor(ctx, inst, user, item, now)
+	if pe, ok := patron.AsError(err); ok && pe.Kind == patron.Refused {
+		reasons = append(reasons, pe.Reasons...)
+	} else if err != nil {
+		return nil, err
+	}
+	if err == nil && terms.MaxLoans > 0 {
+		var n int64
+		if err := s.db.WithContext(ctx).Model(&Loan{}).Where("institution = ? AND user_id = ? AND status = ?", inst, user.ID, LoanOpen).Count(&n).Error; err != nil {
+			return nil, err
+		}
+		if n >= int64(terms.MaxLoans) {
+			reasons = append(reasons, maxLoansReason(user.PrimaryID, terms.MaxLoans))
+		}
+	}
+	if len(reasons) > 0 {
+		return nil, refused(fmt.Sprintf("item %s cannot be lent to %s", item.Barcode, user.PrimaryID), reasons)
+	}
+
+	loan := &Loan{ID: newID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID,
+		ItemID: item.ID, ItemBarcode: item.Barcode, Library: item.Library, LoanedAt: now, DueAt: due,
+		ProxyPrimaryID: proxy, Status: LoanOpen, Version: 1, UpdatedAt: now}
+	// The patron's counter row exists before any check-out takes from it;
+	// created outside the transaction, so that two first check-outs at once
+	// do not fail on its key.
+	if err := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).
+		Create(&userLoansRow{UserID: user.ID, Institution: inst}).Error; err != nil {
+		return nil, s.translate(err)
+	}
+	err = s.retry(ctx, func(tx *gorm.DB) error {
+		upd := tx.Model(&userLoansRow{}).Where("user_id = ?", user.ID)
+		if terms.MaxLoans > 0 {
+			upd = upd.Where("open_loans < ?", terms.MaxLoans)
+		}
+		res := upd.Update("open_loans", gorm.Expr("open_loans + 1"))
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return refused(fmt.Sprintf("item %s cannot be lent to %s", item.Barcode, user.PrimaryID),
+				[]string{maxLoansReason(user.PrimaryID, terms.MaxLoans)})
+		}
+		if err := tx.Create(&itemLoanRow{ItemID: item.ID, Institution: inst, LoanID: loan.ID}).Error; err != nil {
+			if errors.Is(s.translate(err), patron.ErrConflict) {
+				return onLoanAlready(item.Barcode, user.PrimaryID)
+			}
+			return err
+		}
+		res = tx.Model(&Item{}).Where("id = ? AND status = ?", item.ID, StatusAvailable).
+			Updates(map[string]any{"status": StatusOnLoan, "version": gorm.Expr("version + 1"), "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return refused(fmt.Sprintf("item %s cannot be lent to %s", item.Barcode, user.PrimaryID),
+				[]string{fmt.Sprintf("item %s is no longer available", item.Barcode)})
+		}
+		return tx.Create(loan).Error
+	})
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	return loan, nil
+}
+
+func maxLoansReason(primaryID string, max int) string {
+	return fmt.Sprintf("%s already has %d loans, the most the terms of use allow", primaryID, max)
+}
+
+func onLoanAlready(barcode, primaryID string) *patron.Error {
+	return refused(fmt.Sprintf("item %s cannot be lent to %s", barcode, primaryID),
+		[]string{fmt.Sprintf("item %s is on loan", barcode)})
+}
+
+// proxyReasons lists why proxy may not borrow for sponsor.
+func (s *Service) proxyReasons(proxy, sponsor *patron.User) []string {
+	today := s.today()
+	var reasons []string
+	ok := false
+	for _, p := range proxy.ProxyFor {
+		if foldKey(p.PrimaryID) == foldKey(sponsor.PrimaryID) && (p.ExpiryDate == "" || p.ExpiryDate >= today) {
+			ok = true
+		}
+	}
+	if !ok {
+		reasons = append(reasons, fmt.Sprintf("%s is not an active proxy for %s", proxy.PrimaryID, sponsor.PrimaryID))
+	}
+	if proxy.Status != "" && proxy.Status != patron.StatusActive {
+		reasons = append(reasons, fmt.Sprintf("the account of proxy %s is inactive", proxy.PrimaryID))
+	}
+	if proxy.ExpiryDate != "" && proxy.ExpiryDate < today {
+		reasons = append(reasons, fmt.Sprintf("the account of proxy %s expired on %s", proxy.PrimaryID, proxy.ExpiryDate))
+	}
+	return reasons
+}
+
+// CheckIn returns the item with barcode: its open loan is completed and
+// the item is available again. It returns the completed loan. An item not
+// on loan is NotFound (no open loan).
+func (s *Service) CheckIn(ctx context.Context, inst, barcode string) (*Loan, error) {
+	item, err := s.Item(ctx, inst, barcode)
+	if err != nil {
+		return nil, err
+	}
+	var loan Loan
+	err = s.retry(ctx, func(tx *gorm.DB) error {
+		// Read without a lock; every write below is conditional, and a
+		// concurrent check-in makes the second fail and roll back.
+		var il itemLoanRow
+		err := tx.Where("item_id = ? AND institution = ?", item.ID, inst).Take(&il).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return notFound("item %s is not on loan", item.Barcode)
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.Where("id = ? AND status = ?", il.LoanID, LoanOpen).Take(&loan).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return notFound("item %s is not on loan", item.Barcode)
+			}
+			return err
+		}
+		now := s.clock()
+		if err := tx.Model(&userLoansRow{}).Where("user_id = ? AND open_loans > 0", loan.UserID).
+			Update("open_loans", gorm.Expr("open_loans - 1")).Error; err != nil {
+			return err
+		}
+		res := tx.Where("item_id = ? AND loan_id = ?", item.ID, loan.ID).Delete(&itemLoanRow{})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return notFound("item %s was returned at the same time", item.Barcode)
+		}
+		res = tx.Model(&Loan{}).Where("id = ? AND version = ?", loan.ID, loan.Version).
+			Updates(map[string]any{"status": LoanComplete, "returned_at": now, "version": loan.Version + 1, "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return stale("the loan changed while it was being returned; try again")
+		}
+		if err := tx.Model(&Item{}).Where("id = ? AND status = ?", item.ID, StatusOnLoan).
+			Updates(map[string]any{"status": StatusAvailable, "version": gorm.Expr("version + 1"), "updated_at": now}).Error; err != nil {
+			return err
+		}
+		loan.Status, loan.ReturnedAt, loan.Version, loan.UpdatedAt = LoanComplete, &now, loan.Version+1, now
+		return nil
+	})
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	return &loan, nil
+}
+
+// RenewResult is the outcome of renewing one loan.
+type RenewResult struct {
+	LoanID string `json:"loan_id"`
+	// Renewed tells whether the loan was renewed; when not, Reasons lists
+	// every reason.
+	Renewed bool     `json:"renewed"`
+	Reasons []string `json:"reasons,omitempty"`
+	// DueAt is the loan's due date after the attempt (UTC); zero when the
+	// loan was not found.
+	DueAt time.Time `json:"due_date,omitzero"`
+}
+
+// Renew renews one open loan and returns it. The terms of use that apply
+// now give the renewal period (a RenewalPeriod of 0 renews by the loan
+// period, or to the fixed due date), counted from now; the new due date is
+// never earlier than the current one. The renewal is Refused, with every
+// reason, when the loan was renewed as often as the terms allow, the
+// patron is blocked, inactive or expired, no terms apply, or the due date
+// would not move. An unknown or returned loan is NotFound.
+func (s *Service) Renew(ctx context.Context, inst, loanID string) (*Loan, error) {
+	ps, err := s.patronService()
+	if err != nil {
+		return nil, err
+	}
+	loan, err := s.openLoan(ctx, inst, loanID)
+	if err != nil {
+		return nil, err
+	}
+	user, err := s.loanUser(ctx, ps, inst, loan)
+	if err != nil {
+		return nil, err
+	}
+	out, reasons, err := s.renew(ctx, inst, user, loan)
+	if err != nil {
+		return nil, err
+	}
+	if len(reasons) > 0 {
+		return nil, refused(fmt.Sprintf("loan %s of item %s cannot be renewed", loan.ID, loan.ItemBarcode), reasons)
+	}
+	return out, nil
+}
+
+// RenewMany renews loans of the patron primaryID: those named by ids, or
+// every open loan when ids is nil. Each loan is renewed as Renew does, on
+// its own; the results, in the order of ids (or of due dates), say which
+// were renewed and why the others were not. A loan that is not an open
+// loan of the patron gets a reason saying so. The error is for an unknown
+// patron or a failure of the database.
+func (s *Service) RenewMany(ctx context.Context, inst, primaryID string, ids []string) ([]RenewResult, error) {
+	ps, err := s.patronService()
+	if err != nil {
+		return nil, err
+	}
+	user, err := ps.Get(ctx, inst, primaryID)
+	if err != nil {
+		return nil, err
+	}
+	db := s.db.WithContext(ctx)
+	var loans []Loan
+	q := db.Where("institution = ? AND user_id = ? AND status = ?", inst, user.ID, LoanOpen)
+	if ids != nil {
+		q = q.Where("id IN ?", append([]string{""}, ids...))
+	}
+	if err := q.Order("due_at, id").Find(&loans).Error; err != nil {
+		return nil, err
+	}
+	if ids == nil {
+		for _, l := range loans {
+			ids = append(ids, l.ID)
+		}
+	}
+	out := make([]RenewResult, 0, len(ids))
+	for _, id := range ids {
+		i := slices.IndexFunc(loans, func(l Loan) bool { return l.ID == id })
+		if i < 0 {
+			out = append(out, RenewResult{LoanID: id, Reasons: []string{fmt.Sprintf("%s has no open loan %s", user.PrimaryID, id)}})
+			continue
+		}
+		l, reasons, err := s.renew(ctx, inst, user, &loans[i])
+		if pe, ok := patron.AsError(err); ok {
+			out = append(out, RenewResult{LoanID: id, DueAt: loans[i].DueAt, Reasons: []string{pe.Detail}})
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		r := RenewResult{LoanID: id, Renewed: len(reasons) == 0, Reasons: reasons, DueAt: loans[i].DueAt}
+		if l != nil {
+			r.DueAt = l.DueAt
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// renew renews loan for user, or gives the reasons it cannot. The error
+// is for failures (and a Stale loan).
+func (s *Service) renew(ctx context.Context, inst string, user *patron.User, loan *Loan) (*Loan, []string, error) {
+	now := s.clock()
+	reasons := s.standing(user)
+	item, err := s.Item(ctx, inst, loan.ItemBarcode)
+	if err != nil {
+		return nil, nil, err
+	}
+	terms, due, err := s.TermsFor(ctx, inst, user, item, now)
+	if pe, ok := patron.AsError(err); ok && pe.Kind == patron.Refused {
+		return nil, append(reasons, pe.Reasons...), nil
+	} else if err != nil {
+		return nil, nil, err
+	}
+	if loan.Renewals >= terms.Renewals {
+		reasons = append(reasons, fmt.Sprintf("the loan was renewed %d times, the most the terms of use allow (%d)", loan.Renewals, terms.Renewals))
+	}
+	if terms.RenewalPeriod > 0 {
+		lib, err := loadLibrary(s.db.WithContext(ctx), inst, item.Library)
+		if err != nil {
+			return nil, nil, s.translate(err)
+		}
+		due, err = dueDate(s.db.WithContext(ctx), lib, Terms{LoanPeriod: terms.RenewalPeriod, LoanPeriodUnit: terms.RenewalPeriodUnit}, now)
+		if err != nil {
+			return nil, nil, s.translate(err)
+		}
+	}
+	if !due.After(loan.DueAt) {
+		reasons = append(reasons, fmt.Sprintf("renewing would not move the due date %s", loan.DueAt.Format(time.RFC3339)))
+	}
+	if len(reasons) > 0 {
+		return nil, reasons, nil
+	}
+	res := s.db.WithContext(ctx).Model(&Loan{}).
+		Where("id = ? AND version = ? AND status = ? AND renewals < ?", loan.ID, loan.Version, LoanOpen, terms.Renewals).
+		Updates(map[string]any{"due_at": due, "renewals": loan.Renewals + 1, "version": loan.Version + 1, "updated_at": now})
+	if res.Error != nil {
+		return nil, nil, s.translate(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil, nil, stale("loan %s changed while it was being renewed: read it again", loan.ID)
+	}
+	out := *loan
+	out.DueAt, out.Renewals, out.Version, out.UpdatedAt = due, loan.Renewals+1, loan.Version+1, now
+	out.Overdue = false
+	return &out, nil, nil
+}
+
+func (s *Service) openLoan(ctx context.Context, inst, id string) (*Loan, error) {
+	var l Loan
+	err := s.db.WithContext(ctx).Where("institution = ? AND id = ?", inst, strings.TrimSpace(id)).Take(&l).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, notFound("no loan %s", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if l.Status != LoanOpen {
+		return nil, notFound("loan %s was returned", id)
+	}
+	return &l, nil
+}
+
+// loanUser reads the patron of a loan by internal id: their primary_id may
+// have changed since the loan was made.
+func (s *Service) loanUser(ctx context.Context, ps *patron.Service, inst string, l *Loan) (*patron.User, error) {
+	var u patron.User
+	err := s.db.WithContext(ctx).Select("primary_id").Where("institution = ? AND id = ?", inst, l.UserID).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, notFound("the patron of loan %s no longer exists", l.ID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ps.Get(ctx, inst, u.PrimaryID)
+}
+
+// userID returns the internal id of the patron primaryID (any case).
+func (s *Service) userID(ctx context.Context, inst, primaryID string) (string, error) {
+	var u patron.User
+	err := s.db.WithContext(ctx).Select("id").Where("institution = ? AND primary_id_key = ?", inst, foldKey(primaryID)).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", notFound("no such user")
+	}
+	return u.ID, err
+}
+
+// Loans returns the patron primaryID's open loans by due date, each with
+// its Overdue flag computed from the clock, or (open false) their returned
+// loans, the latest return first.
+func (s *Service) Loans(ctx context.Context, inst, primaryID string, open bool) ([]Loan, error) {
+	id, err := s.userID(ctx, inst, primaryID)
+	if err != nil {
+		return nil, err
+	}
+	q := s.db.WithContext(ctx).Where("institution = ? AND user_id = ?", inst, id)
+	if open {
+		q = q.Where("status = ?", LoanOpen).Order("due_at, id")
+	} else {
+		q = q.Where("status = ?", LoanComplete).Order("returned_at DESC, id DESC")
+	}
+	return s.finishLoans(q)
+}
+
+// ItemLoans returns every loan of the item with barcode, open or returned,
+// the latest first.
+func (s *Service) ItemLoans(ctx context.Context, inst, barcode string) ([]Loan, error) {
+	item, err := s.Item(ctx, inst, barcode)
+	if err != nil {
+		return nil, err
+	}
+	return s.finishLoans(s.db.WithContext(ctx).Where("institution = ? AND item_id = ?", inst, item.ID).Order("loaned_at DESC, id DESC"))
+}
+
+func (s *Service) finishLoans(q *gorm.DB) ([]Loan, error) {
+	out := []Loan{}
+	if err := q.Find(&out).Error; err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	for i := range out {
+		out[i].Overdue = out[i].Status == LoanOpen && now.After(out[i].DueAt)
+		out[i].LoanedAt, out[i].DueAt, out[i].UpdatedAt = out[i].LoanedAt.UTC(), out[i].DueAt.UTC(), out[i].UpdatedAt.UTC()
+		if r := out[i].ReturnedAt; r != nil {
+			u := r.UTC()
+			out[i].ReturnedAt = &u
+		}
+	}
+	return out, nil
+}
+
+// DeletionGuard objects to deleting a patron who has open loans ("has N
+// open loans"). Register it with the patron service's AddDeletionGuard.
+func (s *Service) DeletionGuard() patron.DeletionGuard {
+	return patron.DeletionGuardFunc(func(ctx context.Context, u *patron.User) ([]string, error) {
+		var n int64
+		if err := s.db.WithContext(ctx).Model(&Loan{}).Where("institution = ? AND user_id = ? AND status = ?", u.Institution, u.ID, LoanOpen).Count(&n).Error; err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, nil
+		}
+		if n == 1 {
+			return []string{"has 1 open loan"}, nil
+		}
+		return []string{fmt.Sprintf("has %d open loans", n)}, nil
+	})
+}
+
+// retry runs fn in a transaction, again (up to five times in all) when the
+// database reports a deadlock or a serialization failure.
+func (s *Service) retry(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	var err error
+	for range 5 {
+		err = s.db.WithContext(ctx).Transaction(fn)
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// transient tells whether err is a deadlock or serialization failure that
+// a new attempt may not meet: PostgreSQL's SQLSTATE 40P01 and 40001,
+// MySQL's error 1213.
+func transient(err error) bool {
+	var st interface{ SQLState() string }
+	if errors.As(err, &st) {
+		switch st.SQLState() {
+		case "40P01", "40001":
+			return true
+		}
+	}
+	return strings.Contains(err.Error(), "Error 1213")
+}
