@@ -348,6 +348,7 @@ func (s *Service) CheckIn(ctx context.Context, inst, barcode string) (*Loan, err
 
 // RenewResult is the outcome of renewing one loan.
 type RenewResult struct {
+	// LoanID names the loan, as the caller did.
 	LoanID string `json:"loan_id"`
 	// Renewed tells whether the loan was renewed; when not, Reasons lists
 	// every reason.

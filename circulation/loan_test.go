@@ -159,8 +159,20 @@ func TestCheckOutRefusalsListEveryReason(t *testing.T) {
 		_, err = f.svc.CheckOut(f.ctx, "UNI", "visitor", "B5", circulation.CheckOutOptions{})
 		wantReasons(t, err, `no rule matches user_group "VISITOR"`)
 
+		// An item whose status staff set back to available while it is
+		// still on loan: the open loan's key refuses the second loan.
+		it, _ := f.svc.Item(f.ctx, "UNI", "B1")
+		it.Status = circulation.StatusAvailable
+		if _, err := f.svc.ReplaceItem(f.ctx, "UNI", "B1", it.Version, it); err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.svc.CheckOut(f.ctx, "UNI", "student2", "B1", circulation.CheckOutOptions{})
+		if pe := wantReasons(t, err, "item B1 is on loan"); len(pe.Reasons) != 1 {
+			t.Fatalf("reasons %q", pe.Reasons)
+		}
+
 		// A missing item status refuses.
-		it, _ := f.svc.Item(f.ctx, "UNI", "B6")
+		it, _ = f.svc.Item(f.ctx, "UNI", "B6")
 		it.Status = circulation.StatusMissing
 		if _, err := f.svc.ReplaceItem(f.ctx, "UNI", "B6", it.Version, it); err != nil {
 			t.Fatal(err)
@@ -296,6 +308,29 @@ func TestCheckInCompletesTheLoanAndKeepsHistory(t *testing.T) {
 		f.checkOut(t, "student1", "B2")
 		f.checkOut(t, "student1", "B3")
 		f.checkOut(t, "student1", "B4")
+
+		// Two check-ins of one item at once: one returns it, the other
+		// finds it not on loan, and the count of open loans stays right.
+		errs := make([]error, 4)
+		var wg sync.WaitGroup
+		for i := range errs {
+			wg.Go(func() { _, errs[i] = f.svc.CheckIn(f.ctx, "UNI", "B4") })
+		}
+		wg.Wait()
+		returned := 0
+		for _, err := range errs {
+			if err == nil {
+				returned++
+			} else if !errors.Is(err, patron.ErrNotFound) {
+				t.Fatalf("a second check-in: %v", err)
+			}
+		}
+		if returned != 1 {
+			t.Fatalf("%d check-ins returned B4", returned)
+		}
+		f.checkOut(t, "student1", "B5")
+		_, err = f.svc.CheckOut(f.ctx, "UNI", "student1", "B6", circulation.CheckOutOptions{})
+		wantReasons(t, err, "student1 already has 3 loans")
 	})
 }
 
