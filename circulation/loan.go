@@ -129,9 +129,14 @@ func (s *Service) patronService() (*patron.Service, error) {
 	return s.patrons, nil
 }
 
-// today is the civil date of the clock, in UTC, as expiry dates are
-// written.
+// today is the civil date of the clock, in UTC, that expiry dates of
+// accounts, blocks and proxy relations are compared with.
 func (s *Service) today() string { return s.clock().Format(time.DateOnly) }
+
+// loanClock is the clock for the dates of loans, to the millisecond: what
+// MySQL's DATETIME(3) keeps, so that a loan returned by a call equals the
+// loan read back.
+func (s *Service) loanClock() time.Time { return s.clock().Truncate(time.Millisecond) }
 
 // standing lists what stops a user from borrowing or renewing: inactive,
 // expired, an active manual block.
@@ -177,7 +182,7 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 	if err != nil {
 		return nil, err
 	}
-	now := s.clock()
+	now := s.loanClock()
 	reasons := s.standing(user)
 	proxy := ""
 	if p := strings.TrimSpace(o.Proxy); p != "" {
@@ -313,7 +318,7 @@ func (s *Service) CheckIn(ctx context.Context, inst, barcode string) (*Loan, err
 			}
 			return err
 		}
-		now := s.clock()
+		now := s.loanClock()
 		if err := tx.Model(&userLoansRow{}).Where("user_id = ? AND open_loans > 0", loan.UserID).
 			Update("open_loans", gorm.Expr("open_loans - 1")).Error; err != nil {
 			return err
@@ -445,7 +450,7 @@ func (s *Service) RenewMany(ctx context.Context, inst, primaryID string, ids []s
 // renew renews loan for user, or gives the reasons it cannot. The error
 // is for failures (and a Stale loan).
 func (s *Service) renew(ctx context.Context, inst string, user *patron.User, loan *Loan) (*Loan, []string, error) {
-	now := s.clock()
+	now := s.loanClock()
 	reasons := s.standing(user)
 	item, err := s.Item(ctx, inst, loan.ItemBarcode)
 	if err != nil {
@@ -562,7 +567,7 @@ func (s *Service) finishLoans(q *gorm.DB) ([]Loan, error) {
 	if err := q.Find(&out).Error; err != nil {
 		return nil, err
 	}
-	now := s.clock()
+	now := s.loanClock()
 	for i := range out {
 		out[i].Overdue = out[i].Status == LoanOpen && now.After(out[i].DueAt)
 		out[i].LoanedAt, out[i].DueAt, out[i].UpdatedAt = out[i].LoanedAt.UTC(), out[i].DueAt.UTC(), out[i].UpdatedAt.UTC()

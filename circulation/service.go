@@ -1,8 +1,9 @@
 // Package circulation keeps what a library lends and on what terms: its
 // libraries (with their time zone, pickup locations and the days they are
-// closed), its items, and the terms of use that say, for a user group and an
+// closed), its items, the terms of use that say, for a user group and an
 // item, how long a loan lasts, how often it may be renewed and what fines
-// and fees it may cost.
+// and fees it may cost, and the loans themselves: check-out (also by a
+// proxy), check-in, renewals and the loan history of patrons and items.
 //
 // Every method takes the institution code (inst) whose data it reads or
 // writes; nothing is ever shared between institutions. Errors a caller can
