@@ -148,6 +148,21 @@ func Migrations() []*gormigrate.Migration {
 				return strings.HasPrefix(r[2], "/sis/") || strings.HasSuffix(r[2], "/restore-sis-fields") || strings.HasPrefix(r[2], "/code-tables")
 			})
 		},
+	}, {
+		// The permissions of the circulation routes (libraries, items,
+		// terms of use, a user's terms for an item), for databases whose
+		// policy was seeded before they existed.
+		ID: "202611270104_casbin_circulation_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addDefaults(tx, func(r []string) bool {
+				return r[2] == "/libraries" || strings.HasPrefix(r[2], "/libraries/") || r[2] == "/items" || strings.HasPrefix(r[2], "/items/") ||
+					r[2] == "/terms-of-use" || strings.HasSuffix(r[2], "/terms")
+			})
+		},
 	}}
 }
 

@@ -100,6 +100,7 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	a.sisRoutes(g)
 	a.codeTableRoutes(g)
 	a.attachmentRoutes(g)
+	a.circulationRoutes(g)
 	return nil
 }
 

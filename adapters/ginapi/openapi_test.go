@@ -26,6 +26,7 @@ import (
 	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/adapters/ginapi"
 	"github.com/patronkit/patronkit/adapters/sqldb"
+	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
 )
@@ -244,8 +245,18 @@ func TestOpenAPIOperationsAreComplete(t *testing.T) {
 						t.Errorf("%s: the upload's %s body is not the raw file (a binary string)", key, mt)
 					}
 				}
-			} else if len(content) != 1 || content.Get("application/json") == nil {
+			} else if content.Get("application/json") == nil {
 				t.Errorf("%s: the request body is neither application/json nor multipart/form-data", key)
+			} else {
+				// JSON, and perhaps the same data as a CSV file (a bulk load).
+				for mt, m := range content {
+					if mt == "application/json" {
+						continue
+					}
+					if mt != "text/csv" || m.Schema == nil || m.Schema.Value == nil || !m.Schema.Value.Type.Is("string") {
+						t.Errorf("%s: the request body may be application/json, or text/csv as a string; not %s", key, mt)
+					}
+				}
 			}
 		}
 		if strings.Contains(path, "{") {
@@ -813,6 +824,112 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	s.do(t, http.StatusUnsupportedMediaType, admin, http.MethodPost, "/api/users/s1/restore-sis-fields", "fields=user_group", "Content-Type", "text/plain")
 	s.do(t, http.StatusRequestEntityTooLarge, admin, http.MethodPost, "/api/users/s1/restore-sis-fields", `{"fields": ["`+strings.Repeat("f", 70<<10)+`"]}`)
 	s.do(t, http.StatusForbidden, "clerk", http.MethodPost, "/api/users/s1/restore-sis-fields", map[string]any{})
+
+	// Circulation: libraries, items, bulk loads, terms of use, and the
+	// terms a user would get.
+	const fulfil = "fulfil"
+	if err := s.kit.Access.AssignRole(ctx, oaInst, fulfil, "fulfillment-administrator", "*"); err != nil {
+		t.Fatal(err)
+	}
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/libraries", nil)
+	mainLib := map[string]any{"code": "MAIN", "name": "Main Library", "time_zone": "America/New_York", "pickup_locations": []string{"MAIN-DESK"},
+		"closed_dates": []any{map[string]any{"date": "2030-12-25", "note": "Christmas"}}}
+	lib := s.do(t, http.StatusCreated, fulfil, http.MethodPost, "/api/libraries", mainLib)
+	if loc, etag := lib.header.Get("Location"), lib.header.Get("ETag"); loc != "/api/libraries/MAIN" || etag != `"1"` {
+		t.Errorf("a new library: Location %q ETag %s", loc, etag)
+	}
+	s.do(t, http.StatusCreated, fulfil, http.MethodPost, "/api/libraries", map[string]any{"code": "SCIENCE", "name": "Science Library"})
+	s.do(t, http.StatusConflict, fulfil, http.MethodPost, "/api/libraries", map[string]any{"code": "main", "name": "Again"})
+	s.do(t, http.StatusUnprocessableEntity, fulfil, http.MethodPost, "/api/libraries", map[string]any{"code": "EAST", "name": "East", "time_zone": "Mars/Olympus"})
+	s.do(t, http.StatusForbidden, admin, http.MethodPost, "/api/libraries", map[string]any{"code": "EAST", "name": "East"})
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/libraries", nil)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/libraries/main", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/libraries/NOPE", nil)
+	mainLib["name"] = "Main Library (renamed)"
+	s.do(t, http.StatusOK, fulfil, http.MethodPut, "/api/libraries/MAIN", mainLib, "If-Match", `"1"`)
+	s.do(t, http.StatusPreconditionFailed, fulfil, http.MethodPut, "/api/libraries/MAIN", mainLib, "If-Match", `"1"`)
+	s.do(t, http.StatusPreconditionRequired, fulfil, http.MethodPut, "/api/libraries/MAIN", mainLib)
+	s.do(t, http.StatusNotFound, fulfil, http.MethodPut, "/api/libraries/NOPE", mainLib, "If-Match", `"1"`)
+
+	book := map[string]any{"barcode": "MAIN-0001", "title": "A Tale of Two Cities", "author": "Dickens, Charles", "library": "MAIN",
+		"location": "STACKS", "item_policy": "STANDARD", "material_type": "BOOK"}
+	item := s.do(t, http.StatusCreated, fulfil, http.MethodPost, "/api/items", book)
+	if loc, etag := item.header.Get("Location"), item.header.Get("ETag"); loc != "/api/items/MAIN-0001" || etag != `"1"` {
+		t.Errorf("a new item: Location %q ETag %s", loc, etag)
+	}
+	s.do(t, http.StatusConflict, fulfil, http.MethodPost, "/api/items", book)
+	s.do(t, http.StatusUnprocessableEntity, fulfil, http.MethodPost, "/api/items", map[string]any{"barcode": "X", "title": "X", "library": "NOPE"})
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/items/main-0001", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/items/NOPE", nil)
+	book["location"] = "REF"
+	s.do(t, http.StatusOK, fulfil, http.MethodPut, "/api/items/MAIN-0001", book, "If-Match", `"1"`)
+	s.do(t, http.StatusPreconditionFailed, fulfil, http.MethodPut, "/api/items/MAIN-0001", book, "If-Match", `"1"`)
+	s.do(t, http.StatusPreconditionRequired, fulfil, http.MethodPut, "/api/items/MAIN-0001", book)
+	s.do(t, http.StatusNotFound, fulfil, http.MethodPut, "/api/items/NOPE", book, "If-Match", `"1"`)
+	s.do(t, http.StatusForbidden, admin, http.MethodPut, "/api/items/MAIN-0001", book, "If-Match", `"2"`)
+
+	var loaded circulation.LoadReport
+	oaJSON(t, s.do(t, http.StatusOK, fulfil, http.MethodPost, "/api/items/bulk", []map[string]any{
+		{"barcode": "MAIN-0002", "title": "Bleak House", "library": "MAIN"},
+		{"barcode": "MAIN-0003", "title": "Nowhere", "library": "NOWHERE"},
+	}), &loaded)
+	if loaded.Created != 1 || len(loaded.Rejected) != 1 || loaded.Rejected[0].Line != 2 {
+		t.Errorf("JSON bulk load: %+v", loaded)
+	}
+	oaJSON(t, s.do(t, http.StatusOK, fulfil, http.MethodPost, "/api/items/bulk", "barcode,title,library,material_type\nSCI-0001,Cosmos,SCIENCE,DVD\nSCI-0002,,SCIENCE,DVD\nMAIN-0002,Bleak House (2nd ed.),MAIN,BOOK\n", "Content-Type", "text/csv"), &loaded)
+	if loaded.Created != 1 || loaded.Updated != 1 || len(loaded.Rejected) != 1 || loaded.Rejected[0].Line != 3 {
+		t.Errorf("CSV bulk load: %+v", loaded)
+	}
+	s.do(t, http.StatusUnprocessableEntity, fulfil, http.MethodPost, "/api/items/bulk", "barcode,shelf\nX,Y\n", "Content-Type", "text/csv")
+	s.do(t, http.StatusBadRequest, fulfil, http.MethodPost, "/api/items/bulk", `{"barcode": "X"}`)
+	s.do(t, http.StatusUnsupportedMediaType, fulfil, http.MethodPost, "/api/items/bulk", "<items/>", "Content-Type", "application/xml")
+	s.do(t, http.StatusRequestEntityTooLarge, fulfil, http.MethodPost, "/api/items/bulk", "barcode,title,library\n"+strings.Repeat("B,T,MAIN\n", 10<<10), "Content-Type", "text/csv")
+	s.do(t, http.StatusForbidden, admin, http.MethodPost, "/api/items/bulk", "[]")
+	var items circulation.ItemPage
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/items?q=house&library=main&status=available&limit=5&offset=0", nil), &items)
+	if items.TotalRecordCount != 1 || len(items.Items) != 1 || items.Items[0].Barcode != "MAIN-0002" {
+		t.Errorf("items found: %+v", items)
+	}
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/items", nil)
+	s.do(t, http.StatusBadRequest, admin, http.MethodGet, "/api/items?limit=101", nil)
+
+	rules := map[string]any{"rules": []any{
+		map[string]any{"name": "Undergraduates: 4 weeks", "user_group": "UNDERGRAD",
+			"terms": map[string]any{"loan_period": 4, "loan_period_unit": "weeks", "renewals": 2, "overdue_fine": 25, "overdue_fine_unit": "day", "currency": "USD"}},
+		map[string]any{"user_group": "FACULTY", "material_type": "*", "terms": map[string]any{"loan_period": 120, "loan_period_unit": "days"}},
+		map[string]any{"name": "Graduates: 6 weeks", "user_group": "grad", "terms": map[string]any{"loan_period": 6, "loan_period_unit": "weeks"}},
+	}}
+	if got := s.do(t, http.StatusOK, admin, http.MethodGet, "/api/terms-of-use", nil).header.Get("ETag"); got != `"0"` {
+		t.Errorf("ETag %s of no rules, want \"0\"", got)
+	}
+	s.do(t, http.StatusPreconditionRequired, fulfil, http.MethodPut, "/api/terms-of-use", rules)
+	s.do(t, http.StatusPreconditionFailed, fulfil, http.MethodPut, "/api/terms-of-use", rules, "If-Match", `"3"`)
+	s.do(t, http.StatusUnprocessableEntity, fulfil, http.MethodPut, "/api/terms-of-use", map[string]any{"rules": []any{map[string]any{"terms": map[string]any{}}}}, "If-Match", `"0"`)
+	s.do(t, http.StatusForbidden, admin, http.MethodPut, "/api/terms-of-use", rules, "If-Match", `"0"`)
+	if got := s.do(t, http.StatusOK, fulfil, http.MethodPut, "/api/terms-of-use", rules, "If-Match", `"0"`).header.Get("ETag"); got != `"1"` {
+		t.Errorf("ETag %s after the first rules, want \"1\"", got)
+	}
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/terms-of-use", nil)
+	var terms struct {
+		DueDate time.Time `json:"due_date"`
+		Rule    string    `json:"rule"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/jdoe/terms?barcode=main-0001", nil), &terms)
+	if terms.Rule != "Graduates: 6 weeks" || terms.DueDate.Before(time.Now().AddDate(0, 0, 41)) { // jdoe is GRAD by now
+		t.Errorf("jdoe's terms: %+v", terms)
+	}
+	s.do(t, http.StatusConflict, admin, http.MethodGet, "/api/users/sponsor/terms?barcode=MAIN-0001", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/nobody/terms?barcode=MAIN-0001", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/jdoe/terms?barcode=NOPE", nil)
+	s.do(t, http.StatusBadRequest, admin, http.MethodGet, "/api/users/jdoe/terms", nil)
+	s.do(t, http.StatusForbidden, "jdoe", http.MethodGet, "/api/users/jdoe/terms?barcode=MAIN-0001", nil, "X-Test-Patron", "1")
+
+	s.do(t, http.StatusConflict, fulfil, http.MethodDelete, "/api/libraries/SCIENCE", nil)
+	s.do(t, http.StatusNoContent, fulfil, http.MethodDelete, "/api/items/SCI-0001", nil)
+	s.do(t, http.StatusNotFound, fulfil, http.MethodDelete, "/api/items/SCI-0001", nil)
+	s.do(t, http.StatusNoContent, fulfil, http.MethodDelete, "/api/libraries/SCIENCE", nil)
+	s.do(t, http.StatusNotFound, fulfil, http.MethodDelete, "/api/libraries/SCIENCE", nil)
+	s.do(t, http.StatusForbidden, admin, http.MethodDelete, "/api/items/MAIN-0001", nil)
 
 	// Deletions.
 	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/sponsor", nil)
