@@ -94,7 +94,7 @@ type Kit struct {
 	Access *casbinmodel.Enforcer
 	// SIS keeps the integration profiles and runs them.
 	SIS *sis.Service
-	// Circulation keeps libraries, items and terms of use.
+	// Circulation keeps libraries, items, terms of use and loans.
 	Circulation *circulation.Service
 	// Logger is the kit's logger.
 	Logger *slog.Logger
@@ -163,10 +163,12 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	circ, err := circulation.NewService(db, circulation.Options{Now: c.Now, Logger: c.Logger})
+	circ, err := circulation.NewService(db, circulation.Options{Patrons: patrons, Now: c.Now, Logger: c.Logger})
 	if err != nil {
 		return nil, err
 	}
+	// A user with open loans cannot be deleted.
+	patrons.AddDeletionGuard(circ.DeletionGuard())
 	return &Kit{Patrons: patrons, Access: access, SIS: loads, Circulation: circ, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, stop: make(chan struct{})}, nil
 }
 

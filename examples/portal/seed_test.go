@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/patronkit/patronkit/circulation"
+	"github.com/patronkit/patronkit/patron"
 )
 
 // TestTheDemoSeedGivesEachGroupItsTerms checks what README promises: an
@@ -41,5 +42,23 @@ func TestTheDemoSeedGivesEachGroupItsTerms(t *testing.T) {
 	}
 	if got := due.Format(time.DateOnly); got != semesterEnd(now) {
 		t.Fatalf("faculty1 is due %s, want the end of semester %s", got, semesterEnd(now))
+	}
+}
+
+// TestADemoLoanStopsTheDeletionOfItsBorrower checks the wiring of the kit:
+// check-out works and the loan guards the user.
+func TestADemoLoanStopsTheDeletionOfItsBorrower(t *testing.T) {
+	ctx := context.Background()
+	kit, err := openKit(ctx, "", t.TempDir(), slog.New(slog.DiscardHandler), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kit.Close()
+	if _, err := kit.Circulation.CheckOut(ctx, Institution, "student1", "MAIN-0002", circulation.CheckOutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = kit.Patrons.Delete(ctx, Institution, "student1")
+	if e, ok := patron.AsError(err); !ok || e.Kind != patron.Refused || len(e.Reasons) == 0 {
+		t.Fatalf("deleting a borrower: %v", err)
 	}
 }
