@@ -345,8 +345,8 @@ func TestItemsListAndVersions(t *testing.T) {
 		wantField(t, err, "limit", "out_of_range")
 
 		f.clock.Set(f.clock.Now().Add(time.Hour))
-		up, err := f.svc.ReplaceItem(f.ctx, "UNI", "p-1", p.Version, &circulation.Item{Title: "Pride and Prejudice", Library: "MAIN", Status: circulation.StatusOnLoan})
-		if err != nil || up.Version != 2 || up.Barcode != "P-1" || up.Status != circulation.StatusOnLoan || !up.UpdatedAt.Equal(f.clock.Now()) {
+		up, err := f.svc.ReplaceItem(f.ctx, "UNI", "p-1", p.Version, &circulation.Item{Title: "Pride and Prejudice", Library: "MAIN", Status: circulation.StatusInTransit})
+		if err != nil || up.Version != 2 || up.Barcode != "P-1" || up.Status != circulation.StatusInTransit || !up.UpdatedAt.Equal(f.clock.Now()) {
 			t.Fatalf("%+v, %v", up, err)
 		}
 		_, err = f.svc.ReplaceItem(f.ctx, "UNI", "P-1", p.Version, &circulation.Item{Title: "Stale", Library: "MAIN"})

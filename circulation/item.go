@@ -98,8 +98,8 @@ func normalizeItem(it *Item) {
 func checkItem(tx *gorm.DB, inst string, it *Item) (*checker, error) {
 	var c checker
 	c.text("barcode", it.Barcode, true, 255)
-	if strings.ContainsFunc(it.Barcode, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-		c.add("barcode", "bad_format", "may not hold control characters")
+	if strings.ContainsFunc(it.Barcode, func(r rune) bool { return r < ' ' || r == 0x7f || r == '/' }) {
+		c.add("barcode", "bad_format", "may not hold a slash or control characters")
 	}
 	c.text("title", it.Title, true, 1000)
 	c.text("author", it.Author, false, 255)
@@ -136,6 +136,9 @@ func (s *Service) CreateItem(ctx context.Context, inst string, in *Item) (*Item,
 		c, err := checkItem(tx, inst, &it)
 		if err != nil {
 			return err
+		}
+		if it.Status == StatusOnLoan {
+			c.add("status", "read_only", "on_loan is set by check-out, not by hand")
 		}
 		if err := c.err("item"); err != nil {
 			return err
@@ -213,8 +216,14 @@ func (s *Service) ReplaceItem(ctx context.Context, inst, barcode string, version
 	return out, nil
 }
 
-// saveItem writes it over cur, if cur is still at the version read.
+// saveItem writes it over cur, if cur is still at the version read. The
+// status on_loan belongs to the loans: only check-out sets it and only
+// check-in clears it.
 func (s *Service) saveItem(tx *gorm.DB, cur, it *Item) error {
+	if it.Status != cur.Status && (it.Status == StatusOnLoan || cur.Status == StatusOnLoan) {
+		return &patron.Error{Kind: patron.Invalid, Detail: "the item is not valid", Fields: []patron.FieldError{{
+			Field: "status", Code: "read_only", Message: "on_loan is set by check-out and cleared by check-in, not by hand"}}}
+	}
 	it.ID, it.Version, it.CreatedAt, it.UpdatedAt = cur.ID, cur.Version+1, cur.CreatedAt, s.clock()
 	res := tx.Model(&Item{}).Where("id = ? AND version = ?", cur.ID, cur.Version).
 		Select("*").Omit("id", "institution", "created_at").Updates(it)

@@ -151,10 +151,12 @@ func TestItemsThroughTheAPI(t *testing.T) {
 	s.do(fulfil, "GET", "/api/items/MAIN-0001A", nil).status(http.StatusOK)
 	s.do(fulfil, "GET", "/api/items/MAIN-0001", nil).refused(t, "the old barcode", http.StatusNotFound, "")
 
-	// An item on loan cannot be deleted.
+	// The loans own on_loan; an item on the hold shelf cannot be deleted.
 	it.Status = "on_loan"
+	s.do(fulfil, "PUT", "/api/items/MAIN-0001A", it, "If-Match", `"3"`).refused(t, "on_loan by hand", http.StatusUnprocessableEntity, "status")
+	it.Status = "on_hold_shelf"
 	s.do(fulfil, "PUT", "/api/items/MAIN-0001A", it, "If-Match", `"3"`).status(http.StatusOK)
-	s.do(fulfil, "DELETE", "/api/items/MAIN-0001A", nil).refused(t, "deleting an item on loan", http.StatusConflict, "")
+	s.do(fulfil, "DELETE", "/api/items/MAIN-0001A", nil).refused(t, "deleting an item on the hold shelf", http.StatusConflict, "")
 	s.do(deskStaff, "DELETE", "/api/items/SCI-0001", nil).refused(t, "a desk operator deleting", http.StatusForbidden, "")
 	s.do(fulfil, "DELETE", "/api/items/SCI-0001", nil).status(http.StatusNoContent)
 	s.do(fulfil, "DELETE", "/api/items/SCI-0001", nil).refused(t, "deleting twice", http.StatusNotFound, "")
