@@ -72,6 +72,22 @@ func Migrations() []*gormigrate.Migration {
 		Rollback: func(tx *gorm.DB) error {
 			return tx.Migrator().DropTable(&userLoansV1{}, &itemLoanV1{}, &loanV1{})
 		},
+	}, {
+		ID: "202611271801_circulation_fees",
+		Migrate: func(tx *gorm.DB) error {
+			for _, t := range []any{&feeV1{}, &feeTransactionV1{}} {
+				if err := tx.Migrator().CreateTable(t); err != nil {
+					return err
+				}
+			}
+			return execAll(tx,
+				"CREATE INDEX pk_circ_fees_user ON pk_circ_fees (institution, user_id, status)",
+				"CREATE INDEX pk_circ_fee_transactions_fee ON pk_circ_fee_transactions (institution, fee_id)",
+			)
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Migrator().DropTable(&feeTransactionV1{}, &feeV1{})
+		},
 	}}
 }
 
@@ -207,3 +223,41 @@ type userLoansV1 struct {
 }
 
 func (userLoansV1) TableName() string { return "pk_circ_user_loans" }
+
+// The tables as migration 202611271801 creates them: fees and their
+// payments and waivers.
+
+type feeV1 struct {
+	ID          string `gorm:"primaryKey;size:36"`
+	Institution string `gorm:"size:64;not null"`
+	UserID      string `gorm:"size:36;not null"`
+	PrimaryID   string `gorm:"size:255;not null"`
+	Type        string `gorm:"size:16;not null"`
+	LoanID      string `gorm:"size:36"`
+	Barcode     string `gorm:"size:255"`
+	Description string `gorm:"size:1000"`
+	Amount      int64  `gorm:"not null"`
+	Paid        int64  `gorm:"not null"`
+	Waived      int64  `gorm:"not null"`
+	Currency    string `gorm:"size:3;not null"`
+	Status      string `gorm:"size:16;not null"`
+	CreatedBy   string `gorm:"size:255"`
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	Version     int `gorm:"not null"`
+}
+
+func (feeV1) TableName() string { return "pk_circ_fees" }
+
+type feeTransactionV1 struct {
+	ID          string `gorm:"primaryKey;size:36"`
+	Institution string `gorm:"size:64;not null"`
+	FeeID       string `gorm:"size:36;not null"`
+	Kind        string `gorm:"size:16;not null"`
+	Amount      int64  `gorm:"not null"`
+	Reason      string `gorm:"size:1000"`
+	Actor       string `gorm:"size:255"`
+	At          time.Time
+}
+
+func (feeTransactionV1) TableName() string { return "pk_circ_fee_transactions" }

@@ -1,0 +1,413 @@
+package circulation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/patronkit/patronkit/patron"
+)
+
+// Fee types.
+const (
+	// FeeOverdueFine is charged when an overdue loan is returned.
+	FeeOverdueFine = "overdue_fine"
+	// FeeLostItem is charged when an item on loan is declared lost.
+	FeeLostItem = "lost_item"
+	// FeeManual is a fee that staff added by hand.
+	FeeManual = "manual"
+)
+
+// Fee statuses.
+const (
+	// FeeOpen: something remains to be paid.
+	FeeOpen = "open"
+	// FeeClosed: the fee was paid or waived in full.
+	FeeClosed = "closed"
+)
+
+// Kinds of Transaction.
+const (
+	// Payment: money received.
+	Payment = "payment"
+	// Waiver: money forgiven, with a reason.
+	Waiver = "waiver"
+)
+
+// Fee is an amount a patron owes: an overdue fine or a lost-item fee of a
+// loan, or a manual fee. Amounts are integer minor units (cents) of
+// Currency. What remains is Amount minus Paid minus Waived; a fee closes
+// when nothing remains.
+//
+// # Locking
+//
+// Payments and waivers take from a fee with one conditional statement,
+// UPDATE ... SET paid = paid + x WHERE amount - paid - waived >= x, and
+// record their Transaction in the same database transaction; no row
+// changed means the fee does not owe that much (any more). The
+// statement's row lock serializes the payments of one fee on PostgreSQL
+// and MySQL, SQLite lets one writer in at a time, so concurrent payments
+// never pay more than a fee owes.
+type Fee struct {
+	// ID (a UUIDv7) identifies the fee.
+	ID          string `json:"fee_id" gorm:"primaryKey;size:36"`
+	Institution string `json:"-" gorm:"size:64;not null"`
+	// UserID is the patron's internal id, PrimaryID their primary_id when
+	// the fee was charged.
+	UserID    string `json:"-" gorm:"size:36;not null"`
+	PrimaryID string `json:"primary_id" gorm:"size:255;not null"`
+	// Type is FeeOverdueFine, FeeLostItem or FeeManual.
+	Type string `json:"type" gorm:"size:16;not null"`
+	// LoanID and Barcode name the loan and item the fee is for, if any.
+	LoanID  string `json:"loan_id,omitempty" gorm:"size:36"`
+	Barcode string `json:"barcode,omitempty" gorm:"size:255"`
+	// Description says what the fee is for.
+	Description string `json:"description" gorm:"size:1000"`
+	// Amount is what was charged; Paid and Waived what was paid and
+	// waived of it so far. All in minor units of Currency.
+	Amount int64 `json:"amount" gorm:"not null"`
+	Paid   int64 `json:"paid" gorm:"not null"`
+	Waived int64 `json:"waived" gorm:"not null"`
+	// Currency is the ISO 4217 code of the amounts.
+	Currency string `json:"currency" gorm:"size:3;not null"`
+	// Status is FeeOpen or FeeClosed.
+	Status string `json:"status" gorm:"size:16;not null"`
+	// CreatedBy is the actor who charged the fee (empty when the system
+	// did, e.g. an overdue fine on return).
+	CreatedBy string    `json:"created_by,omitempty" gorm:"size:255"`
+	CreatedAt time.Time `json:"created_date"`
+	UpdatedAt time.Time `json:"updated_date"`
+	// Version counts the changes of the fee.
+	Version int `json:"version" gorm:"not null"`
+	// Transactions are the fee's payments and waivers, oldest first;
+	// filled by Fees.
+	Transactions []Transaction `json:"transactions" gorm:"-"`
+}
+
+// TableName places fees in the pk_ namespace of the host's database.
+func (Fee) TableName() string { return "pk_circ_fees" }
+
+// Remaining is what is left to pay of the fee.
+func (f *Fee) Remaining() int64 { return f.Amount - f.Paid - f.Waived }
+
+// Transaction is a payment or a waiver of part or all of a fee.
+type Transaction struct {
+	// ID (a UUIDv7) identifies the transaction.
+	ID          string `json:"transaction_id" gorm:"primaryKey;size:36"`
+	Institution string `json:"-" gorm:"size:64;not null"`
+	// FeeID names the fee.
+	FeeID string `json:"fee_id" gorm:"size:36;not null"`
+	// Kind is Payment or Waiver.
+	Kind string `json:"kind" gorm:"size:16;not null"`
+	// Amount is in minor units of the fee's currency.
+	Amount int64 `json:"amount" gorm:"not null"`
+	// Reason says why a waiver was granted.
+	Reason string `json:"reason,omitempty" gorm:"size:1000"`
+	// By is the actor who took the payment or granted the waiver.
+	By string `json:"by,omitempty" gorm:"column:actor;size:255"`
+	// At is when it happened (UTC).
+	At time.Time `json:"date"`
+}
+
+// TableName places transactions in the pk_ namespace of the host's
+// database.
+func (Transaction) TableName() string { return "pk_circ_fee_transactions" }
+
+// NewFee is a manual fee that staff charge with AddFee.
+type NewFee struct {
+	// Amount in minor units of Currency; more than 0.
+	Amount int64 `json:"amount"`
+	// Currency is an ISO 4217 code (three letters, e.g. USD).
+	Currency string `json:"currency"`
+	// Description says what the fee is for; required.
+	Description string `json:"description"`
+	// Barcode optionally names an item the fee is about.
+	Barcode string `json:"barcode,omitempty"`
+}
+
+// Fees returns the fees of the patron primaryID, the newest first, each
+// with its transactions: the open ones (open true) or all of them.
+func (s *Service) Fees(ctx context.Context, inst, primaryID string, open bool) ([]Fee, error) {
+	uid, err := s.userID(ctx, inst, primaryID)
+	if err != nil {
+		return nil, err
+	}
+	db := s.db.WithContext(ctx)
+	q := db.Where("institution = ? AND user_id = ?", inst, uid)
+	if open {
+		q = q.Where("status = ?", FeeOpen)
+	}
+	out := []Fee{}
+	if err := q.Order("created_at DESC, id DESC").Find(&out).Error; err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(out))
+	for i := range out {
+		ids[i] = out[i].ID
+		out[i].Transactions = []Transaction{}
+		out[i].CreatedAt, out[i].UpdatedAt = out[i].CreatedAt.UTC(), out[i].UpdatedAt.UTC()
+	}
+	var txs []Transaction
+	if err := db.Where("institution = ? AND fee_id IN ?", inst, ids).Order("at, id").Find(&txs).Error; err != nil {
+		return nil, err
+	}
+	for _, t := range txs {
+		t.At = t.At.UTC()
+		i := slices.IndexFunc(out, func(f Fee) bool { return f.ID == t.FeeID })
+		out[i].Transactions = append(out[i].Transactions, t)
+	}
+	return out, nil
+}
+
+// Balance returns what the patron primaryID owes, per currency: the sum of
+// what remains of their open fees (amounts minus payments and waivers). A
+// patron who owes nothing gets an empty map.
+func (s *Service) Balance(ctx context.Context, inst, primaryID string) (map[string]int64, error) {
+	uid, err := s.userID(ctx, inst, primaryID)
+	if err != nil {
+		return nil, err
+	}
+	return s.balance(s.db.WithContext(ctx), inst, uid)
+}
+
+func (s *Service) balance(db *gorm.DB, inst, userID string) (map[string]int64, error) {
+	var rows []struct {
+		Currency string
+		Owed     int64
+	}
+	if err := db.Model(&Fee{}).Select("currency, SUM(amount - paid - waived) AS owed").
+		Where("institution = ? AND user_id = ? AND status = ?", inst, userID, FeeOpen).
+		Group("currency").Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, r := range rows {
+		if r.Owed != 0 {
+			out[r.Currency] = r.Owed
+		}
+	}
+	return out, nil
+}
+
+// AddFee charges the patron primaryID a manual fee. It is Invalid unless
+// the amount is more than 0, the currency is an ISO 4217 code and there is
+// a description. The actor of ctx (patron.ActorFrom) is recorded as
+// CreatedBy.
+func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee) (*Fee, error) {
+	trim(&in.Currency, &in.Description, &in.Barcode)
+	in.Currency = strings.ToUpper(in.Currency)
+	c := &checker{}
+	if in.Amount <= 0 {
+		c.add("amount", "out_of_range", "must be more than 0")
+	}
+	checkCurrency(c, "currency", in.Currency)
+	c.text("description", in.Description, true, 1000)
+	c.text("barcode", in.Barcode, false, 255)
+	if err := c.err("fee"); err != nil {
+		return nil, err
+	}
+	var u patron.User
+	err := s.db.WithContext(ctx).Select("id, primary_id").Where("institution = ? AND primary_id_key = ?", inst, foldKey(primaryID)).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, notFound("no such user")
+	}
+	if err != nil {
+		return nil, err
+	}
+	a, _ := patron.ActorFrom(ctx)
+	now := s.loanClock()
+	f := &Fee{ID: newID(), Institution: inst, UserID: u.ID, PrimaryID: u.PrimaryID, Type: FeeManual, Barcode: in.Barcode,
+		Description: in.Description, Amount: in.Amount, Currency: in.Currency, Status: FeeOpen, CreatedBy: a.ID,
+		CreatedAt: now, UpdatedAt: now, Version: 1, Transactions: []Transaction{}}
+	if err := s.db.WithContext(ctx).Create(f).Error; err != nil {
+		return nil, s.translate(err)
+	}
+	return f, nil
+}
+
+// checkCurrency checks an ISO 4217 code: three upper-case letters.
+func checkCurrency(c *checker, field, v string) {
+	if v == "" {
+		c.add(field, "required", "is required")
+		return
+	}
+	if len(v) != 3 || strings.ContainsFunc(v, func(r rune) bool { return r < 'A' || r > 'Z' }) {
+		c.add(field, "bad_format", "is not an ISO 4217 currency code (e.g. USD)")
+	}
+}
+
+// Pay records a payment of amount (minor units) on the fee feeID of the
+// patron primaryID and returns the fee. A partial payment leaves the fee
+// open; one that pays what remains closes it. Paying more than remains,
+// or 0 or less, is Invalid; a closed fee is Refused; an unknown fee (or
+// one of another patron) is NotFound. See Fee for how concurrent payments
+// are kept apart.
+func (s *Service) Pay(ctx context.Context, inst, primaryID, feeID string, amount int64) (*Fee, error) {
+	return s.take(ctx, inst, primaryID, feeID, Payment, amount, "")
+}
+
+// Waive forgives amount (minor units) of the fee feeID of the patron
+// primaryID, for reason (required), and returns the fee; a waiver of what
+// remains closes it. A staff user cannot waive a fee of their own: when
+// the actor of ctx (patron.ActorFrom) is the fee's patron, the waiver is
+// Refused. Amounts are checked as Pay checks them.
+func (s *Service) Waive(ctx context.Context, inst, primaryID, feeID string, amount int64, reason string) (*Fee, error) {
+	reason = strings.TrimSpace(reason)
+	c := &checker{}
+	c.text("reason", reason, true, 1000)
+	if err := c.err("waiver"); err != nil {
+		return nil, err
+	}
+	return s.take(ctx, inst, primaryID, feeID, Waiver, amount, reason)
+}
+
+// take records a payment or a waiver.
+func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string, amount int64, reason string) (*Fee, error) {
+	if amount <= 0 {
+		return nil, &patron.Error{Kind: patron.Invalid, Detail: "the " + kind + " is not valid",
+			Fields: []patron.FieldError{{Field: "amount", Code: "out_of_range", Message: "must be more than 0"}}}
+	}
+	uid, err := s.userID(ctx, inst, primaryID)
+	if err != nil {
+		return nil, err
+	}
+	fee, err := s.fee(s.db.WithContext(ctx), inst, uid, feeID)
+	if err != nil {
+		return nil, err
+	}
+	a, _ := patron.ActorFrom(ctx)
+	if kind == Waiver && a.ID != "" && (a.Institution == "" || a.Institution == inst) &&
+		(a.ID == fee.UserID || foldKey(a.ID) == foldKey(fee.PrimaryID) || foldKey(a.ID) == foldKey(primaryID)) {
+		return nil, refused(fmt.Sprintf("fee %s cannot be waived", fee.ID), []string{"staff cannot waive a fee of their own"})
+	}
+	col := "paid"
+	if kind == Waiver {
+		col = "waived"
+	}
+	now := s.loanClock()
+	err = s.retry(ctx, func(tx *gorm.DB) error {
+		// status is assigned first: MySQL evaluates SET left to right, so
+		// it must see paid and waived before they change.
+		res := tx.Exec("UPDATE pk_circ_fees SET status = CASE WHEN amount - paid - waived = ? THEN ? ELSE status END, "+
+			col+" = "+col+" + ?, version = version + 1, updated_at = ? "+
+			"WHERE institution = ? AND id = ? AND status = ? AND amount - paid - waived >= ?",
+			amount, FeeClosed, amount, now, inst, fee.ID, FeeOpen, amount)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			cur, err := s.fee(tx, inst, uid, fee.ID)
+			if err != nil {
+				return err
+			}
+			if cur.Status != FeeOpen {
+				return refused(fmt.Sprintf("fee %s cannot take a %s", fee.ID, kind), []string{fmt.Sprintf("fee %s is closed", fee.ID)})
+			}
+			return &patron.Error{Kind: patron.Invalid, Detail: "the " + kind + " is not valid",
+				Fields: []patron.FieldError{{Field: "amount", Code: "out_of_range",
+					Message: fmt.Sprintf("is more than the %s that remains", FormatMoney(cur.Remaining(), cur.Currency))}}}
+		}
+		return tx.Create(&Transaction{ID: newID(), Institution: inst, FeeID: fee.ID, Kind: kind, Amount: amount,
+			Reason: reason, By: a.ID, At: now}).Error
+	})
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	return s.fee(s.db.WithContext(ctx), inst, uid, fee.ID)
+}
+
+// fee reads one fee of the patron with internal id uid.
+func (s *Service) fee(db *gorm.DB, inst, uid, feeID string) (*Fee, error) {
+	var f Fee
+	err := db.Where("institution = ? AND user_id = ? AND id = ?", inst, uid, strings.TrimSpace(feeID)).Take(&f).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, notFound("no fee %s", feeID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.CreatedAt, f.UpdatedAt = f.CreatedAt.UTC(), f.UpdatedAt.UTC()
+	return &f, nil
+}
+
+// FormatMoney writes an amount of minor units with its currency, e.g.
+// FormatMoney(1250, "USD") is "12.50 USD", using the currency's number of
+// decimals (0 for JPY, 3 for KWD, 2 for most).
+func FormatMoney(amount int64, currency string) string {
+	d := 2
+	switch currency {
+	case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF":
+		d = 0
+	case "BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND":
+		d = 3
+	}
+	sign := ""
+	if amount < 0 {
+		sign, amount = "-", -amount
+	}
+	if d == 0 {
+		return fmt.Sprintf("%s%d %s", sign, amount, currency)
+	}
+	p := int64(1)
+	for range d {
+		p *= 10
+	}
+	return fmt.Sprintf("%s%d.%0*d %s", sign, amount/p, d, amount%p, currency)
+}
+
+// chargeLoan records a fee of type typ for a loan within tx; nothing when
+// amount is 0.
+func chargeLoan(tx *gorm.DB, l *Loan, typ string, amount int64, currency, description string, at time.Time) (*Fee, error) {
+	if amount <= 0 {
+		return nil, nil
+	}
+	f := &Fee{ID: newID(), Institution: l.Institution, UserID: l.UserID, PrimaryID: l.PrimaryID, Type: typ, LoanID: l.ID,
+		Barcode: l.ItemBarcode, Description: description, Amount: amount, Currency: currency, Status: FeeOpen,
+		CreatedAt: at, UpdatedAt: at, Version: 1}
+	return f, tx.Create(f).Error
+}
+
+// overdueFine is the fine under t for a loan due at due and returned (or
+// looked at) at at: nothing within the grace period; after it, OverdueFine
+// for every started day or hour since the due date, capped by MaxFine.
+func overdueFine(t Terms, due, at time.Time) int64 {
+	if t.OverdueFine <= 0 || !at.After(due) {
+		return 0
+	}
+	late := at.Sub(due)
+	if late <= period(t.GracePeriod, t.GracePeriodUnit) {
+		return 0
+	}
+	unit := 24 * time.Hour
+	if t.OverdueFineUnit == PerHour {
+		unit = time.Hour
+	}
+	n := int64((late + unit - 1) / unit)
+	fine := n * t.OverdueFine
+	if t.MaxFine > 0 && fine > t.MaxFine {
+		fine = t.MaxFine
+	}
+	return fine
+}
+
+// period is n units (minutes, hours, days, weeks) as a duration.
+func period(n int, unit string) time.Duration {
+	switch unit {
+	case Minutes:
+		return time.Duration(n) * time.Minute
+	case Hours:
+		return time.Duration(n) * time.Hour
+	case Weeks:
+		return time.Duration(n) * 7 * 24 * time.Hour
+	default:
+		return time.Duration(n) * 24 * time.Hour
+	}
+}
