@@ -163,6 +163,21 @@ func Migrations() []*gormigrate.Migration {
 					r[2] == "/terms-of-use" || strings.HasSuffix(r[2], "/terms")
 			})
 		},
+	}, {
+		// The permissions of the loan routes (check-out, renewals, returns,
+		// the loans of a user and of an item), for databases whose policy
+		// was seeded before they existed.
+		ID: "202611270105_casbin_loan_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addDefaults(tx, func(r []string) bool {
+				return r[2] == "/loans" || strings.HasPrefix(r[2], "/loans/") || r[2] == "/returns" ||
+					strings.HasSuffix(r[2], "/loans") || strings.HasSuffix(r[2], "/loans/renew")
+			})
+		},
 	}}
 }
 

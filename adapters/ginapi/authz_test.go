@@ -69,6 +69,13 @@ var allowed = map[string]string{
 	"GET /api/terms-of-use":            "admin desk manager fulfil auditor",
 	"PUT /api/terms-of-use":            "fulfil",
 	"GET /api/users/:primary_id/terms": "admin desk manager fulfil auditor",
+
+	"POST /api/loans":                         "desk fulfil",
+	"POST /api/loans/:loan_id/renew":          "desk fulfil",
+	"POST /api/users/:primary_id/loans/renew": "desk fulfil",
+	"POST /api/returns":                       "desk fulfil",
+	"GET /api/users/:primary_id/loans":        "admin desk manager fulfil auditor",
+	"GET /api/items/:barcode/loans":           "admin desk manager fulfil auditor",
 }
 
 func init() {
@@ -86,6 +93,10 @@ func init() {
 // name a run.
 var demoRun string
 
+// demoLoan is the id of an open loan of DEMO's, for the routes that name a
+// loan.
+var demoLoan = "no-such-loan"
+
 func concrete(path string) string {
 	path = strings.ReplaceAll(path, ":primary_id", "student1")
 	path = strings.ReplaceAll(path, ":code", "SIS")
@@ -94,6 +105,7 @@ func concrete(path string) string {
 	path = strings.ReplaceAll(path, ":table", "user_group")
 	path = strings.ReplaceAll(path, ":run_id", demoRun)
 	path = strings.ReplaceAll(path, ":attachment_id", "no-such-attachment")
+	path = strings.ReplaceAll(path, ":loan_id", demoLoan)
 	return strings.ReplaceAll(path, ":segment_id", "no-such-segment")
 }
 
@@ -117,6 +129,19 @@ func TestEveryRouteIsDecidedForEveryRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.create("DEMO", &patron.User{PrimaryID: "faculty1", FirstName: "F", LastName: "F"})
+	// An open loan of DEMO's (faculty1's, who stays in place), for the
+	// routes that name a loan.
+	if _, err := s.kit.Circulation.CreateItem(ctx, "DEMO", &circulation.Item{Barcode: "MAIN-0002", Title: "DEMO's demo title", Library: "SCIENCE"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.kit.Circulation.ReplaceRules(ctx, "DEMO", 0, []circulation.Rule{{Terms: circulation.Terms{LoanPeriod: 3, LoanPeriodUnit: "weeks", Renewals: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	loan, err := s.kit.Circulation.CheckOut(ctx, "DEMO", "faculty1", "MAIN-0002", circulation.CheckOutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	demoLoan = loan.ID
 	demoRun = s.sisRun("DEMO", "SIS", `<users><user><primary_id>sis1</primary_id><first_name>S</first_name><last_name>S</last_name>`+
 		`<user_group desc="Demo undergraduates">UG</user_group></user></users>`)
 

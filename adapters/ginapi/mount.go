@@ -101,6 +101,7 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	a.codeTableRoutes(g)
 	a.attachmentRoutes(g)
 	a.circulationRoutes(g)
+	a.loanRoutes(g)
 	return nil
 }
 

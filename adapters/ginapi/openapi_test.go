@@ -895,7 +895,8 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 
 	rules := map[string]any{"rules": []any{
 		map[string]any{"name": "Undergraduates: 4 weeks", "user_group": "UNDERGRAD",
-			"terms": map[string]any{"loan_period": 4, "loan_period_unit": "weeks", "renewals": 2, "overdue_fine": 25, "overdue_fine_unit": "day", "currency": "USD"}},
+			"terms": map[string]any{"loan_period": 4, "loan_period_unit": "weeks", "renewals": 2, "renewal_period": 8, "renewal_period_unit": "weeks",
+				"overdue_fine": 25, "overdue_fine_unit": "day", "currency": "USD"}},
 		map[string]any{"user_group": "FACULTY", "material_type": "*", "terms": map[string]any{"loan_period": 120, "loan_period_unit": "days"}},
 		map[string]any{"name": "Graduates: 6 weeks", "user_group": "grad", "terms": map[string]any{"loan_period": 6, "loan_period_unit": "weeks"}},
 	}}
@@ -923,6 +924,52 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/jdoe/terms?barcode=NOPE", nil)
 	s.do(t, http.StatusBadRequest, admin, http.MethodGet, "/api/users/jdoe/terms", nil)
 	s.do(t, http.StatusForbidden, "jdoe", http.MethodGet, "/api/users/jdoe/terms?barcode=MAIN-0001", nil, "X-Test-Patron", "1")
+
+	// Loans: lend, renew, list, return.
+	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users", map[string]any{"primary_id": "borrower", "first_name": "Bo", "last_name": "Rower", "user_group": "UNDERGRAD"})
+	var loan circulation.Loan
+	lent := s.do(t, http.StatusCreated, fulfil, http.MethodPost, "/api/loans", map[string]any{"primary_id": "borrower", "barcode": "main-0002"})
+	oaJSON(t, lent, &loan)
+	if lent.header.Get("Location") != "/api/loans/"+loan.ID || loan.ItemBarcode != "MAIN-0002" || loan.Status != circulation.LoanOpen {
+		t.Errorf("check-out: Location %q, loan %+v", lent.header.Get("Location"), loan)
+	}
+	s.do(t, http.StatusConflict, fulfil, http.MethodPost, "/api/loans", map[string]any{"primary_id": "sponsor", "barcode": "MAIN-0002"})
+	s.do(t, http.StatusNotFound, fulfil, http.MethodPost, "/api/loans", map[string]any{"primary_id": "nobody", "barcode": "MAIN-0001"})
+	s.do(t, http.StatusUnprocessableEntity, fulfil, http.MethodPost, "/api/loans", map[string]any{"barcode": "MAIN-0001"})
+	s.do(t, http.StatusBadRequest, fulfil, http.MethodPost, "/api/loans", `{"primary_id": 1}`)
+	s.do(t, http.StatusForbidden, admin, http.MethodPost, "/api/loans", map[string]any{"primary_id": "borrower", "barcode": "MAIN-0001"})
+	s.do(t, http.StatusOK, fulfil, http.MethodPost, "/api/loans/"+loan.ID+"/renew", nil)
+	s.do(t, http.StatusConflict, fulfil, http.MethodPost, "/api/loans/"+loan.ID+"/renew", nil) // the due date would not move
+	s.do(t, http.StatusNotFound, fulfil, http.MethodPost, "/api/loans/no-such-loan/renew", nil)
+	var renewed struct {
+		Results []circulation.RenewResult `json:"results"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, fulfil, http.MethodPost, "/api/users/borrower/loans/renew", map[string]any{"loan_ids": []string{loan.ID, "no-such-loan"}}), &renewed)
+	if len(renewed.Results) != 2 || renewed.Results[0].Renewed || len(renewed.Results[1].Reasons) == 0 {
+		t.Errorf("renewals: %+v", renewed)
+	}
+	s.do(t, http.StatusOK, fulfil, http.MethodPost, "/api/users/borrower/loans/renew", map[string]any{})
+	s.do(t, http.StatusNotFound, fulfil, http.MethodPost, "/api/users/nobody/loans/renew", map[string]any{})
+	s.do(t, http.StatusBadRequest, fulfil, http.MethodPost, "/api/users/borrower/loans/renew", `{"loan_ids": "all"}`)
+	var loans struct {
+		Loans []circulation.Loan `json:"loans"`
+		Total int                `json:"total_record_count"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/borrower/loans", nil), &loans)
+	if loans.Total != 1 || len(loans.Loans) != 1 || loans.Loans[0].ID != loan.ID || loans.Loans[0].Renewals != 1 {
+		t.Errorf("borrower's loans: %+v", loans)
+	}
+	s.do(t, http.StatusBadRequest, admin, http.MethodGet, "/api/users/borrower/loans?status=lost", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/nobody/loans", nil)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/items/MAIN-0002/loans", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/items/NOPE/loans", nil)
+	s.do(t, http.StatusOK, fulfil, http.MethodPost, "/api/returns", map[string]any{"barcode": "MAIN-0002"})
+	s.do(t, http.StatusNotFound, fulfil, http.MethodPost, "/api/returns", map[string]any{"barcode": "MAIN-0002"})
+	s.do(t, http.StatusUnprocessableEntity, fulfil, http.MethodPost, "/api/returns", map[string]any{})
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/borrower/loans?status=complete", nil), &loans)
+	if loans.Total != 1 || loans.Loans[0].Status != circulation.LoanComplete || loans.Loans[0].ReturnedAt == nil {
+		t.Errorf("borrower's history: %+v", loans)
+	}
 
 	s.do(t, http.StatusConflict, fulfil, http.MethodDelete, "/api/libraries/SCIENCE", nil)
 	s.do(t, http.StatusNoContent, fulfil, http.MethodDelete, "/api/items/SCI-0001", nil)
