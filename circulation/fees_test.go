@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -161,5 +162,111 @@ func TestConcurrentPaymentsNeverPayMoreThanOwed(t *testing.T) {
 			t.Fatalf("fees minus transactions %d", owed)
 		}
 		f.wantBalance(t, "student1", map[string]int64{"USD": owed})
+	})
+}
+
+// withFines replaces the fixture's rules with ones that charge: 25 cents a
+// day after a grace period of 2 days, at most 2.00, and 50.00 for a lost
+// item. Undergraduate loans made at the fixture's start are due
+// 2026-09-29 23:59 UTC.
+func (f *loanFixture) withFines(t *testing.T) {
+	t.Helper()
+	set, err := f.svc.Rules(f.ctx, "UNI")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.ReplaceRules(f.ctx, "UNI", set.Version, []circulation.Rule{{Name: "Everyone", Terms: circulation.Terms{
+		LoanPeriod: 4, LoanPeriodUnit: circulation.Weeks, OverdueFine: 25, OverdueFineUnit: circulation.PerDay,
+		GracePeriod: 2, GracePeriodUnit: circulation.Days, MaxFine: 200, LostItemFee: 5000, Currency: "USD"}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *loanFixture) openLoan(t *testing.T, primaryID, barcode string) circulation.Loan {
+	t.Helper()
+	loans, err := f.svc.Loans(f.ctx, "UNI", primaryID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range loans {
+		if l.ItemBarcode == barcode {
+			return l
+		}
+	}
+	t.Fatalf("%s has no open loan of %s", primaryID, barcode)
+	return circulation.Loan{}
+}
+
+func TestOverdueFinesAreChargedOnReturnAfterTheGracePeriod(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newLoanFixture(t, db)
+		f.withFines(t)
+		for _, b := range []string{"B1", "B2", "B3"} {
+			f.checkOut(t, "student1", b)
+		}
+		due := utc(2026, 9, 29, 23, 59)
+
+		// Within the grace period: overdue, but nothing accrues.
+		f.clock.Set(due.Add(47 * time.Hour))
+		if l := f.openLoan(t, "student1", "B1"); !l.Overdue || l.AccruedFine != 0 {
+			t.Fatalf("loan within grace %+v", l)
+		}
+		l, err := f.svc.CheckIn(f.ctx, "UNI", "B1")
+		if err != nil || l.AccruedFine != 0 {
+			t.Fatalf("return within grace %+v, %v", l, err)
+		}
+		f.wantBalance(t, "student1", map[string]int64{})
+
+		// Three days and a minute late: four started days.
+		f.clock.Set(due.Add(72*time.Hour + time.Minute))
+		if l := f.openLoan(t, "student1", "B2"); l.AccruedFine != 100 || l.FineCurrency != "USD" {
+			t.Fatalf("accruing fine %+v", l)
+		}
+		l, err = f.svc.CheckIn(f.ctx, "UNI", "B2")
+		if err != nil || l.AccruedFine != 100 || l.Status != circulation.LoanComplete {
+			t.Fatalf("late return %+v, %v", l, err)
+		}
+		fees, err := f.svc.Fees(f.ctx, "UNI", "student1", true)
+		if err != nil || len(fees) != 1 || fees[0].Type != circulation.FeeOverdueFine || fees[0].Amount != 100 ||
+			fees[0].LoanID != l.ID || fees[0].Barcode != "B2" || fees[0].Currency != "USD" || fees[0].CreatedBy != "" {
+			t.Fatalf("fees %+v, %v", fees, err)
+		}
+		f.wantBalance(t, "student1", map[string]int64{"USD": 100})
+
+		// Twenty days late: 5.25, capped at 2.00.
+		f.clock.Set(due.Add(20 * 24 * time.Hour))
+		if _, err := f.svc.CheckIn(f.ctx, "UNI", "B3"); err != nil {
+			t.Fatal(err)
+		}
+		f.wantBalance(t, "student1", map[string]int64{"USD": 300})
+	})
+}
+
+func TestALostItemIsChargedItsFee(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newLoanFixture(t, db)
+		f.withFines(t)
+		f.checkOut(t, "student2", "B4")
+		f.clock.Set(utc(2026, 11, 1, 12, 0))
+		l, err := f.svc.DeclareLost(f.ctx, "UNI", "b4")
+		if err != nil || l.Status != circulation.LoanLost || l.AccruedFine != 5000 || l.ReturnedAt == nil {
+			t.Fatalf("lost loan %+v, %v", l, err)
+		}
+		it, err := f.svc.Item(f.ctx, "UNI", "B4")
+		if err != nil || it.Status != circulation.StatusLost {
+			t.Fatalf("item %+v, %v", it, err)
+		}
+		fees, err := f.svc.Fees(f.ctx, "UNI", "student2", true)
+		if err != nil || len(fees) != 1 || fees[0].Type != circulation.FeeLostItem || fees[0].Amount != 5000 || fees[0].LoanID != l.ID {
+			t.Fatalf("fees %+v, %v", fees, err)
+		}
+		hist, err := f.svc.Loans(f.ctx, "UNI", "student2", false)
+		if err != nil || len(hist) != 1 || hist[0].Status != circulation.LoanLost {
+			t.Fatalf("history %+v, %v", hist, err)
+		}
+		_, err = f.svc.DeclareLost(f.ctx, "UNI", "B4")
+		wantKind(t, err, patron.NotFound)
+		_, err = f.svc.CheckIn(f.ctx, "UNI", "B4")
+		wantKind(t, err, patron.NotFound)
 	})
 }

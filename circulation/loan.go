@@ -20,6 +20,9 @@ const (
 	LoanOpen = "open"
 	// LoanComplete: the item came back; the loan stays as history.
 	LoanComplete = "complete"
+	// LoanLost: the item was declared lost (DeclareLost); the loan stays
+	// as history.
+	LoanLost = "lost"
 )
 
 // Loan is an item lent to a patron, open until the item is checked in and
@@ -76,11 +79,18 @@ type Loan struct {
 	// ProxyPrimaryID is the primary_id of the proxy who borrowed on the
 	// patron's behalf, or empty.
 	ProxyPrimaryID string `json:"proxy_primary_id,omitempty" gorm:"size:255"`
-	// Status is LoanOpen or LoanComplete.
+	// Status is LoanOpen, LoanComplete or LoanLost.
 	Status string `json:"loan_status" gorm:"size:16;not null"`
 	// Overdue is computed when open loans are read: the due date has
 	// passed.
 	Overdue bool `json:"overdue" gorm:"-"`
+	// AccruedFine is computed when a patron's open loans are read (Loans):
+	// the overdue fine the loan would be charged if it were returned now.
+	// On the loan CheckIn returns, it is the fine charged, and on the one
+	// DeclareLost returns, the lost-item fee. FineCurrency is its
+	// currency. Neither is stored.
+	AccruedFine  int64  `json:"accrued_fine,omitempty" gorm:"-"`
+	FineCurrency string `json:"fine_currency,omitempty" gorm:"-"`
 	// Version counts the changes of the loan (renewals, the return).
 	Version   int       `json:"version" gorm:"not null"`
 	UpdatedAt time.Time `json:"updated_date"`
@@ -295,13 +305,58 @@ func (s *Service) proxyReasons(proxy, sponsor *patron.User) []string {
 // CheckIn returns the item with barcode: its open loan is completed and
 // the item is available again. It returns the completed loan. An item not
 // on loan is NotFound (no open loan).
+//
+// A loan returned after its due date and grace period is charged an
+// overdue fine under its terms of use (those TermsFor gives the patron and
+// the item as of the loan date): OverdueFine for every started day or hour
+// since the due date, capped by MaxFine, recorded in the same transaction
+// as a fee of type FeeOverdueFine of the loan. The returned loan's
+// AccruedFine and FineCurrency say what was charged.
 func (s *Service) CheckIn(ctx context.Context, inst, barcode string) (*Loan, error) {
+	return s.closeLoan(ctx, inst, barcode, LoanComplete)
+}
+
+// DeclareLost closes the open loan of the item with barcode as lost: the
+// loan's status becomes LoanLost (ReturnedAt is the date it was closed),
+// the item's status StatusLost, and the patron is charged the terms'
+// LostItemFee, if any, as a fee of type FeeLostItem of the loan (no
+// overdue fine). It returns the closed loan. An item not on loan is
+// NotFound.
+func (s *Service) DeclareLost(ctx context.Context, inst, barcode string) (*Loan, error) {
+	return s.closeLoan(ctx, inst, barcode, LoanLost)
+}
+
+// closeLoan ends the open loan of an item as returned (LoanComplete) or
+// lost (LoanLost), charging what the loan's terms say.
+func (s *Service) closeLoan(ctx context.Context, inst, barcode, status string) (*Loan, error) {
 	item, err := s.Item(ctx, inst, barcode)
 	if err != nil {
 		return nil, err
 	}
+	// The terms are read before the transaction (they need the patron
+	// service and the catalog); the transaction checks that the loan they
+	// were read for is still the item's open loan.
+	var terms Terms
+	var il itemLoanRow
+	err = s.db.WithContext(ctx).Where("item_id = ? AND institution = ?", item.ID, inst).Take(&il).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, notFound("item %s is not on loan", item.Barcode)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var pre Loan
+	if err := s.db.WithContext(ctx).Where("id = ?", il.LoanID).Take(&pre).Error; err == nil {
+		if terms, err = s.loanTerms(ctx, inst, &pre, nil, item); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, err
+	}
 	var loan Loan
+	var charged int64
 	err = s.retry(ctx, func(tx *gorm.DB) error {
+		charged = 0
 		// Read without a lock; every write below is conditional, and a
 		// concurrent check-in makes the second fail and roll back.
 		var il itemLoanRow
@@ -318,6 +373,9 @@ func (s *Service) CheckIn(ctx context.Context, inst, barcode string) (*Loan, err
 			}
 			return err
 		}
+		if loan.ID != pre.ID {
+			return stale("item %s was returned and lent again meanwhile; try again", item.Barcode)
+		}
 		now := s.loanClock()
 		if err := tx.Model(&userLoansRow{}).Where("user_id = ? AND open_loans > 0", loan.UserID).
 			Update("open_loans", gorm.Expr("open_loans - 1")).Error; err != nil {
@@ -331,24 +389,70 @@ func (s *Service) CheckIn(ctx context.Context, inst, barcode string) (*Loan, err
 			return notFound("item %s was returned at the same time", item.Barcode)
 		}
 		res = tx.Model(&Loan{}).Where("id = ? AND version = ?", loan.ID, loan.Version).
-			Updates(map[string]any{"status": LoanComplete, "returned_at": now, "version": loan.Version + 1, "updated_at": now})
+			Updates(map[string]any{"status": status, "returned_at": now, "version": loan.Version + 1, "updated_at": now})
 		if res.Error != nil {
 			return res.Error
 		}
 		if res.RowsAffected == 0 {
 			return stale("the loan changed while it was being returned; try again")
 		}
+		itemStatus := StatusAvailable
+		if status == LoanLost {
+			itemStatus = StatusLost
+		}
 		if err := tx.Model(&Item{}).Where("id = ? AND status = ?", item.ID, StatusOnLoan).
-			Updates(map[string]any{"status": StatusAvailable, "version": gorm.Expr("version + 1"), "updated_at": now}).Error; err != nil {
+			Updates(map[string]any{"status": itemStatus, "version": gorm.Expr("version + 1"), "updated_at": now}).Error; err != nil {
 			return err
 		}
-		loan.Status, loan.ReturnedAt, loan.Version, loan.UpdatedAt = LoanComplete, &now, loan.Version+1, now
-		return nil
+		loan.Status, loan.ReturnedAt, loan.Version, loan.UpdatedAt = status, &now, loan.Version+1, now
+		if status == LoanLost {
+			charged = terms.LostItemFee
+			_, err = chargeLoan(tx, &loan, FeeLostItem, charged, terms.Currency, "Lost item "+loan.ItemBarcode, now)
+		} else {
+			charged = overdueFine(terms, loan.DueAt, now)
+			_, err = chargeLoan(tx, &loan, FeeOverdueFine, charged, terms.Currency,
+				fmt.Sprintf("Overdue fine for %s, due %s, returned %s", loan.ItemBarcode, loan.DueAt.UTC().Format(time.RFC3339), now.Format(time.RFC3339)), now)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, s.translate(err)
 	}
+	if charged > 0 {
+		loan.AccruedFine, loan.FineCurrency = charged, terms.Currency
+	}
 	return &loan, nil
+}
+
+// loanTerms returns the terms of use of a loan: those TermsFor gives its
+// patron (user, read when nil) and item as of the loan date. A loan whose
+// patron, item or rule no longer exists has none (zero Terms): nothing is
+// charged.
+func (s *Service) loanTerms(ctx context.Context, inst string, l *Loan, user *patron.User, item *Item) (Terms, error) {
+	if s.patrons == nil {
+		return Terms{}, nil
+	}
+	var err error
+	if user == nil {
+		if user, err = s.loanUser(ctx, s.patrons, inst, l); err != nil {
+			return Terms{}, ignoreGone(err)
+		}
+	}
+	if item == nil {
+		if item, err = s.Item(ctx, inst, l.ItemBarcode); err != nil {
+			return Terms{}, ignoreGone(err)
+		}
+	}
+	t, _, err := s.TermsFor(ctx, inst, user, item, l.LoanedAt)
+	return t, ignoreGone(err)
+}
+
+// ignoreGone drops NotFound and Refused errors (no such record, no rule).
+func ignoreGone(err error) error {
+	if pe, ok := patron.AsError(err); ok && (pe.Kind == patron.NotFound || pe.Kind == patron.Refused) {
+		return nil
+	}
+	return err
 }
 
 // RenewResult is the outcome of renewing one loan.
@@ -536,8 +640,8 @@ func (s *Service) userID(ctx context.Context, inst, primaryID string) (string, e
 }
 
 // Loans returns the patron primaryID's open loans by due date, each with
-// its Overdue flag computed from the clock, or (open false) their returned
-// loans, the latest return first.
+// its Overdue flag and AccruedFine computed from the clock, or (open
+// false) their returned and lost loans, the latest first.
 func (s *Service) Loans(ctx context.Context, inst, primaryID string, open bool) ([]Loan, error) {
 	id, err := s.userID(ctx, inst, primaryID)
 	if err != nil {
@@ -547,9 +651,32 @@ func (s *Service) Loans(ctx context.Context, inst, primaryID string, open bool) 
 	if open {
 		q = q.Where("status = ?", LoanOpen).Order("due_at, id")
 	} else {
-		q = q.Where("status = ?", LoanComplete).Order("returned_at DESC, id DESC")
+		q = q.Where("status IN ?", []string{LoanComplete, LoanLost}).Order("returned_at DESC, id DESC")
 	}
-	return s.finishLoans(q)
+	out, err := s.finishLoans(q)
+	if err != nil || !open {
+		return out, err
+	}
+	var user *patron.User
+	if s.patrons != nil && len(out) > 0 {
+		if user, err = s.loanUser(ctx, s.patrons, inst, &out[0]); err != nil {
+			return nil, err
+		}
+	}
+	now := s.loanClock()
+	for i := range out {
+		if !out[i].Overdue || user == nil {
+			continue
+		}
+		t, err := s.loanTerms(ctx, inst, &out[i], user, nil)
+		if err != nil {
+			return nil, err
+		}
+		if fine := overdueFine(t, out[i].DueAt, now); fine > 0 {
+			out[i].AccruedFine, out[i].FineCurrency = fine, t.Currency
+		}
+	}
+	return out, nil
 }
 
 // ItemLoans returns every loan of the item with barcode, open or returned,
