@@ -270,3 +270,57 @@ func TestALostItemIsChargedItsFee(t *testing.T) {
 		wantKind(t, err, patron.NotFound)
 	})
 }
+
+func TestAPatronWhoOwesCannotBeDeleted(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newLoanFixture(t, db)
+		f.patrons.AddDeletionGuard(f.svc.DeletionGuard())
+		fee := f.addFee(t, "student1", 1250)
+		if _, err := f.svc.AddFee(f.ctx, "UNI", "student1", circulation.NewFee{Amount: 300, Currency: "EUR", Description: "Replacement card"}); err != nil {
+			t.Fatal(err)
+		}
+		f.checkOut(t, "student1", "B1")
+		pe := wantKind(t, f.patrons.Delete(f.ctx, "UNI", "student1"), patron.Refused)
+		if len(pe.Reasons) != 3 || pe.Reasons[0] != "has 1 open loan" || pe.Reasons[1] != "owes 3.00 EUR" || pe.Reasons[2] != "owes 12.50 USD" {
+			t.Fatalf("%q", pe.Reasons)
+		}
+		if _, err := f.svc.CheckIn(f.ctx, "UNI", "B1"); err != nil {
+			t.Fatal(err)
+		}
+		fees, err := f.svc.Fees(f.ctx, "UNI", "student1", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fe := range fees {
+			if fe.ID != fee.ID {
+				if _, err := f.svc.Waive(f.staff("librarian"), "UNI", "student1", fe.ID, fe.Remaining(), "card found"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		pe = wantKind(t, f.patrons.Delete(f.ctx, "UNI", "student1"), patron.Refused)
+		if len(pe.Reasons) != 1 || pe.Reasons[0] != "owes 12.50 USD" {
+			t.Fatalf("%q", pe.Reasons)
+		}
+		if _, err := f.svc.Pay(f.ctx, "UNI", "student1", fee.ID, 1250); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.patrons.Delete(f.ctx, "UNI", "student1"); err != nil {
+			t.Fatalf("delete after paying: %v", err)
+		}
+	})
+}
+
+func TestFormatMoney(t *testing.T) {
+	for amount, want := range map[int64]string{1250: "12.50 USD", 5: "0.05 USD", -1250: "-12.50 USD"} {
+		if got := circulation.FormatMoney(amount, "USD"); got != want {
+			t.Errorf("FormatMoney(%d) = %q, want %q", amount, got, want)
+		}
+	}
+	if got := circulation.FormatMoney(500, "JPY"); got != "500 JPY" {
+		t.Errorf("JPY: %q", got)
+	}
+	if got := circulation.FormatMoney(1250, "KWD"); got != "1.250 KWD" {
+		t.Errorf("KWD: %q", got)
+	}
+}

@@ -707,20 +707,37 @@ func (s *Service) finishLoans(q *gorm.DB) ([]Loan, error) {
 }
 
 // DeletionGuard objects to deleting a patron who has open loans ("has N
-// open loans"). Register it with the patron service's AddDeletionGuard.
+// open loans") or owes money ("owes 12.50 USD", one reason per currency).
+// Register it with the patron service's AddDeletionGuard.
 func (s *Service) DeletionGuard() patron.DeletionGuard {
 	return patron.DeletionGuardFunc(func(ctx context.Context, u *patron.User) ([]string, error) {
+		db := s.db.WithContext(ctx)
 		var n int64
-		if err := s.db.WithContext(ctx).Model(&Loan{}).Where("institution = ? AND user_id = ? AND status = ?", u.Institution, u.ID, LoanOpen).Count(&n).Error; err != nil {
+		if err := db.Model(&Loan{}).Where("institution = ? AND user_id = ? AND status = ?", u.Institution, u.ID, LoanOpen).Count(&n).Error; err != nil {
 			return nil, err
 		}
-		if n == 0 {
-			return nil, nil
+		var reasons []string
+		switch {
+		case n == 1:
+			reasons = append(reasons, "has 1 open loan")
+		case n > 1:
+			reasons = append(reasons, fmt.Sprintf("has %d open loans", n))
 		}
-		if n == 1 {
-			return []string{"has 1 open loan"}, nil
+		owed, err := s.balance(db, u.Institution, u.ID)
+		if err != nil {
+			return nil, err
 		}
-		return []string{fmt.Sprintf("has %d open loans", n)}, nil
+		currencies := make([]string, 0, len(owed))
+		for c := range owed {
+			currencies = append(currencies, c)
+		}
+		slices.Sort(currencies)
+		for _, c := range currencies {
+			if owed[c] > 0 {
+				reasons = append(reasons, "owes "+FormatMoney(owed[c], c))
+			}
+		}
+		return reasons, nil
 	})
 }
 
