@@ -324,3 +324,72 @@ func TestFormatMoney(t *testing.T) {
 		t.Errorf("KWD: %q", got)
 	}
 }
+
+func TestConcurrentPaymentsAndWaiversAddUp(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newLoanFixture(t, db)
+		fee := f.addFee(t, "student2", 2000)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		ok := 0
+		for i := range 10 {
+			wg.Go(func() {
+				var err error
+				if i%2 == 0 {
+					_, err = f.svc.Pay(f.ctx, "UNI", "student2", fee.ID, 300)
+				} else {
+					_, err = f.svc.Waive(f.staff("librarian"), "UNI", "student2", fee.ID, 300, "goodwill")
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if err == nil {
+					ok++
+				} else if !errors.Is(err, patron.ErrInvalid) {
+					t.Errorf("%d: %v", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		fees, err := f.svc.Fees(f.ctx, "UNI", "student2", false)
+		if err != nil || len(fees) != 1 {
+			t.Fatalf("fees %+v, %v", fees, err)
+		}
+		var taken int64
+		for _, tr := range fees[0].Transactions {
+			taken += tr.Amount
+		}
+		if ok != 6 || taken != 1800 || fees[0].Paid+fees[0].Waived != taken || fees[0].Status != circulation.FeeOpen {
+			t.Fatalf("%d succeeded, transactions %d, fee %+v", ok, taken, fees[0])
+		}
+		f.wantBalance(t, "student2", map[string]int64{"USD": 200})
+	})
+}
+
+func TestHourlyFinesCountEveryStartedHour(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newLoanFixture(t, db)
+		set, err := f.svc.Rules(f.ctx, "UNI")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.ReplaceRules(f.ctx, "UNI", set.Version, []circulation.Rule{{Name: "Reserve desk", Terms: circulation.Terms{
+			LoanPeriod: 2, LoanPeriodUnit: circulation.Hours, OverdueFine: 10, OverdueFineUnit: circulation.PerHour,
+			GracePeriod: 30, GracePeriodUnit: circulation.Minutes, Currency: "EUR"}}}); err != nil {
+			t.Fatal(err)
+		}
+		l1 := f.checkOut(t, "student1", "B1")
+		f.checkOut(t, "student1", "B2")
+		if !l1.DueAt.Equal(utc(2026, 9, 1, 11, 0)) {
+			t.Fatalf("due %v", l1.DueAt)
+		}
+		f.clock.Set(utc(2026, 9, 1, 11, 20))
+		if l, err := f.svc.CheckIn(f.ctx, "UNI", "B1"); err != nil || l.AccruedFine != 0 {
+			t.Fatalf("within grace %+v, %v", l, err)
+		}
+		f.clock.Set(utc(2026, 9, 1, 13, 30))
+		if l, err := f.svc.CheckIn(f.ctx, "UNI", "B2"); err != nil || l.AccruedFine != 30 || l.FineCurrency != "EUR" {
+			t.Fatalf("two and a half hours late %+v, %v", l, err)
+		}
+		f.wantBalance(t, "student1", map[string]int64{"EUR": 30})
+	})
+}
