@@ -228,13 +228,17 @@ func TestReturnsAndLoanHistoryThroughTheAPI(t *testing.T) {
 	if list.Total != 2 || len(list.Loans) != 2 || list.Loans[0].Overdue || list.Loans[1].Overdue {
 		t.Fatalf("open loans: %+v", list)
 	}
-	// In November both are overdue.
+	// In November both are overdue...
 	clock.set(time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC))
 	s.do("DEMO/auditor/staff", "GET", "/api/users/student1/loans?status=open", nil).refused(t, "staff without the auditor role yet", http.StatusForbidden, "")
 	s.grant("DEMO", "auditor", "auditor", "*")
 	s.do("DEMO/auditor/staff", "GET", "/api/users/STUDENT1/loans?status=open", nil).status(http.StatusOK).json(&list)
 	if list.Total != 2 || !list.Loans[0].Overdue || !list.Loans[1].Overdue {
 		t.Fatalf("overdue loans: %+v", list)
+	}
+	// ... and accrue a fine (25 cents a day for undergraduates).
+	if l := list.Loans[0]; l.AccruedFine <= 0 || l.FineCurrency != "USD" {
+		t.Fatalf("an overdue loan accrues no fine: %+v", l)
 	}
 
 	// The return completes the loan and frees the item.
