@@ -11,6 +11,7 @@ import (
 
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/internal/dbtest"
+	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -391,5 +392,56 @@ func TestHourlyFinesCountEveryStartedHour(t *testing.T) {
 			t.Fatalf("two and a half hours late %+v, %v", l, err)
 		}
 		f.wantBalance(t, "student1", map[string]int64{"EUR": 30})
+	})
+}
+
+func TestALoanKeepsTheChargesItWasLentOn(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newLoanFixture(t, db)
+		f.withFines(t)
+		f.checkOut(t, "student1", "B1")
+		f.checkOut(t, "student1", "B2")
+		// The rules change: no more fines. The loans were lent with them.
+		set, err := f.svc.Rules(f.ctx, "UNI")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.ReplaceRules(f.ctx, "UNI", set.Version, []circulation.Rule{{Name: "Free", Terms: circulation.Terms{
+			LoanPeriod: 4, LoanPeriodUnit: circulation.Weeks}}}); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Set(utc(2026, 10, 3, 12, 0))
+		if l, err := f.svc.CheckIn(f.ctx, "UNI", "B1"); err != nil || l.AccruedFine != 100 {
+			t.Fatalf("return %+v, %v", l, err)
+		}
+		// A loan made before charges were copied falls back on the rules.
+		if err := db.Exec("UPDATE pk_circ_loans SET charges_set = ? WHERE item_barcode = ?", false, "B2").Error; err != nil {
+			t.Fatal(err)
+		}
+		if l, err := f.svc.CheckIn(f.ctx, "UNI", "B2"); err != nil || l.AccruedFine != 0 {
+			t.Fatalf("return of an old loan %+v, %v", l, err)
+		}
+		f.wantBalance(t, "student1", map[string]int64{"USD": 100})
+	})
+}
+
+func TestLoansFromBeforeTheChargesMigrateWithDefaults(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		all := circulation.Migrations()
+		if err := migrate.Run(ctx, db, all[:len(all)-1]); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Exec("INSERT INTO pk_circ_loans (id, institution, user_id, primary_id, item_id, item_barcode, library, loaned_at, due_at, renewals, status, version, updated_at) "+
+			"VALUES ('l1', 'UNI', 'u1', 'p1', 'i1', 'B1', 'MAIN', ?, ?, 0, 'open', 1, ?)", utc(2026, 9, 1, 9, 0), utc(2026, 9, 2, 9, 0), utc(2026, 9, 1, 9, 0)).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := migrate.Run(ctx, db, all); err != nil {
+			t.Fatal(err)
+		}
+		var l circulation.Loan
+		if err := db.Where("id = ?", "l1").Take(&l).Error; err != nil || l.ChargesSet || l.Charges != (circulation.Charges{}) {
+			t.Fatalf("old loan %+v, %v", l, err)
+		}
 	})
 }

@@ -94,6 +94,37 @@ type Loan struct {
 	// Version counts the changes of the loan (renewals, the return).
 	Version   int       `json:"version" gorm:"not null"`
 	UpdatedAt time.Time `json:"updated_date"`
+	// Charges are the fine and fee terms of the loan, copied from its
+	// terms of use at check-out, so that a later change of the rules does
+	// not change what the loan costs. ChargesSet is false for loans made
+	// before the copy existed; their charges are read from the rules.
+	Charges    Charges `json:"-" gorm:"embedded;embeddedPrefix:charge_"`
+	ChargesSet bool    `json:"-" gorm:"column:charges_set;not null;default:false"`
+}
+
+// Charges are what a loan may cost: the fine and fee fields of its Terms.
+type Charges struct {
+	// OverdueFine per OverdueFineUnit once GracePeriod (in
+	// GracePeriodUnit) has passed, capped by MaxFine; see Terms.
+	OverdueFine     int64  `gorm:"not null;default:0"`
+	OverdueFineUnit string `gorm:"size:16;not null;default:''"`
+	GracePeriod     int    `gorm:"not null;default:0"`
+	GracePeriodUnit string `gorm:"size:16;not null;default:''"`
+	MaxFine         int64  `gorm:"not null;default:0"`
+	// LostItemFee is charged when the item is declared lost.
+	LostItemFee int64 `gorm:"not null;default:0"`
+	// Currency is the ISO 4217 code of the amounts.
+	Currency string `gorm:"size:3;not null;default:''"`
+}
+
+func chargesOf(t Terms) Charges {
+	return Charges{OverdueFine: t.OverdueFine, OverdueFineUnit: t.OverdueFineUnit, GracePeriod: t.GracePeriod,
+		GracePeriodUnit: t.GracePeriodUnit, MaxFine: t.MaxFine, LostItemFee: t.LostItemFee, Currency: t.Currency}
+}
+
+func (c Charges) terms() Terms {
+	return Terms{OverdueFine: c.OverdueFine, OverdueFineUnit: c.OverdueFineUnit, GracePeriod: c.GracePeriod,
+		GracePeriodUnit: c.GracePeriodUnit, MaxFine: c.MaxFine, LostItemFee: c.LostItemFee, Currency: c.Currency}
 }
 
 // TableName places loans in the pk_ namespace of the host's database.
@@ -227,7 +258,7 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 
 	loan := &Loan{ID: newID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID,
 		ItemID: item.ID, ItemBarcode: item.Barcode, Library: item.Library, LoanedAt: now, DueAt: due,
-		ProxyPrimaryID: proxy, Status: LoanOpen, Version: 1, UpdatedAt: now}
+		ProxyPrimaryID: proxy, Status: LoanOpen, Version: 1, UpdatedAt: now, Charges: chargesOf(terms), ChargesSet: true}
 	// The patron's counter row exists before any check-out takes from it;
 	// created outside the transaction, so that two first check-outs at once
 	// do not fail on its key.
@@ -307,8 +338,8 @@ func (s *Service) proxyReasons(proxy, sponsor *patron.User) []string {
 // on loan is NotFound (no open loan).
 //
 // A loan returned after its due date and grace period is charged an
-// overdue fine under its terms of use (those TermsFor gives the patron and
-// the item as of the loan date): OverdueFine for every started day or hour
+// overdue fine under the terms of use it was lent on (its Charges):
+// OverdueFine for every started day or hour
 // since the due date, capped by MaxFine, recorded in the same transaction
 // as a fee of type FeeOverdueFine of the loan. The returned loan's
 // AccruedFine and FineCurrency say what was charged.
@@ -424,11 +455,15 @@ func (s *Service) closeLoan(ctx context.Context, inst, barcode, status string) (
 	return &loan, nil
 }
 
-// loanTerms returns the terms of use of a loan: those TermsFor gives its
-// patron (user, read when nil) and item as of the loan date. A loan whose
+// loanTerms returns the fine and fee terms of a loan: its Charges, or for
+// a loan made before they were copied, those TermsFor gives its patron
+// (user, read when nil) and item as of the loan date. A loan whose
 // patron, item or rule no longer exists has none (zero Terms): nothing is
 // charged.
 func (s *Service) loanTerms(ctx context.Context, inst string, l *Loan, user *patron.User, item *Item) (Terms, error) {
+	if l.ChargesSet {
+		return l.Charges.terms(), nil
+	}
 	if s.patrons == nil {
 		return Terms{}, nil
 	}
@@ -658,15 +693,15 @@ func (s *Service) Loans(ctx context.Context, inst, primaryID string, open bool) 
 		return out, err
 	}
 	var user *patron.User
-	if s.patrons != nil && len(out) > 0 {
-		if user, err = s.loanUser(ctx, s.patrons, inst, &out[0]); err != nil {
-			return nil, err
-		}
-	}
 	now := s.loanClock()
 	for i := range out {
-		if !out[i].Overdue || user == nil {
+		if !out[i].Overdue {
 			continue
+		}
+		if !out[i].ChargesSet && user == nil && s.patrons != nil {
+			if user, err = s.loanUser(ctx, s.patrons, inst, &out[i]); err != nil {
+				return nil, err
+			}
 		}
 		t, err := s.loanTerms(ctx, inst, &out[i], user, nil)
 		if err != nil {

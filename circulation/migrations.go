@@ -88,6 +88,24 @@ func Migrations() []*gormigrate.Migration {
 		Rollback: func(tx *gorm.DB) error {
 			return tx.Migrator().DropTable(&feeTransactionV1{}, &feeV1{})
 		},
+	}, {
+		ID: "202611271802_circulation_loan_charges",
+		Migrate: func(tx *gorm.DB) error {
+			for _, f := range loanChargeFields {
+				if err := tx.Migrator().AddColumn(&loanChargesV2{}, f); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		Rollback: func(tx *gorm.DB) error {
+			for _, f := range loanChargeFields {
+				if err := tx.Migrator().DropColumn(&loanChargesV2{}, f); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
 	}}
 }
 
@@ -261,3 +279,22 @@ type feeTransactionV1 struct {
 }
 
 func (feeTransactionV1) TableName() string { return "pk_circ_fee_transactions" }
+
+// The columns migration 202611271802 adds to pk_circ_loans: the fine and
+// fee terms copied to each loan at check-out.
+
+type loanChargesV2 struct {
+	ChargesSet            bool   `gorm:"not null;default:false"`
+	ChargeOverdueFine     int64  `gorm:"not null;default:0"`
+	ChargeOverdueFineUnit string `gorm:"size:16;not null;default:''"`
+	ChargeGracePeriod     int    `gorm:"not null;default:0"`
+	ChargeGracePeriodUnit string `gorm:"size:16;not null;default:''"`
+	ChargeMaxFine         int64  `gorm:"not null;default:0"`
+	ChargeLostItemFee     int64  `gorm:"not null;default:0"`
+	ChargeCurrency        string `gorm:"size:3;not null;default:''"`
+}
+
+func (loanChargesV2) TableName() string { return "pk_circ_loans" }
+
+var loanChargeFields = []string{"ChargesSet", "ChargeOverdueFine", "ChargeOverdueFineUnit", "ChargeGracePeriod",
+	"ChargeGracePeriodUnit", "ChargeMaxFine", "ChargeLostItemFee", "ChargeCurrency"}
