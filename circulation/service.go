@@ -3,7 +3,9 @@
 // closed), its items, the terms of use that say, for a user group and an
 // item, how long a loan lasts, how often it may be renewed and what fines
 // and fees it may cost, and the loans themselves: check-out (also by a
-// proxy), check-in, renewals and the loan history of patrons and items.
+// proxy), check-in, renewals and the loan history of patrons and items;
+// and what patrons owe: overdue fines, lost-item fees and manual fees, with
+// their payments and waivers (see Fee).
 //
 // Every method takes the institution code (inst) whose data it reads or
 // writes; nothing is ever shared between institutions. Errors a caller can
