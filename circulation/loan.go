@@ -562,6 +562,13 @@ func (s *Service) RenewMany(ctx context.Context, inst, primaryID string, ids []s
 			ids = append(ids, l.ID)
 		}
 	}
+	// A loan named twice is renewed once and answered once.
+	seen := map[string]bool{}
+	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool {
+		dup := seen[id]
+		seen[id] = true
+		return dup
+	})
 	out := make([]RenewResult, 0, len(ids))
 	for _, id := range ids {
 		i := slices.IndexFunc(loans, func(l Loan) bool { return l.ID == id })
@@ -591,11 +598,15 @@ func (s *Service) RenewMany(ctx context.Context, inst, primaryID string, ids []s
 func (s *Service) renew(ctx context.Context, inst string, user *patron.User, loan *Loan) (*Loan, []string, error) {
 	now := s.loanClock()
 	reasons := s.standing(user)
-	item, err := s.Item(ctx, inst, loan.ItemBarcode)
-	if err != nil {
+	// By id: staff may have changed the item's barcode since the loan.
+	var item Item
+	if err := s.db.WithContext(ctx).Where("institution = ? AND id = ?", inst, loan.ItemID).Take(&item).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, []string{fmt.Sprintf("the item of loan %s is no longer in the inventory", loan.ID)}, nil
+		}
 		return nil, nil, err
 	}
-	terms, due, err := s.TermsFor(ctx, inst, user, item, now)
+	terms, due, err := s.TermsFor(ctx, inst, user, &item, now)
 	if pe, ok := patron.AsError(err); ok && pe.Kind == patron.Refused {
 		return nil, append(reasons, pe.Reasons...), nil
 	} else if err != nil {

@@ -543,3 +543,28 @@ func TestTheOnLoanStatusBelongsToTheLoans(t *testing.T) {
 		}
 	})
 }
+
+func TestRenewalsFollowTheItemAndCountEachLoanOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newLoanFixture(t, db)
+		loan, err := f.svc.CheckOut(f.ctx, "UNI", "student1", "B1", circulation.CheckOutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Staff relabel the lent item: its loan still renews.
+		item, _ := f.svc.Item(f.ctx, "UNI", "B1")
+		relabelled := *item
+		relabelled.Barcode = "B1-NEW"
+		if _, err := f.svc.ReplaceItem(f.ctx, "UNI", "B1", item.Version, &relabelled); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Set(f.clock.Now().AddDate(0, 0, 20))
+		res, err := f.svc.RenewMany(f.ctx, "UNI", "student1", []string{loan.ID, loan.ID, loan.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != 1 || !res[0].Renewed {
+			t.Fatalf("a loan named three times: %+v", res)
+		}
+	})
+}
