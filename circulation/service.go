@@ -27,6 +27,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/internal/dberr"
 	"github.com/patronkit/patronkit/patron"
 
 	// Due dates are computed in each library's time zone: the zone database
@@ -93,10 +94,7 @@ func (s *Service) translate(err error) error {
 	if _, ok := patron.AsError(err); ok {
 		return err
 	}
-	if t, ok := s.db.Dialector.(gorm.ErrorTranslator); ok {
-		err = t.Translate(err)
-	}
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
+	if dberr.Duplicate(s.db, err) {
 		return conflict("the record conflicts with one written at the same time (a code or barcode is taken)")
 	}
 	return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/patronkit/patronkit/internal/dberr"
 	"golang.org/x/sync/errgroup"
 	"gorm.io/gorm"
 )
@@ -217,10 +218,7 @@ func (s *Service) translate(err error) error {
 	if _, ok := AsError(err); ok {
 		return err
 	}
-	if t, ok := s.db.Dialector.(gorm.ErrorTranslator); ok {
-		err = t.Translate(err)
-	}
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
+	if dberr.Duplicate(s.db, err) {
 		return conflict("the record conflicts with one written at the same time (a primary_id or identifier is taken)")
 	}
 	return err

@@ -8,9 +8,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -66,7 +64,7 @@ func (a *api) addAttachment(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.Header("Location", strings.TrimSuffix(a.base, "/")+"/users/"+url.PathEscape(primaryID)+"/attachments/"+url.PathEscape(out.ID))
+	c.Header("Location", a.path("users", primaryID, "attachments", out.ID))
 	c.JSON(http.StatusCreated, out)
 }
 

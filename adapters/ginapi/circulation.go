@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -97,9 +96,8 @@ func (a *api) deleteLibrary(c *gin.Context) {
 }
 
 func (a *api) listItems(c *gin.Context) {
-	limit, err1 := intParam(c, "limit", 10, 100)
-	offset, err2 := intParam(c, "offset", 0, math.MaxInt32)
-	if err := firstNonNil(err1, err2); err != nil {
+	limit, offset, err := pageParams(c)
+	if err != nil {
 		fail(c, err)
 		return
 	}

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-gormigrate/gormigrate/v2"
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit"
@@ -356,28 +355,7 @@ func TestCirculationStaysInItsInstitution(t *testing.T) {
 func TestCirculationPermissionsReachADatabaseSeededEarlier(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		ctx := context.Background()
-		all := casbinmodel.Migrations()
-		var before []*gormigrate.Migration
-		for _, m := range all {
-			if m.ID == "202611270104_casbin_circulation_policies" {
-				break
-			}
-			before = append(before, m)
-		}
-		if len(before) == len(all) {
-			t.Fatal("no migration 202611270104_casbin_circulation_policies")
-		}
-		if err := migrate.Run(ctx, db, before); err != nil {
-			t.Fatal(err)
-		}
-		// The earlier release seeded its policy: without the circulation lines.
-		first, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
-		if err := first.Load(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Exec("DELETE FROM " + casbinmodel.RuleTable + " WHERE v2 LIKE '/libraries%' OR v2 LIKE '/items%' OR v2 = '/terms-of-use' OR v2 LIKE '%/terms'").Error; err != nil {
-			t.Fatal(err)
-		}
+		first := earlierPolicy(t, db, "202611270104_casbin_circulation_policies", "v2 LIKE '/libraries%' OR v2 LIKE '/items%' OR v2 = '/terms-of-use' OR v2 LIKE '%/terms'")
 		if err := first.AssignRole(ctx, "UNI", "boss", "fulfillment-administrator", "*"); err != nil {
 			t.Fatal(err)
 		}
@@ -395,7 +373,7 @@ func TestCirculationPermissionsReachADatabaseSeededEarlier(t *testing.T) {
 				t.Fatalf("the earlier policy decides %+v: %v %v", r, ok, err)
 			}
 		}
-		if err := migrate.Run(ctx, db, all); err != nil {
+		if err := migrate.Run(ctx, db, casbinmodel.Migrations()); err != nil {
 			t.Fatal(err)
 		}
 		upgraded, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-gormigrate/gormigrate/v2"
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit"
@@ -330,28 +329,7 @@ func TestLoansStayInTheirInstitution(t *testing.T) {
 func TestLoanPermissionsReachADatabaseSeededEarlier(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		ctx := context.Background()
-		all := casbinmodel.Migrations()
-		var before []*gormigrate.Migration
-		for _, m := range all {
-			if m.ID == "202611270105_casbin_loan_policies" {
-				break
-			}
-			before = append(before, m)
-		}
-		if len(before) == len(all) {
-			t.Fatal("no migration 202611270105_casbin_loan_policies")
-		}
-		if err := migrate.Run(ctx, db, before); err != nil {
-			t.Fatal(err)
-		}
-		// The earlier release seeded its policy: without the loan lines.
-		first, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
-		if err := first.Load(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Exec("DELETE FROM " + casbinmodel.RuleTable + " WHERE v2 LIKE '%/loans%' OR v2 = '/returns'").Error; err != nil {
-			t.Fatal(err)
-		}
+		first := earlierPolicy(t, db, "202611270105_casbin_loan_policies", "v2 LIKE '%/loans%' OR v2 = '/returns'")
 		if err := first.AssignRole(ctx, "UNI", "desk", "circulation-desk-operator", "MAIN"); err != nil {
 			t.Fatal(err)
 		}
@@ -371,7 +349,7 @@ func TestLoanPermissionsReachADatabaseSeededEarlier(t *testing.T) {
 				t.Fatalf("the earlier policy decides %+v: %v %v", r, ok, err)
 			}
 		}
-		if err := migrate.Run(ctx, db, all); err != nil {
+		if err := migrate.Run(ctx, db, casbinmodel.Migrations()); err != nil {
 			t.Fatal(err)
 		}
 		upgraded, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -36,9 +35,8 @@ func (a *api) userRoutes(g *gin.RouterGroup) {
 }
 
 func (a *api) listUsers(c *gin.Context) {
-	limit, err1 := intParam(c, "limit", 10, 100)
-	offset, err2 := intParam(c, "offset", 0, math.MaxInt32)
-	if err := firstNonNil(err1, err2); err != nil {
+	limit, offset, err := pageParams(c)
+	if err != nil {
 		fail(c, err)
 		return
 	}
@@ -69,7 +67,7 @@ func (a *api) createUser(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.Header("Location", strings.TrimSuffix(a.base, "/")+"/users/"+url.PathEscape(u.PrimaryID))
+	c.Header("Location", a.path("users", u.PrimaryID))
 	a.writeUser(c, http.StatusCreated, u)
 }
 
@@ -218,11 +216,11 @@ func intParam(c *gin.Context, name string, def, max int) (int, error) {
 	return n, nil
 }
 
-func firstNonNil(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
+// pageParams reads a list's limit (1..100, default 10) and offset.
+func pageParams(c *gin.Context) (limit, offset int, err error) {
+	if limit, err = intParam(c, "limit", 10, 100); err != nil {
+		return 0, 0, err
 	}
-	return nil
+	offset, err = intParam(c, "offset", 0, math.MaxInt32)
+	return limit, offset, err
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"gorm.io/gorm"
+	"github.com/patronkit/patronkit/internal/dberr"
 )
 
 // lease is the row that lets one instance at a time run a profile. It
@@ -42,7 +42,7 @@ func (s *Service) acquire(ctx context.Context, inst, profile, holder string) err
 	if err == nil {
 		return nil
 	}
-	if errors.Is(s.translateErr(err), gorm.ErrDuplicatedKey) {
+	if dberr.Duplicate(s.db, err) {
 		return errLeaseHeld
 	}
 	return err

@@ -13,6 +13,7 @@ import (
 	"github.com/go-playground/validator/v10"
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/internal/dberr"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -122,15 +123,8 @@ func (s *Service) sourceNames() []string {
 
 // translate maps a duplicate key to a Conflict, whatever the dialect.
 func (s *Service) translate(err error) error {
-	if errors.Is(s.translateErr(err), gorm.ErrDuplicatedKey) {
+	if dberr.Duplicate(s.db, err) {
 		return &patron.Error{Kind: patron.Conflict, Detail: "the record conflicts with one written at the same time"}
-	}
-	return err
-}
-
-func (s *Service) translateErr(err error) error {
-	if t, ok := s.db.Dialector.(gorm.ErrorTranslator); ok && err != nil {
-		return t.Translate(err)
 	}
 	return err
 }
