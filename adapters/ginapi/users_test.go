@@ -193,7 +193,7 @@ func TestExternalUsersThroughTheAPI(t *testing.T) {
 	s := adminServer(t, nil)
 	var u patron.User
 	s.do(admin, "POST", "/api/users", `{"primary_id":"fast1","first_name":"F","last_name":"R","account_type":"EXTERNAL","external_id":"SIS","user_group":"UNDERGRAD"}`).status(201).json(&u)
-	body := fmt.Sprintf(`{"primary_id":"fast1","first_name":"Changed","last_name":"R","account_type":"EXTERNAL","external_id":"SIS","user_group":"GRAD"}`)
+	body := `{"primary_id":"fast1","first_name":"Changed","last_name":"R","account_type":"EXTERNAL","external_id":"SIS","user_group":"GRAD"}`
 	p := s.do(admin, "PUT", "/api/users/fast1", body, "If-Match", `"1"`).status(422).problem()
 	if !fieldNamed(p, "first_name") || fieldNamed(p, "user_group") {
 		t.Fatalf("only first_name is the SIS's: %+v", p.Errors)
