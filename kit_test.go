@@ -3,14 +3,19 @@ package patronkit_test
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit"
+	"github.com/patronkit/patronkit/adapters/sqldb"
 	"github.com/patronkit/patronkit/casbinmodel"
+	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/internal/dbtest"
+	"github.com/patronkit/patronkit/patron"
 )
 
 // TestARoleAssignedOnOneInstanceHoldsOnAnother runs two kits on one
@@ -65,5 +70,65 @@ func TestNewRefusesBadConfigurationWithoutPanicking(t *testing.T) {
 	}
 	if _, err := patronkit.New(db, &patronkit.Config{PINCost: 99}); err == nil {
 		t.Fatal("a PIN cost beyond bcrypt's")
+	}
+}
+
+// TestStartDeclaresLongOverdueLoansLost runs the kit's background job: a
+// loan overdue longer than its terms allow becomes lost by itself.
+func TestStartDeclaresLongOverdueLoansLost(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	now := time.Date(2026, 9, 1, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	k, err := patronkit.New(dbtest.Open(t, sqldb.SQLite), &patronkit.Config{PINCost: bcrypt.MinCost, Logger: slog.New(slog.DiscardHandler),
+		Now: clock, LostEvery: 10 * time.Millisecond, PolicyRefresh: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Close)
+	if err := k.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Circulation.CreateLibrary(ctx, "UNI", &circulation.Library{Code: "MAIN", Name: "Main"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Circulation.CreateItem(ctx, "UNI", &circulation.Item{Barcode: "B1", Title: "Book", Library: "MAIN"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Circulation.ReplaceRules(ctx, "UNI", 0, []circulation.Rule{{Terms: circulation.Terms{LoanPeriod: 1, LoanPeriodUnit: circulation.Days,
+		LostItemFee: 3000, DaysOverdueUntilLost: 7, Currency: "USD"}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Patrons.Create(ctx, "UNI", &patron.User{PrimaryID: "s1", FirstName: "S", LastName: "One"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Circulation.CheckOut(ctx, "UNI", "s1", "B1", circulation.CheckOutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	k.Start(ctx)
+	time.Sleep(50 * time.Millisecond)
+	if it, _ := k.Circulation.Item(ctx, "UNI", "B1"); it.Status != circulation.StatusOnLoan {
+		t.Fatalf("lost before its time: %s", it.Status)
+	}
+	mu.Lock()
+	now = now.AddDate(0, 0, 9)
+	mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		it, err := k.Circulation.Item(ctx, "UNI", "B1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if it.Status == circulation.StatusLost {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the item is still %s", it.Status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	bal, err := k.Circulation.Balance(ctx, "UNI", "s1")
+	if err != nil || bal["USD"] != 3000 {
+		t.Fatalf("balance %v, %v", bal, err)
 	}
 }

@@ -83,6 +83,11 @@ type Config struct {
 	// that a role assigned through one instance holds on the others (with
 	// casbinmodel.FromDB). Default: 30 seconds; negative: never.
 	PolicyRefresh time.Duration
+
+	// LostEvery is how often Start declares lost the loans overdue longer
+	// than their terms allow (circulation's DeclareOverdueLost). Default:
+	// 5 minutes; negative: never.
+	LostEvery time.Duration
 }
 
 // Kit is patronkit wired over one database: the services of each module and
@@ -104,6 +109,7 @@ type Kit struct {
 	db            *gorm.DB
 	scheduleEvery time.Duration
 	policyRefresh time.Duration
+	lostEvery     time.Duration
 	stop          chan struct{}
 	stopOnce      sync.Once
 	background    sync.WaitGroup
@@ -169,7 +175,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	}
 	// A user with open loans cannot be deleted.
 	patrons.AddDeletionGuard(circ.DeletionGuard())
-	return &Kit{Patrons: patrons, Access: access, SIS: loads, Circulation: circ, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, stop: make(chan struct{})}, nil
+	return &Kit{Patrons: patrons, Access: access, SIS: loads, Circulation: circ, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, lostEvery: c.LostEvery, stop: make(chan struct{})}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS
@@ -177,17 +183,34 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 // policies. Call it once per instance, after Migrate.
 func (k *Kit) Start(ctx context.Context) {
 	k.SIS.Start(ctx, k.scheduleEvery)
-	every := k.policyRefresh
-	if every == 0 {
-		every = 30 * time.Second
+	k.every(ctx, k.policyRefresh, 30*time.Second, func() {
+		if err := k.RefreshPolicies(ctx); err != nil {
+			k.Logger.Error("patronkit: re-reading the access policies", "error", err)
+		}
+	})
+	k.every(ctx, k.lostEvery, 5*time.Minute, func() {
+		n, err := k.Circulation.DeclareOverdueLost(ctx)
+		if err != nil {
+			k.Logger.Error("patronkit: declaring overdue loans lost", "error", err, "declared", n)
+		} else if n > 0 {
+			k.Logger.Info("patronkit: overdue loans declared lost", "declared", n)
+		}
+	})
+}
+
+// every runs job every d (def when d is 0; never when d is negative) until
+// ctx ends or Close is called.
+func (k *Kit) every(ctx context.Context, d, def time.Duration, job func()) {
+	if d == 0 {
+		d = def
 	}
-	if every < 0 {
+	if d < 0 {
 		return
 	}
 	k.background.Add(1)
 	go func() {
 		defer k.background.Done()
-		t := time.NewTicker(every)
+		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
 			select {
@@ -196,9 +219,7 @@ func (k *Kit) Start(ctx context.Context) {
 			case <-k.stop:
 				return
 			case <-t.C:
-				if err := k.RefreshPolicies(ctx); err != nil {
-					k.Logger.Error("patronkit: re-reading the access policies", "error", err)
-				}
+				job()
 			}
 		}
 	}()

@@ -178,6 +178,20 @@ func Migrations() []*gormigrate.Migration {
 					strings.HasSuffix(r[2], "/loans") || strings.HasSuffix(r[2], "/loans/renew")
 			})
 		},
+	}, {
+		// One loan, declaring items lost, a user's blocks and fees, for
+		// databases whose policy was seeded before they existed.
+		ID: "202611270106_casbin_fee_block_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addDefaults(tx, func(r []string) bool {
+				return r[2] == "/loans/:loan" || strings.HasSuffix(r[2], "/lost") || strings.HasSuffix(r[2], "/blocks") ||
+					strings.Contains(r[2], "/fees")
+			})
+		},
 	}}
 }
 

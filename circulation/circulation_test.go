@@ -150,7 +150,7 @@ func TestAnotherInstitutionSeesNothing(t *testing.T) {
 		f := newFixture(t, db)
 		f.library(t, "UNI", circulation.Library{Code: "MAIN", Name: "Main Library", ClosedDates: []circulation.ClosedDate{{Date: "2026-12-25"}}})
 		f.item(t, "UNI", circulation.Item{Barcode: "B1", Title: "Moby-Dick", Library: "MAIN"})
-		if _, err := f.svc.ReplaceRules(f.ctx, "UNI", 0, []circulation.Rule{{Terms: circulation.Terms{LoanPeriod: 4, LoanPeriodUnit: "weeks"}}}); err != nil {
+		if _, err := f.svc.ReplaceRules(f.ctx, "UNI", 0, []circulation.Rule{{Terms: circulation.Terms{LoanPeriod: 4, LoanPeriodUnit: "weeks"}}}, nil); err != nil {
 			t.Fatal(err)
 		}
 
@@ -415,7 +415,7 @@ func termsFixture(t *testing.T, db *gorm.DB) *fixture {
 			LostItemFee: 5000, DaysOverdueUntilLost: 60, Currency: "usd", MaxLoans: 15, RequestsAllowed: true}},
 		{Name: "Reserve", ItemPolicy: "RESERVE", Terms: circulation.Terms{LoanPeriod: 2, LoanPeriodUnit: "hours", OverdueFine: 100, OverdueFineUnit: "hour", Currency: "USD"}},
 	}
-	if _, err := f.svc.ReplaceRules(f.ctx, "UNI", 0, rules); err != nil {
+	if _, err := f.svc.ReplaceRules(f.ctx, "UNI", 0, rules, nil); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -549,19 +549,19 @@ func TestReplaceRulesNeedsTheCurrentVersion(t *testing.T) {
 		weeks := func(n int) []circulation.Rule {
 			return []circulation.Rule{{UserGroup: "UNDERGRAD", Terms: circulation.Terms{LoanPeriod: n, LoanPeriodUnit: "weeks"}}}
 		}
-		set, err := f.svc.ReplaceRules(f.ctx, "UNI", 0, weeks(4))
+		set, err := f.svc.ReplaceRules(f.ctx, "UNI", 0, weeks(4), nil)
 		if err != nil || set.Version != 1 {
 			t.Fatalf("%+v, %v", set, err)
 		}
-		_, err = f.svc.ReplaceRules(f.ctx, "UNI", 0, weeks(5))
+		_, err = f.svc.ReplaceRules(f.ctx, "UNI", 0, weeks(5), nil)
 		wantKind(t, err, patron.Stale)
 		f.clock.Set(f.clock.Now().Add(time.Hour))
-		if set, err = f.svc.ReplaceRules(f.ctx, "UNI", 1, append(weeks(3), weeks(6)...)); err != nil || set.Version != 2 {
+		if set, err = f.svc.ReplaceRules(f.ctx, "UNI", 1, append(weeks(3), weeks(6)...), nil); err != nil || set.Version != 2 {
 			t.Fatalf("%+v, %v", set, err)
 		}
-		_, err = f.svc.ReplaceRules(f.ctx, "UNI", 1, weeks(7))
+		_, err = f.svc.ReplaceRules(f.ctx, "UNI", 1, weeks(7), nil)
 		wantKind(t, err, patron.Stale)
-		_, err = f.svc.ReplaceRules(f.ctx, "UNI", 5, weeks(7))
+		_, err = f.svc.ReplaceRules(f.ctx, "UNI", 5, weeks(7), nil)
 		wantKind(t, err, patron.Stale)
 
 		got, err := f.svc.Rules(f.ctx, "UNI")
@@ -570,7 +570,7 @@ func TestReplaceRulesNeedsTheCurrentVersion(t *testing.T) {
 			t.Fatalf("%+v, %v", got, err)
 		}
 		// An empty list is a list too.
-		if set, err = f.svc.ReplaceRules(f.ctx, "UNI", 2, nil); err != nil || set.Version != 3 {
+		if set, err = f.svc.ReplaceRules(f.ctx, "UNI", 2, nil, nil); err != nil || set.Version != 3 {
 			t.Fatalf("%+v, %v", set, err)
 		}
 	})
@@ -586,7 +586,9 @@ func TestRulesAreValidated(t *testing.T) {
 			{Terms: circulation.Terms{LoanPeriod: 1, LoanPeriodUnit: "days", OverdueFine: 10, Currency: "dollars", Renewals: -1}},
 			{Terms: circulation.Terms{LoanPeriod: 1, LoanPeriodUnit: "days", LostItemFee: 10}},
 			{UserGroup: strings.Repeat("G", 65), Terms: circulation.Terms{LoanPeriod: 1, LoanPeriodUnit: "days", FixedDueDate: "2026-12-18"}},
-		})
+			{Terms: circulation.Terms{LoanPeriod: 1, LoanPeriodUnit: "days", RenewalPeriodUnit: "weeks", GracePeriodUnit: "days", OverdueFineUnit: "day"}},
+		}, nil)
+
 		for _, fe := range [][2]string{
 			{"rules[0].terms.loan_period_unit", "unknown_value"},
 			{"rules[1].terms.loan_period", "required"},
@@ -597,6 +599,9 @@ func TestRulesAreValidated(t *testing.T) {
 			{"rules[4].terms.currency", "required"},
 			{"rules[5].user_group", "too_long"},
 			{"rules[5].terms.fixed_due_date", "bad_format"},
+			{"rules[6].terms.renewal_period_unit", "bad_format"},
+			{"rules[6].terms.grace_period_unit", "bad_format"},
+			{"rules[6].terms.overdue_fine_unit", "bad_format"},
 		} {
 			wantField(t, err, fe[0], fe[1])
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -146,25 +145,12 @@ func (s *Service) Fees(ctx context.Context, inst, primaryID string, open bool) (
 	if err := q.Order("created_at DESC, id DESC").Find(&out).Error; err != nil {
 		return nil, err
 	}
-	if len(out) == 0 {
-		return out, nil
-	}
-	ids := make([]string, len(out))
+	ps := make([]*Fee, len(out))
 	for i := range out {
-		ids[i] = out[i].ID
-		out[i].Transactions = []Transaction{}
 		out[i].CreatedAt, out[i].UpdatedAt = out[i].CreatedAt.UTC(), out[i].UpdatedAt.UTC()
+		ps[i] = &out[i]
 	}
-	var txs []Transaction
-	if err := db.Where("institution = ? AND fee_id IN ?", inst, ids).Order("at, id").Find(&txs).Error; err != nil {
-		return nil, err
-	}
-	for _, t := range txs {
-		t.At = t.At.UTC()
-		i := slices.IndexFunc(out, func(f Fee) bool { return f.ID == t.FeeID })
-		out[i].Transactions = append(out[i].Transactions, t)
-	}
-	return out, nil
+	return out, s.withTransactions(db, inst, ps)
 }
 
 // Balance returns what the patron primaryID owes, per currency: the sum of
@@ -202,6 +188,16 @@ func (s *Service) balance(db *gorm.DB, inst, userID string) (map[string]int64, e
 // a description. The actor of ctx (patron.ActorFrom) is recorded as
 // CreatedBy.
 func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee) (*Fee, error) {
+	// The patron first: someone else's patron is NotFound, whatever the
+	// fee says.
+	var u patron.User
+	err := s.db.WithContext(ctx).Select("id, primary_id").Where("institution = ? AND primary_id_key = ?", inst, foldKey(primaryID)).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, notFound("no such user")
+	}
+	if err != nil {
+		return nil, err
+	}
 	trim(&in.Currency, &in.Description, &in.Barcode)
 	in.Currency = strings.ToUpper(in.Currency)
 	c := &checker{}
@@ -212,14 +208,6 @@ func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee)
 	c.text("description", in.Description, true, 1000)
 	c.text("barcode", in.Barcode, false, 255)
 	if err := c.err("fee"); err != nil {
-		return nil, err
-	}
-	var u patron.User
-	err := s.db.WithContext(ctx).Select("id, primary_id").Where("institution = ? AND primary_id_key = ?", inst, foldKey(primaryID)).Take(&u).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, notFound("no such user")
-	}
-	if err != nil {
 		return nil, err
 	}
 	a, _ := patron.ActorFrom(ctx)
@@ -260,27 +248,28 @@ func (s *Service) Pay(ctx context.Context, inst, primaryID, feeID string, amount
 // the actor of ctx (patron.ActorFrom) is the fee's patron, the waiver is
 // Refused. Amounts are checked as Pay checks them.
 func (s *Service) Waive(ctx context.Context, inst, primaryID, feeID string, amount int64, reason string) (*Fee, error) {
-	reason = strings.TrimSpace(reason)
-	c := &checker{}
-	c.text("reason", reason, true, 1000)
-	if err := c.err("waiver"); err != nil {
-		return nil, err
-	}
-	return s.take(ctx, inst, primaryID, feeID, Waiver, amount, reason)
+	return s.take(ctx, inst, primaryID, feeID, Waiver, amount, strings.TrimSpace(reason))
 }
 
 // take records a payment or a waiver.
 func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string, amount int64, reason string) (*Fee, error) {
-	if amount <= 0 {
-		return nil, &patron.Error{Kind: patron.Invalid, Detail: "the " + kind + " is not valid",
-			Fields: []patron.FieldError{{Field: "amount", Code: "out_of_range", Message: "must be more than 0"}}}
-	}
+	// The fee first: someone else's fee is NotFound, whatever the amount.
 	uid, err := s.userID(ctx, inst, primaryID)
 	if err != nil {
 		return nil, err
 	}
 	fee, err := s.fee(s.db.WithContext(ctx), inst, uid, feeID)
 	if err != nil {
+		return nil, err
+	}
+	c := &checker{}
+	if amount <= 0 {
+		c.add("amount", "out_of_range", "must be more than 0")
+	}
+	if kind == Waiver {
+		c.text("reason", reason, true, 1000)
+	}
+	if err := c.err(kind); err != nil {
 		return nil, err
 	}
 	a, _ := patron.ActorFrom(ctx)
@@ -321,7 +310,49 @@ func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string,
 	if err != nil {
 		return nil, s.translate(err)
 	}
-	return s.fee(s.db.WithContext(ctx), inst, uid, fee.ID)
+	f, err := s.fee(s.db.WithContext(ctx), inst, uid, fee.ID)
+	if err != nil {
+		return nil, err
+	}
+	return f, s.withTransactions(s.db.WithContext(ctx), inst, []*Fee{f})
+}
+
+// Fee returns the fee feeID of the patron primaryID, with its
+// transactions. A fee of another patron is NotFound.
+func (s *Service) Fee(ctx context.Context, inst, primaryID, feeID string) (*Fee, error) {
+	uid, err := s.userID(ctx, inst, primaryID)
+	if err != nil {
+		return nil, err
+	}
+	f, err := s.fee(s.db.WithContext(ctx), inst, uid, feeID)
+	if err != nil {
+		return nil, err
+	}
+	return f, s.withTransactions(s.db.WithContext(ctx), inst, []*Fee{f})
+}
+
+// withTransactions fills the Transactions of fees.
+func (s *Service) withTransactions(db *gorm.DB, inst string, fees []*Fee) error {
+	if len(fees) == 0 {
+		return nil
+	}
+	ids := make([]string, len(fees))
+	byID := make(map[string]*Fee, len(fees))
+	for i, f := range fees {
+		ids[i] = f.ID
+		byID[f.ID] = f
+		f.Transactions = []Transaction{}
+	}
+	var txs []Transaction
+	if err := db.Where("institution = ? AND fee_id IN ?", inst, ids).Order("at, id").Find(&txs).Error; err != nil {
+		return err
+	}
+	for _, t := range txs {
+		t.At = t.At.UTC()
+		f := byID[t.FeeID]
+		f.Transactions = append(f.Transactions, t)
+	}
+	return nil
 }
 
 // fee reads one fee of the patron with internal id uid.

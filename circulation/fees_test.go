@@ -178,7 +178,7 @@ func (f *loanFixture) withFines(t *testing.T) {
 	}
 	if _, err := f.svc.ReplaceRules(f.ctx, "UNI", set.Version, []circulation.Rule{{Name: "Everyone", Terms: circulation.Terms{
 		LoanPeriod: 4, LoanPeriodUnit: circulation.Weeks, OverdueFine: 25, OverdueFineUnit: circulation.PerDay,
-		GracePeriod: 2, GracePeriodUnit: circulation.Days, MaxFine: 200, LostItemFee: 5000, Currency: "USD"}}}); err != nil {
+		GracePeriod: 2, GracePeriodUnit: circulation.Days, MaxFine: 200, LostItemFee: 5000, Currency: "USD"}}}, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -266,8 +266,6 @@ func TestALostItemIsChargedItsFee(t *testing.T) {
 			t.Fatalf("history %+v, %v", hist, err)
 		}
 		_, err = f.svc.DeclareLost(f.ctx, "UNI", "B4")
-		wantKind(t, err, patron.NotFound)
-		_, err = f.svc.CheckIn(f.ctx, "UNI", "B4")
 		wantKind(t, err, patron.NotFound)
 	})
 }
@@ -375,7 +373,7 @@ func TestHourlyFinesCountEveryStartedHour(t *testing.T) {
 		}
 		if _, err := f.svc.ReplaceRules(f.ctx, "UNI", set.Version, []circulation.Rule{{Name: "Reserve desk", Terms: circulation.Terms{
 			LoanPeriod: 2, LoanPeriodUnit: circulation.Hours, OverdueFine: 10, OverdueFineUnit: circulation.PerHour,
-			GracePeriod: 30, GracePeriodUnit: circulation.Minutes, Currency: "EUR"}}}); err != nil {
+			GracePeriod: 30, GracePeriodUnit: circulation.Minutes, Currency: "EUR"}}}, nil); err != nil {
 			t.Fatal(err)
 		}
 		l1 := f.checkOut(t, "student1", "B1")
@@ -407,7 +405,7 @@ func TestALoanKeepsTheChargesItWasLentOn(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := f.svc.ReplaceRules(f.ctx, "UNI", set.Version, []circulation.Rule{{Name: "Free", Terms: circulation.Terms{
-			LoanPeriod: 4, LoanPeriodUnit: circulation.Weeks}}}); err != nil {
+			LoanPeriod: 4, LoanPeriodUnit: circulation.Weeks}}}, nil); err != nil {
 			t.Fatal(err)
 		}
 		f.clock.Set(utc(2026, 10, 3, 12, 0))

@@ -100,6 +100,19 @@ type Loan struct {
 	// before the copy existed; their charges are read from the rules.
 	Charges    Charges `json:"-" gorm:"embedded;embeddedPrefix:charge_"`
 	ChargesSet bool    `json:"-" gorm:"column:charges_set;not null;default:false"`
+	// LostAfter is when the open loan is declared lost by itself
+	// (DeclareOverdueLost): its due date plus the terms' days overdue
+	// until lost; nil when the terms never make it lost.
+	LostAfter *time.Time `json:"lost_after,omitempty"`
+}
+
+// lostAfter is when a loan due at due under c becomes lost by itself.
+func lostAfter(c Charges, due time.Time) *time.Time {
+	if c.DaysOverdueUntilLost <= 0 {
+		return nil
+	}
+	t := due.Add(time.Duration(c.DaysOverdueUntilLost) * 24 * time.Hour)
+	return &t
 }
 
 // Charges are what a loan may cost: the fine and fee fields of its Terms.
@@ -111,20 +124,24 @@ type Charges struct {
 	GracePeriod     int    `gorm:"not null;default:0"`
 	GracePeriodUnit string `gorm:"size:16;not null;default:''"`
 	MaxFine         int64  `gorm:"not null;default:0"`
-	// LostItemFee is charged when the item is declared lost.
-	LostItemFee int64 `gorm:"not null;default:0"`
+	// LostItemFee is charged when the item is declared lost, by itself
+	// DaysOverdueUntilLost days after the due date (0: never by itself).
+	LostItemFee          int64 `gorm:"not null;default:0"`
+	DaysOverdueUntilLost int   `gorm:"not null;default:0"`
 	// Currency is the ISO 4217 code of the amounts.
 	Currency string `gorm:"size:3;not null;default:''"`
 }
 
 func chargesOf(t Terms) Charges {
 	return Charges{OverdueFine: t.OverdueFine, OverdueFineUnit: t.OverdueFineUnit, GracePeriod: t.GracePeriod,
-		GracePeriodUnit: t.GracePeriodUnit, MaxFine: t.MaxFine, LostItemFee: t.LostItemFee, Currency: t.Currency}
+		GracePeriodUnit: t.GracePeriodUnit, MaxFine: t.MaxFine, LostItemFee: t.LostItemFee,
+		DaysOverdueUntilLost: t.DaysOverdueUntilLost, Currency: t.Currency}
 }
 
 func (c Charges) terms() Terms {
 	return Terms{OverdueFine: c.OverdueFine, OverdueFineUnit: c.OverdueFineUnit, GracePeriod: c.GracePeriod,
-		GracePeriodUnit: c.GracePeriodUnit, MaxFine: c.MaxFine, LostItemFee: c.LostItemFee, Currency: c.Currency}
+		GracePeriodUnit: c.GracePeriodUnit, MaxFine: c.MaxFine, LostItemFee: c.LostItemFee,
+		DaysOverdueUntilLost: c.DaysOverdueUntilLost, Currency: c.Currency}
 }
 
 // TableName places loans in the pk_ namespace of the host's database.
@@ -179,29 +196,6 @@ func (s *Service) today() string { return s.clock().Format(time.DateOnly) }
 // loan read back.
 func (s *Service) loanClock() time.Time { return s.clock().Truncate(time.Millisecond) }
 
-// standing lists what stops a user from borrowing or renewing: inactive,
-// expired, an active manual block.
-func (s *Service) standing(u *patron.User) []string {
-	var reasons []string
-	today := s.today()
-	if u.Status != "" && u.Status != patron.StatusActive {
-		reasons = append(reasons, fmt.Sprintf("the account of %s is inactive", u.PrimaryID))
-	}
-	if u.ExpiryDate != "" && u.ExpiryDate < today {
-		reasons = append(reasons, fmt.Sprintf("the account of %s expired on %s", u.PrimaryID, u.ExpiryDate))
-	}
-	for _, b := range u.Blocks {
-		if b.BlockStatus == patron.StatusActive && (b.ExpiryDate == "" || b.ExpiryDate >= today) {
-			d := b.BlockDescription
-			if d == "" {
-				d = b.BlockType
-			}
-			reasons = append(reasons, fmt.Sprintf("%s is blocked: %s", u.PrimaryID, d))
-		}
-	}
-	return reasons
-}
-
 // CheckOut lends the item with barcode to the patron primaryID and returns
 // the loan. The terms of use (TermsFor) give its due date. The check-out is
 // Refused, with every reason listed, when the item is not available, the
@@ -224,7 +218,11 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 		return nil, err
 	}
 	now := s.loanClock()
-	reasons := s.standing(user)
+	bs, err := s.blocks(ctx, inst, user)
+	if err != nil {
+		return nil, err
+	}
+	blocked, reasons := stopping(bs, ActionLoan)
 	proxy := ""
 	if p := strings.TrimSpace(o.Proxy); p != "" {
 		pu, err := ps.Get(ctx, inst, p)
@@ -253,12 +251,13 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 		}
 	}
 	if len(reasons) > 0 {
-		return nil, refused(fmt.Sprintf("item %s cannot be lent to %s", item.Barcode, user.PrimaryID), reasons)
+		return nil, refusal(fmt.Sprintf("item %s cannot be lent to %s", item.Barcode, user.PrimaryID), reasons, blocked)
 	}
 
 	loan := &Loan{ID: newID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID,
 		ItemID: item.ID, ItemBarcode: item.Barcode, Library: item.Library, LoanedAt: now, DueAt: due,
-		ProxyPrimaryID: proxy, Status: LoanOpen, Version: 1, UpdatedAt: now, Charges: chargesOf(terms), ChargesSet: true}
+		ProxyPrimaryID: proxy, Status: LoanOpen, Version: 1, UpdatedAt: now, Charges: chargesOf(terms), ChargesSet: true,
+		LostAfter: lostAfter(chargesOf(terms), due)}
 	// The patron's counter row exists before any check-out takes from it;
 	// created outside the transaction, so that two first check-outs at once
 	// do not fail on its key.
@@ -364,12 +363,21 @@ func (s *Service) closeLoan(ctx context.Context, inst, barcode, status string) (
 	if err != nil {
 		return nil, err
 	}
+	l, err := s.closeItemLoan(ctx, inst, item, status)
+	if status == LoanComplete && item.Status == StatusLost && errors.Is(err, patron.ErrNotFound) {
+		return s.returnLost(ctx, inst, item)
+	}
+	return l, err
+}
+
+// closeItemLoan closes the open loan of item as complete or lost.
+func (s *Service) closeItemLoan(ctx context.Context, inst string, item *Item, status string) (*Loan, error) {
 	// The terms are read before the transaction (they need the patron
 	// service and the catalog); the transaction checks that the loan they
 	// were read for is still the item's open loan.
 	var terms Terms
 	var il itemLoanRow
-	err = s.db.WithContext(ctx).Where("item_id = ? AND institution = ?", item.ID, inst).Take(&il).Error
+	err := s.db.WithContext(ctx).Where("item_id = ? AND institution = ?", item.ID, inst).Take(&il).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("item %s is not on loan", item.Barcode)
 	}
@@ -420,7 +428,7 @@ func (s *Service) closeLoan(ctx context.Context, inst, barcode, status string) (
 			return notFound("item %s was returned at the same time", item.Barcode)
 		}
 		res = tx.Model(&Loan{}).Where("id = ? AND version = ?", loan.ID, loan.Version).
-			Updates(map[string]any{"status": status, "returned_at": now, "version": loan.Version + 1, "updated_at": now})
+			Updates(map[string]any{"status": status, "returned_at": now, "version": loan.Version + 1, "updated_at": now, "lost_after": nil})
 		if res.Error != nil {
 			return res.Error
 		}
@@ -435,7 +443,7 @@ func (s *Service) closeLoan(ctx context.Context, inst, barcode, status string) (
 			Updates(map[string]any{"status": itemStatus, "version": gorm.Expr("version + 1"), "updated_at": now}).Error; err != nil {
 			return err
 		}
-		loan.Status, loan.ReturnedAt, loan.Version, loan.UpdatedAt = status, &now, loan.Version+1, now
+		loan.Status, loan.ReturnedAt, loan.Version, loan.UpdatedAt, loan.LostAfter = status, &now, loan.Version+1, now, nil
 		if status == LoanLost {
 			charged = terms.LostItemFee
 			_, err = chargeLoan(tx, &loan, FeeLostItem, charged, terms.Currency, "Lost item "+loan.ItemBarcode, now)
@@ -498,6 +506,8 @@ type RenewResult struct {
 	// every reason.
 	Renewed bool     `json:"renewed"`
 	Reasons []string `json:"reasons,omitempty"`
+	// Blocks are the blocks among the reasons a loan was not renewed.
+	Blocks []Block `json:"blocks,omitempty"`
 	// DueAt is the loan's due date after the attempt (UTC); zero when the
 	// loan was not found.
 	DueAt time.Time `json:"due_date,omitzero"`
@@ -523,12 +533,17 @@ func (s *Service) Renew(ctx context.Context, inst, loanID string) (*Loan, error)
 	if err != nil {
 		return nil, err
 	}
-	out, reasons, err := s.renew(ctx, inst, user, loan)
+	bs, err := s.blocks(ctx, inst, user)
+	if err != nil {
+		return nil, err
+	}
+	blocked, _ := stopping(bs, ActionRenew)
+	out, reasons, err := s.renew(ctx, inst, user, blocked, loan)
 	if err != nil {
 		return nil, err
 	}
 	if len(reasons) > 0 {
-		return nil, refused(fmt.Sprintf("loan %s of item %s cannot be renewed", loan.ID, loan.ItemBarcode), reasons)
+		return nil, refusal(fmt.Sprintf("loan %s of item %s cannot be renewed", loan.ID, loan.ItemBarcode), reasons, blocked)
 	}
 	return out, nil
 }
@@ -562,6 +577,11 @@ func (s *Service) RenewMany(ctx context.Context, inst, primaryID string, ids []s
 			ids = append(ids, l.ID)
 		}
 	}
+	bs, err := s.blocks(ctx, inst, user)
+	if err != nil {
+		return nil, err
+	}
+	blocked, _ := stopping(bs, ActionRenew)
 	// A loan named twice is renewed once and answered once.
 	seen := map[string]bool{}
 	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool {
@@ -576,7 +596,7 @@ func (s *Service) RenewMany(ctx context.Context, inst, primaryID string, ids []s
 			out = append(out, RenewResult{LoanID: id, Reasons: []string{fmt.Sprintf("%s has no open loan %s", user.PrimaryID, id)}})
 			continue
 		}
-		l, reasons, err := s.renew(ctx, inst, user, &loans[i])
+		l, reasons, err := s.renew(ctx, inst, user, blocked, &loans[i])
 		if pe, ok := patron.AsError(err); ok {
 			out = append(out, RenewResult{LoanID: id, DueAt: loans[i].DueAt, Reasons: []string{pe.Detail}})
 			continue
@@ -587,17 +607,23 @@ func (s *Service) RenewMany(ctx context.Context, inst, primaryID string, ids []s
 		r := RenewResult{LoanID: id, Renewed: len(reasons) == 0, Reasons: reasons, DueAt: loans[i].DueAt}
 		if l != nil {
 			r.DueAt = l.DueAt
+		} else {
+			r.Blocks = blocked
 		}
 		out = append(out, r)
 	}
 	return out, nil
 }
 
-// renew renews loan for user, or gives the reasons it cannot. The error
-// is for failures (and a Stale loan).
-func (s *Service) renew(ctx context.Context, inst string, user *patron.User, loan *Loan) (*Loan, []string, error) {
+// renew renews loan for user, or gives the reasons it cannot: first
+// those of the blocks that stop renewals (blocked). The error is for
+// failures (and a Stale loan).
+func (s *Service) renew(ctx context.Context, inst string, user *patron.User, blocked []Block, loan *Loan) (*Loan, []string, error) {
 	now := s.loanClock()
-	reasons := s.standing(user)
+	var reasons []string
+	for _, b := range blocked {
+		reasons = append(reasons, b.Description)
+	}
 	// By id: staff may have changed the item's barcode since the loan.
 	var item Item
 	if err := s.db.WithContext(ctx).Where("institution = ? AND id = ?", inst, loan.ItemID).Take(&item).Error; err != nil {
@@ -631,9 +657,15 @@ func (s *Service) renew(ctx context.Context, inst string, user *patron.User, loa
 	if len(reasons) > 0 {
 		return nil, reasons, nil
 	}
+	charges := loan.Charges
+	if !loan.ChargesSet {
+		charges = chargesOf(terms)
+	}
+	lost := lostAfter(charges, due)
 	res := s.db.WithContext(ctx).Model(&Loan{}).
 		Where("id = ? AND version = ? AND status = ? AND renewals < ?", loan.ID, loan.Version, LoanOpen, terms.Renewals).
-		Updates(map[string]any{"due_at": due, "renewals": loan.Renewals + 1, "version": loan.Version + 1, "updated_at": now})
+		Updates(map[string]any{"due_at": due, "renewals": loan.Renewals + 1, "version": loan.Version + 1, "updated_at": now,
+			"lost_after": lost})
 	if res.Error != nil {
 		return nil, nil, s.translate(res.Error)
 	}
@@ -641,7 +673,7 @@ func (s *Service) renew(ctx context.Context, inst string, user *patron.User, loa
 		return nil, nil, stale("loan %s changed while it was being renewed: read it again", loan.ID)
 	}
 	out := *loan
-	out.DueAt, out.Renewals, out.Version, out.UpdatedAt = due, loan.Renewals+1, loan.Version+1, now
+	out.DueAt, out.Renewals, out.Version, out.UpdatedAt, out.LostAfter = due, loan.Renewals+1, loan.Version+1, now, lost
 	out.Overdue = false
 	return &out, nil, nil
 }
@@ -689,19 +721,37 @@ func (s *Service) userID(ctx context.Context, inst, primaryID string) (string, e
 // its Overdue flag and AccruedFine computed from the clock, or (open
 // false) their returned and lost loans, the latest first.
 func (s *Service) Loans(ctx context.Context, inst, primaryID string, open bool) ([]Loan, error) {
+	out, _, err := s.LoansPage(ctx, inst, primaryID, open, -1, 0)
+	return out, err
+}
+
+// LoansPage is Loans a page at a time: at most limit loans (-1: all; 0:
+// none, only their number) after skipping offset, and the number of loans
+// in all pages.
+func (s *Service) LoansPage(ctx context.Context, inst, primaryID string, open bool, limit, offset int) ([]Loan, int64, error) {
 	id, err := s.userID(ctx, inst, primaryID)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	q := s.db.WithContext(ctx).Where("institution = ? AND user_id = ?", inst, id)
+	q := s.db.WithContext(ctx).Model(&Loan{}).Where("institution = ? AND user_id = ?", inst, id)
 	if open {
-		q = q.Where("status = ?", LoanOpen).Order("due_at, id")
+		q = q.Where("status = ?", LoanOpen)
 	} else {
-		q = q.Where("status IN ?", []string{LoanComplete, LoanLost}).Order("returned_at DESC, id DESC")
+		q = q.Where("status IN ?", []string{LoanComplete, LoanLost})
 	}
-	out, err := s.finishLoans(q)
+	total, err := countPage(q, limit, offset)
+	if err != nil {
+		return nil, 0, err
+	}
+	if open {
+		q = q.Order("due_at, id")
+	} else {
+		q = q.Order("returned_at DESC, id DESC")
+	}
+	out, err := s.finishLoans(page(q, limit, offset))
+	total = max(total, int64(len(out)))
 	if err != nil || !open {
-		return out, err
+		return out, total, err
 	}
 	var user *patron.User
 	now := s.loanClock()
@@ -711,28 +761,74 @@ func (s *Service) Loans(ctx context.Context, inst, primaryID string, open bool) 
 		}
 		if !out[i].ChargesSet && user == nil && s.patrons != nil {
 			if user, err = s.loanUser(ctx, s.patrons, inst, &out[i]); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		}
 		t, err := s.loanTerms(ctx, inst, &out[i], user, nil)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if fine := overdueFine(t, out[i].DueAt, now); fine > 0 {
 			out[i].AccruedFine, out[i].FineCurrency = fine, t.Currency
 		}
 	}
-	return out, nil
+	return out, total, nil
+}
+
+// countPage counts the rows of q when a page of them is asked for, and
+// returns -1 when all are (their number is then the length of the list).
+func countPage(q *gorm.DB, limit, offset int) (int64, error) {
+	if limit < 0 && offset <= 0 {
+		return -1, nil
+	}
+	var n int64
+	err := q.Session(&gorm.Session{}).Count(&n).Error
+	return n, err
+}
+
+// page limits q to one page.
+func page(q *gorm.DB, limit, offset int) *gorm.DB {
+	if limit >= 0 {
+		q = q.Limit(limit)
+	}
+	if offset > 0 {
+		q = q.Offset(offset)
+	}
+	return q
 }
 
 // ItemLoans returns every loan of the item with barcode, open or returned,
 // the latest first.
 func (s *Service) ItemLoans(ctx context.Context, inst, barcode string) ([]Loan, error) {
+	out, _, err := s.ItemLoansPage(ctx, inst, barcode, -1, 0)
+	return out, err
+}
+
+// ItemLoansPage is ItemLoans a page at a time, as LoansPage pages.
+func (s *Service) ItemLoansPage(ctx context.Context, inst, barcode string, limit, offset int) ([]Loan, int64, error) {
 	item, err := s.Item(ctx, inst, barcode)
+	if err != nil {
+		return nil, 0, err
+	}
+	q := s.db.WithContext(ctx).Model(&Loan{}).Where("institution = ? AND item_id = ?", inst, item.ID)
+	total, err := countPage(q, limit, offset)
+	if err != nil {
+		return nil, 0, err
+	}
+	out, err := s.finishLoans(page(q.Order("loaned_at DESC, id DESC"), limit, offset))
+	return out, max(total, int64(len(out))), err
+}
+
+// Loan returns the loan id, open or closed, with its Overdue flag.
+func (s *Service) Loan(ctx context.Context, inst, id string) (*Loan, error) {
+	out, err := s.finishLoans(s.db.WithContext(ctx).Where("institution = ? AND id = ?", inst, strings.TrimSpace(id)))
 	if err != nil {
 		return nil, err
 	}
-	return s.finishLoans(s.db.WithContext(ctx).Where("institution = ? AND item_id = ?", inst, item.ID).Order("loaned_at DESC, id DESC"))
+	if len(out) == 0 {
+		return nil, notFound("no loan %s", id)
+	}
+	return &out[0], nil
 }
 
 func (s *Service) finishLoans(q *gorm.DB) ([]Loan, error) {
@@ -747,6 +843,10 @@ func (s *Service) finishLoans(q *gorm.DB) ([]Loan, error) {
 		if r := out[i].ReturnedAt; r != nil {
 			u := r.UTC()
 			out[i].ReturnedAt = &u
+		}
+		if r := out[i].LostAfter; r != nil {
+			u := r.UTC()
+			out[i].LostAfter = &u
 		}
 	}
 	return out, nil

@@ -54,7 +54,7 @@ func newLoanFixture(t *testing.T, db *gorm.DB) *loanFixture {
 		{Name: "Faculty: end of semester", UserGroup: "FACULTY", Terms: circulation.Terms{FixedDueDate: "2026-12-18", Renewals: 1}},
 		{Name: "Undergraduates", UserGroup: "UNDERGRAD", Terms: circulation.Terms{LoanPeriod: 4, LoanPeriodUnit: "weeks",
 			Renewals: 2, RenewalPeriod: 2, RenewalPeriodUnit: "weeks", MaxLoans: 3}},
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	f.user(t, "UNI", patron.User{PrimaryID: "student1", UserGroup: "UNDERGRAD", ExpiryDate: "2027-06-30"})
@@ -494,7 +494,7 @@ func TestLoansStayInTheirInstitution(t *testing.T) {
 		f.library(t, "OTHER", circulation.Library{Code: "MAIN", Name: "Their Main"})
 		f.item(t, "OTHER", circulation.Item{Barcode: "B1", Title: "Theirs", Library: "MAIN"})
 		f.user(t, "OTHER", patron.User{PrimaryID: "student1", UserGroup: "UNDERGRAD"})
-		if _, err := f.svc.ReplaceRules(f.ctx, "OTHER", 0, []circulation.Rule{{Terms: circulation.Terms{LoanPeriod: 1, LoanPeriodUnit: "days"}}}); err != nil {
+		if _, err := f.svc.ReplaceRules(f.ctx, "OTHER", 0, []circulation.Rule{{Terms: circulation.Terms{LoanPeriod: 1, LoanPeriodUnit: "days"}}}, nil); err != nil {
 			t.Fatal(err)
 		}
 		theirs, err := f.svc.CheckOut(f.ctx, "OTHER", "student1", "B1", circulation.CheckOutOptions{})

@@ -106,6 +106,30 @@ func Migrations() []*gormigrate.Migration {
 			}
 			return nil
 		},
+	}, {
+		ID: "202611271901_circulation_block_limits_lost_after",
+		Migrate: func(tx *gorm.DB) error {
+			if err := tx.Migrator().CreateTable(&blockLimitV1{}); err != nil {
+				return err
+			}
+			for _, f := range []string{"ChargeDaysOverdueUntilLost", "LostAfter"} {
+				if err := tx.Migrator().AddColumn(&loanLostV3{}, f); err != nil {
+					return err
+				}
+			}
+			return execAll(tx,
+				"CREATE INDEX pk_circ_block_limits_position ON pk_circ_block_limits (institution, position)",
+				"CREATE INDEX pk_circ_loans_lost_after ON pk_circ_loans (status, lost_after)",
+			)
+		},
+		Rollback: func(tx *gorm.DB) error {
+			for _, f := range []string{"LostAfter", "ChargeDaysOverdueUntilLost"} {
+				if err := tx.Migrator().DropColumn(&loanLostV3{}, f); err != nil {
+					return err
+				}
+			}
+			return tx.Migrator().DropTable(&blockLimitV1{})
+		},
 	}}
 }
 
@@ -298,3 +322,27 @@ func (loanChargesV2) TableName() string { return "pk_circ_loans" }
 
 var loanChargeFields = []string{"ChargesSet", "ChargeOverdueFine", "ChargeOverdueFineUnit", "ChargeGracePeriod",
 	"ChargeGracePeriodUnit", "ChargeMaxFine", "ChargeLostItemFee", "ChargeCurrency"}
+
+// The table and columns migration 202611271901 adds: the block limits of
+// the terms of use, and on each loan the days overdue until it is lost
+// and the time that makes.
+
+type blockLimitV1 struct {
+	ID              string `gorm:"primaryKey;size:36"`
+	Institution     string `gorm:"size:64;not null"`
+	Position        int    `gorm:"not null"`
+	UserGroup       string `gorm:"size:64"`
+	MaxBalance      *int64
+	Currency        string `gorm:"size:3"`
+	MaxOverdueLoans *int
+	Stops           string `gorm:"size:64"`
+}
+
+func (blockLimitV1) TableName() string { return "pk_circ_block_limits" }
+
+type loanLostV3 struct {
+	ChargeDaysOverdueUntilLost int `gorm:"not null;default:0"`
+	LostAfter                  *time.Time
+}
+
+func (loanLostV3) TableName() string { return "pk_circ_loans" }

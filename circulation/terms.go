@@ -96,9 +96,12 @@ type Terms struct {
 type RuleSet struct {
 	// Version counts the replacements; 0 while the institution has no
 	// rules yet.
-	Version   int       `json:"version"`
-	Rules     []Rule    `json:"rules"`
-	UpdatedAt time.Time `json:"updated_date,omitzero"`
+	Version int    `json:"version"`
+	Rules   []Rule `json:"rules"`
+	// BlockLimits are the limits past which patrons are blocked
+	// automatically, per user group (see BlockLimit).
+	BlockLimits []BlockLimit `json:"block_limits"`
+	UpdatedAt   time.Time    `json:"updated_date,omitzero"`
 }
 
 // ruleSetRow holds the version of an institution's rules.
@@ -206,14 +209,20 @@ func checkRule(c *checker, r *Rule) {
 	c.min("terms.renewal_period", int64(t.RenewalPeriod), 0)
 	if t.RenewalPeriod > 0 {
 		c.oneOf("terms.renewal_period_unit", t.RenewalPeriodUnit, units...)
+	} else {
+		unitAlone(c, "terms.renewal_period", t.RenewalPeriodUnit)
 	}
 	c.min("terms.overdue_fine", t.OverdueFine, 0)
 	if t.OverdueFine > 0 {
 		c.oneOf("terms.overdue_fine_unit", t.OverdueFineUnit, PerDay, PerHour)
+	} else {
+		unitAlone(c, "terms.overdue_fine", t.OverdueFineUnit)
 	}
 	c.min("terms.grace_period", int64(t.GracePeriod), 0)
 	if t.GracePeriod > 0 {
 		c.oneOf("terms.grace_period_unit", t.GracePeriodUnit, units...)
+	} else {
+		unitAlone(c, "terms.grace_period", t.GracePeriodUnit)
 	}
 	c.min("terms.max_fine", t.MaxFine, 0)
 	c.min("terms.lost_item_fee", t.LostItemFee, 0)
@@ -227,6 +236,14 @@ func checkRule(c *checker, r *Rule) {
 	}
 }
 
+// unitAlone refuses the unit of an amount that is not given: a rule that
+// says "weeks" but no number of them is a mistake, not a default.
+func unitAlone(c *checker, field, unit string) {
+	if unit != "" {
+		c.add(field+"_unit", "bad_format", "is given without %s", field[strings.LastIndex(field, ".")+1:])
+	}
+}
+
 // Rules returns an institution's terms of use rules in order, with their
 // version (0 and no rules when none were ever set).
 func (s *Service) Rules(ctx context.Context, inst string) (RuleSet, error) {
@@ -234,7 +251,7 @@ func (s *Service) Rules(ctx context.Context, inst string) (RuleSet, error) {
 }
 
 func loadRules(db *gorm.DB, inst string) (RuleSet, error) {
-	set := RuleSet{Rules: []Rule{}}
+	set := RuleSet{Rules: []Rule{}, BlockLimits: []BlockLimit{}}
 	var head ruleSetRow
 	err := db.Where("institution = ?", inst).Take(&head).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -251,14 +268,19 @@ func loadRules(db *gorm.DB, inst string) (RuleSet, error) {
 	for _, r := range rows {
 		set.Rules = append(set.Rules, r.rule())
 	}
+	if set.BlockLimits, err = loadLimits(db, inst); err != nil {
+		return RuleSet{}, err
+	}
 	return set, nil
 }
 
-// ReplaceRules swaps an institution's whole list of rules for rules, in
-// the order given. version is the version the caller read (0 when there
-// were none); rules changed since are Stale. Every rule is checked first:
-// one invalid rule refuses the list, its fields named rules[i].terms....
-func (s *Service) ReplaceRules(ctx context.Context, inst string, version int, rules []Rule) (RuleSet, error) {
+// ReplaceRules swaps an institution's whole terms of use for rules and
+// limits (the block limits), each in the order given. version is the
+// version the caller read (0 when there were none); terms changed since
+// are Stale. Every rule and limit is checked first: one invalid entry
+// refuses the whole, its fields named rules[i].terms.... or
+// block_limits[i]....
+func (s *Service) ReplaceRules(ctx context.Context, inst string, version int, rules []Rule, limits []BlockLimit) (RuleSet, error) {
 	if len(rules) > maxRules {
 		return RuleSet{}, &patron.Error{Kind: patron.Invalid, Detail: "the rules are not valid",
 			Fields: []patron.FieldError{{Field: "rules", Code: "out_of_range", Message: fmt.Sprintf("an institution may have at most %d rules", maxRules)}}}
@@ -272,8 +294,20 @@ func (s *Service) ReplaceRules(ctx context.Context, inst string, version int, ru
 		fields = append(fields, c.fields...)
 		rs[i] = r
 	}
+	if len(limits) > maxRules {
+		fields = append(fields, patron.FieldError{Field: "block_limits", Code: "out_of_range", Message: fmt.Sprintf("an institution may have at most %d block limits", maxRules)})
+		limits = nil
+	}
+	ls := make([]BlockLimit, len(limits))
+	for i, l := range limits {
+		normalizeLimit(&l)
+		c := checker{prefix: fmt.Sprintf("block_limits[%d].", i)}
+		checkLimit(&c, &l)
+		fields = append(fields, c.fields...)
+		ls[i] = l
+	}
 	if len(fields) > 0 {
-		return RuleSet{}, &patron.Error{Kind: patron.Invalid, Detail: "the rules are not valid", Fields: fields}
+		return RuleSet{}, &patron.Error{Kind: patron.Invalid, Detail: "the terms of use are not valid", Fields: fields}
 	}
 	var out RuleSet
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -315,7 +349,19 @@ func (s *Service) ReplaceRules(ctx context.Context, inst string, version int, ru
 				return err
 			}
 		}
-		out = RuleSet{Version: version + 1, Rules: rs, UpdatedAt: now}
+		if err := tx.Where("institution = ?", inst).Delete(&blockLimitRow{}).Error; err != nil {
+			return err
+		}
+		if len(ls) > 0 {
+			rows := make([]blockLimitRow, len(ls))
+			for i, l := range ls {
+				rows[i] = limitRowOf(inst, i, l)
+			}
+			if err := tx.CreateInBatches(&rows, 200).Error; err != nil {
+				return err
+			}
+		}
+		out = RuleSet{Version: version + 1, Rules: rs, BlockLimits: ls, UpdatedAt: now}
 		return nil
 	})
 	if err != nil {
@@ -349,13 +395,29 @@ func (r *Rule) Matches(userGroup, itemPolicy, library, materialType string) bool
 // be one of the institution's libraries (NotFound otherwise), also for
 // items from a host's own catalog: its zone and calendar are read here.
 func (s *Service) TermsFor(ctx context.Context, inst string, user *patron.User, item *Item, at time.Time) (Terms, time.Time, error) {
+	q, err := s.Quote(ctx, inst, user, item, at)
+	return q.Terms, q.DueAt, err
+}
+
+// Quote is what a loan would get: the terms of use, the due date and the
+// rule that gives them.
+type Quote struct {
+	Terms Terms     `json:"terms"`
+	DueAt time.Time `json:"due_date"`
+	// Rule is the rule's name, or "rule N" (its place, from 1) when it
+	// has none.
+	Rule string `json:"rule"`
+}
+
+// Quote is TermsFor with the rule that matched.
+func (s *Service) Quote(ctx context.Context, inst string, user *patron.User, item *Item, at time.Time) (Quote, error) {
 	if user == nil || item == nil {
-		return Terms{}, time.Time{}, errors.New("circulation: TermsFor needs a user and an item")
+		return Quote{}, errors.New("circulation: TermsFor needs a user and an item")
 	}
 	db := s.db.WithContext(ctx)
 	set, err := loadRules(db, inst)
 	if err != nil {
-		return Terms{}, time.Time{}, err
+		return Quote{}, err
 	}
 	var rule *Rule
 	pos := 0
@@ -366,26 +428,26 @@ func (s *Service) TermsFor(ctx context.Context, inst string, user *patron.User, 
 		}
 	}
 	if rule == nil {
-		return Terms{}, time.Time{}, &patron.Error{Kind: patron.Refused, Detail: "no terms of use apply to this loan",
+		return Quote{}, &patron.Error{Kind: patron.Refused, Detail: "no terms of use apply to this loan",
 			Reasons: []string{fmt.Sprintf("no rule matches user_group %q, item_policy %q, library %q, material_type %q",
 				user.UserGroup, item.ItemPolicy, item.Library, item.MaterialType)}}
 	}
 	lib, err := loadLibrary(db, inst, item.Library)
 	if err != nil {
-		return Terms{}, time.Time{}, s.translate(err)
+		return Quote{}, s.translate(err)
+	}
+	name := rule.Name
+	if name == "" {
+		name = fmt.Sprintf("rule %d", pos+1)
 	}
 	due, err := dueDate(db, lib, rule.Terms, at)
 	if err != nil {
 		if pe, ok := patron.AsError(err); ok && pe.Kind == patron.Refused {
-			name := rule.Name
-			if name == "" {
-				name = fmt.Sprintf("rule %d", pos+1)
-			}
 			pe.Reasons = append(pe.Reasons, "under "+name)
 		}
-		return Terms{}, time.Time{}, s.translate(err)
+		return Quote{}, s.translate(err)
 	}
-	return rule.Terms, due, nil
+	return Quote{Terms: rule.Terms, DueAt: due, Rule: name}, nil
 }
 
 // dueDate computes the due date of a loan made at at under t in library l.

@@ -50,6 +50,11 @@ func (a *api) createLibrary(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	// A new library, like a bulk load of items, is for roles held in
+	// every library.
+	if !a.allowIn(c, "*") {
+		return
+	}
 	l, err := a.kit.Circulation.CreateLibrary(a.ctx(c), a.who(c).Institution, &in)
 	if err != nil {
 		fail(c, err)
@@ -79,6 +84,9 @@ func (a *api) replaceLibrary(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	if !a.allowIn(c, c.Param("library")) {
+		return
+	}
 	l, err := a.kit.Circulation.ReplaceLibrary(a.ctx(c), a.who(c).Institution, c.Param("library"), version, &in)
 	if err != nil {
 		fail(c, err)
@@ -88,6 +96,9 @@ func (a *api) replaceLibrary(c *gin.Context) {
 }
 
 func (a *api) deleteLibrary(c *gin.Context) {
+	if !a.allowIn(c, c.Param("library")) {
+		return
+	}
 	if err := a.kit.Circulation.DeleteLibrary(a.ctx(c), a.who(c).Institution, c.Param("library")); err != nil {
 		fail(c, err)
 		return
@@ -121,6 +132,9 @@ func (a *api) createItem(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	if !a.allowIn(c, strings.TrimSpace(in.Library)) {
+		return
+	}
 	it, err := a.kit.Circulation.CreateItem(a.ctx(c), a.who(c).Institution, &in)
 	if err != nil {
 		fail(c, err)
@@ -150,6 +164,9 @@ func (a *api) replaceItem(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	if !a.allowItem(c, c.Param("barcode")) || !a.allowIn(c, strings.TrimSpace(in.Library)) {
+		return
+	}
 	it, err := a.kit.Circulation.ReplaceItem(a.ctx(c), a.who(c).Institution, c.Param("barcode"), version, &in)
 	if err != nil {
 		fail(c, err)
@@ -159,6 +176,9 @@ func (a *api) replaceItem(c *gin.Context) {
 }
 
 func (a *api) deleteItem(c *gin.Context) {
+	if !a.allowItem(c, c.Param("barcode")) {
+		return
+	}
 	if err := a.kit.Circulation.DeleteItem(a.ctx(c), a.who(c).Institution, c.Param("barcode")); err != nil {
 		fail(c, err)
 		return
@@ -170,6 +190,10 @@ func (a *api) deleteItem(c *gin.Context) {
 // body is read first, so that a body over the limit (MaxBodyBytes) is
 // refused before any item is written.
 func (a *api) loadItems(c *gin.Context) {
+	// A bulk load may name any library: it is for roles held in all.
+	if !a.allowIn(c, "*") {
+		return
+	}
 	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	isJSON := err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 	isCSV := err == nil && mt == "text/csv"
@@ -221,9 +245,10 @@ func (a *api) getTermsOfUse(c *gin.Context) {
 // updated_date are accepted, so that a rule set read can be sent back, and
 // ignored: If-Match names the version.
 type termsOfUseBody struct {
-	Rules     *[]circulation.Rule `json:"rules"`
-	Version   *int                `json:"version"`
-	UpdatedAt *time.Time          `json:"updated_date"`
+	Rules       *[]circulation.Rule      `json:"rules"`
+	BlockLimits []circulation.BlockLimit `json:"block_limits"`
+	Version     *int                     `json:"version"`
+	UpdatedAt   *time.Time               `json:"updated_date"`
 }
 
 func (a *api) replaceTermsOfUse(c *gin.Context) {
@@ -244,19 +269,12 @@ func (a *api) replaceTermsOfUse(c *gin.Context) {
 			Fields: []patron.FieldError{{Field: "rules", Code: "required", Message: "is required (an empty list removes every rule)"}}})
 		return
 	}
-	set, err := a.kit.Circulation.ReplaceRules(a.ctx(c), a.who(c).Institution, version, *in.Rules)
+	set, err := a.kit.Circulation.ReplaceRules(a.ctx(c), a.who(c).Institution, version, *in.Rules, in.BlockLimits)
 	if err != nil {
 		fail(c, err)
 		return
 	}
 	writeVersioned(c, http.StatusOK, set.Version, set)
-}
-
-// userTermsAnswer is what GET /users/{primary_id}/terms answers.
-type userTermsAnswer struct {
-	Terms   circulation.Terms `json:"terms"`
-	DueDate time.Time         `json:"due_date"`
-	Rule    string            `json:"rule"`
 }
 
 // userTerms answers the terms of use the user would get for the item now,
@@ -280,29 +298,12 @@ func (a *api) userTerms(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	set, err := a.kit.Circulation.Rules(ctx, inst)
+	q, err := a.kit.Circulation.Quote(ctx, inst, u, it, a.kit.Now())
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	terms, due, err := a.kit.Circulation.TermsFor(ctx, inst, u, it, a.kit.Now())
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	// The rule's name, as TermsFor picks it: the first that matches. The
-	// rules are read apart, so a replacement in between may name another.
-	name := ""
-	for i := range set.Rules {
-		if set.Rules[i].Matches(u.UserGroup, it.ItemPolicy, it.Library, it.MaterialType) {
-			name = set.Rules[i].Name
-			if name == "" {
-				name = fmt.Sprintf("rule %d", i+1)
-			}
-			break
-		}
-	}
-	c.JSON(http.StatusOK, userTermsAnswer{Terms: terms, DueDate: due, Rule: name})
+	c.JSON(http.StatusOK, q)
 }
 
 // ifMatchFrom reads If-Match as ifMatch does, accepting versions from min
@@ -321,4 +322,15 @@ func ifMatchFrom(c *gin.Context, min int) (int, error) {
 		return 0, badRequest("If-Match must be the ETag that was read, e.g. \"3\"")
 	}
 	return v, nil
+}
+
+// allowItem is allowIn for the library of the item with barcode; an
+// unknown item answers 404.
+func (a *api) allowItem(c *gin.Context, barcode string) bool {
+	it, err := a.kit.Circulation.Item(a.ctx(c), a.who(c).Institution, barcode)
+	if err != nil {
+		fail(c, err)
+		return false
+	}
+	return a.allowIn(c, it.Library)
 }

@@ -19,6 +19,9 @@ func (a *api) loanRoutes(g *gin.RouterGroup) {
 	g.POST("/returns", a.checkIn)
 	g.GET("/users/:primary_id/loans", a.userLoans)
 	g.GET("/items/:barcode/loans", a.itemLoans)
+	g.GET("/loans/:loan_id", a.getLoan)
+	g.POST("/items/:barcode/lost", a.declareLost)
+	g.GET("/users/:primary_id/blocks", a.userBlocks)
 }
 
 // checkOutBody is the body of POST /loans.
@@ -53,6 +56,9 @@ func (a *api) checkOut(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	if !a.allowItem(c, in.Barcode) {
+		return
+	}
 	l, err := a.kit.Circulation.CheckOut(a.ctx(c), a.who(c).Institution, in.PrimaryID, in.Barcode, circulation.CheckOutOptions{Proxy: in.Proxy})
 	if err != nil {
 		fail(c, err)
@@ -63,7 +69,16 @@ func (a *api) checkOut(c *gin.Context) {
 }
 
 func (a *api) renewLoan(c *gin.Context) {
-	l, err := a.kit.Circulation.Renew(a.ctx(c), a.who(c).Institution, c.Param("loan_id"))
+	ctx, inst := a.ctx(c), a.who(c).Institution
+	l, err := a.kit.Circulation.Loan(ctx, inst, c.Param("loan_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if !a.allowIn(c, l.Library) {
+		return
+	}
+	l, err = a.kit.Circulation.Renew(ctx, inst, l.ID)
 	if err != nil {
 		fail(c, err)
 		return
@@ -95,7 +110,7 @@ func (a *api) renewUserLoans(c *gin.Context) {
 			ids = append(ids, strings.TrimSpace(id))
 		}
 	}
-	res, err := a.kit.Circulation.RenewMany(a.ctx(c), a.who(c).Institution, c.Param("primary_id"), ids)
+	res, err := a.renewInLibraries(c, ids)
 	if err != nil {
 		fail(c, err)
 		return
@@ -142,22 +157,147 @@ func (a *api) userLoans(c *gin.Context) {
 		open = true
 	case circulation.LoanComplete:
 	default:
-		fail(c, badRequest("status must be open (the default) or complete", patron.FieldError{Field: "status", Code: "invalid", Message: "must be open or complete"}))
+		fail(c, badRequest("status must be open (the default) or complete", patron.FieldError{Field: "status", Code: "unknown_value", Message: "must be open or complete"}))
 		return
 	}
-	ls, err := a.kit.Circulation.Loans(a.ctx(c), a.who(c).Institution, c.Param("primary_id"), open)
+	limit, offset, err := loanPage(c)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, loanList{Loans: ls, Total: len(ls)})
+	ls, total, err := a.kit.Circulation.LoansPage(a.ctx(c), a.who(c).Institution, c.Param("primary_id"), open, limit, offset)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, loanList{Loans: ls, Total: int(total)})
+}
+
+// loanPage reads the limit (0..1000, default 100; 0 answers only the
+// number of loans) and offset of a list of loans.
+func loanPage(c *gin.Context) (limit, offset int, err error) {
+	return pageParamsOf(c, 100, 1000)
 }
 
 func (a *api) itemLoans(c *gin.Context) {
-	ls, err := a.kit.Circulation.ItemLoans(a.ctx(c), a.who(c).Institution, c.Param("barcode"))
+	limit, offset, err := loanPage(c)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, loanList{Loans: ls, Total: len(ls)})
+	ls, total, err := a.kit.Circulation.ItemLoansPage(a.ctx(c), a.who(c).Institution, c.Param("barcode"), limit, offset)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, loanList{Loans: ls, Total: int(total)})
+}
+
+func (a *api) getLoan(c *gin.Context) {
+	l, err := a.kit.Circulation.Loan(a.ctx(c), a.who(c).Institution, c.Param("loan_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	writeVersioned(c, http.StatusOK, l.Version, l)
+}
+
+func (a *api) declareLost(c *gin.Context) {
+	if !a.allowItem(c, c.Param("barcode")) {
+		return
+	}
+	l, err := a.kit.Circulation.DeclareLost(a.ctx(c), a.who(c).Institution, c.Param("barcode"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	writeVersioned(c, http.StatusOK, l.Version, l)
+}
+
+// blockList is what GET /users/{primary_id}/blocks answers.
+type blockList struct {
+	Blocks []circulation.Block `json:"blocks"`
+}
+
+func (a *api) userBlocks(c *gin.Context) {
+	bs, err := a.kit.Circulation.Blocks(a.ctx(c), a.who(c).Institution, c.Param("primary_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, blockList{Blocks: bs})
+}
+
+// renewInLibraries renews the loans ids (nil: all) of the route's user,
+// those of libraries where the principal's roles allow renewals: a loan
+// of another library is answered as not renewed, with that reason.
+func (a *api) renewInLibraries(c *gin.Context, ids []string) ([]circulation.RenewResult, error) {
+	ctx, inst, user := a.ctx(c), a.who(c).Institution, c.Param("primary_id")
+	if everywhere, err := a.permits(c, "*"); err != nil || everywhere {
+		if err != nil {
+			return nil, err
+		}
+		return a.kit.Circulation.RenewMany(ctx, inst, user, ids)
+	}
+	open, err := a.kit.Circulation.Loans(ctx, inst, user, true)
+	if err != nil {
+		return nil, err
+	}
+	loan := make(map[string]circulation.Loan, len(open))
+	for _, l := range open {
+		loan[l.ID] = l
+	}
+	if ids == nil {
+		ids = make([]string, 0, len(open))
+		for _, l := range open {
+			ids = append(ids, l.ID)
+		}
+	}
+	allowed := map[string]bool{}
+	var renew []string
+	denied := map[string]string{}
+	for _, id := range ids {
+		l, ok := loan[id]
+		if !ok {
+			renew = append(renew, id) // RenewMany says it is not an open loan
+			continue
+		}
+		lib := l.Library
+		if _, known := allowed[lib]; !known {
+			if allowed[lib], err = a.permits(c, lib); err != nil {
+				return nil, err
+			}
+		}
+		if allowed[lib] {
+			renew = append(renew, id)
+		} else {
+			denied[id] = lib
+		}
+	}
+	done := []circulation.RenewResult{}
+	if len(renew) > 0 {
+		if done, err = a.kit.Circulation.RenewMany(ctx, inst, user, renew); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]circulation.RenewResult, 0, len(ids))
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if lib, ok := denied[id]; ok {
+			out = append(out, circulation.RenewResult{LoanID: id, DueAt: loan[id].DueAt,
+				Reasons: []string{"your roles do not allow renewals in library " + lib}})
+			continue
+		}
+		for _, r := range done {
+			if r.LoanID == id {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	return out, nil
 }

@@ -102,6 +102,7 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	a.attachmentRoutes(g)
 	a.circulationRoutes(g)
 	a.loanRoutes(g)
+	a.feeRoutes(g)
 	return nil
 }
 

@@ -971,6 +971,71 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 		t.Errorf("borrower's history: %+v", loans)
 	}
 
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/borrower/loans?status=complete&limit=1&offset=0", nil)
+	s.do(t, http.StatusBadRequest, admin, http.MethodGet, "/api/users/borrower/loans?limit=1001", nil)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/items/MAIN-0002/loans?limit=1&offset=1", nil)
+	s.do(t, http.StatusBadRequest, admin, http.MethodGet, "/api/items/MAIN-0002/loans?offset=-1", nil)
+	if got := s.do(t, http.StatusOK, admin, http.MethodGet, "/api/loans/"+loan.ID, nil).header.Get("ETag"); got != `"3"` {
+		t.Errorf("ETag %s of a loan renewed once and returned, want \"3\"", got)
+	}
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/loans/no-such-loan", nil)
+
+	// Fees: charge, list, pay, waive.
+	delivery := map[string]any{"amount": 1250, "currency": "usd", "description": "Personal delivery"}
+	var fee circulation.Fee
+	charged := s.do(t, http.StatusCreated, fulfil, http.MethodPost, "/api/users/borrower/fees", delivery)
+	oaJSON(t, charged, &fee)
+	if charged.header.Get("Location") != "/api/users/borrower/fees/"+fee.ID || fee.Currency != "USD" || fee.Status != circulation.FeeOpen {
+		t.Errorf("a new fee: Location %q, fee %+v", charged.header.Get("Location"), fee)
+	}
+	s.do(t, http.StatusUnprocessableEntity, fulfil, http.MethodPost, "/api/users/borrower/fees", map[string]any{"amount": 0, "currency": "USD", "description": "x"})
+	s.do(t, http.StatusNotFound, fulfil, http.MethodPost, "/api/users/nobody/fees", delivery)
+	s.do(t, http.StatusBadRequest, fulfil, http.MethodPost, "/api/users/borrower/fees", `{"amount": "12.50"}`)
+	s.do(t, http.StatusForbidden, admin, http.MethodPost, "/api/users/borrower/fees", delivery)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/borrower/fees", nil)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/borrower/fees?status=all", nil)
+	s.do(t, http.StatusBadRequest, admin, http.MethodGet, "/api/users/borrower/fees?status=paid", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/nobody/fees", nil)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/borrower/fees/"+fee.ID, nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/borrower/fees/no-such-fee", nil)
+	feePath := "/api/users/borrower/fees/" + fee.ID
+	s.do(t, http.StatusOK, fulfil, http.MethodPost, feePath+"/pay", map[string]any{"amount": 250})
+	s.do(t, http.StatusUnprocessableEntity, fulfil, http.MethodPost, feePath+"/pay", map[string]any{"amount": 5000})
+	s.do(t, http.StatusUnprocessableEntity, fulfil, http.MethodPost, feePath+"/pay", map[string]any{})
+	s.do(t, http.StatusBadRequest, fulfil, http.MethodPost, feePath+"/pay", `{"amount": "ten"}`)
+	s.do(t, http.StatusNotFound, fulfil, http.MethodPost, "/api/users/borrower/fees/no-such-fee/pay", map[string]any{"amount": 1})
+	s.do(t, http.StatusUnprocessableEntity, fulfil, http.MethodPost, feePath+"/waive", map[string]any{"amount": 100})
+	s.do(t, http.StatusOK, fulfil, http.MethodPost, feePath+"/waive", map[string]any{"amount": 1000, "reason": "Goodwill"})
+	s.do(t, http.StatusConflict, fulfil, http.MethodPost, feePath+"/waive", map[string]any{"amount": 1, "reason": "Again"})
+	s.do(t, http.StatusNotFound, fulfil, http.MethodPost, "/api/users/borrower/fees/no-such-fee/waive", map[string]any{"amount": 1, "reason": "x"})
+	s.do(t, http.StatusForbidden, admin, http.MethodPost, feePath+"/waive", map[string]any{"amount": 1, "reason": "x"})
+
+	// Blocks: a balance over the group's limit stops check-outs.
+	rules["block_limits"] = []any{map[string]any{"user_group": "UNDERGRAD", "max_balance": 500, "currency": "USD", "stops": []string{"loan"}}}
+	s.do(t, http.StatusOK, fulfil, http.MethodPut, "/api/terms-of-use", rules, "If-Match", `"1"`)
+	s.do(t, http.StatusCreated, fulfil, http.MethodPost, "/api/users/borrower/fees", map[string]any{"amount": 600, "currency": "USD", "description": "Replacement card"})
+	var blocks struct {
+		Blocks []circulation.Block `json:"blocks"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/borrower/blocks", nil), &blocks)
+	if len(blocks.Blocks) != 1 || blocks.Blocks[0].Type != circulation.BlockMaxBalance {
+		t.Errorf("borrower's blocks: %+v", blocks)
+	}
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/nobody/blocks", nil)
+	var refusedLoan ginapi.Problem
+	oaJSON(t, s.do(t, http.StatusConflict, fulfil, http.MethodPost, "/api/loans", map[string]any{"primary_id": "borrower", "barcode": "MAIN-0001"}), &refusedLoan)
+	if len(refusedLoan.Blocks) != 1 || refusedLoan.Blocks[0].Type != circulation.BlockMaxBalance {
+		t.Errorf("a check-out refused by a block: %+v", refusedLoan)
+	}
+
+	// An item declared lost, and back.
+	s.do(t, http.StatusCreated, fulfil, http.MethodPost, "/api/loans", map[string]any{"primary_id": "jdoe", "barcode": "MAIN-0001"})
+	s.do(t, http.StatusForbidden, admin, http.MethodPost, "/api/items/MAIN-0001/lost", nil)
+	s.do(t, http.StatusOK, fulfil, http.MethodPost, "/api/items/MAIN-0001/lost", nil)
+	s.do(t, http.StatusNotFound, fulfil, http.MethodPost, "/api/items/MAIN-0001/lost", nil)
+	s.do(t, http.StatusNotFound, fulfil, http.MethodPost, "/api/items/NOPE/lost", nil)
+	s.do(t, http.StatusOK, fulfil, http.MethodPost, "/api/returns", map[string]any{"barcode": "MAIN-0001"})
+
 	s.do(t, http.StatusConflict, fulfil, http.MethodDelete, "/api/libraries/SCIENCE", nil)
 	s.do(t, http.StatusNoContent, fulfil, http.MethodDelete, "/api/items/SCI-0001", nil)
 	s.do(t, http.StatusNotFound, fulfil, http.MethodDelete, "/api/items/SCI-0001", nil)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -24,6 +25,8 @@ type Problem struct {
 	RequestID string              `json:"request_id,omitempty"`
 	Errors    []patron.FieldError `json:"errors,omitempty"`
 	Reasons   []string            `json:"reasons,omitempty"`
+	// Blocks are the patron's blocks among the reasons of a refusal.
+	Blocks []circulation.Block `json:"blocks,omitempty"`
 }
 
 // problem writes a problem response and stops the handler chain.
@@ -54,6 +57,9 @@ func fail(c *gin.Context, err error) {
 		return
 	}
 	p := Problem{Detail: e.Detail, Errors: e.Fields, Reasons: e.Reasons}
+	if be := (*circulation.BlockedError)(nil); errors.As(err, &be) {
+		p.Blocks = be.Blocks
+	}
 	switch e.Kind {
 	case patron.Invalid:
 		p.Status, p.Type = http.StatusUnprocessableEntity, "validation"

@@ -218,7 +218,12 @@ func intParam(c *gin.Context, name string, def, max int) (int, error) {
 
 // pageParams reads a list's limit (1..100, default 10) and offset.
 func pageParams(c *gin.Context) (limit, offset int, err error) {
-	if limit, err = intParam(c, "limit", 10, 100); err != nil {
+	return pageParamsOf(c, 10, 100)
+}
+
+// pageParamsOf reads a list's limit (1..max, default def) and offset.
+func pageParamsOf(c *gin.Context, def, max int) (limit, offset int, err error) {
+	if limit, err = intParam(c, "limit", def, max); err != nil {
 		return 0, 0, err
 	}
 	offset, err = intParam(c, "offset", 0, math.MaxInt32)

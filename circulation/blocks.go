@@ -1,0 +1,263 @@
+package circulation
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"gorm.io/gorm"
+
+	"github.com/patronkit/patronkit/patron"
+)
+
+// Actions that blocks stop.
+const (
+	ActionLoan    = "loan"
+	ActionRenew   = "renew"
+	ActionRequest = "request"
+)
+
+// allActions are the actions a block stops unless it says otherwise.
+var allActions = []string{ActionLoan, ActionRenew, ActionRequest}
+
+// Types of automatic blocks.
+const (
+	// BlockInactive: the account's status is not active.
+	BlockInactive = "inactive"
+	// BlockExpired: the account's expiry date has passed.
+	BlockExpired = "expired"
+	// BlockMaxBalance: the patron owes more than their group's limit.
+	BlockMaxBalance = "max_balance"
+	// BlockMaxOverdue: the patron has more overdue loans than their
+	// group's limit.
+	BlockMaxOverdue = "max_overdue_loans"
+)
+
+// Block is one reason a patron may not borrow, renew or request: a manual
+// block of their record (the user_blocks segment, while active and not
+// expired) or an automatic one, derived from the record and the patron's
+// loans and fees whenever an action is checked and never stored.
+type Block struct {
+	// Type is the block_type code of a manual block, or for an automatic
+	// one BlockInactive, BlockExpired, BlockMaxBalance or BlockMaxOverdue.
+	Type string `json:"type"`
+	// Automatic is true for a block derived from the patron's state.
+	Automatic bool `json:"automatic"`
+	// Description says why the patron is blocked, for staff and patron.
+	Description string `json:"description"`
+	// Stops lists the actions the block stops: loan, renew, request.
+	Stops []string `json:"stops"`
+	// ExpiryDate (YYYY-MM-DD) is the last day of a manual block that
+	// expires.
+	ExpiryDate string `json:"expiry_date,omitempty"`
+}
+
+// stops tells whether the block stops action.
+func (b *Block) stops(action string) bool { return slices.Contains(b.Stops, action) }
+
+// BlockLimit gives the limits past which patrons of a user group are
+// blocked automatically. The limits of an institution are part of its
+// terms of use (RuleSet.BlockLimits), tried in order: the first whose
+// user group matches applies.
+type BlockLimit struct {
+	// UserGroup is the code of the user group, or empty or "*" for any.
+	UserGroup string `json:"user_group,omitempty"`
+	// MaxBalance blocks a patron who owes more than this, in minor units
+	// of Currency (0: owing anything blocks); nil: no limit.
+	MaxBalance *int64 `json:"max_balance,omitempty"`
+	// Currency is the ISO 4217 code of MaxBalance; required with it.
+	Currency string `json:"currency,omitempty"`
+	// MaxOverdueLoans blocks a patron with more overdue loans than this
+	// (0: any overdue loan blocks); nil: no limit.
+	MaxOverdueLoans *int `json:"max_overdue_loans,omitempty"`
+	// Stops lists the actions these blocks stop (loan, renew, request);
+	// empty: all three.
+	Stops []string `json:"stops,omitempty"`
+}
+
+// blockLimitRow is how a limit is stored.
+type blockLimitRow struct {
+	ID              string `gorm:"primaryKey;size:36"`
+	Institution     string `gorm:"size:64;not null"`
+	Position        int    `gorm:"not null"`
+	UserGroup       string `gorm:"size:64"`
+	MaxBalance      *int64
+	Currency        string `gorm:"size:3"`
+	MaxOverdueLoans *int
+	Stops           string `gorm:"size:64"`
+}
+
+func (blockLimitRow) TableName() string { return "pk_circ_block_limits" }
+
+func (r blockLimitRow) limit() BlockLimit {
+	l := BlockLimit{UserGroup: r.UserGroup, MaxBalance: r.MaxBalance, Currency: r.Currency, MaxOverdueLoans: r.MaxOverdueLoans}
+	if r.Stops != "" {
+		l.Stops = strings.Split(r.Stops, ",")
+	}
+	return l
+}
+
+func limitRowOf(inst string, pos int, l BlockLimit) blockLimitRow {
+	return blockLimitRow{ID: newID(), Institution: inst, Position: pos, UserGroup: l.UserGroup, MaxBalance: l.MaxBalance,
+		Currency: l.Currency, MaxOverdueLoans: l.MaxOverdueLoans, Stops: strings.Join(l.Stops, ",")}
+}
+
+func normalizeLimit(l *BlockLimit) {
+	trim(&l.UserGroup)
+	if l.UserGroup == Any {
+		l.UserGroup = ""
+	}
+	l.Currency = strings.ToUpper(strings.TrimSpace(l.Currency))
+	var stops []string
+	for _, a := range l.Stops {
+		a = strings.ToLower(strings.TrimSpace(a))
+		if !slices.Contains(stops, a) {
+			stops = append(stops, a)
+		}
+	}
+	l.Stops = stops
+}
+
+func checkLimit(c *checker, l *BlockLimit) {
+	c.text("user_group", l.UserGroup, false, 64)
+	if l.MaxBalance == nil && l.MaxOverdueLoans == nil {
+		c.add("max_balance", "required", "a limit needs max_balance or max_overdue_loans")
+	}
+	if l.MaxBalance != nil {
+		c.min("max_balance", *l.MaxBalance, 0)
+		checkCurrency(c, "currency", l.Currency)
+	} else if l.Currency != "" {
+		c.add("currency", "bad_format", "is given without max_balance")
+	}
+	if l.MaxOverdueLoans != nil {
+		c.min("max_overdue_loans", int64(*l.MaxOverdueLoans), 0)
+	}
+	for i, a := range l.Stops {
+		c.oneOf(fmt.Sprintf("stops[%d]", i), a, allActions...)
+	}
+}
+
+func loadLimits(db *gorm.DB, inst string) ([]BlockLimit, error) {
+	var rows []blockLimitRow
+	if err := db.Where("institution = ?", inst).Order("position").Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := make([]BlockLimit, len(rows))
+	for i, r := range rows {
+		out[i] = r.limit()
+	}
+	return out, nil
+}
+
+// Blocks returns every block of the patron primaryID now, manual and
+// automatic, each with the actions it stops. A patron who may do
+// everything has none (an empty list).
+func (s *Service) Blocks(ctx context.Context, inst, primaryID string) ([]Block, error) {
+	ps, err := s.patronService()
+	if err != nil {
+		return nil, err
+	}
+	u, err := ps.Get(ctx, inst, primaryID)
+	if err != nil {
+		return nil, err
+	}
+	return s.blocks(ctx, inst, u)
+}
+
+// blocks derives the blocks of user u now.
+func (s *Service) blocks(ctx context.Context, inst string, u *patron.User) ([]Block, error) {
+	out := []Block{}
+	today := s.today()
+	if u.Status != "" && u.Status != patron.StatusActive {
+		out = append(out, Block{Type: BlockInactive, Automatic: true, Stops: allActions,
+			Description: fmt.Sprintf("the account of %s is inactive", u.PrimaryID)})
+	}
+	if u.ExpiryDate != "" && u.ExpiryDate < today {
+		out = append(out, Block{Type: BlockExpired, Automatic: true, Stops: allActions,
+			Description: fmt.Sprintf("the account of %s expired on %s", u.PrimaryID, u.ExpiryDate)})
+	}
+	for _, b := range u.Blocks {
+		if b.BlockStatus != patron.StatusActive || (b.ExpiryDate != "" && b.ExpiryDate < today) {
+			continue
+		}
+		d := b.BlockDescription
+		if d == "" {
+			d = b.BlockType
+		}
+		out = append(out, Block{Type: b.BlockType, Stops: allActions, ExpiryDate: b.ExpiryDate,
+			Description: fmt.Sprintf("%s is blocked: %s", u.PrimaryID, d)})
+	}
+	db := s.db.WithContext(ctx)
+	limits, err := loadLimits(db, inst)
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(limits, func(l BlockLimit) bool { return matches(l.UserGroup, u.UserGroup) })
+	if i < 0 {
+		return out, nil
+	}
+	l := limits[i]
+	stops := l.Stops
+	if len(stops) == 0 {
+		stops = allActions
+	}
+	if l.MaxBalance != nil {
+		owed, err := s.balance(db, inst, u.ID)
+		if err != nil {
+			return nil, err
+		}
+		if owed[l.Currency] > *l.MaxBalance {
+			out = append(out, Block{Type: BlockMaxBalance, Automatic: true, Stops: stops,
+				Description: fmt.Sprintf("%s owes %s, more than the limit of %s", u.PrimaryID,
+					FormatMoney(owed[l.Currency], l.Currency), FormatMoney(*l.MaxBalance, l.Currency))})
+		}
+	}
+	if l.MaxOverdueLoans != nil {
+		var n int64
+		if err := db.Model(&Loan{}).Where("institution = ? AND user_id = ? AND status = ? AND due_at < ?",
+			inst, u.ID, LoanOpen, s.loanClock()).Count(&n).Error; err != nil {
+			return nil, err
+		}
+		if n > int64(*l.MaxOverdueLoans) {
+			out = append(out, Block{Type: BlockMaxOverdue, Automatic: true, Stops: stops,
+				Description: fmt.Sprintf("%s has %d overdue loans, more than the limit of %d", u.PrimaryID, n, *l.MaxOverdueLoans)})
+		}
+	}
+	return out, nil
+}
+
+// stopping returns the blocks that stop action, and their descriptions.
+func stopping(bs []Block, action string) ([]Block, []string) {
+	var out []Block
+	var reasons []string
+	for _, b := range bs {
+		if b.stops(action) {
+			out = append(out, b)
+			reasons = append(reasons, b.Description)
+		}
+	}
+	return out, reasons
+}
+
+// BlockedError is the refusal of an action that blocks stopped (among
+// other reasons, perhaps): it unwraps to a *patron.Error of kind Refused
+// whose Reasons list every reason, and Blocks are the blocks among them.
+type BlockedError struct {
+	Err    *patron.Error
+	Blocks []Block
+}
+
+func (e *BlockedError) Error() string { return e.Err.Error() }
+
+// Unwrap gives the *patron.Error, so that patron.AsError finds it.
+func (e *BlockedError) Unwrap() error { return e.Err }
+
+// refusal is Refused with reasons, a *BlockedError when blocks are among
+// them.
+func refusal(detail string, reasons []string, blocks []Block) error {
+	if len(blocks) == 0 {
+		return refused(detail, reasons)
+	}
+	return &BlockedError{Err: refused(detail, reasons), Blocks: blocks}
+}
