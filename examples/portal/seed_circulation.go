@@ -77,6 +77,7 @@ func SeedCirculation(ctx context.Context, kit *patronkit.Kit, inst string) error
 	}
 	faculty := weeks(0)
 	faculty.LoanPeriod, faculty.LoanPeriodUnit, faculty.FixedDueDate, faculty.MaxLoans = 0, "", semesterEnd(kit.Now()), 100
+	maxBalance, maxOverdue := int64(1000), 5
 	dvd := weeks(1)
 	dvd.Renewals = 0
 	_, err = c.ReplaceRules(ctx, inst, 0, []circulation.Rule{
@@ -84,6 +85,11 @@ func SeedCirculation(ctx context.Context, kit *patronkit.Kit, inst string) error
 		{Name: "Undergraduates: four weeks", UserGroup: "UNDERGRAD", Terms: weeks(4)},
 		{Name: "Faculty: end of semester", UserGroup: "FACULTY", Terms: faculty},
 		{Name: "Everyone else: three weeks", Terms: weeks(3)},
+	}, []circulation.BlockLimit{
+		// Owing more than 10.00, or holding more than five overdue loans,
+		// stops new loans and requests (not renewals).
+		{MaxBalance: &maxBalance, Currency: "USD", MaxOverdueLoans: &maxOverdue, Stops: []string{circulation.ActionLoan, circulation.ActionRequest}},
 	})
+
 	return err
 }
