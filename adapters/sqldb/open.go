@@ -50,6 +50,12 @@ func DialectOf(dsn string) Dialect {
 //   - MySQL: parseTime and UTC, utf8mb4;
 //   - PostgreSQL: as given.
 //
+// On PostgreSQL and MySQL the pool keeps up to 32 connections, open and
+// idle (database/sql would keep 2 idle, and open a new connection, with its
+// authentication round trips, for most requests under load), each idle
+// for at most 5 minutes. A host running many instances against one server
+// lowers it through db.DB() to stay under the server's max_connections.
+//
 // Errors are translated (duplicate keys become gorm.ErrDuplicatedKey) and
 // GORM's own logger is silent; patronkit logs through log/slog.
 func Open(dsn string) (*gorm.DB, error) {
@@ -60,13 +66,13 @@ func Open(dsn string) (*gorm.DB, error) {
 	}
 	switch DialectOf(dsn) {
 	case Postgres:
-		return gorm.Open(postgres.Open(dsn), cfg)
+		return pooled(gorm.Open(postgres.Open(dsn), cfg))
 	case MySQL:
 		d, err := mysqlDSN(dsn)
 		if err != nil {
 			return nil, err
 		}
-		return gorm.Open(mysql.Open(d), cfg)
+		return pooled(gorm.Open(mysql.Open(d), cfg))
 	default:
 		db, err := gorm.Open(sqlite.Open(sqliteDSN(dsn)), cfg)
 		if err != nil {
@@ -79,8 +85,27 @@ func Open(dsn string) (*gorm.DB, error) {
 		// A handful of connections: readers proceed in parallel under WAL,
 		// writers queue on the IMMEDIATE lock and the busy timeout.
 		sqlDB.SetMaxOpenConns(4)
+		sqlDB.SetMaxIdleConns(4)
 		return db, nil
 	}
+}
+
+// PoolSize is how many connections Open keeps to a PostgreSQL or MySQL
+// server, open and idle.
+const PoolSize = 32
+
+func pooled(db *gorm.DB, err error) (*gorm.DB, error) {
+	if err != nil {
+		return nil, err
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	sqlDB.SetMaxOpenConns(PoolSize)
+	sqlDB.SetMaxIdleConns(PoolSize)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	return db, nil
 }
 
 func sqliteDSN(path string) string {
