@@ -247,9 +247,17 @@ func unitAlone(c *checker, field, unit string) {
 // Rules returns an institution's terms of use rules in order, with their
 // version (0 and no rules when none were ever set).
 func (s *Service) Rules(ctx context.Context, inst string) (RuleSet, error) {
-	return loadRules(s.db.WithContext(ctx), inst)
+	set, err := loadRules(s.db.WithContext(ctx), inst)
+	if err != nil {
+		return RuleSet{}, err
+	}
+	if set.BlockLimits, err = loadLimits(s.db.WithContext(ctx), inst); err != nil {
+		return RuleSet{}, err
+	}
+	return set, nil
 }
 
+// loadRules reads the rules of an institution, without the block limits.
 func loadRules(db *gorm.DB, inst string) (RuleSet, error) {
 	set := RuleSet{Rules: []Rule{}, BlockLimits: []BlockLimit{}}
 	var head ruleSetRow
@@ -267,9 +275,6 @@ func loadRules(db *gorm.DB, inst string) (RuleSet, error) {
 	}
 	for _, r := range rows {
 		set.Rules = append(set.Rules, r.rule())
-	}
-	if set.BlockLimits, err = loadLimits(db, inst); err != nil {
-		return RuleSet{}, err
 	}
 	return set, nil
 }
