@@ -81,7 +81,7 @@ func TestStartDeclaresLongOverdueLoansLost(t *testing.T) {
 	now := time.Date(2026, 9, 1, 9, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	k, err := patronkit.New(dbtest.Open(t, sqldb.SQLite), &patronkit.Config{PINCost: bcrypt.MinCost, Logger: slog.New(slog.DiscardHandler),
-		Now: clock, LostEvery: 10 * time.Millisecond, PolicyRefresh: -1})
+		Now: clock, CirculationEvery: 10 * time.Millisecond, PolicyRefresh: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,10 +84,11 @@ type Config struct {
 	// casbinmodel.FromDB). Default: 30 seconds; negative: never.
 	PolicyRefresh time.Duration
 
-	// LostEvery is how often Start declares lost the loans overdue longer
-	// than their terms allow (circulation's DeclareOverdueLost). Default:
-	// 5 minutes; negative: never.
-	LostEvery time.Duration
+	// CirculationEvery is how often Start runs circulation's jobs: loans
+	// overdue longer than their terms allow are declared lost
+	// (DeclareOverdueLost), requests not needed any more or not picked up
+	// expire (ExpireRequests). Default: 5 minutes; negative: never.
+	CirculationEvery time.Duration
 }
 
 // Kit is patronkit wired over one database: the services of each module and
@@ -106,13 +107,13 @@ type Kit struct {
 	// Now is the kit's clock.
 	Now func() time.Time
 
-	db            *gorm.DB
-	scheduleEvery time.Duration
-	policyRefresh time.Duration
-	lostEvery     time.Duration
-	stop          chan struct{}
-	stopOnce      sync.Once
-	background    sync.WaitGroup
+	db               *gorm.DB
+	scheduleEvery    time.Duration
+	policyRefresh    time.Duration
+	circulationEvery time.Duration
+	stop             chan struct{}
+	stopOnce         sync.Once
+	background       sync.WaitGroup
 }
 
 // New wires a Kit over db. It validates cfg and returns an error, never
@@ -175,7 +176,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	}
 	// A user with open loans cannot be deleted.
 	patrons.AddDeletionGuard(circ.DeletionGuard())
-	return &Kit{Patrons: patrons, Access: access, SIS: loads, Circulation: circ, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, lostEvery: c.LostEvery, stop: make(chan struct{})}, nil
+	return &Kit{Patrons: patrons, Access: access, SIS: loads, Circulation: circ, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, stop: make(chan struct{})}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS
@@ -188,12 +189,18 @@ func (k *Kit) Start(ctx context.Context) {
 			k.Logger.Error("patronkit: re-reading the access policies", "error", err)
 		}
 	})
-	k.every(ctx, k.lostEvery, 5*time.Minute, func() {
+	k.every(ctx, k.circulationEvery, 5*time.Minute, func() {
 		n, err := k.Circulation.DeclareOverdueLost(ctx)
 		if err != nil {
 			k.Logger.Error("patronkit: declaring overdue loans lost", "error", err, "declared", n)
 		} else if n > 0 {
 			k.Logger.Info("patronkit: overdue loans declared lost", "declared", n)
+		}
+		n, err = k.Circulation.ExpireRequests(ctx)
+		if err != nil {
+			k.Logger.Error("patronkit: expiring requests", "error", err, "expired", n)
+		} else if n > 0 {
+			k.Logger.Info("patronkit: requests expired", "expired", n)
 		}
 	})
 }

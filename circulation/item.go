@@ -54,6 +54,10 @@ type Item struct {
 	// (e.g. item policy SHORT_LOAN, material type BOOK or DVD).
 	ItemPolicy   string `json:"item_policy,omitempty" gorm:"size:64"`
 	MaterialType string `json:"material_type,omitempty" gorm:"size:64"`
+	// TitleID names the title (the bibliographic record, Alma's MMS ID)
+	// the item is a copy of: items with one TitleID are copies of one
+	// title, and a request on the title takes whichever comes first.
+	TitleID string `json:"title_id,omitempty" gorm:"size:64"`
 	// Status is one of the Status constants. Default: available.
 	Status string `json:"status" gorm:"size:16;not null"`
 
@@ -88,7 +92,7 @@ func (f ItemLookupFunc) Item(ctx context.Context, inst, barcode string) (*Item, 
 var _ ItemLookup = (*Service)(nil)
 
 func normalizeItem(it *Item) {
-	trim(&it.Barcode, &it.Title, &it.Author, &it.Library, &it.Location, &it.ItemPolicy, &it.MaterialType)
+	trim(&it.Barcode, &it.Title, &it.Author, &it.Library, &it.Location, &it.ItemPolicy, &it.MaterialType, &it.TitleID)
 	it.Status = strings.ToLower(strings.TrimSpace(it.Status))
 	it.BarcodeKey = foldKey(it.Barcode)
 }
@@ -107,6 +111,7 @@ func checkItem(tx *gorm.DB, inst string, it *Item) (*checker, error) {
 	c.text("location", it.Location, false, 64)
 	c.text("item_policy", it.ItemPolicy, false, 64)
 	c.text("material_type", it.MaterialType, false, 64)
+	c.text("title_id", it.TitleID, false, 64)
 	c.oneOf("status", it.Status, itemStatuses...)
 	if it.Library != "" && len(it.Library) <= 64 {
 		var lib Library
@@ -374,16 +379,16 @@ func (s *Service) LoadItems(ctx context.Context, inst string, items []Item) (Loa
 
 // The columns of a CSV file of items, in the order of the documented
 // header.
-var csvColumns = []string{"barcode", "title", "author", "library", "location", "item_policy", "material_type"}
+var csvColumns = []string{"barcode", "title", "author", "library", "location", "item_policy", "material_type", "title_id"}
 
 // LoadItemsCSV creates or updates items from a CSV file (UTF-8, comma
 // separated, RFC 4180 quoting) as LoadItems does. Its first line is the
 // header
 //
-//	barcode,title,author,library,location,item_policy,material_type
+//	barcode,title,author,library,location,item_policy,material_type,title_id
 //
-// Columns may come in any order and author, location, item_policy and
-// material_type may be left out; barcode, title and library are required
+// Columns may come in any order and author, location, item_policy,
+// material_type and title_id may be left out; barcode, title and library are required
 // and unknown columns are refused (the whole file is Invalid and nothing is
 // written). Every later line is one item; a line that cannot be read (a
 // wrong number of fields, a bad quote) is rejected with its line number
@@ -449,7 +454,7 @@ func (s *Service) LoadItemsCSV(ctx context.Context, inst string, r io.Reader) (L
 			return ""
 		}
 		it := Item{Barcode: v("barcode"), Title: v("title"), Author: v("author"), Library: v("library"),
-			Location: v("location"), ItemPolicy: v("item_policy"), MaterialType: v("material_type")}
+			Location: v("location"), ItemPolicy: v("item_policy"), MaterialType: v("material_type"), TitleID: v("title_id")}
 		if err := s.loadOne(ctx, inst, line, it, &rep); err != nil {
 			return rep, err
 		}

@@ -232,7 +232,19 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 		proxy = pu.PrimaryID
 		reasons = append(reasons, s.proxyReasons(pu, user)...)
 	}
-	if item.Status != StatusAvailable {
+	var hold *Request
+	switch item.Status {
+	case StatusAvailable:
+	case StatusOnHoldShelf:
+		// Held for a request: only its patron borrows it, which fulfils
+		// the request.
+		if hold, err = s.heldFor(s.db.WithContext(ctx), inst, item.ID); err != nil {
+			return nil, err
+		}
+		if hold == nil || hold.UserID != user.ID {
+			reasons = append(reasons, fmt.Sprintf("item %s is on the hold shelf for another patron", item.Barcode))
+		}
+	default:
 		reasons = append(reasons, fmt.Sprintf("item %s is %s", item.Barcode, strings.ReplaceAll(item.Status, "_", " ")))
 	}
 	terms, due, err := s.TermsFor(ctx, inst, user, item, now)
@@ -284,7 +296,7 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 			}
 			return err
 		}
-		res = tx.Model(&Item{}).Where("id = ? AND status = ?", item.ID, StatusAvailable).
+		res = tx.Model(&Item{}).Where("id = ? AND status = ?", item.ID, item.Status).
 			Updates(map[string]any{"status": StatusOnLoan, "version": gorm.Expr("version + 1"), "updated_at": now})
 		if res.Error != nil {
 			return res.Error
@@ -292,6 +304,16 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 		if res.RowsAffected == 0 {
 			return refused(fmt.Sprintf("item %s cannot be lent to %s", item.Barcode, user.PrimaryID),
 				[]string{fmt.Sprintf("item %s is no longer available", item.Barcode)})
+		}
+		if hold != nil {
+			res = tx.Model(&Request{}).Where("id = ? AND version = ? AND status = ?", hold.ID, hold.Version, RequestOnHoldShelf).
+				Updates(map[string]any{"status": RequestFulfilled, "closed_at": now, "version": hold.Version + 1, "updated_at": now})
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				return stale("the request item %s was held for changed meanwhile; try again", item.Barcode)
+			}
 		}
 		return tx.Create(loan).Error
 	})
@@ -442,6 +464,13 @@ func (s *Service) closeItemLoan(ctx context.Context, inst string, item *Item, st
 		if err := tx.Model(&Item{}).Where("id = ? AND status = ?", item.ID, StatusOnLoan).
 			Updates(map[string]any{"status": itemStatus, "version": gorm.Expr("version + 1"), "updated_at": now}).Error; err != nil {
 			return err
+		}
+		if itemStatus == StatusAvailable {
+			// Back on the shelf, or on the hold shelf for the first who
+			// waits for it.
+			if _, err := s.holdForNext(tx, inst, item, StatusAvailable, now); err != nil {
+				return err
+			}
 		}
 		loan.Status, loan.ReturnedAt, loan.Version, loan.UpdatedAt, loan.LostAfter = status, &now, loan.Version+1, now, nil
 		if status == LoanLost {
@@ -637,6 +666,11 @@ func (s *Service) renew(ctx context.Context, inst string, user *patron.User, blo
 		return nil, append(reasons, pe.Reasons...), nil
 	} else if err != nil {
 		return nil, nil, err
+	}
+	if others, err := s.othersWaiting(s.db.WithContext(ctx), inst, &item, loan.UserID); err != nil {
+		return nil, nil, err
+	} else if others {
+		reasons = append(reasons, fmt.Sprintf("item %s is requested by another patron", item.Barcode))
 	}
 	if loan.Renewals >= terms.Renewals {
 		reasons = append(reasons, fmt.Sprintf("the loan was renewed %d times, the most the terms of use allow (%d)", loan.Renewals, terms.Renewals))
@@ -868,6 +902,16 @@ func (s *Service) DeletionGuard() patron.DeletionGuard {
 			reasons = append(reasons, "has 1 open loan")
 		case n > 1:
 			reasons = append(reasons, fmt.Sprintf("has %d open loans", n))
+		}
+		var r int64
+		if err := db.Model(&Request{}).Where("institution = ? AND user_id = ? AND status IN ?", u.Institution, u.ID, activeRequests).Count(&r).Error; err != nil {
+			return nil, err
+		}
+		switch {
+		case r == 1:
+			reasons = append(reasons, "has 1 active request")
+		case r > 1:
+			reasons = append(reasons, fmt.Sprintf("has %d active requests", r))
 		}
 		owed, err := s.balance(db, u.Institution, u.ID)
 		if err != nil {

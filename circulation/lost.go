@@ -103,20 +103,11 @@ func (s *Service) returnLost(ctx context.Context, inst string, item *Item) (*Loa
 			Find(&fees).Error; err != nil {
 			return err
 		}
-		for _, f := range fees {
-			rest := f.Remaining()
-			res := tx.Model(&Fee{}).Where("id = ? AND version = ?", f.ID, f.Version).
-				Updates(map[string]any{"waived": f.Waived + rest, "status": FeeClosed, "version": f.Version + 1, "updated_at": now})
-			if res.Error != nil {
-				return res.Error
-			}
-			if res.RowsAffected == 0 {
-				return stale("fee %s changed while the lost item came back; try again", f.ID)
-			}
-			if err := tx.Create(&Transaction{ID: newID(), Institution: inst, FeeID: f.ID, Kind: Waiver, Amount: rest,
-				Reason: fmt.Sprintf("item %s came back", item.Barcode), At: now}).Error; err != nil {
-				return err
-			}
+		if err := waiveRest(tx, fees, fmt.Sprintf("item %s came back", item.Barcode), now); err != nil {
+			return err
+		}
+		if _, err := s.holdForNext(tx, inst, item, StatusAvailable, now); err != nil {
+			return err
 		}
 		fine = overdueFine(terms, loan.DueAt, lostAt)
 		_, err := chargeLoan(tx, &loan, FeeOverdueFine, fine, terms.Currency,

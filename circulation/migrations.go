@@ -130,6 +130,39 @@ func Migrations() []*gormigrate.Migration {
 			}
 			return tx.Migrator().DropTable(&blockLimitV1{})
 		},
+	}, {
+		ID: "202611272001_circulation_requests",
+		Migrate: func(tx *gorm.DB) error {
+			if err := tx.Migrator().AddColumn(&itemTitleV2{}, "TitleID"); err != nil {
+				return err
+			}
+			for _, f := range ruleRequestFields {
+				if err := tx.Migrator().AddColumn(&ruleRequestsV2{}, f); err != nil {
+					return err
+				}
+			}
+			if err := tx.Migrator().CreateTable(&requestV1{}); err != nil {
+				return err
+			}
+			return execAll(tx,
+				"CREATE INDEX pk_circ_items_title ON pk_circ_items (institution, title_id)",
+				"CREATE INDEX pk_circ_requests_user ON pk_circ_requests (institution, user_id, status)",
+				"CREATE INDEX pk_circ_requests_item ON pk_circ_requests (institution, item_id, status)",
+				"CREATE INDEX pk_circ_requests_title ON pk_circ_requests (institution, title_id, status)",
+				"CREATE INDEX pk_circ_requests_status ON pk_circ_requests (status)",
+			)
+		},
+		Rollback: func(tx *gorm.DB) error {
+			if err := tx.Migrator().DropTable(&requestV1{}); err != nil {
+				return err
+			}
+			for _, f := range ruleRequestFields {
+				if err := tx.Migrator().DropColumn(&ruleRequestsV2{}, f); err != nil {
+					return err
+				}
+			}
+			return tx.Migrator().DropColumn(&itemTitleV2{}, "TitleID")
+		},
 	}}
 }
 
@@ -346,3 +379,50 @@ type loanLostV3 struct {
 }
 
 func (loanLostV3) TableName() string { return "pk_circ_loans" }
+
+// The columns and table migration 202611272001 adds: the title of items,
+// the request terms of rules, and requests.
+
+type itemTitleV2 struct {
+	TitleID string `gorm:"size:64"`
+}
+
+func (itemTitleV2) TableName() string { return "pk_circ_items" }
+
+type ruleRequestsV2 struct {
+	PickupAnyLibrary bool  `gorm:"not null;default:false"`
+	PersonalDelivery bool  `gorm:"not null;default:false"`
+	DeliveryFee      int64 `gorm:"not null;default:0"`
+	HoldShelfDays    int   `gorm:"not null;default:0"`
+}
+
+func (ruleRequestsV2) TableName() string { return "pk_circ_rules" }
+
+var ruleRequestFields = []string{"PickupAnyLibrary", "PersonalDelivery", "DeliveryFee", "HoldShelfDays"}
+
+type requestV1 struct {
+	ID              string `gorm:"primaryKey;size:36"`
+	Institution     string `gorm:"size:64;not null"`
+	UserID          string `gorm:"size:36;not null"`
+	PrimaryID       string `gorm:"size:255;not null"`
+	Level           string `gorm:"size:8;not null"`
+	ItemID          string `gorm:"size:36"`
+	Barcode         string `gorm:"size:255"`
+	TitleID         string `gorm:"size:64"`
+	Title           string `gorm:"size:1000"`
+	PickupLibrary   string `gorm:"size:64"`
+	DeliveryAddress string `gorm:"size:1000"`
+	NotNeededAfter  string `gorm:"size:10"`
+	HoldShelfDays   int    `gorm:"not null"`
+	Status          string `gorm:"size:16;not null"`
+	HoldUntil       *time.Time
+	FeeID           string `gorm:"size:36"`
+	PlacedAt        time.Time
+	ClosedAt        *time.Time
+	CloseReason     string `gorm:"size:1000"`
+	ClosedBy        string `gorm:"size:255"`
+	Version         int    `gorm:"not null"`
+	UpdatedAt       time.Time
+}
+
+func (requestV1) TableName() string { return "pk_circ_requests" }

@@ -89,6 +89,16 @@ type Terms struct {
 	// RequestsAllowed tells whether users may place requests (holds) on
 	// the items.
 	RequestsAllowed bool `json:"requests_allowed"`
+	// PickupAnyLibrary lets a request be picked up at any library; when
+	// false, only at the library that owns the item.
+	PickupAnyLibrary bool `json:"pickup_any_library,omitempty"`
+	// PersonalDelivery lets a request be delivered to one of the patron's
+	// addresses, for DeliveryFee (in minor units of Currency).
+	PersonalDelivery bool  `json:"personal_delivery,omitempty"`
+	DeliveryFee      int64 `json:"delivery_fee,omitempty"`
+	// HoldShelfDays is how long a requested item waits on the hold shelf
+	// for its patron; 0: 7 days.
+	HoldShelfDays int `json:"hold_shelf_days,omitempty"`
 }
 
 // RuleSet is the ordered list of an institution's terms of use rules, with
@@ -139,6 +149,10 @@ type ruleRow struct {
 	Currency             string `gorm:"size:3"`
 	MaxLoans             int
 	RequestsAllowed      bool
+	PickupAnyLibrary     bool  `gorm:"not null;default:false"`
+	PersonalDelivery     bool  `gorm:"not null;default:false"`
+	DeliveryFee          int64 `gorm:"not null;default:0"`
+	HoldShelfDays        int   `gorm:"not null;default:0"`
 }
 
 func (ruleRow) TableName() string { return "pk_circ_rules" }
@@ -151,6 +165,7 @@ func (r ruleRow) rule() Rule {
 			OverdueFine: r.OverdueFine, OverdueFineUnit: r.OverdueFineUnit, GracePeriod: r.GracePeriod, GracePeriodUnit: r.GracePeriodUnit,
 			MaxFine: r.MaxFine, LostItemFee: r.LostItemFee, DaysOverdueUntilLost: r.DaysOverdueUntilLost, Currency: r.Currency,
 			MaxLoans: r.MaxLoans, RequestsAllowed: r.RequestsAllowed,
+			PickupAnyLibrary: r.PickupAnyLibrary, PersonalDelivery: r.PersonalDelivery, DeliveryFee: r.DeliveryFee, HoldShelfDays: r.HoldShelfDays,
 		}}
 }
 
@@ -163,6 +178,7 @@ func rowOf(inst string, pos int, r Rule) ruleRow {
 		OverdueFine: t.OverdueFine, OverdueFineUnit: t.OverdueFineUnit, GracePeriod: t.GracePeriod, GracePeriodUnit: t.GracePeriodUnit,
 		MaxFine: t.MaxFine, LostItemFee: t.LostItemFee, DaysOverdueUntilLost: t.DaysOverdueUntilLost, Currency: t.Currency,
 		MaxLoans: t.MaxLoans, RequestsAllowed: t.RequestsAllowed,
+		PickupAnyLibrary: t.PickupAnyLibrary, PersonalDelivery: t.PersonalDelivery, DeliveryFee: t.DeliveryFee, HoldShelfDays: t.HoldShelfDays,
 	}
 }
 
@@ -228,10 +244,12 @@ func checkRule(c *checker, r *Rule) {
 	c.min("terms.lost_item_fee", t.LostItemFee, 0)
 	c.min("terms.days_overdue_until_lost", int64(t.DaysOverdueUntilLost), 0)
 	c.min("terms.max_loans", int64(t.MaxLoans), 0)
+	c.min("terms.delivery_fee", t.DeliveryFee, 0)
+	c.min("terms.hold_shelf_days", int64(t.HoldShelfDays), 0)
 	if t.Currency != "" && (len(t.Currency) != 3 || strings.ContainsFunc(t.Currency, func(r rune) bool { return r < 'A' || r > 'Z' })) {
 		c.add("terms.currency", "bad_format", "is not an ISO 4217 code such as USD")
 	}
-	if t.Currency == "" && (t.OverdueFine > 0 || t.MaxFine > 0 || t.LostItemFee > 0) {
+	if t.Currency == "" && (t.OverdueFine > 0 || t.MaxFine > 0 || t.LostItemFee > 0 || t.DeliveryFee > 0) {
 		c.add("terms.currency", "required", "is required when an amount is given")
 	}
 }
