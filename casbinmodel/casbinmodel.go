@@ -192,6 +192,19 @@ func Migrations() []*gormigrate.Migration {
 					strings.Contains(r[2], "/fees")
 			})
 		},
+	}, {
+		// Requests and the patron's own account (/me), for databases
+		// whose policy was seeded before they existed.
+		ID: "202611270107_casbin_request_me_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addDefaults(tx, func(r []string) bool {
+				return strings.Contains(r[2], "/requests") || r[2] == "/me" || strings.HasPrefix(r[2], "/me/")
+			})
+		},
 	}}
 }
 

@@ -60,7 +60,7 @@ type Fee struct {
 	// the fee was charged.
 	UserID    string `json:"-" gorm:"size:36;not null"`
 	PrimaryID string `json:"primary_id" gorm:"size:255;not null"`
-	// Type is FeeOverdueFine, FeeLostItem or FeeManual.
+	// Type is FeeOverdueFine, FeeLostItem, FeeManual or FeeDelivery.
 	Type string `json:"type" gorm:"size:16;not null"`
 	// LoanID and Barcode name the loan and item the fee is for, if any.
 	LoanID  string `json:"loan_id,omitempty" gorm:"size:36"`

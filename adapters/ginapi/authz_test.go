@@ -85,6 +85,25 @@ var allowed = map[string]string{
 	"GET /api/users/:primary_id/fees/:fee_id":        "admin desk manager fulfil auditor",
 	"POST /api/users/:primary_id/fees/:fee_id/pay":   "desk fulfil",
 	"POST /api/users/:primary_id/fees/:fee_id/waive": "fulfil",
+
+	"GET /api/users/:primary_id/requests":                "admin desk manager fulfil auditor",
+	"POST /api/users/:primary_id/requests":               "desk fulfil",
+	"GET /api/users/:primary_id/requests/:request_id":    "admin desk manager fulfil auditor",
+	"DELETE /api/users/:primary_id/requests/:request_id": "desk fulfil",
+	"GET /api/items/:barcode/requests":                   "admin desk manager fulfil auditor",
+
+	"GET /api/me":                         "self patron",
+	"GET /api/me/loans":                   "self patron",
+	"POST /api/me/loans/renew":            "self patron",
+	"GET /api/me/loans/history":           "self patron",
+	"GET /api/me/requests":                "self patron",
+	"POST /api/me/requests":               "self patron",
+	"GET /api/me/requests/:request_id":    "self patron",
+	"DELETE /api/me/requests/:request_id": "self patron",
+	"GET /api/me/items/:barcode/queue":    "self patron",
+	"GET /api/me/items/:barcode/terms":    "self patron",
+	"GET /api/me/fees":                    "self patron",
+	"GET /api/me/blocks":                  "self patron",
 }
 
 func init() {
@@ -106,6 +125,10 @@ var demoRun string
 // loan.
 var demoLoan = "no-such-loan"
 
+// demoRequest is the id of a request of DEMO's (faculty1's, not the
+// patron the routes name), for the routes that name a request.
+var demoRequest = "no-such-request"
+
 func concrete(path string) string {
 	path = strings.ReplaceAll(path, ":primary_id", "student1")
 	path = strings.ReplaceAll(path, ":code", "SIS")
@@ -116,6 +139,7 @@ func concrete(path string) string {
 	path = strings.ReplaceAll(path, ":attachment_id", "no-such-attachment")
 	path = strings.ReplaceAll(path, ":loan_id", demoLoan)
 	path = strings.ReplaceAll(path, ":fee_id", "no-such-fee")
+	path = strings.ReplaceAll(path, ":request_id", demoRequest)
 	return strings.ReplaceAll(path, ":segment_id", "no-such-segment")
 }
 
@@ -147,7 +171,7 @@ func TestEveryRouteIsDecidedForEveryRole(t *testing.T) {
 	if _, err := s.kit.Circulation.CreateItem(ctx, "DEMO", &circulation.Item{Barcode: "MAIN-0002", Title: "DEMO's demo title", Library: "MAIN"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.kit.Circulation.ReplaceRules(ctx, "DEMO", 0, []circulation.Rule{{Terms: circulation.Terms{LoanPeriod: 3, LoanPeriodUnit: "weeks", Renewals: 1}}}, nil); err != nil {
+	if _, err := s.kit.Circulation.ReplaceRules(ctx, "DEMO", 0, []circulation.Rule{{Terms: circulation.Terms{LoanPeriod: 3, LoanPeriodUnit: "weeks", Renewals: 1, RequestsAllowed: true}}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	loan, err := s.kit.Circulation.CheckOut(ctx, "DEMO", "faculty1", "MAIN-0002", circulation.CheckOutOptions{})
@@ -155,6 +179,11 @@ func TestEveryRouteIsDecidedForEveryRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	demoLoan = loan.ID
+	req, err := s.kit.Circulation.PlaceRequest(ctx, "DEMO", "faculty1", circulation.NewRequest{Barcode: "MAIN-0001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	demoRequest = req.ID
 	demoRun = s.sisRun("DEMO", "SIS", `<users><user><primary_id>sis1</primary_id><first_name>S</first_name><last_name>S</last_name>`+
 		`<user_group desc="Demo undergraduates">UG</user_group></user></users>`)
 
@@ -183,6 +212,11 @@ func TestEveryRouteIsDecidedForEveryRole(t *testing.T) {
 				var ctype string
 				body, ctype = uploadBody(t, "form.txt", "text/plain", []byte("signed"))
 				headers = append(headers, "Content-Type", ctype)
+			}
+			if name == "foreign" && strings.HasPrefix(rt.Path, "/api/me") {
+				// The patron's own routes: a patron of another institution
+				// with the primary_id of DEMO's student1.
+				who = "OTHER/student1/patron"
 			}
 			res := s.do(who, rt.Method, concrete(rt.Path), body, headers...)
 			if res.Code == http.StatusUnauthorized || res.Code >= 500 {

@@ -279,32 +279,7 @@ func (a *api) replaceTermsOfUse(c *gin.Context) {
 
 // userTerms answers the terms of use the user would get for the item now,
 // the due date such a loan would have and the rule that gives them.
-func (a *api) userTerms(c *gin.Context) {
-	ctx, inst := a.ctx(c), a.who(c).Institution
-	// The user first: another institution's request finds no one (404)
-	// whatever the query says.
-	u, err := a.kit.Patrons.Get(ctx, inst, c.Param("primary_id"))
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	barcode := strings.TrimSpace(c.Query("barcode"))
-	if barcode == "" {
-		fail(c, badRequest("barcode is required: the item the terms are for", patron.FieldError{Field: "barcode", Code: "required", Message: "is required"}))
-		return
-	}
-	it, err := a.kit.Circulation.Item(ctx, inst, barcode)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	q, err := a.kit.Circulation.Quote(ctx, inst, u, it, a.kit.Now())
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, q)
-}
+func (a *api) userTerms(c *gin.Context) { a.quote(c, c.Param("primary_id"), c.Query("barcode")) }
 
 // ifMatchFrom reads If-Match as ifMatch does, accepting versions from min
 // (0 for a resource that may not exist yet).

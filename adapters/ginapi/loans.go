@@ -99,6 +99,18 @@ type renewBody struct {
 	LoanIDs *[]string `json:"loan_ids"`
 }
 
+// ids are the loans named, trimmed; nil for all.
+func (b renewBody) ids() []string {
+	if b.LoanIDs == nil {
+		return nil
+	}
+	ids := make([]string, 0, len(*b.LoanIDs))
+	for _, id := range *b.LoanIDs {
+		ids = append(ids, strings.TrimSpace(id))
+	}
+	return ids
+}
+
 // renewResults is what POST /users/{primary_id}/loans/renew answers.
 type renewResults struct {
 	Results []circulation.RenewResult `json:"results"`
@@ -110,14 +122,7 @@ func (a *api) renewUserLoans(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	var ids []string
-	if in.LoanIDs != nil {
-		ids = make([]string, 0, len(*in.LoanIDs))
-		for _, id := range *in.LoanIDs {
-			ids = append(ids, strings.TrimSpace(id))
-		}
-	}
-	res, err := a.renewInLibraries(c, ids)
+	res, err := a.renewInLibraries(c, in.ids())
 	if err != nil {
 		fail(c, err)
 		return

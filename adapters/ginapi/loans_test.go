@@ -360,7 +360,7 @@ func TestLoanPermissionsReachADatabaseSeededEarlier(t *testing.T) {
 			}
 		}
 		var n int64
-		db.Table(casbinmodel.RuleTable).Where("ptype = 'p' AND (v2 LIKE '%/loans%' OR v2 = '/returns')").Count(&n)
+		db.Table(casbinmodel.RuleTable).Where("ptype = 'p' AND (v2 LIKE '%/loans%' OR v2 = '/returns') AND v2 NOT LIKE '/me/%'").Count(&n)
 		// 18 lines of the loan routes, and 5 of GET /loans/{id} that a
 		// later migration adds.
 		if n != 23 {

@@ -103,6 +103,8 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	a.circulationRoutes(g)
 	a.loanRoutes(g)
 	a.feeRoutes(g)
+	a.requestRoutes(g)
+	a.meRoutes(g)
 	return nil
 }
 

@@ -1043,6 +1043,248 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	s.do(t, http.StatusNotFound, fulfil, http.MethodDelete, "/api/libraries/SCIENCE", nil)
 	s.do(t, http.StatusForbidden, admin, http.MethodDelete, "/api/items/MAIN-0001", nil)
 
+	// Requests: the terms of use now allow them (graduates may pick up at
+	// any library, undergraduates have items delivered for a fee), and two
+	// copies of one title.
+	requestRules := map[string]any{"block_limits": rules["block_limits"], "rules": []any{
+		map[string]any{"name": "Undergraduates: 4 weeks", "user_group": "UNDERGRAD",
+			"terms": map[string]any{"loan_period": 4, "loan_period_unit": "weeks", "renewals": 2, "renewal_period": 8, "renewal_period_unit": "weeks",
+				"overdue_fine": 25, "overdue_fine_unit": "day", "currency": "USD",
+				"requests_allowed": true, "personal_delivery": true, "delivery_fee": 300, "hold_shelf_days": 3}},
+		map[string]any{"user_group": "FACULTY", "material_type": "*", "terms": map[string]any{"loan_period": 120, "loan_period_unit": "days"}},
+		map[string]any{"name": "Graduates: 6 weeks", "user_group": "grad",
+			"terms": map[string]any{"loan_period": 6, "loan_period_unit": "weeks", "requests_allowed": true, "pickup_any_library": true}},
+	}}
+	s.do(t, http.StatusOK, fulfil, http.MethodPut, "/api/terms-of-use", requestRules, "If-Match", `"2"`)
+	s.do(t, http.StatusCreated, fulfil, http.MethodPost, "/api/libraries", map[string]any{"code": "EAST", "name": "East Library"})
+	oaJSON(t, s.do(t, http.StatusOK, fulfil, http.MethodPost, "/api/items/bulk", "barcode,title,library,title_id\nMAIN-0003,Bleak House,MAIN,MMS-1\nMAIN-0004,Bleak House,MAIN,MMS-1\n", "Content-Type", "text/csv"), &loaded)
+	if loaded.Created != 2 || len(loaded.Rejected) != 0 {
+		t.Errorf("CSV bulk load with title_id: %+v", loaded)
+	}
+	var copy3 circulation.Item
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/items/MAIN-0003", nil), &copy3)
+	if copy3.TitleID != "MMS-1" {
+		t.Errorf("an item loaded with its title: %+v", copy3)
+	}
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/borrower/terms?barcode=MAIN-0003", nil)
+
+	// Staff place, read and cancel requests for users; an item's queue.
+	var held circulation.Request
+	placed := s.do(t, http.StatusCreated, fulfil, http.MethodPost, "/api/users/jdoe/requests", map[string]any{"barcode": "main-0002", "pickup_library": "east"})
+	oaJSON(t, placed, &held)
+	if placed.header.Get("Location") != "/api/users/jdoe/requests/"+held.ID || placed.header.Get("ETag") != strconv.Quote(strconv.Itoa(held.Version)) ||
+		held.Status != circulation.RequestOnHoldShelf || held.HoldUntil == nil || held.PickupLibrary != "EAST" || held.Barcode != "MAIN-0002" {
+		t.Errorf("a request of an item on the shelf: Location %q ETag %s, request %+v", placed.header.Get("Location"), placed.header.Get("ETag"), held)
+	}
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/jdoe/requests/"+held.ID, nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/sponsor/requests/"+held.ID, nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/jdoe/requests/no-such-request", nil)
+	var reqs struct {
+		Requests []circulation.Request `json:"requests"`
+		Total    int                   `json:"total_record_count"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/jdoe/requests", nil), &reqs)
+	if reqs.Total != 1 || len(reqs.Requests) != 1 || reqs.Requests[0].ID != held.ID {
+		t.Errorf("jdoe's requests: %+v", reqs)
+	}
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/jdoe/requests?status=all", nil)
+	s.do(t, http.StatusBadRequest, admin, http.MethodGet, "/api/users/jdoe/requests?status=done", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/nobody/requests", nil)
+	s.do(t, http.StatusUnprocessableEntity, fulfil, http.MethodPost, "/api/users/jdoe/requests", map[string]any{"barcode": "MAIN-0003", "title_id": "MMS-1"})
+	s.do(t, http.StatusUnprocessableEntity, fulfil, http.MethodPost, "/api/users/jdoe/requests", map[string]any{"barcode": "MAIN-0003", "not_needed_after": "2001-01-01"})
+	s.do(t, http.StatusNotFound, fulfil, http.MethodPost, "/api/users/jdoe/requests", map[string]any{"barcode": "NOPE"})
+	s.do(t, http.StatusNotFound, fulfil, http.MethodPost, "/api/users/jdoe/requests", map[string]any{"title_id": "NO-SUCH-TITLE"})
+	s.do(t, http.StatusNotFound, fulfil, http.MethodPost, "/api/users/nobody/requests", map[string]any{"barcode": "MAIN-0003"})
+	var refusedRequest ginapi.Problem
+	oaJSON(t, s.do(t, http.StatusConflict, fulfil, http.MethodPost, "/api/users/sponsor/requests", map[string]any{"barcode": "MAIN-0003"}), &refusedRequest)
+	if len(refusedRequest.Blocks) != 1 || refusedRequest.Blocks[0].Type != circulation.BlockInactive || len(refusedRequest.Reasons) < 2 {
+		t.Errorf("a request of an inactive user no rule applies to: %+v", refusedRequest)
+	}
+	s.do(t, http.StatusConflict, fulfil, http.MethodPost, "/api/users/jdoe/requests", map[string]any{"barcode": "MAIN-0002"}) // requested already
+	s.do(t, http.StatusBadRequest, fulfil, http.MethodPost, "/api/users/jdoe/requests", `{"barcode": 2}`)
+	s.do(t, http.StatusUnsupportedMediaType, fulfil, http.MethodPost, "/api/users/jdoe/requests", "barcode=MAIN-0003", "Content-Type", "text/plain")
+	s.do(t, http.StatusRequestEntityTooLarge, fulfil, http.MethodPost, "/api/users/jdoe/requests", map[string]any{"barcode": strings.Repeat("b", 70<<10)})
+	s.do(t, http.StatusForbidden, admin, http.MethodPost, "/api/users/jdoe/requests", map[string]any{"barcode": "MAIN-0003"})
+	s.do(t, http.StatusForbidden, "jdoe", http.MethodGet, "/api/users/jdoe/requests", nil, "X-Test-Patron", "1")
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/items/main-0002/requests", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/items/NOPE/requests", nil)
+	s.do(t, http.StatusForbidden, "jdoe", http.MethodGet, "/api/items/MAIN-0002/requests", nil, "X-Test-Patron", "1")
+
+	// The patron's own account (/me): borrower, an undergraduate who owes
+	// more than their group's limit (a block on loans, not on requests).
+	const me = "borrower"
+	asPatron := []string{"X-Test-Patron", "1"}
+	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users/borrower/user_notes", map[string]any{"note_text": "Your card expires soon", "user_viewable": true})
+	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users/borrower/user_notes", map[string]any{"note_text": "Staff only: asked twice about fines"})
+	home := oaSegmentID(t, s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users/borrower/addresses",
+		map[string]any{"line1": "3 Oak Street", "city": "Springfield", "postal_code": "12345"}), "addresses", "line1", "3 Oak Street")
+	var card struct {
+		User        patron.User    `json:"user"`
+		Loans       int            `json:"loans"`
+		Requests    int            `json:"requests"`
+		OnHoldShelf int            `json:"on_hold_shelf"`
+		Balance     []ginapi.Money `json:"balance"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, me, http.MethodGet, "/api/me", nil, asPatron...), &card)
+	if card.User.PrimaryID != "borrower" || len(card.User.Notes) != 1 || card.Loans != 0 || card.Requests != 0 || len(card.Balance) != 1 || card.Balance[0].Amount != 600 {
+		t.Errorf("borrower's card: %+v", card)
+	}
+	var place struct {
+		Barcode string `json:"barcode"`
+		Place   int    `json:"place_in_queue"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/items/main-0002/queue", nil, asPatron...), &place)
+	if place.Barcode != "MAIN-0002" || place.Place != 1 {
+		t.Errorf("borrower's place in the queue of MAIN-0002: %+v", place)
+	}
+	s.do(t, http.StatusNotFound, me, http.MethodGet, "/api/me/items/NOPE/queue", nil, asPatron...)
+	var quote circulation.Quote
+	oaJSON(t, s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/items/MAIN-0002/terms", nil, asPatron...), &quote)
+	if quote.Rule != "Undergraduates: 4 weeks" || !quote.Terms.PersonalDelivery || quote.Terms.DeliveryFee != 300 {
+		t.Errorf("borrower's terms: %+v", quote)
+	}
+	s.do(t, http.StatusNotFound, me, http.MethodGet, "/api/me/items/NOPE/terms", nil, asPatron...)
+	s.do(t, http.StatusBadRequest, me, http.MethodGet, "/api/me/items/%20/terms", nil, asPatron...)
+	s.do(t, http.StatusConflict, "sponsor", http.MethodGet, "/api/me/items/MAIN-0002/terms", nil, asPatron...) // no rule for sponsor's group
+
+	var waiting circulation.Request
+	placedMine := s.do(t, http.StatusCreated, me, http.MethodPost, "/api/me/requests", map[string]any{"barcode": "MAIN-0002", "not_needed_after": "2099-12-31"}, asPatron...)
+	oaJSON(t, placedMine, &waiting)
+	if placedMine.header.Get("Location") != "/api/me/requests/"+waiting.ID || waiting.Status != circulation.RequestWaiting || waiting.Place != 1 ||
+		waiting.PickupLibrary != "MAIN" || waiting.PrimaryID != "borrower" {
+		t.Errorf("a request of an item held for another: Location %q, request %+v", placedMine.header.Get("Location"), waiting)
+	}
+	var delivered circulation.Request
+	oaJSON(t, s.do(t, http.StatusCreated, me, http.MethodPost, "/api/me/requests", map[string]any{"title_id": "MMS-1", "delivery_address_id": home}, asPatron...), &delivered)
+	if delivered.Level != circulation.RequestTitle || delivered.Status != circulation.RequestOnHoldShelf || delivered.Barcode != "MAIN-0003" ||
+		delivered.DeliveryAddress == "" || delivered.PickupLibrary != "" || delivered.FeeID == "" {
+		t.Errorf("a title request delivered: %+v", delivered)
+	}
+	s.do(t, http.StatusUnprocessableEntity, me, http.MethodPost, "/api/me/requests", map[string]any{"barcode": "MAIN-0001", "pickup_library": "EAST"}, asPatron...)
+	s.do(t, http.StatusUnprocessableEntity, me, http.MethodPost, "/api/me/requests", map[string]any{}, asPatron...)
+	s.do(t, http.StatusConflict, me, http.MethodPost, "/api/me/requests", map[string]any{"barcode": "MAIN-0004"}, asPatron...) // its title is requested already
+	s.do(t, http.StatusNotFound, me, http.MethodPost, "/api/me/requests", map[string]any{"barcode": "NOPE"}, asPatron...)
+	s.do(t, http.StatusBadRequest, me, http.MethodPost, "/api/me/requests", `{"barcode": ["MAIN-0001"]}`, asPatron...)
+	s.do(t, http.StatusUnsupportedMediaType, me, http.MethodPost, "/api/me/requests", "barcode=MAIN-0001", "Content-Type", "text/plain", "X-Test-Patron", "1")
+	s.do(t, http.StatusRequestEntityTooLarge, me, http.MethodPost, "/api/me/requests", map[string]any{"barcode": strings.Repeat("b", 70<<10)}, asPatron...)
+	oaJSON(t, s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/requests", nil, asPatron...), &reqs)
+	if reqs.Total != 2 || len(reqs.Requests) != 2 || reqs.Requests[0].ID != waiting.ID || reqs.Requests[1].ID != delivered.ID {
+		t.Errorf("borrower's requests: %+v", reqs)
+	}
+	s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/requests?status=active", nil, asPatron...)
+	s.do(t, http.StatusBadRequest, me, http.MethodGet, "/api/me/requests?status=open", nil, asPatron...)
+	s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/requests/"+waiting.ID, nil, asPatron...)
+	s.do(t, http.StatusNotFound, me, http.MethodGet, "/api/me/requests/"+held.ID, nil, asPatron...) // jdoe's
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/items/MAIN-0002/requests", nil), &reqs)
+	if reqs.Total != 2 || len(reqs.Requests) != 2 || reqs.Requests[0].ID != held.ID || reqs.Requests[1].ID != waiting.ID {
+		t.Errorf("the queue of MAIN-0002: %+v", reqs)
+	}
+	var myFees struct {
+		Fees     []circulation.Fee `json:"fees"`
+		Balance  []ginapi.Money    `json:"balance"`
+		Accruing []ginapi.Money    `json:"accruing"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/fees", nil, asPatron...), &myFees)
+	if len(myFees.Fees) != 2 || myFees.Fees[0].ID != delivered.FeeID || myFees.Fees[0].Type != circulation.FeeDelivery ||
+		len(myFees.Balance) != 1 || myFees.Balance[0].Amount != 900 || len(myFees.Accruing) != 0 {
+		t.Errorf("borrower's fees: %+v", myFees)
+	}
+	var myBlocks struct {
+		Blocks   []circulation.Block `json:"blocks"`
+		Messages []patron.Note       `json:"messages"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/blocks", nil, asPatron...), &myBlocks)
+	if len(myBlocks.Blocks) != 1 || myBlocks.Blocks[0].Type != circulation.BlockMaxBalance || len(myBlocks.Messages) != 1 || myBlocks.Messages[0].NoteText != "Your card expires soon" {
+		t.Errorf("borrower's blocks and messages: %+v", myBlocks)
+	}
+
+	// jdoe borrows the item held for them, which fulfils the request; the
+	// loan is not renewed while borrower waits for the item.
+	var held2 circulation.Loan
+	oaJSON(t, s.do(t, http.StatusCreated, fulfil, http.MethodPost, "/api/loans", map[string]any{"primary_id": "jdoe", "barcode": "MAIN-0002"}), &held2)
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/jdoe/requests/"+held.ID, nil), &held)
+	if held.Status != circulation.RequestFulfilled || held.ClosedAt == nil {
+		t.Errorf("a request whose item was lent: %+v", held)
+	}
+	oaJSON(t, s.do(t, http.StatusOK, "jdoe", http.MethodGet, "/api/me/loans", nil, asPatron...), &loans)
+	if loans.Total != 1 || len(loans.Loans) != 1 || loans.Loans[0].ID != held2.ID {
+		t.Errorf("jdoe's loans: %+v", loans)
+	}
+	s.do(t, http.StatusOK, "jdoe", http.MethodGet, "/api/me/loans?limit=1&offset=0", nil, asPatron...)
+	s.do(t, http.StatusBadRequest, "jdoe", http.MethodGet, "/api/me/loans?limit=1001", nil, asPatron...)
+	oaJSON(t, s.do(t, http.StatusOK, "jdoe", http.MethodGet, "/api/me/loans/history", nil, asPatron...), &loans)
+	if loans.Total != 1 || len(loans.Loans) != 1 || loans.Loans[0].Status != circulation.LoanComplete {
+		t.Errorf("jdoe's loan history: %+v", loans)
+	}
+	s.do(t, http.StatusBadRequest, "jdoe", http.MethodGet, "/api/me/loans/history?offset=-1", nil, asPatron...)
+	oaJSON(t, s.do(t, http.StatusOK, "jdoe", http.MethodPost, "/api/me/loans/renew", map[string]any{}, asPatron...), &renewed)
+	if len(renewed.Results) != 1 || renewed.Results[0].Renewed || !slices.ContainsFunc(renewed.Results[0].Reasons, func(r string) bool { return strings.Contains(r, "requested") }) {
+		t.Errorf("jdoe's renewals while borrower waits: %+v", renewed)
+	}
+	oaJSON(t, s.do(t, http.StatusOK, "jdoe", http.MethodPost, "/api/me/loans/renew", map[string]any{"loan_ids": []string{loan.ID}}, asPatron...), &renewed)
+	if len(renewed.Results) != 1 || renewed.Results[0].Renewed || len(renewed.Results[0].Reasons) == 0 {
+		t.Errorf("jdoe renewing a loan of borrower's: %+v", renewed)
+	}
+	s.do(t, http.StatusBadRequest, "jdoe", http.MethodPost, "/api/me/loans/renew", `{"loan_ids": "all"}`, asPatron...)
+	s.do(t, http.StatusUnsupportedMediaType, "jdoe", http.MethodPost, "/api/me/loans/renew", "all", "Content-Type", "text/plain", "X-Test-Patron", "1")
+	s.do(t, http.StatusRequestEntityTooLarge, "jdoe", http.MethodPost, "/api/me/loans/renew", map[string]any{"loan_ids": []string{strings.Repeat("l", 70<<10)}}, asPatron...)
+
+	// Cancellations: by the patron (no reason needed), by staff (with one).
+	var cancelled circulation.Request
+	oaJSON(t, s.do(t, http.StatusOK, me, http.MethodDelete, "/api/me/requests/"+waiting.ID, nil, asPatron...), &cancelled)
+	if cancelled.Status != circulation.RequestCancelled || cancelled.CloseReason != "cancelled by the patron" || cancelled.ClosedBy != "borrower" {
+		t.Errorf("a request cancelled by the patron: %+v", cancelled)
+	}
+	s.do(t, http.StatusConflict, me, http.MethodDelete, "/api/me/requests/"+waiting.ID, nil, asPatron...)
+	s.do(t, http.StatusNotFound, me, http.MethodDelete, "/api/me/requests/"+held.ID, nil, asPatron...) // jdoe's
+	s.do(t, http.StatusUnprocessableEntity, me, http.MethodDelete, "/api/me/requests/"+delivered.ID+"?reason="+strings.Repeat("r", 1001), nil, asPatron...)
+	s.do(t, http.StatusUnprocessableEntity, fulfil, http.MethodDelete, "/api/users/borrower/requests/"+delivered.ID, nil)
+	s.do(t, http.StatusForbidden, admin, http.MethodDelete, "/api/users/borrower/requests/"+delivered.ID+"?reason=Duplicate", nil)
+	s.do(t, http.StatusNotFound, fulfil, http.MethodDelete, "/api/users/jdoe/requests/"+delivered.ID+"?reason=Duplicate", nil)
+	oaJSON(t, s.do(t, http.StatusOK, fulfil, http.MethodDelete, "/api/users/borrower/requests/"+delivered.ID+"?reason=Address+unreachable", nil), &cancelled)
+	if cancelled.Status != circulation.RequestCancelled || cancelled.CloseReason != "Address unreachable" || cancelled.ClosedBy != fulfil {
+		t.Errorf("a request cancelled by staff: %+v", cancelled)
+	}
+	s.do(t, http.StatusConflict, fulfil, http.MethodDelete, "/api/users/borrower/requests/"+delivered.ID+"?reason=Again", nil)
+	oaJSON(t, s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/fees", nil, asPatron...), &myFees)
+	if len(myFees.Fees) != 1 || len(myFees.Balance) != 1 || myFees.Balance[0].Amount != 600 {
+		t.Errorf("borrower's fees once the delivery was cancelled: %+v", myFees)
+	}
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/borrower/fees?status=all", nil) // the delivery fee waived by circulation
+	oaJSON(t, s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/requests?status=all", nil, asPatron...), &reqs)
+	if reqs.Total != 2 || reqs.Requests[0].Status != circulation.RequestCancelled || reqs.Requests[1].Status != circulation.RequestCancelled {
+		t.Errorf("borrower's requests, all: %+v", reqs)
+	}
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/jdoe/requests?status=all", nil) // the fulfilled one
+
+	// Every /me route is for patrons: staff answer 403; a patron without
+	// a record in the institution, 404. Staff routes answer a patron 403.
+	for _, r := range []struct {
+		method, path string
+		body         any
+	}{
+		{http.MethodGet, "/api/me", nil},
+		{http.MethodGet, "/api/me/loans", nil},
+		{http.MethodGet, "/api/me/loans/history", nil},
+		{http.MethodPost, "/api/me/loans/renew", map[string]any{}},
+		{http.MethodGet, "/api/me/requests", nil},
+		{http.MethodPost, "/api/me/requests", map[string]any{"barcode": "MAIN-0001"}},
+		{http.MethodGet, "/api/me/requests/" + waiting.ID, nil},
+		{http.MethodDelete, "/api/me/requests/" + waiting.ID, nil},
+		{http.MethodGet, "/api/me/items/MAIN-0001/queue", nil},
+		{http.MethodGet, "/api/me/items/MAIN-0001/terms", nil},
+		{http.MethodGet, "/api/me/fees", nil},
+		{http.MethodGet, "/api/me/blocks", nil},
+	} {
+		s.do(t, http.StatusForbidden, admin, r.method, r.path, r.body)
+		s.do(t, http.StatusNotFound, "nobody", r.method, r.path, r.body, asPatron...)
+	}
+	s.do(t, http.StatusForbidden, me, http.MethodPost, "/api/users/borrower/requests", map[string]any{"barcode": "MAIN-0001"}, asPatron...)
+	s.do(t, http.StatusForbidden, me, http.MethodGet, "/api/users/borrower/requests/"+delivered.ID, nil, asPatron...)
+	s.do(t, http.StatusForbidden, me, http.MethodDelete, "/api/users/borrower/requests/"+delivered.ID+"?reason=x", nil, asPatron...)
+	s.do(t, http.StatusUnauthorized, "", http.MethodGet, "/api/me", nil)
+	s.do(t, http.StatusTooManyRequests, "locked", http.MethodGet, "/api/me/requests", nil)
+
 	// Deletions.
 	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/sponsor", nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/sponsor", nil)

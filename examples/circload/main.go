@@ -23,6 +23,11 @@
 // out) or 200 (check-in) counts as an error; errors are counted, the first
 // few printed, and make the command exit non-zero.
 //
+// With -workload account it measures the patron's own account instead:
+// -readers patrons, each with -loans open loans (lent through the service
+// before measuring), sign in as patrons (a bearer token each) and read
+// GET /api/me and GET /api/me/loans in turn.
+//
 // Two shapes of load (-shape paced, open or both):
 //
 //   - paced: -clients clients, each pausing -pause (±20%) between
@@ -43,6 +48,7 @@
 //	go run ./examples/circload -db "$PATRONKIT_TEST_POSTGRES_DSN"
 //	go run ./examples/circload -shape open -steps 1,2,4,8 -step-duration 10s
 //	go run ./examples/circload -shape paced -cpuprofile circload.prof
+//	go run ./examples/circload -db "$PATRONKIT_TEST_POSTGRES_DSN" -workload account
 package main
 
 import (
@@ -114,6 +120,9 @@ type config struct {
 	hold         int
 	cpuProfile   string
 	verbose      bool
+	workload     string
+	readers      int
+	loans        int
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -132,6 +141,9 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.hold, "hold", 2, "loans each client keeps open before it takes one back")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phases to this file")
 	fs.BoolVar(&c.verbose, "v", false, "log every request to stderr")
+	fs.StringVar(&c.workload, "workload", "desk", "desk (check-out and check-in by staff) or account (patrons reading GET /me and GET /me/loans)")
+	fs.IntVar(&c.readers, "readers", 10, "account workload: patrons whose accounts are read")
+	fs.IntVar(&c.loans, "loans", 100, "account workload: open loans of each of those patrons")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -149,6 +161,12 @@ func parseFlags(args []string) (*config, error) {
 			return nil, fmt.Errorf("-steps: %q is not a number of clients", s)
 		}
 		c.steps = append(c.steps, n)
+	}
+	if c.workload != "desk" && c.workload != "account" {
+		return nil, fmt.Errorf("-workload must be desk or account, not %q", c.workload)
+	}
+	if c.workload == "account" && (c.readers < 1 || c.loans < 0 || c.readers > c.patrons || c.readers*c.loans > c.items) {
+		return nil, fmt.Errorf("-readers (1..-patrons) patrons with -loans loans each need -readers × -loans items at most -items")
 	}
 	if c.hold < 1 {
 		return nil, errors.New("-hold must be at least 1")
@@ -205,16 +223,30 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 
+	opNames = deskOps
+	if cfg.workload == "account" {
+		opNames = accountOps
+	}
 	inst := "LOAD" + time.Now().UTC().Format("20060102T150405") + "-" + randomHex(2)
 	start := time.Now()
 	ds, err := seed(ctx, kit, inst, cfg.patrons, cfg.items)
 	if err != nil {
 		return fmt.Errorf("seeding %s: %w", inst, err)
 	}
+	var readers []string
+	if cfg.workload == "account" {
+		readers = ds.patrons[:cfg.readers]
+		if err := lend(ctx, kit, inst, readers, ds.barcodes, cfg.loans); err != nil {
+			return fmt.Errorf("lending to the readers: %w", err)
+		}
+	}
 	fmt.Fprintf(out, "circload: database %s, institution %s, %d patrons and %d items seeded in %.1fs, %d CPUs, load average %s\n",
 		sqldb.DialectOf(cfg.dsn), inst, cfg.patrons, cfg.items, time.Since(start).Seconds(), runtime.NumCPU(), loadDelta{loadavg: readLoad().loadavg}.loadAvg())
+	if cfg.workload == "account" {
+		fmt.Fprintf(out, "account workload: %d patrons with %d open loans each read GET /me and GET /me/loans in turn\n", cfg.readers, cfg.loans)
+	}
 
-	srv, base, err := serve(kit, inst, ds.staff, cfg.verbose)
+	srv, base, err := serve(kit, inst, ds.staff, readers, cfg.verbose)
 	if err != nil {
 		return err
 	}
@@ -241,8 +273,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		most = max(most, n)
 	}
 	d := &driver{
-		base:  base,
-		token: srv.token,
+		base:     base,
+		token:    srv.token,
+		readers:  srv.readers,
+		workload: cfg.workload,
 		http: &http.Client{Transport: &http.Transport{
 			MaxIdleConns:        most + 8,
 			MaxIdleConnsPerHost: most + 8,
@@ -267,7 +301,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if cfg.shape != "paced" {
 		fmt.Fprintf(out, "\nopen: clients that do not pause, %s per step; target: p95 <= %s ms for both operations\n", cfg.stepDuration, ms(cfg.p95))
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "clients\tops/s\tout n\tout p50\tout p95\tout p99\tin n\tin p50\tin p95\tin p99\terrors\tload avg\tCPU busy\tcircload CPU\t")
+		a, b := "out", "in"
+		if cfg.workload == "account" {
+			a, b = "me", "loans"
+		}
+		fmt.Fprintf(tw, "clients\tops/s\t%[1]s n\t%[1]s p50\t%[1]s p95\t%[1]s p99\t%[2]s n\t%[2]s p50\t%[2]s p95\t%[2]s p99\terrors\tload avg\tCPU busy\tcircload CPU\t\n", a, b)
 		var best *phaseResult
 		var results []*phaseResult
 		for _, n := range cfg.steps {
@@ -295,8 +333,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		fmt.Fprintln(out, "(latencies in ms; load avg: 1-minute load average at the end of the step; CPU busy: the whole machine; circload CPU: this process, clients and server, as a share of the whole machine)")
 		if best != nil {
-			fmt.Fprintf(out, "best step: %s, %.0f ops/s, check-out p95 %s ms, check-in p95 %s ms (target p95 <= %s ms)\n",
-				plural(best.clients, "client"), best.throughput(), ms(best.ops[opOut].pct(95)), ms(best.ops[opIn].pct(95)), ms(cfg.p95))
+			fmt.Fprintf(out, "best step: %s, %.0f ops/s, %s p95 %s ms, %s p95 %s ms (target p95 <= %s ms)\n",
+				plural(best.clients, "client"), best.throughput(), opNames[opOut], ms(best.ops[opOut].pct(95)), opNames[opIn], ms(best.ops[opIn].pct(95)), ms(cfg.p95))
 		} else {
 			fmt.Fprintf(out, "best step: none kept both p95 within %s ms without errors\n", ms(cfg.p95))
 		}
@@ -341,7 +379,7 @@ func seed(ctx context.Context, kit *patronkit.Kit, inst string, nPatrons, nItems
 	}
 	if _, err := c.ReplaceRules(ctx, inst, 0, []circulation.Rule{{Name: "Everyone: three weeks", Terms: circulation.Terms{
 		LoanPeriod: 3, LoanPeriodUnit: circulation.Weeks, Renewals: 2,
-		OverdueFine: 25, OverdueFineUnit: circulation.PerDay, MaxFine: 1000, Currency: "USD", MaxLoans: 50,
+		OverdueFine: 25, OverdueFineUnit: circulation.PerDay, MaxFine: 1000, Currency: "USD", MaxLoans: 500,
 	}}}, nil); err != nil {
 		return nil, err
 	}
@@ -402,24 +440,40 @@ func seed(ctx context.Context, kit *patronkit.Kit, inst string, nPatrons, nItems
 	return out, nil
 }
 
-// server is the HTTP server the clients call, and the staff user's token.
+// server is the HTTP server the clients call, the staff user's token and
+// the tokens of the readers (patrons), in their order.
 type server struct {
-	server *http.Server
-	token  string
+	server  *http.Server
+	token   string
+	readers []string
 }
 
 // serve mounts the API under /api on a Gin engine and serves it on a
 // loopback port of the system's choosing. It returns the API's base URL.
-func serve(kit *patronkit.Kit, inst, staff string, verbose bool) (*server, string, error) {
+func serve(kit *patronkit.Kit, inst, staff string, readers []string, verbose bool) (*server, string, error) {
 	gin.SetMode(gin.ReleaseMode)
 	token := randomHex(32)
-	// The host's session lookup: here one bearer token for one staff user.
+	// The host's session lookup: a bearer token for the staff user, and
+	// one for each reader, who signs in as a patron.
+	sessions := map[string]string{}
+	var tokens []string
+	for _, r := range readers {
+		t := randomHex(32)
+		sessions[t] = r
+		tokens = append(tokens, t)
+	}
 	principal := func(c *gin.Context) (ginapi.Who, error) {
 		got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		if !ok {
 			return ginapi.Who{}, ginapi.ErrNotSignedIn
 		}
-		return ginapi.Who{Institution: inst, ID: staff}, nil
+		if subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1 {
+			return ginapi.Who{Institution: inst, ID: staff}, nil
+		}
+		if p, ok := sessions[got]; ok {
+			return ginapi.Who{Institution: inst, ID: p, Patron: true}, nil
+		}
+		return ginapi.Who{}, ginapi.ErrNotSignedIn
 	}
 	logger := slog.New(slog.DiscardHandler)
 	if verbose {
@@ -439,7 +493,7 @@ func serve(kit *patronkit.Kit, inst, staff string, verbose bool) (*server, strin
 			fmt.Fprintln(os.Stderr, "circload: server:", err)
 		}
 	}()
-	return &server{server: s, token: token}, "http://" + ln.Addr().String() + "/api", nil
+	return &server{server: s, token: token, readers: tokens}, "http://" + ln.Addr().String() + "/api", nil
 }
 
 func randomHex(n int) string {
@@ -455,12 +509,20 @@ const (
 	nOps
 )
 
-var opNames = [nOps]string{"check-out", "check-in"}
+// opNames name the operations of the workload running: run sets them.
+var opNames [nOps]string
+
+var (
+	deskOps    = [nOps]string{"check-out", "check-in"}
+	accountOps = [nOps]string{"GET /me", "GET /me/loans"}
+)
 
 // driver runs phases of load against the API.
 type driver struct {
 	base     string
 	token    string
+	readers  []string // the readers' tokens (account workload)
+	workload string
 	http     *http.Client
 	barcodes []string
 	patrons  []string
@@ -532,7 +594,10 @@ func (d *driver) phase(ctx context.Context, n int, pause, length time.Duration) 
 	}
 	clients := make([]*client, n)
 	for i := range clients {
-		clients[i] = &client{d: d, record: record}
+		clients[i] = &client{d: d, record: record, token: d.token}
+		if d.workload == "account" {
+			clients[i].token = d.readers[i%len(d.readers)]
+		}
 		for j := range res.ops {
 			clients[i].ops[j] = &opStats{}
 		}
@@ -585,6 +650,42 @@ type client struct {
 	open       []string // barcodes on loan, oldest first
 	stuck      []string // barcodes whose check-in failed
 	ops        [nOps]*opStats
+	token      string // who the client signs in as
+	reads      int    // account workload: reads so far
+}
+
+// step runs one operation of the workload and records its time.
+func (c *client) step(ctx context.Context) {
+	if c.d.workload == "account" {
+		op, path := opOut, "/me"
+		if c.reads%2 == 1 {
+			op, path = opIn, "/me/loans"
+		}
+		c.reads++
+		if took, ok := c.do(ctx, op, http.MethodGet, path, nil, http.StatusOK); ok {
+			c.ops[op].samples = append(c.ops[op].samples, took)
+		}
+		return
+	}
+	if len(c.open) < c.d.hold {
+		item, who := c.items[c.nextItem%len(c.items)], c.patrons[c.nextPatron%len(c.patrons)]
+		c.nextItem++
+		c.nextPatron++
+		took, ok := c.do(ctx, opOut, http.MethodPost, "/loans", map[string]string{"primary_id": who, "barcode": item}, http.StatusCreated)
+		if ok {
+			c.ops[opOut].samples = append(c.ops[opOut].samples, took)
+			c.open = append(c.open, item)
+		}
+		return
+	}
+	item := c.open[0]
+	took, ok := c.do(ctx, opIn, http.MethodPost, "/returns", map[string]string{"barcode": item}, http.StatusOK)
+	c.open = c.open[1:]
+	if ok {
+		c.ops[opIn].samples = append(c.ops[opIn].samples, took)
+	} else {
+		c.stuck = append(c.stuck, item) // the drain tries again
+	}
 }
 
 func (c *client) loop(ctx context.Context, pause time.Duration, deadline time.Time) {
@@ -592,25 +693,7 @@ func (c *client) loop(ctx context.Context, pause time.Duration, deadline time.Ti
 		return // start at a random point of the first pause
 	}
 	for ctx.Err() == nil && time.Now().Before(deadline) {
-		if len(c.open) < c.d.hold {
-			item, who := c.items[c.nextItem%len(c.items)], c.patrons[c.nextPatron%len(c.patrons)]
-			c.nextItem++
-			c.nextPatron++
-			took, ok := c.do(ctx, opOut, "/loans", map[string]string{"primary_id": who, "barcode": item}, http.StatusCreated)
-			if ok {
-				c.ops[opOut].samples = append(c.ops[opOut].samples, took)
-				c.open = append(c.open, item)
-			}
-		} else {
-			item := c.open[0]
-			took, ok := c.do(ctx, opIn, "/returns", map[string]string{"barcode": item}, http.StatusOK)
-			c.open = c.open[1:]
-			if ok {
-				c.ops[opIn].samples = append(c.ops[opIn].samples, took)
-			} else {
-				c.stuck = append(c.stuck, item) // the drain tries again
-			}
-		}
+		c.step(ctx)
 		if pause > 0 {
 			jitter := time.Duration(float64(pause) * (0.8 + 0.4*mrand.Float64()))
 			if !sleep(ctx, jitter) {
@@ -623,7 +706,7 @@ func (c *client) loop(ctx context.Context, pause time.Duration, deadline time.Ti
 // drain takes back the client's open loans.
 func (c *client) drain(ctx context.Context) {
 	for _, item := range slices.Concat(c.stuck, c.open) {
-		c.do(ctx, opIn, "/returns", map[string]string{"barcode": item}, http.StatusOK)
+		c.do(ctx, opIn, http.MethodPost, "/returns", map[string]string{"barcode": item}, http.StatusOK)
 	}
 	c.open, c.stuck = nil, nil
 }
@@ -631,15 +714,22 @@ func (c *client) drain(ctx context.Context) {
 // do sends one operation and times it until the whole answer is read. It
 // reports false, and counts an error, when the answer is not want; an
 // operation cut short by the end of ctx counts as nothing.
-func (c *client) do(ctx context.Context, op int, path string, body map[string]string, want int) (time.Duration, bool) {
-	b, _ := json.Marshal(body) // a map of strings: cannot fail
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.d.base+path, bytes.NewReader(b))
+func (c *client) do(ctx context.Context, op int, method, path string, body map[string]string, want int) (time.Duration, bool) {
+	var rd io.Reader
+	b := []byte(path)
+	if body != nil {
+		b, _ = json.Marshal(body) // a map of strings: cannot fail
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.d.base+path, rd)
 	if err != nil {
 		c.fail(op, string(b), 0, err.Error())
 		return 0, false
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+c.d.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
 	start := time.Now()
 	resp, err := c.d.http.Do(req)
 	if err != nil {
@@ -790,4 +880,23 @@ func (d loadDelta) processLong() string {
 		s += fmt.Sprintf("; the rest, mostly the database server: %.0f%%", max(d.busyPct-d.share(), 0))
 	}
 	return s
+}
+
+// lend checks out n items to each reader, through the service (seeding,
+// not measured).
+func lend(ctx context.Context, kit *patronkit.Kit, inst string, readers, barcodes []string, n int) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for i, r := range readers {
+		mine := barcodes[i*n : (i+1)*n]
+		g.Go(func() error {
+			for _, b := range mine {
+				if _, err := kit.Circulation.CheckOut(gctx, inst, r, b, circulation.CheckOutOptions{}); err != nil {
+					return fmt.Errorf("%s to %s: %w", b, r, err)
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }

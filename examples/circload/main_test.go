@@ -54,6 +54,22 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestAccountWorkload reads the accounts of patrons with loans.
+func TestAccountWorkload(t *testing.T) {
+	var out bytes.Buffer
+	args := []string{"-workload", "account", "-readers", "2", "-loans", "5", "-patrons", "4", "-items", "20", "-shape", "open",
+		"-steps", "1,2", "-step-duration", "1s", "-p95", "10s"}
+	if err := run(context.Background(), args, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	text := out.String()
+	t.Log("\n" + text)
+	if !strings.Contains(text, "2 patrons with 5 open loans each") ||
+		!regexp.MustCompile(`(?m)^best step: \d+ clients?, \d+ ops/s, GET /me p95 [0-9.]+ ms, GET /me/loans p95`).MatchString(text) {
+		t.Error("the account workload was not measured")
+	}
+}
+
 func TestFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-shape", "closed"},
@@ -61,6 +77,8 @@ func TestFlags(t *testing.T) {
 		{"-clients", "10", "-patrons", "5"},
 		{"-clients", "10", "-items", "20"},
 		{"-hold", "0"},
+		{"-workload", "browse"},
+		{"-workload", "account", "-readers", "10", "-loans", "600"},
 	} {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("%v: no error", args)

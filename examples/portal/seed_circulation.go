@@ -40,9 +40,11 @@ func semesterEnd(now time.Time) string {
 }
 
 // SeedCirculation gives the demo institution its libraries MAIN and
-// SCIENCE, 300 items (barcodes MAIN-0001..MAIN-0150 and SCI-0001..SCI-0150)
-// and terms of use: undergraduates 4 weeks, faculty to the end of
-// semester, everyone else 3 weeks, DVDs 1 week.
+// SCIENCE, 300 items (barcodes MAIN-0001..MAIN-0150 and SCI-0001..SCI-0150,
+// copies of ten titles 9901..9910) and terms of use: undergraduates 4
+// weeks, faculty to the end of semester, everyone else 3 weeks, DVDs 1
+// week; requests allowed, picked up at the owning library (faculty: any,
+// or delivered).
 func SeedCirculation(ctx context.Context, kit *patronkit.Kit, inst string) error {
 	c := kit.Circulation
 	for _, l := range []circulation.Library{
@@ -57,10 +59,12 @@ func SeedCirculation(ctx context.Context, kit *patronkit.Kit, inst string) error
 	var items []circulation.Item
 	for _, lib := range []struct{ code, prefix string }{{"MAIN", "MAIN"}, {"SCIENCE", "SCI"}} {
 		for i := 1; i <= 150; i++ {
-			w := demoTitles[(i-1)%len(demoTitles)]
+			n := (i - 1) % len(demoTitles)
+			w := demoTitles[n]
 			items = append(items, circulation.Item{
 				Barcode: fmt.Sprintf("%s-%04d", lib.prefix, i), Title: w.title, Author: w.author,
 				Library: lib.code, Location: "STACKS", ItemPolicy: "REGULAR", MaterialType: w.material,
+				TitleID: fmt.Sprintf("99%02d", n+1),
 			})
 		}
 	}
@@ -77,6 +81,9 @@ func SeedCirculation(ctx context.Context, kit *patronkit.Kit, inst string) error
 	}
 	faculty := weeks(0)
 	faculty.LoanPeriod, faculty.LoanPeriodUnit, faculty.FixedDueDate, faculty.MaxLoans = 0, "", semesterEnd(kit.Now()), 100
+	// Faculty pick requests up at any library, or have them delivered
+	// for 5.00; everyone else at the library that owns the item.
+	faculty.PickupAnyLibrary, faculty.PersonalDelivery, faculty.DeliveryFee = true, true, 500
 	maxBalance, maxOverdue := int64(1000), 5
 	dvd := weeks(1)
 	dvd.Renewals = 0
