@@ -14,6 +14,7 @@ package patronkit
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"slices"
 	"sync"
@@ -87,8 +88,19 @@ type Config struct {
 	// CirculationEvery is how often Start runs circulation's jobs: loans
 	// overdue longer than their terms allow are declared lost
 	// (DeclareOverdueLost), requests not needed any more or not picked up
-	// expire (ExpireRequests). Default: 5 minutes; negative: never.
+	// expire (ExpireRequests), due-soon and overdue notices are written
+	// (QueueDueNotices) and pending notices sent (SendNotices). Default:
+	// 5 minutes; negative: never.
 	CirculationEvery time.Duration
+
+	// Email and SMS deliver notices to patrons (adapters/notify has an
+	// SMTP and an HTTP gateway Notifier). Notices of a channel without
+	// one wait, pending. Default: none.
+	Email circulation.Notifier
+	SMS   circulation.Notifier
+	// NoticeTemplates are the host's notice templates (see
+	// circulation.Options.Templates). Default: the built-in English ones.
+	NoticeTemplates fs.FS
 }
 
 // Kit is patronkit wired over one database: the services of each module and
@@ -170,7 +182,8 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	circ, err := circulation.NewService(db, circulation.Options{Patrons: patrons, Now: c.Now, Logger: c.Logger})
+	circ, err := circulation.NewService(db, circulation.Options{Patrons: patrons, Now: c.Now, Logger: c.Logger,
+		Email: c.Email, SMS: c.SMS, Templates: c.NoticeTemplates})
 	if err != nil {
 		return nil, err
 	}
@@ -201,6 +214,12 @@ func (k *Kit) Start(ctx context.Context) {
 			k.Logger.Error("patronkit: expiring requests", "error", err, "expired", n)
 		} else if n > 0 {
 			k.Logger.Info("patronkit: requests expired", "expired", n)
+		}
+		if _, err := k.Circulation.QueueDueNotices(ctx); err != nil {
+			k.Logger.Error("patronkit: writing due notices", "error", err)
+		}
+		if n, err = k.Circulation.SendNotices(ctx); err != nil {
+			k.Logger.Error("patronkit: sending notices", "error", err, "sent", n)
 		}
 	})
 }

@@ -215,7 +215,12 @@ func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee)
 	f := &Fee{ID: newID(), Institution: inst, UserID: u.ID, PrimaryID: u.PrimaryID, Type: FeeManual, Barcode: in.Barcode,
 		Description: in.Description, Amount: in.Amount, Currency: in.Currency, Status: FeeOpen, CreatedBy: a.ID,
 		CreatedAt: now, UpdatedAt: now, Version: 1, Transactions: []Transaction{}}
-	if err := s.db.WithContext(ctx).Create(f).Error; err != nil {
+	if err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(f).Error; err != nil {
+			return err
+		}
+		return s.noticeCharge(tx, f)
+	}); err != nil {
 		return nil, s.translate(err)
 	}
 	return f, nil
@@ -396,14 +401,23 @@ func FormatMoney(amount int64, currency string) string {
 
 // chargeLoan records a fee of type typ for a loan within tx; nothing when
 // amount is 0.
-func chargeLoan(tx *gorm.DB, l *Loan, typ string, amount int64, currency, description string, at time.Time) (*Fee, error) {
+func (s *Service) chargeLoan(tx *gorm.DB, l *Loan, typ string, amount int64, currency, description string, at time.Time) (*Fee, error) {
 	if amount <= 0 {
 		return nil, nil
 	}
 	f := &Fee{ID: newID(), Institution: l.Institution, UserID: l.UserID, PrimaryID: l.PrimaryID, Type: typ, LoanID: l.ID,
 		Barcode: l.ItemBarcode, Description: description, Amount: amount, Currency: currency, Status: FeeOpen,
 		CreatedAt: at, UpdatedAt: at, Version: 1}
-	return f, tx.Create(f).Error
+	if err := tx.Create(f).Error; err != nil {
+		return nil, err
+	}
+	return f, s.noticeCharge(tx, f)
+}
+
+// noticeCharge writes the notice of a fee charged, within tx.
+func (s *Service) noticeCharge(tx *gorm.DB, f *Fee) error {
+	return s.queueNotice(tx, f.Institution, f.UserID, NoticeFineCharged, "fine_charged:"+f.ID,
+		noticeData{Amount: FormatMoney(f.Amount, f.Currency), Description: f.Description, Barcode: f.Barcode}, f.LoanID, nil)
 }
 
 // overdueFine is the fine under t for a loan due at due and returned (or

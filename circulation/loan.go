@@ -315,7 +315,15 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 				return stale("the request item %s was held for changed meanwhile; try again", item.Barcode)
 			}
 		}
-		return tx.Create(loan).Error
+		if err := tx.Create(loan).Error; err != nil {
+			return err
+		}
+		r, err := recipientOf(tx, user)
+		if err != nil {
+			return err
+		}
+		return s.queueNoticeTo(tx, inst, user.ID, r, NoticeLoanReceipt, "loan_receipt:"+loan.ID,
+			noticeData{Title: item.Title, Barcode: item.Barcode, Library: item.Library, DueDate: formatTime(due)}, loan.ID, nil)
 	})
 	if err != nil {
 		return nil, s.translate(err)
@@ -475,10 +483,10 @@ func (s *Service) closeItemLoan(ctx context.Context, inst string, item *Item, st
 		loan.Status, loan.ReturnedAt, loan.Version, loan.UpdatedAt, loan.LostAfter = status, &now, loan.Version+1, now, nil
 		if status == LoanLost {
 			charged = terms.LostItemFee
-			_, err = chargeLoan(tx, &loan, FeeLostItem, charged, terms.Currency, "Lost item "+loan.ItemBarcode, now)
+			_, err = s.chargeLoan(tx, &loan, FeeLostItem, charged, terms.Currency, "Lost item "+loan.ItemBarcode, now)
 		} else {
 			charged = overdueFine(terms, loan.DueAt, now)
-			_, err = chargeLoan(tx, &loan, FeeOverdueFine, charged, terms.Currency,
+			_, err = s.chargeLoan(tx, &loan, FeeOverdueFine, charged, terms.Currency,
 				fmt.Sprintf("Overdue fine for %s, due %s, returned %s", loan.ItemBarcode, loan.DueAt.UTC().Format(time.RFC3339), now.Format(time.RFC3339)), now)
 		}
 		return err

@@ -110,7 +110,7 @@ func (s *Service) returnLost(ctx context.Context, inst string, item *Item) (*Loa
 			return err
 		}
 		fine = overdueFine(terms, loan.DueAt, lostAt)
-		_, err := chargeLoan(tx, &loan, FeeOverdueFine, fine, terms.Currency,
+		_, err := s.chargeLoan(tx, &loan, FeeOverdueFine, fine, terms.Currency,
 			fmt.Sprintf("Overdue fine for %s, due %s, declared lost %s", loan.ItemBarcode, loan.DueAt.UTC().Format(time.RFC3339), lostAt.UTC().Format(time.RFC3339)), now)
 		return err
 	})

@@ -163,6 +163,33 @@ func Migrations() []*gormigrate.Migration {
 			}
 			return tx.Migrator().DropColumn(&itemTitleV2{}, "TitleID")
 		},
+	}, {
+		ID: "202611272101_circulation_notices",
+		Migrate: func(tx *gorm.DB) error {
+			for _, t := range []any{&noticeV1{}, &noticePrefsV1{}} {
+				if err := tx.Migrator().CreateTable(t); err != nil {
+					return err
+				}
+			}
+			if tx.Dialector.Name() == "mysql" {
+				if err := execAll(tx, "ALTER TABLE pk_circ_notices MODIFY `key` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"); err != nil {
+					return err
+				}
+			}
+			q := `"key"`
+			if tx.Dialector.Name() == "mysql" {
+				q = "`key`"
+			}
+			return execAll(tx,
+				"CREATE UNIQUE INDEX pk_circ_notices_key ON pk_circ_notices (institution, "+q+")",
+				"CREATE INDEX pk_circ_notices_status ON pk_circ_notices (status, created_at)",
+				"CREATE INDEX pk_circ_notices_loan ON pk_circ_notices (loan_id, kind)",
+				"CREATE INDEX pk_circ_notices_user ON pk_circ_notices (institution, user_id, created_at)",
+			)
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Migrator().DropTable(&noticePrefsV1{}, &noticeV1{})
+		},
 	}}
 }
 
@@ -426,3 +453,39 @@ type requestV1 struct {
 }
 
 func (requestV1) TableName() string { return "pk_circ_requests" }
+
+// The tables migration 202611272101 creates: the notice outbox and the
+// patrons' notice settings.
+
+type noticeV1 struct {
+	ID           string `gorm:"primaryKey;size:36"`
+	Institution  string `gorm:"size:64;not null"`
+	UserID       string `gorm:"size:36;not null"`
+	PrimaryID    string `gorm:"size:255;not null"`
+	Kind         string `gorm:"size:32;not null"`
+	Key          string `gorm:"size:255;not null"`
+	LoanID       string `gorm:"size:36"`
+	DueAt        *time.Time
+	Channel      string `gorm:"size:8"`
+	Recipient    string `gorm:"size:255"`
+	Language     string `gorm:"size:16"`
+	Subject      string `gorm:"size:255"`
+	Body         string `gorm:"size:10000"`
+	Status       string `gorm:"size:16;not null"`
+	Attempts     int    `gorm:"not null"`
+	Error        string `gorm:"size:1000"`
+	Claimed      *time.Time
+	SentAt       *time.Time
+	AttachmentID string `gorm:"size:36"`
+	CreatedAt    time.Time
+}
+
+func (noticeV1) TableName() string { return "pk_circ_notices" }
+
+type noticePrefsV1 struct {
+	UserID      string `gorm:"primaryKey;size:36"`
+	Institution string `gorm:"size:64;not null"`
+	OptOuts     string `gorm:"size:255"`
+}
+
+func (noticePrefsV1) TableName() string { return "pk_circ_notice_prefs" }

@@ -299,6 +299,9 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 			if err := tx.Create(f).Error; err != nil {
 				return err
 			}
+			if err := s.noticeCharge(tx, f); err != nil {
+				return err
+			}
 			r.FeeID = f.ID
 		}
 		if err := tx.Create(&r).Error; err != nil {
@@ -397,6 +400,16 @@ func (s *Service) holdForNext(tx *gorm.DB, inst string, it *Item, from string, n
 		return nil, stale("request %s changed while an item was held for it; try again", next.ID)
 	}
 	next.Status, next.ItemID, next.Barcode, next.HoldUntil, next.Version, next.UpdatedAt = RequestOnHoldShelf, it.ID, it.Barcode, &until, next.Version+1, now
+	where := next.PickupLibrary
+	if where == "" {
+		where = "your address"
+	} else {
+		where = libraryName(tx, inst, where)
+	}
+	if err := s.queueNotice(tx, inst, next.UserID, NoticeOnHoldShelf, fmt.Sprintf("on_hold_shelf:%s:%s", next.ID, it.ID),
+		noticeData{Title: it.Title, Barcode: it.Barcode, Library: where, HoldUntil: formatTime(until)}, "", nil); err != nil {
+		return nil, err
+	}
 	return &next, nil
 }
 
@@ -598,7 +611,8 @@ func (s *Service) closeRequest(tx *gorm.DB, r *Request, status, reason, by strin
 		}
 	}
 	r.Status, r.ClosedAt, r.CloseReason, r.ClosedBy, r.Version, r.UpdatedAt, r.Place = status, &now, reason, by, r.Version+1, now, 0
-	return nil
+	return s.queueNotice(tx, r.Institution, r.UserID, NoticeRequestCancelled, "request_cancelled:"+r.ID,
+		noticeData{Title: r.Title, Barcode: r.Barcode, Reason: reason}, "", nil)
 }
 
 // waiveRest waives what remains of fees (read within tx), as the system.

@@ -20,6 +20,7 @@ package circulation
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"strings"
 	"time"
@@ -46,17 +47,36 @@ type Options struct {
 	// Patrons is the patron service whose users borrow: check-outs and
 	// renewals read their group, status, expiry, blocks and proxy
 	// relations from it. Required for loans (CheckOut, Renew, RenewMany);
-	// the other methods do without.
+	// the other methods do without. Notices sent are archived on its
+	// records.
 	Patrons *patron.Service
+	// Email and SMS deliver notices by email and by SMS (see
+	// adapters/notify); notices of a channel without one wait, pending.
+	Email Notifier
+	SMS   Notifier
+	// Templates holds the host's notice templates, {language}/{kind}.tmpl
+	// (e.g. es/due_soon.tmpl), each defining "subject", "body" and "sms";
+	// they take precedence over the built-in English ones. Default: none.
+	Templates fs.FS
+	// DueSoon is how long before its due date a loan gets its due-soon
+	// notice. Default: 2 days.
+	DueSoon time.Duration
+	// NoticeClaim is how long a sender may hold a notice before another
+	// takes it (see Notice). Default: 10 minutes.
+	NoticeClaim time.Duration
 }
 
 // Service keeps the libraries, items and terms of use of every institution
 // in one database (tables named pk_circ_...). It is safe for concurrent use.
 type Service struct {
-	db      *gorm.DB
-	now     func() time.Time
-	log     *slog.Logger
-	patrons *patron.Service
+	db          *gorm.DB
+	now         func() time.Time
+	log         *slog.Logger
+	patrons     *patron.Service
+	email, sms  Notifier
+	templates   *templates
+	dueSoon     time.Duration
+	noticeClaim time.Duration
 }
 
 // NewService returns a Service over db. It works on a session of db and
@@ -66,7 +86,14 @@ func NewService(db *gorm.DB, o Options) (*Service, error) {
 	if db == nil {
 		return nil, errors.New("circulation: NewService needs a database")
 	}
-	s := &Service{db: db.Session(&gorm.Session{NewDB: true}), now: o.Now, log: o.Logger, patrons: o.Patrons}
+	s := &Service{db: db.Session(&gorm.Session{NewDB: true}), now: o.Now, log: o.Logger, patrons: o.Patrons,
+		email: o.Email, sms: o.SMS, templates: &templates{host: o.Templates}, dueSoon: o.DueSoon, noticeClaim: o.NoticeClaim}
+	if s.dueSoon <= 0 {
+		s.dueSoon = 48 * time.Hour
+	}
+	if s.noticeClaim <= 0 {
+		s.noticeClaim = 10 * time.Minute
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
