@@ -205,6 +205,19 @@ func Migrations() []*gormigrate.Migration {
 				return strings.Contains(r[2], "/requests") || r[2] == "/me" || strings.HasPrefix(r[2], "/me/")
 			})
 		},
+	}, {
+		// The patron's notices and settings, for databases whose policy
+		// was seeded before they existed.
+		ID: "202611270108_casbin_me_notice_settings_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addDefaults(tx, func(r []string) bool {
+				return strings.HasPrefix(r[2], "/me/notices") || r[2] == "/me/settings"
+			})
+		},
 	}}
 }
 

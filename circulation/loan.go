@@ -318,11 +318,7 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 		if err := tx.Create(loan).Error; err != nil {
 			return err
 		}
-		r, err := recipientOf(tx, user)
-		if err != nil {
-			return err
-		}
-		return s.queueNoticeTo(tx, inst, user.ID, r, NoticeLoanReceipt, "loan_receipt:"+loan.ID,
+		return s.queueNoticeTo(tx, inst, user.ID, recipientOf(user), NoticeLoanReceipt, "loan_receipt:"+loan.ID,
 			noticeData{Title: item.Title, Barcode: item.Barcode, Library: item.Library, DueDate: formatTime(due)}, loan.ID, nil)
 	})
 	if err != nil {

@@ -220,7 +220,6 @@ func (t *templates) render(lang, kind, channel string, d noticeData) (subject, b
 // recipient is who a notice goes to, as read within a transaction.
 type recipient struct {
 	primaryID, name, lang, email, sms string
-	optOuts                           []string
 }
 
 func readRecipient(tx *gorm.DB, inst, userID string) (*recipient, error) {
@@ -235,12 +234,12 @@ func readRecipient(tx *gorm.DB, inst, userID string) (*recipient, error) {
 	if err := tx.Where("user_id = ? AND preferred_sms = ?", userID, true).Order("id").Find(&u.Phones).Error; err != nil {
 		return nil, err
 	}
-	return recipientOf(tx, &u)
+	return recipientOf(&u), nil
 }
 
 // recipientOf is who a notice to u goes to: their preferred email (or
-// first), their phone marked preferred_sms, and their opt-outs.
-func recipientOf(tx *gorm.DB, u *patron.User) (*recipient, error) {
+// first) and their phone marked preferred_sms.
+func recipientOf(u *patron.User) *recipient {
 	r := &recipient{primaryID: u.PrimaryID, name: strings.TrimSpace(u.FirstName + " " + u.LastName), lang: u.PreferredLanguage}
 	if r.name == "" {
 		r.name = u.PrimaryID
@@ -259,20 +258,14 @@ func recipientOf(tx *gorm.DB, u *patron.User) (*recipient, error) {
 			break
 		}
 	}
-	var p noticePrefs
-	if err := tx.Where("user_id = ?", u.ID).Limit(1).Find(&p).Error; err != nil {
-		return nil, err
-	}
-	if p.OptOuts != "" {
-		r.optOuts = strings.Split(p.OptOuts, ",")
-	}
-	return r, nil
+	return r
 }
 
 // queueNotice writes a notice of kind for the patron userID within tx,
 // once per key. The channel is SMS where the patron has a phone marked
-// preferred_sms, else email; a notice the patron opted out of, or with no
-// address to go to, is written as skipped.
+// preferred_sms, else email; a notice with no address to go to is written
+// as skipped. Opt-outs are read when the notice is sent, so that a patron
+// who opts out stops the notices already written too.
 func (s *Service) queueNotice(tx *gorm.DB, inst, userID, kind, key string, d noticeData, loanID string, dueAt *time.Time) error {
 	r, err := readRecipient(tx, inst, userID)
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -297,9 +290,6 @@ func (s *Service) queueNoticeTo(tx *gorm.DB, inst, userID string, r *recipient, 
 		n.Channel, n.Recipient = ChannelEmail, r.email
 	default:
 		n.Channel, n.Status, n.Error = ChannelEmail, NoticeSkipped, "no email address or SMS phone"
-	}
-	if slices.Contains(r.optOuts, kind) {
-		n.Status, n.Error = NoticeSkipped, "the patron opted out of "+kind+" notices"
 	}
 	if n.Subject, n.Body, n.Language, err = s.templates.render(r.lang, kind, n.Channel, d); err != nil {
 		return err
@@ -414,6 +404,16 @@ func (s *Service) SendNotices(ctx context.Context) (int, error) {
 const maxNoticeAttempts = 5
 
 func (s *Service) sendNotice(ctx context.Context, n *Notice) (bool, error) {
+	db := s.db.WithContext(ctx)
+	now := s.loanClock()
+	var prefs noticePrefs
+	if err := db.Where("user_id = ?", n.UserID).Limit(1).Find(&prefs).Error; err != nil {
+		return false, err
+	}
+	if slices.Contains(strings.Split(prefs.OptOuts, ","), n.Kind) {
+		return false, db.Model(&Notice{}).Where("id = ? AND status = ? AND attempts = ?", n.ID, n.Status, n.Attempts).
+			Updates(map[string]any{"status": NoticeSkipped, "error": "the patron opted out of " + n.Kind + " notices"}).Error
+	}
 	notifier := s.email
 	if n.Channel == ChannelSMS {
 		notifier = s.sms
@@ -421,8 +421,6 @@ func (s *Service) sendNotice(ctx context.Context, n *Notice) (bool, error) {
 	if notifier == nil {
 		return false, nil
 	}
-	db := s.db.WithContext(ctx)
-	now := s.loanClock()
 	claim := db.Model(&Notice{}).Where("id = ? AND status = ? AND attempts = ?", n.ID, n.Status, n.Attempts).
 		Updates(map[string]any{"status": NoticeSending, "claimed": now, "attempts": n.Attempts + 1})
 	if claim.Error != nil {

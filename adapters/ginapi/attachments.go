@@ -76,6 +76,11 @@ func (a *api) getAttachment(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	download(c, att, content)
+}
+
+// download answers a file as a download.
+func download(c *gin.Context, att *patron.Attachment, content []byte) {
 	disposition := mime.FormatMediaType("attachment", map[string]string{"filename": att.FileName})
 	if disposition == "" {
 		disposition = "attachment"

@@ -104,6 +104,10 @@ var allowed = map[string]string{
 	"GET /api/me/items/:barcode/terms":    "self patron",
 	"GET /api/me/fees":                    "self patron",
 	"GET /api/me/blocks":                  "self patron",
+	"GET /api/me/notices":                 "self patron",
+	"GET /api/me/notices/:notice_id":      "self patron",
+	"GET /api/me/settings":                "self patron",
+	"PATCH /api/me/settings":              "self patron",
 }
 
 func init() {
@@ -140,6 +144,7 @@ func concrete(path string) string {
 	path = strings.ReplaceAll(path, ":loan_id", demoLoan)
 	path = strings.ReplaceAll(path, ":fee_id", "no-such-fee")
 	path = strings.ReplaceAll(path, ":request_id", demoRequest)
+	path = strings.ReplaceAll(path, ":notice_id", "no-such-notice")
 	return strings.ReplaceAll(path, ":segment_id", "no-such-segment")
 }
 

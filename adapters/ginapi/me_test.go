@@ -1,13 +1,17 @@
 package ginapi_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/adapters/ginapi"
+	"github.com/patronkit/patronkit/adapters/notify"
 	"github.com/patronkit/patronkit/circulation"
+	"github.com/patronkit/patronkit/internal/smtptest"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -169,13 +173,19 @@ func TestAPatronReachesOnlyTheirOwnData(t *testing.T) {
 	s.do(deskStaff, "POST", "/api/users/faculty1/requests", map[string]any{"barcode": "MAIN-0002"}).status(http.StatusCreated).json(&req)
 	s.do(admin, "POST", "/api/users/faculty1/user_notes", map[string]any{"note_text": "Faculty1's own message", "user_viewable": true}).status(http.StatusCreated)
 	s.do(deskStaff, "POST", "/api/loans", map[string]any{"primary_id": "student1", "barcode": "MAIN-0003"}).status(http.StatusCreated)
+	// faculty1's notices: a loan receipt, a charge, an item held.
+	ns, err := s.kit.Circulation.Notices(context.Background(), "DEMO", "faculty1")
+	if err != nil || len(ns) != 3 {
+		t.Fatalf("faculty1's notices %+v, %v", ns, err)
+	}
+	notice := ns[0].ID
 
 	// What student1 cannot know: faculty1's fee and message, the note for
 	// staff only; and in a successful answer, anything naming faculty1
 	// (a problem may repeat the path student1 sent).
 	secrets := []string{"Faculty secret fee", "Faculty1's own message", internal}
-	named := []string{"faculty1", fee.ID, req.ID}
-	param := strings.NewReplacer(":primary_id", "faculty1", ":loan_id", loan.ID, ":fee_id", fee.ID, ":request_id", req.ID,
+	named := []string{"faculty1", fee.ID, req.ID, notice}
+	param := strings.NewReplacer(":primary_id", "faculty1", ":notice_id", notice, ":loan_id", loan.ID, ":fee_id", fee.ID, ":request_id", req.ID,
 		":barcode", "MAIN-0001", ":library", "MAIN", ":code", "SIS", ":table", "user_group", ":run_id", "no-run",
 		":attachment_id", "no-attachment", ":segment_id", "no-segment")
 	for _, rt := range s.r.Routes() {
@@ -216,4 +226,101 @@ func TestAPatronReachesOnlyTheirOwnData(t *testing.T) {
 	if r.Status != req.Status || r.Version != req.Version {
 		t.Fatalf("faculty1's request %+v", r)
 	}
+}
+
+func TestMySettings(t *testing.T) {
+	s, _ := meServer(t)
+	var u patron.User
+	s.do(admin, "POST", "/api/users/student1/emails", map[string]any{"email_address": "sam@uni.example", "preferred": true}).status(http.StatusCreated)
+	s.do(admin, "POST", "/api/users/student1/emails", map[string]any{"email_address": "sam@home.example"}).status(http.StatusCreated)
+	s.do(admin, "POST", "/api/users/student1/phones", map[string]any{"phone_number": "+15550002", "preferred": true}).status(http.StatusCreated).json(&u)
+
+	var st struct {
+		Emails []ginapi.Contact `json:"emails"`
+		Phones []ginapi.Contact `json:"phones"`
+		SMS    bool             `json:"sms"`
+		Lang   string           `json:"preferred_language"`
+		Opts   []string         `json:"notice_opt_outs"`
+	}
+	s.do(student, "GET", "/api/me/settings", nil).status(http.StatusOK).json(&st)
+	if len(st.Emails) != 2 || !st.Emails[0].Preferred || st.SMS || len(st.Opts) != 0 {
+		t.Fatalf("settings %+v", st)
+	}
+	home := st.Emails[1].ID
+
+	// What a patron may not change is refused, each field named, and
+	// nothing changes.
+	p := s.do(student, "PATCH", "/api/me/settings", map[string]any{"first_name": "Samuel", "user_group": "FACULTY", "preferred_language": "es"}).
+		status(http.StatusUnprocessableEntity).problem()
+	if len(p.Errors) != 2 || p.Errors[0].Field != "first_name" || p.Errors[0].Code != "read_only" || p.Errors[1].Field != "user_group" {
+		t.Fatalf("refused fields %+v", p.Errors)
+	}
+	s.do(student, "PATCH", "/api/me/settings", map[string]any{"preferred_email": "someone-elses"}).refused(t, "an email not hers", http.StatusUnprocessableEntity, "preferred_email")
+	s.do(student, "PATCH", "/api/me/settings", map[string]any{"preferred_language": "es", "notice_opt_outs": []string{"overdue"}}).
+		refused(t, "opting out of overdue notices", http.StatusUnprocessableEntity, "notice_opt_outs[0]")
+	s.do(student, "PATCH", "/api/me/settings", `{"sms": "yes"}`).refused(t, "sms as a string", http.StatusBadRequest, "sms")
+	s.do(student, "GET", "/api/me/settings", nil).status(http.StatusOK).json(&st)
+	if st.Lang != "" || !st.Emails[0].Preferred || st.SMS {
+		t.Fatalf("refused changes changed something: %+v", st)
+	}
+
+	s.do(student, "PATCH", "/api/me/settings", map[string]any{"preferred_email": home, "sms": true, "preferred_language": "es", "notice_opt_outs": []string{"due_soon"}}).
+		status(http.StatusOK).json(&st)
+	if st.Emails[0].Preferred || !st.Emails[1].Preferred || !st.SMS || !st.Phones[0].PreferredSMS || st.Lang != "es" || len(st.Opts) != 1 || st.Opts[0] != "due_soon" {
+		t.Fatalf("changed settings %+v", st)
+	}
+	s.do(admin, "GET", "/api/users/student1", nil).status(http.StatusOK).json(&u)
+	if u.PreferredLanguage != "es" || u.FirstName != "S" {
+		t.Fatalf("the record %+v", u)
+	}
+	// Text messages follow the preferred phone.
+	s.do(admin, "POST", "/api/users/student1/phones", map[string]any{"phone_number": "+15550003"}).status(http.StatusCreated)
+	s.do(student, "GET", "/api/me/settings", nil).status(http.StatusOK).json(&st)
+	var after struct {
+		Phones []ginapi.Contact `json:"phones"`
+		SMS    bool             `json:"sms"`
+	}
+	s.do(student, "PATCH", "/api/me/settings", map[string]any{"preferred_phone": st.Phones[1].ID}).status(http.StatusOK).json(&after)
+	if !after.SMS || after.Phones[0].PreferredSMS || !after.Phones[1].PreferredSMS || !after.Phones[1].Preferred {
+		t.Fatalf("phones after a new preferred one %+v", after.Phones)
+	}
+	s.do(faculty, "GET", "/api/me/settings", nil).status(http.StatusOK).json(&st)
+	if len(st.Emails) != 0 || st.Lang == "es" {
+		t.Fatalf("faculty1 sees student1's settings: %+v", st)
+	}
+}
+
+func TestMyNoticesAreArchivedAndDownloadable(t *testing.T) {
+	mail := smtptest.Start(t, "", "")
+	clock := &testClock{now: testNow}
+	s := adminServer(t, &patronkit.Config{Now: clock.Now, Email: &notify.SMTP{Host: mail.Host, Port: mail.Port, From: "library@demo.example", TLS: "none"}})
+	s.grant("DEMO", "desk", "circulation-desk-operator", "MAIN")
+	s.grant("DEMO", "fulfil", "fulfillment-administrator", "*")
+	circLibraries(t, s)
+	s.do(fulfil, "PUT", "/api/terms-of-use", meRules, "If-Match", `"0"`).status(http.StatusOK)
+	s.do(fulfil, "POST", "/api/items", map[string]any{"barcode": "MAIN-0001", "title": "Middlemarch", "library": "MAIN"}).status(http.StatusCreated)
+	s.create("DEMO", &patron.User{PrimaryID: "student1", FirstName: "Sam", LastName: "Student", UserGroup: "UNDERGRAD",
+		Emails: []patron.Email{{EmailAddress: "sam@uni.example", Preferred: true}}})
+	s.create("DEMO", &patron.User{PrimaryID: "faculty1", FirstName: "F", LastName: "F", UserGroup: "FACULTY"})
+	s.do(deskStaff, "POST", "/api/loans", map[string]any{"primary_id": "student1", "barcode": "MAIN-0001"}).status(http.StatusCreated)
+	if n, err := s.kit.Circulation.SendNotices(context.Background()); err != nil || n != 1 {
+		t.Fatalf("sent %d, %v", n, err)
+	}
+	if m := mail.Messages(); len(m) != 1 || m[0].Subject != "Loan receipt: Middlemarch" {
+		t.Fatalf("mail %+v", m)
+	}
+	var list struct {
+		Notices []circulation.Notice `json:"notices"`
+	}
+	s.do(student, "GET", "/api/me/notices", nil).status(http.StatusOK).json(&list)
+	if len(list.Notices) != 1 || list.Notices[0].Status != circulation.NoticeSent || list.Notices[0].AttachmentID == "" {
+		t.Fatalf("my notices %+v", list)
+	}
+	res := s.do(student, "GET", "/api/me/notices/"+list.Notices[0].ID, nil).status(http.StatusOK)
+	if !strings.Contains(res.Body.String(), "Subject: Loan receipt: Middlemarch") || !strings.HasPrefix(res.Header().Get("Content-Type"), "text/plain") {
+		t.Fatalf("the notice downloaded: %q", res.Body.String())
+	}
+	// Staff download it from the record; another patron cannot.
+	s.do(admin, "GET", "/api/users/student1/attachments/"+list.Notices[0].AttachmentID, nil).status(http.StatusOK)
+	s.do(faculty, "GET", "/api/me/notices/"+list.Notices[0].ID, nil).status(http.StatusNotFound)
 }

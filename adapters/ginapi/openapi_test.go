@@ -76,6 +76,8 @@ func oaPrincipal(c *gin.Context) (ginapi.Who, error) {
 
 // oaNewServer builds the engine: a fresh SQLite file, the kit migrated,
 // "admin" a user-administrator everywhere, "clerk" staff without roles.
+// Notices by email are delivered (to nowhere) when the test sends them
+// (Circulation.SendNotices); SMS notices stay pending.
 func oaNewServer(t *testing.T) *oaServer {
 	t.Helper()
 	ctx := context.Background()
@@ -98,6 +100,7 @@ func oaNewServer(t *testing.T) *oaServer {
 		Logger:         slog.New(slog.DiscardHandler),
 		DeletionGuards: []patron.DeletionGuard{guard},
 		Sources:        []sis.Source{gate},
+		Email:          circulation.NotifierFunc(func(context.Context, circulation.Message) error { return nil }),
 
 		MaxAttachmentBytes: oaMaxAttachment,
 	})
@@ -1118,6 +1121,13 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users/borrower/user_notes", map[string]any{"note_text": "Staff only: asked twice about fines"})
 	home := oaSegmentID(t, s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users/borrower/addresses",
 		map[string]any{"line1": "3 Oak Street", "city": "Springfield", "postal_code": "12345"}), "addresses", "line1", "3 Oak Street")
+	// Addresses for borrower's notices from now on (those before were
+	// skipped): an email, preferred, another, and a phone not preferred.
+	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users/borrower/emails", map[string]any{"email_address": "bo@uni.example", "preferred": true})
+	homeEmail := oaSegmentID(t, s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users/borrower/emails",
+		map[string]any{"email_address": "bo@home.example"}), "emails", "email_address", "bo@home.example")
+	mobile := oaSegmentID(t, s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users/borrower/phones",
+		map[string]any{"phone_number": "+15550003"}), "phones", "phone_number", "+15550003")
 	var card struct {
 		User        patron.User    `json:"user"`
 		Loans       int            `json:"loans"`
@@ -1198,6 +1208,91 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 		t.Errorf("borrower's blocks and messages: %+v", myBlocks)
 	}
 
+	// Notices: those written before borrower had an email were skipped;
+	// those since are sent, archived, and downloadable.
+	if n, err := s.kit.Circulation.SendNotices(ctx); err != nil || n == 0 {
+		t.Fatalf("notices sent: %d, %v", n, err)
+	}
+	var myNotices struct {
+		Notices []circulation.Notice `json:"notices"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/notices", nil, asPatron...), &myNotices)
+	var sentNotice, skippedNotice *circulation.Notice
+	for i, n := range myNotices.Notices {
+		if n.PrimaryID != "borrower" || (i > 0 && n.CreatedAt.After(myNotices.Notices[i-1].CreatedAt)) {
+			t.Errorf("borrower's notices, the newest first: %+v", myNotices.Notices)
+		}
+		switch {
+		case n.Status == circulation.NoticeSent && n.AttachmentID != "" && sentNotice == nil:
+			sentNotice = &myNotices.Notices[i]
+		case n.Status == circulation.NoticeSkipped && skippedNotice == nil:
+			skippedNotice = &myNotices.Notices[i]
+		}
+	}
+	if sentNotice == nil || skippedNotice == nil || sentNotice.Recipient != "bo@uni.example" {
+		t.Fatalf("borrower's notices, one sent and one skipped: %+v", myNotices.Notices)
+	}
+	archived := s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/notices/"+sentNotice.ID, nil, asPatron...)
+	if !strings.Contains(string(archived.body), "Subject: "+sentNotice.Subject) || !strings.HasPrefix(archived.header.Get("Content-Type"), "text/plain") ||
+		!strings.HasPrefix(archived.header.Get("Content-Disposition"), "attachment;") {
+		t.Errorf("a notice downloaded: %s %s: %q", archived.header.Get("Content-Type"), archived.header.Get("Content-Disposition"), archived.body)
+	}
+	s.do(t, http.StatusNotFound, me, http.MethodGet, "/api/me/notices/"+skippedNotice.ID, nil, asPatron...) // never sent
+	s.do(t, http.StatusNotFound, me, http.MethodGet, "/api/me/notices/no-such-notice", nil, asPatron...)
+	theirs, err := s.kit.Circulation.Notices(ctx, oaInst, "jdoe")
+	if err != nil || len(theirs) == 0 || theirs[0].Status != circulation.NoticeSent {
+		t.Fatalf("jdoe's notices: %+v, %v", theirs, err)
+	}
+	s.do(t, http.StatusNotFound, me, http.MethodGet, "/api/me/notices/"+theirs[0].ID, nil, asPatron...) // jdoe's
+
+	// Settings: the preferred contacts, SMS, language and opt-outs; nothing
+	// else of the record, and nothing at all when anything is refused.
+	type mySettings struct {
+		Emails    []ginapi.Contact `json:"emails"`
+		Phones    []ginapi.Contact `json:"phones"`
+		Addresses []ginapi.Contact `json:"addresses"`
+		SMS       bool             `json:"sms"`
+		Language  string           `json:"preferred_language"`
+		OptOuts   []string         `json:"notice_opt_outs"`
+		Optional  []string         `json:"optional_notices"`
+	}
+	var settings mySettings
+	read := s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/settings", nil, asPatron...)
+	oaJSON(t, read, &settings)
+	if len(settings.Emails) != 2 || !settings.Emails[0].Preferred || settings.Emails[1].ID != homeEmail || len(settings.Phones) != 1 ||
+		len(settings.Addresses) != 1 || settings.Addresses[0].ID != home || settings.SMS || len(settings.OptOuts) != 0 ||
+		!slices.Equal(settings.Optional, circulation.OptionalNotices) {
+		t.Errorf("borrower's settings: %+v", settings)
+	}
+	var readOnly ginapi.Problem
+	oaJSON(t, s.do(t, http.StatusUnprocessableEntity, me, http.MethodPatch, "/api/me/settings",
+		map[string]any{"first_name": "Robert", "user_group": "FACULTY", "preferred_language": "es"}, asPatron...), &readOnly)
+	if len(readOnly.Errors) != 2 || readOnly.Errors[0].Field != "first_name" || readOnly.Errors[0].Code != "read_only" || readOnly.Errors[1].Field != "user_group" {
+		t.Errorf("fields a patron may not change: %+v", readOnly.Errors)
+	}
+	s.do(t, http.StatusUnprocessableEntity, me, http.MethodPatch, "/api/me/settings", map[string]any{"preferred_email": "someone-elses"}, asPatron...)
+	s.do(t, http.StatusUnprocessableEntity, me, http.MethodPatch, "/api/me/settings", map[string]any{"sms": true}, asPatron...) // no preferred phone
+	s.do(t, http.StatusUnprocessableEntity, me, http.MethodPatch, "/api/me/settings",
+		map[string]any{"preferred_language": "es", "notice_opt_outs": []string{"overdue"}}, asPatron...)
+	s.do(t, http.StatusBadRequest, me, http.MethodPatch, "/api/me/settings", `{"sms": "yes"}`, asPatron...)
+	s.do(t, http.StatusBadRequest, me, http.MethodPatch, "/api/me/settings", `["sms"]`, asPatron...)
+	s.do(t, http.StatusUnsupportedMediaType, me, http.MethodPatch, "/api/me/settings", "sms=true", "Content-Type", "text/plain", "X-Test-Patron", "1")
+	s.do(t, http.StatusRequestEntityTooLarge, me, http.MethodPatch, "/api/me/settings", map[string]any{"preferred_language": strings.Repeat("l", 70<<10)}, asPatron...)
+	if again := s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/settings", nil, asPatron...); !bytes.Equal(again.body, read.body) || again.header.Get("ETag") != read.header.Get("ETag") {
+		t.Errorf("refused changes changed the settings: %s, then %s", read.body, again.body)
+	}
+	changed := s.do(t, http.StatusOK, me, http.MethodPatch, "/api/me/settings", map[string]any{"preferred_email": homeEmail, "preferred_phone": mobile,
+		"sms": true, "preferred_language": "es", "notice_opt_outs": []string{"loan_receipt", "due_soon"}}, asPatron...)
+	oaJSON(t, changed, &settings)
+	if settings.Emails[0].Preferred || !settings.Emails[1].Preferred || !settings.Phones[0].Preferred || !settings.Phones[0].PreferredSMS || !settings.SMS ||
+		settings.Language != "es" || !slices.Equal(settings.OptOuts, []string{"due_soon", "loan_receipt"}) || changed.header.Get("ETag") == read.header.Get("ETag") {
+		t.Errorf("borrower's settings changed: %s %+v", changed.header.Get("ETag"), settings)
+	}
+	oaJSON(t, s.do(t, http.StatusOK, me, http.MethodPatch, "/api/me/settings", map[string]any{"notice_opt_outs": []string{}}, asPatron...), &settings)
+	if len(settings.OptOuts) != 0 || !settings.SMS || settings.Language != "es" {
+		t.Errorf("borrower's settings, opted back in: %+v", settings)
+	}
+
 	// jdoe borrows the item held for them, which fulfils the request; the
 	// loan is not renewed while borrower waits for the item.
 	var held2 circulation.Loan
@@ -1251,6 +1346,15 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 		t.Errorf("borrower's fees once the delivery was cancelled: %+v", myFees)
 	}
 	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/borrower/fees?status=all", nil) // the delivery fee waived by circulation
+	// The cancellations are told by SMS now, which the kit cannot send: a
+	// notice not sent yet is not downloadable.
+	oaJSON(t, s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/notices", nil, asPatron...), &myNotices)
+	if n := myNotices.Notices; len(n) == 0 || n[0].Kind != circulation.NoticeRequestCancelled || n[0].Status != circulation.NoticePending ||
+		n[0].Channel != circulation.ChannelSMS || n[0].Recipient != "+15550003" {
+		t.Errorf("borrower's notices after the cancellations: %+v", n)
+	} else {
+		s.do(t, http.StatusNotFound, me, http.MethodGet, "/api/me/notices/"+n[0].ID, nil, asPatron...)
+	}
 	oaJSON(t, s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/requests?status=all", nil, asPatron...), &reqs)
 	if reqs.Total != 2 || reqs.Requests[0].Status != circulation.RequestCancelled || reqs.Requests[1].Status != circulation.RequestCancelled {
 		t.Errorf("borrower's requests, all: %+v", reqs)
@@ -1275,6 +1379,10 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 		{http.MethodGet, "/api/me/items/MAIN-0001/terms", nil},
 		{http.MethodGet, "/api/me/fees", nil},
 		{http.MethodGet, "/api/me/blocks", nil},
+		{http.MethodGet, "/api/me/notices", nil},
+		{http.MethodGet, "/api/me/notices/" + sentNotice.ID, nil},
+		{http.MethodGet, "/api/me/settings", nil},
+		{http.MethodPatch, "/api/me/settings", map[string]any{"sms": false}},
 	} {
 		s.do(t, http.StatusForbidden, admin, r.method, r.path, r.body)
 		s.do(t, http.StatusNotFound, "nobody", r.method, r.path, r.body, asPatron...)

@@ -57,11 +57,12 @@ func run(ctx context.Context, args []string, ready chan<- string) error {
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	seedDemo := fs.Bool("seed", true, "seed the demo institution when the database has no users")
 	dsn, data := storageFlags(fs)
+	ch := channelFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	kit, err := openKit(ctx, *dsn, *data, log, *seedDemo)
+	kit, err := openKit(ctx, *dsn, *data, log, *seedDemo, ch)
 	if err != nil {
 		return err
 	}
@@ -108,7 +109,7 @@ func storageFlags(fs *flag.FlagSet) (dsn, data *string) {
 
 // openKit opens the database, wires the kit with the SIS drop folder under
 // data, migrates, and seeds the demo when asked and the database is empty.
-func openKit(ctx context.Context, dsn, data string, log *slog.Logger, seedDemo bool) (*patronkit.Kit, error) {
+func openKit(ctx context.Context, dsn, data string, log *slog.Logger, seedDemo bool, ch *channels) (*patronkit.Kit, error) {
 	drop := filepath.Join(data, "sis-drop")
 	if err := os.MkdirAll(drop, 0o750); err != nil {
 		return nil, err
@@ -124,10 +125,20 @@ func openKit(ctx context.Context, dsn, data string, log *slog.Logger, seedDemo b
 	if err != nil {
 		return nil, err
 	}
+	email, sms, err := ch.notifiers(data)
+	if err != nil {
+		return nil, err
+	}
 	kit, err := patronkit.New(db, &patronkit.Config{
 		Policies: casbinmodel.FromDB(db),
 		Logger:   log,
 		Sources:  []sis.Source{folder},
+		// Notices: email and SMS (or files under data/outbox), Spanish
+		// beside English, sent every half minute.
+		Email:            email,
+		SMS:              sms,
+		NoticeTemplates:  noticeTemplates(),
+		CirculationEvery: 30 * time.Second,
 	})
 	if err != nil {
 		return nil, err

@@ -35,7 +35,7 @@ var demoPatrons = []patron.User{
 		},
 		Statistics: []patron.Statistic{{StatisticCategory: "FIRSTYEAR", CategoryType: "LEVEL"}},
 	},
-	{PrimaryID: "faculty1", FirstName: "Frances", LastName: "Faculty", UserGroup: "FACULTY", JobCategory: "Professor", CampusCode: "MAIN", PreferredLanguage: "en", PINNumber: "4444",
+	{PrimaryID: "faculty1", FirstName: "Frances", LastName: "Faculty", UserGroup: "FACULTY", JobCategory: "Professor", CampusCode: "MAIN", PreferredLanguage: "es", PINNumber: "4444",
 		ExpiryDate:  "2031-12-31",
 		Identifiers: []patron.Identifier{{IDType: "BARCODE", Value: "F0001"}},
 		Emails:      []patron.Email{{EmailAddress: "frances.faculty@demo.example", Preferred: true, EmailTypes: patron.Codes{"work"}}},

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +17,7 @@ import (
 // undergraduate borrows for four weeks, faculty to the end of semester.
 func TestTheDemoSeedGivesEachGroupItsTerms(t *testing.T) {
 	ctx := context.Background()
-	kit, err := openKit(ctx, "", t.TempDir(), slog.New(slog.DiscardHandler), true)
+	kit, err := openKit(ctx, "", t.TempDir(), slog.New(slog.DiscardHandler), true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +52,7 @@ func TestTheDemoSeedGivesEachGroupItsTerms(t *testing.T) {
 // check-out works and the loan guards the user.
 func TestADemoLoanStopsTheDeletionOfItsBorrower(t *testing.T) {
 	ctx := context.Background()
-	kit, err := openKit(ctx, "", t.TempDir(), slog.New(slog.DiscardHandler), true)
+	kit, err := openKit(ctx, "", t.TempDir(), slog.New(slog.DiscardHandler), true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,5 +63,41 @@ func TestADemoLoanStopsTheDeletionOfItsBorrower(t *testing.T) {
 	err = kit.Patrons.Delete(ctx, Institution, "student1")
 	if e, ok := patron.AsError(err); !ok || e.Kind != patron.Refused || len(e.Reasons) == 0 {
 		t.Fatalf("deleting a borrower: %v", err)
+	}
+}
+
+// TestDemoNoticesGoToTheOutboxInThePatronsLanguage: without an SMTP
+// server, the demo writes notices to files; faculty1 reads Spanish.
+func TestDemoNoticesGoToTheOutboxInThePatronsLanguage(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	kit, err := openKit(ctx, "", data, slog.New(slog.DiscardHandler), true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kit.Close()
+	for _, who := range []string{"faculty1", "student1"} {
+		if _, err := kit.Circulation.CheckOut(ctx, Institution, who, map[string]string{"faculty1": "MAIN-0003", "student1": "MAIN-0004"}[who], circulation.CheckOutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := kit.Circulation.SendNotices(ctx); err != nil || n != 2 {
+		t.Fatalf("sent %d, %v", n, err)
+	}
+	files, err := filepath.Glob(filepath.Join(data, "outbox", "*.txt"))
+	if err != nil || len(files) != 2 {
+		t.Fatalf("outbox %v, %v", files, err)
+	}
+	var all string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all += string(b)
+	}
+	if !strings.Contains(all, "To: frances.faculty@demo.example (email)\nSubject: Recibo de préstamo: ") ||
+		!strings.Contains(all, "Subject: Loan receipt: ") {
+		t.Fatalf("the outbox holds:\n%s", all)
 	}
 }

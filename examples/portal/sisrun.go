@@ -39,7 +39,7 @@ func sisRun(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	kit, err := openKit(ctx, *dsn, *data, slog.New(slog.DiscardHandler), true)
+	kit, err := openKit(ctx, *dsn, *data, slog.New(slog.DiscardHandler), true, nil)
 	if err != nil {
 		return err
 	}
