@@ -216,6 +216,9 @@ func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee)
 		Description: in.Description, Amount: in.Amount, Currency: in.Currency, Status: FeeOpen, CreatedBy: a.ID,
 		CreatedAt: now, UpdatedAt: now, Version: 1, Transactions: []Transaction{}}
 	if err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := lockUser(tx, inst, u.ID); err != nil {
+			return err
+		}
 		if err := tx.Create(f).Error; err != nil {
 			return err
 		}

@@ -278,6 +278,9 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 		return nil, s.translate(err)
 	}
 	err = s.retry(ctx, func(tx *gorm.DB) error {
+		if err := lockUser(tx, inst, user.ID); err != nil {
+			return err
+		}
 		upd := tx.Model(&userLoansRow{}).Where("user_id = ?", user.ID)
 		if terms.MaxLoans > 0 {
 			upd = upd.Where("open_loans < ?", terms.MaxLoans)

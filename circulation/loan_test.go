@@ -568,3 +568,49 @@ func TestRenewalsFollowTheItemAndCountEachLoanOnce(t *testing.T) {
 		}
 	})
 }
+
+// A check-out and the deletion of its borrower at the same moment: one of
+// the two wins, never both (no loan of a deleted patron).
+func TestACheckOutAndTheDeletionOfItsBorrowerDoNotBothHappen(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newLoanFixture(t, db)
+		f.patrons.AddDeletionGuard(f.svc.DeletionGuard())
+		lent, deleted := 0, 0
+		// The delete starts later and later, to meet the check-out at every
+		// point of its way.
+		for i := range 9 {
+			who := fmt.Sprintf("racer%d", i)
+			f.user(t, "UNI", patron.User{PrimaryID: who, UserGroup: "UNDERGRAD"})
+			barcode := fmt.Sprintf("B%d", i+1)
+			var wg sync.WaitGroup
+			var outErr, delErr error
+			wg.Go(func() { _, outErr = f.svc.CheckOut(f.ctx, "UNI", who, barcode, circulation.CheckOutOptions{}) })
+			wg.Go(func() {
+				time.Sleep(time.Duration(i) * 700 * time.Microsecond)
+				delErr = f.patrons.Delete(f.ctx, "UNI", who)
+			})
+			wg.Wait()
+			if outErr == nil && delErr == nil {
+				t.Fatalf("%s: the loan was made and its borrower deleted", who)
+			}
+			if outErr == nil {
+				lent++
+				if _, err := f.svc.CheckIn(f.ctx, "UNI", barcode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if delErr == nil {
+				deleted++
+				var n int64
+				db.Model(&circulation.Loan{}).Where("primary_id = ?", who).Count(&n)
+				if n != 0 {
+					t.Fatalf("%s was deleted with %d loans", who, n)
+				}
+				if it, _ := f.svc.Item(f.ctx, "UNI", barcode); it.Status != circulation.StatusAvailable {
+					t.Fatalf("item %s is %s", barcode, it.Status)
+				}
+			}
+		}
+		t.Logf("%d lent, %d deleted", lent, deleted)
+	})
+}

@@ -291,6 +291,9 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 	a, _ := patron.ActorFrom(ctx)
 	placed := *req
 	err = s.retry(ctx, func(tx *gorm.DB) error {
+		if err := lockUser(tx, inst, user.ID); err != nil {
+			return err
+		}
 		r := placed
 		if r.DeliveryAddress != "" && first.DeliveryFee > 0 {
 			f := &Fee{ID: newID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID, Type: FeeDelivery, Barcode: r.Barcode,

@@ -212,3 +212,25 @@ func trim(ps ...*string) {
 		*p = strings.TrimSpace(*p)
 	}
 }
+
+// lockUser takes a share lock on the patron's row within tx, so that the
+// patron cannot be deleted until tx ends (see patron.DeletionGuard), and
+// reports NotFound when the patron is gone. SQLite lets one writer in at a
+// time, which orders the two as well.
+func lockUser(tx *gorm.DB, inst, userID string) error {
+	q := "SELECT id FROM pk_users WHERE institution = ? AND id = ?"
+	switch tx.Dialector.Name() {
+	case "postgres":
+		q += " FOR SHARE"
+	case "mysql":
+		q += " LOCK IN SHARE MODE"
+	}
+	var ids []string
+	if err := tx.Raw(q, inst, userID).Scan(&ids).Error; err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return notFound("the user was deleted meanwhile")
+	}
+	return nil
+}

@@ -8,6 +8,12 @@ import (
 // DeletionGuard gives the reasons a user may not be deleted now (open loans,
 // a balance, active requests...). An empty list means no objection.
 // Circulation and privacy register guards; a host may add its own.
+//
+// Guards are asked while the delete's transaction holds the user's row
+// (locked by an update), through their own connections: they must read,
+// not write or lock that row. A writer that must not race a delete (a
+// check-out) takes a share lock on the row in its own transaction, and
+// so either commits before the guards read or finds the user gone.
 type DeletionGuard interface {
 	DeletionReasons(ctx context.Context, u *User) ([]string, error)
 }

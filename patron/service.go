@@ -206,25 +206,37 @@ func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
 	if err != nil {
 		return s.translate(err)
 	}
-	var reasons []string
-	for _, g := range s.guards {
-		r, err := g.DeletionReasons(ctx, u)
-		if err != nil {
-			return err
-		}
-		reasons = append(reasons, r...)
-	}
-	if len(reasons) > 0 {
-		return &Error{Kind: Refused, Detail: fmt.Sprintf("user %q cannot be deleted", u.PrimaryID), Reasons: reasons}
-	}
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// The user's row first: its lock makes what a guard watches
+		// (a check-out, a request) that takes a share lock on it wait
+		// for this delete, or this delete wait for it, so that the
+		// guards below see what was committed before.
+		res := tx.Model(&User{}).Where("id = ? AND version = ?", u.ID, u.Version).Update("version", gorm.Expr("version + 1"))
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return &Error{Kind: Stale, Detail: "the user changed while it was being deleted; try again"}
+		}
+		u.Version++
+		var reasons []string
+		for _, g := range s.guards {
+			r, err := g.DeletionReasons(ctx, u)
+			if err != nil {
+				return err
+			}
+			reasons = append(reasons, r...)
+		}
+		if len(reasons) > 0 {
+			return &Error{Kind: Refused, Detail: fmt.Sprintf("user %q cannot be deleted", u.PrimaryID), Reasons: reasons}
+		}
 		if err := deleteSegments(tx, u.ID, ""); err != nil {
 			return err
 		}
 		if err := tx.Where("user_id = ?", u.ID).Delete(&FieldOverride{}).Error; err != nil {
 			return err
 		}
-		res := tx.Where("id = ? AND version = ?", u.ID, u.Version).Delete(&User{})
+		res = tx.Where("id = ? AND version = ?", u.ID, u.Version).Delete(&User{})
 		if res.Error != nil {
 			return res.Error
 		}
