@@ -158,7 +158,7 @@ func (s *Service) Blocks(ctx context.Context, inst, primaryID string) ([]Block, 
 	if err != nil {
 		return nil, err
 	}
-	u, err := ps.Get(ctx, inst, primaryID)
+	u, err := ps.GetSegments(ctx, inst, primaryID, patron.KindBlocks)
 	if err != nil {
 		return nil, err
 	}

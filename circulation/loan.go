@@ -209,7 +209,8 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 	if err != nil {
 		return nil, err
 	}
-	user, err := ps.Get(ctx, inst, primaryID)
+	// The blocks, and the contacts the loan receipt goes to.
+	user, err := ps.GetSegments(ctx, inst, primaryID, patron.KindBlocks, patron.KindEmails, patron.KindPhones)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +226,7 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 	blocked, reasons := stopping(bs, ActionLoan)
 	proxy := ""
 	if p := strings.TrimSpace(o.Proxy); p != "" {
-		pu, err := ps.Get(ctx, inst, p)
+		pu, err := ps.GetSegments(ctx, inst, p, patron.KindProxyFor)
 		if err != nil {
 			return nil, err
 		}
@@ -595,7 +596,7 @@ func (s *Service) RenewMany(ctx context.Context, inst, primaryID string, ids []s
 	if err != nil {
 		return nil, err
 	}
-	user, err := ps.Get(ctx, inst, primaryID)
+	user, err := ps.GetSegments(ctx, inst, primaryID, patron.KindBlocks)
 	if err != nil {
 		return nil, err
 	}
@@ -745,7 +746,7 @@ func (s *Service) loanUser(ctx context.Context, ps *patron.Service, inst string,
 	if err != nil {
 		return nil, err
 	}
-	return ps.Get(ctx, inst, u.PrimaryID)
+	return ps.GetSegments(ctx, inst, u.PrimaryID, patron.KindBlocks)
 }
 
 // userID returns the internal id of the patron primaryID (any case).

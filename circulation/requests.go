@@ -148,7 +148,7 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 	if err != nil {
 		return nil, err
 	}
-	user, err := ps.Get(ctx, inst, primaryID)
+	user, err := ps.GetSegments(ctx, inst, primaryID, patron.KindBlocks, patron.KindAddresses)
 	if err != nil {
 		return nil, err
 	}

@@ -176,6 +176,20 @@ func (s *Service) Get(ctx context.Context, inst, primaryID string) (*User, error
 	return out, nil
 }
 
+// GetSegments returns a user by primary_id (any case) with only the
+// segment lists of kinds (SegmentKinds) read: a lighter read for callers
+// that need a few, such as a check-out (blocks, proxy relations, contacts).
+// The other lists are empty, and the warnings are of the lists read.
+func (s *Service) GetSegments(ctx context.Context, inst, primaryID string, kinds ...string) (*User, error) {
+	u, err := loadKinds(s.db.WithContext(ctx), true, kinds, "institution = ? AND primary_id_key = ?", inst, foldKey(primaryID))
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	out := s.finishRead(u)
+	s.emit(ctx, inst, AuditRead, out.PrimaryID, "user")
+	return out, nil
+}
+
 // GetByIdentifier returns the user holding an identifier of a type (a
 // BARCODE, say), as Alma's user_id_type lookup does.
 func (s *Service) GetByIdentifier(ctx context.Context, inst, idType, value string) (*User, error) {

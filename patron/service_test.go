@@ -283,3 +283,27 @@ func TestGetByIdentifier(t *testing.T) {
 		}
 	})
 }
+
+func TestGetSegmentsReadsOnlyTheListsAsked(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, patron.Options{})
+		if _, err := f.svc.Create(f.ctx, "UNI", jane()); err != nil {
+			t.Fatal(err)
+		}
+		full, err := f.svc.Get(f.ctx, "UNI", "jdoe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := f.svc.GetSegments(f.ctx, "UNI", "JDOE", patron.KindEmails, patron.KindBlocks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.PrimaryID != "jdoe" || u.Version != full.Version || len(u.Emails) != len(full.Emails) || len(u.Blocks) != len(full.Blocks) ||
+			len(u.Emails) == 0 || len(u.Identifiers) != 0 || len(u.Addresses) != 0 || len(u.Notes) != 0 || u.PINNumber != "" {
+			t.Fatalf("partial read %+v", u)
+		}
+		if _, err := f.svc.GetSegments(f.ctx, "UNI", "nobody"); !errors.Is(err, patron.ErrNotFound) {
+			t.Fatalf("unknown user: %v", err)
+		}
+	})
+}

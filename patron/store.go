@@ -33,6 +33,11 @@ func loadUserByID(db *gorm.DB, inst, id string) (*User, error) {
 // idle connections by default: more would open and close connections on
 // every read of a host that kept the default pool.
 func loadWhere(db *gorm.DB, parallel bool, where string, args ...any) (*User, error) {
+	return loadKinds(db, parallel, SegmentKinds, where, args...)
+}
+
+// loadKinds is loadWhere reading only the segment lists of kinds.
+func loadKinds(db *gorm.DB, parallel bool, kinds []string, where string, args ...any) (*User, error) {
 	var u User
 	err := db.Where(where, args...).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -41,17 +46,23 @@ func loadWhere(db *gorm.DB, parallel bool, where string, args ...any) (*User, er
 	if err != nil {
 		return nil, err
 	}
-	reads := []func() error{
-		segmentsOf(db, u.ID, &u.Identifiers),
-		segmentsOf(db, u.ID, &u.Addresses),
-		segmentsOf(db, u.ID, &u.Emails),
-		segmentsOf(db, u.ID, &u.Phones),
-		segmentsOf(db, u.ID, &u.Notes),
-		segmentsOf(db, u.ID, &u.Blocks),
-		segmentsOf(db, u.ID, &u.Statistics),
-		segmentsOf(db, u.ID, &u.ProxyFor),
+	all := map[string]func() error{
+		KindIdentifiers: segmentsOf(db, u.ID, &u.Identifiers),
+		KindAddresses:   segmentsOf(db, u.ID, &u.Addresses),
+		KindEmails:      segmentsOf(db, u.ID, &u.Emails),
+		KindPhones:      segmentsOf(db, u.ID, &u.Phones),
+		KindNotes:       segmentsOf(db, u.ID, &u.Notes),
+		KindBlocks:      segmentsOf(db, u.ID, &u.Blocks),
+		KindStatistics:  segmentsOf(db, u.ID, &u.Statistics),
+		KindProxyFor:    segmentsOf(db, u.ID, &u.ProxyFor),
 	}
-	if !parallel {
+	var reads []func() error
+	for _, k := range kinds {
+		if r, ok := all[k]; ok {
+			reads = append(reads, r)
+		}
+	}
+	if !parallel || len(reads) < 2 {
 		return &u, firstErr(reads...)
 	}
 	var g errgroup.Group
