@@ -203,24 +203,26 @@ func (k *Kit) Start(ctx context.Context) {
 		}
 	})
 	k.every(ctx, k.circulationEvery, 5*time.Minute, func() {
-		n, err := k.Circulation.DeclareOverdueLost(ctx)
-		if err != nil {
-			k.Logger.Error("patronkit: declaring overdue loans lost", "error", err, "declared", n)
-		} else if n > 0 {
-			k.Logger.Info("patronkit: overdue loans declared lost", "declared", n)
+		level, counts := slog.LevelDebug, []any{}
+		for _, job := range []struct {
+			name string
+			run  func(context.Context) (int, error)
+		}{
+			{"declared_lost", k.Circulation.DeclareOverdueLost},
+			{"expired_requests", k.Circulation.ExpireRequests},
+			{"queued_notices", k.Circulation.QueueDueNotices},
+			{"sent_notices", k.Circulation.SendNotices},
+		} {
+			n, err := job.run(ctx)
+			if err != nil {
+				k.Logger.Error("patronkit: a circulation job failed", "job", job.name, "error", err, "done", n)
+			}
+			if n > 0 {
+				level = slog.LevelInfo
+			}
+			counts = append(counts, job.name, n)
 		}
-		n, err = k.Circulation.ExpireRequests(ctx)
-		if err != nil {
-			k.Logger.Error("patronkit: expiring requests", "error", err, "expired", n)
-		} else if n > 0 {
-			k.Logger.Info("patronkit: requests expired", "expired", n)
-		}
-		if _, err := k.Circulation.QueueDueNotices(ctx); err != nil {
-			k.Logger.Error("patronkit: writing due notices", "error", err)
-		}
-		if n, err = k.Circulation.SendNotices(ctx); err != nil {
-			k.Logger.Error("patronkit: sending notices", "error", err, "sent", n)
-		}
+		k.Logger.Log(ctx, level, "patronkit: circulation jobs ran", counts...)
 	})
 }
 

@@ -165,6 +165,11 @@ func (s *Service) Blocks(ctx context.Context, inst, primaryID string) ([]Block, 
 	return s.blocks(ctx, inst, u)
 }
 
+// BlocksOf is Blocks for a user already read, with their blocks segment.
+func (s *Service) BlocksOf(ctx context.Context, inst string, u *patron.User) ([]Block, error) {
+	return s.blocks(ctx, inst, u)
+}
+
 // blocks derives the blocks of user u now.
 func (s *Service) blocks(ctx context.Context, inst string, u *patron.User) ([]Block, error) {
 	out := []Block{}

@@ -219,10 +219,7 @@ func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee)
 		if err := lockUser(tx, inst, u.ID); err != nil {
 			return err
 		}
-		if err := tx.Create(f).Error; err != nil {
-			return err
-		}
-		return s.noticeCharge(tx, f)
+		return s.charge(tx, f)
 	}); err != nil {
 		return nil, s.translate(err)
 	}
@@ -411,14 +408,14 @@ func (s *Service) chargeLoan(tx *gorm.DB, l *Loan, typ string, amount int64, cur
 	f := &Fee{ID: newID(), Institution: l.Institution, UserID: l.UserID, PrimaryID: l.PrimaryID, Type: typ, LoanID: l.ID,
 		Barcode: l.ItemBarcode, Description: description, Amount: amount, Currency: currency, Status: FeeOpen,
 		CreatedAt: at, UpdatedAt: at, Version: 1}
-	if err := tx.Create(f).Error; err != nil {
-		return nil, err
-	}
-	return f, s.noticeCharge(tx, f)
+	return f, s.charge(tx, f)
 }
 
-// noticeCharge writes the notice of a fee charged, within tx.
-func (s *Service) noticeCharge(tx *gorm.DB, f *Fee) error {
+// charge records a fee within tx, with the notice that tells the patron.
+func (s *Service) charge(tx *gorm.DB, f *Fee) error {
+	if err := tx.Create(f).Error; err != nil {
+		return err
+	}
 	return s.queueNotice(tx, f.Institution, f.UserID, NoticeFineCharged, "fine_charged:"+f.ID,
 		noticeData{Amount: FormatMoney(f.Amount, f.Currency), Description: f.Description, Barcode: f.Barcode}, f.LoanID, nil)
 }

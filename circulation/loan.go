@@ -592,6 +592,14 @@ func (s *Service) Renew(ctx context.Context, inst, loanID string) (*Loan, error)
 // loan of the patron gets a reason saying so. The error is for an unknown
 // patron or a failure of the database.
 func (s *Service) RenewMany(ctx context.Context, inst, primaryID string, ids []string) ([]RenewResult, error) {
+	return s.RenewManyIn(ctx, inst, primaryID, ids, nil)
+}
+
+// RenewManyIn is RenewMany for a caller whose renewals are limited to
+// some libraries: a loan of a library that allowed (asked once per
+// library) refuses is answered as not renewed, with that reason. A nil
+// allowed allows every library.
+func (s *Service) RenewManyIn(ctx context.Context, inst, primaryID string, ids []string, allowed func(library string) (bool, error)) ([]RenewResult, error) {
 	ps, err := s.patronService()
 	if err != nil {
 		return nil, err
@@ -627,11 +635,25 @@ func (s *Service) RenewMany(ctx context.Context, inst, primaryID string, ids []s
 		return dup
 	})
 	out := make([]RenewResult, 0, len(ids))
+	libraries := map[string]bool{}
 	for _, id := range ids {
 		i := slices.IndexFunc(loans, func(l Loan) bool { return l.ID == id })
 		if i < 0 {
 			out = append(out, RenewResult{LoanID: id, Reasons: []string{fmt.Sprintf("%s has no open loan %s", user.PrimaryID, id)}})
 			continue
+		}
+		if lib := loans[i].Library; allowed != nil {
+			ok, known := libraries[lib]
+			if !known {
+				if ok, err = allowed(lib); err != nil {
+					return out, err
+				}
+				libraries[lib] = ok
+			}
+			if !ok {
+				out = append(out, RenewResult{LoanID: id, DueAt: loans[i].DueAt, Reasons: []string{"your roles do not allow renewals in library " + lib}})
+				continue
+			}
 		}
 		l, reasons, err := s.renew(ctx, inst, user, blocked, &loans[i])
 		if pe, ok := patron.AsError(err); ok {
@@ -900,26 +922,24 @@ func (s *Service) finishLoans(q *gorm.DB) ([]Loan, error) {
 func (s *Service) DeletionGuard() patron.DeletionGuard {
 	return patron.DeletionGuardFunc(func(ctx context.Context, u *patron.User) ([]string, error) {
 		db := s.db.WithContext(ctx)
-		var n int64
-		if err := db.Model(&Loan{}).Where("institution = ? AND user_id = ? AND status = ?", u.Institution, u.ID, LoanOpen).Count(&n).Error; err != nil {
-			return nil, err
-		}
 		var reasons []string
-		switch {
-		case n == 1:
-			reasons = append(reasons, "has 1 open loan")
-		case n > 1:
-			reasons = append(reasons, fmt.Sprintf("has %d open loans", n))
-		}
-		var r int64
-		if err := db.Model(&Request{}).Where("institution = ? AND user_id = ? AND status IN ?", u.Institution, u.ID, activeRequests).Count(&r).Error; err != nil {
-			return nil, err
-		}
-		switch {
-		case r == 1:
-			reasons = append(reasons, "has 1 active request")
-		case r > 1:
-			reasons = append(reasons, fmt.Sprintf("has %d active requests", r))
+		for _, q := range []struct {
+			what  string
+			count *gorm.DB
+		}{
+			{"open loan", db.Model(&Loan{}).Where("institution = ? AND user_id = ? AND status = ?", u.Institution, u.ID, LoanOpen)},
+			{"active request", db.Model(&Request{}).Where("institution = ? AND user_id = ? AND status IN ?", u.Institution, u.ID, activeRequests)},
+		} {
+			var n int64
+			if err := q.count.Count(&n).Error; err != nil {
+				return nil, err
+			}
+			switch {
+			case n == 1:
+				reasons = append(reasons, "has 1 "+q.what)
+			case n > 1:
+				reasons = append(reasons, fmt.Sprintf("has %d %ss", n, q.what))
+			}
 		}
 		owed, err := s.balance(db, u.Institution, u.ID)
 		if err != nil {

@@ -487,6 +487,20 @@ func (s *Service) Notices(ctx context.Context, inst, primaryID string) ([]Notice
 	return out, err
 }
 
+// Notice returns the notice id of the patron primaryID.
+func (s *Service) Notice(ctx context.Context, inst, primaryID, id string) (*Notice, error) {
+	uid, err := s.userID(ctx, inst, primaryID)
+	if err != nil {
+		return nil, err
+	}
+	var n Notice
+	err = s.db.WithContext(ctx).Where("institution = ? AND user_id = ? AND id = ?", inst, uid, strings.TrimSpace(id)).Take(&n).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, notFound("no notice %s", id)
+	}
+	return &n, err
+}
+
 // NoticeOptOuts returns the kinds of notices the patron primaryID opted
 // out of.
 func (s *Service) NoticeOptOuts(ctx context.Context, inst, primaryID string) ([]string, error) {

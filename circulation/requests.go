@@ -299,10 +299,7 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 			f := &Fee{ID: newID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID, Type: FeeDelivery, Barcode: r.Barcode,
 				Description: "Personal delivery of " + r.Title, Amount: first.DeliveryFee, Currency: first.Currency, Status: FeeOpen,
 				CreatedBy: a.ID, CreatedAt: now, UpdatedAt: now, Version: 1}
-			if err := tx.Create(f).Error; err != nil {
-				return err
-			}
-			if err := s.noticeCharge(tx, f); err != nil {
+			if err := s.charge(tx, f); err != nil {
 				return err
 			}
 			r.FeeID = f.ID
@@ -454,17 +451,27 @@ func (s *Service) place(db *gorm.DB, r *Request) (int, error) {
 	return int(n) + 1, err
 }
 
-// QueuePlace tells the place in the queue a request for the item with
-// barcode would get if it were placed now: 1 when nobody waits for it (it
-// is then held at once if it is on the shelf).
-func (s *Service) QueuePlace(ctx context.Context, inst, barcode string) (int, error) {
+// QueuePlace is the place in the queue a request for an item would get.
+type QueuePlace struct {
+	// Barcode names the item, as the inventory spells it.
+	Barcode string `json:"barcode"`
+	// Place is 1 when nobody waits for the item (it is then held at once
+	// if it is on the shelf).
+	Place int `json:"place_in_queue"`
+}
+
+// Queue tells the place in the queue a request for the item with barcode
+// would get if it were placed now.
+func (s *Service) Queue(ctx context.Context, inst, barcode string) (*QueuePlace, error) {
 	it, err := s.Item(ctx, inst, barcode)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	var n int64
-	err = competitors(s.db.WithContext(ctx).Model(&Request{}), inst, it).Count(&n).Error
-	return int(n) + 1, err
+	if err := competitors(s.db.WithContext(ctx).Model(&Request{}), inst, it).Count(&n).Error; err != nil {
+		return nil, err
+	}
+	return &QueuePlace{Barcode: it.Barcode, Place: int(n) + 1}, nil
 }
 
 func finishRequest(r *Request) *Request {

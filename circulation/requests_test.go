@@ -65,8 +65,8 @@ func TestRequestsQueueAndTheHoldShelf(t *testing.T) {
 			r1.PickupLibrary != "MAIN" || r1.Title != "Book 1" {
 			t.Fatalf("first request %+v", r1)
 		}
-		if n, err := f.svc.QueuePlace(f.ctx, "UNI", "B1"); err != nil || n != 2 {
-			t.Fatalf("place before the second request: %d, %v", n, err)
+		if q, err := f.svc.Queue(f.ctx, "UNI", "b1"); err != nil || q.Place != 2 || q.Barcode != "B1" {
+			t.Fatalf("place before the second request: %+v, %v", q, err)
 		}
 		f.clock.Set(utc(2026, 9, 1, 10, 0))
 		r2 := f.request(t, "student2", circulation.NewRequest{Barcode: "B1", NotNeededAfter: "2026-12-31"})

@@ -47,15 +47,12 @@ type feeList struct {
 }
 
 func (a *api) userFees(c *gin.Context) {
-	var open bool
-	switch strings.ToLower(strings.TrimSpace(c.Query("status"))) {
-	case "", circulation.FeeOpen:
-		open = true
-	case "all":
-	default:
-		fail(c, badRequest("status must be open (the default) or all", patron.FieldError{Field: "status", Code: "unknown_value", Message: "must be open or all"}))
+	status, err := choice(c, "status", circulation.FeeOpen, "all")
+	if err != nil {
+		fail(c, err)
 		return
 	}
+	open := status == circulation.FeeOpen
 	ctx, inst, id := a.ctx(c), a.who(c).Institution, c.Param("primary_id")
 	fees, err := a.kit.Circulation.Fees(ctx, inst, id, open)
 	if err != nil {

@@ -163,15 +163,12 @@ type loanList struct {
 }
 
 func (a *api) userLoans(c *gin.Context) {
-	var open bool
-	switch strings.ToLower(strings.TrimSpace(c.Query("status"))) {
-	case "", circulation.LoanOpen:
-		open = true
-	case circulation.LoanComplete:
-	default:
-		fail(c, badRequest("status must be open (the default) or complete", patron.FieldError{Field: "status", Code: "unknown_value", Message: "must be open or complete"}))
+	status, err := choice(c, "status", circulation.LoanOpen, circulation.LoanComplete)
+	if err != nil {
+		fail(c, err)
 		return
 	}
+	open := status == circulation.LoanOpen
 	limit, offset, err := loanPage(c)
 	if err != nil {
 		fail(c, err)
@@ -244,72 +241,6 @@ func (a *api) userBlocks(c *gin.Context) {
 // those of libraries where the principal's roles allow renewals: a loan
 // of another library is answered as not renewed, with that reason.
 func (a *api) renewInLibraries(c *gin.Context, ids []string) ([]circulation.RenewResult, error) {
-	ctx, inst, user := a.ctx(c), a.who(c).Institution, c.Param("primary_id")
-	if everywhere, err := a.permits(c, "*"); err != nil || everywhere {
-		if err != nil {
-			return nil, err
-		}
-		return a.kit.Circulation.RenewMany(ctx, inst, user, ids)
-	}
-	open, err := a.kit.Circulation.Loans(ctx, inst, user, true)
-	if err != nil {
-		return nil, err
-	}
-	loan := make(map[string]circulation.Loan, len(open))
-	for _, l := range open {
-		loan[l.ID] = l
-	}
-	if ids == nil {
-		ids = make([]string, 0, len(open))
-		for _, l := range open {
-			ids = append(ids, l.ID)
-		}
-	}
-	allowed := map[string]bool{}
-	var renew []string
-	denied := map[string]string{}
-	for _, id := range ids {
-		l, ok := loan[id]
-		if !ok {
-			renew = append(renew, id) // RenewMany says it is not an open loan
-			continue
-		}
-		lib := l.Library
-		if _, known := allowed[lib]; !known {
-			if allowed[lib], err = a.permits(c, lib); err != nil {
-				return nil, err
-			}
-		}
-		if allowed[lib] {
-			renew = append(renew, id)
-		} else {
-			denied[id] = lib
-		}
-	}
-	done := []circulation.RenewResult{}
-	if len(renew) > 0 {
-		if done, err = a.kit.Circulation.RenewMany(ctx, inst, user, renew); err != nil {
-			return nil, err
-		}
-	}
-	out := make([]circulation.RenewResult, 0, len(ids))
-	seen := map[string]bool{}
-	for _, id := range ids {
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
-		if lib, ok := denied[id]; ok {
-			out = append(out, circulation.RenewResult{LoanID: id, DueAt: loan[id].DueAt,
-				Reasons: []string{"your roles do not allow renewals in library " + lib}})
-			continue
-		}
-		for _, r := range done {
-			if r.LoanID == id {
-				out = append(out, r)
-				break
-			}
-		}
-	}
-	return out, nil
+	return a.kit.Circulation.RenewManyIn(a.ctx(c), a.who(c).Institution, c.Param("primary_id"), ids,
+		func(lib string) (bool, error) { return a.permits(c, lib) })
 }

@@ -119,30 +119,19 @@ func (a *api) getMyRequest(c *gin.Context) {
 
 func (a *api) cancelMyRequest(c *gin.Context) { a.cancel(c, a.self(c), "cancelled by the patron") }
 
-// queueAnswer is what GET /me/items/{barcode}/queue answers.
-type queueAnswer struct {
-	Barcode string `json:"barcode"`
-	Place   int    `json:"place_in_queue"`
-}
-
 func (a *api) myQueuePlace(c *gin.Context) {
 	ctx, inst := a.ctx(c), a.who(c).Institution
 	// The patron first, as every /me route reads them.
-	if _, err := a.kit.Patrons.Get(ctx, inst, a.self(c)); err != nil {
+	if _, err := a.kit.Patrons.GetSegments(ctx, inst, a.self(c)); err != nil {
 		fail(c, err)
 		return
 	}
-	it, err := a.kit.Circulation.Item(ctx, inst, c.Param("barcode"))
+	q, err := a.kit.Circulation.Queue(ctx, inst, c.Param("barcode"))
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	n, err := a.kit.Circulation.QueuePlace(ctx, inst, it.Barcode)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, queueAnswer{Barcode: it.Barcode, Place: n})
+	c.JSON(http.StatusOK, q)
 }
 
 func (a *api) myTerms(c *gin.Context) { a.quote(c, a.self(c), c.Param("barcode")) }
@@ -193,12 +182,12 @@ type myBlocksAnswer struct {
 
 func (a *api) myBlocks(c *gin.Context) {
 	ctx, inst := a.ctx(c), a.who(c).Institution
-	u, err := a.kit.Patrons.Get(ctx, inst, a.self(c))
+	u, err := a.kit.Patrons.GetSegments(ctx, inst, a.self(c), patron.KindNotes, patron.KindBlocks)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	bs, err := a.kit.Circulation.Blocks(ctx, inst, u.PrimaryID)
+	bs, err := a.kit.Circulation.BlocksOf(ctx, inst, u)
 	if err != nil {
 		fail(c, err)
 		return
@@ -281,25 +270,20 @@ func forPatron(ns []circulation.Notice) []circulation.Notice {
 // myNotice downloads a notice sent to the patron, as it was archived.
 func (a *api) myNotice(c *gin.Context) {
 	ctx, inst, me := a.ctx(c), a.who(c).Institution, a.self(c)
-	ns, err := a.kit.Circulation.Notices(ctx, inst, me)
+	n, err := a.kit.Circulation.Notice(ctx, inst, me, c.Param("notice_id"))
+	if err == nil && n.AttachmentID == "" {
+		err = &patron.Error{Kind: patron.NotFound, Detail: "notice " + n.ID + " was not sent"}
+	}
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	id := c.Param("notice_id")
-	for _, n := range ns {
-		if n.ID != id || n.AttachmentID == "" {
-			continue
-		}
-		att, body, err := a.kit.Patrons.AttachmentContent(ctx, inst, me, n.AttachmentID)
-		if err != nil {
-			fail(c, err)
-			return
-		}
-		download(c, att, body)
+	att, body, err := a.kit.Patrons.AttachmentContent(ctx, inst, me, n.AttachmentID)
+	if err != nil {
+		fail(c, err)
 		return
 	}
-	fail(c, &patron.Error{Kind: patron.NotFound, Detail: "no notice " + id + " was sent to you"})
+	download(c, att, body)
 }
 
 // Contact is one of the patron's email addresses, phones or addresses, as

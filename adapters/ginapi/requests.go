@@ -7,7 +7,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/patronkit/patronkit/circulation"
-	"github.com/patronkit/patronkit/patron"
 )
 
 // requestRoutes registers the staff routes on hold requests: a user's
@@ -26,23 +25,13 @@ type requestList struct {
 	Total    int                   `json:"total_record_count"`
 }
 
-// activeOrAll reads ?status=active (the default) or all.
-func activeOrAll(c *gin.Context) (bool, error) {
-	switch strings.ToLower(strings.TrimSpace(c.Query("status"))) {
-	case "", "active":
-		return true, nil
-	case "all":
-		return false, nil
-	}
-	return false, badRequest("status must be active (the default) or all", patron.FieldError{Field: "status", Code: "unknown_value", Message: "must be active or all"})
-}
-
 func (a *api) listRequests(c *gin.Context, primaryID string) {
-	active, err := activeOrAll(c)
+	status, err := choice(c, "status", "active", "all")
 	if err != nil {
 		fail(c, err)
 		return
 	}
+	active := status == "active"
 	rs, err := a.kit.Circulation.Requests(a.ctx(c), a.who(c).Institution, primaryID, active)
 	if err != nil {
 		fail(c, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -214,6 +215,20 @@ func intParam(c *gin.Context, name string, def, max int) (int, error) {
 		return 0, badRequest(name+" "+msg, patron.FieldError{Field: name, Code: "out_of_range", Message: msg})
 	}
 	return n, nil
+}
+
+// choice reads the query parameter name, one of values (any case; the
+// first when absent): 400 naming it otherwise.
+func choice(c *gin.Context, name string, values ...string) (string, error) {
+	v := strings.ToLower(strings.TrimSpace(c.Query(name)))
+	if v == "" {
+		return values[0], nil
+	}
+	if slices.Contains(values, v) {
+		return v, nil
+	}
+	msg := "must be " + strings.Join(values, " or ")
+	return "", badRequest(name+" "+msg+" (default "+values[0]+")", patron.FieldError{Field: name, Code: "unknown_value", Message: msg})
 }
 
 // pageParams reads a list's limit (1..100, default 10) and offset.
