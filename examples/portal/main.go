@@ -4,7 +4,7 @@
 //	go run ./examples/portal                 # SQLite file under ./patronkit-data, demo data
 //	go run ./examples/portal -db 'postgres://user:pass@127.0.0.1/patronkit'
 //	go run ./examples/portal -seed=false -addr 127.0.0.1:9000
-//	go run ./examples/portal sis-run -profile SIS users.xml   # load a file from the shell
+//	go run ./examples/portal sis-run -profile SIS examples/portal/sample/users.xml   # load a file from the shell
 //
 // API clients sign in with HTTP Basic: primary_id and PIN (see README.md
 // for the demo accounts).
@@ -58,8 +58,18 @@ func run(ctx context.Context, args []string, ready chan<- string) error {
 	seedDemo := fs.Bool("seed", true, "seed the demo institution when the database has no users")
 	dsn, data := storageFlags(fs)
 	ch := channelFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: portal [flags]           serve the demo portal\n       portal sis-run [flags] FILE  load an SIS file (portal sis-run -h)")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		// Flag parsing stops at the first word that is not a flag: an
+		// unknown subcommand, and every flag after it, would be ignored.
+		fs.Usage()
+		return fmt.Errorf("unknown argument %q", fs.Arg(0))
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	kit, err := openKit(ctx, *dsn, *data, log, *seedDemo, ch)

@@ -6,13 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/patronkit/patronkit/adapters/sqldb"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
 )
@@ -20,18 +23,30 @@ import (
 // sisRun is the operator's command: run a profile on a file from the shell,
 // with a progress bar while it runs and a summary table at the end.
 //
-//	portal sis-run [-profile SIS] [-dry-run] [-db DSN] [-data DIR] FILE
+//	portal sis-run [-profile SIS] [-dry-run] [-init] [-db DSN] [-data DIR] FILE
+//
+// It loads into the portal's existing database (the SQLite file under
+// -data, or -db) and refuses to start when there is none there, unless
+// -init asks it to create and seed one: a mistyped -data would otherwise
+// load the file into a new database no portal reads.
 func sisRun(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("sis-run", flag.ContinueOnError)
+	fs.SetOutput(out)
 	profile := fs.String("profile", "SIS", "integration profile code")
 	dry := fs.Bool("dry-run", false, "compute every outcome, write nothing")
 	inst := fs.String("institution", Institution, "institution code")
+	initDB := fs.Bool("init", false, "create and seed the database when there is none yet")
 	dsn, data := storageFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: portal sis-run [-profile CODE] [-dry-run] [-init] [-db DSN] [-data DIR] FILE")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("usage: portal sis-run [-profile CODE] [-dry-run] FILE")
+		fs.Usage()
+		return errors.New("sis-run needs exactly one FILE after its flags")
 	}
 	path := fs.Arg(0)
 	f, err := os.Open(path)
@@ -39,6 +54,11 @@ func sisRun(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer f.Close()
+	where, err := existingDatabase(*dsn, *data, *initDB)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "database: %s\n", where)
 	kit, err := openKit(ctx, *dsn, *data, slog.New(slog.DiscardHandler), true, nil)
 	if err != nil {
 		return err
@@ -61,7 +81,10 @@ func sisRun(ctx context.Context, args []string, out io.Writer) error {
 		case r := <-done:
 			progress(out, r)
 			fmt.Fprintln(out)
-			return summary(out, r)
+			if err := summary(out, r); err != nil {
+				return err
+			}
+			return rejections(ctx, out, kit.SIS, *inst, r)
 		case <-tick.C:
 			if r, err := kit.SIS.GetRun(ctx, *inst, run.ID); err == nil {
 				progress(out, r)
@@ -107,8 +130,83 @@ func summary(w io.Writer, r *sis.Run) error {
 	if r.Status == sis.RunFailed {
 		return fmt.Errorf("the run failed: %s", r.Error)
 	}
-	if r.Rejected > 0 {
-		fmt.Fprintf(w, "rejected users and their reasons: GET /api/sis/runs/%s/report\n", r.ID)
-	}
 	return nil
+}
+
+// rejections prints each user the run rejected or failed, with the reason,
+// and where the whole report is.
+func rejections(ctx context.Context, w io.Writer, runs *sis.Service, inst string, r *sis.Run) error {
+	if r.Rejected+r.Failed == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nnot loaded:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	err := runs.Report(ctx, inst, r.ID, func(o sis.Outcome) error {
+		if o.Outcome != patron.OutcomeRejected && o.Outcome != patron.OutcomeFailed {
+			return nil
+		}
+		who := o.PrimaryID
+		if who == "" {
+			who = o.Ref
+		}
+		_, err := fmt.Fprintf(tw, "  %s\t%s\t%s\t\n", who, o.Outcome, o.Reason)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "the whole report: GET /api/sis/runs/%s/report on the portal (as a user administrator)\n", r.ID)
+	return nil
+}
+
+// existingDatabase says which database sis-run loads into, and refuses
+// one that the portal never set up unless create is true.
+func existingDatabase(dsn, data string, create bool) (string, error) {
+	hint := "start the portal on it first (go run ./examples/portal -data DIR or -db DSN), name the right one with -data or -db, or pass -init to create and seed it"
+	if dsn == "" {
+		path := filepath.Join(data, "patronkit.db")
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return "", err
+		}
+		if _, err := os.Stat(path); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				return "", err
+			}
+			if !create {
+				return "", fmt.Errorf("no portal database at %s: %s", abs, hint)
+			}
+			return abs + " (SQLite, new)", nil
+		}
+		return abs + " (SQLite)", nil
+	}
+	db, err := sqldb.Open(dsn)
+	if err != nil {
+		return "", fmt.Errorf("open database: %w", err)
+	}
+	if sqlDB, err := db.DB(); err == nil {
+		defer sqlDB.Close()
+	}
+	where := redactDSN(dsn) + " (" + string(sqldb.DialectOf(dsn)) + ")"
+	if !db.Migrator().HasTable(&patron.User{}) && !create {
+		return "", fmt.Errorf("no portal tables in %s: %s", where, hint)
+	}
+	return where, nil
+}
+
+// redactDSN hides the password of a DSN.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil && u.Scheme != "" {
+		return u.Redacted()
+	}
+	// A go-sql-driver DSN: user:password@tcp(host)/db.
+	if at := strings.Index(dsn, "@"); at > 0 {
+		if colon := strings.Index(dsn[:at], ":"); colon >= 0 {
+			return dsn[:colon+1] + "xxxxx" + dsn[at:]
+		}
+	}
+	return dsn
 }
