@@ -19,6 +19,9 @@ var demoStaff = []struct {
 	{patron.User{PrimaryID: "desk", FirstName: "Dana", LastName: "Desk", RecordType: patron.RecordStaff, UserGroup: "STAFF", PINNumber: "2222",
 		Emails: []patron.Email{{EmailAddress: "desk@demo.example", Preferred: true, EmailTypes: patron.Codes{"work"}}}},
 		"circulation-desk-operator", "MAIN"},
+	{patron.User{PrimaryID: "circ-admin", FirstName: "Cleo", LastName: "Circulation", RecordType: patron.RecordStaff, UserGroup: "STAFF", PINNumber: "8888",
+		Emails: []patron.Email{{EmailAddress: "circ-admin@demo.example", Preferred: true, EmailTypes: patron.Codes{"work"}}}},
+		"fulfillment-administrator", "*"},
 }
 
 // demoPatrons are the patrons of the demo, with varied segments.
