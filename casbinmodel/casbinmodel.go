@@ -7,7 +7,8 @@
 //     assignments made at run time are lost at exit: for tests and demos);
 //   - FromFiles(model, policy): files a policy author edits;
 //   - FromDB(db): the embedded model, policy rows in the table
-//     pk_casbin_rules (Casbin's GORM adapter), seeded with the default
+//     pk_casbin_rules (read and written by a small Casbin adapter of
+//     patronkit's own over the host's *gorm.DB), seeded with the default
 //     policy the first time; role assignments persist.
 package casbinmodel
 
@@ -25,7 +26,6 @@ import (
 	"github.com/casbin/casbin/v2/persist"
 	fileadapter "github.com/casbin/casbin/v2/persist/file-adapter"
 	stringadapter "github.com/casbin/casbin/v2/persist/string-adapter"
-	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"github.com/go-gormigrate/gormigrate/v2"
 	"gorm.io/gorm"
 )
@@ -101,16 +101,15 @@ func FromDB(db *gorm.DB) Policies {
 			if db == nil {
 				return nil, errors.New("casbinmodel: FromDB needs a database")
 			}
-			s := db.Session(&gorm.Session{NewDB: true})
-			gormadapter.TurnOffAutoMigrate(s)
-			return gormadapter.NewAdapterByDBWithCustomTable(s, &rule{}, RuleTable)
+			return &ruleStore{db: db.Session(&gorm.Session{NewDB: true})}, nil
 		},
 		seed: true,
 	}
 }
 
-// rule is a row of the policy table: the columns of the GORM adapter's
-// CasbinRule, sized so that a path pattern fits (v2) and the unique index
+// rule is a row of the policy table (the columns of Casbin's GORM
+// adapter, which earlier releases used, so existing tables read as they
+// are), sized so that a path pattern fits (v2) and the unique index
 // over all of them stays within MySQL's key length.
 type rule struct {
 	ID    uint   `gorm:"primaryKey;autoIncrement"`
