@@ -1,6 +1,8 @@
 module github.com/patronkit/patronkit
 
-go 1.26.8
+go 1.26.0
+
+toolchain go1.26.8
 
 require (
 	github.com/casbin/casbin/v2 v2.135.0
