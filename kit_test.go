@@ -2,6 +2,7 @@ package patronkit_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"testing"
@@ -70,6 +71,15 @@ func TestNewRefusesBadConfigurationWithoutPanicking(t *testing.T) {
 	}
 	if _, err := patronkit.New(db, &patronkit.Config{PINCost: 99}); err == nil {
 		t.Fatal("a PIN cost beyond bcrypt's")
+	}
+	if _, err := patronkit.New(db, &patronkit.Config{SignInBurst: -1}); err == nil {
+		t.Fatal("a negative sign-in burst")
+	}
+	if _, err := patronkit.New(db, &patronkit.Config{MaxSignInFailures: 10, MaxAccountSignInFailures: 5}); err == nil {
+		t.Fatal("an account bar below the source's")
+	}
+	if _, err := patronkit.New(db, &patronkit.Config{SignInCacheFor: -1}); err != nil {
+		t.Fatalf("no sign-in cache: %v", err)
 	}
 }
 
@@ -164,5 +174,75 @@ func TestStartDeclaresLongOverdueLoansLost(t *testing.T) {
 	bal, err := k.Circulation.Balance(ctx, "UNI", "s1")
 	if err != nil || bal["USD"] != 3000 {
 		t.Fatalf("balance %v, %v", bal, err)
+	}
+}
+
+// expiries is a log handler that hands over how many forgotten failed
+// sign-ins each run of the kit's expiry deleted.
+type expiries chan int64
+
+func (e expiries) Enabled(context.Context, slog.Level) bool { return true }
+func (e expiries) WithAttrs([]slog.Attr) slog.Handler       { return e }
+func (e expiries) WithGroup(string) slog.Handler            { return e }
+func (e expiries) Handle(_ context.Context, rec slog.Record) error {
+	if rec.Message == "patronkit: forgotten failed sign-ins deleted" {
+		rec.Attrs(func(a slog.Attr) bool {
+			if a.Key == "deleted" {
+				e <- a.Value.Int64()
+			}
+			return true
+		})
+	}
+	return nil
+}
+
+// TestStartDeletesForgottenSignInFailures: failed sign-ins older than
+// Lockout leave the database once the kit runs.
+func TestStartDeletesForgottenSignInFailures(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	now := time.Date(2026, 9, 1, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	runs := make(expiries, 4)
+	db := dbtest.Open(t, sqldb.SQLite)
+	k, err := patronkit.New(db, &patronkit.Config{PINCost: bcrypt.MinCost, Logger: slog.New(runs), Now: clock,
+		Lockout: time.Minute, PolicyRefresh: -1, CirculationEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Close)
+	if err := k.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Patrons.Create(ctx, "UNI", &patron.User{PrimaryID: "s1", FirstName: "S", LastName: "One", PINNumber: "1234"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Patrons.SignIn(ctx, "UNI", "s1", "0000", "192.0.2.1"); !errors.Is(err, patron.ErrUnauthenticated) {
+		t.Fatalf("wrong PIN: %v", err)
+	}
+	count := func() int64 {
+		var n int64
+		if err := db.Model(&patron.SignInFailures{}).Count(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("%d failure rows, want the source's and the account's", n)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	k.Start(ctx)
+	select {
+	case n := <-runs:
+		if n != 2 {
+			t.Fatalf("deleted %d rows, want 2", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the expiry did not run")
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d failure rows left", n)
 	}
 }

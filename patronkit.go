@@ -47,10 +47,34 @@ type Config struct {
 	// PINCost is the bcrypt cost of stored PINs. Default: 10.
 	PINCost int
 
-	// MaxSignInFailures wrong PINs in a row lock an account for Lockout.
-	// Defaults: 5 and 15 minutes.
-	MaxSignInFailures int
-	Lockout           time.Duration
+	// MaxSignInFailures wrong PINs for one account from one source (an
+	// API client's address) lock the account for that source for Lockout;
+	// the owner signing in from elsewhere is not locked out.
+	// MaxAccountSignInFailures wrong PINs from all sources together lock
+	// the account for everyone for Lockout. A failure is forgotten once
+	// Lockout passes without a new one; only existing users' failures are
+	// stored. Defaults: 5, 50 (or ten times MaxSignInFailures when that is
+	// more) and 15 minutes.
+	MaxSignInFailures        int
+	MaxAccountSignInFailures int
+	Lockout                  time.Duration
+
+	// SignInBurst failed sign-ins may come from one source at once, then
+	// one more every SignInRefill; past that the source waits (429 with
+	// Retry-After) before any PIN is checked. Successful sign-ins use none.
+	// Counted in memory per instance, for the SignInSources sources seen
+	// last. Defaults: 20, 3 seconds and 10,000.
+	SignInBurst   int
+	SignInRefill  time.Duration
+	SignInSources int
+
+	// SignInCacheFor is how long a verified credential (an API client's
+	// HTTP Basic sign-in) is accepted again without checking its PIN hash;
+	// a changed PIN, a deactivation or a deletion still takes effect at
+	// once. Each instance keeps at most SignInCacheSize. Defaults: 1
+	// minute (negative: no cache) and 10,000.
+	SignInCacheFor  time.Duration
+	SignInCacheSize int
 
 	// DeletionGuards are asked before a user is deleted, besides the
 	// modules' own. Default: none.
@@ -148,20 +172,27 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.MaxSignInFailures < 0 || c.Lockout < 0 || c.PINCost < 0 {
-		return nil, errors.New("patronkit: MaxSignInFailures, Lockout and PINCost cannot be negative")
+	if c.MaxSignInFailures < 0 || c.MaxAccountSignInFailures < 0 || c.Lockout < 0 || c.PINCost < 0 ||
+		c.SignInBurst < 0 || c.SignInRefill < 0 || c.SignInSources < 0 || c.SignInCacheSize < 0 {
+		return nil, errors.New("patronkit: PINCost and the sign-in limits cannot be negative (only SignInCacheFor may be, to turn the cache off)")
 	}
 	if c.MaxAttachmentBytes < 0 {
 		return nil, errors.New("patronkit: MaxAttachmentBytes cannot be negative")
 	}
 	db = db.Session(&gorm.Session{NewDB: true})
 	patrons, err := patron.NewService(db, patron.Options{
-		Now:               c.Now,
-		PINCost:           c.PINCost,
-		MaxSignInFailures: c.MaxSignInFailures,
-		Lockout:           c.Lockout,
-		Audit:             c.Audit,
-		Logger:            c.Logger,
+		Now:                      c.Now,
+		PINCost:                  c.PINCost,
+		MaxSignInFailures:        c.MaxSignInFailures,
+		MaxAccountSignInFailures: c.MaxAccountSignInFailures,
+		Lockout:                  c.Lockout,
+		SignInBurst:              c.SignInBurst,
+		SignInRefill:             c.SignInRefill,
+		SignInSources:            c.SignInSources,
+		SignInCacheFor:           c.SignInCacheFor,
+		SignInCacheSize:          c.SignInCacheSize,
+		Audit:                    c.Audit,
+		Logger:                   c.Logger,
 
 		MaxAttachmentBytes: c.MaxAttachmentBytes,
 	})
@@ -193,10 +224,29 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS
-// profiles' scheduled runs, and the periodic re-reading of the access
-// policies. Call it once per instance, after Migrate.
+// profiles' scheduled runs, the periodic re-reading of the access
+// policies, circulation's jobs, and the deletion of forgotten failed
+// sign-ins (patron.Service.ExpireSignInFailures) at once and every 5
+// minutes. Call it once per instance, after Migrate.
 func (k *Kit) Start(ctx context.Context) {
 	k.SIS.Start(ctx, k.scheduleEvery)
+	expire := func() {
+		n, err := k.Patrons.ExpireSignInFailures(ctx)
+		if err != nil {
+			k.Logger.Error("patronkit: deleting forgotten failed sign-ins", "error", err)
+		}
+		level := slog.LevelDebug
+		if n > 0 {
+			level = slog.LevelInfo
+		}
+		k.Logger.Log(ctx, level, "patronkit: forgotten failed sign-ins deleted", "deleted", n)
+	}
+	k.background.Add(1)
+	go func() {
+		defer k.background.Done()
+		expire()
+	}()
+	k.every(ctx, 0, 5*time.Minute, expire)
 	k.every(ctx, k.policyRefresh, 30*time.Second, func() {
 		if err := k.RefreshPolicies(ctx); err != nil {
 			k.Logger.Error("patronkit: re-reading the access policies", "error", err)

@@ -107,11 +107,11 @@ func TestSignInLocksAfterRepeatedFailures(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		f := newFixture(t, db, patron.Options{MaxSignInFailures: 3, Lockout: 10 * time.Minute})
 		mustCreate(t, f, "UNI", jane())
-		if u, err := f.svc.SignIn(f.ctx, "UNI", "JDOE", "1234"); err != nil || u.PrimaryID != "jdoe" {
+		if u, err := f.svc.SignIn(f.ctx, "UNI", "JDOE", "1234", "192.0.2.1"); err != nil || u.PrimaryID != "jdoe" {
 			t.Fatalf("good PIN refused: %v", err)
 		}
 		for i := 0; i < 3; i++ {
-			_, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "0000")
+			_, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "0000", "192.0.2.1")
 			wantKind(t, err, patron.Unauthenticated)
 		}
 		// Locked now, even with the right PIN; the count is in the database,
@@ -120,35 +120,35 @@ func TestSignInLocksAfterRepeatedFailures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = again.SignIn(f.ctx, "UNI", "jdoe", "1234")
+		_, err = again.SignIn(f.ctx, "UNI", "jdoe", "1234", "192.0.2.1")
 		if e := wantKind(t, err, patron.Locked); e.RetryAfter != 10*time.Minute {
 			t.Fatalf("retry after %v", e.RetryAfter)
 		}
 		f.clock.Advance(9 * time.Minute)
-		_, err = f.svc.SignIn(f.ctx, "UNI", "jdoe", "1234")
+		_, err = f.svc.SignIn(f.ctx, "UNI", "jdoe", "1234", "192.0.2.1")
 		if e := wantKind(t, err, patron.Locked); e.RetryAfter != time.Minute {
 			t.Fatalf("retry after %v", e.RetryAfter)
 		}
 		f.clock.Advance(time.Minute + time.Second)
-		if _, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "1234"); err != nil {
+		if _, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "1234", "192.0.2.1"); err != nil {
 			t.Fatalf("lock did not end: %v", err)
 		}
 		// A success resets the count: two more failures do not lock.
 		for i := 0; i < 2; i++ {
-			f.svc.SignIn(f.ctx, "UNI", "jdoe", "0000")
+			f.svc.SignIn(f.ctx, "UNI", "jdoe", "0000", "192.0.2.1")
 		}
-		if _, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "1234"); err != nil {
+		if _, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "1234", "192.0.2.1"); err != nil {
 			t.Fatalf("locked too early: %v", err)
 		}
 		// Unknown users and users without a PIN never sign in.
-		_, err = f.svc.SignIn(f.ctx, "UNI", "nobody", "1234")
+		_, err = f.svc.SignIn(f.ctx, "UNI", "nobody", "1234", "192.0.2.1")
 		wantKind(t, err, patron.Unauthenticated)
 		mustCreate(t, f, "UNI", &patron.User{PrimaryID: "nopin", FirstName: "N", LastName: "P"})
-		_, err = f.svc.SignIn(f.ctx, "UNI", "nopin", "")
+		_, err = f.svc.SignIn(f.ctx, "UNI", "nopin", "", "192.0.2.1")
 		wantKind(t, err, patron.Unauthenticated)
 		// Inactive users neither.
 		mustCreate(t, f, "UNI", &patron.User{PrimaryID: "gone", FirstName: "G", LastName: "G", Status: "inactive", PINNumber: "5555"})
-		_, err = f.svc.SignIn(f.ctx, "UNI", "gone", "5555")
+		_, err = f.svc.SignIn(f.ctx, "UNI", "gone", "5555", "192.0.2.1")
 		wantKind(t, err, patron.Unauthenticated)
 	})
 }

@@ -82,8 +82,58 @@ func Migrations() []*gormigrate.Migration {
 				"ALTER TABLE pk_user_identifiers MODIFY value_key VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL",
 			)
 		},
+	}, {
+		// Failed sign-ins are counted per account and source, and per
+		// account from all sources; the counts are short-lived, so the
+		// old table (per account only) is replaced, not converted.
+		ID: "202612010001_patron_signin_sources",
+		Migrate: func(tx *gorm.DB) error {
+			// A plain DROP: GORM's DropTable takes a connection of its
+			// own on MySQL, which the locked migration run cannot give.
+			if err := tx.Exec("DROP TABLE pk_signin_failures").Error; err != nil {
+				return err
+			}
+			if err := tx.Migrator().CreateTable(&signInFailuresV2{}); err != nil {
+				return err
+			}
+			stmts := []string{"CREATE INDEX pk_signin_failures_last ON pk_signin_failures (last_failed_at)"}
+			if tx.Dialector.Name() == "mysql" {
+				stmts = append(stmts, "ALTER TABLE pk_signin_failures MODIFY primary_id_key VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL")
+			}
+			return execAll(tx, stmts...)
+		},
+		Rollback: func(tx *gorm.DB) error {
+			if err := tx.Exec("DROP TABLE pk_signin_failures").Error; err != nil {
+				return err
+			}
+			return tx.Migrator().CreateTable(&signInFailuresV1{})
+		},
 	}}
 }
+
+// signInFailuresV1 is the table of failed sign-ins as migration
+// 202611270001 created it: one count per account.
+type signInFailuresV1 struct {
+	Institution  string    `gorm:"primaryKey;size:64"`
+	PrimaryIDKey string    `gorm:"primaryKey;size:255"`
+	Failures     int       `gorm:"not null"`
+	LockedUntil  time.Time `gorm:"not null"`
+}
+
+func (signInFailuresV1) TableName() string { return "pk_signin_failures" }
+
+// signInFailuresV2 is the table of failed sign-ins as migration
+// 202612010001 creates it: per account and source ("*" for all sources).
+type signInFailuresV2 struct {
+	Institution  string    `gorm:"primaryKey;size:64"`
+	PrimaryIDKey string    `gorm:"primaryKey;size:255"`
+	SourceKey    string    `gorm:"primaryKey;size:64"`
+	Failures     int       `gorm:"not null"`
+	LastFailedAt time.Time `gorm:"not null"`
+	LockedUntil  time.Time `gorm:"not null"`
+}
+
+func (signInFailuresV2) TableName() string { return "pk_signin_failures" }
 
 // codeLabelV1 is the code label table as migration 202611270005 creates it.
 type codeLabelV1 struct {

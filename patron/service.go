@@ -20,11 +20,32 @@ type Options struct {
 	// PINCost is the bcrypt cost of stored PINs. Default: bcrypt.DefaultCost
 	// (10); tests may lower it to bcrypt.MinCost.
 	PINCost int
-	// MaxSignInFailures is how many wrong PINs in a row lock an account.
-	// Default: 5.
+	// MaxSignInFailures is how many wrong PINs for one account from one
+	// source (see SignIn) lock that account for that source. Default: 5.
 	MaxSignInFailures int
-	// Lockout is how long a locked account stays locked. Default: 15 minutes.
+	// MaxAccountSignInFailures is how many wrong PINs for one account from
+	// all sources together lock the account for everyone. Default: 50, or
+	// ten times MaxSignInFailures when that is more; it cannot be lower
+	// than MaxSignInFailures.
+	MaxAccountSignInFailures int
+	// Lockout is how long a lock holds, and how long a failed sign-in is
+	// remembered after the last one. Default: 15 minutes.
 	Lockout time.Duration
+	// SignInBurst is how many failed sign-ins one source may make at once,
+	// and SignInRefill how often it may make one more; past that SignIn
+	// answers Locked before checking anything. Kept in memory per
+	// instance, for the SignInSources sources seen last. Defaults: 20,
+	// 3 seconds and 10,000.
+	SignInBurst   int
+	SignInRefill  time.Duration
+	SignInSources int
+	// SignInCacheFor is how long a verified credential is accepted again
+	// without checking its PIN hash (a changed PIN, a deactivation or a
+	// deletion still takes effect at once); SignInCacheSize is how many
+	// such credentials an instance keeps. Defaults: 1 minute (negative:
+	// no cache) and 10,000.
+	SignInCacheFor  time.Duration
+	SignInCacheSize int
 	// Audit receives an event for every read, change and export of a user.
 	// Default: none.
 	Audit AuditSink
@@ -47,8 +68,7 @@ type Service struct {
 	validate  *validator.Validate
 	pinCost   int
 	dummyHash string
-	maxFails  int
-	lockout   time.Duration
+	signIn    signInGuard
 	audit     AuditSink
 	log       *slog.Logger
 	guards    []DeletionGuard
@@ -68,8 +88,6 @@ func NewService(db *gorm.DB, opts Options) (*Service, error) {
 		now:      opts.Now,
 		validate: newValidator(),
 		pinCost:  opts.PINCost,
-		maxFails: opts.MaxSignInFailures,
-		lockout:  opts.Lockout,
 		audit:    opts.Audit,
 		log:      opts.Logger,
 
@@ -84,11 +102,8 @@ func NewService(db *gorm.DB, opts Options) (*Service, error) {
 	if s.pinCost < bcrypt.MinCost || s.pinCost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("patron: PINCost %d is outside bcrypt's %d..%d", s.pinCost, bcrypt.MinCost, bcrypt.MaxCost)
 	}
-	if s.maxFails == 0 {
-		s.maxFails = 5
-	}
-	if s.lockout == 0 {
-		s.lockout = 15 * time.Minute
+	if err := s.signIn.configure(opts); err != nil {
+		return nil, err
 	}
 	if s.log == nil {
 		s.log = slog.Default()

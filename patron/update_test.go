@@ -155,7 +155,7 @@ func TestExternalUsersKeepWhatTheSISOwns(t *testing.T) {
 		if internal != 1 {
 			t.Fatalf("want one Internal email, got %d", internal)
 		}
-		if _, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "9876"); err != nil {
+		if _, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "9876", "192.0.2.1"); err != nil {
 			t.Fatalf("the new PIN must work: %v", err)
 		}
 

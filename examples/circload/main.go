@@ -13,8 +13,9 @@
 // Staff sign in with a bearer token the command makes at start: its
 // principal resolver compares the Authorization header with it (in
 // constant time) and answers the staff user. That stands for a host's
-// session lookup; ginapi.BasicPIN is not used, since it checks a bcrypt
-// hash on every request and would measure bcrypt, not circulation.
+// session lookup; ginapi.BasicPIN is not used, since its sign-in work (a
+// bcrypt hash, failure counts, a short cache) would be measured, not
+// circulation.
 //
 // Every virtual client owns items and patrons no other client touches, so
 // that every check-out should succeed: it lends its next item to its next

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -32,10 +33,13 @@ func TestPortalStartsSeedsAndServes(t *testing.T) {
 		res.Body.Close()
 	}
 
-	get := func(user, pin, path string) (int, string) {
+	get := func(user, pin, path string, headers ...string) (int, string) {
 		req, _ := http.NewRequest("GET", base+path, nil)
 		if user != "" {
 			req.SetBasicAuth(user, pin)
+		}
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
 		}
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -65,6 +69,16 @@ func TestPortalStartsSeedsAndServes(t *testing.T) {
 	}
 	if code, _ := get("", "", "/api/users"); code != 401 {
 		t.Fatalf("anonymous: %d", code)
+	}
+	// Wrong PINs count against the client's own address: naming another
+	// one in a header does not escape the lock.
+	for i := 0; i < 5; i++ {
+		if code, _ := get("grad1", "0000", "/api/users/grad1", "X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i)); code != 401 {
+			t.Fatalf("wrong PIN %d: %d", i, code)
+		}
+	}
+	if code, _ := get("grad1", "5555", "/api/users/grad1", "X-Forwarded-For", "203.0.113.99"); code != 429 {
+		t.Fatalf("after five wrong PINs from one address: %d", code)
 	}
 
 	cancel()
