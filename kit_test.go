@@ -71,6 +71,12 @@ func TestNewRefusesBadConfigurationWithoutPanicking(t *testing.T) {
 	if _, err := patronkit.New(db, &patronkit.Config{PINCost: 99}); err == nil {
 		t.Fatal("a PIN cost beyond bcrypt's")
 	}
+	if _, err := patronkit.New(db, &patronkit.Config{Currencies: []circulation.Currency{{Code: "ABC"}}}); err == nil {
+		t.Fatal("a currency that is not one")
+	}
+	if _, err := patronkit.New(db, &patronkit.Config{Currencies: []circulation.Currency{{Code: "USD"}, {Code: "EUR"}}}); err == nil {
+		t.Fatal("a second currency without a rate")
+	}
 }
 
 // runs is a log handler that hands over the counts of each run of the

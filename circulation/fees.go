@@ -121,7 +121,8 @@ func (Transaction) TableName() string { return "pk_circ_fee_transactions" }
 type NewFee struct {
 	// Amount in minor units of Currency; more than 0.
 	Amount int64 `json:"amount"`
-	// Currency is an ISO 4217 code (three letters, e.g. USD).
+	// Currency is an ISO 4217 code (e.g. USD) of a currency the library
+	// accepts (Options.Currencies).
 	Currency string `json:"currency"`
 	// Description says what the fee is for; required.
 	Description string `json:"description"`
@@ -184,8 +185,8 @@ func (s *Service) balance(db *gorm.DB, inst, userID string) (map[string]int64, e
 }
 
 // AddFee charges the patron primaryID a manual fee. It is Invalid unless
-// the amount is more than 0, the currency is an ISO 4217 code and there is
-// a description. The actor of ctx (patron.ActorFrom) is recorded as
+// the amount is more than 0, the currency is an ISO 4217 code of
+// Options.Currencies and there is a description. The actor of ctx (patron.ActorFrom) is recorded as
 // CreatedBy.
 func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee) (*Fee, error) {
 	// The patron first: someone else's patron is NotFound, whatever the
@@ -204,7 +205,7 @@ func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee)
 	if in.Amount <= 0 {
 		c.add("amount", "out_of_range", "must be more than 0")
 	}
-	checkCurrency(c, "currency", in.Currency)
+	s.currencies.check(c, "currency", in.Currency)
 	c.text("description", in.Description, true, 1000)
 	c.text("barcode", in.Barcode, false, 255)
 	if err := c.err("fee"); err != nil {
@@ -224,17 +225,6 @@ func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee)
 		return nil, s.translate(err)
 	}
 	return f, nil
-}
-
-// checkCurrency checks an ISO 4217 code: three upper-case letters.
-func checkCurrency(c *checker, field, v string) {
-	if v == "" {
-		c.add(field, "required", "is required")
-		return
-	}
-	if len(v) != 3 || strings.ContainsFunc(v, func(r rune) bool { return r < 'A' || r > 'Z' }) {
-		c.add(field, "bad_format", "is not an ISO 4217 currency code (e.g. USD)")
-	}
 }
 
 // Pay records a payment of amount (minor units) on the fee feeID of the
@@ -372,31 +362,6 @@ func (s *Service) fee(db *gorm.DB, inst, uid, feeID string) (*Fee, error) {
 	}
 	f.CreatedAt, f.UpdatedAt = f.CreatedAt.UTC(), f.UpdatedAt.UTC()
 	return &f, nil
-}
-
-// FormatMoney writes an amount of minor units with its currency, e.g.
-// FormatMoney(1250, "USD") is "12.50 USD", using the currency's number of
-// decimals (0 for JPY, 3 for KWD, 2 for most).
-func FormatMoney(amount int64, currency string) string {
-	d := 2
-	switch currency {
-	case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF":
-		d = 0
-	case "BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND":
-		d = 3
-	}
-	sign := ""
-	if amount < 0 {
-		sign, amount = "-", -amount
-	}
-	if d == 0 {
-		return fmt.Sprintf("%s%d %s", sign, amount, currency)
-	}
-	p := int64(1)
-	for range d {
-		p *= 10
-	}
-	return fmt.Sprintf("%s%d.%0*d %s", sign, amount/p, d, amount%p, currency)
 }
 
 // chargeLoan records a fee of type typ for a loan within tx; nothing when

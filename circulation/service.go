@@ -64,6 +64,11 @@ type Options struct {
 	// NoticeClaim is how long a sender may hold a notice before another
 	// takes it (see Notice). Default: 10 minutes.
 	NoticeClaim time.Duration
+	// Currencies are the currencies the institutions accept, each an ISO
+	// 4217 code; the first is the one the others' rates are in (see
+	// Currency). A fee, terms of use or a block limit in another currency
+	// is refused (Invalid, naming its currency). Default: USD alone.
+	Currencies []Currency
 }
 
 // Service keeps the libraries, items and terms of use of every institution
@@ -77,6 +82,7 @@ type Service struct {
 	templates   *templates
 	dueSoon     time.Duration
 	noticeClaim time.Duration
+	currencies  currencies
 }
 
 // NewService returns a Service over db. It works on a session of db and
@@ -86,8 +92,13 @@ func NewService(db *gorm.DB, o Options) (*Service, error) {
 	if db == nil {
 		return nil, errors.New("circulation: NewService needs a database")
 	}
+	cs, err := newCurrencies(o.Currencies)
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{db: db.Session(&gorm.Session{NewDB: true}), now: o.Now, log: o.Logger, patrons: o.Patrons,
-		email: o.Email, sms: o.SMS, templates: &templates{host: o.Templates}, dueSoon: o.DueSoon, noticeClaim: o.NoticeClaim}
+		email: o.Email, sms: o.SMS, templates: &templates{host: o.Templates}, dueSoon: o.DueSoon, noticeClaim: o.NoticeClaim,
+		currencies: cs}
 	if s.dueSoon <= 0 {
 		s.dueSoon = 48 * time.Hour
 	}

@@ -79,8 +79,9 @@ type Terms struct {
 	// DaysOverdueUntilLost days after it was due (0: never by itself).
 	LostItemFee          int64 `json:"lost_item_fee,omitempty"`
 	DaysOverdueUntilLost int   `json:"days_overdue_until_lost,omitempty"`
-	// Currency is the ISO 4217 code of the amounts (USD, EUR); required
-	// when any amount is not zero.
+	// Currency is the ISO 4217 code of the amounts (USD, EUR), one of the
+	// currencies the library accepts (Options.Currencies); required when
+	// any amount is not zero.
 	Currency string `json:"currency,omitempty"`
 
 	// MaxLoans is how many loans a user may have at once under this rule;
@@ -200,7 +201,7 @@ func normalizeRule(r *Rule) {
 	t.Currency = strings.ToUpper(strings.TrimSpace(t.Currency))
 }
 
-func checkRule(c *checker, r *Rule) {
+func (s *Service) checkRule(c *checker, r *Rule) {
 	c.text("name", r.Name, false, 255)
 	c.text("user_group", r.UserGroup, false, 64)
 	c.text("item_policy", r.ItemPolicy, false, 64)
@@ -246,8 +247,8 @@ func checkRule(c *checker, r *Rule) {
 	c.min("terms.max_loans", int64(t.MaxLoans), 0)
 	c.min("terms.delivery_fee", t.DeliveryFee, 0)
 	c.min("terms.hold_shelf_days", int64(t.HoldShelfDays), 0)
-	if t.Currency != "" && (len(t.Currency) != 3 || strings.ContainsFunc(t.Currency, func(r rune) bool { return r < 'A' || r > 'Z' })) {
-		c.add("terms.currency", "bad_format", "is not an ISO 4217 code such as USD")
+	if t.Currency != "" {
+		s.currencies.check(c, "terms.currency", t.Currency)
 	}
 	if t.Currency == "" && (t.OverdueFine > 0 || t.MaxFine > 0 || t.LostItemFee > 0 || t.DeliveryFee > 0) {
 		c.add("terms.currency", "required", "is required when an amount is given")
@@ -313,7 +314,7 @@ func (s *Service) ReplaceRules(ctx context.Context, inst string, version int, ru
 	for i, r := range rules {
 		normalizeRule(&r)
 		c := checker{prefix: fmt.Sprintf("rules[%d].", i)}
-		checkRule(&c, &r)
+		s.checkRule(&c, &r)
 		fields = append(fields, c.fields...)
 		rs[i] = r
 	}
@@ -325,7 +326,7 @@ func (s *Service) ReplaceRules(ctx context.Context, inst string, version int, ru
 	for i, l := range limits {
 		normalizeLimit(&l)
 		c := checker{prefix: fmt.Sprintf("block_limits[%d].", i)}
-		checkLimit(&c, &l)
+		s.checkLimit(&c, &l)
 		fields = append(fields, c.fields...)
 		ls[i] = l
 	}
