@@ -71,6 +71,9 @@ func TestNewRefusesBadConfigurationWithoutPanicking(t *testing.T) {
 	if _, err := patronkit.New(db, &patronkit.Config{PINCost: 99}); err == nil {
 		t.Fatal("a PIN cost beyond bcrypt's")
 	}
+	if _, err := patronkit.New(db, &patronkit.Config{MaxFee: -1}); err == nil {
+		t.Fatal("a negative MaxFee")
+	}
 	if _, err := patronkit.New(db, &patronkit.Config{Currencies: []circulation.Currency{{Code: "ABC"}}}); err == nil {
 		t.Fatal("a currency that is not one")
 	}

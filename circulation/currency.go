@@ -11,6 +11,15 @@ import (
 	"github.com/bojanz/currency"
 )
 
+// DefaultMaxFee is the default of Options.MaxFee: 1,000,000.00 in a
+// currency of two decimals.
+const DefaultMaxFee int64 = 100_000_000
+
+// MaxFeeLimit is the most Options.MaxFee may be: 10,000,000,000,000.00 in
+// a currency of two decimals, well below 2^53, so that every fee is exact
+// in a client that reads JSON numbers as doubles.
+const MaxFeeLimit int64 = 1_000_000_000_000_000
+
 // Currency is a currency the institutions accept (Options.Currencies),
 // with its rate: what one unit of it (a whole euro, not a cent) is worth
 // in the first currency of the list, written as a decimal ("1.08").
@@ -142,6 +151,18 @@ func FormatMoney(amount int64, currency string) string {
 		p *= 10
 	}
 	return fmt.Sprintf("%s%d.%0*d %s", sign, u/p, d, u%p, currency)
+}
+
+// addOwed adds two amounts owed, stopping at the largest int64 rather than
+// overflowing (which no sum of fees within MaxFee reaches).
+func addOwed(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	if b < 0 && a < math.MinInt64-b {
+		return math.MinInt64
+	}
+	return a + b
 }
 
 // errNoRate is returned by convert for a currency without a rate.

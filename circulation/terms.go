@@ -69,7 +69,8 @@ type Terms struct {
 
 	// OverdueFine is charged per OverdueFineUnit (day or hour) that a loan
 	// is overdue, once the GracePeriod (in GracePeriodUnit) has passed;
-	// MaxFine caps the fine of one loan (0: no cap).
+	// MaxFine caps the fine of one loan (0: no cap but Options.MaxFee).
+	// Every amount of the terms is at most Options.MaxFee.
 	OverdueFine     int64  `json:"overdue_fine"`
 	OverdueFineUnit string `json:"overdue_fine_unit,omitempty"`
 	GracePeriod     int    `json:"grace_period,omitempty"`
@@ -229,7 +230,7 @@ func (s *Service) checkRule(c *checker, r *Rule) {
 	} else {
 		unitAlone(c, "terms.renewal_period", t.RenewalPeriodUnit)
 	}
-	c.min("terms.overdue_fine", t.OverdueFine, 0)
+	c.fee("terms.overdue_fine", t.OverdueFine, 0, s.maxFee, t.Currency)
 	if t.OverdueFine > 0 {
 		c.oneOf("terms.overdue_fine_unit", t.OverdueFineUnit, PerDay, PerHour)
 	} else {
@@ -241,11 +242,11 @@ func (s *Service) checkRule(c *checker, r *Rule) {
 	} else {
 		unitAlone(c, "terms.grace_period", t.GracePeriodUnit)
 	}
-	c.min("terms.max_fine", t.MaxFine, 0)
-	c.min("terms.lost_item_fee", t.LostItemFee, 0)
+	c.fee("terms.max_fine", t.MaxFine, 0, s.maxFee, t.Currency)
+	c.fee("terms.lost_item_fee", t.LostItemFee, 0, s.maxFee, t.Currency)
 	c.min("terms.days_overdue_until_lost", int64(t.DaysOverdueUntilLost), 0)
 	c.min("terms.max_loans", int64(t.MaxLoans), 0)
-	c.min("terms.delivery_fee", t.DeliveryFee, 0)
+	c.fee("terms.delivery_fee", t.DeliveryFee, 0, s.maxFee, t.Currency)
 	c.min("terms.hold_shelf_days", int64(t.HoldShelfDays), 0)
 	if t.Currency != "" {
 		s.currencies.check(c, "terms.currency", t.Currency)
