@@ -81,6 +81,15 @@ func TestNewRefusesBadConfigurationWithoutPanicking(t *testing.T) {
 	if _, err := patronkit.New(db, &patronkit.Config{SignInCacheFor: -1}); err != nil {
 		t.Fatalf("no sign-in cache: %v", err)
 	}
+	if _, err := patronkit.New(db, &patronkit.Config{MaxFee: -1}); err == nil {
+		t.Fatal("a negative MaxFee")
+	}
+	if _, err := patronkit.New(db, &patronkit.Config{Currencies: []circulation.Currency{{Code: "ABC"}}}); err == nil {
+		t.Fatal("a currency that is not one")
+	}
+	if _, err := patronkit.New(db, &patronkit.Config{Currencies: []circulation.Currency{{Code: "USD"}, {Code: "EUR"}}}); err == nil {
+		t.Fatal("a second currency without a rate")
+	}
 }
 
 // runs is a log handler that hands over the counts of each run of the

@@ -125,6 +125,21 @@ type Config struct {
 	// NoticeTemplates are the host's notice templates (see
 	// circulation.Options.Templates). Default: the built-in English ones.
 	NoticeTemplates fs.FS
+
+	// MaxFee is the largest amount of one fee, in minor units of its
+	// currency: a larger manual fee, or terms of use with a larger fine,
+	// fine cap, lost-item or delivery fee, are refused (422 naming the
+	// field), and an overdue fine stops growing at it. Default:
+	// circulation.DefaultMaxFee, 100000000 (1,000,000.00 in a currency of
+	// two decimals); at most circulation.MaxFeeLimit.
+	MaxFee int64
+
+	// Currencies are the ISO 4217 currencies the institutions accept, the
+	// first the one the others' rates are in: fees, terms of use and
+	// block limits in another are refused (422 naming the currency). A
+	// balance limit counts what a patron owes in every currency, converted
+	// at these rates (see circulation.Currency). Default: USD alone.
+	Currencies []circulation.Currency
 }
 
 // Kit is patronkit wired over one database: the services of each module and
@@ -214,7 +229,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 		return nil, err
 	}
 	circ, err := circulation.NewService(db, circulation.Options{Patrons: patrons, Now: c.Now, Logger: c.Logger,
-		Email: c.Email, SMS: c.SMS, Templates: c.NoticeTemplates})
+		Email: c.Email, SMS: c.SMS, Templates: c.NoticeTemplates, MaxFee: c.MaxFee, Currencies: c.Currencies})
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,8 @@ const (
 	BlockInactive = "inactive"
 	// BlockExpired: the account's expiry date has passed.
 	BlockExpired = "expired"
-	// BlockMaxBalance: the patron owes more than their group's limit.
+	// BlockMaxBalance: the patron owes more than their group's limit, in
+	// all currencies (see BlockLimit.MaxBalance).
 	BlockMaxBalance = "max_balance"
 	// BlockMaxOverdue: the patron has more overdue loans than their
 	// group's limit.
@@ -64,9 +65,15 @@ type BlockLimit struct {
 	// UserGroup is the code of the user group, or empty or "*" for any.
 	UserGroup string `json:"user_group,omitempty"`
 	// MaxBalance blocks a patron who owes more than this, in minor units
-	// of Currency (0: owing anything blocks); nil: no limit.
+	// of Currency (0: owing anything blocks); nil: no limit. Everything
+	// the patron owes counts, in every currency: amounts in another
+	// currency are converted at the rates of Options.Currencies (see
+	// Currency), and an amount in a currency without a rate (one no
+	// longer accepted) is over any limit. The block's description says
+	// what is owed, and what it comes to at those rates.
 	MaxBalance *int64 `json:"max_balance,omitempty"`
-	// Currency is the ISO 4217 code of MaxBalance; required with it.
+	// Currency is the ISO 4217 code of MaxBalance, one of the currencies
+	// the library accepts; required with it.
 	Currency string `json:"currency,omitempty"`
 	// MaxOverdueLoans blocks a patron with more overdue loans than this
 	// (0: any overdue loan blocks); nil: no limit.
@@ -119,14 +126,14 @@ func normalizeLimit(l *BlockLimit) {
 	l.Stops = stops
 }
 
-func checkLimit(c *checker, l *BlockLimit) {
+func (s *Service) checkLimit(c *checker, l *BlockLimit) {
 	c.text("user_group", l.UserGroup, false, 64)
 	if l.MaxBalance == nil && l.MaxOverdueLoans == nil {
 		c.add("max_balance", "required", "a limit needs max_balance or max_overdue_loans")
 	}
 	if l.MaxBalance != nil {
 		c.min("max_balance", *l.MaxBalance, 0)
-		checkCurrency(c, "currency", l.Currency)
+		s.currencies.check(c, "currency", l.Currency)
 	} else if l.Currency != "" {
 		c.add("currency", "bad_format", "is given without max_balance")
 	}
@@ -212,10 +219,8 @@ func (s *Service) blocks(ctx context.Context, inst string, u *patron.User) ([]Bl
 		if err != nil {
 			return nil, err
 		}
-		if owed[l.Currency] > *l.MaxBalance {
-			out = append(out, Block{Type: BlockMaxBalance, Automatic: true, Stops: stops,
-				Description: fmt.Sprintf("%s owes %s, more than the limit of %s", u.PrimaryID,
-					FormatMoney(owed[l.Currency], l.Currency), FormatMoney(*l.MaxBalance, l.Currency))})
+		if over, why := s.currencies.overLimit(u.PrimaryID, owed, *l.MaxBalance, l.Currency); over {
+			out = append(out, Block{Type: BlockMaxBalance, Automatic: true, Stops: stops, Description: why})
 		}
 	}
 	if l.MaxOverdueLoans != nil {

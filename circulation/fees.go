@@ -40,8 +40,9 @@ const (
 
 // Fee is an amount a patron owes: an overdue fine or a lost-item fee of a
 // loan, or a manual fee. Amounts are integer minor units (cents) of
-// Currency. What remains is Amount minus Paid minus Waived; a fee closes
-// when nothing remains.
+// Currency, and no fee is more than Options.MaxFee (what terms of use would
+// charge beyond it is charged at it). What remains is Amount minus Paid
+// minus Waived; a fee closes when nothing remains.
 //
 // # Locking
 //
@@ -119,9 +120,11 @@ func (Transaction) TableName() string { return "pk_circ_fee_transactions" }
 
 // NewFee is a manual fee that staff charge with AddFee.
 type NewFee struct {
-	// Amount in minor units of Currency; more than 0.
+	// Amount in minor units of Currency; more than 0, at most
+	// Options.MaxFee.
 	Amount int64 `json:"amount"`
-	// Currency is an ISO 4217 code (three letters, e.g. USD).
+	// Currency is an ISO 4217 code (e.g. USD) of a currency the library
+	// accepts (Options.Currencies).
 	Currency string `json:"currency"`
 	// Description says what the fee is for; required.
 	Description string `json:"description"`
@@ -155,7 +158,10 @@ func (s *Service) Fees(ctx context.Context, inst, primaryID string, open bool) (
 
 // Balance returns what the patron primaryID owes, per currency: the sum of
 // what remains of their open fees (amounts minus payments and waivers). A
-// patron who owes nothing gets an empty map.
+// patron who owes nothing gets an empty map. The sums are made here, not
+// by the database, and cannot fail: no fee is more than Options.MaxFee, so
+// no real balance comes near the largest int64, and one that would (fees
+// stored before that limit) stops at it.
 func (s *Service) Balance(ctx context.Context, inst, primaryID string) (map[string]int64, error) {
 	uid, err := s.userID(ctx, inst, primaryID)
 	if err != nil {
@@ -165,28 +171,34 @@ func (s *Service) Balance(ctx context.Context, inst, primaryID string) (map[stri
 }
 
 func (s *Service) balance(db *gorm.DB, inst, userID string) (map[string]int64, error) {
+	// One row per open fee: a SUM would overflow in SQLite and not fit an
+	// int64 from PostgreSQL or MySQL past the largest int64.
 	var rows []struct {
 		Currency string
 		Owed     int64
 	}
-	if err := db.Model(&Fee{}).Select("currency, SUM(amount - paid - waived) AS owed").
+	if err := db.Model(&Fee{}).Select("currency, amount - paid - waived AS owed").
 		Where("institution = ? AND user_id = ? AND status = ?", inst, userID, FeeOpen).
-		Group("currency").Scan(&rows).Error; err != nil {
+		Scan(&rows).Error; err != nil {
 		return nil, err
 	}
 	out := map[string]int64{}
 	for _, r := range rows {
-		if r.Owed != 0 {
-			out[r.Currency] = r.Owed
+		out[r.Currency] = addOwed(out[r.Currency], r.Owed)
+	}
+	for c, v := range out {
+		if v == 0 {
+			delete(out, c)
 		}
 	}
 	return out, nil
 }
 
 // AddFee charges the patron primaryID a manual fee. It is Invalid unless
-// the amount is more than 0, the currency is an ISO 4217 code and there is
-// a description. The actor of ctx (patron.ActorFrom) is recorded as
-// CreatedBy.
+// the amount is more than 0 and at most Options.MaxFee, the currency is an
+// ISO 4217 code of Options.Currencies and there is a description, each
+// refusal naming its field. The actor of ctx (patron.ActorFrom) is
+// recorded as CreatedBy.
 func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee) (*Fee, error) {
 	// The patron first: someone else's patron is NotFound, whatever the
 	// fee says.
@@ -201,10 +213,8 @@ func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee)
 	trim(&in.Currency, &in.Description, &in.Barcode)
 	in.Currency = strings.ToUpper(in.Currency)
 	c := &checker{}
-	if in.Amount <= 0 {
-		c.add("amount", "out_of_range", "must be more than 0")
-	}
-	checkCurrency(c, "currency", in.Currency)
+	c.fee("amount", in.Amount, 1, s.maxFee, in.Currency)
+	s.currencies.check(c, "currency", in.Currency)
 	c.text("description", in.Description, true, 1000)
 	c.text("barcode", in.Barcode, false, 255)
 	if err := c.err("fee"); err != nil {
@@ -226,21 +236,12 @@ func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee)
 	return f, nil
 }
 
-// checkCurrency checks an ISO 4217 code: three upper-case letters.
-func checkCurrency(c *checker, field, v string) {
-	if v == "" {
-		c.add(field, "required", "is required")
-		return
-	}
-	if len(v) != 3 || strings.ContainsFunc(v, func(r rune) bool { return r < 'A' || r > 'Z' }) {
-		c.add(field, "bad_format", "is not an ISO 4217 currency code (e.g. USD)")
-	}
-}
-
 // Pay records a payment of amount (minor units) on the fee feeID of the
 // patron primaryID and returns the fee. A partial payment leaves the fee
 // open; one that pays what remains closes it. Paying more than remains,
-// or 0 or less, is Invalid; a closed fee is Refused; an unknown fee (or
+// or 0 or less, is Invalid (naming amount: what remains bounds every
+// payment, so none can overflow, and a fee stored larger than MaxFee can
+// still be paid or waived whole); a closed fee is Refused; an unknown fee (or
 // one of another patron) is NotFound. See Fee for how concurrent payments
 // are kept apart.
 func (s *Service) Pay(ctx context.Context, inst, primaryID, feeID string, amount int64) (*Fee, error) {
@@ -374,30 +375,9 @@ func (s *Service) fee(db *gorm.DB, inst, uid, feeID string) (*Fee, error) {
 	return &f, nil
 }
 
-// FormatMoney writes an amount of minor units with its currency, e.g.
-// FormatMoney(1250, "USD") is "12.50 USD", using the currency's number of
-// decimals (0 for JPY, 3 for KWD, 2 for most).
-func FormatMoney(amount int64, currency string) string {
-	d := 2
-	switch currency {
-	case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF":
-		d = 0
-	case "BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND":
-		d = 3
-	}
-	sign := ""
-	if amount < 0 {
-		sign, amount = "-", -amount
-	}
-	if d == 0 {
-		return fmt.Sprintf("%s%d %s", sign, amount, currency)
-	}
-	p := int64(1)
-	for range d {
-		p *= 10
-	}
-	return fmt.Sprintf("%s%d.%0*d %s", sign, amount/p, d, amount%p, currency)
-}
+// capFee is amount, or MaxFee when it is more: what terms of use written
+// before that limit (or with a higher one) are charged.
+func (s *Service) capFee(amount int64) int64 { return min(amount, s.maxFee) }
 
 // chargeLoan records a fee of type typ for a loan within tx; nothing when
 // amount is 0.
@@ -412,7 +392,9 @@ func (s *Service) chargeLoan(tx *gorm.DB, l *Loan, typ string, amount int64, cur
 }
 
 // charge records a fee within tx, with the notice that tells the patron.
+// No fee is more than MaxFee.
 func (s *Service) charge(tx *gorm.DB, f *Fee) error {
+	f.Amount = s.capFee(f.Amount)
 	if err := tx.Create(f).Error; err != nil {
 		return err
 	}
@@ -422,8 +404,9 @@ func (s *Service) charge(tx *gorm.DB, f *Fee) error {
 
 // overdueFine is the fine under t for a loan due at due and returned (or
 // looked at) at at: nothing within the grace period; after it, OverdueFine
-// for every started day or hour since the due date, capped by MaxFine.
-func overdueFine(t Terms, due, at time.Time) int64 {
+// for every started day or hour since the due date, capped by MaxFine and
+// by Options.MaxFee, without ever overflowing.
+func (s *Service) overdueFine(t Terms, due, at time.Time) int64 {
 	if t.OverdueFine <= 0 || !at.After(due) {
 		return 0
 	}
@@ -436,11 +419,14 @@ func overdueFine(t Terms, due, at time.Time) int64 {
 		unit = time.Hour
 	}
 	n := int64((late + unit - 1) / unit)
-	fine := n * t.OverdueFine
-	if t.MaxFine > 0 && fine > t.MaxFine {
-		fine = t.MaxFine
+	limit := s.maxFee
+	if t.MaxFine > 0 && t.MaxFine < limit {
+		limit = t.MaxFine
 	}
-	return fine
+	if n > limit/t.OverdueFine {
+		return limit
+	}
+	return n * t.OverdueFine
 }
 
 // period is n units (minutes, hours, days, weeks) as a duration.

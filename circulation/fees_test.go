@@ -3,6 +3,7 @@ package circulation_test
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -272,7 +273,7 @@ func TestALostItemIsChargedItsFee(t *testing.T) {
 
 func TestAPatronWhoOwesCannotBeDeleted(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
-		f := newLoanFixture(t, db)
+		f := newLoanFixtureWith(t, db, circulation.Options{Currencies: euroToo})
 		f.patrons.AddDeletionGuard(f.svc.DeletionGuard())
 		fee := f.addFee(t, "student1", 1250)
 		if _, err := f.svc.AddFee(f.ctx, "UNI", "student1", circulation.NewFee{Amount: 300, Currency: "EUR", Description: "Replacement card"}); err != nil {
@@ -319,8 +320,20 @@ func TestFormatMoney(t *testing.T) {
 	if got := circulation.FormatMoney(500, "JPY"); got != "500 JPY" {
 		t.Errorf("JPY: %q", got)
 	}
-	if got := circulation.FormatMoney(1250, "KWD"); got != "1.250 KWD" {
-		t.Errorf("KWD: %q", got)
+	// ISO 4217's minor units, also where they differ from how amounts
+	// are usually shown (IQD, COP); a code not in use has two decimals.
+	for _, c := range []struct {
+		amount   int64
+		currency string
+		want     string
+	}{
+		{1250, "KWD", "1.250 KWD"}, {1250, "IQD", "1.250 IQD"}, {1250, "COP", "12.50 COP"},
+		{12345, "CLF", "1.2345 CLF"}, {1250, "ABC", "12.50 ABC"},
+		{math.MaxInt64, "USD", "92233720368547758.07 USD"}, {math.MinInt64, "USD", "-92233720368547758.08 USD"},
+	} {
+		if got := circulation.FormatMoney(c.amount, c.currency); got != c.want {
+			t.Errorf("FormatMoney(%d, %s) = %q, want %q", c.amount, c.currency, got, c.want)
+		}
 	}
 }
 
@@ -366,7 +379,7 @@ func TestConcurrentPaymentsAndWaiversAddUp(t *testing.T) {
 
 func TestHourlyFinesCountEveryStartedHour(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
-		f := newLoanFixture(t, db)
+		f := newLoanFixtureWith(t, db, circulation.Options{Currencies: euroToo})
 		set, err := f.svc.Rules(f.ctx, "UNI")
 		if err != nil {
 			t.Fatal(err)

@@ -482,10 +482,10 @@ func (s *Service) closeItemLoan(ctx context.Context, inst string, item *Item, st
 		}
 		loan.Status, loan.ReturnedAt, loan.Version, loan.UpdatedAt, loan.LostAfter = status, &now, loan.Version+1, now, nil
 		if status == LoanLost {
-			charged = terms.LostItemFee
+			charged = s.capFee(terms.LostItemFee)
 			_, err = s.chargeLoan(tx, &loan, FeeLostItem, charged, terms.Currency, "Lost item "+loan.ItemBarcode, now)
 		} else {
-			charged = overdueFine(terms, loan.DueAt, now)
+			charged = s.overdueFine(terms, loan.DueAt, now)
 			_, err = s.chargeLoan(tx, &loan, FeeOverdueFine, charged, terms.Currency,
 				fmt.Sprintf("Overdue fine for %s, due %s, returned %s", loan.ItemBarcode, loan.DueAt.UTC().Format(time.RFC3339), now.Format(time.RFC3339)), now)
 		}
@@ -832,7 +832,7 @@ func (s *Service) LoansPage(ctx context.Context, inst, primaryID string, open bo
 		if err != nil {
 			return nil, 0, err
 		}
-		if fine := overdueFine(t, out[i].DueAt, now); fine > 0 {
+		if fine := s.overdueFine(t, out[i].DueAt, now); fine > 0 {
 			out[i].AccruedFine, out[i].FineCurrency = fine, t.Currency
 		}
 	}

@@ -32,6 +32,16 @@ type loanFixture struct {
 // 2026-09-01 09:00 UTC.
 func newLoanFixture(t *testing.T, db *gorm.DB) *loanFixture {
 	t.Helper()
+	return newLoanFixtureWith(t, db, circulation.Options{})
+}
+
+// euroToo accepts US dollars and euros, one euro worth 1.10 USD.
+var euroToo = []circulation.Currency{{Code: "USD"}, {Code: "EUR", Rate: "1.10"}}
+
+// newLoanFixtureWith is newLoanFixture with a service of options o (its
+// clock, logger and patron service are the fixture's).
+func newLoanFixtureWith(t *testing.T, db *gorm.DB, o circulation.Options) *loanFixture {
+	t.Helper()
 	ctx := context.Background()
 	if err := migrate.Run(ctx, db, append(patron.Migrations(), circulation.Migrations()...)); err != nil {
 		t.Fatalf("migrate: %v", err)
@@ -41,7 +51,8 @@ func newLoanFixture(t *testing.T, db *gorm.DB) *loanFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := circulation.NewService(db, circulation.Options{Now: c.Now, Logger: slog.New(slog.DiscardHandler), Patrons: ps})
+	o.Now, o.Logger, o.Patrons = c.Now, slog.New(slog.DiscardHandler), ps
+	svc, err := circulation.NewService(db, o)
 	if err != nil {
 		t.Fatal(err)
 	}

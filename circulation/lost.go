@@ -109,7 +109,7 @@ func (s *Service) returnLost(ctx context.Context, inst string, item *Item) (*Loa
 		if _, err := s.holdForNext(tx, inst, item, StatusAvailable, now); err != nil {
 			return err
 		}
-		fine = overdueFine(terms, loan.DueAt, lostAt)
+		fine = s.overdueFine(terms, loan.DueAt, lostAt)
 		_, err := s.chargeLoan(tx, &loan, FeeOverdueFine, fine, terms.Currency,
 			fmt.Sprintf("Overdue fine for %s, due %s, declared lost %s", loan.ItemBarcode, loan.DueAt.UTC().Format(time.RFC3339), lostAt.UTC().Format(time.RFC3339)), now)
 		return err

@@ -338,7 +338,7 @@ func (s *Service) QueueDueNotices(ctx context.Context) (int, error) {
 					d.Title, d.Library = loanTitle(tx, &l), libraryName(tx, l.Institution, l.Library)
 					if k.kind == NoticeOverdue {
 						if t, err := s.loanTerms(ctx, l.Institution, &l, nil, nil); err == nil {
-							if fine := overdueFine(t, l.DueAt, now); fine > 0 {
+							if fine := s.overdueFine(t, l.DueAt, now); fine > 0 {
 								d.Amount = FormatMoney(fine, t.Currency)
 							}
 						}

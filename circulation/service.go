@@ -64,6 +64,18 @@ type Options struct {
 	// NoticeClaim is how long a sender may hold a notice before another
 	// takes it (see Notice). Default: 10 minutes.
 	NoticeClaim time.Duration
+	// MaxFee is the largest amount of one fee, in minor units of its
+	// currency: a manual fee above it is refused (Invalid, naming
+	// amount), and so are terms of use whose fine per day or hour, fine
+	// cap, lost-item fee or delivery fee is above it; an overdue fine
+	// stops growing at it. Default: DefaultMaxFee (1,000,000.00 in a
+	// currency of two decimals); at most MaxFeeLimit.
+	MaxFee int64
+	// Currencies are the currencies the institutions accept, each an ISO
+	// 4217 code; the first is the one the others' rates are in (see
+	// Currency). A fee, terms of use or a block limit in another currency
+	// is refused (Invalid, naming its currency). Default: USD alone.
+	Currencies []Currency
 }
 
 // Service keeps the libraries, items and terms of use of every institution
@@ -77,6 +89,8 @@ type Service struct {
 	templates   *templates
 	dueSoon     time.Duration
 	noticeClaim time.Duration
+	maxFee      int64
+	currencies  currencies
 }
 
 // NewService returns a Service over db. It works on a session of db and
@@ -86,8 +100,19 @@ func NewService(db *gorm.DB, o Options) (*Service, error) {
 	if db == nil {
 		return nil, errors.New("circulation: NewService needs a database")
 	}
+	if o.MaxFee < 0 || o.MaxFee > MaxFeeLimit {
+		return nil, fmt.Errorf("circulation: MaxFee %d is not between 0 (the default) and %d", o.MaxFee, MaxFeeLimit)
+	}
+	cs, err := newCurrencies(o.Currencies)
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{db: db.Session(&gorm.Session{NewDB: true}), now: o.Now, log: o.Logger, patrons: o.Patrons,
-		email: o.Email, sms: o.SMS, templates: &templates{host: o.Templates}, dueSoon: o.DueSoon, noticeClaim: o.NoticeClaim}
+		email: o.Email, sms: o.SMS, templates: &templates{host: o.Templates}, dueSoon: o.DueSoon, noticeClaim: o.NoticeClaim,
+		maxFee: o.MaxFee, currencies: cs}
+	if s.maxFee == 0 {
+		s.maxFee = DefaultMaxFee
+	}
 	if s.dueSoon <= 0 {
 		s.dueSoon = 48 * time.Hour
 	}
@@ -197,6 +222,21 @@ func (c *checker) oneOf(field, v string, allowed ...string) {
 func (c *checker) min(field string, v, min int64) {
 	if v < min {
 		c.add(field, "out_of_range", "is less than %d", min)
+	}
+}
+
+// fee checks an amount of money in minor units of currency: at least min
+// and at most max, the largest fee.
+func (c *checker) fee(field string, v, min, max int64, currency string) {
+	switch {
+	case v < min && min == 1:
+		c.add(field, "out_of_range", "must be more than 0")
+	case v < min:
+		c.add(field, "out_of_range", "is less than %d", min)
+	case v > max && isCurrency(currency):
+		c.add(field, "out_of_range", "is more than %s, the largest fee the library charges", FormatMoney(max, currency))
+	case v > max:
+		c.add(field, "out_of_range", "is more than %d minor units, the largest fee the library charges", max)
 	}
 }
 

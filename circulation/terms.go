@@ -69,7 +69,8 @@ type Terms struct {
 
 	// OverdueFine is charged per OverdueFineUnit (day or hour) that a loan
 	// is overdue, once the GracePeriod (in GracePeriodUnit) has passed;
-	// MaxFine caps the fine of one loan (0: no cap).
+	// MaxFine caps the fine of one loan (0: no cap but Options.MaxFee).
+	// Every amount of the terms is at most Options.MaxFee.
 	OverdueFine     int64  `json:"overdue_fine"`
 	OverdueFineUnit string `json:"overdue_fine_unit,omitempty"`
 	GracePeriod     int    `json:"grace_period,omitempty"`
@@ -79,8 +80,9 @@ type Terms struct {
 	// DaysOverdueUntilLost days after it was due (0: never by itself).
 	LostItemFee          int64 `json:"lost_item_fee,omitempty"`
 	DaysOverdueUntilLost int   `json:"days_overdue_until_lost,omitempty"`
-	// Currency is the ISO 4217 code of the amounts (USD, EUR); required
-	// when any amount is not zero.
+	// Currency is the ISO 4217 code of the amounts (USD, EUR), one of the
+	// currencies the library accepts (Options.Currencies); required when
+	// any amount is not zero.
 	Currency string `json:"currency,omitempty"`
 
 	// MaxLoans is how many loans a user may have at once under this rule;
@@ -200,7 +202,7 @@ func normalizeRule(r *Rule) {
 	t.Currency = strings.ToUpper(strings.TrimSpace(t.Currency))
 }
 
-func checkRule(c *checker, r *Rule) {
+func (s *Service) checkRule(c *checker, r *Rule) {
 	c.text("name", r.Name, false, 255)
 	c.text("user_group", r.UserGroup, false, 64)
 	c.text("item_policy", r.ItemPolicy, false, 64)
@@ -228,7 +230,7 @@ func checkRule(c *checker, r *Rule) {
 	} else {
 		unitAlone(c, "terms.renewal_period", t.RenewalPeriodUnit)
 	}
-	c.min("terms.overdue_fine", t.OverdueFine, 0)
+	c.fee("terms.overdue_fine", t.OverdueFine, 0, s.maxFee, t.Currency)
 	if t.OverdueFine > 0 {
 		c.oneOf("terms.overdue_fine_unit", t.OverdueFineUnit, PerDay, PerHour)
 	} else {
@@ -240,14 +242,14 @@ func checkRule(c *checker, r *Rule) {
 	} else {
 		unitAlone(c, "terms.grace_period", t.GracePeriodUnit)
 	}
-	c.min("terms.max_fine", t.MaxFine, 0)
-	c.min("terms.lost_item_fee", t.LostItemFee, 0)
+	c.fee("terms.max_fine", t.MaxFine, 0, s.maxFee, t.Currency)
+	c.fee("terms.lost_item_fee", t.LostItemFee, 0, s.maxFee, t.Currency)
 	c.min("terms.days_overdue_until_lost", int64(t.DaysOverdueUntilLost), 0)
 	c.min("terms.max_loans", int64(t.MaxLoans), 0)
-	c.min("terms.delivery_fee", t.DeliveryFee, 0)
+	c.fee("terms.delivery_fee", t.DeliveryFee, 0, s.maxFee, t.Currency)
 	c.min("terms.hold_shelf_days", int64(t.HoldShelfDays), 0)
-	if t.Currency != "" && (len(t.Currency) != 3 || strings.ContainsFunc(t.Currency, func(r rune) bool { return r < 'A' || r > 'Z' })) {
-		c.add("terms.currency", "bad_format", "is not an ISO 4217 code such as USD")
+	if t.Currency != "" {
+		s.currencies.check(c, "terms.currency", t.Currency)
 	}
 	if t.Currency == "" && (t.OverdueFine > 0 || t.MaxFine > 0 || t.LostItemFee > 0 || t.DeliveryFee > 0) {
 		c.add("terms.currency", "required", "is required when an amount is given")
@@ -313,7 +315,7 @@ func (s *Service) ReplaceRules(ctx context.Context, inst string, version int, ru
 	for i, r := range rules {
 		normalizeRule(&r)
 		c := checker{prefix: fmt.Sprintf("rules[%d].", i)}
-		checkRule(&c, &r)
+		s.checkRule(&c, &r)
 		fields = append(fields, c.fields...)
 		rs[i] = r
 	}
@@ -325,7 +327,7 @@ func (s *Service) ReplaceRules(ctx context.Context, inst string, version int, ru
 	for i, l := range limits {
 		normalizeLimit(&l)
 		c := checker{prefix: fmt.Sprintf("block_limits[%d].", i)}
-		checkLimit(&c, &l)
+		s.checkLimit(&c, &l)
 		fields = append(fields, c.fields...)
 		ls[i] = l
 	}

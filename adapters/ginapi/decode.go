@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -56,6 +57,12 @@ func jsonError(err error, limit int64) error {
 		if field == "" {
 			field = "(body)"
 		}
+		if outOfRange(typ) {
+			// A whole number, where one is expected, that no integer of the
+			// field holds: a refused value, not a mistake of type.
+			return &patron.Error{Kind: patron.Invalid, Detail: "a number is out of range",
+				Fields: []patron.FieldError{{Field: field, Code: "out_of_range", Message: fmt.Sprintf("is out of range (%s)", strings.TrimPrefix(typ.Value, "number "))}}}
+		}
 		return badRequest("a field has the wrong type", patron.FieldError{Field: field, Code: "wrong_type", Message: fmt.Sprintf("expects %s, not a JSON %s", typ.Type.String(), typ.Value)})
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
@@ -63,4 +70,21 @@ func jsonError(err error, limit int64) error {
 	default:
 		return badRequest("the body cannot be read as JSON: " + err.Error())
 	}
+}
+
+// outOfRange tells whether a type error is a whole number, written without
+// a fraction or an exponent, too large (or small) for an integer field.
+func outOfRange(typ *json.UnmarshalTypeError) bool {
+	lit, ok := strings.CutPrefix(typ.Value, "number ")
+	if !ok || typ.Type == nil {
+		return false
+	}
+	switch typ.Type.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+	default:
+		return false
+	}
+	lit = strings.TrimPrefix(lit, "-")
+	return lit != "" && !strings.ContainsFunc(lit, func(r rune) bool { return r < '0' || r > '9' })
 }

@@ -48,8 +48,20 @@ type loanList struct {
 // faculty1 (FACULTY) and proxy1 (a proxy for student1).
 func loanServer(t *testing.T) (*server, *testClock) {
 	t.Helper()
+	return loanServerOn(t, nil, nil)
+}
+
+// loanServerOn is loanServer on db (nil: a new SQLite database) with the
+// kit configured by cfg (its clock is the test's).
+func loanServerOn(t *testing.T, db *gorm.DB, cfg *patronkit.Config) (*server, *testClock) {
+	t.Helper()
 	clock := &testClock{now: testNow}
-	s := adminServer(t, &patronkit.Config{Now: clock.Now})
+	if cfg == nil {
+		cfg = &patronkit.Config{}
+	}
+	cfg.Now = clock.Now
+	s := newServer(t, db, cfg)
+	s.grant("DEMO", "librarian", "user-administrator", "*")
 	s.grant("DEMO", "fulfil", "fulfillment-administrator", "*")
 	s.grant("DEMO", "desk", "circulation-desk-operator", "MAIN")
 	circLibraries(t, s)

@@ -165,7 +165,7 @@ func (a *api) myFees(c *gin.Context) {
 	accruing := map[string]int64{}
 	for _, l := range loans {
 		if l.AccruedFine > 0 {
-			accruing[l.FineCurrency] += l.AccruedFine
+			accruing[l.FineCurrency] = addOwed(accruing[l.FineCurrency], l.AccruedFine)
 		}
 	}
 	c.JSON(http.StatusOK, myFeesAnswer{Fees: fees, Balance: moneyOf(bal), Accruing: moneyOf(accruing)})

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/adapters/ginapi"
 	"github.com/patronkit/patronkit/adapters/notify"
@@ -36,7 +38,14 @@ var meRules = map[string]any{"rules": []any{
 // for the patron and one for staff only.
 func meServer(t *testing.T) (*server, *testClock) {
 	t.Helper()
-	s, clock := loanServer(t)
+	return meServerOn(t, nil, nil)
+}
+
+// meServerOn is meServer on db (nil: a new SQLite database) with the kit
+// configured by cfg.
+func meServerOn(t *testing.T, db *gorm.DB, cfg *patronkit.Config) (*server, *testClock) {
+	t.Helper()
+	s, clock := loanServerOn(t, db, cfg)
 	s.do(fulfil, "PUT", "/api/terms-of-use", meRules, "If-Match", `"1"`).status(http.StatusOK)
 	for _, n := range []map[string]any{
 		{"note_type": "CIRCULATION", "note_text": "Your card expires soon", "user_viewable": true},
