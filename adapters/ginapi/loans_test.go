@@ -48,8 +48,14 @@ type loanList struct {
 // faculty1 (FACULTY) and proxy1 (a proxy for student1).
 func loanServer(t *testing.T) (*server, *testClock) {
 	t.Helper()
+	return loanServerOn(t, nil)
+}
+
+// loanServerOn is loanServer on db (nil: a new SQLite database).
+func loanServerOn(t *testing.T, db *gorm.DB) (*server, *testClock) {
+	t.Helper()
 	clock := &testClock{now: testNow}
-	s := adminServer(t, &patronkit.Config{Now: clock.Now})
+	s := adminServerOn(t, db, &patronkit.Config{Now: clock.Now})
 	s.grant("DEMO", "fulfil", "fulfillment-administrator", "*")
 	s.grant("DEMO", "desk", "circulation-desk-operator", "MAIN")
 	circLibraries(t, s)
