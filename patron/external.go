@@ -14,19 +14,11 @@ import (
 // whose internal ids are not in seen: the users a full, clean synchronize
 // did not find in the SIS's file. It returns how many it changed.
 func (s *Service) DeactivateMissing(ctx context.Context, inst, profile string, seen map[string]bool) (int, error) {
-	var ids []string
-	db := s.db.WithContext(ctx)
-	err := db.Model(&User{}).Where("institution = ? AND external_id = ? AND account_type = ? AND status = ?", inst, profile, AccountExternal, StatusActive).
-		Pluck("id", &ids).Error
+	gone, err := s.missing(ctx, inst, profile, seen)
 	if err != nil {
 		return 0, err
 	}
-	var gone []string
-	for _, id := range ids {
-		if !seen[id] {
-			gone = append(gone, id)
-		}
-	}
+	db := s.db.WithContext(ctx)
 	for chunk := range slices.Chunk(gone, 500) {
 		err := db.Model(&User{}).Where("id IN ? AND status = ?", chunk, StatusActive).
 			Updates(map[string]any{"status": StatusInactive, "version": gorm.Expr("version + 1"), "updated_at": s.clock()}).Error
@@ -35,6 +27,32 @@ func (s *Service) DeactivateMissing(ctx context.Context, inst, profile string, s
 		}
 	}
 	return len(gone), nil
+}
+
+// CountMissing tells how many users DeactivateMissing would make inactive,
+// and changes nobody: what a dry run of a synchronize reports.
+func (s *Service) CountMissing(ctx context.Context, inst, profile string, seen map[string]bool) (int, error) {
+	gone, err := s.missing(ctx, inst, profile, seen)
+	return len(gone), err
+}
+
+// missing lists the ids of the active external users of a profile not in
+// seen.
+func (s *Service) missing(ctx context.Context, inst, profile string, seen map[string]bool) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&User{}).
+		Where("institution = ? AND external_id = ? AND account_type = ? AND status = ?", inst, profile, AccountExternal, StatusActive).
+		Pluck("id", &ids).Error
+	if err != nil {
+		return nil, err
+	}
+	var gone []string
+	for _, id := range ids {
+		if !seen[id] {
+			gone = append(gone, id)
+		}
+	}
+	return gone, nil
 }
 
 // RestoreSISFields hands retained fields of an external user back to the

@@ -78,7 +78,12 @@ var errDryRun = errors.New("dry run: roll back")
 // SyncBatch applies incoming users, in order, as an integration profile
 // does. Each user is applied whole or not at all; a user whose record is
 // the same as the last one applied is skipped without being read whole.
-// The incoming users are changed (normalized) in place.
+// The incoming users are changed (normalized) in place. The outcome of
+// each user is the one it would have if the users were applied one after
+// the other, in order: a user that takes a primary_id or an identifier an
+// earlier user of the batch took is rejected, one that takes what an
+// earlier user gave up is applied; a dry run (rule.DryRun) gives the same
+// outcomes. To apply a file in several batches, use a SyncLoad.
 //
 // Matching looks among all external users of the institution, whatever
 // profile made them; internal users are never matched, and an incoming
@@ -87,6 +92,49 @@ var errDryRun = errors.New("dry run: roll back")
 // incoming record leaves empty; the user's External segments are replaced
 // by the incoming ones and Internal segments stay.
 func (s *Service) SyncBatch(ctx context.Context, inst string, in []*User, rule SyncRule) []SyncResult {
+	l := &SyncLoad{s: s, inst: inst, rule: rule}
+	if rule.DryRun {
+		l.dry = newDryRun(true)
+	}
+	return l.Apply(ctx, in)
+}
+
+// A SyncLoad applies the users of one load (an SIS file, a run of an
+// integration profile) in batches, as SyncBatch does, each batch after
+// the users of the batches before: the outcome of each user is the one it
+// would have if the whole load were applied one user after the other. A
+// dry run (the rule's DryRun) writes nothing and gives, user by user, the
+// outcomes the load gives: a user that takes a primary_id or identifier an
+// earlier user of the load took is rejected, and one that takes what an
+// earlier user gave up is applied, as in the load itself.
+//
+// A load applies each user once: a user matched by the same key as an
+// earlier user of the load (the same primary_id or identifier, whatever
+// its case) is rejected. A SyncLoad is not safe for concurrent use.
+type SyncLoad struct {
+	s    *Service
+	inst string
+	rule SyncRule
+	// seen holds the match keys of the users of the load so far (nil:
+	// SyncBatch, which may apply a user twice).
+	seen map[string]bool
+	dry  *dryRun
+}
+
+// NewSyncLoad starts a load of users into institution inst by rule.
+func (s *Service) NewSyncLoad(inst string, rule SyncRule) *SyncLoad {
+	l := &SyncLoad{s: s, inst: inst, rule: rule, seen: map[string]bool{}}
+	if rule.DryRun {
+		l.dry = newDryRun(false)
+	}
+	return l
+}
+
+// Apply applies the next users of the load, in order, and returns their
+// outcomes (see SyncLoad and SyncBatch). The incoming users are changed
+// (normalized) in place.
+func (l *SyncLoad) Apply(ctx context.Context, in []*User) []SyncResult {
+	s, inst, rule := l.s, l.inst, l.rule
 	if rule.RecordType == "" {
 		rule.RecordType = RecordPublic
 	}
@@ -97,6 +145,14 @@ func (s *Service) SyncBatch(ctx context.Context, inst string, in []*User, rule S
 		out[i] = SyncResult{PrimaryID: strings.TrimSpace(u.PrimaryID)}
 		normalizeIncoming(inst, u, rule)
 		hashes[i] = incomingHash(u, rule)
+		if k := matchKey(u, rule); l.seen != nil && k != "" {
+			if l.seen[k] {
+				out[i].Outcome = OutcomeRejected
+				out[i].Reason = fmt.Sprintf("an earlier user of the load has the %s %q: a load applies each user once", matchName(rule), matchValue(u, rule))
+				continue
+			}
+			l.seen[k] = true
+		}
 		pending = append(pending, i)
 	}
 	known, err := s.knownHashes(ctx, inst, in, pending, rule)
@@ -106,10 +162,21 @@ func (s *Service) SyncBatch(ctx context.Context, inst string, in []*User, rule S
 		}
 		return out
 	}
+	if l.dry != nil {
+		l.dry.adjustKnown(known, in, pending, rule)
+	}
+	// matched holds the users matched by the users of the batch so far,
+	// and taken the keys those users bring: what a user applied later may
+	// find changed since the batch was read.
+	matched := map[string]bool{}
+	taken := map[string]bool{}
 	var fresh, rest []int
 	for _, i := range pending {
-		k, matched := known[matchKey(in[i], rule)]
-		unchanged := matched && rule.Mode == ModeSynchronize && hashes[i] != "" && k.hash == hashes[i] && k.external
+		k, found := known[matchKey(in[i], rule)]
+		unchanged := found && rule.Mode == ModeSynchronize && hashes[i] != "" && k.hash == hashes[i] && k.external && !matched[k.id]
+		if found {
+			matched[k.id] = true
+		}
 		// A record the same as the one applied last time was valid then;
 		// any other is checked before it is applied.
 		if !unchanged {
@@ -118,21 +185,38 @@ func (s *Service) SyncBatch(ctx context.Context, inst string, in []*User, rule S
 				continue
 			}
 		}
+		keys := keysOf(in[i])
+		wanted := slices.ContainsFunc(keys, func(k string) bool { return taken[k] })
 		switch {
 		case unchanged:
 			out[i].Outcome, out[i].UserID = OutcomeUnchanged, k.id
-		case !matched && !rule.DryRun && (rule.Mode == ModeImport || rule.Unmatched == UnmatchedAdd):
+		case !found && !wanted && l.dry == nil && (rule.Mode == ModeImport || rule.Unmatched == UnmatchedAdd):
+			// Nobody before it in the batch wants its keys: it may be
+			// created with the other new users, ahead of its turn.
 			fresh = append(fresh, i)
 		default:
 			rest = append(rest, i)
+		}
+		for _, k := range keys {
+			taken[k] = true
 		}
 	}
 	rest = append(rest, s.createMany(ctx, inst, in, hashes, fresh, out)...)
 	slices.Sort(rest)
 	for _, i := range rest {
-		out[i] = s.syncOne(ctx, inst, in[i], hashes[i], rule)
+		out[i] = s.syncOne(ctx, inst, in[i], hashes[i], rule, l.dry)
 	}
 	return out
+}
+
+// keysOf lists the keys a user holds that must be unique: its primary_id
+// and its identifiers.
+func keysOf(u *User) []string {
+	keys := []string{"p\x00" + u.PrimaryIDKey}
+	for _, id := range u.Identifiers {
+		keys = append(keys, "i\x00"+id.IDType+"\x00"+id.ValueKey)
+	}
+	return keys
 }
 
 // lookups runs the batch reads of a synchronize. On PostgreSQL they run in
@@ -276,11 +360,13 @@ func (s *Service) knownHashes(ctx context.Context, inst string, in []*User, pend
 }
 
 // syncOne applies one prepared incoming user in a transaction of its own.
-func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string, rule SyncRule) SyncResult {
+// In a dry run (dry not nil) the transaction is rolled back and dry notes
+// what the user would have changed.
+func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string, rule SyncRule, dry *dryRun) SyncResult {
 	res := SyncResult{PrimaryID: u.PrimaryID}
 	var before, after *User
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		cur, reason, err := s.matchIncoming(tx, inst, u, rule)
+		cur, reason, err := s.matchIncoming(tx, inst, u, rule, dry)
 		if err != nil {
 			return err
 		}
@@ -289,10 +375,10 @@ func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string
 			return nil
 		}
 		if cur == nil {
-			return s.syncCreate(ctx, tx, inst, u, hash, rule, &res, &after)
+			return s.syncCreate(ctx, tx, inst, u, hash, rule, dry, &res, &after)
 		}
 		before = cloneUser(cur)
-		return s.syncUpdate(ctx, tx, inst, cur, u, hash, rule, &res, &after)
+		return s.syncUpdate(ctx, tx, inst, cur, u, hash, rule, dry, &res, &after)
 	})
 	if rule.DryRun && errors.Is(err, errDryRun) {
 		err = nil
@@ -303,7 +389,13 @@ func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string
 		}
 		return SyncResult{PrimaryID: u.PrimaryID, Outcome: OutcomeFailed, Reason: err.Error()}
 	}
-	if rule.DryRun || after == nil {
+	if rule.DryRun {
+		if dry != nil {
+			dry.record(before, after, hash, rule)
+		}
+		return res
+	}
+	if after == nil {
 		return res
 	}
 	out := s.finishRead(after)
@@ -320,15 +412,21 @@ func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string
 
 // matchIncoming finds the external user an incoming user matches, or nil.
 // A reason is returned when the incoming user must be rejected.
-func (s *Service) matchIncoming(tx *gorm.DB, inst string, u *User, rule SyncRule) (*User, string, error) {
-	var cur *User
-	if rule.MatchBy == MatchPrimaryID {
+func (s *Service) matchIncoming(tx *gorm.DB, inst string, u *User, rule SyncRule, dry *dryRun) (*User, string, error) {
+	cur, decided, err := dry.match(u, rule)
+	if err != nil {
+		return nil, "", err
+	}
+	switch {
+	case decided:
+		// The users before it in the dry run touched the key.
+	case rule.MatchBy == MatchPrimaryID:
 		found, err := loadUser(tx, inst, u.PrimaryID)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return nil, "", err
 		}
 		cur = found
-	} else {
+	default:
 		id := identifierOf(u, rule.MatchBy)
 		var held Identifier
 		err := tx.Where("institution = ? AND id_type = ? AND value_key = ?", inst, id.IDType, id.ValueKey).Take(&held).Error
@@ -368,11 +466,14 @@ func matchValue(u *User, rule SyncRule) string {
 	return identifierOf(u, rule.MatchBy).Value
 }
 
-func (s *Service) syncCreate(ctx context.Context, tx *gorm.DB, inst string, u *User, hash string, rule SyncRule, res *SyncResult, after **User) error {
-	if err := checkPrimaryIDFree(tx, inst, u.PrimaryIDKey, ""); err != nil {
+func (s *Service) syncCreate(ctx context.Context, tx *gorm.DB, inst string, u *User, hash string, rule SyncRule, dry *dryRun, res *SyncResult, after **User) error {
+	if err := dry.primaryIDFree(tx, inst, u.PrimaryIDKey, ""); err != nil {
 		return err
 	}
-	if err := checkIdentifiersFree(tx, inst, u.Identifiers, ""); err != nil {
+	if err := dry.identifiersFree(tx, inst, u.Identifiers, ""); err != nil {
+		return err
+	}
+	if err := dry.free(tx, inst, u); err != nil {
 		return err
 	}
 	if u.PINNumber != "" {
@@ -392,10 +493,10 @@ func (s *Service) syncCreate(ctx context.Context, tx *gorm.DB, inst string, u *U
 		return err
 	}
 	res.Outcome, res.UserID = OutcomeCreated, u.ID
+	*after = u
 	if rule.DryRun {
 		return errDryRun
 	}
-	*after = u
 	return nil
 }
 
@@ -409,7 +510,7 @@ func stampSIS(u *User, now time.Time) {
 	}
 }
 
-func (s *Service) syncUpdate(ctx context.Context, tx *gorm.DB, inst string, cur, in *User, hash string, rule SyncRule, res *SyncResult, after **User) error {
+func (s *Service) syncUpdate(ctx context.Context, tx *gorm.DB, inst string, cur, in *User, hash string, rule SyncRule, dry *dryRun, res *SyncResult, after **User) error {
 	var overrides []FieldOverride
 	if err := tx.Where("user_id = ?", cur.ID).Find(&overrides).Error; err != nil {
 		return err
@@ -426,7 +527,13 @@ func (s *Service) syncUpdate(ctx context.Context, tx *gorm.DB, inst string, cur,
 	res.Changes = syncChanges(cur, m)
 	if len(res.Changes) == 0 {
 		res.Outcome = OutcomeUnchanged
-		if rule.DryRun || cur.SISHash == hash {
+		if cur.SISHash == hash {
+			return nil
+		}
+		if rule.DryRun {
+			held := cloneUser(cur)
+			held.SISHash = hash
+			*after = held
 			return nil
 		}
 		// Remember the fingerprint, so that the next run skips the user.
@@ -436,27 +543,37 @@ func (s *Service) syncUpdate(ctx context.Context, tx *gorm.DB, inst string, cur,
 		return err
 	}
 	if m.PrimaryIDKey != cur.PrimaryIDKey {
-		if err := checkPrimaryIDFree(tx, inst, m.PrimaryIDKey, cur.ID); err != nil {
+		if err := dry.primaryIDFree(tx, inst, m.PrimaryIDKey, cur.ID); err != nil {
 			return err
 		}
 	}
-	if err := checkIdentifiersFree(tx, inst, m.Identifiers, cur.ID); err != nil {
+	if err := dry.identifiersFree(tx, inst, m.Identifiers, cur.ID); err != nil {
 		return err
 	}
 	now := s.clock()
 	m.Version, m.UpdatedAt, m.SISHash = cur.Version+1, now, hash
+	if dry.virtual(cur) {
+		// A user an earlier user of the dry run created or changed: the
+		// stored record is not what this one would change.
+		keepHeld(m, cur, changedKinds(res.Changes))
+		res.Outcome, *after = OutcomeUpdated, m
+		return errDryRun
+	}
+	if err := dry.free(tx, inst, m); err != nil {
+		return err
+	}
 	if err := saveCore(tx, m, cur.Version); err != nil {
 		return err
 	}
 	// Rewrite the segment lists that changed, whole: the External entries
 	// swapped, and Internal ones whose preferred flags gave way.
-	kinds := map[string]bool{}
-	for _, c := range res.Changes {
-		if model, ok := segmentModelOf[c]; ok {
-			kinds[c] = true
-			if err := tx.Where("user_id = ?", cur.ID).Delete(model).Error; err != nil {
-				return err
-			}
+	kinds := changedKinds(res.Changes)
+	for _, kind := range SegmentKinds {
+		if !kinds[kind] {
+			continue
+		}
+		if err := tx.Where("user_id = ?", cur.ID).Delete(segmentModelOf[kind]).Error; err != nil {
+			return err
 		}
 	}
 	keepHeld(m, cur, kinds)
@@ -466,10 +583,21 @@ func (s *Service) syncUpdate(ctx context.Context, tx *gorm.DB, inst string, cur,
 		return err
 	}
 	res.Outcome = OutcomeUpdated
+	m.PrimaryIDKey = foldKey(m.PrimaryID)
+	*after = m
 	if rule.DryRun {
 		return errDryRun
 	}
-	m.PrimaryIDKey = foldKey(m.PrimaryID)
-	*after = m
 	return nil
+}
+
+// changedKinds picks the segment kinds out of the changes of an update.
+func changedKinds(changes []string) map[string]bool {
+	kinds := map[string]bool{}
+	for _, c := range changes {
+		if _, ok := segmentModelOf[c]; ok {
+			kinds[c] = true
+		}
+	}
+	return kinds
 }

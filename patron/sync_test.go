@@ -266,3 +266,70 @@ func TestRestoredFieldsComeFromTheSISAgain(t *testing.T) {
 		wantKind(t, err, patron.Refused)
 	})
 }
+
+func withBarcodes(u *patron.User, barcodes ...string) *patron.User {
+	u.Identifiers = nil
+	for _, b := range barcodes {
+		u.Identifiers = append(u.Identifiers, patron.Identifier{IDType: "BARCODE", Value: b})
+	}
+	return u
+}
+
+// A dry run of a batch gives the outcomes the batch gives, user by user,
+// the batch's own conflicts included, even for a user given twice.
+func TestADryRunBatchGivesTheOutcomesOfTheBatch(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, patron.Options{})
+		wantOutcome(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.OutcomeCreated, "")
+		wantOutcome(t, sync1(t, f, syncRule, sisUser("s2", "Bo")), patron.OutcomeCreated, "")
+		batch := func() []*patron.User {
+			return []*patron.User{
+				withBarcodes(sisUser("s1", "Ann"), "BC-s1", "BC-z"),
+				withBarcodes(sisUser("z", "Zed"), "bc-z"),        // s1 took it
+				withBarcodes(sisUser("s2", "Bo"), "BC-s2-new"),   // gives BC-s2 up
+				withBarcodes(sisUser("n", "Nu"), "BC-S2"),        // takes it
+				withBarcodes(sisUser("s1", "Annie"), "BC-s1"),    // s1 again
+				withBarcodes(sisUser("m", "Mu"), "BC-m", "bc-z"), // s1 gave it up
+			}
+		}
+		dry := syncRule
+		dry.DryRun = true
+		dryOut := f.svc.SyncBatch(f.ctx, "UNI", batch(), dry)
+		if n := countUsers(t, f, "UNI"); n != 2 {
+			t.Fatalf("the dry run wrote: %d users", n)
+		}
+		realOut := f.svc.SyncBatch(f.ctx, "UNI", batch(), syncRule)
+		want := []string{patron.OutcomeUpdated, patron.OutcomeRejected, patron.OutcomeUpdated, patron.OutcomeCreated, patron.OutcomeUpdated, patron.OutcomeCreated}
+		for i := range want {
+			d, r := dryOut[i], realOut[i]
+			if d.Outcome != r.Outcome || d.Reason != r.Reason || strings.Join(d.Changes, ",") != strings.Join(r.Changes, ",") {
+				t.Errorf("user %d: the dry run said %+v, the batch %+v", i+1, d, r)
+			}
+			if r.Outcome != want[i] {
+				t.Errorf("user %d: %+v, want %s", i+1, r, want[i])
+			}
+		}
+		if u, err := f.svc.Get(f.ctx, "UNI", "m"); err != nil || len(u.Identifiers) != 2 {
+			t.Fatalf("m: %+v, %v", u, err)
+		}
+	})
+}
+
+// A load applies its batches each after the one before, and each user
+// once.
+func TestASyncLoadAppliesEachUserOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, patron.Options{})
+		for _, rule := range []patron.SyncRule{func() patron.SyncRule { r := syncRule; r.DryRun = true; return r }(), syncRule} {
+			load := f.svc.NewSyncLoad("UNI", rule)
+			first := load.Apply(f.ctx, []*patron.User{withBarcodes(sisUser("s1", "Ann"), "BC-1")})
+			second := load.Apply(f.ctx, []*patron.User{withBarcodes(sisUser("S1", "Again"), "BC-2"), withBarcodes(sisUser("s2", "Bo"), "bc-1")})
+			wantOutcome(t, first[0], patron.OutcomeCreated, "")
+			wantOutcome(t, second[0], patron.OutcomeRejected, "an earlier user of the load")
+			wantOutcome(t, second[1], patron.OutcomeRejected, "BARCODE")
+		}
+		if n := countUsers(t, f, "UNI"); n != 1 {
+			t.Fatalf("%d users, want s1 alone", n)
+		}
+	})
+}

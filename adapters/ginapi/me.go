@@ -126,7 +126,7 @@ func (a *api) myQueuePlace(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	q, err := a.kit.Circulation.Queue(ctx, inst, c.Param("barcode"))
+	q, err := a.kit.Circulation.QueueFor(ctx, inst, a.self(c), c.Param("barcode"))
 	if err != nil {
 		fail(c, err)
 		return

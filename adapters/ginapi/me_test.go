@@ -13,6 +13,7 @@ import (
 	"github.com/patronkit/patronkit/adapters/ginapi"
 	"github.com/patronkit/patronkit/adapters/notify"
 	"github.com/patronkit/patronkit/circulation"
+	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/internal/smtptest"
 	"github.com/patronkit/patronkit/patron"
 )
@@ -332,4 +333,85 @@ func TestMyNoticesAreArchivedAndDownloadable(t *testing.T) {
 	// Staff download it from the record; another patron cannot.
 	s.do(admin, "GET", "/api/users/student1/attachments/"+list.Notices[0].AttachmentID, nil).status(http.StatusOK)
 	s.do(faculty, "GET", "/api/me/notices/"+list.Notices[0].ID, nil).status(http.StatusNotFound)
+}
+
+// myQueue is what GET /me/items/{barcode}/queue answers.
+type myQueue struct {
+	Barcode       string               `json:"barcode"`
+	ItemStatus    string               `json:"item_status"`
+	Available     bool                 `json:"available"`
+	RequestNeeded bool                 `json:"request_needed"`
+	QueueLength   int                  `json:"queue_length"`
+	RequestsAhead int                  `json:"requests_ahead"`
+	Place         int                  `json:"place_in_queue"`
+	YourRequest   *circulation.Request `json:"your_request"`
+	OnLoanToYou   bool                 `json:"on_loan_to_you"`
+}
+
+func (s *server) myQueue(t *testing.T, who, barcode string) myQueue {
+	t.Helper()
+	var q myQueue
+	s.do(who, "GET", "/api/me/items/"+barcode+"/queue", nil).status(http.StatusOK).json(&q)
+	return q
+}
+
+func TestMyPlaceInTheQueueSaysWhetherARequestIsNeeded(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		s, _ := meServerOn(t, db, nil)
+		s.create("DEMO", &patron.User{PrimaryID: "student2", FirstName: "T", LastName: "T", UserGroup: "UNDERGRAD"})
+		const proxy, student2 = "DEMO/proxy1/patron", "DEMO/student2/patron"
+
+		// On the shelf, nobody waits: no request is needed.
+		if q := s.myQueue(t, student, "main-0003"); q != (myQueue{Barcode: "MAIN-0003", ItemStatus: circulation.StatusAvailable, Available: true}) {
+			t.Errorf("an item on the shelf: %+v", q)
+		}
+
+		// On loan to faculty1; student1 then proxy1 request it.
+		s.do(deskStaff, "POST", "/api/loans", map[string]any{"primary_id": "faculty1", "barcode": "MAIN-0002"}).status(http.StatusCreated)
+		if q := s.myQueue(t, student, "MAIN-0002"); !q.RequestNeeded || q.Available || q.Place != 1 || q.RequestsAhead != 0 || q.QueueLength != 0 || q.YourRequest != nil {
+			t.Errorf("an item on loan, nobody waiting: %+v", q)
+		}
+		var first circulation.Request
+		s.do(student, "POST", "/api/me/requests", map[string]any{"barcode": "MAIN-0002"}).status(http.StatusCreated).json(&first)
+		s.do(proxy, "POST", "/api/me/requests", map[string]any{"barcode": "MAIN-0002"}).status(http.StatusCreated)
+
+		// The patron already first: place 1, no other request needed.
+		q := s.myQueue(t, student, "MAIN-0002")
+		if q.RequestNeeded || q.Place != 1 || q.RequestsAhead != 0 || q.QueueLength != 2 || q.YourRequest == nil ||
+			q.YourRequest.ID != first.ID || q.YourRequest.Place != 1 || q.YourRequest.Status != circulation.RequestWaiting {
+			t.Errorf("the first in the queue: %+v (request %+v)", q, q.YourRequest)
+		}
+		if q := s.myQueue(t, proxy, "MAIN-0002"); q.RequestNeeded || q.Place != 2 || q.RequestsAhead != 1 || q.YourRequest == nil {
+			t.Errorf("the second in the queue: %+v", q)
+		}
+		// The borrower needs no request.
+		if q := s.myQueue(t, faculty, "MAIN-0002"); !q.OnLoanToYou || q.RequestNeeded || q.Place != 0 || q.QueueLength != 2 || q.ItemStatus != circulation.StatusOnLoan {
+			t.Errorf("the borrower: %+v", q)
+		}
+		// Two wait: a request would be third, and is.
+		q = s.myQueue(t, student2, "MAIN-0002")
+		if !q.RequestNeeded || q.Available || q.Place != 3 || q.RequestsAhead != 2 || q.QueueLength != 2 || q.YourRequest != nil || q.OnLoanToYou {
+			t.Errorf("with two waiting: %+v", q)
+		}
+		var third circulation.Request
+		s.do(student2, "POST", "/api/me/requests", map[string]any{"barcode": "MAIN-0002"}).status(http.StatusCreated).json(&third)
+		if third.Place != q.Place {
+			t.Errorf("the request placed got place %d, the queue said %d", third.Place, q.Place)
+		}
+
+		// Back: on the hold shelf for student1, who needs nothing more; the
+		// others move up.
+		s.do(deskStaff, "POST", "/api/returns", map[string]any{"barcode": "MAIN-0002"}).status(http.StatusOK)
+		q = s.myQueue(t, student, "MAIN-0002")
+		if q.RequestNeeded || q.Available || q.Place != 0 || q.YourRequest == nil || q.YourRequest.Status != circulation.RequestOnHoldShelf ||
+			q.ItemStatus != circulation.StatusOnHoldShelf || q.QueueLength != 2 {
+			t.Errorf("held for the patron: %+v", q)
+		}
+		if q := s.myQueue(t, proxy, "MAIN-0002"); q.Place != 1 || q.RequestNeeded {
+			t.Errorf("next after the hold: %+v", q)
+		}
+		if q := s.myQueue(t, faculty, "MAIN-0002"); !q.RequestNeeded || q.OnLoanToYou || q.Place != 3 || q.RequestsAhead != 2 {
+			t.Errorf("the former borrower: %+v", q)
+		}
+	})
 }

@@ -1170,6 +1170,22 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 		delivered.DeliveryAddress == "" || delivered.PickupLibrary != "" || delivered.FeeID == "" {
 		t.Errorf("a title request delivered: %+v", delivered)
 	}
+	// The queue once the patron has requested: their own place, then the
+	// item held for them.
+	var mine struct {
+		Place         int                  `json:"place_in_queue"`
+		RequestNeeded bool                 `json:"request_needed"`
+		YourRequest   *circulation.Request `json:"your_request"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/items/MAIN-0002/queue", nil, asPatron...), &mine)
+	if mine.Place != 1 || mine.RequestNeeded || mine.YourRequest == nil || mine.YourRequest.ID != waiting.ID {
+		t.Errorf("borrower's place in the queue of MAIN-0002 once requested: %+v", mine)
+	}
+	mine.YourRequest = nil
+	oaJSON(t, s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/items/MAIN-0003/queue", nil, asPatron...), &mine)
+	if mine.Place != 0 || mine.RequestNeeded || mine.YourRequest == nil || mine.YourRequest.ID != delivered.ID {
+		t.Errorf("borrower's queue of MAIN-0003 held for them: %+v", mine)
+	}
 	s.do(t, http.StatusUnprocessableEntity, me, http.MethodPost, "/api/me/requests", map[string]any{"barcode": "MAIN-0001", "pickup_library": "EAST"}, asPatron...)
 	s.do(t, http.StatusUnprocessableEntity, me, http.MethodPost, "/api/me/requests", map[string]any{}, asPatron...)
 	s.do(t, http.StatusConflict, me, http.MethodPost, "/api/me/requests", map[string]any{"barcode": "MAIN-0004"}, asPatron...) // its title is requested already

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/adapters/ginapi"
@@ -17,7 +18,12 @@ import (
 const admin = "DEMO/librarian/staff"
 
 func adminServer(t testing.TB, cfg *patronkit.Config) *server {
-	s := newServer(t, nil, cfg)
+	return adminServerOn(t, nil, cfg)
+}
+
+// adminServerOn is adminServer on db (nil: a new SQLite database).
+func adminServerOn(t testing.TB, db *gorm.DB, cfg *patronkit.Config) *server {
+	s := newServer(t, db, cfg)
 	s.grant("DEMO", "librarian", "user-administrator", "*")
 	return s
 }

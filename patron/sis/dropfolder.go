@@ -234,5 +234,5 @@ func asideName(name string, now time.Time, taken func(string) (bool, error)) (st
 			return n, nil
 		}
 	}
-	return "", fmt.Errorf("no free name to move %s aside", name)
+	return "", fmt.Errorf("no free name to move %s aside: %w", name, fs.ErrExist)
 }

@@ -67,7 +67,7 @@ type Profile struct {
 	// TimeZone is the IANA zone the schedule is read in. Default: UTC.
 	TimeZone string `json:"time_zone,omitempty" gorm:"size:64" validate:"max=64"`
 	// DeactivateMissing makes the profile's users that a clean run (none
-	// rejected or failed) did not see INACTIVE.
+	// rejected or failed) did not see INACTIVE; a dry run counts them.
 	DeactivateMissing bool `json:"deactivate_missing"`
 
 	// LastScheduledAt is when the schedule last started a run.

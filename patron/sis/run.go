@@ -92,7 +92,9 @@ type RunOptions struct {
 	// format when the profile names none).
 	Upload     io.Reader
 	UploadName string
-	// DryRun computes every outcome and writes no user.
+	// DryRun computes every outcome and writes no user: each outcome is the
+	// one the run would give, after the users before it in the run, and
+	// Deactivated counts the users the run would make inactive.
 	DryRun bool
 	// Trigger is manual (the default) or schedule.
 	Trigger string

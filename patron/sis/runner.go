@@ -18,7 +18,9 @@ type runState struct {
 	run     *Run
 	profile *Profile
 	rule    patron.SyncRule
-	seq     int
+	// load applies the users, each after those before it in the run.
+	load *patron.SyncLoad
+	seq  int
 	// seen maps each user's match key to where it was first read: the same
 	// user twice in a run is rejected the second time.
 	seen map[string]string
@@ -46,6 +48,7 @@ func (s *Service) execute(ctx context.Context, p *Profile, run *Run, upload *spo
 	run.Status, run.StartedAt = RunRunning, &now
 	s.save(ctx, run)
 	st := &runState{run: run, profile: p, rule: p.rule(run.DryRun), seen: map[string]string{}, users: map[string]bool{}}
+	st.load = s.patrons.NewSyncLoad(run.Institution, st.rule)
 
 	renewCtx, stopRenew := context.WithCancel(ctx)
 	defer stopRenew()
@@ -63,9 +66,13 @@ func (s *Service) execute(ctx context.Context, p *Profile, run *Run, upload *spo
 		}
 		return s.readSource(ctx, st)
 	}()
-	if err == nil && p.DeactivateMissing && !run.DryRun && run.Rejected == 0 && run.Failed == 0 {
+	if err == nil && p.DeactivateMissing && run.Rejected == 0 && run.Failed == 0 {
 		var n int
-		n, err = s.patrons.DeactivateMissing(ctx, run.Institution, p.Code, st.users)
+		if run.DryRun {
+			n, err = s.patrons.CountMissing(ctx, run.Institution, p.Code, st.users)
+		} else {
+			n, err = s.patrons.DeactivateMissing(ctx, run.Institution, p.Code, st.users)
+		}
 		run.Deactivated = n
 	}
 	end := s.now().UTC()
@@ -292,7 +299,7 @@ func (s *Service) flush(ctx context.Context, st *runState) error {
 		for i, p := range st.pending {
 			users[i] = p.user
 		}
-		results := s.patrons.SyncBatch(ctx, st.run.Institution, users, st.rule)
+		results := st.load.Apply(ctx, users)
 		for i, res := range results {
 			o := &st.out[st.pending[i].slot]
 			o.PrimaryID, o.Outcome, o.Reason, o.Changes = res.PrimaryID, res.Outcome, res.Reason, strings.Join(res.Changes, ",")

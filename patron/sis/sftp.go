@@ -88,11 +88,16 @@ type SFTPConfig struct {
 // does. The source keeps that one connection for the operations that
 // follow, and for reads in progress. When the connection breaks (the server
 // closed an idle connection, the network dropped it, a context was
-// cancelled during an operation), the next operation connects again; a
-// List or Open that finds the kept connection broken retries once on a new
-// one, and so does a Done that broke before asking for the rename.
-// Cancelling the context of an operation, or of an Open whose file is still
-// being read, closes the connection, which ends the other reads on it.
+// cancelled during an operation), the next operation connects again. An
+// operation that finds the kept connection broken, whatever the error it
+// meets (the connection lost, reset by the server, a write that failed),
+// retries once on a new connection: List; Open, and the first read of a
+// file opened (the file is read again from its start); and Done, which
+// first looks whether a rename asked on the broken connection was carried
+// out. A read that broke after part of the file was read is not retried:
+// it fails. Cancelling the context of an operation, or of an Open whose
+// file is still being read, closes the connection, which ends the other
+// reads on it.
 //
 // The Source returned is safe for concurrent use and is an io.Closer: close
 // it when the host shuts down to release the connection. Operations after
@@ -232,6 +237,8 @@ type sftpSource struct {
 	failed    string
 	timeout   time.Duration
 	config    ssh.ClientConfig // a copy is used per connection
+	// dialContext reaches the server; nil is a net.Dialer's.
+	dialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	mu     sync.Mutex // guards conn and closed, and serializes connecting
 	conn   *sftpConn  // the kept connection, nil when there is none
@@ -257,15 +264,26 @@ func (c *sftpConn) close() {
 }
 
 // broken reports whether err, from an operation on c, means that c can no
-// longer be used.
+// longer be used: any error that is not the server's answer to a request.
+// The connection's end is not always known yet when an operation fails on
+// it (a write to a connection the server reset fails before the reader
+// sees the reset), so the error decides, not only the connection's state.
 func (c *sftpConn) broken(err error) bool {
 	select {
 	case <-c.dead:
 		return true
 	default:
 	}
-	return errors.Is(err, sftp.ErrSSHFxConnectionLost) || errors.Is(err, io.EOF) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+	return !serverAnswer(err)
+}
+
+// serverAnswer reports whether err is an answer of the server (a status
+// such as "no such file" or "permission denied") or a refusal of this
+// source's own checks, which leave the connection as it was.
+func serverAnswer(err error) bool {
+	var status *sftp.StatusError
+	return errors.As(err, &status) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) ||
+		errors.Is(err, fs.ErrExist) || errors.Is(err, fs.ErrInvalid)
 }
 
 func (s *sftpSource) Name() string { return s.name }
@@ -348,8 +366,12 @@ func (s *sftpSource) dial(ctx context.Context) (*sftpConn, error) {
 }
 
 func (s *sftpSource) dialWith(ctx context.Context, config *ssh.ClientConfig) (*sftpConn, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", s.addr)
+	dialContext := s.dialContext
+	if dialContext == nil {
+		var d net.Dialer
+		dialContext = d.DialContext
+	}
+	nc, err := dialContext(ctx, "tcp", s.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -446,38 +468,49 @@ func (s *sftpSource) Open(ctx context.Context, name string) (io.ReadCloser, erro
 	if err := checkOfferedName(name); err != nil {
 		return nil, fmt.Errorf("sis: sftp source %s: %w", s.name, err)
 	}
-	p := path.Join(s.dir, name)
-	var r *sftpReader
-	err := s.do(ctx, func(c *sftpConn) error {
-		fi, err := c.client.Lstat(p)
-		if err != nil {
-			return err
-		}
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s is not a file: %w", name, fs.ErrInvalid)
-		}
-		f, err := c.client.Open(p)
-		if err != nil {
-			return err
-		}
-		r = &sftpReader{source: s, conn: c, file: f, buf: bufio.NewReaderSize(f, sftpReadBuffer), ctx: ctx}
-		return nil
-	}, sftpAlwaysRetry)
-	if err != nil {
+	r := &sftpReader{source: s, name: name, ctx: ctx}
+	if err := r.open(); err != nil {
 		return nil, fmt.Errorf("sis: sftp source %s: open %s: %w", s.name, name, err)
 	}
-	r.stop = context.AfterFunc(ctx, r.conn.close)
 	return r, nil
 }
 
 // sftpReader streams a remote file.
 type sftpReader struct {
 	source *sftpSource
+	name   string
+	ctx    context.Context
 	conn   *sftpConn
 	file   *sftp.File
 	buf    *bufio.Reader
-	ctx    context.Context
 	stop   func() bool // stops closing the connection when ctx ends
+	// read counts the bytes given to the caller; reopened says the file
+	// was opened again after a broken connection.
+	read     int64
+	reopened bool
+}
+
+// open opens the file on the kept connection (see sftpSource.do), and
+// closes that connection when ctx ends while the file is read.
+func (r *sftpReader) open() error {
+	s := r.source
+	p := path.Join(s.dir, r.name)
+	return s.do(r.ctx, func(c *sftpConn) error {
+		fi, err := c.client.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a file: %w", r.name, fs.ErrInvalid)
+		}
+		f, err := c.client.Open(p)
+		if err != nil {
+			return err
+		}
+		r.conn, r.file, r.buf = c, f, bufio.NewReaderSize(f, sftpReadBuffer)
+		r.stop = context.AfterFunc(r.ctx, c.close)
+		return nil
+	}, sftpAlwaysRetry)
 }
 
 func (r *sftpReader) Read(p []byte) (int, error) {
@@ -485,16 +518,29 @@ func (r *sftpReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := r.buf.Read(p)
-	if err != nil && err != io.EOF {
-		if r.ctx.Err() != nil {
-			err = fmt.Errorf("%w (%w)", r.ctx.Err(), err)
-		}
-		if r.ctx.Err() != nil || r.conn.broken(err) {
-			r.source.discard(r.conn)
-		}
-		err = fmt.Errorf("sis: sftp source %s: read %s: %w", r.source.name, r.file.Name(), err)
+	r.read += int64(n)
+	if err == nil || err == io.EOF {
+		return n, err
 	}
-	return n, err
+	if r.ctx.Err() != nil {
+		err = fmt.Errorf("%w (%w)", r.ctx.Err(), err)
+	}
+	if r.ctx.Err() != nil || r.conn.broken(err) {
+		r.source.discard(r.conn)
+		if r.ctx.Err() == nil && r.read == 0 && !r.reopened {
+			// Nothing was read yet: read the file from its start on a new
+			// connection.
+			r.reopened = true
+			r.stop()
+			r.file.Close()
+			oerr := r.open()
+			if oerr == nil {
+				return r.Read(p)
+			}
+			err = oerr
+		}
+	}
+	return n, fmt.Errorf("sis: sftp source %s: read %s: %w", r.source.name, r.name, err)
 }
 
 func (r *sftpReader) Close() error {
@@ -511,12 +557,25 @@ func (s *sftpSource) Done(ctx context.Context, name string, ok bool) error {
 	if ok {
 		aside = s.processed
 	}
-	renaming := false
+	// asked and moving say that a rename to aside/asked was asked, of the
+	// file that moving describes, on a connection that broke before the
+	// answer came: the retry looks whether it was carried out.
+	var asked string
+	var moving os.FileInfo
 	gone := false
 	err := s.do(ctx, func(conn *sftpConn) error {
 		c := conn.client
 		gone = false
 		fi, err := c.Lstat(from)
+		if errors.Is(err, fs.ErrNotExist) && asked != "" {
+			at, aerr := c.Lstat(path.Join(aside, asked))
+			if aerr == nil && sameFile(at, moving) {
+				return nil // the rename asked before was carried out
+			}
+			if aerr != nil && !errors.Is(aerr, fs.ErrNotExist) {
+				return aerr
+			}
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			gone = true
 			return err
@@ -545,11 +604,15 @@ func (s *sftpSource) Done(ctx context.Context, name string, ok bool) error {
 			if err != nil {
 				return err
 			}
-			renaming = true
+			asked, moving = to, fi
 			err = c.Rename(from, path.Join(aside, to))
 			if err == nil {
 				return nil
 			}
+			if conn.broken(err) {
+				return err
+			}
+			asked = ""
 			if _, serr := c.Lstat(from); errors.Is(serr, fs.ErrNotExist) {
 				gone = true
 				return serr
@@ -558,8 +621,8 @@ func (s *sftpSource) Done(ctx context.Context, name string, ok bool) error {
 				return fmt.Errorf("move to %s: %w", aside, err)
 			}
 		}
-		return fmt.Errorf("move to %s: the names are taken", aside)
-	}, func() bool { return !renaming })
+		return fmt.Errorf("move to %s: the names are taken: %w", aside, fs.ErrExist)
+	}, sftpAlwaysRetry)
 	if gone {
 		return fmt.Errorf("sis: sftp source %s: %s is no longer in %s (another instance may have taken it): %w",
 			s.name, name, s.dir, fs.ErrNotExist)
@@ -568,4 +631,10 @@ func (s *sftpSource) Done(ctx context.Context, name string, ok bool) error {
 		return fmt.Errorf("sis: sftp source %s: done %s: %w", s.name, name, err)
 	}
 	return nil
+}
+
+// sameFile reports whether a and b describe the same file, before and
+// after a rename: a rename keeps its size and modification time.
+func sameFile(a, b os.FileInfo) bool {
+	return a.Mode().IsRegular() && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
 }

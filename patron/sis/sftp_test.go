@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -19,6 +20,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,6 +47,11 @@ type sftpTestServer struct {
 	mu    sync.Mutex
 	conns []net.Conn
 	wg    sync.WaitGroup
+
+	// dropAfter, when not 0, is an SFTP request type: the next connection
+	// that asks for one has it carried out, and is dropped instead of
+	// answered.
+	dropAfter atomic.Uint32
 }
 
 func newSFTPTestServer(t *testing.T) *sftpTestServer {
@@ -172,7 +180,7 @@ func (s *sftpTestServer) serve(nc net.Conn, config *ssh.ServerConfig) {
 				}
 				req.Reply(true, nil)
 				go ssh.DiscardRequests(requests)
-				server, err := sftp.NewServer(ch, sftp.WithServerWorkingDirectory(s.root))
+				server, err := sftp.NewServer(&answerDropper{ReadWriteCloser: ch, srv: s, nc: nc}, sftp.WithServerWorkingDirectory(s.root))
 				if err != nil {
 					return
 				}
@@ -181,6 +189,97 @@ func (s *sftpTestServer) serve(nc net.Conn, config *ssh.ServerConfig) {
 				return
 			}
 		})
+	}
+}
+
+// answerDropper is an SFTP session's stream as the server sees it. It
+// follows the requests that come in, and when one is of the type the
+// server's dropAfter names, the connection is dropped at the server's next
+// answer: the request was carried out, and the client never hears of it.
+type answerDropper struct {
+	io.ReadWriteCloser
+	srv *sftpTestServer
+	nc  net.Conn
+
+	mu    sync.Mutex
+	head  []byte // the length and type of the request coming in
+	skip  uint32 // what is left of the request coming in
+	armed bool
+}
+
+func (d *answerDropper) Read(p []byte) (int, error) {
+	n, err := d.ReadWriteCloser.Read(p)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for b := p[:n]; len(b) > 0; {
+		if d.skip > 0 {
+			k := min(uint32(len(b)), d.skip)
+			d.skip -= k
+			b = b[k:]
+			continue
+		}
+		d.head = append(d.head, b[0])
+		b = b[1:]
+		if len(d.head) == 5 {
+			if typ := uint32(d.head[4]); typ != 0 && d.srv.dropAfter.CompareAndSwap(typ, 0) {
+				d.armed = true
+			}
+			d.skip = max(binary.BigEndian.Uint32(d.head), 1) - 1
+			d.head = d.head[:0]
+		}
+	}
+	return n, err
+}
+
+func (d *answerDropper) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	armed := d.armed
+	d.mu.Unlock()
+	if armed {
+		d.nc.Close()
+		return 0, net.ErrClosed
+	}
+	return d.ReadWriteCloser.Write(p)
+}
+
+// resettableConn is the client's side of a connection that a test resets
+// as a server does, at the moment the client has not noticed yet: its
+// writes fail with "connection reset by peer" while its reads still wait.
+type resettableConn struct {
+	net.Conn
+	reset atomic.Bool
+}
+
+func (c *resettableConn) Write(p []byte) (int, error) {
+	if c.reset.Load() {
+		return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", syscall.ECONNRESET)}
+	}
+	return c.Conn.Write(p)
+}
+
+// resettable makes src's connections resettable; the function returned
+// resets those made so far.
+func resettable(src Source) (reset func()) {
+	var mu sync.Mutex
+	var conns []*resettableConn
+	src.(*sftpSource).dialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		c := &resettableConn{Conn: nc}
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+		return c, nil
+	}
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.reset.Store(true)
+		}
 	}
 }
 
@@ -597,4 +696,91 @@ func TestSFTPKeepsOneConnectionAndReconnects(t *testing.T) {
 	if _, err := src.List(ctx); err == nil {
 		t.Error("List after Close = nil error")
 	}
+}
+
+func TestSFTPRetriesOnANewConnectionWhenTheServerResetTheKeptOne(t *testing.T) {
+	srv := newSFTPTestServer(t)
+	srv.put(t, "inbox/a.xml", "a", time.Now().Add(-time.Minute))
+	srv.put(t, "inbox/b.xml", "b", time.Now())
+	cfg := srv.config()
+	cfg.Password = testSFTPPassword
+	src := newSFTP(t, cfg)
+	reset := resettable(src)
+	ctx := context.Background()
+	listedSourceNames(t, src)
+
+	// Each time, the server has reset the kept connection and the client
+	// has not noticed yet: the operation's first request fails to be sent.
+	reset()
+	if names := listedSourceNames(t, src); !slices.Equal(names, []string{"a.xml", "b.xml"}) {
+		t.Errorf("List after a reset = %v", names)
+	}
+	reset()
+	if got := readSourceFile(t, src, "a.xml"); got != "a" {
+		t.Errorf("Open after a reset read %q", got)
+	}
+	reset()
+	if err := src.Done(ctx, "a.xml", true); err != nil {
+		t.Errorf("Done after a reset: %v", err)
+	}
+	// Open, then the reset, then the first read: the file is read from its
+	// start on a new connection.
+	rc, err := src.Open(ctx, "b.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reset()
+	if got, err := io.ReadAll(rc); err != nil || string(got) != "b" {
+		t.Errorf("first read after a reset = %q, %v", got, err)
+	}
+	rc.Close()
+	if n := srv.connections(); n != 5 {
+		t.Errorf("%d connections, want 5: the first and one per reset", n)
+	}
+	if data, err := os.ReadFile(filepath.Join(srv.root, "inbox/processed/a.xml")); err != nil || string(data) != "a" {
+		t.Errorf("processed/a.xml = %q, %v", data, err)
+	}
+
+	// A read that broke after part of the file was read fails.
+	srv.put(t, "inbox/c.xml", strings.Repeat("c", 8<<20), time.Now())
+	rc, err = src.Open(ctx, "c.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(rc, make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	reset()
+	if _, err := io.ReadAll(rc); err == nil || !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("a read on a reset connection = %v, want the reset", err)
+	}
+	rc.Close()
+}
+
+func TestSFTPDoneWhoseRenameWasCarriedOutUnansweredSucceeds(t *testing.T) {
+	srv := newSFTPTestServer(t)
+	cfg := srv.config()
+	cfg.Password = testSFTPPassword
+	src := newSFTP(t, cfg)
+	ctx := context.Background()
+	srv.put(t, "inbox/users.xml", "u", time.Now())
+	listedSourceNames(t, src)
+
+	// The server renames the file, then the connection drops before the
+	// answer: Done asks again on a new connection and finds it done.
+	srv.dropAfter.Store(18) // SSH_FXP_RENAME
+	if err := src.Done(ctx, "users.xml", true); err != nil {
+		t.Fatalf("Done: %v", err)
+	}
+	if srv.dropAfter.Load() != 0 {
+		t.Fatal("the server was not asked to rename")
+	}
+	entries, err := os.ReadDir(filepath.Join(srv.root, "inbox/processed"))
+	if err != nil || len(entries) != 1 || entries[0].Name() != "users.xml" {
+		t.Fatalf("processed holds %v, %v; want users.xml alone", entries, err)
+	}
+	if names := listedSourceNames(t, src); len(names) != 0 {
+		t.Errorf("List = %v", names)
+	}
+
 }
