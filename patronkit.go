@@ -14,6 +14,7 @@ package patronkit
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"slices"
@@ -92,8 +93,9 @@ type Config struct {
 	MaxAttachmentBytes int64
 
 	// Sources are where the SIS integration profiles' files come from (a
-	// drop folder, SFTP, a host's own); profiles name them. Files sent
-	// through the API need none. Default: none.
+	// drop folder, SFTP from adapters/sftp, a host's own); profiles name
+	// them. Files sent through the API need none. Close closes those that
+	// are io.Closers (an SFTP source's connection). Default: none.
 	Sources []sis.Source
 
 	// SISLimits guard SIS runs against hostile files. Default: see
@@ -159,6 +161,7 @@ type Kit struct {
 	Now func() time.Time
 
 	db               *gorm.DB
+	sources          []sis.Source
 	scheduleEvery    time.Duration
 	policyRefresh    time.Duration
 	circulationEvery time.Duration
@@ -235,7 +238,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	}
 	// A user with open loans cannot be deleted.
 	patrons.AddDeletionGuard(circ.DeletionGuard())
-	return &Kit{Patrons: patrons, Access: access, SIS: loads, Circulation: circ, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, stop: make(chan struct{})}, nil
+	return &Kit{Patrons: patrons, Access: access, SIS: loads, Circulation: circ, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS
@@ -330,6 +333,13 @@ func (k *Kit) Close() {
 	k.stopOnce.Do(func() { close(k.stop) })
 	k.background.Wait()
 	k.SIS.Close()
+	for _, src := range k.sources {
+		if c, ok := src.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				k.Logger.Error("patronkit: closing an SIS source", "source", src.Name(), "error", err)
+			}
+		}
+	}
 }
 
 // Migrations lists every module's schema migrations in the order they run.

@@ -89,7 +89,7 @@ func (d *dropFolder) List(ctx context.Context) ([]File, error) {
 		}
 		files = append(files, File{Name: e.Name(), Size: fi.Size(), ModTime: fi.ModTime()})
 	}
-	sortOffered(files)
+	SortFiles(files)
 	return files, nil
 }
 
@@ -97,7 +97,7 @@ func (d *dropFolder) Open(ctx context.Context, name string) (io.ReadCloser, erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := checkOfferedName(name); err != nil {
+	if err := CheckFileName(name); err != nil {
 		return nil, fmt.Errorf("sis: drop folder %s: %w", d.name, err)
 	}
 	p := filepath.Join(d.dir, name)
@@ -117,7 +117,7 @@ func (d *dropFolder) Done(ctx context.Context, name string, ok bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := checkOfferedName(name); err != nil {
+	if err := CheckFileName(name); err != nil {
 		return fmt.Errorf("sis: drop folder %s: %w", d.name, err)
 	}
 	from := filepath.Join(d.dir, name)
@@ -140,7 +140,7 @@ func (d *dropFolder) Done(ctx context.Context, name string, ok bool) error {
 	if err := os.MkdirAll(aside, perm); err != nil {
 		return fmt.Errorf("sis: drop folder %s: %w", d.name, err)
 	}
-	to, err := asideName(name, time.Now(), func(n string) (bool, error) {
+	to, err := AsideName(name, time.Now(), func(n string) (bool, error) {
 		_, err := os.Lstat(filepath.Join(aside, n))
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, nil
@@ -165,18 +165,19 @@ func (d *dropFolder) gone(name string) error {
 		d.name, name, fs.ErrNotExist)
 }
 
-// The helpers below are shared by the drop folder and SFTP sources.
+// The rules below are shared by the drop folder and every source that
+// offers the files of a folder (adapters/sftp, a host's own).
 
-// offeredName reports whether a source lists a file of this name: a plain
-// base name that is not a dot file nor a file still being written (.part,
-// .tmp).
+// offeredName reports whether a source lists a file of this name.
 func offeredName(name string) bool {
-	return checkOfferedName(name) == nil
+	return CheckFileName(name) == nil
 }
 
-// checkOfferedName refuses names a source never lists, so that Open and
-// Done cannot be led outside the source's folder.
-func checkOfferedName(name string) error {
+// CheckFileName refuses the names a folder source never lists (an empty
+// name, a path, a dot file, a file still being written: .part or .tmp), so
+// that Open and Done cannot be led outside the source's folder. The error
+// wraps fs.ErrInvalid.
+func CheckFileName(name string) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("empty file name: %w", fs.ErrInvalid)
@@ -192,8 +193,9 @@ func checkOfferedName(name string) error {
 	return nil
 }
 
-// sortOffered puts files oldest first, by modification time then name.
-func sortOffered(files []File) {
+// SortFiles puts files oldest first, by modification time then name, the
+// order List returns them in.
+func SortFiles(files []File) {
 	slices.SortFunc(files, func(a, b File) int {
 		if c := a.ModTime.Compare(b.ModTime); c != 0 {
 			return c
@@ -210,11 +212,11 @@ func asideFolder(ok bool) string {
 	return "failed"
 }
 
-// asideName is the name a file moved aside gets: its own, or, when taken,
+// AsideName is the name a file moved aside (by Done) gets: its own, or, when taken,
 // its own with a timestamp (and a counter, if need be) before the
 // extension: users.xml, users.20260901T020000Z.xml,
 // users.20260901T020000Z-2.xml.
-func asideName(name string, now time.Time, taken func(string) (bool, error)) (string, error) {
+func AsideName(name string, now time.Time, taken func(string) (bool, error)) (string, error) {
 	if t, err := taken(name); err != nil || !t {
 		return name, err
 	}

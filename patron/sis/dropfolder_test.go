@@ -301,7 +301,7 @@ func TestAsideName(t *testing.T) {
 	isTaken := func(n string) (bool, error) { return taken[n], nil }
 	var got []string
 	for _, name := range []string{"users.xml", "users.xml", "users.xml", "README", "README"} {
-		n, err := asideName(name, now, isTaken)
+		n, err := AsideName(name, now, isTaken)
 		if err != nil {
 			t.Fatal(err)
 		}

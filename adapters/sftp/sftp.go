@@ -1,4 +1,9 @@
-package sis
+// Package sftp is an SIS source over a folder on an SFTP server, where a
+// campus Student Information System drops its export files: patron/sis
+// runs read them through it like any other Source. It is the only package
+// of patronkit that needs an SSH client, so hosts that do not use it do not
+// build one.
+package sftp
 
 import (
 	"bufio"
@@ -13,15 +18,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pkg/sftp"
+	sftpclient "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/patronkit/patronkit/patron/sis"
 )
 
-// SFTPConfig says how to reach the folder on an SFTP server that an SIS
+// Config says how to reach the folder on an SFTP server that an SIS
 // drops its export files into: the server, the account the library was
 // given, how to be sure it is the right server, and the folders.
-type SFTPConfig struct {
+type Config struct {
 	// Addr is the server, host:port. The port defaults to 22.
 	Addr string
 	// User is the account name on the server.
@@ -72,8 +79,8 @@ type SFTPConfig struct {
 	Timeout time.Duration
 }
 
-// SFTP is a Source over a folder on an SFTP server, with the same rules as
-// DropFolder: List offers the regular files directly in Dir, oldest first,
+// New returns an SIS source (a sis.Source) named name over a folder on an
+// SFTP server, with the same rules as sis.DropFolder: List offers the regular files directly in Dir, oldest first,
 // leaving out subfolders, dot files and names ending in .part or .tmp; Open
 // streams a file from the server as it is read (it is never held whole in
 // memory); Done renames a file into ProcessedDir or FailedDir, creating
@@ -84,7 +91,7 @@ type SFTPConfig struct {
 // List offers; anything else is refused with an error that matches
 // fs.ErrInvalid.
 //
-// SFTP checks the configuration but does not connect: the first operation
+// New checks the configuration but does not connect: the first operation
 // does. The source keeps that one connection for the operations that
 // follow, and for reads in progress. When the connection breaks (the server
 // closed an idle connection, the network dropped it, a context was
@@ -102,12 +109,12 @@ type SFTPConfig struct {
 // The Source returned is safe for concurrent use and is an io.Closer: close
 // it when the host shuts down to release the connection. Operations after
 // Close fail.
-func SFTP(name string, cfg SFTPConfig) (Source, error) {
+func New(name string, cfg Config) (*Source, error) {
 	if name == "" {
-		return nil, errors.New("sis: an SFTP source needs a name")
+		return nil, errors.New("sftp: an SFTP source needs a name")
 	}
-	fail := func(format string, a ...any) (Source, error) {
-		return nil, fmt.Errorf("sis: sftp source %s: "+format, append([]any{name}, a...)...)
+	fail := func(format string, a ...any) (*Source, error) {
+		return nil, fmt.Errorf("sftp: source %s: "+format, append([]any{name}, a...)...)
 	}
 	if cfg.Addr == "" {
 		return fail("no server address (Addr)")
@@ -202,7 +209,7 @@ func SFTP(name string, cfg SFTPConfig) (Source, error) {
 	if failed == "" {
 		failed = path.Join(dir, "failed")
 	}
-	return &sftpSource{
+	return &Source{
 		name:      name,
 		addr:      addr,
 		dir:       dir,
@@ -228,8 +235,8 @@ func keyAlgorithms(k ssh.PublicKey) []string {
 	return []string{k.Type()}
 }
 
-// sftpSource is the Source SFTP returns.
-type sftpSource struct {
+// Source is an SIS source over a folder on an SFTP server; New makes one.
+type Source struct {
 	name      string
 	addr      string // host:port
 	dir       string
@@ -248,7 +255,7 @@ type sftpSource struct {
 // sftpConn is one SSH connection and the SFTP session on it.
 type sftpConn struct {
 	ssh    *ssh.Client
-	client *sftp.Client
+	client *sftpclient.Client
 	dead   chan struct{} // closed when the SSH connection has ended
 	once   sync.Once
 }
@@ -281,16 +288,16 @@ func (c *sftpConn) broken(err error) bool {
 // such as "no such file" or "permission denied") or a refusal of this
 // source's own checks, which leave the connection as it was.
 func serverAnswer(err error) bool {
-	var status *sftp.StatusError
+	var status *sftpclient.StatusError
 	return errors.As(err, &status) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) ||
 		errors.Is(err, fs.ErrExist) || errors.Is(err, fs.ErrInvalid)
 }
 
-func (s *sftpSource) Name() string { return s.name }
+func (s *Source) Name() string { return s.name }
 
 // Close closes the kept connection, ending reads in progress. Operations
 // after Close fail.
-func (s *sftpSource) Close() error {
+func (s *Source) Close() error {
 	s.mu.Lock()
 	c := s.conn
 	s.conn, s.closed = nil, true
@@ -303,7 +310,7 @@ func (s *sftpSource) Close() error {
 
 // connection returns the kept connection, connecting first when there is
 // none or it has ended. fresh says it was made by this call.
-func (s *sftpSource) connection(ctx context.Context) (c *sftpConn, fresh bool, err error) {
+func (s *Source) connection(ctx context.Context) (c *sftpConn, fresh bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -327,7 +334,7 @@ func (s *sftpSource) connection(ctx context.Context) (c *sftpConn, fresh bool, e
 }
 
 // discard drops c, when it is the kept connection, and closes it.
-func (s *sftpSource) discard(c *sftpConn) {
+func (s *Source) discard(c *sftpConn) {
 	s.mu.Lock()
 	if s.conn == c {
 		s.conn = nil
@@ -337,7 +344,7 @@ func (s *sftpSource) discard(c *sftpConn) {
 }
 
 // dial connects and signs in, within the timeout and ctx.
-func (s *sftpSource) dial(ctx context.Context) (*sftpConn, error) {
+func (s *Source) dial(ctx context.Context) (*sftpConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	config := s.config
@@ -365,7 +372,7 @@ func (s *sftpSource) dial(ctx context.Context) (*sftpConn, error) {
 	return nil, fmt.Errorf("connect to %s: %w", s.addr, err)
 }
 
-func (s *sftpSource) dialWith(ctx context.Context, config *ssh.ClientConfig) (*sftpConn, error) {
+func (s *Source) dialWith(ctx context.Context, config *ssh.ClientConfig) (*sftpConn, error) {
 	dialContext := s.dialContext
 	if dialContext == nil {
 		var d net.Dialer
@@ -385,7 +392,7 @@ func (s *sftpSource) dialWith(ctx context.Context, config *ssh.ClientConfig) (*s
 		return nil, err
 	}
 	sshClient := ssh.NewClient(sc, chans, reqs)
-	client, err := sftp.NewClient(sshClient)
+	client, err := sftpclient.NewClient(sshClient)
 	if !stop() && err == nil {
 		err = ctx.Err()
 	}
@@ -408,7 +415,7 @@ func (s *sftpSource) dialWith(ctx context.Context, config *ssh.ClientConfig) (*s
 // it is dropped; if it was not made for this call and retry says op may run
 // again, op runs once more on a new connection. ctx ending during op
 // closes the connection.
-func (s *sftpSource) do(ctx context.Context, op func(*sftpConn) error, retry func() bool) error {
+func (s *Source) do(ctx context.Context, op func(*sftpConn) error, retry func() bool) error {
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -439,7 +446,7 @@ func (s *sftpSource) do(ctx context.Context, op func(*sftpConn) error, retry fun
 
 func sftpAlwaysRetry() bool { return true }
 
-func (s *sftpSource) List(ctx context.Context) ([]File, error) {
+func (s *Source) List(ctx context.Context) ([]sis.File, error) {
 	var infos []os.FileInfo
 	err := s.do(ctx, func(c *sftpConn) (err error) {
 		infos, err = c.client.ReadDirContext(ctx, s.dir)
@@ -448,14 +455,14 @@ func (s *sftpSource) List(ctx context.Context) ([]File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sis: sftp source %s: list %s: %w", s.name, s.dir, err)
 	}
-	files := []File{}
+	files := []sis.File{}
 	for _, fi := range infos {
-		if !fi.Mode().IsRegular() || !offeredName(fi.Name()) {
+		if !fi.Mode().IsRegular() || sis.CheckFileName(fi.Name()) != nil {
 			continue
 		}
-		files = append(files, File{Name: fi.Name(), Size: fi.Size(), ModTime: fi.ModTime()})
+		files = append(files, sis.File{Name: fi.Name(), Size: fi.Size(), ModTime: fi.ModTime()})
 	}
-	sortOffered(files)
+	sis.SortFiles(files)
 	return files, nil
 }
 
@@ -464,8 +471,8 @@ func (s *sftpSource) List(ctx context.Context) ([]File, error) {
 // trip per small read, and little enough to keep memory flat.
 const sftpReadBuffer = 512 << 10
 
-func (s *sftpSource) Open(ctx context.Context, name string) (io.ReadCloser, error) {
-	if err := checkOfferedName(name); err != nil {
+func (s *Source) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	if err := sis.CheckFileName(name); err != nil {
 		return nil, fmt.Errorf("sis: sftp source %s: %w", s.name, err)
 	}
 	r := &sftpReader{source: s, name: name, ctx: ctx}
@@ -477,11 +484,11 @@ func (s *sftpSource) Open(ctx context.Context, name string) (io.ReadCloser, erro
 
 // sftpReader streams a remote file.
 type sftpReader struct {
-	source *sftpSource
+	source *Source
 	name   string
 	ctx    context.Context
 	conn   *sftpConn
-	file   *sftp.File
+	file   *sftpclient.File
 	buf    *bufio.Reader
 	stop   func() bool // stops closing the connection when ctx ends
 	// read counts the bytes given to the caller; reopened says the file
@@ -490,7 +497,7 @@ type sftpReader struct {
 	reopened bool
 }
 
-// open opens the file on the kept connection (see sftpSource.do), and
+// open opens the file on the kept connection (see Source.do), and
 // closes that connection when ctx ends while the file is read.
 func (r *sftpReader) open() error {
 	s := r.source
@@ -548,8 +555,8 @@ func (r *sftpReader) Close() error {
 	return r.file.Close()
 }
 
-func (s *sftpSource) Done(ctx context.Context, name string, ok bool) error {
-	if err := checkOfferedName(name); err != nil {
+func (s *Source) Done(ctx context.Context, name string, ok bool) error {
+	if err := sis.CheckFileName(name); err != nil {
 		return fmt.Errorf("sis: sftp source %s: %w", s.name, err)
 	}
 	from := path.Join(s.dir, name)
@@ -600,7 +607,7 @@ func (s *sftpSource) Done(ctx context.Context, name string, ok bool) error {
 		// existing file; one that does not (it overwrites) is guarded by
 		// looking first. When the name is taken in between, try another.
 		for range 3 {
-			to, err := asideName(name, time.Now(), taken)
+			to, err := sis.AsideName(name, time.Now(), taken)
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package sis
+package sftp
 
 import (
 	"bytes"
@@ -25,9 +25,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pkg/sftp"
+	sftpclient "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/patronkit/patronkit"
+	"github.com/patronkit/patronkit/adapters/sqldb"
+	"github.com/patronkit/patronkit/internal/dbtest"
+	"github.com/patronkit/patronkit/patron/sis"
 )
 
 const (
@@ -180,7 +185,7 @@ func (s *sftpTestServer) serve(nc net.Conn, config *ssh.ServerConfig) {
 				}
 				req.Reply(true, nil)
 				go ssh.DiscardRequests(requests)
-				server, err := sftp.NewServer(&answerDropper{ReadWriteCloser: ch, srv: s, nc: nc}, sftp.WithServerWorkingDirectory(s.root))
+				server, err := sftpclient.NewServer(&answerDropper{ReadWriteCloser: ch, srv: s, nc: nc}, sftpclient.WithServerWorkingDirectory(s.root))
 				if err != nil {
 					return
 				}
@@ -259,10 +264,10 @@ func (c *resettableConn) Write(p []byte) (int, error) {
 
 // resettable makes src's connections resettable; the function returned
 // resets those made so far.
-func resettable(src Source) (reset func()) {
+func resettable(src *Source) (reset func()) {
 	var mu sync.Mutex
 	var conns []*resettableConn
-	src.(*sftpSource).dialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	src.dialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
 		nc, err := d.DialContext(ctx, network, addr)
 		if err != nil {
@@ -298,8 +303,8 @@ func (s *sftpTestServer) put(t *testing.T, name, content string, mod time.Time) 
 	}
 }
 
-func (s *sftpTestServer) config() SFTPConfig {
-	return SFTPConfig{
+func (s *sftpTestServer) config() Config {
+	return Config{
 		Addr:    s.addr,
 		User:    testSFTPUser,
 		HostKey: s.hostKey,
@@ -308,13 +313,13 @@ func (s *sftpTestServer) config() SFTPConfig {
 	}
 }
 
-func newSFTP(t *testing.T, cfg SFTPConfig) Source {
+func newSFTP(t *testing.T, cfg Config) *Source {
 	t.Helper()
-	src, err := SFTP("campus-sftp", cfg)
+	src, err := New("campus-sftp", cfg)
 	if err != nil {
-		t.Fatalf("SFTP: %v", err)
+		t.Fatalf("New: %v", err)
 	}
-	t.Cleanup(func() { src.(io.Closer).Close() })
+	t.Cleanup(func() { src.Close() })
 	return src
 }
 
@@ -330,7 +335,7 @@ func TestSFTPListOpenDoneWithPasswordAndWithKey(t *testing.T) {
 
 	for _, tc := range []struct {
 		name string
-		cfg  SFTPConfig
+		cfg  Config
 	}{{"password", withPassword}, {"key", withKey}, {"both", withBoth}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -512,7 +517,7 @@ func TestSFTPRefusesWrongPasswordAndWrongHost(t *testing.T) {
 	}{
 		{"right", knownhosts.Line([]string{knownhosts.Normalize(srv.addr)}, srv.hostKey), true},
 		{"other", knownhosts.Line([]string{knownhosts.Normalize(srv.addr)}, otherKey), false},
-		{"none", knownhosts.Line([]string{"sftp.example.edu"}, srv.hostKey), false},
+		{"none", knownhosts.Line([]string{"sftpclient.example.edu"}, srv.hostKey), false},
 	} {
 		file := filepath.Join(dir, tc.name)
 		if err := os.WriteFile(file, []byte(tc.line+"\n"), 0o600); err != nil {
@@ -535,7 +540,7 @@ func TestSFTPRefusesWrongPasswordAndWrongHost(t *testing.T) {
 	insecure := srv.config()
 	insecure.Password = testSFTPPassword
 	insecure.HostKey = nil
-	if _, err := SFTP("campus-sftp", insecure); err == nil {
+	if _, err := New("campus-sftp", insecure); err == nil {
 		t.Error("SFTP without any host key check = nil error")
 	}
 	insecure.InsecureIgnoreHostKey = true
@@ -544,9 +549,9 @@ func TestSFTPRefusesWrongPasswordAndWrongHost(t *testing.T) {
 	}
 }
 
-func TestSFTPConfigurationErrors(t *testing.T) {
-	ok := SFTPConfig{Addr: "sftp.example.edu", User: "lib", Password: "pw", InsecureIgnoreHostKey: true}
-	if _, err := SFTP("x", ok); err != nil {
+func TestConfigurationErrors(t *testing.T) {
+	ok := Config{Addr: "sftpclient.example.edu", User: "lib", Password: "pw", InsecureIgnoreHostKey: true}
+	if _, err := New("x", ok); err != nil {
 		t.Fatalf("a good configuration: %v", err)
 	}
 	key, _, err := ed25519.GenerateKey(rand.Reader)
@@ -557,22 +562,22 @@ func TestSFTPConfigurationErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, change := range map[string]func(*SFTPConfig){
-		"no addr":       func(c *SFTPConfig) { c.Addr = "" },
-		"no user":       func(c *SFTPConfig) { c.User = "" },
-		"no auth":       func(c *SFTPConfig) { c.Password = "" },
-		"bad key":       func(c *SFTPConfig) { c.PrivateKey = []byte("not a key") },
-		"two checks":    func(c *SFTPConfig) { c.HostKey = hostKey },
-		"no check":      func(c *SFTPConfig) { c.InsecureIgnoreHostKey = false },
-		"missing hosts": func(c *SFTPConfig) { c.InsecureIgnoreHostKey, c.KnownHosts = false, "/nonexistent/known_hosts" },
+	for name, change := range map[string]func(*Config){
+		"no addr":       func(c *Config) { c.Addr = "" },
+		"no user":       func(c *Config) { c.User = "" },
+		"no auth":       func(c *Config) { c.Password = "" },
+		"bad key":       func(c *Config) { c.PrivateKey = []byte("not a key") },
+		"two checks":    func(c *Config) { c.HostKey = hostKey },
+		"no check":      func(c *Config) { c.InsecureIgnoreHostKey = false },
+		"missing hosts": func(c *Config) { c.InsecureIgnoreHostKey, c.KnownHosts = false, "/nonexistent/known_hosts" },
 	} {
 		cfg := ok
 		change(&cfg)
-		if _, err := SFTP("x", cfg); err == nil {
+		if _, err := New("x", cfg); err == nil {
 			t.Errorf("%s: SFTP = nil error", name)
 		}
 	}
-	if _, err := SFTP("", ok); err == nil {
+	if _, err := New("", ok); err == nil {
 		t.Error("SFTP without a name = nil error")
 	}
 }
@@ -690,7 +695,7 @@ func TestSFTPKeepsOneConnectionAndReconnects(t *testing.T) {
 	}
 
 	// After Close, operations fail.
-	if err := src.(io.Closer).Close(); err != nil {
+	if err := src.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := src.List(ctx); err == nil {
@@ -783,4 +788,57 @@ func TestSFTPDoneWhoseRenameWasCarriedOutUnansweredSucceeds(t *testing.T) {
 		t.Errorf("List = %v", names)
 	}
 
+}
+
+// readSourceFile reads a whole file through src.
+func readSourceFile(t *testing.T, src sis.Source, name string) string {
+	t.Helper()
+	rc, err := src.Open(context.Background(), name)
+	if err != nil {
+		t.Fatalf("Open %s: %v", name, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("read %s: %v", name, err)
+	}
+	return string(b)
+}
+
+// listedSourceNames lists src's files by name.
+func listedSourceNames(t *testing.T, src sis.Source) []string {
+	t.Helper()
+	files, err := src.List(context.Background())
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	names := []string{}
+	for _, f := range files {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+// TestKitCloseClosesTheSFTPSource: a host that gives the kit an SFTP
+// source has its connection closed with the kit.
+func TestKitCloseClosesTheSFTPSource(t *testing.T) {
+	srv := newSFTPTestServer(t)
+	cfg := srv.config()
+	cfg.Password = testSFTPPassword
+	src := newSFTP(t, cfg)
+	srv.put(t, "inbox/a.xml", "a", time.Now())
+	kit, err := patronkit.New(dbtest.Open(t, sqldb.SQLite), &patronkit.Config{Sources: []sis.Source{src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := listedSourceNames(t, src); !slices.Equal(names, []string{"a.xml"}) {
+		t.Fatalf("List = %v", names)
+	}
+	if srv.connections() != 1 {
+		t.Fatalf("%d connections, want 1", srv.connections())
+	}
+	kit.Close()
+	if _, err := src.List(context.Background()); err == nil {
+		t.Fatal("the source still lists after Kit.Close")
+	}
 }
