@@ -102,6 +102,11 @@ type Config struct {
 	// sis.Limits.
 	SISLimits sis.Limits
 
+	// SISFormats are the file formats SIS profiles read, by name or file
+	// extension. Default: sis.BuiltinFormats() (xml, zip, json, csv); a
+	// host adds its own with append(sis.BuiltinFormats(), mine).
+	SISFormats sis.Formats
+
 	// ScheduleEvery is how often Start checks the profiles' schedules.
 	// Default: 30 seconds.
 	ScheduleEvery time.Duration
@@ -227,7 +232,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	loads, err := sis.NewService(db, sis.Options{Patrons: patrons, Sources: c.Sources, Limits: c.SISLimits, Now: c.Now, Logger: c.Logger})
+	loads, err := sis.NewService(db, sis.Options{Patrons: patrons, Sources: c.Sources, Limits: c.SISLimits, Formats: c.SISFormats, Now: c.Now, Logger: c.Logger})
 	if err != nil {
 		return nil, err
 	}

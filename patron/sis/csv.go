@@ -15,8 +15,6 @@ import (
 	"github.com/patronkit/patronkit/patron"
 )
 
-func init() { Register(".csv", CSV) }
-
 // CSV returns the CSV format: one user per row, under a header that names
 // every column. csv.md in this folder documents it with an example.
 //

@@ -424,7 +424,7 @@ func TestCSVReadErrorStopsTheFile(t *testing.T) {
 }
 
 func TestCSVIsRegistered(t *testing.T) {
-	f, err := sis.Detect("patrons.Csv", sis.Limits{})
+	f, err := sis.BuiltinFormats().Detect("patrons.Csv", sis.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,6 @@ import (
 	"github.com/patronkit/patronkit/patron"
 )
 
-func init() { Register(".json", JSON) }
-
 // JSON returns the format of Alma's user JSON: the shape of the Users API
 // (GET /almaws/v1/users/{id} with format=json), as an SIS export or another
 // Alma writes it. A file holds one of:

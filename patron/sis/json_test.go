@@ -675,7 +675,7 @@ func TestJSONReadErrorStopsTheFile(t *testing.T) {
 }
 
 func TestJSONIsRegistered(t *testing.T) {
-	f, err := sis.Detect("users-2024.JSON", sis.Limits{})
+	f, err := sis.BuiltinFormats().Detect("users-2024.JSON", sis.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,8 +39,9 @@ type Profile struct {
 	// Source names where files come from: a Source given to the kit, or
 	// "upload" for files sent through the API only.
 	Source string `json:"source" gorm:"size:64;not null" validate:"required,max=64"`
-	// Format is xml, zip, json or csv; empty picks by file extension.
-	Format string `json:"format,omitempty" gorm:"size:16" validate:"omitempty,oneof=xml zip json csv"`
+	// Format names one of the service's file formats (built in: xml, zip,
+	// json, csv); empty picks by file extension.
+	Format string `json:"format,omitempty" gorm:"size:16" validate:"max=16"`
 	// Mode is import (new users only) or synchronize (update and add).
 	Mode string `json:"mode" gorm:"size:16;not null" validate:"required,oneof=import synchronize"`
 	// MatchBy is primary_id or an identifier type.
@@ -158,6 +160,9 @@ func (s *Service) validateProfile(p *Profile) error {
 		fields = append(fields, patron.FieldError{Field: "time_zone", Code: "unknown_value", Message: fmt.Sprintf("%q is not an IANA time zone", p.TimeZone)})
 	} else if _, err := p.schedule(); err != nil {
 		fields = append(fields, patron.FieldError{Field: "schedule", Code: "bad_format", Message: err.Error()})
+	}
+	if p.Format != "" && !slices.Contains(s.formats.names(), p.Format) {
+		fields = append(fields, patron.FieldError{Field: "format", Code: "unknown_value", Message: "must be one of: " + strings.Join(s.formats.names(), ", ")})
 	}
 	if p.Source != Upload {
 		if _, ok := s.sources[p.Source]; !ok {

@@ -120,7 +120,7 @@ func (s *Service) StartRun(ctx context.Context, inst, code string, o RunOptions)
 	if o.Upload != nil {
 		name := filepath.Base(strings.ReplaceAll(o.UploadName, "\\", "/"))
 		if p.Format == "" {
-			if _, err := Detect(name, s.limits); err != nil {
+			if _, err := s.formats.Detect(name, s.limits); err != nil {
 				return nil, &patron.Error{Kind: patron.Invalid, Detail: err.Error(), Fields: []patron.FieldError{{Field: "file", Code: "unknown_format", Message: err.Error()}}}
 			}
 		}

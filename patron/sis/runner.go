@@ -233,9 +233,9 @@ func (s *Service) readFile(ctx context.Context, st *runState, name string, r io.
 
 func (s *Service) formatFor(p *Profile, name string) (Format, error) {
 	if p.Format != "" {
-		return Detect("x."+p.Format, s.limits)
+		return s.formats.Named(p.Format, s.limits)
 	}
-	return Detect(name, s.limits)
+	return s.formats.Detect(name, s.limits)
 }
 
 // take files one record: rejected at once when it could not be read or

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -26,6 +27,10 @@ type Options struct {
 	Sources []Source
 	// Limits guard against hostile files. Default: see Limits.
 	Limits Limits
+	// Formats are the file formats runs read, chosen by the profile's
+	// format or else by the file's extension. Default: BuiltinFormats();
+	// a host adds its own with append(sis.BuiltinFormats(), mine).
+	Formats Formats
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 	// Logger logs runs. Default: slog.Default().
@@ -49,6 +54,7 @@ type Service struct {
 	patrons   *patron.Service
 	sources   map[string]Source
 	limits    Limits
+	formats   Formats
 	now       func() time.Time
 	log       *slog.Logger
 	batch     int
@@ -68,11 +74,18 @@ func NewService(db *gorm.DB, o Options) (*Service, error) {
 	if db == nil || o.Patrons == nil {
 		return nil, errors.New("sis: NewService needs a database and Options.Patrons")
 	}
+	if o.Formats == nil {
+		o.Formats = BuiltinFormats()
+	}
+	if err := o.Formats.check(); err != nil {
+		return nil, err
+	}
 	s := &Service{
 		db:       db.Session(&gorm.Session{NewDB: true}),
 		patrons:  o.Patrons,
 		sources:  map[string]Source{},
 		limits:   o.Limits.withDefaults(),
+		formats:  slices.Clone(o.Formats),
 		now:      o.Now,
 		log:      o.Logger,
 		batch:    o.BatchSize,

@@ -17,8 +17,6 @@ import (
 	"github.com/patronkit/patronkit/patron"
 )
 
-func init() { Register(".xml", XML) }
-
 // XML returns the format of Alma's SIS user XML (rest_user.xsd): a root
 // element, <users> or any other name (MIT writes <userRecords>), holding
 // <user> elements, or a single <user> as the root. Elements may come in any

@@ -847,25 +847,17 @@ func TestDetect(t *testing.T) {
 	for name, want := range map[string]string{
 		"users.xml": "xml", "/drop/2024/USERS.XML": "xml", "batch.Zip": "zip", "a.b.zip": "zip",
 	} {
-		f, err := Detect(name, Limits{})
+		f, err := BuiltinFormats().Detect(name, Limits{})
 		if err != nil || f.Name() != want {
 			t.Errorf("Detect(%q) = %v, %v; want %s", name, f, err, want)
 		}
 	}
 	for _, name := range []string{"users.txt", "users", "users.xml.gz"} {
-		_, err := Detect(name, Limits{})
+		_, err := BuiltinFormats().Detect(name, Limits{})
 		if err == nil || !strings.Contains(err.Error(), ".xml") || !strings.Contains(err.Error(), ".zip") {
 			t.Errorf("Detect(%q): error %v, want one naming the known extensions", name, err)
 		}
 	}
-	func() {
-		defer func() {
-			if recover() == nil {
-				t.Error("registering .xml twice did not panic")
-			}
-		}()
-		Register("XML", XML)
-	}()
 }
 
 // userTemplate is one generated user, about 900 bytes.

@@ -14,10 +14,6 @@ import (
 	"strings"
 )
 
-func init() {
-	Register(".zip", func(l Limits) Format { return Zip(XML(l), l) })
-}
-
 // Zip returns the format of a zip file of SIS files: each file in it whose
 // name ends in ".xml" (in any case) is read with inner, in name order.
 // Directories, dot files and macOS's __MACOSX folder are skipped, and so

@@ -133,7 +133,7 @@ func TestZipReadsItsXMLFilesInNameOrder(t *testing.T) {
 		}
 	})
 	t.Run("detected by its name", func(t *testing.T) {
-		f, err := Detect("May users.ZIP", Limits{})
+		f, err := BuiltinFormats().Detect("May users.ZIP", Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}
