@@ -101,9 +101,12 @@ func normalizeItem(it *Item) {
 // spells it. The field errors are returned, not wrapped.
 func checkItem(tx *gorm.DB, inst string, it *Item) (*checker, error) {
 	var c checker
+	c.record(it)
 	c.text("barcode", it.Barcode, true, 255)
 	if strings.ContainsFunc(it.Barcode, func(r rune) bool { return r < ' ' || r == 0x7f || r == '/' }) {
 		c.add("barcode", "bad_format", "may not hold a slash or control characters")
+	} else if it.Barcode == "." || it.Barcode == ".." {
+		c.add("barcode", "bad_format", `must not be "." or "..": a URL cannot name it`)
 	}
 	c.text("title", it.Title, true, 1000)
 	c.text("author", it.Author, false, 255)
@@ -327,6 +330,9 @@ func escapeLike(v string) string {
 
 func loadItem(db *gorm.DB, inst, barcode string) (*Item, error) {
 	var it Item
+	if !patron.Findable(barcode) {
+		return nil, notFound("no item with barcode %q", strings.TrimSpace(barcode))
+	}
 	err := db.Where("institution = ? AND barcode_key = ?", inst, foldKey(barcode)).Take(&it).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no item with barcode %q", strings.TrimSpace(barcode))

@@ -774,6 +774,9 @@ func (s *Service) loanUser(ctx context.Context, ps *patron.Service, inst string,
 // userID returns the internal id of the patron primaryID (any case).
 func (s *Service) userID(ctx context.Context, inst, primaryID string) (string, error) {
 	var u patron.User
+	if !patron.Findable(primaryID) {
+		return "", notFound("no such user")
+	}
 	err := s.db.WithContext(ctx).Select("id").Where("institution = ? AND primary_id_key = ?", inst, foldKey(primaryID)).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return "", notFound("no such user")

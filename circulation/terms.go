@@ -201,6 +201,7 @@ func normalizeRule(r *Rule) {
 }
 
 func checkRule(c *checker, r *Rule) {
+	c.record(r)
 	c.text("name", r.Name, false, 255)
 	c.text("user_group", r.UserGroup, false, 64)
 	c.text("item_policy", r.ItemPolicy, false, 64)

@@ -27,6 +27,12 @@ func (SignInFailures) TableName() string { return "pk_signin_failures" }
 // PIN; unknown users count too, so that guessing learns nothing. Inactive
 // users and users without a PIN cannot sign in.
 func (s *Service) SignIn(ctx context.Context, inst, primaryID, pin string) (*User, error) {
+	if !Findable(primaryID) {
+		// No user holds such a primary_id, and PostgreSQL cannot even
+		// compare it: unknown, without counting a failure that could not
+		// be stored either.
+		return nil, &Error{Kind: Unauthenticated, Detail: "unknown user, wrong PIN or inactive account"}
+	}
 	db := s.db.WithContext(ctx)
 	key := foldKey(primaryID)
 	now := s.clock()
