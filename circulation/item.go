@@ -299,6 +299,15 @@ func (s *Service) Items(ctx context.Context, inst string, q ItemQuery) (ItemPage
 		return ItemPage{}, &patron.Error{Kind: patron.Invalid, Detail: "the query is not valid",
 			Fields: []patron.FieldError{{Field: "limit", Code: "out_of_range", Message: "limit must be 1..100 and offset at least 0"}}}
 	}
+	c := &checker{}
+	c.record(struct {
+		Q       string `json:"q"`
+		Library string `json:"library"`
+		Status  string `json:"status"`
+	}{q.Q, q.Library, q.Status})
+	if err := c.err("query"); err != nil {
+		return ItemPage{}, err
+	}
 	db := s.db.WithContext(ctx).Model(&Item{}).Where("institution = ?", inst)
 	if l := strings.TrimSpace(q.Library); l != "" {
 		db = db.Where("library IN (?)", s.db.Model(&Library{}).Select("code").Where("institution = ? AND code_key = ?", inst, foldKey(l)))

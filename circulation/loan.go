@@ -612,7 +612,9 @@ func (s *Service) RenewManyIn(ctx context.Context, inst, primaryID string, ids [
 	var loans []Loan
 	q := db.Where("institution = ? AND user_id = ? AND status = ?", inst, user.ID, LoanOpen)
 	if ids != nil {
-		q = q.Where("id IN ?", append([]string{""}, ids...))
+		// An id no record can hold is no loan of the patron's: it is
+		// answered so below, without asking the database.
+		q = q.Where("id IN ?", append([]string{""}, slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !patron.Findable(id) })...))
 	}
 	if err := q.Order("due_at, id").Find(&loans).Error; err != nil {
 		return nil, err
