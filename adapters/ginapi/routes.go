@@ -163,12 +163,10 @@ func (n *trieNode) insert(segs []string) {
 }
 
 // allowed lists the methods whose routes take path (below the mount),
-// in a stable order, with HEAD where GET and OPTIONS when any.
+// in a stable order, with HEAD where GET and OPTIONS when any. Empty
+// segments (a trailing slash, two slashes) match no route, as in Gin.
 func (r *routes) allowed(path string) []string {
-	segs := segments(path)
-	if strings.HasSuffix(path, "/") && path != "/" {
-		return nil // a trailing slash names no route
-	}
+	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	var out []string
 	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		if slices.ContainsFunc(r.table[method], func(p []string) bool { return matches(p, segs) }) {
@@ -208,7 +206,10 @@ func (a *api) unmatched(c *gin.Context) {
 	path := a.routePath(c)
 	allow := a.routes.allowed(path)
 	switch {
-	case len(allow) == 0:
+	case len(allow) == 0 || slices.Contains(allow, c.Request.Method):
+		// The second: a route of the method has the path's shape, yet
+		// Gin did not take it (a host engine that routes on the escaped
+		// path, say): nothing here to offer but a 404.
 		problem(c, http.StatusNotFound, "not-found", fmt.Sprintf("the API has no resource at %s", c.Request.URL.Path))
 	case c.Request.Method == http.MethodOptions:
 		c.Header("Allow", strings.Join(allow, ", "))

@@ -269,3 +269,13 @@ func TestHostRoutesBelowTheMountStay(t *testing.T) {
 		}
 	}
 }
+
+// Paths with empty segments name no route, as Gin routes them.
+func TestEmptySegmentsNameNoRoute(t *testing.T) {
+	s := adminServer(t, nil)
+	for _, path := range []string{"/api//users", "/api/users//x", "/api//"} {
+		for _, m := range []string{"GET", "POST", "DELETE"} {
+			s.do(admin, m, path, nil).refused(t, m+" "+path, http.StatusNotFound, "")
+		}
+	}
+}
