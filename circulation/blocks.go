@@ -127,6 +127,7 @@ func normalizeLimit(l *BlockLimit) {
 }
 
 func (s *Service) checkLimit(c *checker, l *BlockLimit) {
+	c.record(l)
 	c.text("user_group", l.UserGroup, false, 64)
 	if l.MaxBalance == nil && l.MaxOverdueLoans == nil {
 		c.add("max_balance", "required", "a limit needs max_balance or max_overdue_loans")

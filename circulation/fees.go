@@ -203,6 +203,9 @@ func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee)
 	// The patron first: someone else's patron is NotFound, whatever the
 	// fee says.
 	var u patron.User
+	if !patron.Findable(primaryID) {
+		return nil, notFound("no such user")
+	}
 	err := s.db.WithContext(ctx).Select("id, primary_id").Where("institution = ? AND primary_id_key = ?", inst, foldKey(primaryID)).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no such user")
@@ -213,6 +216,7 @@ func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee)
 	trim(&in.Currency, &in.Description, &in.Barcode)
 	in.Currency = strings.ToUpper(in.Currency)
 	c := &checker{}
+	c.record(in)
 	c.fee("amount", in.Amount, 1, s.maxFee, in.Currency)
 	s.currencies.check(c, "currency", in.Currency)
 	c.text("description", in.Description, true, 1000)
@@ -273,7 +277,7 @@ func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string,
 		c.add("amount", "out_of_range", "must be more than 0")
 	}
 	if kind == Waiver {
-		c.text("reason", reason, true, 1000)
+		c.note("reason", reason, true, 1000)
 	}
 	if err := c.err(kind); err != nil {
 		return nil, err

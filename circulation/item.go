@@ -101,9 +101,12 @@ func normalizeItem(it *Item) {
 // spells it. The field errors are returned, not wrapped.
 func checkItem(tx *gorm.DB, inst string, it *Item) (*checker, error) {
 	var c checker
+	c.record(it)
 	c.text("barcode", it.Barcode, true, 255)
 	if strings.ContainsFunc(it.Barcode, func(r rune) bool { return r < ' ' || r == 0x7f || r == '/' }) {
 		c.add("barcode", "bad_format", "may not hold a slash or control characters")
+	} else if it.Barcode == "." || it.Barcode == ".." {
+		c.add("barcode", "bad_format", `must not be "." or "..": a URL cannot name it`)
 	}
 	c.text("title", it.Title, true, 1000)
 	c.text("author", it.Author, false, 255)
@@ -296,6 +299,15 @@ func (s *Service) Items(ctx context.Context, inst string, q ItemQuery) (ItemPage
 		return ItemPage{}, &patron.Error{Kind: patron.Invalid, Detail: "the query is not valid",
 			Fields: []patron.FieldError{{Field: "limit", Code: "out_of_range", Message: "limit must be 1..100 and offset at least 0"}}}
 	}
+	c := &checker{}
+	c.record(struct {
+		Q       string `json:"q"`
+		Library string `json:"library"`
+		Status  string `json:"status"`
+	}{q.Q, q.Library, q.Status})
+	if err := c.err("query"); err != nil {
+		return ItemPage{}, err
+	}
 	db := s.db.WithContext(ctx).Model(&Item{}).Where("institution = ?", inst)
 	if l := strings.TrimSpace(q.Library); l != "" {
 		db = db.Where("library IN (?)", s.db.Model(&Library{}).Select("code").Where("institution = ? AND code_key = ?", inst, foldKey(l)))
@@ -327,6 +339,9 @@ func escapeLike(v string) string {
 
 func loadItem(db *gorm.DB, inst, barcode string) (*Item, error) {
 	var it Item
+	if !patron.Findable(barcode) {
+		return nil, notFound("no item with barcode %q", strings.TrimSpace(barcode))
+	}
 	err := db.Where("institution = ? AND barcode_key = ?", inst, foldKey(barcode)).Take(&it).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no item with barcode %q", strings.TrimSpace(barcode))

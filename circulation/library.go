@@ -100,6 +100,7 @@ func normalizeLibrary(l *Library) {
 
 func validateLibrary(l *Library) error {
 	var c checker
+	c.record(l)
 	c.code("code", l.Code, true, 64)
 	c.text("name", l.Name, true, 255)
 	c.text("time_zone", l.TimeZone, false, 64)
@@ -320,6 +321,9 @@ func nextOpenDay(db *gorm.DB, l *Library, d time.Time) (time.Time, error) {
 
 func loadLibrary(db *gorm.DB, inst, code string) (*Library, error) {
 	var l Library
+	if !patron.Findable(code) {
+		return nil, notFound("no library %q", strings.TrimSpace(code))
+	}
 	err := db.Where("institution = ? AND code_key = ?", inst, foldKey(code)).Take(&l).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no library %q", strings.TrimSpace(code))

@@ -612,7 +612,9 @@ func (s *Service) RenewManyIn(ctx context.Context, inst, primaryID string, ids [
 	var loans []Loan
 	q := db.Where("institution = ? AND user_id = ? AND status = ?", inst, user.ID, LoanOpen)
 	if ids != nil {
-		q = q.Where("id IN ?", append([]string{""}, ids...))
+		// An id no record can hold is no loan of the patron's: it is
+		// answered so below, without asking the database.
+		q = q.Where("id IN ?", append([]string{""}, slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !patron.Findable(id) })...))
 	}
 	if err := q.Order("due_at, id").Find(&loans).Error; err != nil {
 		return nil, err
@@ -774,6 +776,9 @@ func (s *Service) loanUser(ctx context.Context, ps *patron.Service, inst string,
 // userID returns the internal id of the patron primaryID (any case).
 func (s *Service) userID(ctx context.Context, inst, primaryID string) (string, error) {
 	var u patron.User
+	if !patron.Findable(primaryID) {
+		return "", notFound("no such user")
+	}
 	err := s.db.WithContext(ctx).Select("id").Where("institution = ? AND primary_id_key = ?", inst, foldKey(primaryID)).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return "", notFound("no such user")

@@ -154,6 +154,7 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 	}
 	trim(&in.Barcode, &in.TitleID, &in.PickupLibrary, &in.DeliveryAddressID, &in.NotNeededAfter)
 	c := &checker{}
+	c.record(in)
 	if (in.Barcode == "") == (in.TitleID == "") {
 		c.add("barcode", "required", "give a barcode (one item) or a title_id (any item of the title), one of the two")
 	}
@@ -658,7 +659,7 @@ func (s *Service) CancelRequest(ctx context.Context, inst, primaryID, id, reason
 	}
 	reason = strings.TrimSpace(reason)
 	c := &checker{}
-	c.text("reason", reason, true, 1000)
+	c.note("reason", reason, true, 1000)
 	if err := c.err("cancellation"); err != nil {
 		return nil, err
 	}

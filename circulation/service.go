@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -176,24 +177,57 @@ func (c *checker) add(field, code, format string, args ...any) {
 	c.fields = append(c.fields, patron.FieldError{Field: c.prefix + field, Code: code, Message: fmt.Sprintf(format, args...)})
 }
 
-// text checks a trimmed string: present when required, at most max
-// characters.
+// text checks a trimmed string of one line: present when required, at
+// most max characters, and text as patron.TextError says (no control
+// character but tab and line feed, valid UTF-8).
 func (c *checker) text(field, v string, required bool, max int) {
+	c.textOf(field, v, required, max, false)
+}
+
+// note is text that may take several lines: carriage returns allowed.
+func (c *checker) note(field, v string, required bool, max int) {
+	c.textOf(field, v, required, max, true)
+}
+
+func (c *checker) textOf(field, v string, required bool, max int, multiLine bool) {
 	switch {
 	case v == "" && required:
 		c.add(field, "required", "is required")
 	case len([]rune(v)) > max:
 		c.add(field, "too_long", "is longer than %d characters", max)
 	}
+	if e := patron.TextError(c.prefix+field, v, multiLine); e != nil {
+		c.once(*e)
+	}
 }
 
-// code checks a code: letters, digits, '-', '_' and '.', at most max.
+// once adds a field error unless the same one is there already (a field
+// checked by its own check and by record).
+func (c *checker) once(f patron.FieldError) {
+	if !slices.Contains(c.fields, f) {
+		c.fields = append(c.fields, f)
+	}
+}
+
+// record checks every string field of a record by the text rule
+// (patron.TextErrors), so that a field no other check names is checked
+// too.
+func (c *checker) record(v any) {
+	for _, f := range patron.TextErrors(strings.TrimSuffix(c.prefix, "."), v) {
+		c.once(f)
+	}
+}
+
+// code checks a code: letters, digits, '-', '_' and '.', at most max; not
+// "." or "..", which cannot name a code in a URL path.
 func (c *checker) code(field, v string, required bool, max int) {
 	c.text(field, v, required, max)
 	if strings.ContainsFunc(v, func(r rune) bool {
 		return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
 	}) {
 		c.add(field, "bad_format", "may hold only letters, digits, '-', '_' and '.'")
+	} else if v == "." || v == ".." {
+		c.add(field, "bad_format", `must not be "." or "..": a URL cannot name it`)
 	}
 }
 

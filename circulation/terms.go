@@ -203,6 +203,7 @@ func normalizeRule(r *Rule) {
 }
 
 func (s *Service) checkRule(c *checker, r *Rule) {
+	c.record(r)
 	c.text("name", r.Name, false, 255)
 	c.text("user_group", r.UserGroup, false, 64)
 	c.text("item_policy", r.ItemPolicy, false, 64)

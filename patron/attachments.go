@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"slices"
 	"strings"
 	"time"
 
@@ -245,6 +246,11 @@ func (s *Service) validateAttachment(a *Attachment) error {
 		}
 		for _, fe := range ves {
 			fields = append(fields, fieldError(fe))
+		}
+	}
+	for _, f := range TextErrors("", a) {
+		if !slices.ContainsFunc(fields, func(g FieldError) bool { return g.Field == f.Field }) {
+			fields = append(fields, f)
 		}
 	}
 	if a.Size == 0 {

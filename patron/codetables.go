@@ -24,13 +24,15 @@ type CodeLabel struct {
 func (CodeLabel) TableName() string { return "pk_code_labels" }
 
 // SaveLabels writes code labels, replacing the description of codes known
-// already. The last label of a code in labels wins.
+// already. The last label of a code in labels wins. Labels with an empty
+// part, or with text that breaks the text rule (see TextError), are
+// passed over.
 func (s *Service) SaveLabels(ctx context.Context, inst string, labels []CodeLabel) error {
 	byKey := map[[2]string]CodeLabel{}
 	now := s.clock()
 	for _, l := range labels {
-		if l.CodeTable == "" || l.Code == "" || l.Description == "" {
-			continue
+		if l.CodeTable == "" || l.Code == "" || l.Description == "" || !Findable(l.CodeTable, l.Code, l.Description) {
+			continue // nothing to label, or text no database keeps
 		}
 		l.Institution, l.UpdatedAt = inst, now
 		l.Code, l.Description = clipRunes(l.Code, 128), clipRunes(l.Description, 255)

@@ -121,7 +121,7 @@ const (
 type Note struct {
 	Segment
 	NoteType     string    `json:"note_type,omitempty" gorm:"size:64" validate:"max=64"`
-	NoteText     string    `json:"note_text" gorm:"size:2000;not null" validate:"required,max=2000"`
+	NoteText     string    `json:"note_text" gorm:"size:2000;not null" validate:"required,max=2000" text:"multiline"`
 	UserViewable bool      `json:"user_viewable"`
 	PopupNote    bool      `json:"popup_note"`
 	Origin       string    `json:"origin,omitempty" gorm:"size:16" validate:"omitempty,oneof=library external"`
@@ -139,7 +139,7 @@ type Block struct {
 	BlockType        string    `json:"block_type" gorm:"size:64;not null" validate:"required,max=64"`
 	BlockDescription string    `json:"block_description" gorm:"size:255" validate:"required,max=255"`
 	BlockStatus      string    `json:"block_status" gorm:"size:16;not null" validate:"omitempty,oneof=ACTIVE INACTIVE"`
-	BlockNote        string    `json:"block_note,omitempty" gorm:"size:2000" validate:"max=2000"`
+	BlockNote        string    `json:"block_note,omitempty" gorm:"size:2000" validate:"max=2000" text:"multiline"`
 	ExpiryDate       string    `json:"expiry_date,omitempty" gorm:"size:10" validate:"omitempty,datetime=2006-01-02"`
 	CreatedBy        string    `json:"created_by,omitempty" gorm:"size:255" validate:"max=255"`
 	CreatedDate      time.Time `json:"created_date"`

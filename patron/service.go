@@ -145,7 +145,7 @@ func (s *Service) Create(ctx context.Context, inst string, in *User) (*User, err
 	if err := s.normalizeNew(ctx, &u); err != nil {
 		return nil, err
 	}
-	if err := s.validateUser(&u); err != nil {
+	if err := s.validateUser(&u, ""); err != nil {
 		return nil, err
 	}
 	if u.PINNumber != "" {
@@ -208,6 +208,9 @@ func (s *Service) GetSegments(ctx context.Context, inst, primaryID string, kinds
 // GetByIdentifier returns the user holding an identifier of a type (a
 // BARCODE, say), as Alma's user_id_type lookup does.
 func (s *Service) GetByIdentifier(ctx context.Context, inst, idType, value string) (*User, error) {
+	if !Findable(idType, value) {
+		return nil, notFound("no user with %s %q", idType, value)
+	}
 	var id Identifier
 	err := s.db.WithContext(ctx).
 		Where("institution = ? AND id_type = ? AND value_key = ?", inst, idType, foldKey(value)).

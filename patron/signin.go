@@ -139,7 +139,9 @@ type verifiedCredential struct {
 //     forgotten once Lockout has passed without a new one. Both kinds of
 //     lock are logged, with the primary_id and a hash of the source.
 func (s *Service) SignIn(ctx context.Context, inst, primaryID, pin, source string) (*User, error) {
-	if len(primaryID) > 4*maxPrimaryIDChars {
+	if len(primaryID) > 4*maxPrimaryIDChars || !Findable(primaryID) {
+		// No user holds such a primary_id (and PostgreSQL cannot even
+		// compare one that is not UTF-8 or holds NUL).
 		return nil, unauthenticated()
 	}
 	key := foldKey(primaryID)

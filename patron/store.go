@@ -38,6 +38,11 @@ func loadWhere(db *gorm.DB, parallel bool, where string, args ...any) (*User, er
 
 // loadKinds is loadWhere reading only the segment lists of kinds.
 func loadKinds(db *gorm.DB, parallel bool, kinds []string, where string, args ...any) (*User, error) {
+	for _, a := range args {
+		if k, ok := a.(string); ok && !Findable(k) {
+			return nil, notFound("no such user")
+		}
+	}
 	var u User
 	err := db.Where(where, args...).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {

@@ -260,7 +260,7 @@ func normalizeIncoming(inst string, u *User, rule SyncRule) {
 // checkIncoming checks a normalized incoming user alone; it returns why the
 // user is rejected, or "".
 func (s *Service) checkIncoming(u *User, rule SyncRule) string {
-	if err := s.validateUser(u); err != nil {
+	if err := s.validateUser(u, ""); err != nil {
 		return reasonOf(err)
 	}
 	if rule.MatchBy != MatchPrimaryID && identifierOf(u, rule.MatchBy) == nil {
@@ -332,7 +332,11 @@ type knownUser struct {
 func (s *Service) knownHashes(ctx context.Context, inst string, in []*User, pending []int, rule SyncRule) (map[string]knownUser, error) {
 	keys := make([]string, 0, len(pending))
 	for _, i := range pending {
-		keys = append(keys, matchKey(in[i], rule))
+		// A key that breaks the text rule names nobody; its user is
+		// rejected by the checks that follow, the others go on.
+		if k := matchKey(in[i], rule); Findable(k) {
+			keys = append(keys, k)
+		}
 	}
 	if len(keys) == 0 {
 		return map[string]knownUser{}, nil
@@ -539,7 +543,7 @@ func (s *Service) syncUpdate(ctx context.Context, tx *gorm.DB, inst string, cur,
 		// Remember the fingerprint, so that the next run skips the user.
 		return tx.Model(&User{}).Where("id = ?", cur.ID).Update("sis_hash", hash).Error
 	}
-	if err := s.validateUser(m); err != nil {
+	if err := s.validateUser(m, cur.PrimaryID); err != nil {
 		return err
 	}
 	if m.PrimaryIDKey != cur.PrimaryIDKey {

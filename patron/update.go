@@ -70,7 +70,7 @@ func (s *Service) Replace(ctx context.Context, inst, primaryID string, version i
 		if len(fields) > 0 {
 			return invalid(fields...)
 		}
-		if err := s.validateUser(&u); err != nil {
+		if err := s.validateUser(&u, cur.PrimaryID); err != nil {
 			return err
 		}
 		if u.PrimaryIDKey != cur.PrimaryIDKey {

@@ -37,7 +37,7 @@ type User struct {
 	ID          string `json:"-" gorm:"primaryKey;size:36"`
 	Institution string `json:"-" gorm:"size:64;not null"`
 
-	PrimaryID string `json:"primary_id" gorm:"size:255;not null" validate:"required,max=255,primaryid"`
+	PrimaryID string `json:"primary_id" gorm:"size:255;not null" validate:"required,max=255"`
 	// PrimaryIDKey is the primary_id folded to lower case: primary ids are
 	// unique per institution whatever their case, on every database.
 	PrimaryIDKey string `json:"-" gorm:"size:255;not null"`

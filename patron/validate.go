@@ -22,11 +22,6 @@ func newValidator() *validator.Validate {
 		}
 		return name
 	})
-	// A primary_id is one segment of a URL path: no slash, no control
-	// characters.
-	_ = v.RegisterValidation("primaryid", func(fl validator.FieldLevel) bool {
-		return !strings.ContainsFunc(fl.Field().String(), func(r rune) bool { return r == '/' || unicode.IsControl(r) })
-	})
 	// A file name is what a download is saved as: no path separator, no
 	// control characters.
 	_ = v.RegisterValidation("filename", func(fl validator.FieldLevel) bool {
@@ -41,9 +36,12 @@ func newValidator() *validator.Validate {
 	return v
 }
 
-// validateUser checks a normalized user: struct rules, then the rules that
-// span entries (one preferred entry per contact kind, no identifier twice).
-func (s *Service) validateUser(u *User) error {
+// validateUser checks a normalized user: struct rules, the text rule on
+// every field (TextErrors), the primary_id rule (PrimaryIDError) unless the
+// primary_id is held, the one the record had before (any case); then the
+// rules that span entries (one preferred entry per contact kind, no
+// identifier twice).
+func (s *Service) validateUser(u *User, held string) error {
 	var fields []FieldError
 	if err := s.validate.Struct(u); err != nil {
 		var ves validator.ValidationErrors
@@ -52,6 +50,16 @@ func (s *Service) validateUser(u *User) error {
 		}
 		for _, fe := range ves {
 			fields = append(fields, fieldError(fe))
+		}
+	}
+	for _, f := range TextErrors("", u) {
+		if f.Field != "primary_id" { // the primary_id rule below says more
+			fields = append(fields, f)
+		}
+	}
+	if u.PrimaryID != "" && (held == "" || foldKey(held) != u.PrimaryIDKey) {
+		if f := PrimaryIDError(u.PrimaryID); f != nil {
+			fields = append(fields, *f)
 		}
 	}
 	fields = append(fields, preferredRule("emails", len(u.Emails), func(i int) bool { return u.Emails[i].Preferred })...)
@@ -121,9 +129,6 @@ func fieldError(fe validator.FieldError) FieldError {
 	case "email":
 		f.Code = "bad_format"
 		f.Message = "is not an email address"
-	case "primaryid":
-		f.Code = "bad_format"
-		f.Message = "must not contain a slash or control characters"
 	case "filename":
 		f.Code = "bad_format"
 		f.Message = "must not contain a slash, a backslash or control characters"

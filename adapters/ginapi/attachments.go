@@ -25,7 +25,7 @@ const maxUploadField = 4 << 10
 
 // attachmentRoutes registers the staff routes on the files kept with a
 // user's record.
-func (a *api) attachmentRoutes(g *gin.RouterGroup) {
+func (a *api) attachmentRoutes(g *routes) {
 	g.GET("/users/:primary_id/attachments", a.staffOnly, a.listAttachments)
 	g.POST("/users/:primary_id/attachments", a.staffOnly, a.addAttachment)
 	g.GET("/users/:primary_id/attachments/:attachment_id", a.staffOnly, a.getAttachment)

@@ -18,7 +18,7 @@ import (
 
 // circulationRoutes registers the staff routes on libraries, items, the
 // terms of use, and the terms a user would get for an item.
-func (a *api) circulationRoutes(g *gin.RouterGroup) {
+func (a *api) circulationRoutes(g *routes) {
 	g.GET("/libraries", a.listLibraries)
 	g.POST("/libraries", a.createLibrary)
 	g.GET("/libraries/:library", a.getLibrary)

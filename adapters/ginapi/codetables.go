@@ -8,7 +8,7 @@ import (
 )
 
 // codeTableRoutes serves the labels of the codes user records hold.
-func (a *api) codeTableRoutes(g *gin.RouterGroup) {
+func (a *api) codeTableRoutes(g *routes) {
 	g.GET("/code-tables", a.listCodeTables)
 	g.GET("/code-tables/:table", a.getCodeTable)
 }

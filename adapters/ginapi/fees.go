@@ -14,7 +14,7 @@ import (
 
 // feeRoutes registers the staff routes on what patrons owe: their fees,
 // manual fees, payments and waivers.
-func (a *api) feeRoutes(g *gin.RouterGroup) {
+func (a *api) feeRoutes(g *routes) {
 	g.GET("/users/:primary_id/fees", a.userFees)
 	g.POST("/users/:primary_id/fees", a.addFee)
 	g.GET("/users/:primary_id/fees/:fee_id", a.getFee)

@@ -12,7 +12,7 @@ import (
 
 // loanRoutes registers the staff routes on loans: check-out, renewals,
 // returns, and the loans of a user and of an item.
-func (a *api) loanRoutes(g *gin.RouterGroup) {
+func (a *api) loanRoutes(g *routes) {
 	g.POST("/loans", a.checkOut)
 	g.POST("/loans/:loan_id/renew", a.renewLoan)
 	g.POST("/users/:primary_id/loans/renew", a.renewUserLoans)

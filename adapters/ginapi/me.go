@@ -17,7 +17,7 @@ import (
 // meRoutes registers the patron's own account, "My Library Card": every
 // route acts on the principal's own record and nothing else, whatever the
 // request says.
-func (a *api) meRoutes(g *gin.RouterGroup) {
+func (a *api) meRoutes(g *routes) {
 	g.GET("/me", a.me)
 	g.GET("/me/loans", a.myLoans)
 	g.POST("/me/loans/renew", a.renewMyLoans)

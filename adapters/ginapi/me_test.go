@@ -199,6 +199,9 @@ func TestAPatronReachesOnlyTheirOwnData(t *testing.T) {
 		":barcode", "MAIN-0001", ":library", "MAIN", ":code", "SIS", ":table", "user_group", ":run_id", "no-run",
 		":attachment_id", "no-attachment", ":segment_id", "no-segment")
 	for _, rt := range s.r.Routes() {
+		if isFallback(rt) {
+			continue // 404, 405 and OPTIONS: no data (routes_test.go)
+		}
 		for _, body := range []string{`{}`, `{"primary_id": "faculty1", "barcode": "MAIN-0001"}`, `{"loan_ids": ["` + loan.ID + `"]}`, `{"amount": 4200}`} {
 			res := s.do(student, rt.Method, param.Replace(rt.Path), body, "If-Match", `"1"`)
 			if res.Code >= 500 {

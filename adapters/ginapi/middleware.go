@@ -43,10 +43,14 @@ func (a *api) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	who := a.who(c)
+	route := c.FullPath()
+	if c.GetBool(unmatchedKey) {
+		route = "" // a fallback's pattern names no route of the API
+	}
 	attrs := []any{
 		"request_id", c.GetString(requestIDKey),
 		"method", c.Request.Method,
-		"route", c.FullPath(),
+		"route", route,
 		"status", c.Writer.Status(),
 		"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
 		"institution", who.Institution,
@@ -104,7 +108,7 @@ func (a *api) authorize(c *gin.Context) {
 		Subject:     who.ID,
 		Patron:      who.Patron,
 		Path:        path,
-		Method:      c.Request.Method,
+		Method:      policyMethod(c),
 	})
 	if err != nil {
 		fail(c, err)
@@ -113,6 +117,30 @@ func (a *api) authorize(c *gin.Context) {
 	if !ok {
 		problem(c, http.StatusForbidden, "forbidden", "your roles do not allow "+c.Request.Method+" "+path)
 		return
+	}
+	c.Next()
+}
+
+// policyMethod is the method the policies decide on: HEAD reads what GET
+// reads, and is allowed where GET is.
+func policyMethod(c *gin.Context) string {
+	if c.Request.Method == http.MethodHead {
+		return http.MethodGet
+	}
+	return c.Request.Method
+}
+
+// checkPathText answers 404, before any lookup, a path whose parameter
+// no record can hold (one that breaks the text rule, see
+// patron.Findable): it names nothing, and PostgreSQL would refuse even to
+// compare it. The services say the same of such keys; this answers every
+// route at once, whatever it looks up.
+func (a *api) checkPathText(c *gin.Context) {
+	for _, p := range c.Params {
+		if !patron.Findable(p.Value) {
+			problem(c, http.StatusNotFound, "not-found", "the path names nothing: its "+p.Key+" holds a control character or is not UTF-8 text")
+			return
+		}
 	}
 	c.Next()
 }
@@ -154,7 +182,7 @@ func (a *api) permits(c *gin.Context, library string) (bool, error) {
 		Patron:      who.Patron,
 		Library:     library,
 		Path:        a.routePath(c),
-		Method:      c.Request.Method,
+		Method:      policyMethod(c),
 	})
 }
 

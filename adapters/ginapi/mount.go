@@ -6,7 +6,10 @@
 // line through log/slog with a request id (also in the X-Request-ID header
 // and every problem body), and answers errors as RFC 9457 problem details.
 // The routes are described in the OpenAPI 3 document served at
-// /openapi.json below the mount.
+// /openapi.json below the mount. Every GET route takes HEAD too, and every
+// other request below the mount is answered by the API as well: 404 for a
+// path it does not have, 405 with Allow for a method a path does not
+// take, 204 with Allow for OPTIONS.
 //
 // A host implements one thing here: the principal resolver of Options,
 // which maps its session to a Who.
@@ -69,10 +72,13 @@ type api struct {
 	opts    Options
 	base    string
 	openAPI []byte
+	routes  *routes
 }
 
 // Mount registers every route of the API on r (a group such as
-// router.Group("/library", hostLogin)). It returns an error, never panics,
+// router.Group("/library", hostLogin)), and routes that answer what no
+// route of the API takes below r (404, 405, OPTIONS); a route the host
+// registered below r stays the host's. It returns an error, never panics,
 // when the options are incomplete.
 func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	if r == nil || kit == nil || opts == nil || opts.Principal == nil {
@@ -94,7 +100,9 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 		return err
 	}
 	a.openAPI = doc
-	g := r.Group("", a.requestID, a.logRequests, a.recoverProblems, a.authenticate, a.authorize)
+	signedIn := r.Group("", a.requestID, a.logRequests, a.recoverProblems, a.authenticate)
+	g := newRoutes(signedIn.Group("", a.authorize, a.checkPathText))
+	a.routes = g
 	g.GET("/openapi.json", a.serveOpenAPI)
 	a.userRoutes(g)
 	a.sisRoutes(g)
@@ -105,12 +113,18 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	a.feeRoutes(g)
 	a.requestRoutes(g)
 	a.meRoutes(g)
+	// Every other request below the mount: 404, 405 or OPTIONS, after
+	// authentication and without authorization (see unmatched).
+	for _, err := range g.fallbacks(signedIn, a.unmatched) {
+		o.Logger.Warn("ginapi: a route of the host below the mount leaves some requests to the engine's NoRoute", "error", err)
+	}
 	return nil
 }
 
 const (
 	requestIDKey = "patronkit.request_id"
 	whoKey       = "patronkit.who"
+	unmatchedKey = "patronkit.unmatched"
 )
 
 func (a *api) who(c *gin.Context) Who {

@@ -11,7 +11,7 @@ import (
 
 // requestRoutes registers the staff routes on hold requests: a user's
 // requests, placing and cancelling one, and an item's queue.
-func (a *api) requestRoutes(g *gin.RouterGroup) {
+func (a *api) requestRoutes(g *routes) {
 	g.GET("/users/:primary_id/requests", a.userRequests)
 	g.POST("/users/:primary_id/requests", a.placeRequest)
 	g.GET("/users/:primary_id/requests/:request_id", a.getRequest)

@@ -20,7 +20,7 @@ import (
 
 // sisRoutes registers the integration profiles, their runs and reports,
 // and the restore of SIS fields.
-func (a *api) sisRoutes(g *gin.RouterGroup) {
+func (a *api) sisRoutes(g *routes) {
 	g.GET("/sis/profiles", a.listProfiles)
 	g.POST("/sis/profiles", a.createProfile)
 	g.GET("/sis/profiles/:code", a.getProfile)

@@ -15,7 +15,7 @@ import (
 )
 
 // userRoutes registers the staff routes on users and their segments.
-func (a *api) userRoutes(g *gin.RouterGroup) {
+func (a *api) userRoutes(g *routes) {
 	g.GET("/users", a.listUsers)
 	g.POST("/users", a.createUser)
 	g.GET("/users/:primary_id", a.getUser)
@@ -129,7 +129,7 @@ func (a *api) listOverrides(c *gin.Context) {
 
 // addSegmentRoute registers POST /users/{primary_id}/{kind}: add one
 // Internal segment, answer the whole record.
-func addSegmentRoute[T any](a *api, g *gin.RouterGroup, kind string, add func(ctx context.Context, inst, primaryID string, x T) (*patron.User, error)) {
+func addSegmentRoute[T any](a *api, g *routes, kind string, add func(ctx context.Context, inst, primaryID string, x T) (*patron.User, error)) {
 	g.POST("/users/:primary_id/"+kind, func(c *gin.Context) {
 		var x T
 		if err := decodeJSON(c, a.opts.MaxBodyBytes, &x); err != nil {

@@ -156,6 +156,11 @@ func (s *Service) validateProfile(p *Profile) error {
 			fields = append(fields, patron.FieldError{Field: fe.Field(), Code: code, Message: msg})
 		}
 	}
+	for _, f := range patron.TextErrors("", p) {
+		if !slices.ContainsFunc(fields, func(g patron.FieldError) bool { return g.Field == f.Field }) {
+			fields = append(fields, f)
+		}
+	}
 	if _, err := time.LoadLocation(p.TimeZone); p.TimeZone != "" && err != nil {
 		fields = append(fields, patron.FieldError{Field: "time_zone", Code: "unknown_value", Message: fmt.Sprintf("%q is not an IANA time zone", p.TimeZone)})
 	} else if _, err := p.schedule(); err != nil {
@@ -248,6 +253,9 @@ func (s *Service) CreateProfile(ctx context.Context, inst string, in *Profile) (
 // Profile returns an integration profile by code.
 func (s *Service) Profile(ctx context.Context, inst, code string) (*Profile, error) {
 	var p Profile
+	if !patron.Findable(code) {
+		return nil, &patron.Error{Kind: patron.NotFound, Detail: fmt.Sprintf("no profile %q", code)}
+	}
 	err := s.db.WithContext(ctx).Where("institution = ? AND code = ?", inst, code).Take(&p).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, &patron.Error{Kind: patron.NotFound, Detail: fmt.Sprintf("no profile %q", code)}

@@ -118,7 +118,9 @@ func (s *Service) StartRun(ctx context.Context, inst, code string, o RunOptions)
 	run := &Run{ID: uuid.Must(uuid.NewV7()).String(), Institution: inst, Profile: code, Status: RunQueued, Trigger: o.Trigger, DryRun: o.DryRun, CreatedAt: s.now().UTC()}
 	var upload *spooled
 	if o.Upload != nil {
-		name := filepath.Base(strings.ReplaceAll(o.UploadName, "\\", "/"))
+		// The name only labels the run: one no database keeps is kept
+		// escaped.
+		name := storable(filepath.Base(strings.ReplaceAll(o.UploadName, "\\", "/")))
 		if p.Format == "" {
 			if _, err := s.formats.Detect(name, s.limits); err != nil {
 				return nil, &patron.Error{Kind: patron.Invalid, Detail: err.Error(), Fields: []patron.FieldError{{Field: "file", Code: "unknown_format", Message: err.Error()}}}

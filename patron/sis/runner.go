@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/patronkit/patronkit/patron"
 )
@@ -103,6 +105,7 @@ func (s *Service) keepLease(ctx context.Context, run *Run, holder string) {
 }
 
 func (s *Service) save(ctx context.Context, run *Run) {
+	run.Files, run.Error = storable(run.Files), clip(storable(run.Error), 2000)
 	if err := s.db.WithContext(ctx).Save(run).Error; err != nil {
 		s.log.Error("sis: saving the run", "run", run.ID, "error", err)
 	}
@@ -322,10 +325,11 @@ func (s *Service) flush(ctx context.Context, st *runState) error {
 		st.seq++
 		o := &st.out[i]
 		o.RunID, o.Seq = st.run.ID, st.seq
-		o.Reason = clip(o.Reason, 2000)
-		o.Changes = clip(o.Changes, 2000)
-		o.Ref = clip(o.Ref, 255)
-		o.PrimaryID = clip(o.PrimaryID, 255)
+		o.Reason = clip(storable(o.Reason), 2000)
+		o.Changes = clip(storable(o.Changes), 2000)
+		o.File = clip(storable(o.File), 255)
+		o.Ref = clip(storable(o.Ref), 255)
+		o.PrimaryID = clip(storable(o.PrimaryID), 255)
 		switch o.Outcome {
 		case patron.OutcomeCreated:
 			st.run.Created++
@@ -352,6 +356,30 @@ func (s *Service) flush(ctx context.Context, st *runState) error {
 }
 
 // clip shortens s to at most n bytes, on a rune boundary.
+// storable writes s so that every database keeps it (see
+// patron.TextError): bytes that are not UTF-8, and control characters but
+// tab, line feed and carriage return, are written as Go escapes (\x00), so
+// that a report still shows what a file held.
+func storable(s string) string {
+	if patron.TextError("", s, true) == nil {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r':
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
