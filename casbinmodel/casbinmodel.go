@@ -230,8 +230,29 @@ func Migrations() []*gormigrate.Migration {
 				return strings.HasPrefix(r[2], "/me/notices") || r[2] == "/me/settings"
 			})
 		},
+	}, {
+		// The permission on staff records (creating one, making a record
+		// STAFF or not, setting a staff record's PIN), for databases whose
+		// policy was seeded before it existed: until then any role that
+		// could create or replace users could.
+		ID: "202611280101_casbin_staff_record_policy",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addDefaults(tx, func(r []string) bool { return r[2] == StaffRecordPath })
+		},
 	}}
 }
+
+// StaffRecordPath is the resource the API asks about, with the method
+// POST or PUT, besides the route's own permission, before it creates a
+// STAFF record, makes a record STAFF or no longer STAFF, or sets the PIN
+// of a STAFF record (":id" stands for the record's primary_id): a STAFF
+// record signs in as staff and holds roles, so that only the roles the
+// policy grants it to (user administrators by default) may make one.
+const StaffRecordPath = "/users/:id/staff"
 
 // Request is one access decision: who asks to do what, where.
 type Request struct {

@@ -289,3 +289,51 @@ func TestMovingRolesToANewPrimaryID(t *testing.T) {
 		t.Fatalf("roles left on the old spelling: %v", roles)
 	}
 }
+
+// The permission on staff records reaches a database seeded before it, for
+// user administrators only.
+func TestADatabaseSeededEarlierGetsTheStaffRecordPermission(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		all := casbinmodel.Migrations()
+		if err := migrate.Run(ctx, db, all[:len(all)-1]); err != nil {
+			t.Fatal(err)
+		}
+		first, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
+		if err := first.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Exec("DELETE FROM "+casbinmodel.RuleTable+" WHERE v2 = ?", casbinmodel.StaffRecordPath).Error; err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range [][2]string{{"boss", "user-administrator"}, {"manager", "user-manager"}, {"desk", "circulation-desk-operator"}} {
+			if err := first.AssignRole(ctx, "UNI", g[0], g[1], "*"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		staff := func(sub, method string) casbinmodel.Request {
+			return casbinmodel.Request{Institution: "UNI", Subject: sub, Method: method, Path: "/users/jdoe/staff"}
+		}
+		if err := first.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if allow(t, first, staff("boss", "POST")) {
+			t.Fatal("the earlier policy already has the permission")
+		}
+		if err := migrate.Run(ctx, db, all); err != nil {
+			t.Fatal(err)
+		}
+		upgraded, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
+		for _, c := range []struct {
+			r    casbinmodel.Request
+			want bool
+		}{
+			{staff("boss", "POST"), true}, {staff("boss", "PUT"), true}, {staff("boss", "DELETE"), false},
+			{staff("manager", "POST"), false}, {staff("manager", "PUT"), false}, {staff("desk", "POST"), false},
+		} {
+			if got := allow(t, upgraded, c.r); got != c.want {
+				t.Errorf("%s %s as %s: %v, want %v", c.r.Method, c.r.Path, c.r.Subject, got, c.want)
+			}
+		}
+	})
+}
