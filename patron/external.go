@@ -10,14 +10,19 @@ import (
 	"gorm.io/gorm"
 )
 
-// DeactivateMissing makes INACTIVE the active external users of a profile
-// whose internal ids are not in seen: the users a full, clean synchronize
-// did not find in the SIS's file. It returns how many it changed.
-func (s *Service) DeactivateMissing(ctx context.Context, inst, profile string, seen map[string]bool) (int, error) {
+// DeactivateMissing makes INACTIVE the active external users of the
+// profile of rule whose internal ids are not in seen: the users a full,
+// clean synchronize did not find in the SIS's file. A profile that does
+// not allow staff records (rule.AllowStaff) leaves STAFF records as they
+// are. It returns how many it changed.
+func (s *Service) DeactivateMissing(ctx context.Context, inst string, rule SyncRule, seen map[string]bool) (int, error) {
 	var ids []string
 	db := s.db.WithContext(ctx)
-	err := db.Model(&User{}).Where("institution = ? AND external_id = ? AND account_type = ? AND status = ?", inst, profile, AccountExternal, StatusActive).
-		Pluck("id", &ids).Error
+	q := db.Model(&User{}).Where("institution = ? AND external_id = ? AND account_type = ? AND status = ?", inst, rule.Profile, AccountExternal, StatusActive)
+	if !rule.AllowStaff {
+		q = q.Where("record_type <> ?", RecordStaff)
+	}
+	err := q.Pluck("id", &ids).Error
 	if err != nil {
 		return 0, err
 	}

@@ -65,7 +65,7 @@ func (s *Service) execute(ctx context.Context, p *Profile, run *Run, upload *spo
 	}()
 	if err == nil && p.DeactivateMissing && !run.DryRun && run.Rejected == 0 && run.Failed == 0 {
 		var n int
-		n, err = s.patrons.DeactivateMissing(ctx, run.Institution, p.Code, st.users)
+		n, err = s.patrons.DeactivateMissing(ctx, run.Institution, st.rule, st.users)
 		run.Deactivated = n
 	}
 	end := s.now().UTC()
