@@ -232,9 +232,10 @@ func Migrations() []*gormigrate.Migration {
 		},
 	}, {
 		// The permission on staff records (creating one, making a record
-		// STAFF or not, setting a staff record's PIN), for databases whose
-		// policy was seeded before it existed: until then any role that
-		// could create or replace users could.
+		// STAFF or not, setting a staff record's PIN or changing its
+		// primary_id), for databases whose policy was seeded before it
+		// existed: until then any role that could create or replace users
+		// could.
 		ID: "202611280101_casbin_staff_record_policy",
 		Migrate: func(tx *gorm.DB) error {
 			var n int64
@@ -248,10 +249,11 @@ func Migrations() []*gormigrate.Migration {
 
 // StaffRecordPath is the resource the API asks about, with the method
 // POST or PUT, besides the route's own permission, before it creates a
-// STAFF record, makes a record STAFF or no longer STAFF, or sets the PIN
-// of a STAFF record (":id" stands for the record's primary_id): a STAFF
-// record signs in as staff and holds roles, so that only the roles the
-// policy grants it to (user administrators by default) may make one.
+// STAFF record, makes a record STAFF or no longer STAFF, sets the PIN of a
+// STAFF record or changes its primary_id (":id" stands for the record's
+// primary_id): a STAFF record signs in as staff and holds roles, so that
+// only the roles the policy grants it to (user administrators by default)
+// may make one.
 const StaffRecordPath = "/users/:id/staff"
 
 // Request is one access decision: who asks to do what, where.

@@ -12,8 +12,9 @@ import (
 	"github.com/patronkit/patronkit/internal/dbtest"
 )
 
-// Creating a STAFF record, making a record STAFF or no longer STAFF, and
-// setting a STAFF record's PIN are a user administrator's: desk operators
+// Creating a STAFF record, making a record STAFF or no longer STAFF,
+// setting a STAFF record's PIN and changing its primary_id (which holds
+// its roles) are a user administrator's: desk operators
 // and user managers, who may create (and managers replace) other users,
 // get 403 saying why, and nothing changes.
 func TestOnlyUserAdministratorsMakeStaffRecords(t *testing.T) {
@@ -59,6 +60,10 @@ func TestOnlyUserAdministratorsMakeStaffRecords(t *testing.T) {
 		forbidden(put(manager, "st1", 1, pin), "a manager setting a staff record's PIN", "set the PIN of a STAFF record")
 		demote := map[string]any{"primary_id": "st1", "first_name": "S", "last_name": "Taff", "record_type": "public"}
 		forbidden(put(manager, "st1", 1, demote), "a manager making a STAFF record PUBLIC", "make a STAFF record PUBLIC")
+		rename := map[string]any{"primary_id": "st2", "first_name": "S", "last_name": "Taff"}
+		forbidden(put(manager, "st1", 1, rename), "a manager renaming a STAFF record", "change the primary_id of a STAFF record")
+		rename["primary_id"] = "ST1"
+		forbidden(put(manager, "st1", 1, rename), "a manager changing the case of a STAFF record's primary_id", "change the primary_id")
 		// A stale version is the replacement's own 412.
 		put(manager, "st1", 7, pin).refused(t, "a stale replacement", http.StatusPreconditionFailed, "")
 
@@ -77,9 +82,10 @@ func TestOnlyUserAdministratorsMakeStaffRecords(t *testing.T) {
 		// patron's PIN.
 		put(manager, "st1", 1, map[string]any{"primary_id": "st1", "first_name": "Stef", "last_name": "Taff", "record_type": "STAFF"}).status(http.StatusOK)
 		put(manager, "p1", 1, map[string]any{"primary_id": "p1", "first_name": "P", "last_name": "One", "pin_number": "3333"}).status(http.StatusOK)
+		put(manager, "ST1", 2, map[string]any{"primary_id": "st1", "first_name": "Stef", "last_name": "Taff"}).status(http.StatusOK)
 		// And the user administrator's.
 		put(admin, "p1", 2, public).status(http.StatusOK)
-		put(admin, "st1", 2, map[string]any{"primary_id": "st1", "first_name": "Stef", "last_name": "Taff", "pin_number": "4444"}).status(http.StatusOK)
+		put(admin, "st1", 3, map[string]any{"primary_id": "st1", "first_name": "Stef", "last_name": "Taff", "pin_number": "4444"}).status(http.StatusOK)
 		if _, err := s.kit.Patrons.SignIn(ctx, "DEMO", "st1", "4444"); err != nil {
 			t.Fatalf("the administrator's PIN did not take: %v", err)
 		}

@@ -122,13 +122,15 @@ func isStaff(recordType string) bool {
 // allowReplace answers 403 and returns false when a replacement touches
 // what makes a staff member and the principal's roles do not allow it
 // (allowStaffRecord): making the record STAFF, making a STAFF record
-// something else, or setting a STAFF record's PIN. The record is read at
-// the version the replacement names; if it changed since, the
-// replacement itself answers 412.
+// something else, setting a STAFF record's PIN, or changing a STAFF
+// record's primary_id (roles are held by primary_id: taking one that was
+// given roles would take them too). The record is read at the version the
+// replacement names; if it changed since, the replacement itself answers
+// 412.
 func (a *api) allowReplace(c *gin.Context, version int, in *patron.User) bool {
-	sent := strings.TrimSpace(in.RecordType)
-	if sent == "" && in.PINNumber == "" {
-		return true // neither the record type nor the PIN changes
+	sent, id := strings.TrimSpace(in.RecordType), strings.TrimSpace(in.PrimaryID)
+	if sent == "" && in.PINNumber == "" && (id == "" || id == c.Param("primary_id")) {
+		return true // neither the record type, the PIN nor the primary_id changes
 	}
 	if ok, err := a.permitsStaffRecord(c, c.Param("primary_id")); err != nil || ok {
 		if err != nil {
@@ -153,6 +155,8 @@ func (a *api) allowReplace(c *gin.Context, version int, in *patron.User) bool {
 		what = "make a STAFF record " + strings.ToUpper(sent)
 	case was && in.PINNumber != "":
 		what = "set the PIN of a STAFF record"
+	case was && id != "" && id != cur.PrimaryID:
+		what = "change the primary_id of a STAFF record"
 	default:
 		return true
 	}
@@ -195,7 +199,7 @@ func (a *api) permitsStaffRecord(c *gin.Context, primaryID string) (bool, error)
 
 func (a *api) refuseStaffRecord(c *gin.Context, what string) {
 	problem(c, http.StatusForbidden, "forbidden", "your roles do not allow you to "+what+
-		": a STAFF record signs in as staff and holds roles, so that only a user administrator may create one, make a record STAFF or not, or set a staff record's PIN")
+		": a STAFF record signs in as staff and holds roles, so that only a user administrator may create one, make a record STAFF or not, set its PIN or change its primary_id")
 }
 
 func (a *api) deleteUser(c *gin.Context) {
