@@ -16,6 +16,7 @@ import (
 	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/internal/dbtest"
+	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -254,4 +255,91 @@ func TestStartDeletesForgottenSignInFailures(t *testing.T) {
 	if n := count(); n != 0 {
 		t.Fatalf("%d failure rows left", n)
 	}
+}
+
+// A database upgraded from a release whose deletions left roles behind
+// loses the roles of users that no longer exist; the roles of users that
+// do, and the rules between roles, stay.
+func TestRolesOfUsersDeletedBeforeTheUpgradeGo(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		all := patronkit.Migrations()
+		last := len(all) - 1
+		if all[last].ID != "202611280102_roles_of_deleted_users" {
+			t.Fatalf("the last migration is %s", all[last].ID)
+		}
+		earlier, err := patronkit.New(db, &patronkit.Config{Policies: casbinmodel.FromDB(db), PINCost: bcrypt.MinCost, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(earlier.Close)
+		if err := migrate.Run(ctx, db, all[:last]); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"stays", "gone"} {
+			if _, err := earlier.Patrons.Create(ctx, "UNI", &patron.User{PrimaryID: id, FirstName: "S", LastName: "S", RecordType: patron.RecordStaff}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, g := range [][3]string{{"stays", "auditor", "*"}, {"gone", "auditor", "MAIN"}, {"gone", "user-manager", "SCIENCE"}} {
+			if err := earlier.Access.AssignRole(ctx, "UNI", g[0], g[1], g[2]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The earlier release deleted users and left their roles.
+		if err := db.Exec("DELETE FROM pk_users WHERE primary_id = 'gone'").Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Table(casbinmodel.RuleTable).Create(map[string]any{"ptype": "g", "v0": "auditor", "v1": "reader", "v2": "*"}).Error; err != nil {
+			t.Fatal(err)
+		}
+
+		upgraded, err := patronkit.New(db, &patronkit.Config{Policies: casbinmodel.FromDB(db), PINCost: bcrypt.MinCost, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(upgraded.Close)
+		if err := upgraded.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := upgraded.Patrons.Create(ctx, "UNI", &patron.User{PrimaryID: "gone", FirstName: "N", LastName: "N"}); err != nil {
+			t.Fatal(err)
+		}
+		for id, want := range map[string]int{"stays": 1, "gone": 0} {
+			if roles, err := upgraded.Access.Roles(ctx, "UNI", id); err != nil || len(roles) != want {
+				t.Errorf("roles of %s after the upgrade: %v %v, want %d", id, roles, err, want)
+			}
+		}
+		var between int64
+		db.Table(casbinmodel.RuleTable).Where("ptype = 'g' AND v0 = 'auditor'").Count(&between)
+		if between != 1 {
+			t.Error("the rule between roles went")
+		}
+	})
+}
+
+// A host's deletion hooks, given in the Config, act in the deletion.
+func TestAHostsDeletionHookActsInTheDeletion(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		var deleted []string
+		hook := patron.DeletionHookFunc(func(ctx context.Context, tx *gorm.DB, u *patron.User) error {
+			deleted = append(deleted, u.PrimaryID)
+			return nil
+		})
+		k, err := patronkit.New(db, &patronkit.Config{DeletionHooks: []patron.DeletionHook{hook}, PINCost: bcrypt.MinCost, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(k.Close)
+		if err := k.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.Patrons.Create(ctx, "UNI", &patron.User{PrimaryID: "jdoe", FirstName: "J", LastName: "D"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Patrons.Delete(ctx, "UNI", "jdoe"); err != nil || len(deleted) != 1 || deleted[0] != "jdoe" {
+			t.Fatalf("the host's hook heard %v (%v)", deleted, err)
+		}
+	})
 }

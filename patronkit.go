@@ -6,9 +6,10 @@
 // start (it is locked against a second instance), and mounts the HTTP API
 // with adapters/ginapi.Mount under a route group behind its own login.
 //
-// Hosts may implement: patron.DeletionGuard, patron.Listener and
-// patron.AuditSink (hooks, with Func adapters), and the principal resolver
-// of ginapi. Everything else is implemented here and only called by hosts.
+// Hosts may implement: patron.DeletionGuard, patron.DeletionHook,
+// patron.Listener and patron.AuditSink (hooks, with Func adapters), and the
+// principal resolver of ginapi. Everything else is implemented here and
+// only called by hosts.
 package patronkit
 
 import (
@@ -18,6 +19,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -81,6 +83,11 @@ type Config struct {
 	// modules' own. Default: none.
 	DeletionGuards []patron.DeletionGuard
 
+	// DeletionHooks act inside the transaction that deletes a user, once
+	// the guards agreed, besides the kit's own (which takes the user's
+	// roles away). Default: none.
+	DeletionHooks []patron.DeletionHook
+
 	// Listeners are told of every committed change of a user. Default: none.
 	Listeners []patron.Listener
 
@@ -112,8 +119,10 @@ type Config struct {
 	ScheduleEvery time.Duration
 
 	// PolicyRefresh is how often Start re-reads the access policies, so
-	// that a role assigned through one instance holds on the others (with
-	// casbinmodel.FromDB). Default: 30 seconds; negative: never.
+	// that permissions written to the policy table through one instance
+	// hold on the others (with casbinmodel.FromDB; a staff user's roles
+	// are read from the table at each decision about them, and need no
+	// refresh). Default: 30 seconds; negative: never.
 	PolicyRefresh time.Duration
 
 	// CirculationEvery is how often Start runs circulation's jobs: loans
@@ -225,6 +234,9 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	for _, g := range c.DeletionGuards {
 		patrons.AddDeletionGuard(g)
 	}
+	for _, h := range c.DeletionHooks {
+		patrons.AddDeletionHook(h)
+	}
 	for _, l := range c.Listeners {
 		patrons.AddListener(l)
 	}
@@ -243,6 +255,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	}
 	// A user with open loans cannot be deleted.
 	patrons.AddDeletionGuard(circ.DeletionGuard())
+	rolesGoWithUsers(patrons, access, c.Logger)
 	return &Kit{Patrons: patrons, Access: access, SIS: loads, Circulation: circ, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
 }
 
@@ -326,9 +339,9 @@ func (k *Kit) every(ctx context.Context, d, def time.Duration, job func()) {
 	}()
 }
 
-// RefreshPolicies re-reads the access policies now: roles assigned or
-// revoked through another instance take effect here. Start calls it every
-// PolicyRefresh.
+// RefreshPolicies re-reads the access policies now: permissions written
+// to the policy table through another instance take effect here. Start
+// calls it every PolicyRefresh.
 func (k *Kit) RefreshPolicies(ctx context.Context) error {
 	return k.Access.Load(ctx)
 }
@@ -347,9 +360,79 @@ func (k *Kit) Close() {
 	}
 }
 
+// rolesGoWithUsers ties a staff user's roles to their user record:
+//
+//   - a deleted user's roles (every library) are deleted in the deletion's
+//     transaction (FromDB), then dropped from this instance's enforcer;
+//     the other instances read a staff user's roles from the table at
+//     each decision, so none honours them afterwards, and a user created
+//     later on the primary_id starts with none;
+//   - a user whose primary_id changes takes their roles along, so that
+//     none stay behind on the old one.
+//
+// Roles given to a primary_id before its user is created (a new staff
+// member the SIS has not sent yet) are theirs once the record comes. The
+// patron module knows nothing of roles: this is wired here, through its
+// hooks.
+func rolesGoWithUsers(patrons *patron.Service, access *casbinmodel.Enforcer, log *slog.Logger) {
+	patrons.AddDeletionHook(patron.DeletionHookFunc(func(ctx context.Context, tx *gorm.DB, u *patron.User) error {
+		return access.RemoveRolesWith(tx, u.Institution, u.PrimaryID)
+	}))
+	patrons.AddListener(patron.ListenerFunc(func(ctx context.Context, c patron.Change) {
+		var err error
+		switch {
+		case c.Action == patron.Deleted && c.Before != nil:
+			err = access.RemoveRoles(ctx, c.Institution, c.Before.PrimaryID)
+		case c.Action == patron.Updated && c.Before != nil && c.After != nil && c.Before.PrimaryID != c.After.PrimaryID:
+			err = access.MoveRoles(ctx, c.Institution, c.Before.PrimaryID, c.After.PrimaryID)
+		}
+		if err != nil {
+			log.Error("patronkit: updating the roles of a user", "institution", c.Institution, "action", c.Action, "error", err)
+		}
+	}))
+}
+
 // Migrations lists every module's schema migrations in the order they run.
 func Migrations() []*gormigrate.Migration {
-	return slices.Concat(patron.Migrations(), casbinmodel.Migrations(), sis.Migrations(), circulation.Migrations())
+	return slices.Concat(patron.Migrations(), casbinmodel.Migrations(), sis.Migrations(), circulation.Migrations(), kitMigrations())
+}
+
+// kitMigrations are the changes that span modules.
+func kitMigrations() []*gormigrate.Migration {
+	return []*gormigrate.Migration{{
+		// Roles left behind by users deleted before a deletion took them
+		// away: a staff subject (INSTITUTION/primary_id) with no user
+		// record loses its roles, so that nobody who takes the primary_id
+		// inherits them. Roles given ahead of a record that is still to
+		// come cannot be told from those and go too, once. Rules between
+		// roles stay.
+		ID: "202611280102_roles_of_deleted_users",
+		Migrate: func(tx *gorm.DB) error {
+			var rows []struct {
+				ID uint
+				V0 string
+			}
+			if err := tx.Table(casbinmodel.RuleTable).Select("id, v0").Where("ptype = ?", "g").Scan(&rows).Error; err != nil {
+				return err
+			}
+			for _, r := range rows {
+				inst, id, ok := strings.Cut(r.V0, "/")
+				if !ok {
+					continue
+				}
+				var n int64
+				if err := tx.Table("pk_users").Where("institution = ? AND primary_id_key = ?", inst, strings.ToLower(strings.TrimSpace(id))).Count(&n).Error; err != nil {
+					return err
+				}
+				if n == 0 {
+					if err := tx.Exec("DELETE FROM "+casbinmodel.RuleTable+" WHERE id = ?", r.ID).Error; err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		},
+	}}
 }
 
 // Migrate brings the schema up to date under a database lock (safe when

@@ -10,6 +10,14 @@
 //     pk_casbin_rules (read and written by a small Casbin adapter of
 //     patronkit's own over the host's *gorm.DB), seeded with the default
 //     policy the first time; role assignments persist.
+//
+// Roles belong to a staff user, named by institution and primary_id: the
+// kit takes them away when the user is deleted (RemoveRolesWith in the
+// deletion's transaction, then RemoveRoles) and moves them when the
+// primary_id changes (MoveRoles). With FromDB the roles of a staff user
+// are read from the table at every decision about them, so that a role
+// revoked or a user deleted through one instance counts at once on every
+// instance.
 package casbinmodel
 
 import (
@@ -18,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -57,6 +66,8 @@ type Policies struct {
 	adapter func() (persist.Adapter, error)
 	// seed, when set, fills an empty store with the default policy.
 	seed bool
+	// db is the database FromDB keeps the rules in.
+	db *gorm.DB
 }
 
 // IsZero reports whether p was never set (a Config field left empty).
@@ -104,6 +115,7 @@ func FromDB(db *gorm.DB) Policies {
 			return &ruleStore{db: db.Session(&gorm.Session{NewDB: true})}, nil
 		},
 		seed: true,
+		db:   db,
 	}
 }
 
@@ -217,8 +229,31 @@ func Migrations() []*gormigrate.Migration {
 				return strings.HasPrefix(r[2], "/me/notices") || r[2] == "/me/settings"
 			})
 		},
+	}, {
+		// The permission on staff records (creating one, making a record
+		// STAFF or not, setting a staff record's PIN or changing its
+		// primary_id), for databases whose policy was seeded before it
+		// existed: until then any role that could create or replace users
+		// could.
+		ID: "202611280101_casbin_staff_record_policy",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addDefaults(tx, func(r []string) bool { return r[2] == StaffRecordPath })
+		},
 	}}
 }
+
+// StaffRecordPath is the resource the API asks about, with the method
+// POST or PUT, besides the route's own permission, before it creates a
+// STAFF record, makes a record STAFF or no longer STAFF, sets the PIN of a
+// STAFF record or changes its primary_id (":id" stands for the record's
+// primary_id): a STAFF record signs in as staff and holds roles, so that
+// only the roles the policy grants it to (user administrators by default)
+// may make one.
+const StaffRecordPath = "/users/:id/staff"
 
 // Request is one access decision: who asks to do what, where.
 type Request struct {
@@ -377,6 +412,8 @@ func (en *Enforcer) Allow(ctx context.Context, r Request) (bool, error) {
 		// does too.
 		sub = PatronRole
 		r.Path, r.Subject = strings.ToLower(r.Path), strings.ToLower(r.Subject)
+	} else if err := en.syncRoles(ctx, e, sub); err != nil {
+		return false, err
 	}
 	if r.Library != "" {
 		return e.Enforce(sub, r.Library, r.Path, r.Method, r.Subject)
@@ -432,7 +469,11 @@ func (en *Enforcer) Roles(ctx context.Context, institution, primaryID string) ([
 	if err != nil {
 		return nil, err
 	}
-	rules, err := e.GetFilteredGroupingPolicy(0, StaffSubject(institution, primaryID))
+	sub := StaffSubject(institution, primaryID)
+	if err := en.syncRoles(ctx, e, sub); err != nil {
+		return nil, err
+	}
+	rules, err := e.GetFilteredGroupingPolicy(0, sub)
 	if err != nil {
 		return nil, err
 	}
@@ -441,4 +482,147 @@ func (en *Enforcer) Roles(ctx context.Context, institution, primaryID string) ([
 		out = append(out, [2]string{r[1], r[2]})
 	}
 	return out, nil
+}
+
+// RemoveRoles takes every role of a staff user away, in every library:
+// those of the primary_id written in any case, as primary ids are. With
+// FromDB the rows are deleted. The kit calls it when a user is deleted.
+func (en *Enforcer) RemoveRoles(ctx context.Context, institution, primaryID string) error {
+	e, err := en.enforcer(ctx)
+	if err != nil {
+		return err
+	}
+	sub := StaffSubject(institution, primaryID)
+	if db := en.policies.db; db != nil {
+		if err := en.RemoveRolesWith(db.WithContext(ctx), institution, primaryID); err != nil {
+			return err
+		}
+	}
+	held, err := heldSubjects(e, sub)
+	if err != nil {
+		return err
+	}
+	for _, h := range held {
+		if _, err := e.RemoveFilteredGroupingPolicy(0, h); err != nil {
+			return err
+		}
+	}
+	e.InvalidateCache()
+	return nil
+}
+
+// RemoveRolesWith deletes the stored roles of a staff user (the primary_id
+// in any case, in every library) through tx, a transaction on the database
+// FromDB keeps the rules in, so that they go in the same commit as what
+// else tx writes: the kit passes the transaction that deletes the user.
+// Every enforcer sees it at its next decision about that user. It does
+// nothing when the policies are not kept in a database.
+func (en *Enforcer) RemoveRolesWith(tx *gorm.DB, institution, primaryID string) error {
+	if en.policies.db == nil || tx == nil {
+		return nil
+	}
+	return tx.Table(RuleTable).Where("ptype = ? AND LOWER(v0) = ?", "g", strings.ToLower(StaffSubject(institution, primaryID))).
+		Delete(&rule{}).Error
+}
+
+// MoveRoles gives the roles of a staff user's former primary_id (in any
+// case) to their new one: the kit calls it when a user's primary_id
+// changes, so that the roles stay with the user and none stay behind for
+// whoever takes the old primary_id.
+func (en *Enforcer) MoveRoles(ctx context.Context, institution, from, to string) error {
+	e, err := en.enforcer(ctx)
+	if err != nil {
+		return err
+	}
+	old, target := StaffSubject(institution, from), StaffSubject(institution, to)
+	if err := en.syncRoles(ctx, e, old); err != nil {
+		return err
+	}
+	held, err := heldSubjects(e, old)
+	if err != nil {
+		return err
+	}
+	var moved [][]string
+	for _, h := range held {
+		if h == target {
+			continue
+		}
+		rules, err := e.GetFilteredGroupingPolicy(0, h)
+		if err != nil {
+			return err
+		}
+		for _, r := range rules {
+			m := []string{target, r[1], r[2]}
+			has, err := e.HasGroupingPolicy(m)
+			if err != nil {
+				return err
+			}
+			if !has && !slices.ContainsFunc(moved, func(x []string) bool { return slices.Equal(x, m) }) {
+				moved = append(moved, m)
+			}
+		}
+		if _, err := e.RemoveFilteredGroupingPolicy(0, h); err != nil {
+			return err
+		}
+	}
+	if len(moved) > 0 {
+		if _, err := e.AddGroupingPolicies(moved); err != nil {
+			return err
+		}
+	}
+	e.InvalidateCache()
+	return nil
+}
+
+// heldSubjects are the staff subjects of the grouping rules e holds that
+// are sub whatever their case.
+func heldSubjects(e *casbin.SyncedCachedEnforcer, sub string) ([]string, error) {
+	rules, err := e.GetGroupingPolicy()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range rules {
+		if len(r) > 0 && strings.EqualFold(r[0], sub) && !slices.Contains(out, r[0]) {
+			out = append(out, r[0])
+		}
+	}
+	return out, nil
+}
+
+// syncRoles makes e hold the roles of the staff subject sub that the
+// policy table holds (FromDB): when they differ (a role assigned or
+// revoked, a user deleted through another instance) the policies are read
+// again. Other policies stay as read until the next Load.
+func (en *Enforcer) syncRoles(ctx context.Context, e *casbin.SyncedCachedEnforcer, sub string) error {
+	if en.policies.db == nil {
+		return nil
+	}
+	var rows []rule
+	if err := en.policies.db.WithContext(ctx).Table(RuleTable).Where("ptype = ? AND v0 = ?", "g", sub).Find(&rows).Error; err != nil {
+		return fmt.Errorf("casbinmodel: reading the roles of %s: %w", sub, err)
+	}
+	stored := map[[2]string]bool{}
+	for _, r := range rows {
+		if r.V0 == sub { // MySQL compares without case
+			stored[[2]string{r.V1, r.V2}] = true
+		}
+	}
+	held, err := e.GetFilteredGroupingPolicy(0, sub)
+	if err != nil {
+		return err
+	}
+	same := len(held) == len(stored)
+	for _, r := range held {
+		same = same && len(r) >= 3 && stored[[2]string{r[1], r[2]}]
+	}
+	if same {
+		return nil
+	}
+	if err := e.LoadPolicy(); err != nil {
+		return fmt.Errorf("casbinmodel: reading the policies again: %w", err)
+	}
+	// A decision made while the policies were being read may have been
+	// kept in the cache.
+	return e.InvalidateCache()
 }

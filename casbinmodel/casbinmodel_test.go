@@ -2,8 +2,11 @@ package casbinmodel_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"gorm.io/gorm"
@@ -159,6 +162,178 @@ func TestADatabaseSeededEarlierGetsTheNewDefaultPermissions(t *testing.T) {
 		upgraded, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
 		if !allow(t, upgraded, req) {
 			t.Fatal("the upgrade did not add the SIS permissions")
+		}
+	})
+}
+
+// Every role of a staff user goes at once, in every library and whatever
+// the case the primary_id was written in; with FromDB the rows go, and
+// another instance that read the policies before stops honouring them at
+// its next decision, with no refresh. Rules between roles stay.
+func TestRemovingAStaffUsersRolesCountsOnEveryInstance(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		if err := migrate.Run(ctx, db, casbinmodel.Migrations()); err != nil {
+			t.Fatal(err)
+		}
+		first, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
+		for _, g := range [][3]string{{"boss", "user-administrator", "MAIN"}, {"boss", "auditor", "SCIENCE"}, {"Boss", "auditor", "*"}, {"bob", "auditor", "*"}} {
+			if err := first.AssignRole(ctx, "UNI", g[0], g[1], g[2]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Table(casbinmodel.RuleTable).Create(map[string]any{"ptype": "g", "v0": "auditor", "v1": "reader", "v2": "*"}).Error; err != nil {
+			t.Fatal(err)
+		}
+		second, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
+		del := casbinmodel.Request{Institution: "UNI", Subject: "boss", Library: "MAIN", Method: "DELETE", Path: "/users/x"}
+		read := casbinmodel.Request{Institution: "UNI", Subject: "boss", Method: "GET", Path: "/users"}
+		if !allow(t, second, del) || !allow(t, second, read) {
+			t.Fatal("the roles are not seen before their removal")
+		}
+
+		if err := first.RemoveRoles(ctx, "UNI", "BOSS"); err != nil {
+			t.Fatal(err)
+		}
+		var left []string
+		db.Table(casbinmodel.RuleTable).Where("ptype = 'g'").Pluck("v0", &left)
+		if slices.Sort(left); strings.Join(left, ",") != "UNI/bob,auditor" {
+			t.Fatalf("grouping rows left: %v", left)
+		}
+		for name, e := range map[string]*casbinmodel.Enforcer{"the instance that removed them": first, "another instance": second} {
+			if allow(t, e, del) || allow(t, e, read) {
+				t.Errorf("%s still honours the removed roles", name)
+			}
+			if roles, err := e.Roles(ctx, "UNI", "boss"); err != nil || len(roles) != 0 {
+				t.Errorf("%s: roles %v %v", name, roles, err)
+			}
+			if !allow(t, e, casbinmodel.Request{Institution: "UNI", Subject: "bob", Method: "GET", Path: "/users"}) {
+				t.Errorf("%s: another user's role went too", name)
+			}
+		}
+		// Roles given again after the removal hold on the other instance
+		// at once too.
+		if err := first.AssignRole(ctx, "UNI", "boss", "auditor", "*"); err != nil {
+			t.Fatal(err)
+		}
+		if !allow(t, second, read) {
+			t.Fatal("a role given again is not seen by another instance")
+		}
+	})
+}
+
+// A removal through a transaction commits with it, or not at all.
+func TestRemovingRolesInATransaction(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		if err := migrate.Run(ctx, db, casbinmodel.Migrations()); err != nil {
+			t.Fatal(err)
+		}
+		e, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
+		if err := e.AssignRole(ctx, "UNI", "boss", "auditor", "MAIN"); err != nil {
+			t.Fatal(err)
+		}
+		read := casbinmodel.Request{Institution: "UNI", Subject: "boss", Method: "GET", Path: "/users"}
+		rollback := errors.New("roll back")
+		err := db.Transaction(func(tx *gorm.DB) error {
+			if err := e.RemoveRolesWith(tx, "UNI", "boss"); err != nil {
+				return err
+			}
+			return rollback
+		})
+		if !errors.Is(err, rollback) || !allow(t, e, read) {
+			t.Fatalf("a rolled back removal took the role: %v", err)
+		}
+		if err := db.Transaction(func(tx *gorm.DB) error { return e.RemoveRolesWith(tx, "UNI", "boss") }); err != nil {
+			t.Fatal(err)
+		}
+		if allow(t, e, read) {
+			t.Fatal("a committed removal left the role")
+		}
+		// Policies held in memory have no table: nothing to do there.
+		mem, _ := casbinmodel.NewEnforcer(casbinmodel.Default())
+		if err := mem.RemoveRolesWith(db, "UNI", "boss"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestMovingRolesToANewPrimaryID(t *testing.T) {
+	ctx := context.Background()
+	e, _ := casbinmodel.NewEnforcer(casbinmodel.Default())
+	for _, lib := range []string{"MAIN", "SCIENCE"} {
+		if err := e.AssignRole(ctx, "UNI", "jdoe", "auditor", lib); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.AssignRole(ctx, "UNI", "jsmith", "auditor", "MAIN"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.MoveRoles(ctx, "UNI", "jdoe", "jsmith"); err != nil {
+		t.Fatal(err)
+	}
+	if roles, _ := e.Roles(ctx, "UNI", "jdoe"); len(roles) != 0 {
+		t.Fatalf("roles left on the old primary_id: %v", roles)
+	}
+	if roles, _ := e.Roles(ctx, "UNI", "jsmith"); len(roles) != 2 {
+		t.Fatalf("roles of the new primary_id: %v", roles)
+	}
+	// A change of case only.
+	if err := e.MoveRoles(ctx, "UNI", "jsmith", "JSmith"); err != nil {
+		t.Fatal(err)
+	}
+	if roles, _ := e.Roles(ctx, "UNI", "JSmith"); len(roles) != 2 {
+		t.Fatalf("roles after a change of case: %v", roles)
+	}
+	if roles, _ := e.Roles(ctx, "UNI", "jsmith"); len(roles) != 0 {
+		t.Fatalf("roles left on the old spelling: %v", roles)
+	}
+}
+
+// The permission on staff records reaches a database seeded before it, for
+// user administrators only.
+func TestADatabaseSeededEarlierGetsTheStaffRecordPermission(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		all := casbinmodel.Migrations()
+		if err := migrate.Run(ctx, db, all[:len(all)-1]); err != nil {
+			t.Fatal(err)
+		}
+		first, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
+		if err := first.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Exec("DELETE FROM "+casbinmodel.RuleTable+" WHERE v2 = ?", casbinmodel.StaffRecordPath).Error; err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range [][2]string{{"boss", "user-administrator"}, {"manager", "user-manager"}, {"desk", "circulation-desk-operator"}} {
+			if err := first.AssignRole(ctx, "UNI", g[0], g[1], "*"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		staff := func(sub, method string) casbinmodel.Request {
+			return casbinmodel.Request{Institution: "UNI", Subject: sub, Method: method, Path: "/users/jdoe/staff"}
+		}
+		if err := first.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if allow(t, first, staff("boss", "POST")) {
+			t.Fatal("the earlier policy already has the permission")
+		}
+		if err := migrate.Run(ctx, db, all); err != nil {
+			t.Fatal(err)
+		}
+		upgraded, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
+		for _, c := range []struct {
+			r    casbinmodel.Request
+			want bool
+		}{
+			{staff("boss", "POST"), true}, {staff("boss", "PUT"), true}, {staff("boss", "DELETE"), false},
+			{staff("manager", "POST"), false}, {staff("manager", "PUT"), false}, {staff("desk", "POST"), false},
+		} {
+			if got := allow(t, upgraded, c.r); got != c.want {
+				t.Errorf("%s %s as %s: %v, want %v", c.r.Method, c.r.Path, c.r.Subject, got, c.want)
+			}
 		}
 	})
 }

@@ -647,6 +647,75 @@ func (s *Service) ItemRequests(ctx context.Context, inst, barcode string) ([]Req
 	return s.finishRequests(db, append(out, waiting...))
 }
 
+// RequestLibraries returns the codes of the libraries a request concerns:
+// the library it is picked up at (none for a personal delivery), and the
+// libraries of the items that may serve it: the item requested or held
+// for it, or, while a title request waits for one, every library that owns
+// an item of the title.
+//
+// Staff act on a request (place it for a patron, cancel it) with a role
+// held in one of them, as they lend only the items of the libraries their
+// roles hold in: the owning library sends its item and may call the
+// request off (the item is lost, withdrawn), and the pickup library keeps
+// the hold shelf and the patron comes to its desk. A desk of any other
+// library has no part in the request.
+func (s *Service) RequestLibraries(ctx context.Context, inst string, r *Request) ([]string, error) {
+	return s.requestLibraries(ctx, inst, r.PickupLibrary, r.Barcode, r.TitleID, false)
+}
+
+// NewRequestLibraries is RequestLibraries for a request about to be
+// placed: its pickup library (the owning library's when none is given),
+// and the library of the item, or of every item of the title, requested.
+// An unknown item is NotFound; a request that names neither or both of an
+// item and a title concerns no library (PlaceRequest refuses it).
+func (s *Service) NewRequestLibraries(ctx context.Context, inst string, in NewRequest) ([]string, error) {
+	barcode, titleID := strings.TrimSpace(in.Barcode), strings.TrimSpace(in.TitleID)
+	if (barcode == "") == (titleID == "") {
+		return nil, nil
+	}
+	return s.requestLibraries(ctx, inst, in.PickupLibrary, barcode, titleID, true)
+}
+
+func (s *Service) requestLibraries(ctx context.Context, inst, pickup, barcode, titleID string, placing bool) ([]string, error) {
+	db := s.db.WithContext(ctx)
+	var out []string
+	add := func(codes ...string) {
+		for _, c := range codes {
+			if c != "" && !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	if pickup = strings.TrimSpace(pickup); pickup != "" {
+		var codes []string
+		if err := db.Model(&Library{}).Where("institution = ? AND code_key = ?", inst, foldKey(pickup)).Pluck("code", &codes).Error; err != nil {
+			return nil, err
+		}
+		if len(codes) > 0 {
+			pickup = codes[0] // as the library spells it
+		}
+		add(pickup)
+	}
+	if barcode != "" {
+		it, err := s.Item(ctx, inst, barcode)
+		if err == nil {
+			add(it.Library)
+			return out, nil
+		}
+		if !errors.Is(err, patron.ErrNotFound) || placing {
+			return nil, err
+		}
+	}
+	if titleID != "" {
+		var codes []string
+		if err := db.Model(&Item{}).Where("institution = ? AND title_id = ?", inst, titleID).Distinct().Order("library").Pluck("library", &codes).Error; err != nil {
+			return nil, err
+		}
+		add(codes...)
+	}
+	return out, nil
+}
+
 // CancelRequest cancels the active request id of the patron primaryID for
 // reason (required), recording the actor of ctx, and returns it. An item
 // held for it goes to the next in the queue or back on the shelf; what

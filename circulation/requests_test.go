@@ -308,3 +308,73 @@ func TestConcurrentRequestsForOneItem(t *testing.T) {
 		}
 	})
 }
+
+// The libraries a request concerns: its pickup library and the library of
+// its item; for a title request not yet served, of every item of the
+// title; for a personal delivery, the item's only.
+func TestTheLibrariesARequestConcerns(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newLoanFixture(t, db)
+		f.withRequests(t)
+		fac, err := f.patrons.AddAddress(f.ctx, "UNI", "faculty1", patron.Address{Line1: "1 College Road", City: "Springfield", PostalCode: "01101"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.checkOut(t, "student1", "T1-MAIN")
+		f.checkOut(t, "student2", "T1-SCI")
+		libs := func(r *circulation.Request) string {
+			t.Helper()
+			got, err := f.svc.RequestLibraries(f.ctx, "UNI", r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.Join(got, " ")
+		}
+		newLibs := func(in circulation.NewRequest) string {
+			t.Helper()
+			got, err := f.svc.NewRequestLibraries(f.ctx, "UNI", in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.Join(got, " ")
+		}
+		for _, c := range []struct {
+			in   circulation.NewRequest
+			want string
+		}{
+			{circulation.NewRequest{Barcode: "t1-sci", PickupLibrary: "main"}, "MAIN SCIENCE"},
+			{circulation.NewRequest{Barcode: "T1-SCI"}, "SCIENCE"},
+			{circulation.NewRequest{TitleID: "T1", PickupLibrary: "SCIENCE"}, "SCIENCE MAIN"},
+			{circulation.NewRequest{TitleID: "T1"}, "MAIN SCIENCE"},
+			{circulation.NewRequest{Barcode: "T1-SCI", PickupLibrary: "MOON"}, "MOON SCIENCE"},
+			{circulation.NewRequest{}, ""},
+		} {
+			if got := newLibs(c.in); got != c.want {
+				t.Errorf("a new request %+v concerns %q, want %q", c.in, got, c.want)
+			}
+		}
+		if _, err := f.svc.NewRequestLibraries(f.ctx, "UNI", circulation.NewRequest{Barcode: "NOPE"}); err == nil {
+			t.Error("an unknown item concerns some library")
+		}
+
+		title := f.request(t, "faculty1", circulation.NewRequest{TitleID: "T1", PickupLibrary: "SCIENCE"})
+		if got := libs(title); title.Status != circulation.RequestWaiting || got != "SCIENCE MAIN" {
+			t.Errorf("a waiting title request concerns %q (%s)", got, title.Status)
+		}
+		delivery := f.request(t, "faculty1", circulation.NewRequest{Barcode: "B3", DeliveryAddressID: fac.Addresses[0].ID})
+		if got := libs(delivery); got != "MAIN" {
+			t.Errorf("a personal delivery concerns %q", got)
+		}
+		// Once an item is held for the title request, its library counts.
+		if _, err := f.svc.CheckIn(f.ctx, "UNI", "T1-MAIN"); err != nil {
+			t.Fatal(err)
+		}
+		held, err := f.svc.Request(f.ctx, "UNI", "faculty1", title.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := libs(held); held.Status != circulation.RequestOnHoldShelf || got != "SCIENCE MAIN" {
+			t.Errorf("a held title request concerns %q (%s)", got, held.Status)
+		}
+	})
+}

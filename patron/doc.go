@@ -15,9 +15,11 @@
 //
 //   - DeletionGuard: reasons a user cannot be deleted (circulation plugs in
 //     here: loans, balances);
+//   - DeletionHook: acts inside the transaction that deletes a user (the
+//     kit takes the user's roles away here);
 //   - Listener: told after a user was created, changed or deleted;
 //   - AuditSink: told who read, changed or exported which user.
 //
-// Hosts may implement those three interfaces (or use the Func adapters).
+// Hosts may implement those four interfaces (or use the Func adapters).
 // Everything else in this package is for hosts to call, not to implement.
 package patron

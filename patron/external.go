@@ -10,11 +10,13 @@ import (
 	"gorm.io/gorm"
 )
 
-// DeactivateMissing makes INACTIVE the active external users of a profile
-// whose internal ids are not in seen: the users a full, clean synchronize
-// did not find in the SIS's file. It returns how many it changed.
-func (s *Service) DeactivateMissing(ctx context.Context, inst, profile string, seen map[string]bool) (int, error) {
-	gone, err := s.missing(ctx, inst, profile, seen)
+// DeactivateMissing makes INACTIVE the active external users of the
+// profile of rule whose internal ids are not in seen: the users a full,
+// clean synchronize did not find in the SIS's file. A profile that does
+// not allow staff records (rule.AllowStaff) leaves STAFF records as they
+// are. It returns how many it changed.
+func (s *Service) DeactivateMissing(ctx context.Context, inst string, rule SyncRule, seen map[string]bool) (int, error) {
+	gone, err := s.missing(ctx, inst, rule, seen)
 	if err != nil {
 		return 0, err
 	}
@@ -31,18 +33,20 @@ func (s *Service) DeactivateMissing(ctx context.Context, inst, profile string, s
 
 // CountMissing tells how many users DeactivateMissing would make inactive,
 // and changes nobody: what a dry run of a synchronize reports.
-func (s *Service) CountMissing(ctx context.Context, inst, profile string, seen map[string]bool) (int, error) {
-	gone, err := s.missing(ctx, inst, profile, seen)
+func (s *Service) CountMissing(ctx context.Context, inst string, rule SyncRule, seen map[string]bool) (int, error) {
+	gone, err := s.missing(ctx, inst, rule, seen)
 	return len(gone), err
 }
 
-// missing lists the ids of the active external users of a profile not in
-// seen.
-func (s *Service) missing(ctx context.Context, inst, profile string, seen map[string]bool) ([]string, error) {
+// missing lists the ids of the users DeactivateMissing makes inactive.
+func (s *Service) missing(ctx context.Context, inst string, rule SyncRule, seen map[string]bool) ([]string, error) {
 	var ids []string
-	err := s.db.WithContext(ctx).Model(&User{}).
-		Where("institution = ? AND external_id = ? AND account_type = ? AND status = ?", inst, profile, AccountExternal, StatusActive).
-		Pluck("id", &ids).Error
+	q := s.db.WithContext(ctx).Model(&User{}).
+		Where("institution = ? AND external_id = ? AND account_type = ? AND status = ?", inst, rule.Profile, AccountExternal, StatusActive)
+	if !rule.AllowStaff {
+		q = q.Where("record_type <> ?", RecordStaff)
+	}
+	err := q.Pluck("id", &ids).Error
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package patron
 import (
 	"context"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // DeletionGuard gives the reasons a user may not be deleted now (open loans,
@@ -24,6 +26,24 @@ type DeletionGuardFunc func(ctx context.Context, u *User) ([]string, error)
 // DeletionReasons implements DeletionGuard.
 func (f DeletionGuardFunc) DeletionReasons(ctx context.Context, u *User) ([]string, error) {
 	return f(ctx, u)
+}
+
+// DeletionHook acts inside the transaction that deletes a user, once every
+// guard agreed and before the user's rows go: what it writes through tx
+// commits with the deletion, and an error it returns cancels the deletion
+// (nothing is deleted). The kit registers one that takes the user's roles
+// away with them; a host may add its own to delete what it keeps about the
+// user in the same database.
+type DeletionHook interface {
+	UserDeleting(ctx context.Context, tx *gorm.DB, u *User) error
+}
+
+// DeletionHookFunc adapts a function to a DeletionHook.
+type DeletionHookFunc func(ctx context.Context, tx *gorm.DB, u *User) error
+
+// UserDeleting implements DeletionHook.
+func (f DeletionHookFunc) UserDeleting(ctx context.Context, tx *gorm.DB, u *User) error {
+	return f(ctx, tx, u)
 }
 
 // Change actions told to listeners.

@@ -201,3 +201,46 @@ func TestListSearchesFiltersAndPages(t *testing.T) {
 		wantKind(t, err, patron.Invalid)
 	})
 }
+
+// A deletion hook writes in the deletion's transaction: its writes commit
+// with the deletion, and its error cancels the deletion. A deletion a
+// guard refuses does not reach it.
+func TestDeletionHooksActInTheDeletionsTransaction(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, patron.Options{})
+		for _, id := range []string{"keep", "fail", "go"} {
+			mustCreate(t, f, "UNI", &patron.User{PrimaryID: id, FirstName: "F", LastName: "L"})
+		}
+		f.svc.AddDeletionGuard(patron.DeletionGuardFunc(func(ctx context.Context, u *patron.User) ([]string, error) {
+			if u.PrimaryID == "keep" {
+				return []string{"kept"}, nil
+			}
+			return nil, nil
+		}))
+		var reached []string
+		f.svc.AddDeletionHook(patron.DeletionHookFunc(func(ctx context.Context, tx *gorm.DB, u *patron.User) error {
+			reached = append(reached, u.PrimaryID)
+			// What the hook writes: the user's first name changed.
+			if err := tx.Model(&patron.User{}).Where("id = ?", u.ID).Update("first_name", "Written").Error; err != nil {
+				return err
+			}
+			if u.PrimaryID == "fail" {
+				return errors.New("the hook failed")
+			}
+			return nil
+		}))
+		wantKind(t, f.svc.Delete(f.ctx, "UNI", "keep"), patron.Refused)
+		if err := f.svc.Delete(f.ctx, "UNI", "fail"); err == nil || !strings.Contains(err.Error(), "the hook failed") {
+			t.Fatalf("a failing hook: %v", err)
+		}
+		if u, err := f.svc.Get(f.ctx, "UNI", "fail"); err != nil || u.FirstName != "F" {
+			t.Fatalf("a failing hook let the deletion or its write through: %+v %v", u, err)
+		}
+		if err := f.svc.Delete(f.ctx, "UNI", "go"); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(reached, ",") != "fail,go" {
+			t.Fatalf("hooks reached for %v", reached)
+		}
+	})
+}

@@ -72,6 +72,7 @@ type Service struct {
 	audit     AuditSink
 	log       *slog.Logger
 	guards    []DeletionGuard
+	hooks     []DeletionHook
 	listeners []Listener
 
 	maxAttachment int64
@@ -125,6 +126,10 @@ func NewService(db *gorm.DB, opts Options) (*Service, error) {
 // AddDeletionGuard registers a guard asked before every deletion. Register
 // guards while wiring, before the service is used.
 func (s *Service) AddDeletionGuard(g DeletionGuard) { s.guards = append(s.guards, g) }
+
+// AddDeletionHook registers a hook that acts inside every deletion's
+// transaction. Register hooks while wiring, before the service is used.
+func (s *Service) AddDeletionHook(h DeletionHook) { s.hooks = append(s.hooks, h) }
 
 // AddListener registers a listener told of every committed change. Register
 // listeners while wiring, before the service is used.
@@ -232,7 +237,8 @@ func (s *Service) GetByIdentifier(ctx context.Context, inst, idType, value strin
 
 // Delete removes a user, with their segments and attachments, after asking
 // every deletion guard; when any objects, nothing is deleted and the
-// Refused error lists every reason.
+// Refused error lists every reason. The deletion hooks act in the same
+// transaction.
 func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
 	u, err := loadUser(s.db.WithContext(ctx), inst, primaryID)
 	if err != nil {
@@ -261,6 +267,11 @@ func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
 		}
 		if len(reasons) > 0 {
 			return &Error{Kind: Refused, Detail: fmt.Sprintf("user %q cannot be deleted", u.PrimaryID), Reasons: reasons}
+		}
+		for _, h := range s.hooks {
+			if err := h.UserDeleting(ctx, tx, u); err != nil {
+				return err
+			}
 		}
 		if err := deleteSegments(tx, u.ID, ""); err != nil {
 			return err

@@ -56,6 +56,11 @@ type SyncRule struct {
 	// RecordType is given to incoming users whose record has none.
 	// Default: PUBLIC.
 	RecordType string
+	// AllowStaff lets the profile create and update STAFF records (a staff
+	// record signs in as staff and holds roles). Without it an incoming
+	// STAFF user is rejected, and so is one that matches a STAFF record:
+	// the profile neither makes staff nor touches them.
+	AllowStaff bool
 	// DryRun computes every outcome, with the changes, and writes nothing.
 	DryRun bool
 }
@@ -173,6 +178,10 @@ func (l *SyncLoad) Apply(ctx context.Context, in []*User) []SyncResult {
 	var fresh, rest []int
 	for _, i := range pending {
 		k, found := known[matchKey(in[i], rule)]
+		if reason := staffReason(in[i], found && k.staff, rule); reason != "" {
+			out[i].Outcome, out[i].Reason = OutcomeRejected, reason
+			continue
+		}
 		unchanged := found && rule.Mode == ModeSynchronize && hashes[i] != "" && k.hash == hashes[i] && k.external && !matched[k.id]
 		if found {
 			matched[k.id] = true
@@ -269,6 +278,21 @@ func (s *Service) checkIncoming(u *User, rule SyncRule) string {
 	return ""
 }
 
+// staffReason says why an incoming user is rejected when the profile does
+// not allow staff records: the user is STAFF, or matches a STAFF record
+// (held); "" otherwise.
+func staffReason(u *User, held bool, rule SyncRule) string {
+	switch {
+	case rule.AllowStaff:
+		return ""
+	case u.RecordType == RecordStaff:
+		return fmt.Sprintf("record_type STAFF: profile %s does not allow staff records (allow_staff)", rule.Profile)
+	case held:
+		return fmt.Sprintf("the %s %q belongs to a staff record, which profile %s does not change: it does not allow staff records (allow_staff)", matchName(rule), matchValue(u, rule), rule.Profile)
+	}
+	return ""
+}
+
 // reasonOf turns a refusal into one line for a run's report.
 func reasonOf(err error) string {
 	e, ok := AsError(err)
@@ -325,6 +349,7 @@ type knownUser struct {
 	id       string
 	hash     string
 	external bool
+	staff    bool
 }
 
 // knownHashes reads, in one query, the stored fingerprints of the users
@@ -346,19 +371,20 @@ func (s *Service) knownHashes(ctx context.Context, inst string, in []*User, pend
 		ID          string
 		SISHash     string
 		AccountType string
+		RecordType  string
 	}
 	err := s.lookups(ctx, func(db *gorm.DB) error {
 		if rule.MatchBy == MatchPrimaryID {
-			return db.Model(&User{}).Select("primary_id_key AS match_key, id, sis_hash, account_type").
+			return db.Model(&User{}).Select("primary_id_key AS match_key, id, sis_hash, account_type, record_type").
 				Where("institution = ? AND primary_id_key IN ?", inst, keys).Scan(&rows).Error
 		}
 		return db.Table("pk_user_identifiers AS i").Joins("JOIN pk_users u ON u.id = i.user_id").
-			Select("i.value_key AS match_key, u.id, u.sis_hash, u.account_type").
+			Select("i.value_key AS match_key, u.id, u.sis_hash, u.account_type, u.record_type").
 			Where("i.institution = ? AND i.id_type = ? AND i.value_key IN ?", inst, rule.MatchBy, keys).Scan(&rows).Error
 	})
 	out := make(map[string]knownUser, len(rows))
 	for _, r := range rows {
-		out[r.MatchKey] = knownUser{id: r.ID, hash: r.SISHash, external: r.AccountType == AccountExternal}
+		out[r.MatchKey] = knownUser{id: r.ID, hash: r.SISHash, external: r.AccountType == AccountExternal, staff: r.RecordType == RecordStaff}
 	}
 	return out, err
 }
@@ -446,6 +472,9 @@ func (s *Service) matchIncoming(tx *gorm.DB, inst string, u *User, rule SyncRule
 	}
 	if cur != nil && !cur.IsExternal() {
 		return nil, fmt.Sprintf("the %s %q belongs to internal user %q, which a synchronize never changes", matchName(rule), matchValue(u, rule), cur.PrimaryID), nil
+	}
+	if reason := staffReason(u, cur != nil && cur.RecordType == RecordStaff, rule); reason != "" {
+		return nil, reason, nil
 	}
 	if cur != nil && rule.Mode == ModeImport {
 		return nil, fmt.Sprintf("user %q exists already; an import adds new users only", cur.PrimaryID), nil

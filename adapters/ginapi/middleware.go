@@ -169,6 +169,28 @@ func (a *api) allowIn(c *gin.Context, library string) bool {
 	return true
 }
 
+// allowInAny is allowIn for an action that concerns several libraries (a
+// request: its pickup library and its item's): the roles must allow the
+// route in one of them. With none named, only roles held in every library
+// ("*") do. It answers 403 naming them and returns false otherwise.
+func (a *api) allowInAny(c *gin.Context, libraries []string) bool {
+	if len(libraries) == 0 {
+		return a.allowIn(c, "*")
+	}
+	for _, lib := range libraries {
+		ok, err := a.permits(c, lib)
+		if err != nil {
+			fail(c, err)
+			return false
+		}
+		if ok {
+			return true
+		}
+	}
+	problem(c, http.StatusForbidden, "forbidden", "your roles do not allow "+c.Request.Method+" "+a.routePath(c)+" in library "+strings.Join(libraries, " or "))
+	return false
+}
+
 // permits tells whether the principal's roles allow the request's route in
 // library ("" for any library).
 func (a *api) permits(c *gin.Context, library string) (bool, error) {

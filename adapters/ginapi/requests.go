@@ -48,6 +48,16 @@ func (a *api) createRequest(c *gin.Context, primaryID string, location func(r *c
 		fail(c, err)
 		return
 	}
+	if !a.who(c).Patron { // staff, where their roles hold (see cancelRequest); a patron places their own
+		libs, err := a.kit.Circulation.NewRequestLibraries(a.ctx(c), a.who(c).Institution, in)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		if libs != nil && !a.allowInAny(c, libs) {
+			return
+		}
+	}
 	r, err := a.kit.Circulation.PlaceRequest(a.ctx(c), a.who(c).Institution, primaryID, in)
 	if err != nil {
 		fail(c, err)
@@ -87,7 +97,27 @@ func (a *api) cancel(c *gin.Context, primaryID, def string) {
 	writeVersioned(c, http.StatusOK, r.Version, r)
 }
 
-func (a *api) cancelRequest(c *gin.Context) { a.cancel(c, c.Param("primary_id"), "") }
+// cancelRequest cancels a request of a user for staff whose roles hold in
+// a library the request concerns (circulation.RequestLibraries: its
+// pickup library or the library of its item), as loans are lent and
+// renewed only by staff of the item's library.
+func (a *api) cancelRequest(c *gin.Context) {
+	ctx, inst := a.ctx(c), a.who(c).Institution
+	r, err := a.kit.Circulation.Request(ctx, inst, c.Param("primary_id"), c.Param("request_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	libs, err := a.kit.Circulation.RequestLibraries(ctx, inst, r)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if !a.allowInAny(c, libs) {
+		return
+	}
+	a.cancel(c, c.Param("primary_id"), "")
+}
 
 func (a *api) itemRequests(c *gin.Context) {
 	rs, err := a.kit.Circulation.ItemRequests(a.ctx(c), a.who(c).Institution, c.Param("barcode"))

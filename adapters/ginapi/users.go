@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -63,6 +64,9 @@ func (a *api) createUser(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	if isStaff(in.RecordType) && !a.allowStaffRecord(c, in.PrimaryID, "create a STAFF record") {
+		return
+	}
 	u, err := a.kit.Patrons.Create(a.ctx(c), a.who(c).Institution, &in)
 	if err != nil {
 		fail(c, err)
@@ -99,12 +103,103 @@ func (a *api) replaceUser(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	if !a.allowReplace(c, version, &in) {
+		return
+	}
 	u, err := a.kit.Patrons.Replace(a.ctx(c), a.who(c).Institution, c.Param("primary_id"), version, &in)
 	if err != nil {
 		fail(c, err)
 		return
 	}
 	a.writeUser(c, http.StatusOK, u)
+}
+
+// isStaff tells whether a record_type sent is STAFF.
+func isStaff(recordType string) bool {
+	return strings.EqualFold(strings.TrimSpace(recordType), patron.RecordStaff)
+}
+
+// allowReplace answers 403 and returns false when a replacement touches
+// what makes a staff member and the principal's roles do not allow it
+// (allowStaffRecord): making the record STAFF, making a STAFF record
+// something else, setting a STAFF record's PIN, or changing a STAFF
+// record's primary_id (roles are held by primary_id: taking one that was
+// given roles would take them too). The record is read at the version the
+// replacement names; if it changed since, the replacement itself answers
+// 412.
+func (a *api) allowReplace(c *gin.Context, version int, in *patron.User) bool {
+	sent, id := strings.TrimSpace(in.RecordType), strings.TrimSpace(in.PrimaryID)
+	if sent == "" && in.PINNumber == "" && (id == "" || id == c.Param("primary_id")) {
+		return true // neither the record type, the PIN nor the primary_id changes
+	}
+	if ok, err := a.permitsStaffRecord(c, c.Param("primary_id")); err != nil || ok {
+		if err != nil {
+			fail(c, err)
+		}
+		return err == nil
+	}
+	cur, err := a.kit.Patrons.Get(a.ctx(c), a.who(c).Institution, c.Param("primary_id"))
+	if err != nil {
+		fail(c, err)
+		return false
+	}
+	if cur.Version != version {
+		return true // stale: Replace refuses it
+	}
+	was := cur.RecordType == patron.RecordStaff
+	var what string
+	switch {
+	case !was && isStaff(sent):
+		what = "make a record STAFF"
+	case was && sent != "" && !isStaff(sent):
+		what = "make a STAFF record " + strings.ToUpper(sent)
+	case was && in.PINNumber != "":
+		what = "set the PIN of a STAFF record"
+	case was && id != "" && id != cur.PrimaryID:
+		what = "change the primary_id of a STAFF record"
+	default:
+		return true
+	}
+	a.refuseStaffRecord(c, what)
+	return false
+}
+
+// allowStaffRecord asks the enforcer whether the principal may create or
+// change staff records (casbinmodel.StaffRecordPath, with the request's
+// method), on top of the route's own permission: a STAFF record signs in
+// as staff and holds roles, so that making one is a user administrator's
+// action, not a desk's. It answers 403 saying what was refused (what) and
+// returns false when not.
+func (a *api) allowStaffRecord(c *gin.Context, primaryID, what string) bool {
+	ok, err := a.permitsStaffRecord(c, primaryID)
+	if err != nil {
+		fail(c, err)
+		return false
+	}
+	if !ok {
+		a.refuseStaffRecord(c, what)
+	}
+	return ok
+}
+
+func (a *api) permitsStaffRecord(c *gin.Context, primaryID string) (bool, error) {
+	id := strings.TrimSpace(primaryID)
+	if id == "" || strings.ContainsAny(id, "/?#") {
+		id = "-" // the record's own checks answer for a bad primary_id
+	}
+	who := a.who(c)
+	return a.kit.Access.Allow(c.Request.Context(), casbinmodel.Request{
+		Institution: who.Institution,
+		Subject:     who.ID,
+		Patron:      who.Patron,
+		Path:        "/users/" + id + "/staff",
+		Method:      c.Request.Method,
+	})
+}
+
+func (a *api) refuseStaffRecord(c *gin.Context, what string) {
+	problem(c, http.StatusForbidden, "forbidden", "your roles do not allow you to "+what+
+		": a STAFF record signs in as staff and holds roles, so that only a user administrator may create one, make a record STAFF or not, set its PIN or change its primary_id")
 }
 
 func (a *api) deleteUser(c *gin.Context) {

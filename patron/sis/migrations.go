@@ -22,8 +22,29 @@ func Migrations() []*gormigrate.Migration {
 		Rollback: func(tx *gorm.DB) error {
 			return tx.Migrator().DropTable(&outcomeV1{}, &runV1{}, &leaseV1{}, &profileV1{})
 		},
+	}, {
+		// Profiles allow staff records or not (allow_staff). A profile
+		// that already gave its users the record type STAFF by default
+		// was set up to make staff: it keeps doing so.
+		ID: "202611280103_sis_profiles_allow_staff",
+		Migrate: func(tx *gorm.DB) error {
+			if err := tx.Migrator().AddColumn(&profileAllowStaffV2{}, "AllowStaff"); err != nil {
+				return err
+			}
+			return tx.Model(&profileAllowStaffV2{}).Where("record_type = ?", "STAFF").Update("allow_staff", true).Error
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Migrator().DropColumn(&profileAllowStaffV2{}, "AllowStaff")
+		},
 	}}
 }
+
+// profileAllowStaffV2 is the column migration 202611280103 adds.
+type profileAllowStaffV2 struct {
+	AllowStaff bool `gorm:"not null;default:false"`
+}
+
+func (profileAllowStaffV2) TableName() string { return "pk_sis_profiles" }
 
 // The tables as migration 202611270101 creates them, whatever the models
 // become later.

@@ -50,7 +50,14 @@ type Profile struct {
 	// matches nobody.
 	Unmatched string `json:"unmatched" gorm:"size:16;not null" validate:"required,oneof=add reject"`
 	// RecordType is given to users whose record has none: PUBLIC by default.
+	// STAFF needs AllowStaff.
 	RecordType string `json:"record_type,omitempty" gorm:"size:16" validate:"omitempty,oneof=PUBLIC STAFF CONTACT"`
+	// AllowStaff lets the profile's files create and update STAFF records,
+	// which sign in as staff and hold roles. Default false: an incoming
+	// STAFF user is rejected with the reason, and so is one that matches a
+	// STAFF record (the profile neither makes staff nor changes them; nor
+	// does DeactivateMissing deactivate them); the rest of the run goes on.
+	AllowStaff bool `json:"allow_staff"`
 
 	// ExpiryRule is file, fixed (ExpiryDate) or relative (ExpiryDays after
 	// the file's date).
@@ -104,7 +111,8 @@ func (p *Profile) schedule() (cron.Schedule, error) {
 
 // rule is the synchronize rule of the profile.
 func (p *Profile) rule(dryRun bool) patron.SyncRule {
-	return patron.SyncRule{Profile: p.Code, Mode: p.Mode, MatchBy: p.MatchBy, Unmatched: p.Unmatched, RecordType: p.RecordType, DryRun: dryRun}
+	return patron.SyncRule{Profile: p.Code, Mode: p.Mode, MatchBy: p.MatchBy, Unmatched: p.Unmatched, RecordType: p.RecordType,
+		AllowStaff: p.AllowStaff, DryRun: dryRun}
 }
 
 // dates applies the profile's expiry and purge rules to an incoming user;
@@ -168,6 +176,9 @@ func (s *Service) validateProfile(p *Profile) error {
 	}
 	if p.Format != "" && !slices.Contains(s.formats.names(), p.Format) {
 		fields = append(fields, patron.FieldError{Field: "format", Code: "unknown_value", Message: "must be one of: " + strings.Join(s.formats.names(), ", ")})
+	}
+	if p.RecordType == patron.RecordStaff && !p.AllowStaff {
+		fields = append(fields, patron.FieldError{Field: "record_type", Code: "unknown_value", Message: "STAFF needs allow_staff: a profile makes staff records only where it allows them"})
 	}
 	if p.Source != Upload {
 		if _, ok := s.sources[p.Source]; !ok {

@@ -71,9 +71,9 @@ func (s *Service) execute(ctx context.Context, p *Profile, run *Run, upload *spo
 	if err == nil && p.DeactivateMissing && run.Rejected == 0 && run.Failed == 0 {
 		var n int
 		if run.DryRun {
-			n, err = s.patrons.CountMissing(ctx, run.Institution, p.Code, st.users)
+			n, err = s.patrons.CountMissing(ctx, run.Institution, st.rule, st.users)
 		} else {
-			n, err = s.patrons.DeactivateMissing(ctx, run.Institution, p.Code, st.users)
+			n, err = s.patrons.DeactivateMissing(ctx, run.Institution, st.rule, st.users)
 		}
 		run.Deactivated = n
 	}
