@@ -15,6 +15,7 @@ import (
 	"github.com/patronkit/patronkit/adapters/sqldb"
 	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/circulation"
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
@@ -227,7 +228,7 @@ func TestStartDeletesForgottenSignInFailures(t *testing.T) {
 	if _, err := k.Patrons.Create(ctx, "UNI", &patron.User{PrimaryID: "s1", FirstName: "S", LastName: "One", PINNumber: "1234"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.Patrons.SignIn(ctx, "UNI", "s1", "0000", "192.0.2.1"); !errors.Is(err, patron.ErrUnauthenticated) {
+	if _, err := k.Patrons.SignIn(ctx, "UNI", "s1", "0000", "192.0.2.1"); !errors.Is(err, fault.ErrUnauthenticated) {
 		t.Fatalf("wrong PIN: %v", err)
 	}
 	count := func() int64 {

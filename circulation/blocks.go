@@ -8,6 +8,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -252,16 +253,16 @@ func stopping(bs []Block, action string) ([]Block, []string) {
 }
 
 // BlockedError is the refusal of an action that blocks stopped (among
-// other reasons, perhaps): it unwraps to a *patron.Error of kind Refused
+// other reasons, perhaps): it unwraps to a *fault.Error of kind Refused
 // whose Reasons list every reason, and Blocks are the blocks among them.
 type BlockedError struct {
-	Err    *patron.Error
+	Err    *fault.Error
 	Blocks []Block
 }
 
 func (e *BlockedError) Error() string { return e.Err.Error() }
 
-// Unwrap gives the *patron.Error, so that patron.AsError finds it.
+// Unwrap gives the *fault.Error, so that fault.As finds it.
 func (e *BlockedError) Unwrap() error { return e.Err }
 
 // refusal is Refused with reasons, a *BlockedError when blocks are among

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/circulation"
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patron"
 )
@@ -58,7 +59,7 @@ func wantBlocked(t *testing.T, err error, types ...string) {
 	if got := blockTypes(be.Blocks); !slices.Equal(got, types) {
 		t.Fatalf("refused by blocks %q, want %q", got, types)
 	}
-	pe := wantKind(t, err, patron.Refused)
+	pe := wantKind(t, err, fault.Refused)
 	for _, b := range be.Blocks {
 		if !slices.Contains(pe.Reasons, b.Description) {
 			t.Errorf("reasons %q lack the block %q", pe.Reasons, b.Description)
@@ -134,9 +135,9 @@ func TestAccountAndManualBlocksAreListedWithTheActionsTheyStop(t *testing.T) {
 		_, err := f.svc.CheckOut(f.ctx, "UNI", "old", "B1", circulation.CheckOutOptions{})
 		wantBlocked(t, err, circulation.BlockExpired, "LIBRARY")
 		_, err = f.svc.Blocks(f.ctx, "UNI", "nobody")
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 		_, err = f.svc.Blocks(f.ctx, "OTHER", "old")
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 	})
 }
 
@@ -152,7 +153,7 @@ func TestBadBlockLimitsAreRefusedAndChangeNothing(t *testing.T) {
 			{MaxBalance: ptr(int64(-1))},
 			{MaxOverdueLoans: ptr(-2), Currency: "USD", Stops: []string{"loan", "fly"}},
 		})
-		pe := wantKind(t, err, patron.Invalid)
+		pe := wantKind(t, err, fault.Invalid)
 		var fields []string
 		for _, fe := range pe.Fields {
 			fields = append(fields, fe.Field+":"+fe.Code)
@@ -285,6 +286,6 @@ func TestALostItemThatComesBack(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = f.svc.CheckIn(f.ctx, "UNI", "B4")
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/circulation"
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
@@ -66,18 +67,18 @@ func (f *fixture) item(t *testing.T, inst string, it circulation.Item) *circulat
 	return out
 }
 
-func wantKind(t *testing.T, err error, kind patron.Kind) *patron.Error {
+func wantKind(t *testing.T, err error, kind fault.Kind) *fault.Error {
 	t.Helper()
-	pe, ok := patron.AsError(err)
+	pe, ok := fault.As(err)
 	if !ok || pe.Kind != kind {
-		t.Fatalf("got %v, want a patron.Error of kind %d", err, kind)
+		t.Fatalf("got %v, want a fault.Error of kind %d", err, kind)
 	}
 	return pe
 }
 
 func wantField(t *testing.T, err error, field, code string) {
 	t.Helper()
-	pe := wantKind(t, err, patron.Invalid)
+	pe := wantKind(t, err, fault.Invalid)
 	for _, f := range pe.Fields {
 		if f.Field == field && f.Code == code {
 			return
@@ -95,7 +96,7 @@ func TestBarcodesAreUniqueWhateverTheirCase(t *testing.T) {
 			t.Fatalf("created %+v", first)
 		}
 		_, err := f.svc.CreateItem(f.ctx, "UNI", &circulation.Item{Barcode: " ab-100 ", Title: "Another", Library: "MAIN"})
-		wantKind(t, err, patron.Conflict)
+		wantKind(t, err, fault.Conflict)
 
 		got, err := f.svc.Item(f.ctx, "UNI", "aB-100")
 		if err != nil || got.ID != first.ID || got.Barcode != "AB-100" {
@@ -104,10 +105,10 @@ func TestBarcodesAreUniqueWhateverTheirCase(t *testing.T) {
 
 		second := f.item(t, "UNI", circulation.Item{Barcode: "AB-200", Title: "Emma", Library: "MAIN"})
 		_, err = f.svc.ReplaceItem(f.ctx, "UNI", "AB-200", second.Version, &circulation.Item{Barcode: "ab-100", Title: "Emma", Library: "MAIN"})
-		wantKind(t, err, patron.Conflict)
+		wantKind(t, err, fault.Conflict)
 
 		_, err = f.svc.CreateLibrary(f.ctx, "UNI", &circulation.Library{Code: "main", Name: "Again"})
-		wantKind(t, err, patron.Conflict)
+		wantKind(t, err, fault.Conflict)
 
 		// Only case folds: accented barcodes are barcodes of their own on
 		// every database.
@@ -135,7 +136,7 @@ func TestBarcodesAreUniqueWhateverTheirCase(t *testing.T) {
 		for _, err := range errs {
 			if err == nil {
 				won++
-			} else if !errors.Is(err, patron.ErrConflict) {
+			} else if !errors.Is(err, fault.ErrConflict) {
 				t.Fatalf("a losing create: %v", err)
 			}
 		}
@@ -155,9 +156,9 @@ func TestAnotherInstitutionSeesNothing(t *testing.T) {
 		}
 
 		_, err := f.svc.Library(f.ctx, "OTHER", "MAIN")
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 		_, err = f.svc.Item(f.ctx, "OTHER", "B1")
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 		libs, err := f.svc.Libraries(f.ctx, "OTHER")
 		if err != nil || len(libs) != 0 {
 			t.Fatalf("libraries of OTHER: %v, %v", libs, err)
@@ -171,11 +172,11 @@ func TestAnotherInstitutionSeesNothing(t *testing.T) {
 			t.Fatalf("rules of OTHER: %+v, %v", set, err)
 		}
 		_, err = f.svc.ReplaceItem(f.ctx, "OTHER", "B1", 1, &circulation.Item{Barcode: "B1", Title: "Mine", Library: "MAIN"})
-		wantKind(t, err, patron.NotFound)
-		wantKind(t, f.svc.DeleteItem(f.ctx, "OTHER", "B1"), patron.NotFound)
-		wantKind(t, f.svc.DeleteLibrary(f.ctx, "OTHER", "MAIN"), patron.NotFound)
+		wantKind(t, err, fault.NotFound)
+		wantKind(t, f.svc.DeleteItem(f.ctx, "OTHER", "B1"), fault.NotFound)
+		wantKind(t, f.svc.DeleteLibrary(f.ctx, "OTHER", "MAIN"), fault.NotFound)
 		_, err = f.svc.NextOpenDay(f.ctx, "OTHER", "MAIN", "2026-12-25")
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 
 		// UNI's library does not exist for OTHER's items...
 		_, err = f.svc.CreateItem(f.ctx, "OTHER", &circulation.Item{Barcode: "B1", Title: "Mine", Library: "MAIN"})
@@ -185,7 +186,7 @@ func TestAnotherInstitutionSeesNothing(t *testing.T) {
 		f.item(t, "OTHER", circulation.Item{Barcode: "b1", Title: "Theirs", Library: "MAIN"})
 		// Rules are read from the institution's own list only.
 		_, _, err = f.svc.TermsFor(f.ctx, "OTHER", &patron.User{UserGroup: "UNDERGRAD"}, &circulation.Item{Library: "MAIN"}, f.clock.Now())
-		wantKind(t, err, patron.Refused)
+		wantKind(t, err, fault.Refused)
 
 		got, err := f.svc.Item(f.ctx, "UNI", "B1")
 		if err != nil || got.Title != "Moby-Dick" {
@@ -235,7 +236,7 @@ func TestCSVLoadRejectsBadRowsAndLoadsTheRest(t *testing.T) {
 
 		for _, b := range []string{"N-2", "N-4"} {
 			_, err := f.svc.Item(f.ctx, "UNI", b)
-			wantKind(t, err, patron.NotFound)
+			wantKind(t, err, fault.NotFound)
 		}
 		n3, err := f.svc.Item(f.ctx, "UNI", "n-3")
 		if err != nil || n3.Title != "Emma, a novel" || n3.Library != "SCIENCE" || n3.Status != circulation.StatusAvailable {
@@ -350,9 +351,9 @@ func TestItemsListAndVersions(t *testing.T) {
 			t.Fatalf("%+v, %v", up, err)
 		}
 		_, err = f.svc.ReplaceItem(f.ctx, "UNI", "P-1", p.Version, &circulation.Item{Title: "Stale", Library: "MAIN"})
-		wantKind(t, err, patron.Stale)
-		wantKind(t, f.svc.DeleteItem(f.ctx, "UNI", "P-1"), patron.Refused)
-		wantKind(t, f.svc.DeleteLibrary(f.ctx, "UNI", "SCIENCE"), patron.Refused)
+		wantKind(t, err, fault.Stale)
+		wantKind(t, f.svc.DeleteItem(f.ctx, "UNI", "P-1"), fault.Refused)
+		wantKind(t, f.svc.DeleteLibrary(f.ctx, "UNI", "SCIENCE"), fault.Refused)
 		if err := f.svc.DeleteItem(f.ctx, "UNI", "X_1"); err != nil {
 			t.Fatal(err)
 		}
@@ -391,7 +392,7 @@ func TestLibrariesAreValidatedAndVersioned(t *testing.T) {
 			t.Fatalf("%+v, %v", got, err)
 		}
 		_, err = f.svc.ReplaceLibrary(f.ctx, "UNI", "MAIN", 1, &circulation.Library{Name: "Stale"})
-		wantKind(t, err, patron.Stale)
+		wantKind(t, err, fault.Stale)
 		_, err = f.svc.ReplaceLibrary(f.ctx, "UNI", "MAIN", 2, &circulation.Library{Code: "OTHER", Name: "Renamed"})
 		wantField(t, err, "code", "read_only")
 		_, err = f.svc.NextOpenDay(f.ctx, "UNI", "MAIN", "25/12/2026")
@@ -469,15 +470,15 @@ func TestNoMatchingRuleIsRefused(t *testing.T) {
 		f := termsFixture(t, db)
 		_, _, err := f.svc.TermsFor(f.ctx, "UNI", &patron.User{UserGroup: "GRAD"},
 			&circulation.Item{Library: "MAIN", ItemPolicy: "REGULAR", MaterialType: "BOOK"}, f.clock.Now())
-		pe := wantKind(t, err, patron.Refused)
-		if !errors.Is(err, patron.ErrRefused) || len(pe.Reasons) != 1 ||
+		pe := wantKind(t, err, fault.Refused)
+		if !errors.Is(err, fault.ErrRefused) || len(pe.Reasons) != 1 ||
 			!strings.Contains(pe.Reasons[0], `user_group "GRAD"`) || !strings.Contains(pe.Reasons[0], `item_policy "REGULAR"`) ||
 			!strings.Contains(pe.Reasons[0], `library "MAIN"`) || !strings.Contains(pe.Reasons[0], `material_type "BOOK"`) {
 			t.Fatalf("%v", err)
 		}
 		// After the end of semester, the fixed due date has passed.
 		_, _, err = f.svc.TermsFor(f.ctx, "UNI", &patron.User{UserGroup: "FACULTY"}, &circulation.Item{Library: "MAIN"}, utc(2026, 12, 19, 0, 0))
-		pe = wantKind(t, err, patron.Refused)
+		pe = wantKind(t, err, fault.Refused)
 		if !strings.Contains(pe.Error(), "2026-12-18") || !strings.Contains(pe.Error(), "Faculty: end of semester") {
 			t.Fatalf("%v", err)
 		}
@@ -554,15 +555,15 @@ func TestReplaceRulesNeedsTheCurrentVersion(t *testing.T) {
 			t.Fatalf("%+v, %v", set, err)
 		}
 		_, err = f.svc.ReplaceRules(f.ctx, "UNI", 0, weeks(5), nil)
-		wantKind(t, err, patron.Stale)
+		wantKind(t, err, fault.Stale)
 		f.clock.Set(f.clock.Now().Add(time.Hour))
 		if set, err = f.svc.ReplaceRules(f.ctx, "UNI", 1, append(weeks(3), weeks(6)...), nil); err != nil || set.Version != 2 {
 			t.Fatalf("%+v, %v", set, err)
 		}
 		_, err = f.svc.ReplaceRules(f.ctx, "UNI", 1, weeks(7), nil)
-		wantKind(t, err, patron.Stale)
+		wantKind(t, err, fault.Stale)
 		_, err = f.svc.ReplaceRules(f.ctx, "UNI", 5, weeks(7), nil)
-		wantKind(t, err, patron.Stale)
+		wantKind(t, err, fault.Stale)
 
 		got, err := f.svc.Rules(f.ctx, "UNI")
 		if err != nil || got.Version != 2 || len(got.Rules) != 2 || got.Rules[0].Terms.LoanPeriod != 3 || got.Rules[1].Terms.LoanPeriod != 6 ||
@@ -617,13 +618,13 @@ func TestAHostsOwnCatalogIsAnItemLookup(t *testing.T) {
 		if inst == "UNI" && barcode == "EXT-1" {
 			return &circulation.Item{Barcode: barcode, Title: "From elsewhere", Library: "MAIN"}, nil
 		}
-		return nil, &patron.Error{Kind: patron.NotFound, Detail: "no such item"}
+		return nil, &fault.Error{Kind: fault.NotFound, Detail: "no such item"}
 	})
 	it, err := lookup.Item(context.Background(), "UNI", "EXT-1")
 	if err != nil || it.Title != "From elsewhere" {
 		t.Fatalf("%+v, %v", it, err)
 	}
-	if _, err := lookup.Item(context.Background(), "OTHER", "EXT-1"); !errors.Is(err, patron.ErrNotFound) {
+	if _, err := lookup.Item(context.Background(), "OTHER", "EXT-1"); !errors.Is(err, fault.ErrNotFound) {
 		t.Fatalf("%v", err)
 	}
 }

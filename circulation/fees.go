@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -310,8 +311,8 @@ func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string,
 			if cur.Status != FeeOpen {
 				return refused(fmt.Sprintf("fee %s cannot take a %s", fee.ID, kind), []string{fmt.Sprintf("fee %s is closed", fee.ID)})
 			}
-			return &patron.Error{Kind: patron.Invalid, Detail: "the " + kind + " is not valid",
-				Fields: []patron.FieldError{{Field: "amount", Code: "out_of_range",
+			return &fault.Error{Kind: fault.Invalid, Detail: "the " + kind + " is not valid",
+				Fields: []fault.FieldError{{Field: "amount", Code: "out_of_range",
 					Message: fmt.Sprintf("is more than the %s that remains", FormatMoney(cur.Remaining(), cur.Currency))}}}
 		}
 		return tx.Create(&Transaction{ID: newID(), Institution: inst, FeeID: fee.ID, Kind: kind, Amount: amount,

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/circulation"
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
@@ -61,10 +62,10 @@ func TestManualFeesArePaidAndWaived(t *testing.T) {
 			{Amount: 10, Currency: "USD"},
 		} {
 			_, err := f.svc.AddFee(f.ctx, "UNI", "student1", in)
-			wantKind(t, err, patron.Invalid)
+			wantKind(t, err, fault.Invalid)
 		}
 		_, err := f.svc.AddFee(f.ctx, "UNI", "nobody", circulation.NewFee{Amount: 10, Currency: "USD", Description: "x"})
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 
 		got, err := f.svc.Pay(f.staff("desk"), "UNI", "student1", fee.ID, 400)
 		if err != nil || got.Paid != 400 || got.Remaining() != 600 || got.Status != circulation.FeeOpen || got.Version != 2 {
@@ -74,7 +75,7 @@ func TestManualFeesArePaidAndWaived(t *testing.T) {
 		_, err = f.svc.Pay(f.ctx, "UNI", "student1", fee.ID, 601)
 		wantField(t, err, "amount", "out_of_range")
 		_, err = f.svc.Pay(f.ctx, "UNI", "student1", fee.ID, 0)
-		wantKind(t, err, patron.Invalid)
+		wantKind(t, err, fault.Invalid)
 		_, err = f.svc.Waive(f.staff("desk"), "UNI", "student1", fee.ID, 100, " ")
 		wantField(t, err, "reason", "required")
 		got, err = f.svc.Waive(f.staff("desk"), "UNI", "student1", fee.ID, 100, "first offence")
@@ -87,9 +88,9 @@ func TestManualFeesArePaidAndWaived(t *testing.T) {
 		}
 		f.wantBalance(t, "student1", map[string]int64{})
 		_, err = f.svc.Pay(f.ctx, "UNI", "student1", fee.ID, 1)
-		wantKind(t, err, patron.Refused)
+		wantKind(t, err, fault.Refused)
 		_, err = f.svc.Pay(f.ctx, "UNI", "student2", fee.ID, 1)
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 
 		open, err := f.svc.Fees(f.ctx, "UNI", "student1", true)
 		if err != nil || len(open) != 0 {
@@ -138,7 +139,7 @@ func TestConcurrentPaymentsNeverPayMoreThanOwed(t *testing.T) {
 				switch {
 				case err == nil:
 					ok++
-				case errors.Is(err, patron.ErrInvalid):
+				case errors.Is(err, fault.ErrInvalid):
 					invalid++
 				default:
 					t.Errorf("payment: %v", err)
@@ -267,7 +268,7 @@ func TestALostItemIsChargedItsFee(t *testing.T) {
 			t.Fatalf("history %+v, %v", hist, err)
 		}
 		_, err = f.svc.DeclareLost(f.ctx, "UNI", "B4")
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 	})
 }
 
@@ -280,7 +281,7 @@ func TestAPatronWhoOwesCannotBeDeleted(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.checkOut(t, "student1", "B1")
-		pe := wantKind(t, f.patrons.Delete(f.ctx, "UNI", "student1"), patron.Refused)
+		pe := wantKind(t, f.patrons.Delete(f.ctx, "UNI", "student1"), fault.Refused)
 		if len(pe.Reasons) != 3 || pe.Reasons[0] != "has 1 open loan" || pe.Reasons[1] != "owes 3.00 EUR" || pe.Reasons[2] != "owes 12.50 USD" {
 			t.Fatalf("%q", pe.Reasons)
 		}
@@ -298,7 +299,7 @@ func TestAPatronWhoOwesCannotBeDeleted(t *testing.T) {
 				}
 			}
 		}
-		pe = wantKind(t, f.patrons.Delete(f.ctx, "UNI", "student1"), patron.Refused)
+		pe = wantKind(t, f.patrons.Delete(f.ctx, "UNI", "student1"), fault.Refused)
 		if len(pe.Reasons) != 1 || pe.Reasons[0] != "owes 12.50 USD" {
 			t.Fatalf("%q", pe.Reasons)
 		}
@@ -356,7 +357,7 @@ func TestConcurrentPaymentsAndWaiversAddUp(t *testing.T) {
 				defer mu.Unlock()
 				if err == nil {
 					ok++
-				} else if !errors.Is(err, patron.ErrInvalid) {
+				} else if !errors.Is(err, fault.ErrInvalid) {
 					t.Errorf("%d: %v", i, err)
 				}
 			})

@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -74,7 +75,7 @@ func (Item) TableName() string { return "pk_circ_items" }
 // ItemLookup finds an item by barcode. The Service implements it over its
 // own item table; a host whose catalog lives elsewhere implements it over
 // that catalog (ItemLookupFunc adapts a function). An item that does not
-// exist must be reported as a *patron.Error of kind NotFound. Items it
+// exist must be reported as a *fault.Error of kind NotFound. Items it
 // returns name one of the institution's libraries by code, whose time zone
 // and calendar their due dates follow.
 type ItemLookup interface {
@@ -153,7 +154,7 @@ func (s *Service) CreateItem(ctx context.Context, inst string, in *Item) (*Item,
 		}
 		if cur, err := loadItem(tx, inst, it.Barcode); err == nil {
 			return conflict("barcode %q is already taken by item %q", it.Barcode, cur.Title)
-		} else if !errors.Is(err, patron.ErrNotFound) {
+		} else if !errors.Is(err, fault.ErrNotFound) {
 			return err
 		}
 		now := s.clock()
@@ -208,7 +209,7 @@ func (s *Service) ReplaceItem(ctx context.Context, inst, barcode string, version
 		if it.BarcodeKey != cur.BarcodeKey {
 			if other, err := loadItem(tx, inst, it.Barcode); err == nil {
 				return conflict("barcode %q is already taken by item %q", it.Barcode, other.Title)
-			} else if !errors.Is(err, patron.ErrNotFound) {
+			} else if !errors.Is(err, fault.ErrNotFound) {
 				return err
 			}
 		}
@@ -229,7 +230,7 @@ func (s *Service) ReplaceItem(ctx context.Context, inst, barcode string, version
 // check-in clears it.
 func (s *Service) saveItem(tx *gorm.DB, cur, it *Item) error {
 	if it.Status != cur.Status && (it.Status == StatusOnLoan || cur.Status == StatusOnLoan) {
-		return &patron.Error{Kind: patron.Invalid, Detail: "the item is not valid", Fields: []patron.FieldError{{
+		return &fault.Error{Kind: fault.Invalid, Detail: "the item is not valid", Fields: []fault.FieldError{{
 			Field: "status", Code: "read_only", Message: "on_loan is set by check-out and cleared by check-in, not by hand"}}}
 	}
 	it.ID, it.Version, it.CreatedAt, it.UpdatedAt = cur.ID, cur.Version+1, cur.CreatedAt, s.clock()
@@ -254,7 +255,7 @@ func (s *Service) DeleteItem(ctx context.Context, inst, barcode string) error {
 		}
 		switch cur.Status {
 		case StatusOnLoan, StatusOnHoldShelf, StatusInTransit:
-			return &patron.Error{Kind: patron.Refused, Detail: fmt.Sprintf("item %q cannot be deleted", cur.Barcode),
+			return &fault.Error{Kind: fault.Refused, Detail: fmt.Sprintf("item %q cannot be deleted", cur.Barcode),
 				Reasons: []string{"the item is " + strings.ReplaceAll(cur.Status, "_", " ")}}
 		}
 		res := tx.Where("id = ? AND version = ?", cur.ID, cur.Version).Delete(&Item{})
@@ -296,8 +297,8 @@ func (s *Service) Items(ctx context.Context, inst string, q ItemQuery) (ItemPage
 		q.Limit = 10
 	}
 	if q.Limit > 100 || q.Offset < 0 {
-		return ItemPage{}, &patron.Error{Kind: patron.Invalid, Detail: "the query is not valid",
-			Fields: []patron.FieldError{{Field: "limit", Code: "out_of_range", Message: "limit must be 1..100 and offset at least 0"}}}
+		return ItemPage{}, &fault.Error{Kind: fault.Invalid, Detail: "the query is not valid",
+			Fields: []fault.FieldError{{Field: "limit", Code: "out_of_range", Message: "limit must be 1..100 and offset at least 0"}}}
 	}
 	c := &checker{}
 	c.record(struct {
@@ -369,8 +370,8 @@ type Rejection struct {
 	Barcode string `json:"barcode,omitempty"`
 	// Reason says why in words; Fields, when the row was invalid, name the
 	// fields with the usual stable codes.
-	Reason string              `json:"reason"`
-	Fields []patron.FieldError `json:"fields,omitempty"`
+	Reason string             `json:"reason"`
+	Fields []fault.FieldError `json:"fields,omitempty"`
 }
 
 // LoadItems creates or updates items in bulk, matched by barcode (any
@@ -477,8 +478,8 @@ func (s *Service) LoadItemsCSV(ctx context.Context, inst string, r io.Reader) (L
 }
 
 func csvInvalid(msg string) error {
-	return &patron.Error{Kind: patron.Invalid, Detail: "the CSV file cannot be loaded",
-		Fields: []patron.FieldError{{Field: "file", Code: "bad_format", Message: msg}}}
+	return &fault.Error{Kind: fault.Invalid, Detail: "the CSV file cannot be loaded",
+		Fields: []fault.FieldError{{Field: "file", Code: "bad_format", Message: msg}}}
 }
 
 // loadOne creates or updates one item of a bulk load in a transaction of
@@ -491,7 +492,7 @@ func (s *Service) loadOne(ctx context.Context, inst string, line int, in Item, r
 	created := false
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		cur, err := loadItem(tx, inst, it.Barcode)
-		if err != nil && !errors.Is(err, patron.ErrNotFound) {
+		if err != nil && !errors.Is(err, fault.ErrNotFound) {
 			return err
 		}
 		if it.Status == "" {
@@ -524,7 +525,7 @@ func (s *Service) loadOne(ctx context.Context, inst string, line int, in Item, r
 		}
 		return nil
 	}
-	if pe, ok := patron.AsError(err); ok {
+	if pe, ok := fault.As(err); ok {
 		rej := Rejection{Line: line, Barcode: it.Barcode, Reason: pe.Detail, Fields: pe.Fields}
 		if len(pe.Fields) > 0 {
 			var parts []string

@@ -10,6 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -218,7 +219,7 @@ func (s *Service) ReplaceLibrary(ctx context.Context, inst, code string, version
 		}
 		normalizeLibrary(&l)
 		if l.CodeKey != cur.CodeKey {
-			return &patron.Error{Kind: patron.Invalid, Detail: "the library is not valid", Fields: []patron.FieldError{{Field: "code", Code: "read_only", Message: "a library's code cannot be changed"}}}
+			return &fault.Error{Kind: fault.Invalid, Detail: "the library is not valid", Fields: []fault.FieldError{{Field: "code", Code: "read_only", Message: "a library's code cannot be changed"}}}
 		}
 		if err := validateLibrary(&l); err != nil {
 			return err
@@ -261,7 +262,7 @@ func (s *Service) DeleteLibrary(ctx context.Context, inst, code string) error {
 			return err
 		}
 		if n > 0 {
-			return &patron.Error{Kind: patron.Refused, Detail: fmt.Sprintf("library %q cannot be deleted", cur.Code),
+			return &fault.Error{Kind: fault.Refused, Detail: fmt.Sprintf("library %q cannot be deleted", cur.Code),
 				Reasons: []string{fmt.Sprintf("%d items belong to it", n)}}
 		}
 		if err := tx.Where("library_id = ?", cur.ID).Delete(&closedDateRow{}).Error; err != nil {
@@ -278,7 +279,7 @@ func (s *Service) DeleteLibrary(ctx context.Context, inst, code string) error {
 func (s *Service) NextOpenDay(ctx context.Context, inst, library, date string) (string, error) {
 	d, err := time.Parse(time.DateOnly, strings.TrimSpace(date))
 	if err != nil {
-		return "", &patron.Error{Kind: patron.Invalid, Detail: "the date is not valid", Fields: []patron.FieldError{{Field: "date", Code: "bad_format", Message: "is not a date written YYYY-MM-DD"}}}
+		return "", &fault.Error{Kind: fault.Invalid, Detail: "the date is not valid", Fields: []fault.FieldError{{Field: "date", Code: "bad_format", Message: "is not a date written YYYY-MM-DD"}}}
 	}
 	db := s.db.WithContext(ctx)
 	l, err := loadLibrary(db, inst, library)
@@ -315,7 +316,7 @@ func nextOpenDay(db *gorm.DB, l *Library, d time.Time) (time.Time, error) {
 			return day, nil
 		}
 	}
-	return time.Time{}, &patron.Error{Kind: patron.Refused, Detail: fmt.Sprintf("library %q has no open day within a year of %s", l.Code, from),
+	return time.Time{}, &fault.Error{Kind: fault.Refused, Detail: fmt.Sprintf("library %q has no open day within a year of %s", l.Code, from),
 		Reasons: []string{"every day from " + from + " to " + to + " is a closed date"}}
 }
 

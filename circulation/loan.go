@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -175,8 +176,8 @@ type CheckOutOptions struct {
 	Proxy string
 }
 
-func refused(detail string, reasons []string) *patron.Error {
-	return &patron.Error{Kind: patron.Refused, Detail: detail, Reasons: reasons}
+func refused(detail string, reasons []string) *fault.Error {
+	return &fault.Error{Kind: fault.Refused, Detail: detail, Reasons: reasons}
 }
 
 // patrons returns the patron service, or an error saying it is missing.
@@ -249,7 +250,7 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 		reasons = append(reasons, fmt.Sprintf("item %s is %s", item.Barcode, strings.ReplaceAll(item.Status, "_", " ")))
 	}
 	terms, due, err := s.TermsFor(ctx, inst, user, item, now)
-	if pe, ok := patron.AsError(err); ok && pe.Kind == patron.Refused {
+	if pe, ok := fault.As(err); ok && pe.Kind == fault.Refused {
 		reasons = append(reasons, pe.Reasons...)
 	} else if err != nil {
 		return nil, err
@@ -295,7 +296,7 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 				[]string{maxLoansReason(user.PrimaryID, terms.MaxLoans)})
 		}
 		if err := tx.Create(&itemLoanRow{ItemID: item.ID, Institution: inst, LoanID: loan.ID}).Error; err != nil {
-			if errors.Is(s.translate(err), patron.ErrConflict) {
+			if errors.Is(s.translate(err), fault.ErrConflict) {
 				return onLoanAlready(item.Barcode, user.PrimaryID)
 			}
 			return err
@@ -335,7 +336,7 @@ func maxLoansReason(primaryID string, max int) string {
 	return fmt.Sprintf("%s already has %d loans, the most the terms of use allow", primaryID, max)
 }
 
-func onLoanAlready(barcode, primaryID string) *patron.Error {
+func onLoanAlready(barcode, primaryID string) *fault.Error {
 	return refused(fmt.Sprintf("item %s cannot be lent to %s", barcode, primaryID),
 		[]string{fmt.Sprintf("item %s is on loan", barcode)})
 }
@@ -394,7 +395,7 @@ func (s *Service) closeLoan(ctx context.Context, inst, barcode, status string) (
 		return nil, err
 	}
 	l, err := s.closeItemLoan(ctx, inst, item, status)
-	if status == LoanComplete && item.Status == StatusLost && errors.Is(err, patron.ErrNotFound) {
+	if status == LoanComplete && item.Status == StatusLost && errors.Is(err, fault.ErrNotFound) {
 		return s.returnLost(ctx, inst, item)
 	}
 	return l, err
@@ -529,7 +530,7 @@ func (s *Service) loanTerms(ctx context.Context, inst string, l *Loan, user *pat
 
 // ignoreGone drops NotFound and Refused errors (no such record, no rule).
 func ignoreGone(err error) error {
-	if pe, ok := patron.AsError(err); ok && (pe.Kind == patron.NotFound || pe.Kind == patron.Refused) {
+	if pe, ok := fault.As(err); ok && (pe.Kind == fault.NotFound || pe.Kind == fault.Refused) {
 		return nil
 	}
 	return err
@@ -658,7 +659,7 @@ func (s *Service) RenewManyIn(ctx context.Context, inst, primaryID string, ids [
 			}
 		}
 		l, reasons, err := s.renew(ctx, inst, user, blocked, &loans[i])
-		if pe, ok := patron.AsError(err); ok {
+		if pe, ok := fault.As(err); ok {
 			out = append(out, RenewResult{LoanID: id, DueAt: loans[i].DueAt, Reasons: []string{pe.Detail}})
 			continue
 		}
@@ -694,7 +695,7 @@ func (s *Service) renew(ctx context.Context, inst string, user *patron.User, blo
 		return nil, nil, err
 	}
 	terms, due, err := s.TermsFor(ctx, inst, user, &item, now)
-	if pe, ok := patron.AsError(err); ok && pe.Kind == patron.Refused {
+	if pe, ok := fault.As(err); ok && pe.Kind == fault.Refused {
 		return nil, append(reasons, pe.Reasons...), nil
 	} else if err != nil {
 		return nil, nil, err

@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/circulation"
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
@@ -96,9 +97,9 @@ func (f *loanFixture) checkOut(t *testing.T, primaryID, barcode string) *circula
 	return l
 }
 
-func wantReasons(t *testing.T, err error, parts ...string) *patron.Error {
+func wantReasons(t *testing.T, err error, parts ...string) *fault.Error {
 	t.Helper()
-	pe := wantKind(t, err, patron.Refused)
+	pe := wantKind(t, err, fault.Refused)
 	for _, p := range parts {
 		if !slices.ContainsFunc(pe.Reasons, func(r string) bool { return strings.Contains(r, p) }) {
 			t.Errorf("no reason with %q in %q", p, pe.Reasons)
@@ -128,9 +129,9 @@ func TestCheckOutSetsTheDueDateFromTheTerms(t *testing.T) {
 			t.Fatalf("open loans %+v, %v", open, err)
 		}
 		_, err = f.svc.CheckOut(f.ctx, "UNI", "nobody", "B3", circulation.CheckOutOptions{})
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 		_, err = f.svc.CheckOut(f.ctx, "UNI", "student1", "NOPE", circulation.CheckOutOptions{})
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 	})
 }
 
@@ -217,7 +218,7 @@ func TestAProxyBorrowsForTheSponsor(t *testing.T) {
 		_, err = f.svc.CheckOut(f.ctx, "UNI", "faculty1", "B2", circulation.CheckOutOptions{Proxy: "former"})
 		wantReasons(t, err, "former is not an active proxy for faculty1")
 		_, err = f.svc.CheckOut(f.ctx, "UNI", "faculty1", "B2", circulation.CheckOutOptions{Proxy: "ghost"})
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 	})
 }
 
@@ -279,7 +280,7 @@ func TestRenewalsFollowTheTerms(t *testing.T) {
 			t.Fatalf("results in due order: %+v", res)
 		}
 		_, err = f.svc.Renew(f.ctx, "UNI", "no-such-loan")
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 	})
 }
 
@@ -296,9 +297,9 @@ func TestCheckInCompletesTheLoanAndKeepsHistory(t *testing.T) {
 			t.Fatalf("item after check-in %+v, %v", it, err)
 		}
 		_, err = f.svc.CheckIn(f.ctx, "UNI", "B1")
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 		_, err = f.svc.Renew(f.ctx, "UNI", l.ID)
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 
 		// Lent again, to someone else; the history keeps both.
 		f.clock.Set(utc(2026, 9, 11, 9, 0))
@@ -331,7 +332,7 @@ func TestCheckInCompletesTheLoanAndKeepsHistory(t *testing.T) {
 		for _, err := range errs {
 			if err == nil {
 				returned++
-			} else if !errors.Is(err, patron.ErrNotFound) {
+			} else if !errors.Is(err, fault.ErrNotFound) {
 				t.Fatalf("a second check-in: %v", err)
 			}
 		}
@@ -381,7 +382,7 @@ func TestOneItemIsNeverLentTwice(t *testing.T) {
 				}
 				// A patron who already won the earlier rounds may also be
 				// at the limit of 3 loans.
-				pe := wantKind(t, err, patron.Refused)
+				pe := wantKind(t, err, fault.Refused)
 				if !slices.ContainsFunc(pe.Reasons, func(r string) bool {
 					return strings.Contains(r, "item "+barcode+" is on loan") || strings.Contains(r, "already has 3 loans")
 				}) {
@@ -445,7 +446,7 @@ func TestConcurrentCheckOutsKeepTheLoanLimit(t *testing.T) {
 		for _, err := range errs {
 			if err == nil {
 				won++
-			} else if !errors.Is(err, patron.ErrRefused) {
+			} else if !errors.Is(err, fault.ErrRefused) {
 				t.Fatalf("a losing check-out: %v", err)
 			}
 		}
@@ -462,14 +463,14 @@ func TestAPatronWithLoansCannotBeDeleted(t *testing.T) {
 		f.checkOut(t, "student1", "B1")
 		f.checkOut(t, "student1", "B2")
 		err := f.patrons.Delete(f.ctx, "UNI", "student1")
-		pe := wantKind(t, err, patron.Refused)
+		pe := wantKind(t, err, fault.Refused)
 		if len(pe.Reasons) != 1 || pe.Reasons[0] != "has 2 open loans" {
 			t.Fatalf("%q", pe.Reasons)
 		}
 		if _, err := f.svc.CheckIn(f.ctx, "UNI", "B1"); err != nil {
 			t.Fatal(err)
 		}
-		pe = wantKind(t, f.patrons.Delete(f.ctx, "UNI", "student1"), patron.Refused)
+		pe = wantKind(t, f.patrons.Delete(f.ctx, "UNI", "student1"), fault.Refused)
 		if len(pe.Reasons) != 1 || pe.Reasons[0] != "has 1 open loan" {
 			t.Fatalf("%q", pe.Reasons)
 		}
@@ -491,15 +492,15 @@ func TestLoansStayInTheirInstitution(t *testing.T) {
 		f := newLoanFixture(t, db)
 		l := f.checkOut(t, "student1", "B1")
 		_, err := f.svc.CheckOut(f.ctx, "OTHER", "student1", "B2", circulation.CheckOutOptions{})
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 		_, err = f.svc.Loans(f.ctx, "OTHER", "student1", true)
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 		_, err = f.svc.ItemLoans(f.ctx, "OTHER", "B1")
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 		_, err = f.svc.CheckIn(f.ctx, "OTHER", "B1")
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 		_, err = f.svc.Renew(f.ctx, "OTHER", l.ID)
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 
 		// OTHER's own student1 and B1 are not UNI's.
 		f.library(t, "OTHER", circulation.Library{Code: "MAIN", Name: "Their Main"})

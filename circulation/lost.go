@@ -8,7 +8,7 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/fault"
 )
 
 // DeclareOverdueLost declares lost, as DeclareLost does, every open loan
@@ -38,7 +38,7 @@ func (s *Service) DeclareOverdueLost(ctx context.Context) (int, error) {
 				return n, err
 			}
 			_, err = s.closeItemLoan(ctx, l.Institution, &item, LoanLost)
-			if pe, ok := patron.AsError(err); ok && (pe.Kind == patron.NotFound || pe.Kind == patron.Stale) {
+			if pe, ok := fault.As(err); ok && (pe.Kind == fault.NotFound || pe.Kind == fault.Stale) {
 				// Returned or declared lost meanwhile, here or elsewhere.
 				continue
 			}

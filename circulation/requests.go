@@ -10,6 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -203,7 +204,7 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 			continue
 		}
 		t, _, err := s.TermsFor(ctx, inst, user, &it, now)
-		if pe, ok := patron.AsError(err); ok && pe.Kind == patron.Refused {
+		if pe, ok := fault.As(err); ok && pe.Kind == fault.Refused {
 			why = append(why, pe.Reasons...)
 			continue
 		} else if err != nil {
@@ -274,7 +275,7 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 			req.PickupLibrary = allowed[0].Library
 		}
 		lib, err := loadLibrary(db, inst, req.PickupLibrary)
-		if errors.Is(err, patron.ErrNotFound) {
+		if errors.Is(err, fault.ErrNotFound) {
 			c.add("pickup_library", "unknown_value", "no library %q", req.PickupLibrary)
 		} else if err != nil {
 			return nil, err
@@ -702,7 +703,7 @@ func (s *Service) requestLibraries(ctx context.Context, inst, pickup, barcode, t
 			add(it.Library)
 			return out, nil
 		}
-		if !errors.Is(err, patron.ErrNotFound) || placing {
+		if !errors.Is(err, fault.ErrNotFound) || placing {
 			return nil, err
 		}
 	}
@@ -828,7 +829,7 @@ func (s *Service) ExpireRequests(ctx context.Context) (int, error) {
 				err := s.retry(ctx, func(tx *gorm.DB) error {
 					return s.closeRequest(tx, &due[i], RequestExpired, sel.reason(&due[i]), "")
 				})
-				if pe, ok := patron.AsError(err); ok && pe.Kind == patron.Stale {
+				if pe, ok := fault.As(err); ok && pe.Kind == fault.Stale {
 					continue // closed or changed by another instance
 				}
 				if err != nil {

@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/circulation"
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patron"
 )
@@ -171,15 +172,15 @@ func TestRequestOptionsAndRefusals(t *testing.T) {
 			{"faculty1", circulation.NewRequest{Barcode: "B2", DeliveryAddressID: fac.Addresses[0].ID, PickupLibrary: "MAIN"}, "delivery_address_id"},
 		} {
 			_, err := f.svc.PlaceRequest(f.ctx, "UNI", c.who, c.in)
-			pe := wantKind(t, err, patron.Invalid)
-			if !slices.ContainsFunc(pe.Fields, func(fe patron.FieldError) bool { return fe.Field == c.field }) {
+			pe := wantKind(t, err, fault.Invalid)
+			if !slices.ContainsFunc(pe.Fields, func(fe fault.FieldError) bool { return fe.Field == c.field }) {
 				t.Errorf("%s %+v: fields %+v, want %s", c.who, c.in, pe.Fields, c.field)
 			}
 		}
 		_, err = f.svc.PlaceRequest(f.ctx, "UNI", "student1", circulation.NewRequest{Barcode: "NOPE"})
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 		_, err = f.svc.PlaceRequest(f.ctx, "UNI", "student1", circulation.NewRequest{TitleID: "NOPE"})
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 		_, err = f.svc.PlaceRequest(f.ctx, "UNI", "student2", circulation.NewRequest{Barcode: "B2"})
 		wantReasons(t, err, "student2 has item B2 on loan")
 		if rs, _ := f.svc.Requests(f.ctx, "UNI", "student1", false); len(rs) != 0 {
@@ -210,9 +211,9 @@ func TestRequestOptionsAndRefusals(t *testing.T) {
 		}
 		f.wantBalance(t, "faculty1", map[string]int64{})
 		_, err = f.svc.CancelRequest(f.ctx, "UNI", "faculty1", r.ID, "again")
-		wantKind(t, err, patron.Refused)
+		wantKind(t, err, fault.Refused)
 		_, err = f.svc.CancelRequest(f.ctx, "UNI", "student2", r.ID, "not mine")
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 	})
 }
 

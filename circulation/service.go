@@ -9,7 +9,7 @@
 //
 // Every method takes the institution code (inst) whose data it reads or
 // writes; nothing is ever shared between institutions. Errors a caller can
-// act on are *patron.Error values of the usual kinds (Invalid with field
+// act on are *fault.Error values of the usual kinds (Invalid with field
 // errors, NotFound, Conflict, Stale, Refused), so that the HTTP adapter
 // answers them as it answers the patron service's.
 //
@@ -29,6 +29,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dberr"
 	"github.com/patronkit/patronkit/patron"
 
@@ -144,7 +145,7 @@ func (s *Service) translate(err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := patron.AsError(err); ok {
+	if _, ok := fault.As(err); ok {
 		return err
 	}
 	if dberr.Duplicate(s.db, err) {
@@ -153,16 +154,16 @@ func (s *Service) translate(err error) error {
 	return err
 }
 
-func notFound(format string, args ...any) *patron.Error {
-	return &patron.Error{Kind: patron.NotFound, Detail: fmt.Sprintf(format, args...)}
+func notFound(format string, args ...any) *fault.Error {
+	return &fault.Error{Kind: fault.NotFound, Detail: fmt.Sprintf(format, args...)}
 }
 
-func conflict(format string, args ...any) *patron.Error {
-	return &patron.Error{Kind: patron.Conflict, Detail: fmt.Sprintf(format, args...)}
+func conflict(format string, args ...any) *fault.Error {
+	return &fault.Error{Kind: fault.Conflict, Detail: fmt.Sprintf(format, args...)}
 }
 
-func stale(format string, args ...any) *patron.Error {
-	return &patron.Error{Kind: patron.Stale, Detail: fmt.Sprintf(format, args...)}
+func stale(format string, args ...any) *fault.Error {
+	return &fault.Error{Kind: fault.Stale, Detail: fmt.Sprintf(format, args...)}
 }
 
 // checker gathers the field errors of one record, with the stable codes the
@@ -170,11 +171,11 @@ func stale(format string, args ...any) *patron.Error {
 // out_of_range.
 type checker struct {
 	prefix string
-	fields []patron.FieldError
+	fields []fault.FieldError
 }
 
 func (c *checker) add(field, code, format string, args ...any) {
-	c.fields = append(c.fields, patron.FieldError{Field: c.prefix + field, Code: code, Message: fmt.Sprintf(format, args...)})
+	c.fields = append(c.fields, fault.FieldError{Field: c.prefix + field, Code: code, Message: fmt.Sprintf(format, args...)})
 }
 
 // text checks a trimmed string of one line: present when required, at
@@ -203,7 +204,7 @@ func (c *checker) textOf(field, v string, required bool, max int, multiLine bool
 
 // once adds a field error unless the same one is there already (a field
 // checked by its own check and by record).
-func (c *checker) once(f patron.FieldError) {
+func (c *checker) once(f fault.FieldError) {
 	if !slices.Contains(c.fields, f) {
 		c.fields = append(c.fields, f)
 	}
@@ -278,7 +279,7 @@ func (c *checker) err(what string) error {
 	if len(c.fields) == 0 {
 		return nil
 	}
-	return &patron.Error{Kind: patron.Invalid, Detail: "the " + what + " is not valid", Fields: c.fields}
+	return &fault.Error{Kind: fault.Invalid, Detail: "the " + what + " is not valid", Fields: c.fields}
 }
 
 func trim(ps ...*string) {

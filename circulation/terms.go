@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -308,11 +309,11 @@ func loadRules(db *gorm.DB, inst string) (RuleSet, error) {
 // block_limits[i]....
 func (s *Service) ReplaceRules(ctx context.Context, inst string, version int, rules []Rule, limits []BlockLimit) (RuleSet, error) {
 	if len(rules) > maxRules {
-		return RuleSet{}, &patron.Error{Kind: patron.Invalid, Detail: "the rules are not valid",
-			Fields: []patron.FieldError{{Field: "rules", Code: "out_of_range", Message: fmt.Sprintf("an institution may have at most %d rules", maxRules)}}}
+		return RuleSet{}, &fault.Error{Kind: fault.Invalid, Detail: "the rules are not valid",
+			Fields: []fault.FieldError{{Field: "rules", Code: "out_of_range", Message: fmt.Sprintf("an institution may have at most %d rules", maxRules)}}}
 	}
 	rs := make([]Rule, len(rules))
-	var fields []patron.FieldError
+	var fields []fault.FieldError
 	for i, r := range rules {
 		normalizeRule(&r)
 		c := checker{prefix: fmt.Sprintf("rules[%d].", i)}
@@ -321,7 +322,7 @@ func (s *Service) ReplaceRules(ctx context.Context, inst string, version int, ru
 		rs[i] = r
 	}
 	if len(limits) > maxRules {
-		fields = append(fields, patron.FieldError{Field: "block_limits", Code: "out_of_range", Message: fmt.Sprintf("an institution may have at most %d block limits", maxRules)})
+		fields = append(fields, fault.FieldError{Field: "block_limits", Code: "out_of_range", Message: fmt.Sprintf("an institution may have at most %d block limits", maxRules)})
 		limits = nil
 	}
 	ls := make([]BlockLimit, len(limits))
@@ -333,7 +334,7 @@ func (s *Service) ReplaceRules(ctx context.Context, inst string, version int, ru
 		ls[i] = l
 	}
 	if len(fields) > 0 {
-		return RuleSet{}, &patron.Error{Kind: patron.Invalid, Detail: "the terms of use are not valid", Fields: fields}
+		return RuleSet{}, &fault.Error{Kind: fault.Invalid, Detail: "the terms of use are not valid", Fields: fields}
 	}
 	var out RuleSet
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -348,7 +349,7 @@ func (s *Service) ReplaceRules(ctx context.Context, inst string, version int, ru
 			}
 			// Two first writes at once: the primary key lets one through.
 			if err := tx.Create(&ruleSetRow{Institution: inst, Version: 1, UpdatedAt: now}).Error; err != nil {
-				if errors.Is(s.translate(err), patron.ErrConflict) {
+				if errors.Is(s.translate(err), fault.ErrConflict) {
 					return stale("the rules were set at the same time: read them again")
 				}
 				return err
@@ -454,7 +455,7 @@ func (s *Service) Quote(ctx context.Context, inst string, user *patron.User, ite
 		}
 	}
 	if rule == nil {
-		return Quote{}, &patron.Error{Kind: patron.Refused, Detail: "no terms of use apply to this loan",
+		return Quote{}, &fault.Error{Kind: fault.Refused, Detail: "no terms of use apply to this loan",
 			Reasons: []string{fmt.Sprintf("no rule matches user_group %q, item_policy %q, library %q, material_type %q",
 				user.UserGroup, item.ItemPolicy, item.Library, item.MaterialType)}}
 	}
@@ -468,7 +469,7 @@ func (s *Service) Quote(ctx context.Context, inst string, user *patron.User, ite
 	}
 	due, err := dueDate(db, lib, rule.Terms, at)
 	if err != nil {
-		if pe, ok := patron.AsError(err); ok && pe.Kind == patron.Refused {
+		if pe, ok := fault.As(err); ok && pe.Kind == fault.Refused {
 			pe.Reasons = append(pe.Reasons, "under "+name)
 		}
 		return Quote{}, s.translate(err)
@@ -493,7 +494,7 @@ func dueDate(db *gorm.DB, l *Library, t Terms, at time.Time) (time.Time, error) 
 		}
 		due = d
 		if endOf(d, loc).Before(at) {
-			return time.Time{}, &patron.Error{Kind: patron.Refused, Detail: "the loan would be due in the past",
+			return time.Time{}, &fault.Error{Kind: fault.Refused, Detail: "the loan would be due in the past",
 				Reasons: []string{"the fixed due date " + t.FixedDueDate + " has passed"}}
 		}
 	case t.LoanPeriodUnit == Minutes:

@@ -6,8 +6,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/circulation"
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
-	"github.com/patronkit/patronkit/patron"
 )
 
 // Every text field of circulation's records refuses NUL, control
@@ -95,6 +95,6 @@ func TestCirculationTextRefusesControlCharactersOnEveryDatabase(t *testing.T) {
 }
 
 func errorsIsNotFound(err error) bool {
-	e, ok := patron.AsError(err)
-	return ok && e.Kind == patron.NotFound
+	e, ok := fault.As(err)
+	return ok && e.Kind == fault.NotFound
 }

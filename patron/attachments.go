@@ -13,6 +13,8 @@ import (
 	"github.com/go-playground/validator/v10"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/patronkit/patronkit/fault"
 )
 
 // Attachment kinds: a notice is a communication the library sent to the
@@ -98,7 +100,7 @@ func (s *Service) AddAttachment(ctx context.Context, inst, primaryID string, a A
 		}
 	}
 	if int64(len(data)) > s.maxAttachment {
-		return nil, &Error{Kind: Invalid, Detail: fmt.Sprintf("the file is larger than the limit of %d bytes", s.maxAttachment), Fields: []FieldError{{
+		return nil, &fault.Error{Kind: fault.Invalid, Detail: fmt.Sprintf("the file is larger than the limit of %d bytes", s.maxAttachment), Fields: []fault.FieldError{{
 			Field: "content", Code: "too_large", Message: fmt.Sprintf("is larger than the limit of %d bytes", s.maxAttachment),
 		}}}
 	}
@@ -238,7 +240,7 @@ func deleteAttachments(tx *gorm.DB, userID string) error {
 // validateAttachment checks a normalized attachment, and that it is not
 // empty.
 func (s *Service) validateAttachment(a *Attachment) error {
-	var fields []FieldError
+	var fields []fault.FieldError
 	if err := s.validate.Struct(a); err != nil {
 		var ves validator.ValidationErrors
 		if !errors.As(err, &ves) {
@@ -249,15 +251,15 @@ func (s *Service) validateAttachment(a *Attachment) error {
 		}
 	}
 	for _, f := range TextErrors("", a) {
-		if !slices.ContainsFunc(fields, func(g FieldError) bool { return g.Field == f.Field }) {
+		if !slices.ContainsFunc(fields, func(g fault.FieldError) bool { return g.Field == f.Field }) {
 			fields = append(fields, f)
 		}
 	}
 	if a.Size == 0 {
-		fields = append(fields, FieldError{Field: "content", Code: "required", Message: "is empty: a file has at least one byte"})
+		fields = append(fields, fault.FieldError{Field: "content", Code: "required", Message: "is empty: a file has at least one byte"})
 	}
 	if len(fields) > 0 {
-		return &Error{Kind: Invalid, Detail: "the attachment is not valid", Fields: fields}
+		return &fault.Error{Kind: fault.Invalid, Detail: "the attachment is not valid", Fields: fields}
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
@@ -172,14 +173,14 @@ func TestAttachmentsOverTheLimitOrInvalidWriteNothing(t *testing.T) {
 		}
 
 		_, err := f.svc.AddAttachment(f.ctx, "UNI", "jdoe", patron.Attachment{FileName: "big.bin"}, bytes.NewReader(make([]byte, 1025)))
-		e := wantKind(t, err, patron.Invalid)
+		e := wantKind(t, err, fault.Invalid)
 		wantField(t, e, "content", "too_large")
 		if !strings.Contains(e.Detail, "1024 bytes") {
 			t.Fatalf("the refusal does not name the limit: %q", e.Detail)
 		}
 		// A reader that never ends is read no further than the limit.
 		_, err = f.svc.AddAttachment(f.ctx, "UNI", "jdoe", patron.Attachment{FileName: "endless.bin"}, endless{})
-		wantField(t, wantKind(t, err, patron.Invalid), "content", "too_large")
+		wantField(t, wantKind(t, err, fault.Invalid), "content", "too_large")
 
 		cases := []struct {
 			name    string
@@ -202,13 +203,13 @@ func TestAttachmentsOverTheLimitOrInvalidWriteNothing(t *testing.T) {
 		}
 		for _, c := range cases {
 			_, err := f.svc.AddAttachment(f.ctx, "UNI", "jdoe", c.a, bytes.NewReader(c.content))
-			if e, ok := patron.AsError(err); !ok || e.Kind != patron.Invalid {
+			if e, ok := fault.As(err); !ok || e.Kind != fault.Invalid {
 				t.Fatalf("%s: want Invalid, got %v", c.name, err)
 			} else {
 				wantField(t, e, c.field, c.code)
 			}
 		}
-		if _, err := f.svc.AddAttachment(f.ctx, "UNI", "nobody", patron.Attachment{FileName: "a.txt"}, strings.NewReader("x")); !errors.Is(err, patron.ErrNotFound) {
+		if _, err := f.svc.AddAttachment(f.ctx, "UNI", "nobody", patron.Attachment{FileName: "a.txt"}, strings.NewReader("x")); !errors.Is(err, fault.ErrNotFound) {
 			t.Fatalf("an attachment for no user: %v", err)
 		}
 		if n, m := rows(t, db, "pk_user_attachments"), rows(t, db, "pk_user_attachment_contents"); n != 0 || m != 0 {
@@ -242,7 +243,7 @@ func TestAttachmentsStayWithTheirUserAndInstitution(t *testing.T) {
 		if list, err := f.svc.Attachments(f.ctx, "COLLEGE", "jdoe"); err != nil || len(list) != 0 {
 			t.Fatalf("COLLEGE's jdoe lists %v (%v)", list, err)
 		}
-		if _, err := f.svc.Attachments(f.ctx, "COLLEGE", "other"); !errors.Is(err, patron.ErrNotFound) {
+		if _, err := f.svc.Attachments(f.ctx, "COLLEGE", "other"); !errors.Is(err, fault.ErrNotFound) {
 			t.Fatalf("COLLEGE lists the attachments of UNI's other: %v", err)
 		}
 		// A refusal reads the same whether the id exists elsewhere or not
@@ -250,7 +251,7 @@ func TestAttachmentsStayWithTheirUserAndInstitution(t *testing.T) {
 		const unknown = "01900000-0000-7000-8000-000000000000"
 		detail := func(err error) string {
 			t.Helper()
-			e := wantKind(t, err, patron.NotFound)
+			e := wantKind(t, err, fault.NotFound)
 			return strings.ReplaceAll(strings.ReplaceAll(e.Detail, a.ID, "ID"), unknown, "ID")
 		}
 		for _, who := range []struct{ inst, user string }{{"COLLEGE", "jdoe"}, {"UNI", "other"}} {
@@ -268,7 +269,7 @@ func TestAttachmentsStayWithTheirUserAndInstitution(t *testing.T) {
 				t.Fatalf("%s/%s: the refusal of a held id (%q) differs from that of an unknown one (%q)", who.inst, who.user, d1, d2)
 			}
 		}
-		if _, _, err := f.svc.AttachmentContent(f.ctx, "COLLEGE", "nobody", a.ID); !errors.Is(err, patron.ErrNotFound) {
+		if _, _, err := f.svc.AttachmentContent(f.ctx, "COLLEGE", "nobody", a.ID); !errors.Is(err, fault.ErrNotFound) {
 			t.Fatalf("no user: %v", err)
 		}
 
@@ -282,10 +283,10 @@ func TestAttachmentsStayWithTheirUserAndInstitution(t *testing.T) {
 		if err := f.svc.RemoveAttachment(f.ctx, "UNI", "jdoe", a.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.svc.RemoveAttachment(f.ctx, "UNI", "jdoe", a.ID); !errors.Is(err, patron.ErrNotFound) {
+		if err := f.svc.RemoveAttachment(f.ctx, "UNI", "jdoe", a.ID); !errors.Is(err, fault.ErrNotFound) {
 			t.Fatalf("removing twice: %v", err)
 		}
-		if _, _, err := f.svc.AttachmentContent(f.ctx, "UNI", "jdoe", a.ID); !errors.Is(err, patron.ErrNotFound) {
+		if _, _, err := f.svc.AttachmentContent(f.ctx, "UNI", "jdoe", a.ID); !errors.Is(err, fault.ErrNotFound) {
 			t.Fatalf("a removed attachment reads: %v", err)
 		}
 		if n := rows(t, db, "pk_user_attachment_contents"); n != 0 {
@@ -331,7 +332,7 @@ func TestAttachmentsAddedWhileTheUserIsDeletedAreNotLeftBehind(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					_, err := f.svc.AddAttachment(f.ctx, "UNI", "jdoe", patron.Attachment{FileName: fmt.Sprintf("r%d-%d.txt", round, i)}, strings.NewReader("x"))
-					if err != nil && !errors.Is(err, patron.ErrNotFound) {
+					if err != nil && !errors.Is(err, fault.ErrNotFound) {
 						t.Errorf("add: %v", err)
 					}
 				}()

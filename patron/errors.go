@@ -1,99 +1,19 @@
 package patron
 
 import (
-	"errors"
 	"fmt"
-	"strings"
-	"time"
+
+	"github.com/patronkit/patronkit/fault"
 )
 
-// Kind classifies an Error so that adapters can answer with the right
-// status without parsing messages.
-type Kind int
-
-// The kinds of Error.
-const (
-	// Invalid input; Fields says which fields and why.
-	Invalid Kind = iota + 1
-	// NotFound: no such user (or segment) in the institution.
-	NotFound
-	// Conflict with data already held: a taken primary_id or identifier.
-	Conflict
-	// Stale: the record changed since the version the caller read.
-	Stale
-	// Refused: the action is not allowed now; Reasons lists every reason
-	// (e.g. a deletion guard's).
-	Refused
-	// Locked: too many failed sign-ins; RetryAfter says for how long.
-	Locked
-	// Unauthenticated: unknown user or wrong PIN.
-	Unauthenticated
-)
-
-// FieldError is one reason a field was refused. Field is the JSON path of
-// the field (emails[1].email_address); Code is stable for clients.
-type FieldError struct {
-	Field   string `json:"field"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
+func invalid(fields ...fault.FieldError) *fault.Error {
+	return &fault.Error{Kind: fault.Invalid, Detail: "the record is not valid", Fields: fields}
 }
 
-// Error is the error the patron service returns for anything a caller did
-// or can act on. Errors not of this type are internal failures.
-type Error struct {
-	Kind       Kind
-	Detail     string
-	Fields     []FieldError
-	Reasons    []string
-	RetryAfter time.Duration
+func notFound(format string, args ...any) *fault.Error {
+	return &fault.Error{Kind: fault.NotFound, Detail: fmt.Sprintf(format, args...)}
 }
 
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString("patron: ")
-	b.WriteString(e.Detail)
-	for _, f := range e.Fields {
-		fmt.Fprintf(&b, "; %s: %s", f.Field, f.Message)
-	}
-	for _, r := range e.Reasons {
-		fmt.Fprintf(&b, "; %s", r)
-	}
-	return b.String()
-}
-
-// Is makes errors.Is(err, patron.ErrNotFound) and the like match any Error
-// of the same kind.
-func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Kind == e.Kind && t.Detail == ""
-}
-
-// Sentinels for errors.Is.
-var (
-	ErrInvalid         = &Error{Kind: Invalid}
-	ErrNotFound        = &Error{Kind: NotFound}
-	ErrConflict        = &Error{Kind: Conflict}
-	ErrStale           = &Error{Kind: Stale}
-	ErrRefused         = &Error{Kind: Refused}
-	ErrLocked          = &Error{Kind: Locked}
-	ErrUnauthenticated = &Error{Kind: Unauthenticated}
-)
-
-// AsError returns the *Error in err's chain, if any.
-func AsError(err error) (*Error, bool) {
-	var e *Error
-	ok := errors.As(err, &e)
-	return e, ok
-}
-
-func invalid(fields ...FieldError) *Error {
-	return &Error{Kind: Invalid, Detail: "the record is not valid", Fields: fields}
-}
-
-func notFound(format string, args ...any) *Error {
-	return &Error{Kind: NotFound, Detail: fmt.Sprintf(format, args...)}
-}
-
-func conflict(format string, args ...any) *Error {
-	return &Error{Kind: Conflict, Detail: fmt.Sprintf(format, args...)}
+func conflict(format string, args ...any) *fault.Error {
+	return &fault.Error{Kind: fault.Conflict, Detail: fmt.Sprintf(format, args...)}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"gorm.io/gorm"
+
+	"github.com/patronkit/patronkit/fault"
 )
 
 // DeactivateMissing makes INACTIVE the active external users of the
@@ -65,10 +67,10 @@ func (s *Service) missing(ctx context.Context, inst string, rule SyncRule, seen 
 // fields (see RetainedFields); none means all of them. It returns the
 // fields that were held by hand.
 func (s *Service) RestoreSISFields(ctx context.Context, inst, primaryID string, fields []string) ([]string, error) {
-	var bad []FieldError
+	var bad []fault.FieldError
 	for i, f := range fields {
 		if !slices.Contains(RetainedFields, f) {
-			bad = append(bad, FieldError{Field: fmt.Sprintf("fields[%d]", i), Code: "unknown_value", Message: "must be one of: " + strings.Join(RetainedFields, ", ")})
+			bad = append(bad, fault.FieldError{Field: fmt.Sprintf("fields[%d]", i), Code: "unknown_value", Message: "must be one of: " + strings.Join(RetainedFields, ", ")})
 		}
 	}
 	if len(bad) > 0 {
@@ -84,7 +86,7 @@ func (s *Service) RestoreSISFields(ctx context.Context, inst, primaryID string, 
 			return err
 		}
 		if !u.IsExternal() {
-			return &Error{Kind: Refused, Detail: "only an external user's fields come from the SIS", Reasons: []string{fmt.Sprintf("user %q is internal", u.PrimaryID)}}
+			return &fault.Error{Kind: fault.Refused, Detail: "only an external user's fields come from the SIS", Reasons: []string{fmt.Sprintf("user %q is internal", u.PrimaryID)}}
 		}
 		if err := tx.Model(&FieldOverride{}).Where("user_id = ? AND field IN ?", u.ID, fields).Pluck("field", &restored).Error; err != nil {
 			return err

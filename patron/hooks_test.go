@@ -10,6 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patron"
 )
@@ -32,7 +33,7 @@ func TestDeleteAsksEveryGuardAndListsEveryReason(t *testing.T) {
 			return nil, nil
 		}))
 		err := f.svc.Delete(f.ctx, "UNI", "jdoe")
-		e := wantKind(t, err, patron.Refused)
+		e := wantKind(t, err, fault.Refused)
 		if strings.Join(e.Reasons, "|") != "has 2 loans|owes 12.00 EUR" {
 			t.Fatalf("reasons: %q", e.Reasons)
 		}
@@ -43,7 +44,7 @@ func TestDeleteAsksEveryGuardAndListsEveryReason(t *testing.T) {
 		if err := f.svc.Delete(f.ctx, "UNI", "free"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.svc.Get(f.ctx, "UNI", "free"); !errors.Is(err, patron.ErrNotFound) {
+		if _, err := f.svc.Get(f.ctx, "UNI", "free"); !errors.Is(err, fault.ErrNotFound) {
 			t.Fatalf("deleted user still there: %v", err)
 		}
 		var left int64
@@ -112,7 +113,7 @@ func TestSignInLocksAfterRepeatedFailures(t *testing.T) {
 		}
 		for i := 0; i < 3; i++ {
 			_, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "0000", "192.0.2.1")
-			wantKind(t, err, patron.Unauthenticated)
+			wantKind(t, err, fault.Unauthenticated)
 		}
 		// Locked now, even with the right PIN; the count is in the database,
 		// so a new service (a restart, another instance) sees it too.
@@ -121,12 +122,12 @@ func TestSignInLocksAfterRepeatedFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = again.SignIn(f.ctx, "UNI", "jdoe", "1234", "192.0.2.1")
-		if e := wantKind(t, err, patron.Locked); e.RetryAfter != 10*time.Minute {
+		if e := wantKind(t, err, fault.Locked); e.RetryAfter != 10*time.Minute {
 			t.Fatalf("retry after %v", e.RetryAfter)
 		}
 		f.clock.Advance(9 * time.Minute)
 		_, err = f.svc.SignIn(f.ctx, "UNI", "jdoe", "1234", "192.0.2.1")
-		if e := wantKind(t, err, patron.Locked); e.RetryAfter != time.Minute {
+		if e := wantKind(t, err, fault.Locked); e.RetryAfter != time.Minute {
 			t.Fatalf("retry after %v", e.RetryAfter)
 		}
 		f.clock.Advance(time.Minute + time.Second)
@@ -142,14 +143,14 @@ func TestSignInLocksAfterRepeatedFailures(t *testing.T) {
 		}
 		// Unknown users and users without a PIN never sign in.
 		_, err = f.svc.SignIn(f.ctx, "UNI", "nobody", "1234", "192.0.2.1")
-		wantKind(t, err, patron.Unauthenticated)
+		wantKind(t, err, fault.Unauthenticated)
 		mustCreate(t, f, "UNI", &patron.User{PrimaryID: "nopin", FirstName: "N", LastName: "P"})
 		_, err = f.svc.SignIn(f.ctx, "UNI", "nopin", "", "192.0.2.1")
-		wantKind(t, err, patron.Unauthenticated)
+		wantKind(t, err, fault.Unauthenticated)
 		// Inactive users neither.
 		mustCreate(t, f, "UNI", &patron.User{PrimaryID: "gone", FirstName: "G", LastName: "G", Status: "inactive", PINNumber: "5555"})
 		_, err = f.svc.SignIn(f.ctx, "UNI", "gone", "5555", "192.0.2.1")
-		wantKind(t, err, patron.Unauthenticated)
+		wantKind(t, err, fault.Unauthenticated)
 	})
 }
 
@@ -198,7 +199,7 @@ func TestListSearchesFiltersAndPages(t *testing.T) {
 			t.Fatalf("total %d, page %d", p.TotalRecordCount, len(p.Users))
 		}
 		_, err := f.svc.List(f.ctx, "UNI", patron.Query{Limit: 1000})
-		wantKind(t, err, patron.Invalid)
+		wantKind(t, err, fault.Invalid)
 	})
 }
 
@@ -229,7 +230,7 @@ func TestDeletionHooksActInTheDeletionsTransaction(t *testing.T) {
 			}
 			return nil
 		}))
-		wantKind(t, f.svc.Delete(f.ctx, "UNI", "keep"), patron.Refused)
+		wantKind(t, f.svc.Delete(f.ctx, "UNI", "keep"), fault.Refused)
 		if err := f.svc.Delete(f.ctx, "UNI", "fail"); err == nil || !strings.Contains(err.Error(), "the hook failed") {
 			t.Fatalf("a failing hook: %v", err)
 		}

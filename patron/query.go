@@ -3,6 +3,8 @@ package patron
 import (
 	"context"
 	"strings"
+
+	"github.com/patronkit/patronkit/fault"
 )
 
 // Query selects users for a list. Empty fields do not filter.
@@ -33,16 +35,16 @@ func (s *Service) List(ctx context.Context, inst string, q Query) (Page, error) 
 		q.Limit = 10
 	}
 	if q.Limit > 100 || q.Offset < 0 {
-		return Page{}, invalid(FieldError{Field: "limit", Code: "out_of_range", Message: "limit must be 1..100 and offset at least 0"})
+		return Page{}, invalid(fault.FieldError{Field: "limit", Code: "out_of_range", Message: "limit must be 1..100 and offset at least 0"})
 	}
-	var bad []FieldError
+	var bad []fault.FieldError
 	for _, f := range [][2]string{{"q", q.Q}, {"user_group", q.UserGroup}, {"status", q.Status}, {"account_type", q.AccountType}, {"record_type", q.RecordType}} {
 		if e := TextError(f[0], f[1], false); e != nil {
 			bad = append(bad, *e)
 		}
 	}
 	if len(bad) > 0 {
-		return Page{}, &Error{Kind: Invalid, Detail: "the query is not valid", Fields: bad}
+		return Page{}, &fault.Error{Kind: fault.Invalid, Detail: "the query is not valid", Fields: bad}
 	}
 	db := s.db.WithContext(ctx).Model(&User{}).Where("institution = ?", inst)
 	for field, v := range map[string]string{"user_group": q.UserGroup, "status": strings.ToUpper(q.Status), "account_type": strings.ToUpper(q.AccountType), "record_type": strings.ToUpper(q.RecordType)} {

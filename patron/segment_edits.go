@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"slices"
+
+	"github.com/patronkit/patronkit/fault"
 )
 
 // Segment kinds, as they appear in the staff routes that add and remove one
@@ -98,7 +100,7 @@ func (s *Service) RemoveSegment(ctx context.Context, inst, primaryID, kind, id s
 			return notFound("user has no %s entry %q", kind, id)
 		}
 		if u.IsExternal() && found.IsExternal() {
-			return &Error{Kind: Refused, Detail: "an External entry belongs to the SIS", Reasons: []string{"the " + kind + " entry " + id + " came from the SIS and is replaced by each synchronize; it cannot be removed by hand"}}
+			return &fault.Error{Kind: fault.Refused, Detail: "an External entry belongs to the SIS", Reasons: []string{"the " + kind + " entry " + id + " came from the SIS and is replaced by each synchronize; it cannot be removed by hand"}}
 		}
 		return nil
 	})
@@ -118,7 +120,7 @@ func (s *Service) edit(ctx context.Context, inst, primaryID string, change func(
 			return nil, err
 		}
 		out, err := s.Replace(ctx, inst, primaryID, cur.Version, cur)
-		if errors.Is(err, ErrStale) && attempt < 3 {
+		if errors.Is(err, fault.ErrStale) && attempt < 3 {
 			continue
 		}
 		return out, err

@@ -11,6 +11,8 @@ import (
 	"github.com/go-playground/validator/v10"
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
+
+	"github.com/patronkit/patronkit/fault"
 )
 
 // Options configures a Service. The zero value is usable.
@@ -254,7 +256,7 @@ func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
 			return res.Error
 		}
 		if res.RowsAffected == 0 {
-			return &Error{Kind: Stale, Detail: "the user changed while it was being deleted; try again"}
+			return &fault.Error{Kind: fault.Stale, Detail: "the user changed while it was being deleted; try again"}
 		}
 		u.Version++
 		var reasons []string
@@ -266,7 +268,7 @@ func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
 			reasons = append(reasons, r...)
 		}
 		if len(reasons) > 0 {
-			return &Error{Kind: Refused, Detail: fmt.Sprintf("user %q cannot be deleted", u.PrimaryID), Reasons: reasons}
+			return &fault.Error{Kind: fault.Refused, Detail: fmt.Sprintf("user %q cannot be deleted", u.PrimaryID), Reasons: reasons}
 		}
 		for _, h := range s.hooks {
 			if err := h.UserDeleting(ctx, tx, u); err != nil {
@@ -284,7 +286,7 @@ func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
 			return res.Error
 		}
 		if res.RowsAffected == 0 {
-			return &Error{Kind: Stale, Detail: "the user changed while it was being deleted; try again"}
+			return &fault.Error{Kind: fault.Stale, Detail: "the user changed while it was being deleted; try again"}
 		}
 		// After the user's row: an attachment being added at the same
 		// time holds that row, so its commit comes first and it goes too.
@@ -325,7 +327,7 @@ func (s *Service) emit(ctx context.Context, inst, action, primaryID, what string
 func (s *Service) normalizeNew(ctx context.Context, u *User) error {
 	normalizeCore(u)
 	keepUnsent(u, &User{AccountType: AccountInternal, RecordType: RecordPublic, Status: StatusActive})
-	var fields []FieldError
+	var fields []fault.FieldError
 	eachSegment(u, func(path string, seg *Segment) { fields = append(fields, internalOnly(path, seg)...) })
 	if len(fields) > 0 {
 		return invalid(fields...)

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
@@ -80,16 +81,16 @@ func mustCreate(t *testing.T, f *fixture, inst string, u *patron.User) *patron.U
 	return out
 }
 
-func wantKind(t *testing.T, err error, kind patron.Kind) *patron.Error {
+func wantKind(t *testing.T, err error, kind fault.Kind) *fault.Error {
 	t.Helper()
-	e, ok := patron.AsError(err)
+	e, ok := fault.As(err)
 	if !ok || e.Kind != kind {
 		t.Fatalf("want an error of kind %d, got %v", kind, err)
 	}
 	return e
 }
 
-func wantField(t *testing.T, e *patron.Error, field, code string) {
+func wantField(t *testing.T, e *fault.Error, field, code string) {
 	t.Helper()
 	for _, f := range e.Fields {
 		if f.Field == field && (code == "" || f.Code == code) {
@@ -174,7 +175,7 @@ func TestCreateRefusesInvalidRecordsAndWritesNothing(t *testing.T) {
 			u := jane()
 			tc.edit(u)
 			_, err := f.svc.Create(f.ctx, "UNI", u)
-			if e, ok := patron.AsError(err); !ok || e.Kind != patron.Invalid {
+			if e, ok := fault.As(err); !ok || e.Kind != fault.Invalid {
 				t.Fatalf("%s: want Invalid, got %v", tc.name, err)
 			} else {
 				wantField(t, e, tc.field, tc.code)
@@ -195,7 +196,7 @@ func TestPrimaryIDsAndIdentifiersAreUniquePerInstitution(t *testing.T) {
 		dup.PrimaryID = "JDoe"
 		dup.Identifiers = nil
 		_, err := f.svc.Create(f.ctx, "UNI", dup)
-		if e := wantKind(t, err, patron.Conflict); !strings.Contains(e.Detail, "primary_id") {
+		if e := wantKind(t, err, fault.Conflict); !strings.Contains(e.Detail, "primary_id") {
 			t.Fatalf("conflict must name the primary_id: %v", e)
 		}
 
@@ -203,7 +204,7 @@ func TestPrimaryIDsAndIdentifiersAreUniquePerInstitution(t *testing.T) {
 		other.PrimaryID = "other"
 		other.Identifiers[0].Value = "b-100 " // same barcode, other case and blanks
 		_, err = f.svc.Create(f.ctx, "UNI", other)
-		if e := wantKind(t, err, patron.Conflict); !strings.Contains(e.Detail, "BARCODE") {
+		if e := wantKind(t, err, fault.Conflict); !strings.Contains(e.Detail, "BARCODE") {
 			t.Fatalf("conflict must name the identifier: %v", e)
 		}
 		if n := countUsers(t, f, "UNI"); n != 1 {
@@ -226,7 +227,7 @@ func TestPrimaryIDsAndIdentifiersAreUniquePerInstitution(t *testing.T) {
 
 		// Another institution has its own namespace, and sees nothing of UNI.
 		mustCreate(t, f, "COLLEGE", jane())
-		if _, err := f.svc.Get(f.ctx, "COLLEGE", "other"); !errors.Is(err, patron.ErrNotFound) {
+		if _, err := f.svc.Get(f.ctx, "COLLEGE", "other"); !errors.Is(err, fault.ErrNotFound) {
 			t.Fatalf("COLLEGE must not read UNI's users: %v", err)
 		}
 		if n := countUsers(t, f, "COLLEGE"); n != 1 {
@@ -259,7 +260,7 @@ func TestConcurrentCreatesOfOnePrimaryID(t *testing.T) {
 				ok++
 				continue
 			}
-			wantKind(t, err, patron.Conflict)
+			wantKind(t, err, fault.Conflict)
 		}
 		if ok != 1 || countUsers(t, f, "UNI") != 1 {
 			t.Fatalf("want exactly one winner, got %d", ok)
@@ -275,10 +276,10 @@ func TestGetByIdentifier(t *testing.T) {
 		if err != nil || u.PrimaryID != "jdoe" {
 			t.Fatalf("lookup by barcode: %v %v", u, err)
 		}
-		if _, err := f.svc.GetByIdentifier(f.ctx, "UNI", "UNIV_ID", "B-100"); !errors.Is(err, patron.ErrNotFound) {
+		if _, err := f.svc.GetByIdentifier(f.ctx, "UNI", "UNIV_ID", "B-100"); !errors.Is(err, fault.ErrNotFound) {
 			t.Fatalf("another id type must not match: %v", err)
 		}
-		if _, err := f.svc.GetByIdentifier(f.ctx, "OTHER", "BARCODE", "B-100"); !errors.Is(err, patron.ErrNotFound) {
+		if _, err := f.svc.GetByIdentifier(f.ctx, "OTHER", "BARCODE", "B-100"); !errors.Is(err, fault.ErrNotFound) {
 			t.Fatalf("another institution must not match: %v", err)
 		}
 	})
@@ -302,7 +303,7 @@ func TestGetSegmentsReadsOnlyTheListsAsked(t *testing.T) {
 			len(u.Emails) == 0 || len(u.Identifiers) != 0 || len(u.Addresses) != 0 || len(u.Notes) != 0 || u.PINNumber != "" {
 			t.Fatalf("partial read %+v", u)
 		}
-		if _, err := f.svc.GetSegments(f.ctx, "UNI", "nobody"); !errors.Is(err, patron.ErrNotFound) {
+		if _, err := f.svc.GetSegments(f.ctx, "UNI", "nobody"); !errors.Is(err, fault.ErrNotFound) {
 			t.Fatalf("unknown user: %v", err)
 		}
 	})

@@ -19,6 +19,8 @@ import (
 	"golang.org/x/time/rate"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/patronkit/patronkit/fault"
 )
 
 // The bounds of what SignIn looks at: a primary_id longer than any that can
@@ -168,7 +170,7 @@ func (s *Service) SignIn(ctx context.Context, inst, primaryID, pin, source strin
 			s.log.Warn("patron: a source is making too many failed sign-ins; it waits before trying again",
 				"institution", inst, "source_hash", src[:12], "burst", g.burst, "refill", g.refill)
 		}
-		return nil, &Error{Kind: Locked, Detail: "too many failed sign-ins from your address: wait before trying again", RetryAfter: ceilSeconds(wait)}
+		return nil, &fault.Error{Kind: fault.Locked, Detail: "too many failed sign-ins from your address: wait before trying again", RetryAfter: ceilSeconds(wait)}
 	}
 
 	var u User
@@ -268,10 +270,10 @@ func failuresOf(db *gorm.DB, inst, key, src string) (failures, error) {
 // locked is the Locked error of the lock that holds longest, or nil.
 func (f failures) locked(now time.Time) error {
 	if f.account != nil && f.account.LockedUntil.After(now) {
-		return &Error{Kind: Locked, Detail: "too many failed sign-ins to this account: it is locked for a while", RetryAfter: ceilSeconds(f.account.LockedUntil.Sub(now))}
+		return &fault.Error{Kind: fault.Locked, Detail: "too many failed sign-ins to this account: it is locked for a while", RetryAfter: ceilSeconds(f.account.LockedUntil.Sub(now))}
 	}
 	if f.source != nil && f.source.LockedUntil.After(now) {
-		return &Error{Kind: Locked, Detail: "too many failed sign-ins to this account from your address: it is locked there for a while", RetryAfter: ceilSeconds(f.source.LockedUntil.Sub(now))}
+		return &fault.Error{Kind: fault.Locked, Detail: "too many failed sign-ins to this account from your address: it is locked there for a while", RetryAfter: ceilSeconds(f.source.LockedUntil.Sub(now))}
 	}
 	return nil
 }
@@ -385,8 +387,8 @@ func sourceKey(source string) string {
 	return hex.EncodeToString(h[:])
 }
 
-func unauthenticated() *Error {
-	return &Error{Kind: Unauthenticated, Detail: "unknown user, wrong PIN or inactive account"}
+func unauthenticated() *fault.Error {
+	return &fault.Error{Kind: fault.Unauthenticated, Detail: "unknown user, wrong PIN or inactive account"}
 }
 
 // ceilSeconds rounds d up to whole seconds, at least one.

@@ -12,6 +12,7 @@ import (
 	"github.com/go-gormigrate/gormigrate/v2"
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
@@ -74,7 +75,7 @@ func TestSignInStoresNothingForUnknownOrHugeNames(t *testing.T) {
 		// Names nobody holds fail, are never locked, and leave nothing.
 		for i := 0; i < 6; i++ {
 			_, err := f.svc.SignIn(f.ctx, "UNI", "nobody", "1234", "192.0.2.1")
-			wantKind(t, err, patron.Unauthenticated)
+			wantKind(t, err, fault.Unauthenticated)
 		}
 		if n := failureRows(t, db); n != 0 {
 			t.Fatalf("failures of unknown names stored: %d rows", n)
@@ -85,7 +86,7 @@ func TestSignInStoresNothingForUnknownOrHugeNames(t *testing.T) {
 		hashes := patron.PINHashesCompared(f.svc)
 		for _, name := range []string{strings.Repeat("x", 512<<10), strings.Repeat("é", 256), " "} {
 			_, err := f.svc.SignIn(f.ctx, "UNI", name, "1234", "192.0.2.1")
-			wantKind(t, err, patron.Unauthenticated)
+			wantKind(t, err, fault.Unauthenticated)
 		}
 		if n := sent.Load(); n != 0 {
 			t.Fatalf("a name that cannot exist cost %d statements", n)
@@ -99,7 +100,7 @@ func TestSignInStoresNothingForUnknownOrHugeNames(t *testing.T) {
 		// A PIN longer than any PIN is wrong without a hash, and counts.
 		hashes = patron.PINHashesCompared(f.svc)
 		_, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", strings.Repeat("1", 100), "192.0.2.1")
-		wantKind(t, err, patron.Unauthenticated)
+		wantKind(t, err, fault.Unauthenticated)
 		if n := patron.PINHashesCompared(f.svc) - hashes; n != 0 {
 			t.Fatalf("an overlong PIN cost %d PIN hashes", n)
 		}
@@ -118,7 +119,7 @@ func TestSignInLocksTheSourceFirstAndTheAccountAtAHigherBar(t *testing.T) {
 		const attacker, owner = "198.51.100.66", "203.0.113.7"
 		for i := 0; i < 3; i++ {
 			_, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "0000", attacker)
-			wantKind(t, err, patron.Unauthenticated)
+			wantKind(t, err, fault.Unauthenticated)
 		}
 		// The guessing source is locked, even with the right PIN, also on
 		// another instance...
@@ -128,7 +129,7 @@ func TestSignInLocksTheSourceFirstAndTheAccountAtAHigherBar(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = other.SignIn(f.ctx, "UNI", "jdoe", "1234", attacker)
-		if e := wantKind(t, err, patron.Locked); e.RetryAfter != 10*time.Minute {
+		if e := wantKind(t, err, fault.Locked); e.RetryAfter != 10*time.Minute {
 			t.Fatalf("retry after %v", e.RetryAfter)
 		}
 		// ...but the owner signs in from their own address.
@@ -143,16 +144,16 @@ func TestSignInLocksTheSourceFirstAndTheAccountAtAHigherBar(t *testing.T) {
 		// the attacker so far; the owner's success does not clear them).
 		for i, src := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"} {
 			_, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "000"+string(rune('1'+i)), src)
-			wantKind(t, err, patron.Unauthenticated)
+			wantKind(t, err, fault.Unauthenticated)
 		}
 		if _, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "1234", owner); err != nil {
 			t.Fatalf("locked before the account's bar: %v", err)
 		}
 		_, err = f.svc.SignIn(f.ctx, "UNI", "jdoe", "0009", "192.0.2.5")
-		wantKind(t, err, patron.Unauthenticated)
+		wantKind(t, err, fault.Unauthenticated)
 		for _, src := range []string{owner, "192.0.2.200"} {
 			_, err = other.SignIn(f.ctx, "UNI", "jdoe", "1234", src)
-			if e := wantKind(t, err, patron.Locked); e.RetryAfter != 10*time.Minute {
+			if e := wantKind(t, err, fault.Locked); e.RetryAfter != 10*time.Minute {
 				t.Fatalf("retry after %v", e.RetryAfter)
 			}
 		}
@@ -183,7 +184,7 @@ func TestSignInFailuresAreForgottenAfterLockout(t *testing.T) {
 		fail := func(src string) {
 			t.Helper()
 			_, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "0000", src)
-			wantKind(t, err, patron.Unauthenticated)
+			wantKind(t, err, fault.Unauthenticated)
 		}
 		expire := func(want int64) {
 			t.Helper()
@@ -235,7 +236,7 @@ func TestSignInRateLimitsASourceBeforeAnyHash(t *testing.T) {
 		const flood = "198.51.100.9"
 		for _, name := range []string{"nobody1", "nobody2", "jdoe"} {
 			_, err := f.svc.SignIn(f.ctx, "UNI", name, "0000", flood)
-			wantKind(t, err, patron.Unauthenticated)
+			wantKind(t, err, fault.Unauthenticated)
 		}
 		// The source has used its burst: it waits, even with a good PIN,
 		// and costs neither a statement nor a hash.
@@ -243,7 +244,7 @@ func TestSignInRateLimitsASourceBeforeAnyHash(t *testing.T) {
 		hashes := patron.PINHashesCompared(f.svc)
 		for i := 0; i < 5; i++ {
 			_, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "1234", flood)
-			if e := wantKind(t, err, patron.Locked); e.RetryAfter != time.Minute {
+			if e := wantKind(t, err, fault.Locked); e.RetryAfter != time.Minute {
 				t.Fatalf("retry after %v", e.RetryAfter)
 			}
 		}
@@ -268,9 +269,9 @@ func TestSignInRateLimitsASourceBeforeAnyHash(t *testing.T) {
 			t.Fatalf("after waiting: %v", err)
 		}
 		_, err := f.svc.SignIn(f.ctx, "UNI", "nobody", "1234", flood)
-		wantKind(t, err, patron.Unauthenticated)
+		wantKind(t, err, fault.Unauthenticated)
 		_, err = f.svc.SignIn(f.ctx, "UNI", "nobody", "1234", flood)
-		wantKind(t, err, patron.Locked)
+		wantKind(t, err, fault.Locked)
 	})
 }
 
@@ -296,7 +297,7 @@ func TestSignInCachesAVerifiedCredentialBriefly(t *testing.T) {
 				t.Fatalf("cached credential refused: %v", err)
 			}
 		}
-		wantKind(t, signIn("jdoe", "0000", 1), patron.Unauthenticated)
+		wantKind(t, signIn("jdoe", "0000", 1), fault.Unauthenticated)
 		// The cache forgets after SignInCacheFor (one minute by default).
 		f.clock.Advance(time.Minute)
 		if err := signIn("jdoe", "1234", 1); err != nil {
@@ -310,7 +311,7 @@ func TestSignInCachesAVerifiedCredentialBriefly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantKind(t, signIn("jdoe", "1234", 1), patron.Unauthenticated)
+		wantKind(t, signIn("jdoe", "1234", 1), fault.Unauthenticated)
 		if err := signIn("jdoe", "9876", 1); err != nil {
 			t.Fatal(err)
 		}
@@ -320,13 +321,13 @@ func TestSignInCachesAVerifiedCredentialBriefly(t *testing.T) {
 
 		// A lock holds for a cached credential too.
 		for i := 0; i < 2; i++ {
-			wantKind(t, signIn("jdoe", "0000", 1), patron.Unauthenticated)
+			wantKind(t, signIn("jdoe", "0000", 1), fault.Unauthenticated)
 		}
 		if _, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "0000", "198.51.100.66"); err == nil {
 			t.Fatal("a wrong PIN signed in")
 		}
-		wantKind(t, signIn("jdoe", "0000", 1), patron.Unauthenticated)
-		wantKind(t, signIn("jdoe", "9876", 0), patron.Locked)
+		wantKind(t, signIn("jdoe", "0000", 1), fault.Unauthenticated)
+		wantKind(t, signIn("jdoe", "9876", 0), fault.Locked)
 		if _, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "9876", "203.0.113.7"); err != nil {
 			t.Fatalf("from another source: %v", err)
 		}
@@ -338,7 +339,7 @@ func TestSignInCachesAVerifiedCredentialBriefly(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = f.svc.SignIn(f.ctx, "UNI", "jdoe", "9876", "203.0.113.7")
-		wantKind(t, err, patron.Unauthenticated)
+		wantKind(t, err, fault.Unauthenticated)
 
 		mustCreate(t, f, "UNI", &patron.User{PrimaryID: "temp", FirstName: "T", LastName: "T", PINNumber: "5555"})
 		if _, err := f.svc.SignIn(f.ctx, "UNI", "temp", "5555", src); err != nil {
@@ -348,7 +349,7 @@ func TestSignInCachesAVerifiedCredentialBriefly(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = f.svc.SignIn(f.ctx, "UNI", "temp", "5555", "203.0.113.7")
-		wantKind(t, err, patron.Unauthenticated)
+		wantKind(t, err, fault.Unauthenticated)
 	})
 }
 
@@ -397,9 +398,9 @@ func TestSignInFailuresTableIsReplacedOnUpgrade(t *testing.T) {
 		}
 		for i := 0; i < 2; i++ {
 			_, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "0000", "192.0.2.1")
-			wantKind(t, err, patron.Unauthenticated)
+			wantKind(t, err, fault.Unauthenticated)
 		}
 		_, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "1234", "192.0.2.1")
-		wantKind(t, err, patron.Locked)
+		wantKind(t, err, fault.Locked)
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dberr"
 	"golang.org/x/sync/errgroup"
 	"gorm.io/gorm"
@@ -231,7 +232,7 @@ func (s *Service) translate(err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := AsError(err); ok {
+	if _, ok := fault.As(err); ok {
 		return err
 	}
 	if dberr.Duplicate(s.db, err) {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/patronkit/patronkit/fault"
 )
 
 // Modes of an integration profile.
@@ -295,7 +297,7 @@ func staffReason(u *User, held bool, rule SyncRule) string {
 
 // reasonOf turns a refusal into one line for a run's report.
 func reasonOf(err error) string {
-	e, ok := AsError(err)
+	e, ok := fault.As(err)
 	if !ok {
 		return err.Error()
 	}
@@ -414,7 +416,7 @@ func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string
 		err = nil
 	}
 	if err != nil {
-		if e, ok := AsError(s.translate(err)); ok && e.Kind != Stale {
+		if e, ok := fault.As(s.translate(err)); ok && e.Kind != fault.Stale {
 			return SyncResult{PrimaryID: u.PrimaryID, Outcome: OutcomeRejected, Reason: reasonOf(e)}
 		}
 		return SyncResult{PrimaryID: u.PrimaryID, Outcome: OutcomeFailed, Reason: err.Error()}
@@ -452,7 +454,7 @@ func (s *Service) matchIncoming(tx *gorm.DB, inst string, u *User, rule SyncRule
 		// The users before it in the dry run touched the key.
 	case rule.MatchBy == MatchPrimaryID:
 		found, err := loadUser(tx, inst, u.PrimaryID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errors.Is(err, fault.ErrNotFound) {
 			return nil, "", err
 		}
 		cur = found

@@ -6,6 +6,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patron"
 )
@@ -263,7 +264,7 @@ func TestRestoredFieldsComeFromTheSISAgain(t *testing.T) {
 		}
 		mustCreate(t, f, "UNI", &patron.User{PrimaryID: "local", FirstName: "L", LastName: "L"})
 		_, err = f.svc.RestoreSISFields(f.ctx, "UNI", "local", nil)
-		wantKind(t, err, patron.Refused)
+		wantKind(t, err, fault.Refused)
 	})
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/patronkit/patronkit/fault"
 )
 
 // The text rule: every text a record holds (a name, a note, a code, a
@@ -21,9 +23,9 @@ import (
 // TextError says why s cannot be the value of the text field named field
 // (its JSON path, e.g. user_notes[0].note_text), or nil when it can.
 // multiLine allows carriage returns as well as tabs and line feeds.
-func TextError(field, s string, multiLine bool) *FieldError {
+func TextError(field, s string, multiLine bool) *fault.FieldError {
 	if !utf8.ValidString(s) {
-		return &FieldError{Field: field, Code: "bad_format", Message: "is not valid UTF-8 text"}
+		return &fault.FieldError{Field: field, Code: "bad_format", Message: "is not valid UTF-8 text"}
 	}
 	i := strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && !allowedControl(r, multiLine) })
 	if i < 0 {
@@ -38,7 +40,7 @@ func TextError(field, s string, multiLine bool) *FieldError {
 	if r == 0 {
 		what = "a NUL character (U+0000)"
 	}
-	return &FieldError{Field: field, Code: "bad_format", Message: "holds " + what + "; of the control characters only " + allowed + " are allowed"}
+	return &fault.FieldError{Field: field, Code: "bad_format", Message: "holds " + what + "; of the control characters only " + allowed + " are allowed"}
 }
 
 func allowedControl(r rune, multiLine bool) bool {
@@ -52,13 +54,13 @@ func allowedControl(r rune, multiLine bool) bool {
 // (tagged "-") are set by the services, not by clients, and are not
 // walked. A string field tagged text:"multiline" takes several lines
 // (carriage returns allowed).
-func TextErrors(prefix string, v any) []FieldError {
-	var out []FieldError
+func TextErrors(prefix string, v any) []fault.FieldError {
+	var out []fault.FieldError
 	walkText(reflect.ValueOf(v), prefix, false, &out)
 	return out
 }
 
-func walkText(v reflect.Value, path string, multiLine bool, out *[]FieldError) {
+func walkText(v reflect.Value, path string, multiLine bool, out *[]fault.FieldError) {
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if !v.IsNil() {
@@ -131,20 +133,20 @@ var reservedPrimaryIDs = []string{"me"}
 // blank space is trimmed before the check. Users that already hold a
 // primary_id this rule refuses (stored by an earlier release) are read,
 // changed and deleted as before; only new ids are checked.
-func PrimaryIDError(id string) *FieldError {
+func PrimaryIDError(id string) *fault.FieldError {
 	const field = "primary_id"
 	if !utf8.ValidString(id) {
-		return &FieldError{Field: field, Code: "bad_format", Message: "is not valid UTF-8 text"}
+		return &fault.FieldError{Field: field, Code: "bad_format", Message: "is not valid UTF-8 text"}
 	}
 	if strings.ContainsFunc(id, func(r rune) bool { return r == '/' || unicode.IsControl(r) }) {
-		return &FieldError{Field: field, Code: "bad_format", Message: "must not contain a slash or control characters"}
+		return &fault.FieldError{Field: field, Code: "bad_format", Message: "must not contain a slash or control characters"}
 	}
 	if id == "." || id == ".." {
-		return &FieldError{Field: field, Code: "bad_format", Message: `must not be "." or "..": a URL cannot name it`}
+		return &fault.FieldError{Field: field, Code: "bad_format", Message: `must not be "." or "..": a URL cannot name it`}
 	}
 	for _, r := range reservedPrimaryIDs {
 		if strings.EqualFold(id, r) {
-			return &FieldError{Field: field, Code: "bad_format", Message: fmt.Sprintf("%q is reserved: the API uses it for the account of whoever asks", id)}
+			return &fault.FieldError{Field: field, Code: "bad_format", Message: fmt.Sprintf("%q is reserved: the API uses it for the account of whoever asks", id)}
 		}
 	}
 	return nil

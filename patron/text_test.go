@@ -6,6 +6,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patron"
 )
@@ -37,8 +38,8 @@ func TestTextFieldsRefuseControlCharactersOnEveryDatabase(t *testing.T) {
 			u := jane()
 			tc.edit(u)
 			_, err := f.svc.Create(f.ctx, "UNI", u)
-			e, ok := patron.AsError(err)
-			if !ok || e.Kind != patron.Invalid {
+			e, ok := fault.As(err)
+			if !ok || e.Kind != fault.Invalid {
 				t.Fatalf("%s: want Invalid, got %v", tc.name, err)
 			}
 			wantField(t, e, tc.field, "bad_format")
@@ -64,7 +65,7 @@ func TestTextFieldsRefuseControlCharactersOnEveryDatabase(t *testing.T) {
 
 		// A change is checked as a creation is, and changes nothing.
 		_, err = f.svc.AddNote(f.ctx, "UNI", "jdoe", patron.Note{NoteText: "bad\x00note"})
-		wantField(t, wantKind(t, err, patron.Invalid), "user_notes[2].note_text", "bad_format")
+		wantField(t, wantKind(t, err, fault.Invalid), "user_notes[2].note_text", "bad_format")
 		if got, _ := f.svc.Get(f.ctx, "UNI", "jdoe"); len(got.Notes) != 2 || got.Version != 1 {
 			t.Fatalf("a refused note changed the user: %d notes, version %d", len(got.Notes), got.Version)
 		}
@@ -78,17 +79,17 @@ func TestLookupsByUnstorableKeysFindNothing(t *testing.T) {
 		f := newFixture(t, db, patron.Options{})
 		mustCreate(t, f, "UNI", jane())
 		_, err := f.svc.Get(f.ctx, "UNI", "jd\x00oe")
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 		_, err = f.svc.GetSegments(f.ctx, "UNI", "\xff", patron.KindBlocks)
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 		_, err = f.svc.GetByIdentifier(f.ctx, "UNI", "BARCODE", "B-\x00100")
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 		err = f.svc.Delete(f.ctx, "UNI", "jdoe\x00")
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 		_, err = f.svc.List(f.ctx, "UNI", patron.Query{Q: "ja\x00", Limit: 10})
-		wantField(t, wantKind(t, err, patron.Invalid), "q", "bad_format")
+		wantField(t, wantKind(t, err, fault.Invalid), "q", "bad_format")
 		_, err = f.svc.SignIn(f.ctx, "UNI", "jdoe\x00", "1234", "127.0.0.1")
-		wantKind(t, err, patron.Unauthenticated)
+		wantKind(t, err, fault.Unauthenticated)
 
 		// Code labels that break the rule are passed over; the others are
 		// saved.
@@ -116,7 +117,7 @@ func TestPrimaryIDsMustNameAPathSegment(t *testing.T) {
 			u := jane()
 			u.PrimaryID = id
 			_, err := f.svc.Create(f.ctx, "UNI", u)
-			wantField(t, wantKind(t, err, patron.Invalid), "primary_id", "bad_format")
+			wantField(t, wantKind(t, err, fault.Invalid), "primary_id", "bad_format")
 		}
 		for i, id := range []string{"...", "a.b", "50%", "me2", "o'brien", "a b", "ünï"} {
 			u := jane()
@@ -152,7 +153,7 @@ func TestPrimaryIDsMustNameAPathSegment(t *testing.T) {
 		u, _ = f.svc.Get(f.ctx, "UNI", "me")
 		u.PrimaryID = "."
 		_, err = f.svc.Replace(f.ctx, "UNI", "me", u.Version, u)
-		wantField(t, wantKind(t, err, patron.Invalid), "primary_id", "bad_format")
+		wantField(t, wantKind(t, err, fault.Invalid), "primary_id", "bad_format")
 		if err := f.svc.Delete(f.ctx, "UNI", "me"); err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/patronkit/patronkit/fault"
 )
 
 // FieldOverride remembers that staff changed a retained field of an
@@ -53,18 +55,18 @@ func (s *Service) Replace(ctx context.Context, inst, primaryID string, version i
 			return err
 		}
 		if cur.Version != version {
-			return &Error{Kind: Stale, Detail: fmt.Sprintf("the user is at version %d, not %d: read it again", cur.Version, version)}
+			return &fault.Error{Kind: fault.Stale, Detail: fmt.Sprintf("the user is at version %d, not %d: read it again", cur.Version, version)}
 		}
 		before = cloneUser(cur)
 		u := *in
 		u.Institution, u.ID = inst, cur.ID
 		normalizeCore(&u)
 		keepUnsent(&u, cur)
-		var fields []FieldError
+		var fields []fault.FieldError
 		if cur.IsExternal() {
 			fields = externalCoreRule(cur, &u)
 		} else if u.AccountType == AccountExternal {
-			fields = append(fields, FieldError{Field: "account_type", Code: "managed_by_sis", Message: "an internal user cannot be made external by hand; the SIS takes users over by synchronize"})
+			fields = append(fields, fault.FieldError{Field: "account_type", Code: "managed_by_sis", Message: "an internal user cannot be made external by hand; the SIS takes users over by synchronize"})
 		}
 		fields = append(fields, s.mergeSegments(ctx, cur, &u)...)
 		if len(fields) > 0 {
@@ -148,13 +150,13 @@ func saveCore(tx *gorm.DB, u *User, readVersion int) error {
 		return res.Error
 	}
 	if res.RowsAffected == 0 {
-		return &Error{Kind: Stale, Detail: "the user changed while it was being saved: read it again"}
+		return &fault.Error{Kind: fault.Stale, Detail: "the user changed while it was being saved: read it again"}
 	}
 	return nil
 }
 
 // externalCoreRule refuses changes to core fields that the SIS owns.
-func externalCoreRule(cur, u *User) []FieldError {
+func externalCoreRule(cur, u *User) []fault.FieldError {
 	owned := []struct {
 		field    string
 		old, new string
@@ -174,10 +176,10 @@ func externalCoreRule(cur, u *User) []FieldError {
 		{"expiry_date", cur.ExpiryDate, u.ExpiryDate},
 		{"purge_date", cur.PurgeDate, u.PurgeDate},
 	}
-	var out []FieldError
+	var out []fault.FieldError
 	for _, f := range owned {
 		if f.old != f.new {
-			out = append(out, FieldError{Field: f.field, Code: "managed_by_sis", Message: "is kept by the SIS for an external user; only user_group, job_category, pin_number, preferred_language, campus_code and rs_library may be changed by hand"})
+			out = append(out, fault.FieldError{Field: f.field, Code: "managed_by_sis", Message: "is kept by the SIS for an external user; only user_group, job_category, pin_number, preferred_language, campus_code and rs_library may be changed by hand"})
 		}
 	}
 	return out
@@ -186,8 +188,8 @@ func externalCoreRule(cur, u *User) []FieldError {
 // mergeSegments prepares the segment lists of u against the stored cur.
 // For an external user the External entries of cur are kept: any sent back
 // must be unchanged, and entries that staff add are Internal.
-func (s *Service) mergeSegments(ctx context.Context, cur, u *User) []FieldError {
-	var fields []FieldError
+func (s *Service) mergeSegments(ctx context.Context, cur, u *User) []fault.FieldError {
+	var fields []fault.FieldError
 	if !cur.IsExternal() {
 		eachSegment(u, func(path string, seg *Segment) { fields = append(fields, internalOnly(path, seg)...) })
 		s.stampSegments(ctx, u, cur)
@@ -207,7 +209,7 @@ func (s *Service) mergeSegments(ctx context.Context, cur, u *User) []FieldError 
 	eachSegment(u, func(path string, seg *Segment) {
 		if want, ok := stored[seg.ID]; ok && seg.ID != "" {
 			if sent[seg.ID] != want {
-				fields = append(fields, FieldError{Field: path, Code: "managed_by_sis", Message: "an External entry cannot be changed by hand; add an Internal one instead"})
+				fields = append(fields, fault.FieldError{Field: path, Code: "managed_by_sis", Message: "an External entry cannot be changed by hand; add an Internal one instead"})
 			}
 			seg.SegmentType = SegmentExternal
 			return
@@ -233,10 +235,10 @@ func (s *Service) mergeSegments(ctx context.Context, cur, u *User) []FieldError 
 // internalOnly checks a segment that staff send: an empty type is
 // Internal, External is refused (only the SIS adds those), and anything else
 // is left for the validator to name.
-func internalOnly(path string, seg *Segment) []FieldError {
+func internalOnly(path string, seg *Segment) []fault.FieldError {
 	switch seg.SegmentType {
 	case SegmentExternal:
-		return []FieldError{{Field: path + ".segment_type", Code: "managed_by_sis", Message: "External entries come only from the SIS; add Internal ones"}}
+		return []fault.FieldError{{Field: path + ".segment_type", Code: "managed_by_sis", Message: "External entries come only from the SIS; add Internal ones"}}
 	case "":
 		seg.SegmentType = SegmentInternal
 	}

@@ -8,6 +8,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patron"
 )
@@ -37,7 +38,7 @@ func TestReplaceSwapsSegmentsAndChecksTheVersion(t *testing.T) {
 		stale := *got
 		stale.LastName = "Stale"
 		_, err = f.svc.Replace(f.ctx, "UNI", "jdoe", 1, &stale)
-		wantKind(t, err, patron.Stale)
+		wantKind(t, err, fault.Stale)
 		now, _ := f.svc.Get(f.ctx, "UNI", "jdoe")
 		if now.LastName != "Doe" || now.Version != 2 {
 			t.Fatalf("a stale update wrote: %+v", now)
@@ -47,14 +48,14 @@ func TestReplaceSwapsSegmentsAndChecksTheVersion(t *testing.T) {
 		bad := *now
 		bad.Emails = append(bad.Emails, patron.Email{EmailAddress: "x@y.example", Preferred: true})
 		_, err = f.svc.Replace(f.ctx, "UNI", "jdoe", 2, &bad)
-		wantField(t, wantKind(t, err, patron.Invalid), "emails[1].preferred", "one_preferred")
+		wantField(t, wantKind(t, err, fault.Invalid), "emails[1].preferred", "one_preferred")
 
 		// Renaming the primary id onto another user's is a conflict.
 		mustCreate(t, f, "UNI", &patron.User{PrimaryID: "taken", FirstName: "T", LastName: "T"})
 		ren := *now
 		ren.PrimaryID = "TAKEN"
 		_, err = f.svc.Replace(f.ctx, "UNI", "jdoe", 2, &ren)
-		wantKind(t, err, patron.Conflict)
+		wantKind(t, err, fault.Conflict)
 
 		// Authorship of notes cannot be written by clients, and a round trip
 		// keeps it; enumerations left out keep their stored values.
@@ -79,7 +80,7 @@ func TestReplaceSwapsSegmentsAndChecksTheVersion(t *testing.T) {
 			t.Fatalf("omitted enumerations were reset: %s %s", st2.RecordType, st2.Status)
 		}
 
-		if _, err := f.svc.Replace(f.ctx, "UNI", "nobody", 1, &ren); !errors.Is(err, patron.ErrNotFound) {
+		if _, err := f.svc.Replace(f.ctx, "UNI", "nobody", 1, &ren); !errors.Is(err, fault.ErrNotFound) {
 			t.Fatalf("replace of a missing user: %v", err)
 		}
 	})
@@ -117,7 +118,7 @@ func TestExternalUsersKeepWhatTheSISOwns(t *testing.T) {
 		in := *u
 		in.FirstName, in.ExpiryDate = "Changed", "2040-01-01"
 		_, err = f.svc.Replace(f.ctx, "UNI", "jdoe", u.Version, &in)
-		e := wantKind(t, err, patron.Invalid)
+		e := wantKind(t, err, fault.Invalid)
 		wantField(t, e, "first_name", "managed_by_sis")
 		wantField(t, e, "expiry_date", "managed_by_sis")
 
@@ -126,7 +127,7 @@ func TestExternalUsersKeepWhatTheSISOwns(t *testing.T) {
 		in.Emails = []patron.Email{u.Emails[0], u.Emails[1]}
 		in.Emails[1].EmailAddress = "hijack@evil.example"
 		_, err = f.svc.Replace(f.ctx, "UNI", "jdoe", u.Version, &in)
-		wantField(t, wantKind(t, err, patron.Invalid), "emails[1]", "managed_by_sis")
+		wantField(t, wantKind(t, err, fault.Invalid), "emails[1]", "managed_by_sis")
 
 		// Retained fields and Internal entries can; left-out External entries stay.
 		in = *u
@@ -180,7 +181,7 @@ func TestExternalUsersKeepWhatTheSISOwns(t *testing.T) {
 		loc, _ := f.svc.Get(f.ctx, "UNI", "local")
 		loc.AccountType, loc.ExternalID = patron.AccountExternal, "SIS"
 		_, err = f.svc.Replace(f.ctx, "UNI", "local", loc.Version, loc)
-		wantField(t, wantKind(t, err, patron.Invalid), "account_type", "managed_by_sis")
+		wantField(t, wantKind(t, err, fault.Invalid), "account_type", "managed_by_sis")
 	})
 }
 
@@ -221,16 +222,16 @@ func TestOneSegmentAtATime(t *testing.T) {
 		}
 		// A second preferred email breaks the record's rule.
 		_, err = f.svc.AddEmail(f.ctx, "UNI", "jdoe", patron.Email{EmailAddress: "two@uni.example", Preferred: true})
-		wantKind(t, err, patron.Invalid)
+		wantKind(t, err, fault.Invalid)
 
 		// Internal entries go; External ones belong to the SIS.
 		if _, err := f.svc.RemoveSegment(f.ctx, "UNI", "jdoe", patron.KindNotes, added.ID); err != nil {
 			t.Fatal(err)
 		}
 		_, err = f.svc.RemoveSegment(f.ctx, "UNI", "jdoe", patron.KindEmails, u.Emails[0].ID)
-		wantKind(t, err, patron.Refused)
+		wantKind(t, err, fault.Refused)
 		_, err = f.svc.RemoveSegment(f.ctx, "UNI", "jdoe", patron.KindEmails, "no-such-id")
-		wantKind(t, err, patron.NotFound)
+		wantKind(t, err, fault.NotFound)
 
 		got, _ := f.svc.Get(f.ctx, "UNI", "jdoe")
 		if len(got.Notes) != 2 || len(got.Blocks) != 2 || len(got.Identifiers) != 2 || len(got.Emails) != 2 || got.Version != 5 {

@@ -9,6 +9,8 @@ import (
 	"unicode"
 
 	"github.com/go-playground/validator/v10"
+
+	"github.com/patronkit/patronkit/fault"
 )
 
 // newValidator builds the validator that checks users: field names are the
@@ -42,7 +44,7 @@ func newValidator() *validator.Validate {
 // rules that span entries (one preferred entry per contact kind, no
 // identifier twice).
 func (s *Service) validateUser(u *User, held string) error {
-	var fields []FieldError
+	var fields []fault.FieldError
 	if err := s.validate.Struct(u); err != nil {
 		var ves validator.ValidationErrors
 		if !errors.As(err, &ves) {
@@ -70,7 +72,7 @@ func (s *Service) validateUser(u *User, held string) error {
 		if p.PreferredSMS {
 			smsCount++
 			if smsCount > 1 {
-				fields = append(fields, FieldError{Field: fmt.Sprintf("phones[%d].preferred_sms", i), Code: "one_preferred", Message: "only one phone may be preferred for SMS"})
+				fields = append(fields, fault.FieldError{Field: fmt.Sprintf("phones[%d].preferred_sms", i), Code: "one_preferred", Message: "only one phone may be preferred for SMS"})
 			}
 		}
 	}
@@ -78,7 +80,7 @@ func (s *Service) validateUser(u *User, held string) error {
 	for i, id := range u.Identifiers {
 		k := [2]string{id.IDType, id.ValueKey}
 		if j, dup := seen[k]; dup {
-			fields = append(fields, FieldError{Field: fmt.Sprintf("user_identifiers[%d].value", i), Code: "duplicate", Message: fmt.Sprintf("identifier %s %q is listed twice (also user_identifiers[%d])", id.IDType, id.Value, j)})
+			fields = append(fields, fault.FieldError{Field: fmt.Sprintf("user_identifiers[%d].value", i), Code: "duplicate", Message: fmt.Sprintf("identifier %s %q is listed twice (also user_identifiers[%d])", id.IDType, id.Value, j)})
 		}
 		seen[k] = i
 	}
@@ -88,27 +90,27 @@ func (s *Service) validateUser(u *User, held string) error {
 	return nil
 }
 
-func preferredRule(kind string, n int, preferred func(int) bool) []FieldError {
-	var out []FieldError
+func preferredRule(kind string, n int, preferred func(int) bool) []fault.FieldError {
+	var out []fault.FieldError
 	count := 0
 	for i := 0; i < n; i++ {
 		if preferred(i) {
 			count++
 			if count > 1 {
-				out = append(out, FieldError{Field: fmt.Sprintf("%s[%d].preferred", kind, i), Code: "one_preferred", Message: "only one of the " + kind + " may be preferred"})
+				out = append(out, fault.FieldError{Field: fmt.Sprintf("%s[%d].preferred", kind, i), Code: "one_preferred", Message: "only one of the " + kind + " may be preferred"})
 			}
 		}
 	}
 	return out
 }
 
-func fieldError(fe validator.FieldError) FieldError {
+func fieldError(fe validator.FieldError) fault.FieldError {
 	field := fe.Namespace()
 	if _, rest, ok := strings.Cut(field, "."); ok {
 		field = rest // drop the struct name
 	}
 	field = strings.ReplaceAll(field, ".Segment.", ".") // embedded, not a JSON level
-	f := FieldError{Field: field, Code: fe.Tag()}
+	f := fault.FieldError{Field: field, Code: fe.Tag()}
 	switch fe.Tag() {
 	case "required", "required_if":
 		f.Code = "required"

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -129,7 +130,7 @@ func readUpload(c *gin.Context, limit int64) (patron.Attachment, []byte, error) 
 			return in, nil, badRequest("a part has no name: its Content-Disposition must be form-data with the name file, kind or description")
 		}
 		if seen[name] {
-			return in, nil, badRequest("the body has more than one part named "+strconv.Quote(name), patron.FieldError{Field: name, Code: "duplicate", Message: "is sent more than once"})
+			return in, nil, badRequest("the body has more than one part named "+strconv.Quote(name), fault.FieldError{Field: name, Code: "duplicate", Message: "is sent more than once"})
 		}
 		seen[name] = true
 		switch name {
@@ -154,11 +155,11 @@ func readUpload(c *gin.Context, limit int64) (patron.Attachment, []byte, error) 
 				in.Description = string(v)
 			}
 		default:
-			return in, nil, badRequest("the body has a part this API does not know", patron.FieldError{Field: name, Code: "unknown_field", Message: "is not a part of an upload: send file, and optionally kind and description"})
+			return in, nil, badRequest("the body has a part this API does not know", fault.FieldError{Field: name, Code: "unknown_field", Message: "is not a part of an upload: send file, and optionally kind and description"})
 		}
 	}
 	if !seen["file"] {
-		return in, nil, badRequest("the body has no file: send it in a part named file", patron.FieldError{Field: "file", Code: "required", Message: "is required"})
+		return in, nil, badRequest("the body has no file: send it in a part named file", fault.FieldError{Field: "file", Code: "required", Message: "is required"})
 	}
 	return in, content, nil
 }

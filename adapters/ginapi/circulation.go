@@ -13,7 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/patronkit/patronkit/circulation"
-	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/fault"
 )
 
 // circulationRoutes registers the staff routes on libraries, items, the
@@ -265,8 +265,8 @@ func (a *api) replaceTermsOfUse(c *gin.Context) {
 	}
 	if in.Rules == nil {
 		// An empty list clears the rules; a body without one is a mistake.
-		fail(c, &patron.Error{Kind: patron.Invalid, Detail: "the rules are not valid",
-			Fields: []patron.FieldError{{Field: "rules", Code: "required", Message: "is required (an empty list removes every rule)"}}})
+		fail(c, &fault.Error{Kind: fault.Invalid, Detail: "the rules are not valid",
+			Fields: []fault.FieldError{{Field: "rules", Code: "required", Message: "is required (an empty list removes every rule)"}}})
 		return
 	}
 	set, err := a.kit.Circulation.ReplaceRules(a.ctx(c), a.who(c).Institution, version, *in.Rules, in.BlockLimits)

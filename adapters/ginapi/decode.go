@@ -17,7 +17,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/fault"
 )
 
 // decodeJSON reads a request body into v strictly: JSON only, UTF-8, one
@@ -123,7 +123,7 @@ func scanObject(dec *json.Decoder, t reflect.Type, path string) error {
 			at = path + "." + key
 		}
 		if seen[key] {
-			return &keyError{badRequest("the body gives a field twice", patron.FieldError{Field: at, Code: "duplicate", Message: "appears twice in one object: give each field once"})}
+			return &keyError{badRequest("the body gives a field twice", fault.FieldError{Field: at, Code: "duplicate", Message: "appears twice in one object: give each field once"})}
 		}
 		seen[key] = true
 		child := elem
@@ -132,7 +132,7 @@ func scanObject(dec *json.Decoder, t reflect.Type, path string) error {
 			if !known {
 				for name := range fields {
 					if strings.EqualFold(name, key) {
-						return &keyError{badRequest("the body has a field this API does not know", patron.FieldError{Field: at, Code: "unknown_field",
+						return &keyError{badRequest("the body has a field this API does not know", fault.FieldError{Field: at, Code: "unknown_field",
 							Message: fmt.Sprintf("is not a field of this resource (names are case-sensitive): did you mean %q?", name)})}
 					}
 				}
@@ -236,13 +236,13 @@ func jsonError(err error, limit int64) error {
 		if outOfRange(typ) {
 			// A whole number, where one is expected, that no integer of the
 			// field holds: a refused value, not a mistake of type.
-			return &patron.Error{Kind: patron.Invalid, Detail: "a number is out of range",
-				Fields: []patron.FieldError{{Field: field, Code: "out_of_range", Message: fmt.Sprintf("is out of range (%s)", strings.TrimPrefix(typ.Value, "number "))}}}
+			return &fault.Error{Kind: fault.Invalid, Detail: "a number is out of range",
+				Fields: []fault.FieldError{{Field: field, Code: "out_of_range", Message: fmt.Sprintf("is out of range (%s)", strings.TrimPrefix(typ.Value, "number "))}}}
 		}
-		return badRequest("a field has the wrong type", patron.FieldError{Field: field, Code: "wrong_type", Message: fmt.Sprintf("expects %s, not a JSON %s", typ.Type.String(), typ.Value)})
+		return badRequest("a field has the wrong type", fault.FieldError{Field: field, Code: "wrong_type", Message: fmt.Sprintf("expects %s, not a JSON %s", typ.Type.String(), typ.Value)})
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return badRequest("the body has a field this API does not know", patron.FieldError{Field: name, Code: "unknown_field", Message: "is not a field of this resource"})
+		return badRequest("the body has a field this API does not know", fault.FieldError{Field: name, Code: "unknown_field", Message: "is not a field of this resource"})
 	default:
 		return badRequest("the body cannot be read as JSON: " + err.Error())
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/patronkit/patronkit/circulation"
-	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/fault"
 )
 
 // feeRoutes registers the staff routes on what patrons owe: their fees,
@@ -126,8 +126,8 @@ func (a *api) takeFee(c *gin.Context, kind string) {
 			fail(c, err)
 			return
 		}
-		fail(c, &patron.Error{Kind: patron.Invalid, Detail: "the " + kind + " is not valid",
-			Fields: []patron.FieldError{{Field: "amount", Code: "required", Message: "is required (minor units of the fee's currency)"}}})
+		fail(c, &fault.Error{Kind: fault.Invalid, Detail: "the " + kind + " is not valid",
+			Fields: []fault.FieldError{{Field: "amount", Code: "required", Message: "is required (minor units of the fee's currency)"}}})
 		return
 	}
 	var f *circulation.Fee
@@ -136,8 +136,8 @@ func (a *api) takeFee(c *gin.Context, kind string) {
 		f, err = a.kit.Circulation.Waive(ctx, inst, id, feeID, *in.Amount, in.Reason)
 	} else {
 		if strings.TrimSpace(in.Reason) != "" {
-			fail(c, &patron.Error{Kind: patron.Invalid, Detail: "the payment is not valid",
-				Fields: []patron.FieldError{{Field: "reason", Code: "unknown_value", Message: "is for waivers only"}}})
+			fail(c, &fault.Error{Kind: fault.Invalid, Detail: "the payment is not valid",
+				Fields: []fault.FieldError{{Field: "reason", Code: "unknown_value", Message: "is for waivers only"}}})
 			return
 		}
 		f, err = a.kit.Circulation.Pay(ctx, inst, id, feeID, *in.Amount)

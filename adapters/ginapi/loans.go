@@ -7,7 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/patronkit/patronkit/circulation"
-	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/fault"
 )
 
 // loanRoutes registers the staff routes on loans: check-out, renewals,
@@ -34,16 +34,16 @@ type checkOutBody struct {
 // required answers the fields of a body that are missing, as a validation
 // error, or nil.
 func required(detail string, fields map[string]string) error {
-	var missing []patron.FieldError
+	var missing []fault.FieldError
 	for _, name := range []string{"primary_id", "barcode"} {
 		if v, ok := fields[name]; ok && strings.TrimSpace(v) == "" {
-			missing = append(missing, patron.FieldError{Field: name, Code: "required", Message: "is required"})
+			missing = append(missing, fault.FieldError{Field: name, Code: "required", Message: "is required"})
 		}
 	}
 	if len(missing) == 0 {
 		return nil
 	}
-	return &patron.Error{Kind: patron.Invalid, Detail: detail, Fields: missing}
+	return &fault.Error{Kind: fault.Invalid, Detail: detail, Fields: missing}
 }
 
 func (a *api) checkOut(c *gin.Context) {

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/patronkit/patronkit/circulation"
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -226,7 +227,7 @@ func (a *api) quote(c *gin.Context, primaryID, barcode string) {
 	}
 	barcode = strings.TrimSpace(barcode)
 	if barcode == "" {
-		fail(c, badRequest("barcode is required: the item the terms are for", patron.FieldError{Field: "barcode", Code: "required", Message: "is required"}))
+		fail(c, badRequest("barcode is required: the item the terms are for", fault.FieldError{Field: "barcode", Code: "required", Message: "is required"}))
 		return
 	}
 	it, err := a.kit.Circulation.Item(ctx, inst, barcode)
@@ -272,7 +273,7 @@ func (a *api) myNotice(c *gin.Context) {
 	ctx, inst, me := a.ctx(c), a.who(c).Institution, a.self(c)
 	n, err := a.kit.Circulation.Notice(ctx, inst, me, c.Param("notice_id"))
 	if err == nil && n.AttachmentID == "" {
-		err = &patron.Error{Kind: patron.NotFound, Detail: "notice " + n.ID + " was not sent"}
+		err = &fault.Error{Kind: fault.NotFound, Detail: "notice " + n.ID + " was not sent"}
 	}
 	if err != nil {
 		fail(c, err)
@@ -364,15 +365,15 @@ func (a *api) changeMySettings(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	var refused []patron.FieldError
+	var refused []fault.FieldError
 	for k := range raw {
 		if !slices.Contains(settingsFields, k) {
-			refused = append(refused, patron.FieldError{Field: k, Code: "read_only", Message: "a patron cannot change it here; the library can"})
+			refused = append(refused, fault.FieldError{Field: k, Code: "read_only", Message: "a patron cannot change it here; the library can"})
 		}
 	}
 	if len(refused) > 0 {
-		slices.SortFunc(refused, func(x, y patron.FieldError) int { return strings.Compare(x.Field, y.Field) })
-		fail(c, &patron.Error{Kind: patron.Invalid, Detail: "only your contact preferences, language and notices can be changed here", Fields: refused})
+		slices.SortFunc(refused, func(x, y fault.FieldError) int { return strings.Compare(x.Field, y.Field) })
+		fail(c, &fault.Error{Kind: fault.Invalid, Detail: "only your contact preferences, language and notices can be changed here", Fields: refused})
 		return
 	}
 	b, _ := json.Marshal(raw) // raw came from JSON: cannot fail
@@ -388,7 +389,7 @@ func (a *api) changeMySettings(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	var bad []patron.FieldError
+	var bad []fault.FieldError
 	choose := func(field string, id *string, n int, idOf func(int) string, set func(int, bool)) {
 		if id == nil {
 			return
@@ -400,7 +401,7 @@ func (a *api) changeMySettings(c *gin.Context) {
 			}
 		}
 		if found < 0 {
-			bad = append(bad, patron.FieldError{Field: field, Code: "unknown_value", Message: "is not the id of one of yours"})
+			bad = append(bad, fault.FieldError{Field: field, Code: "unknown_value", Message: "is not the id of one of yours"})
 			return
 		}
 		for i := range n {
@@ -417,7 +418,7 @@ func (a *api) changeMySettings(c *gin.Context) {
 	if in.SMS != nil {
 		pref := slices.IndexFunc(u.Phones, func(p patron.Phone) bool { return p.Preferred })
 		if *in.SMS && pref < 0 {
-			bad = append(bad, patron.FieldError{Field: "sms", Code: "unknown_value", Message: "needs a preferred phone"})
+			bad = append(bad, fault.FieldError{Field: "sms", Code: "unknown_value", Message: "needs a preferred phone"})
 		}
 		for i := range u.Phones {
 			u.Phones[i].PreferredSMS = *in.SMS && i == pref
@@ -427,7 +428,7 @@ func (a *api) changeMySettings(c *gin.Context) {
 		u.PreferredLanguage = strings.TrimSpace(*in.PreferredLanguage)
 	}
 	if len(bad) > 0 {
-		fail(c, &patron.Error{Kind: patron.Invalid, Detail: "the settings are not valid", Fields: bad})
+		fail(c, &fault.Error{Kind: fault.Invalid, Detail: "the settings are not valid", Fields: bad})
 		return
 	}
 	if in.NoticeOptOuts != nil {
@@ -435,12 +436,12 @@ func (a *api) changeMySettings(c *gin.Context) {
 		// nothing.
 		for i, k := range *in.NoticeOptOuts {
 			if !slices.Contains(circulation.OptionalNotices, strings.ToLower(strings.TrimSpace(k))) {
-				bad = append(bad, patron.FieldError{Field: "notice_opt_outs[" + strconv.Itoa(i) + "]", Code: "unknown_value",
+				bad = append(bad, fault.FieldError{Field: "notice_opt_outs[" + strconv.Itoa(i) + "]", Code: "unknown_value",
 					Message: "must be one of: " + strings.Join(circulation.OptionalNotices, ", ")})
 			}
 		}
 		if len(bad) > 0 {
-			fail(c, &patron.Error{Kind: patron.Invalid, Detail: "the settings are not valid", Fields: bad})
+			fail(c, &fault.Error{Kind: fault.Invalid, Detail: "the settings are not valid", Fields: bad})
 			return
 		}
 	}

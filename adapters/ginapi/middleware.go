@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/patronkit/patronkit/casbinmodel"
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -84,11 +85,11 @@ func (a *api) recoverProblems(c *gin.Context) {
 // authenticate resolves the principal through the host's resolver.
 func (a *api) authenticate(c *gin.Context) {
 	who, err := a.opts.Principal(c)
-	switch e, isPatronErr := patron.AsError(err); {
+	switch e, isPatronErr := fault.As(err); {
 	case err == nil && (who.Institution == "" || who.ID == ""), errors.Is(err, ErrNotSignedIn):
 		problem(c, http.StatusUnauthorized, "unauthenticated", "sign in first")
 		return
-	case isPatronErr && (e.Kind == patron.Locked || e.Kind == patron.Unauthenticated):
+	case isPatronErr && (e.Kind == fault.Locked || e.Kind == fault.Unauthenticated):
 		fail(c, err)
 		return
 	case err != nil:

@@ -47,7 +47,7 @@ var ErrNotSignedIn = errors.New("not signed in")
 
 // PrincipalFunc maps a request to its principal. A request that is not
 // signed in returns a zero Who, or an error wrapping ErrNotSignedIn (401);
-// a *patron.Error of kind Unauthenticated answers 401 and one of kind Locked
+// a *fault.Error of kind Unauthenticated answers 401 and one of kind Locked
 // 429 with Retry-After. Any other error is a failure of the resolver (its
 // session store is down, say) and answers 500.
 type PrincipalFunc func(c *gin.Context) (Who, error)

@@ -27,6 +27,7 @@ import (
 	"github.com/patronkit/patronkit/adapters/ginapi"
 	"github.com/patronkit/patronkit/adapters/sqldb"
 	"github.com/patronkit/patronkit/circulation"
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
 )
@@ -69,7 +70,7 @@ func oaPrincipal(c *gin.Context) (ginapi.Who, error) {
 	case "":
 		return ginapi.Who{}, fmt.Errorf("%w: no X-Test-User header", ginapi.ErrNotSignedIn)
 	case "locked":
-		return ginapi.Who{}, &patron.Error{Kind: patron.Locked, Detail: "too many failed sign-ins", RetryAfter: 90 * time.Second}
+		return ginapi.Who{}, &fault.Error{Kind: fault.Locked, Detail: "too many failed sign-ins", RetryAfter: 90 * time.Second}
 	}
 	return ginapi.Who{Institution: oaInst, ID: id, Patron: c.GetHeader("X-Test-Patron") != ""}, nil
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/patronkit/patronkit/circulation"
-	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/fault"
 )
 
 // ProblemTypePrefix starts the type URI of every problem this API answers
@@ -17,14 +17,14 @@ const ProblemTypePrefix = "urn:patronkit:problem:"
 
 // Problem is an RFC 9457 problem details body.
 type Problem struct {
-	Type      string              `json:"type"`
-	Title     string              `json:"title"`
-	Status    int                 `json:"status"`
-	Detail    string              `json:"detail,omitempty"`
-	Instance  string              `json:"instance,omitempty"`
-	RequestID string              `json:"request_id,omitempty"`
-	Errors    []patron.FieldError `json:"errors,omitempty"`
-	Reasons   []string            `json:"reasons,omitempty"`
+	Type      string             `json:"type"`
+	Title     string             `json:"title"`
+	Status    int                `json:"status"`
+	Detail    string             `json:"detail,omitempty"`
+	Instance  string             `json:"instance,omitempty"`
+	RequestID string             `json:"request_id,omitempty"`
+	Errors    []fault.FieldError `json:"errors,omitempty"`
+	Reasons   []string           `json:"reasons,omitempty"`
 	// Blocks are the patron's blocks among the reasons of a refusal.
 	Blocks []circulation.Block `json:"blocks,omitempty"`
 }
@@ -50,7 +50,7 @@ func fail(c *gin.Context, err error) {
 		writeProblem(c, Problem{Type: ProblemTypePrefix + reqErr.slug, Title: http.StatusText(reqErr.status), Status: reqErr.status, Detail: reqErr.detail, Errors: reqErr.fields})
 		return
 	}
-	e, ok := patron.AsError(err)
+	e, ok := fault.As(err)
 	if !ok {
 		_ = c.Error(err)
 		problem(c, http.StatusInternalServerError, "internal", "the server failed; the request id identifies it in the logs")
@@ -61,20 +61,20 @@ func fail(c *gin.Context, err error) {
 		p.Blocks = be.Blocks
 	}
 	switch e.Kind {
-	case patron.Invalid:
+	case fault.Invalid:
 		p.Status, p.Type = http.StatusUnprocessableEntity, "validation"
-	case patron.NotFound:
+	case fault.NotFound:
 		p.Status, p.Type = http.StatusNotFound, "not-found"
-	case patron.Conflict:
+	case fault.Conflict:
 		p.Status, p.Type = http.StatusConflict, "conflict"
-	case patron.Stale:
+	case fault.Stale:
 		p.Status, p.Type = http.StatusPreconditionFailed, "stale-version"
-	case patron.Refused:
+	case fault.Refused:
 		p.Status, p.Type = http.StatusConflict, "refused"
-	case patron.Locked:
+	case fault.Locked:
 		p.Status, p.Type = http.StatusTooManyRequests, "locked"
 		c.Header("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds())))
-	case patron.Unauthenticated:
+	case fault.Unauthenticated:
 		p.Status, p.Type = http.StatusUnauthorized, "unauthenticated"
 	default:
 		p.Status, p.Type = http.StatusInternalServerError, "internal"
@@ -90,11 +90,11 @@ type requestError struct {
 	status int
 	slug   string
 	detail string
-	fields []patron.FieldError
+	fields []fault.FieldError
 }
 
 func (e *requestError) Error() string { return e.detail }
 
-func badRequest(detail string, fields ...patron.FieldError) error {
+func badRequest(detail string, fields ...fault.FieldError) error {
 	return &requestError{status: http.StatusBadRequest, slug: "bad-request", detail: detail, fields: fields}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -39,7 +40,7 @@ func BasicPIN(users *patron.Service, institution string) PrincipalFunc {
 		}
 		u, err := users.SignIn(c.Request.Context(), institution, id, pin, clientSource(c))
 		if err != nil {
-			if e, ok := patron.AsError(err); ok && e.Kind == patron.Unauthenticated {
+			if e, ok := fault.As(err); ok && e.Kind == fault.Unauthenticated {
 				c.Header("WWW-Authenticate", `Basic realm="patronkit", charset="UTF-8"`)
 			}
 			return Who{}, err

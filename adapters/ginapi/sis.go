@@ -14,7 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron/sis"
 )
 
@@ -186,7 +186,7 @@ func filePart(body io.Reader, boundary string) (io.Reader, string, error) {
 	for {
 		p, err := mr.NextPart()
 		if err == io.EOF {
-			return nil, "", badRequest("the multipart body has no part named \"file\"", patron.FieldError{Field: "file", Code: "required", Message: "is required"})
+			return nil, "", badRequest("the multipart body has no part named \"file\"", fault.FieldError{Field: "file", Code: "required", Message: "is required"})
 		}
 		if err != nil {
 			if tooLarge(err) {
@@ -205,7 +205,7 @@ func filePart(body io.Reader, boundary string) (io.Reader, string, error) {
 func (a *api) exportProfile(c *gin.Context) {
 	inst, code, what := a.who(c).Institution, c.Param("code"), c.DefaultQuery("what", sis.ExportUsers)
 	if what != sis.ExportUsers && what != sis.ExportBlocks {
-		fail(c, badRequest("what must be users or blocks", patron.FieldError{Field: "what", Code: "unknown_value", Message: "must be one of: users, blocks"}))
+		fail(c, badRequest("what must be users or blocks", fault.FieldError{Field: "what", Code: "unknown_value", Message: "must be one of: users, blocks"}))
 		return
 	}
 	if _, err := a.kit.SIS.Profile(a.ctx(c), inst, code); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/patronkit/patronkit/casbinmodel"
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -307,7 +308,7 @@ func intParam(c *gin.Context, name string, def, max int) (int, error) {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 || n > max {
 		msg := fmt.Sprintf("must be a whole number from 0 to %d", max)
-		return 0, badRequest(name+" "+msg, patron.FieldError{Field: name, Code: "out_of_range", Message: msg})
+		return 0, badRequest(name+" "+msg, fault.FieldError{Field: name, Code: "out_of_range", Message: msg})
 	}
 	return n, nil
 }
@@ -323,7 +324,7 @@ func choice(c *gin.Context, name string, values ...string) (string, error) {
 		return v, nil
 	}
 	msg := "must be " + strings.Join(values, " or ")
-	return "", badRequest(name+" "+msg+" (default "+values[0]+")", patron.FieldError{Field: name, Code: "unknown_value", Message: msg})
+	return "", badRequest(name+" "+msg+" (default "+values[0]+")", fault.FieldError{Field: name, Code: "unknown_value", Message: msg})
 }
 
 // pageParams reads a list's limit (1..100, default 10) and offset.

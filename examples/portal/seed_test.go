@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/patronkit/patronkit/circulation"
-	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/fault"
 )
 
 // TestTheDemoSeedGivesEachGroupItsTerms checks what README promises: an
@@ -61,7 +61,7 @@ func TestADemoLoanStopsTheDeletionOfItsBorrower(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = kit.Patrons.Delete(ctx, Institution, "student1")
-	if e, ok := patron.AsError(err); !ok || e.Kind != patron.Refused || len(e.Reasons) == 0 {
+	if e, ok := fault.As(err); !ok || e.Kind != fault.Refused || len(e.Reasons) == 0 {
 		t.Fatalf("deleting a borrower: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -24,7 +25,7 @@ const (
 // let go.
 func (s *Service) Export(ctx context.Context, inst, code, what string, w io.Writer) error {
 	if what != ExportUsers && what != ExportBlocks {
-		return &patron.Error{Kind: patron.Invalid, Detail: "what must be users or blocks", Fields: []patron.FieldError{{Field: "what", Code: "unknown_value", Message: "must be one of: users, blocks"}}}
+		return &fault.Error{Kind: fault.Invalid, Detail: "what must be users or blocks", Fields: []fault.FieldError{{Field: "what", Code: "unknown_value", Message: "must be one of: users, blocks"}}}
 	}
 	if _, err := s.Profile(ctx, inst, code); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
@@ -85,7 +86,7 @@ func TestAHostsOwnFormatIsChosenByProfileOrExtension(t *testing.T) {
 
 		// The default service does not know it.
 		_, err = e.sis.CreateProfile(e.ctx, "UNI", &sis.Profile{Code: "TAB", Source: sis.Upload, Mode: patron.ModeImport, Format: "tab"})
-		if pe, ok := patron.AsError(err); !ok || pe.Kind != patron.Invalid || len(pe.Fields) != 1 || pe.Fields[0].Field != "format" {
+		if pe, ok := fault.As(err); !ok || pe.Kind != fault.Invalid || len(pe.Fields) != 1 || pe.Fields[0].Field != "format" {
 			t.Fatalf("a profile naming an unknown format: %v", err)
 		}
 

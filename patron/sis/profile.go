@@ -13,6 +13,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -153,7 +154,7 @@ func newProfileValidator() *validator.Validate {
 
 // validateProfile checks a profile; every failure names its field.
 func (s *Service) validateProfile(p *Profile) error {
-	var fields []patron.FieldError
+	var fields []fault.FieldError
 	if err := s.validate.Struct(p); err != nil {
 		var ves validator.ValidationErrors
 		if !errors.As(err, &ves) {
@@ -161,32 +162,32 @@ func (s *Service) validateProfile(p *Profile) error {
 		}
 		for _, fe := range ves {
 			code, msg := profileMessage(fe)
-			fields = append(fields, patron.FieldError{Field: fe.Field(), Code: code, Message: msg})
+			fields = append(fields, fault.FieldError{Field: fe.Field(), Code: code, Message: msg})
 		}
 	}
 	for _, f := range patron.TextErrors("", p) {
-		if !slices.ContainsFunc(fields, func(g patron.FieldError) bool { return g.Field == f.Field }) {
+		if !slices.ContainsFunc(fields, func(g fault.FieldError) bool { return g.Field == f.Field }) {
 			fields = append(fields, f)
 		}
 	}
 	if _, err := time.LoadLocation(p.TimeZone); p.TimeZone != "" && err != nil {
-		fields = append(fields, patron.FieldError{Field: "time_zone", Code: "unknown_value", Message: fmt.Sprintf("%q is not an IANA time zone", p.TimeZone)})
+		fields = append(fields, fault.FieldError{Field: "time_zone", Code: "unknown_value", Message: fmt.Sprintf("%q is not an IANA time zone", p.TimeZone)})
 	} else if _, err := p.schedule(); err != nil {
-		fields = append(fields, patron.FieldError{Field: "schedule", Code: "bad_format", Message: err.Error()})
+		fields = append(fields, fault.FieldError{Field: "schedule", Code: "bad_format", Message: err.Error()})
 	}
 	if p.Format != "" && !slices.Contains(s.formats.names(), p.Format) {
-		fields = append(fields, patron.FieldError{Field: "format", Code: "unknown_value", Message: "must be one of: " + strings.Join(s.formats.names(), ", ")})
+		fields = append(fields, fault.FieldError{Field: "format", Code: "unknown_value", Message: "must be one of: " + strings.Join(s.formats.names(), ", ")})
 	}
 	if p.RecordType == patron.RecordStaff && !p.AllowStaff {
-		fields = append(fields, patron.FieldError{Field: "record_type", Code: "unknown_value", Message: "STAFF needs allow_staff: a profile makes staff records only where it allows them"})
+		fields = append(fields, fault.FieldError{Field: "record_type", Code: "unknown_value", Message: "STAFF needs allow_staff: a profile makes staff records only where it allows them"})
 	}
 	if p.Source != Upload {
 		if _, ok := s.sources[p.Source]; !ok {
-			fields = append(fields, patron.FieldError{Field: "source", Code: "unknown_value", Message: fmt.Sprintf("no source %q: use %s", p.Source, strings.Join(s.sourceNames(), ", "))})
+			fields = append(fields, fault.FieldError{Field: "source", Code: "unknown_value", Message: fmt.Sprintf("no source %q: use %s", p.Source, strings.Join(s.sourceNames(), ", "))})
 		}
 	}
 	if len(fields) > 0 {
-		return &patron.Error{Kind: patron.Invalid, Detail: "the profile is not valid", Fields: fields}
+		return &fault.Error{Kind: fault.Invalid, Detail: "the profile is not valid", Fields: fields}
 	}
 	return nil
 }
@@ -251,7 +252,7 @@ func (s *Service) CreateProfile(ctx context.Context, inst string, in *Profile) (
 			return err
 		}
 		if n > 0 {
-			return &patron.Error{Kind: patron.Conflict, Detail: fmt.Sprintf("profile %q exists already", p.Code)}
+			return &fault.Error{Kind: fault.Conflict, Detail: fmt.Sprintf("profile %q exists already", p.Code)}
 		}
 		return tx.Create(&p).Error
 	})
@@ -265,11 +266,11 @@ func (s *Service) CreateProfile(ctx context.Context, inst string, in *Profile) (
 func (s *Service) Profile(ctx context.Context, inst, code string) (*Profile, error) {
 	var p Profile
 	if !patron.Findable(code) {
-		return nil, &patron.Error{Kind: patron.NotFound, Detail: fmt.Sprintf("no profile %q", code)}
+		return nil, &fault.Error{Kind: fault.NotFound, Detail: fmt.Sprintf("no profile %q", code)}
 	}
 	err := s.db.WithContext(ctx).Where("institution = ? AND code = ?", inst, code).Take(&p).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, &patron.Error{Kind: patron.NotFound, Detail: fmt.Sprintf("no profile %q", code)}
+		return nil, &fault.Error{Kind: fault.NotFound, Detail: fmt.Sprintf("no profile %q", code)}
 	}
 	return &p, err
 }
@@ -297,7 +298,7 @@ func (s *Service) ReplaceProfile(ctx context.Context, inst, code string, version
 			return err
 		}
 		if cur.Version != version {
-			return &patron.Error{Kind: patron.Stale, Detail: fmt.Sprintf("the profile is at version %d, not %d: read it again", cur.Version, version)}
+			return &fault.Error{Kind: fault.Stale, Detail: fmt.Sprintf("the profile is at version %d, not %d: read it again", cur.Version, version)}
 		}
 		p.Version, p.CreatedAt, p.UpdatedAt, p.LastScheduledAt = cur.Version+1, cur.CreatedAt, s.now().UTC(), cur.LastScheduledAt
 		res := tx.Model(&Profile{}).Where("institution = ? AND code = ? AND version = ?", inst, code, version).
@@ -306,7 +307,7 @@ func (s *Service) ReplaceProfile(ctx context.Context, inst, code string, version
 			return res.Error
 		}
 		if res.RowsAffected == 0 {
-			return &patron.Error{Kind: patron.Stale, Detail: "the profile changed while it was being saved: read it again"}
+			return &fault.Error{Kind: fault.Stale, Detail: "the profile changed while it was being saved: read it again"}
 		}
 		out = p
 		return nil
@@ -328,7 +329,7 @@ func (s *Service) DeleteProfile(ctx context.Context, inst, code string) error {
 		return err
 	}
 	if running > 0 {
-		return &patron.Error{Kind: patron.Refused, Detail: fmt.Sprintf("profile %q cannot be deleted", code), Reasons: []string{"a run of the profile is in progress"}}
+		return &fault.Error{Kind: fault.Refused, Detail: fmt.Sprintf("profile %q cannot be deleted", code), Reasons: []string{"a run of the profile is in progress"}}
 	}
 	return s.db.WithContext(ctx).Where("institution = ? AND code = ?", inst, code).Delete(&Profile{}).Error
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
-	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/fault"
 )
 
 // Run statuses.
@@ -110,7 +110,7 @@ func (s *Service) StartRun(ctx context.Context, inst, code string, o RunOptions)
 		return nil, err
 	}
 	if o.Upload == nil && p.Source == Upload {
-		return nil, &patron.Error{Kind: patron.Invalid, Detail: "the profile's files come by upload: send a file", Fields: []patron.FieldError{{Field: "file", Code: "required", Message: "is required"}}}
+		return nil, &fault.Error{Kind: fault.Invalid, Detail: "the profile's files come by upload: send a file", Fields: []fault.FieldError{{Field: "file", Code: "required", Message: "is required"}}}
 	}
 	if o.Trigger == "" {
 		o.Trigger = TriggerManual
@@ -123,7 +123,7 @@ func (s *Service) StartRun(ctx context.Context, inst, code string, o RunOptions)
 		name := storable(filepath.Base(strings.ReplaceAll(o.UploadName, "\\", "/")))
 		if p.Format == "" {
 			if _, err := s.formats.Detect(name, s.limits); err != nil {
-				return nil, &patron.Error{Kind: patron.Invalid, Detail: err.Error(), Fields: []patron.FieldError{{Field: "file", Code: "unknown_format", Message: err.Error()}}}
+				return nil, &fault.Error{Kind: fault.Invalid, Detail: err.Error(), Fields: []fault.FieldError{{Field: "file", Code: "unknown_format", Message: err.Error()}}}
 			}
 		}
 		if upload, err = s.spool(o.Upload, name); err != nil {
@@ -135,7 +135,7 @@ func (s *Service) StartRun(ctx context.Context, inst, code string, o RunOptions)
 	if err := s.acquire(ctx, inst, code, holder); err != nil {
 		upload.remove()
 		if errors.Is(err, errLeaseHeld) {
-			return nil, &patron.Error{Kind: patron.Conflict, Detail: fmt.Sprintf("profile %q is running already; try when its run has ended", code)}
+			return nil, &fault.Error{Kind: fault.Conflict, Detail: fmt.Sprintf("profile %q is running already; try when its run has ended", code)}
 		}
 		return nil, err
 	}
@@ -214,7 +214,7 @@ func (s *Service) GetRun(ctx context.Context, inst, id string) (*Run, error) {
 	var r Run
 	err := s.db.WithContext(ctx).Where("institution = ? AND id = ?", inst, id).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, &patron.Error{Kind: patron.NotFound, Detail: fmt.Sprintf("no run %q", id)}
+		return nil, &fault.Error{Kind: fault.NotFound, Detail: fmt.Sprintf("no run %q", id)}
 	}
 	return &r, err
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
@@ -239,7 +240,7 @@ func TestProfilesAreValidated(t *testing.T) {
 		}
 		for _, p := range bad {
 			_, err := e.sis.CreateProfile(e.ctx, "UNI", &p)
-			if pe, ok := patron.AsError(err); !ok || pe.Kind != patron.Invalid || len(pe.Fields) == 0 {
+			if pe, ok := fault.As(err); !ok || pe.Kind != fault.Invalid || len(pe.Fields) == 0 {
 				t.Errorf("%+v: want a validation error naming fields, got %v", p, err)
 			}
 		}
@@ -305,7 +306,7 @@ func TestTwoInstancesNeverRunOneProfileAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = second.StartRun(first.ctx, "UNI", "SIS", sis.RunOptions{})
-		if pe, ok := patron.AsError(err); !ok || pe.Kind != patron.Conflict {
+		if pe, ok := fault.As(err); !ok || pe.Kind != fault.Conflict {
 			t.Fatalf("the second instance started a run of a running profile: %v", err)
 		}
 		close(g.open)
@@ -332,7 +333,7 @@ func TestACrashedInstancesLeaseIsTakenOver(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := e.sis.StartRun(e.ctx, "UNI", "SIS", sis.RunOptions{Upload: strings.NewReader(usersXML()), UploadName: "u.xml"})
-		if pe, ok := patron.AsError(err); !ok || pe.Kind != patron.Conflict {
+		if pe, ok := fault.As(err); !ok || pe.Kind != fault.Conflict {
 			t.Fatalf("a live lease must hold: %v", err)
 		}
 		e.clock.Set(e.clock.Now().Add(3 * time.Minute))

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/fault"
 )
 
 // RunDue starts a run of every profile whose schedule came due since its
@@ -40,7 +40,7 @@ func (s *Service) RunDue(ctx context.Context) ([]*Run, error) {
 			continue
 		}
 		run, err := s.StartRun(ctx, p.Institution, p.Code, RunOptions{Trigger: TriggerSchedule})
-		if e, ok := patron.AsError(err); ok && e.Kind == patron.Conflict {
+		if e, ok := fault.As(err); ok && e.Kind == fault.Conflict {
 			s.log.Info("sis: scheduled run skipped: the profile is running", "institution", p.Institution, "profile", p.Code)
 			continue
 		}

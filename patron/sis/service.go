@@ -14,6 +14,7 @@ import (
 	"github.com/go-playground/validator/v10"
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dberr"
 	"github.com/patronkit/patronkit/patron"
 )
@@ -137,7 +138,7 @@ func (s *Service) sourceNames() []string {
 // translate maps a duplicate key to a Conflict, whatever the dialect.
 func (s *Service) translate(err error) error {
 	if dberr.Duplicate(s.db, err) {
-		return &patron.Error{Kind: patron.Conflict, Detail: "the record conflicts with one written at the same time"}
+		return &fault.Error{Kind: fault.Conflict, Detail: "the record conflicts with one written at the same time"}
 	}
 	return err
 }

@@ -7,6 +7,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
@@ -48,7 +49,7 @@ func TestOnlyAProfileThatAllowsStaffMakesStaffRecords(t *testing.T) {
 		if rep[2].Outcome != patron.OutcomeRejected || !strings.Contains(rep[2].Reason, "staff record") {
 			t.Errorf("the user matching a staff record: %+v", rep[2])
 		}
-		if _, err := e.patrons.Get(e.ctx, "UNI", "boss"); !errors.Is(err, patron.ErrNotFound) {
+		if _, err := e.patrons.Get(e.ctx, "UNI", "boss"); !errors.Is(err, fault.ErrNotFound) {
 			t.Fatalf("the STAFF user was created: %v", err)
 		}
 		if _, err := e.patrons.SignIn(e.ctx, "UNI", "lib1", "1111", "127.0.0.1"); err != nil {
@@ -102,8 +103,8 @@ func TestAProfileDefaultingToStaffMustAllowStaff(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		e := newEnv(t, db)
 		_, err := e.sis.CreateProfile(e.ctx, "UNI", &sis.Profile{Code: "HR", Source: sis.Upload, Mode: patron.ModeSynchronize, RecordType: "staff"})
-		var pe *patron.Error
-		if !errors.As(err, &pe) || pe.Kind != patron.Invalid || len(pe.Fields) != 1 || pe.Fields[0].Field != "record_type" {
+		var pe *fault.Error
+		if !errors.As(err, &pe) || pe.Kind != fault.Invalid || len(pe.Fields) != 1 || pe.Fields[0].Field != "record_type" {
 			t.Fatalf("a STAFF default without allow_staff: %v", err)
 		}
 		p := e.profile(t, sis.Profile{Code: "HR", RecordType: patron.RecordStaff, AllowStaff: true})
@@ -111,7 +112,7 @@ func TestAProfileDefaultingToStaffMustAllowStaff(t *testing.T) {
 			t.Fatalf("allow_staff was not kept: %+v %v", p, err)
 		}
 		p.AllowStaff = false
-		if _, err := e.sis.ReplaceProfile(e.ctx, "UNI", p.Code, p.Version, p); !errors.As(err, &pe) || pe.Kind != patron.Invalid {
+		if _, err := e.sis.ReplaceProfile(e.ctx, "UNI", p.Code, p.Version, p); !errors.As(err, &pe) || pe.Kind != fault.Invalid {
 			t.Fatalf("taking allow_staff from a STAFF default: %v", err)
 		}
 	})

@@ -6,6 +6,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
@@ -88,7 +89,7 @@ func TestSISRunRejectsUsersWithBadTextAndGoesOn(t *testing.T) {
 
 		// A profile is text too.
 		_, err = e.sis.CreateProfile(e.ctx, "UNI", &sis.Profile{Code: "P2", Source: sis.Upload, Mode: patron.ModeSynchronize, Description: "no\x00pe"})
-		if pe, ok := patron.AsError(err); !ok || pe.Kind != patron.Invalid || len(pe.Fields) != 1 || pe.Fields[0].Field != "description" {
+		if pe, ok := fault.As(err); !ok || pe.Kind != fault.Invalid || len(pe.Fields) != 1 || pe.Fields[0].Field != "description" {
 			t.Fatalf("profile with NUL: %v", err)
 		}
 		if _, err := e.sis.Profile(e.ctx, "UNI", "S\x00IS"); !isNotFound(err) {
@@ -98,6 +99,6 @@ func TestSISRunRejectsUsersWithBadTextAndGoesOn(t *testing.T) {
 }
 
 func isNotFound(err error) bool {
-	pe, ok := patron.AsError(err)
-	return ok && pe.Kind == patron.NotFound
+	pe, ok := fault.As(err)
+	return ok && pe.Kind == fault.NotFound
 }
