@@ -26,6 +26,7 @@ import (
 	"github.com/go-gormigrate/gormigrate/v2"
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/account"
 	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/internal/migrate"
@@ -169,6 +170,9 @@ type Kit struct {
 	SIS *sis.Service
 	// Circulation keeps libraries, items, terms of use and loans.
 	Circulation *circulation.Service
+	// Account answers a patron about their own account ("My Library
+	// Card") and carries out what they may do themselves.
+	Account *account.Service
 	// Logger is the kit's logger.
 	Logger *slog.Logger
 	// Now is the kit's clock.
@@ -253,10 +257,14 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
+	own, err := account.NewService(account.Options{Patrons: patrons, Circulation: circ, Now: c.Now})
+	if err != nil {
+		return nil, err
+	}
 	// A user with open loans cannot be deleted.
 	patrons.AddDeletionGuard(circ.DeletionGuard())
 	rolesGoWithUsers(patrons, access, c.Logger)
-	return &Kit{Patrons: patrons, Access: access, SIS: loads, Circulation: circ, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
+	return &Kit{Patrons: patrons, Access: access, SIS: loads, Circulation: circ, Account: own, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS

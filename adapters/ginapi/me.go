@@ -2,14 +2,16 @@ package ginapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/patronkit/patronkit/account"
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
@@ -53,29 +55,22 @@ type meAnswer struct {
 }
 
 func (a *api) me(c *gin.Context) {
-	ctx, inst := a.ctx(c), a.who(c).Institution
-	u, err := a.kit.Patrons.Get(ctx, inst, a.self(c))
+	o, err := a.kit.Account.Overview(a.ctx(c), a.who(c).Institution, a.self(c))
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	acc, err := a.kit.Circulation.Account(ctx, inst, u.PrimaryID)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.Header("ETag", strconv.Quote(strconv.Itoa(u.Version)))
-	c.JSON(http.StatusOK, meAnswer{User: patronView(u), Loans: acc.Loans, OverdueLoans: acc.OverdueLoans, Requests: acc.Requests,
-		OnHoldShelf: acc.OnHoldShelf, Balance: moneyOf(acc.Balance)})
+	writeVersioned(c, http.StatusOK, o.User.Version, meAnswer{User: o.User, Loans: o.Loans, OverdueLoans: o.OverdueLoans, Requests: o.Requests,
+		OnHoldShelf: o.OnHoldShelf, Balance: moneyOf(o.Balance)})
 }
 
-func (a *api) pagedLoans(c *gin.Context, open bool) {
+func (a *api) pagedLoans(c *gin.Context, page func(ctx context.Context, inst, primaryID string, limit, offset int) ([]circulation.Loan, int64, error)) {
 	limit, offset, err := loanPage(c)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	ls, total, err := a.kit.Circulation.LoansPage(a.ctx(c), a.who(c).Institution, a.self(c), open, limit, offset)
+	ls, total, err := page(a.ctx(c), a.who(c).Institution, a.self(c), limit, offset)
 	if err != nil {
 		fail(c, err)
 		return
@@ -83,8 +78,8 @@ func (a *api) pagedLoans(c *gin.Context, open bool) {
 	c.JSON(http.StatusOK, loanList{Loans: ls, Total: int(total)})
 }
 
-func (a *api) myLoans(c *gin.Context)       { a.pagedLoans(c, true) }
-func (a *api) myLoanHistory(c *gin.Context) { a.pagedLoans(c, false) }
+func (a *api) myLoans(c *gin.Context)       { a.pagedLoans(c, a.kit.Account.Loans) }
+func (a *api) myLoanHistory(c *gin.Context) { a.pagedLoans(c, a.kit.Account.LoanHistory) }
 
 func (a *api) renewMyLoans(c *gin.Context) {
 	var in renewBody
@@ -92,25 +87,45 @@ func (a *api) renewMyLoans(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	res, err := a.kit.Circulation.RenewMany(a.ctx(c), a.who(c).Institution, a.self(c), in.ids())
+	res, err := a.kit.Account.Renew(a.ctx(c), a.who(c).Institution, a.self(c), in.ids())
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	if res == nil {
-		res = []circulation.RenewResult{}
-	}
 	c.JSON(http.StatusOK, renewResults{Results: res})
 }
 
-func (a *api) myRequests(c *gin.Context) { a.listRequests(c, a.self(c)) }
+func (a *api) myRequests(c *gin.Context) {
+	status, err := choice(c, "status", "active", "all")
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	rs, err := a.kit.Account.Requests(a.ctx(c), a.who(c).Institution, a.self(c), status == "active")
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, requestList{Requests: rs, Total: len(rs)})
+}
 
 func (a *api) placeMyRequest(c *gin.Context) {
-	a.createRequest(c, a.self(c), func(r *circulation.Request) string { return a.path("me", "requests", r.ID) })
+	var in circulation.NewRequest
+	if err := decodeJSON(c, a.opts.MaxBodyBytes, &in); err != nil {
+		fail(c, err)
+		return
+	}
+	r, err := a.kit.Account.PlaceRequest(a.ctx(c), a.who(c).Institution, a.self(c), in)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Header("Location", a.path("me", "requests", r.ID))
+	writeVersioned(c, http.StatusCreated, r.Version, r)
 }
 
 func (a *api) getMyRequest(c *gin.Context) {
-	r, err := a.kit.Circulation.Request(a.ctx(c), a.who(c).Institution, a.self(c), c.Param("request_id"))
+	r, err := a.kit.Account.Request(a.ctx(c), a.who(c).Institution, a.self(c), c.Param("request_id"))
 	if err != nil {
 		fail(c, err)
 		return
@@ -118,16 +133,17 @@ func (a *api) getMyRequest(c *gin.Context) {
 	writeVersioned(c, http.StatusOK, r.Version, r)
 }
 
-func (a *api) cancelMyRequest(c *gin.Context) { a.cancel(c, a.self(c), "cancelled by the patron") }
-
-func (a *api) myQueuePlace(c *gin.Context) {
-	ctx, inst := a.ctx(c), a.who(c).Institution
-	// The patron first, as every /me route reads them.
-	if _, err := a.kit.Patrons.GetSegments(ctx, inst, a.self(c)); err != nil {
+func (a *api) cancelMyRequest(c *gin.Context) {
+	r, err := a.kit.Account.CancelRequest(a.ctx(c), a.who(c).Institution, a.self(c), c.Param("request_id"), c.Query("reason"))
+	if err != nil {
 		fail(c, err)
 		return
 	}
-	q, err := a.kit.Circulation.QueueFor(ctx, inst, a.self(c), c.Param("barcode"))
+	writeVersioned(c, http.StatusOK, r.Version, r)
+}
+
+func (a *api) myQueuePlace(c *gin.Context) {
+	q, err := a.kit.Account.QueuePlace(a.ctx(c), a.who(c).Institution, a.self(c), c.Param("barcode"))
 	if err != nil {
 		fail(c, err)
 		return
@@ -147,29 +163,12 @@ type myFeesAnswer struct {
 }
 
 func (a *api) myFees(c *gin.Context) {
-	ctx, inst, id := a.ctx(c), a.who(c).Institution, a.self(c)
-	fees, err := a.kit.Circulation.Fees(ctx, inst, id, true)
+	f, err := a.kit.Account.Fees(a.ctx(c), a.who(c).Institution, a.self(c))
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	bal, err := a.kit.Circulation.Balance(ctx, inst, id)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	loans, err := a.kit.Circulation.Loans(ctx, inst, id, true)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	accruing := map[string]int64{}
-	for _, l := range loans {
-		if l.AccruedFine > 0 {
-			accruing[l.FineCurrency] = addOwed(accruing[l.FineCurrency], l.AccruedFine)
-		}
-	}
-	c.JSON(http.StatusOK, myFeesAnswer{Fees: fees, Balance: moneyOf(bal), Accruing: moneyOf(accruing)})
+	c.JSON(http.StatusOK, myFeesAnswer{Fees: f.Fees, Balance: moneyOf(f.Balance), Accruing: moneyOf(f.Accruing)})
 }
 
 // myBlocksAnswer is what GET /me/blocks answers: the blocks, and the
@@ -182,60 +181,23 @@ type myBlocksAnswer struct {
 }
 
 func (a *api) myBlocks(c *gin.Context) {
-	ctx, inst := a.ctx(c), a.who(c).Institution
-	u, err := a.kit.Patrons.GetSegments(ctx, inst, a.self(c), patron.KindNotes, patron.KindBlocks)
+	st, err := a.kit.Account.Standing(a.ctx(c), a.who(c).Institution, a.self(c))
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	bs, err := a.kit.Circulation.BlocksOf(ctx, inst, u)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	msgs := []patron.Note{}
-	for _, n := range u.Notes {
-		if n.UserViewable {
-			msgs = append(msgs, n)
-		}
-	}
-	all, err := a.kit.Circulation.Notices(ctx, inst, u.PrimaryID)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	sent := []circulation.Notice{}
-	for _, n := range all {
-		if n.Status == circulation.NoticeSent && len(sent) < 10 {
-			sent = append(sent, n)
-		}
-	}
-	c.JSON(http.StatusOK, myBlocksAnswer{Blocks: bs, Messages: msgs, Notices: forPatron(sent)})
+	c.JSON(http.StatusOK, myBlocksAnswer{Blocks: st.Blocks, Messages: st.Messages, Notices: st.Notices})
 }
 
 // quote answers the terms of use the user primaryID would get for the
 // item with barcode now, the due date such a loan would have, and the
-// rule that gives them.
+// rule that gives them (account.Service.Terms).
 func (a *api) quote(c *gin.Context, primaryID, barcode string) {
-	ctx, inst := a.ctx(c), a.who(c).Institution
-	// The user first: another institution's request finds no one (404)
-	// whatever the item.
-	u, err := a.kit.Patrons.Get(ctx, inst, primaryID)
-	if err != nil {
-		fail(c, err)
-		return
+	q, err := a.kit.Account.Terms(a.ctx(c), a.who(c).Institution, primaryID, barcode)
+	if pe, ok := fault.As(err); ok && pe.Kind == fault.Invalid && strings.TrimSpace(barcode) == "" {
+		// A parameter the request lacks: a malformed request.
+		err = badRequest(pe.Detail, pe.Fields...)
 	}
-	barcode = strings.TrimSpace(barcode)
-	if barcode == "" {
-		fail(c, badRequest("barcode is required: the item the terms are for", fault.FieldError{Field: "barcode", Code: "required", Message: "is required"}))
-		return
-	}
-	it, err := a.kit.Circulation.Item(ctx, inst, barcode)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	q, err := a.kit.Circulation.Quote(ctx, inst, u, it, a.kit.Now())
 	if err != nil {
 		fail(c, err)
 		return
@@ -249,37 +211,17 @@ type myNotices struct {
 }
 
 func (a *api) myNoticeList(c *gin.Context) {
-	ns, err := a.kit.Circulation.Notices(a.ctx(c), a.who(c).Institution, a.self(c))
+	ns, err := a.kit.Account.Notices(a.ctx(c), a.who(c).Institution, a.self(c))
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, myNotices{Notices: forPatron(ns)})
-}
-
-// forPatron drops what a channel answered when it refused a notice: for
-// staff, not for the patron.
-func forPatron(ns []circulation.Notice) []circulation.Notice {
-	for i := range ns {
-		if ns[i].Status != circulation.NoticeSkipped {
-			ns[i].Error = ""
-		}
-	}
-	return ns
+	c.JSON(http.StatusOK, myNotices{Notices: ns})
 }
 
 // myNotice downloads a notice sent to the patron, as it was archived.
 func (a *api) myNotice(c *gin.Context) {
-	ctx, inst, me := a.ctx(c), a.who(c).Institution, a.self(c)
-	n, err := a.kit.Circulation.Notice(ctx, inst, me, c.Param("notice_id"))
-	if err == nil && n.AttachmentID == "" {
-		err = &fault.Error{Kind: fault.NotFound, Detail: "notice " + n.ID + " was not sent"}
-	}
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	att, body, err := a.kit.Patrons.AttachmentContent(ctx, inst, me, n.AttachmentID)
+	att, body, err := a.kit.Account.NoticeFile(a.ctx(c), a.who(c).Institution, a.self(c), c.Param("notice_id"))
 	if err != nil {
 		fail(c, err)
 		return
@@ -289,178 +231,40 @@ func (a *api) myNotice(c *gin.Context) {
 
 // Contact is one of the patron's email addresses, phones or addresses, as
 // the settings show it.
-type Contact struct {
-	ID           string `json:"id"`
-	Value        string `json:"value"`
-	Preferred    bool   `json:"preferred"`
-	PreferredSMS bool   `json:"preferred_sms,omitempty"`
-}
-
-// mySettings is what GET /me/settings answers: what a patron may change.
-type mySettings struct {
-	Emails            []Contact `json:"emails"`
-	Phones            []Contact `json:"phones"`
-	Addresses         []Contact `json:"addresses"`
-	SMS               bool      `json:"sms"`
-	PreferredLanguage string    `json:"preferred_language"`
-	NoticeOptOuts     []string  `json:"notice_opt_outs"`
-	// OptionalNotices are the kinds of notices a patron may opt out of.
-	OptionalNotices []string `json:"optional_notices"`
-}
-
-// settingsPatch is the body of PATCH /me/settings: each field present is
-// changed. The preferred contacts are named by id.
-type settingsPatch struct {
-	PreferredEmail    *string   `json:"preferred_email"`
-	PreferredPhone    *string   `json:"preferred_phone"`
-	PreferredAddress  *string   `json:"preferred_address"`
-	SMS               *bool     `json:"sms"`
-	PreferredLanguage *string   `json:"preferred_language"`
-	NoticeOptOuts     *[]string `json:"notice_opt_outs"`
-}
-
-var settingsFields = []string{"preferred_email", "preferred_phone", "preferred_address", "sms", "preferred_language", "notice_opt_outs"}
-
-func (a *api) settingsOf(c *gin.Context, u *patron.User) (*mySettings, error) {
-	out := &mySettings{Emails: []Contact{}, Phones: []Contact{}, Addresses: []Contact{}, PreferredLanguage: u.PreferredLanguage,
-		OptionalNotices: circulation.OptionalNotices}
-	for _, e := range u.Emails {
-		out.Emails = append(out.Emails, Contact{ID: e.ID, Value: e.EmailAddress, Preferred: e.Preferred})
-	}
-	for _, p := range u.Phones {
-		out.Phones = append(out.Phones, Contact{ID: p.ID, Value: p.PhoneNumber, Preferred: p.Preferred, PreferredSMS: p.PreferredSMS})
-		out.SMS = out.SMS || p.PreferredSMS
-	}
-	for _, ad := range u.Addresses {
-		v := strings.Join(slices.DeleteFunc([]string{ad.Line1, ad.Line2, ad.City, ad.PostalCode, ad.Country}, func(s string) bool { return s == "" }), ", ")
-		out.Addresses = append(out.Addresses, Contact{ID: ad.ID, Value: v, Preferred: ad.Preferred})
-	}
-	var err error
-	out.NoticeOptOuts, err = a.kit.Circulation.NoticeOptOuts(a.ctx(c), a.who(c).Institution, u.PrimaryID)
-	return out, err
-}
+type Contact = account.Contact
 
 func (a *api) mySettings(c *gin.Context) {
-	u, err := a.kit.Patrons.Get(a.ctx(c), a.who(c).Institution, a.self(c))
+	s, err := a.kit.Account.Settings(a.ctx(c), a.who(c).Institution, a.self(c))
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	s, err := a.settingsOf(c, u)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	writeVersioned(c, http.StatusOK, u.Version, s)
+	writeVersioned(c, http.StatusOK, s.Version, s)
 }
 
-// changeMySettings changes what a patron may change of their record:
-// which of their own email addresses, phones and addresses is preferred,
-// whether notices come by SMS (to their preferred phone), their language,
-// and the notices they opt out of. Any other field is refused (422, each
-// named, "read_only"), and nothing changes.
+// changeMySettings changes what a patron may change of their record (see
+// account.Service.ChangeSettings). A field a patron may not change is
+// refused (422, each named, "read_only"), and nothing changes.
 func (a *api) changeMySettings(c *gin.Context) {
 	var raw map[string]json.RawMessage
 	if err := decodeJSON(c, a.opts.MaxBodyBytes, &raw); err != nil {
 		fail(c, err)
 		return
 	}
-	var refused []fault.FieldError
-	for k := range raw {
-		if !slices.Contains(settingsFields, k) {
-			refused = append(refused, fault.FieldError{Field: k, Code: "read_only", Message: "a patron cannot change it here; the library can"})
-		}
-	}
-	if len(refused) > 0 {
-		slices.SortFunc(refused, func(x, y fault.FieldError) int { return strings.Compare(x.Field, y.Field) })
-		fail(c, &fault.Error{Kind: fault.Invalid, Detail: "only your contact preferences, language and notices can be changed here", Fields: refused})
+	if err := account.CheckFields(slices.Collect(maps.Keys(raw))); err != nil {
+		fail(c, err)
 		return
 	}
 	b, _ := json.Marshal(raw) // raw came from JSON: cannot fail
-	var in settingsPatch
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&in); err != nil {
+	var in account.SettingsChange
+	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&in); err != nil {
 		fail(c, jsonError(err, a.opts.MaxBodyBytes))
 		return
 	}
-	ctx, inst := a.ctx(c), a.who(c).Institution
-	u, err := a.kit.Patrons.Get(ctx, inst, a.self(c))
+	s, err := a.kit.Account.ChangeSettings(a.ctx(c), a.who(c).Institution, a.self(c), in)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	var bad []fault.FieldError
-	choose := func(field string, id *string, n int, idOf func(int) string, set func(int, bool)) {
-		if id == nil {
-			return
-		}
-		found := -1
-		for i := range n {
-			if idOf(i) == *id {
-				found = i
-			}
-		}
-		if found < 0 {
-			bad = append(bad, fault.FieldError{Field: field, Code: "unknown_value", Message: "is not the id of one of yours"})
-			return
-		}
-		for i := range n {
-			set(i, i == found)
-		}
-	}
-	choose("preferred_email", in.PreferredEmail, len(u.Emails), func(i int) string { return u.Emails[i].ID }, func(i int, v bool) { u.Emails[i].Preferred = v })
-	sms := slices.ContainsFunc(u.Phones, func(p patron.Phone) bool { return p.PreferredSMS })
-	choose("preferred_phone", in.PreferredPhone, len(u.Phones), func(i int) string { return u.Phones[i].ID }, func(i int, v bool) {
-		u.Phones[i].Preferred = v
-		u.Phones[i].PreferredSMS = sms && v // SMS follows the preferred phone
-	})
-	choose("preferred_address", in.PreferredAddress, len(u.Addresses), func(i int) string { return u.Addresses[i].ID }, func(i int, v bool) { u.Addresses[i].Preferred = v })
-	if in.SMS != nil {
-		pref := slices.IndexFunc(u.Phones, func(p patron.Phone) bool { return p.Preferred })
-		if *in.SMS && pref < 0 {
-			bad = append(bad, fault.FieldError{Field: "sms", Code: "unknown_value", Message: "needs a preferred phone"})
-		}
-		for i := range u.Phones {
-			u.Phones[i].PreferredSMS = *in.SMS && i == pref
-		}
-	}
-	if in.PreferredLanguage != nil {
-		u.PreferredLanguage = strings.TrimSpace(*in.PreferredLanguage)
-	}
-	if len(bad) > 0 {
-		fail(c, &fault.Error{Kind: fault.Invalid, Detail: "the settings are not valid", Fields: bad})
-		return
-	}
-	if in.NoticeOptOuts != nil {
-		// Checked before the record changes, so that a bad kind changes
-		// nothing.
-		for i, k := range *in.NoticeOptOuts {
-			if !slices.Contains(circulation.OptionalNotices, strings.ToLower(strings.TrimSpace(k))) {
-				bad = append(bad, fault.FieldError{Field: "notice_opt_outs[" + strconv.Itoa(i) + "]", Code: "unknown_value",
-					Message: "must be one of: " + strings.Join(circulation.OptionalNotices, ", ")})
-			}
-		}
-		if len(bad) > 0 {
-			fail(c, &fault.Error{Kind: fault.Invalid, Detail: "the settings are not valid", Fields: bad})
-			return
-		}
-	}
-	if in.PreferredEmail != nil || in.PreferredPhone != nil || in.PreferredAddress != nil || in.SMS != nil || in.PreferredLanguage != nil {
-		if u, err = a.kit.Patrons.Replace(ctx, inst, u.PrimaryID, u.Version, u); err != nil {
-			fail(c, err)
-			return
-		}
-	}
-	if in.NoticeOptOuts != nil {
-		if _, err := a.kit.Circulation.SetNoticeOptOuts(ctx, inst, u.PrimaryID, *in.NoticeOptOuts); err != nil {
-			fail(c, err)
-			return
-		}
-	}
-	s, err := a.settingsOf(c, u)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	writeVersioned(c, http.StatusOK, u.Version, s)
+	writeVersioned(c, http.StatusOK, s.Version, s)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/patronkit/patronkit/account"
 	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
@@ -269,17 +270,7 @@ func (a *api) writeUser(c *gin.Context, status int, u *patron.User) {
 
 // patronView is what a patron may see of their own record: no notes for
 // staff only, no warnings meant for staff.
-func patronView(u *patron.User) *patron.User {
-	v := *u
-	v.Notes = nil
-	for _, n := range u.Notes {
-		if n.UserViewable {
-			v.Notes = append(v.Notes, n)
-		}
-	}
-	v.Warnings = nil
-	return &v
-}
+func patronView(u *patron.User) *patron.User { return account.View(u) }
 
 // ifMatch reads the version an update is based on from If-Match: 428 when
 // missing, 400 when not a version this API wrote.

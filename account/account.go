@@ -1,0 +1,141 @@
+// Package account holds the rules of a patron's own account, "My Library
+// Card": what a patron sees of their record and their circulation, what
+// they may do themselves (renew their loans, place and cancel their
+// requests) and what they may change of their settings (which of their
+// contacts is preferred, SMS, language, the notices they opt out of).
+//
+// It knows no web framework: the HTTP adapter (adapters/ginapi, the /me
+// routes) calls it, and so will the patron's web pages and SIP2. Every
+// method acts on the account of the patron primaryID of institution inst
+// and nothing else, whatever else the caller names: a loan, request or
+// notice of another patron is not found. Errors are the *fault.Error
+// values of the modules below (NotFound, Invalid with field errors,
+// Refused with reasons...).
+//
+// Who the patron is, is the caller's to know (the adapter's sign-in); who
+// may use this package is the access policy's.
+package account
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/patronkit/patronkit/circulation"
+	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/patron"
+)
+
+// Options configures a Service.
+type Options struct {
+	// Patrons keeps the patrons' records. Required.
+	Patrons *patron.Service
+	// Circulation keeps their loans, requests, fees, blocks and notices.
+	// Required.
+	Circulation *circulation.Service
+	// Now is the clock the terms of use are quoted at. Default: time.Now.
+	Now func() time.Time
+}
+
+// Service answers a patron about their own account and carries out what
+// they may do themselves. It is safe for concurrent use.
+type Service struct {
+	patrons *patron.Service
+	circ    *circulation.Service
+	now     func() time.Time
+}
+
+// NewService returns a Service over the patron and circulation services.
+func NewService(o Options) (*Service, error) {
+	if o.Patrons == nil || o.Circulation == nil {
+		return nil, errors.New("account: NewService needs Options.Patrons and Options.Circulation")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Service{patrons: o.Patrons, circ: o.Circulation, now: o.Now}, nil
+}
+
+// View is what a patron may see of their own record: the notes meant for
+// them (user_viewable) and none for staff only, and no warnings meant for
+// staff. u is not changed.
+func View(u *patron.User) *patron.User {
+	v := *u
+	v.Notes = nil
+	for _, n := range u.Notes {
+		if n.UserViewable {
+			v.Notes = append(v.Notes, n)
+		}
+	}
+	v.Warnings = nil
+	return &v
+}
+
+// Overview is the patron's account at a glance: their record as they may
+// see it (View) and the counts of their circulation.
+type Overview struct {
+	// User is the patron's record as View shows it; its Version is the
+	// record's.
+	User *patron.User
+	// Loans counts the open loans, OverdueLoans those of them overdue.
+	Loans        int
+	OverdueLoans int
+	// Requests counts the active requests (waiting or on the hold shelf),
+	// OnHoldShelf those ready to pick up.
+	Requests    int
+	OnHoldShelf int
+	// Balance is what the patron owes, in minor units per currency.
+	Balance map[string]int64
+}
+
+// Overview answers the patron's account at a glance.
+func (s *Service) Overview(ctx context.Context, inst, primaryID string) (*Overview, error) {
+	u, err := s.patrons.Get(ctx, inst, primaryID)
+	if err != nil {
+		return nil, err
+	}
+	acc, err := s.circ.Account(ctx, inst, u.PrimaryID)
+	if err != nil {
+		return nil, err
+	}
+	return &Overview{User: View(u), Loans: acc.Loans, OverdueLoans: acc.OverdueLoans, Requests: acc.Requests,
+		OnHoldShelf: acc.OnHoldShelf, Balance: acc.Balance}, nil
+}
+
+// Terms answers the terms of use the patron would get for the item with
+// barcode if they borrowed it now, the due date such a loan would have,
+// and the rule that gives them. The patron is looked up first: an unknown
+// one is NotFound whatever the item; then a blank barcode is Invalid
+// (barcode, required), an unknown item NotFound, and terms that refuse
+// the loan (no rule matches, a fixed due date has passed) Refused.
+func (s *Service) Terms(ctx context.Context, inst, primaryID, barcode string) (*circulation.Quote, error) {
+	u, err := s.patrons.Get(ctx, inst, primaryID)
+	if err != nil {
+		return nil, err
+	}
+	barcode = strings.TrimSpace(barcode)
+	if barcode == "" {
+		return nil, &fault.Error{Kind: fault.Invalid, Detail: "barcode is required: the item the terms are for",
+			Fields: []fault.FieldError{{Field: "barcode", Code: "required", Message: "is required"}}}
+	}
+	it, err := s.circ.Item(ctx, inst, barcode)
+	if err != nil {
+		return nil, err
+	}
+	q, err := s.circ.Quote(ctx, inst, u, it, s.now())
+	if err != nil {
+		return nil, err
+	}
+	return &q, nil
+}
+
+// addOwed adds two amounts owed, stopping at the largest int64 rather than
+// overflowing.
+func addOwed(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
