@@ -74,10 +74,11 @@ func (Item) TableName() string { return "pk_circ_items" }
 
 // ItemLookup finds an item by barcode. The Service implements it over its
 // own item table; a host whose catalog lives elsewhere implements it over
-// that catalog (ItemLookupFunc adapts a function). An item that does not
-// exist must be reported as a *fault.Error of kind NotFound. Items it
-// returns name one of the institution's libraries by code, whose time zone
-// and calendar their due dates follow.
+// that catalog (ItemLookupFunc adapts a function) and gives it as
+// Options.Items, where the Service looks up the items it does not hold
+// yet. An item that does not exist must be reported as a *fault.Error of
+// kind NotFound. Items it returns name one of the institution's libraries
+// by code, whose time zone and calendar their due dates follow.
 type ItemLookup interface {
 	Item(ctx context.Context, inst, barcode string) (*Item, error)
 }
@@ -167,10 +168,14 @@ func (s *Service) CreateItem(ctx context.Context, inst string, in *Item) (*Item,
 	return &it, nil
 }
 
-// Item returns an item by barcode (any case). It makes the Service an
-// ItemLookup.
+// Item returns an item by barcode (any case). With a host's catalog
+// (Options.Items), an item not in the table yet is asked of the catalog
+// and added (see fromCatalog). It makes the Service an ItemLookup.
 func (s *Service) Item(ctx context.Context, inst, barcode string) (*Item, error) {
 	it, err := loadItem(s.db.WithContext(ctx), inst, barcode)
+	if s.items != nil && errors.Is(err, fault.ErrNotFound) && patron.Findable(barcode) {
+		return s.fromCatalog(ctx, inst, barcode)
+	}
 	if err != nil {
 		return nil, s.translate(err)
 	}

@@ -78,6 +78,11 @@ type Options struct {
 	// Currency). A fee, terms of use or a block limit in another currency
 	// is refused (Invalid, naming its currency). Default: USD alone.
 	Currencies []Currency
+	// Items is the host's catalog, for a host whose items are described
+	// elsewhere: a barcode the item table does not hold yet is asked of
+	// it, and the item it answers is added to the table (see Item).
+	// Default: none; only the items added here circulate.
+	Items ItemLookup
 }
 
 // Service keeps the libraries, items and terms of use of every institution
@@ -93,6 +98,7 @@ type Service struct {
 	noticeClaim time.Duration
 	maxFee      int64
 	currencies  currencies
+	items       ItemLookup
 }
 
 // NewService returns a Service over db. It works on a session of db and
@@ -111,7 +117,7 @@ func NewService(db *gorm.DB, o Options) (*Service, error) {
 	}
 	s := &Service{db: db.Session(&gorm.Session{NewDB: true}), now: o.Now, log: o.Logger, patrons: o.Patrons,
 		email: o.Email, sms: o.SMS, templates: &templates{host: o.Templates}, dueSoon: o.DueSoon, noticeClaim: o.NoticeClaim,
-		maxFee: o.MaxFee, currencies: cs}
+		maxFee: o.MaxFee, currencies: cs, items: o.Items}
 	if s.maxFee == 0 {
 		s.maxFee = DefaultMaxFee
 	}
