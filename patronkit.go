@@ -157,6 +157,43 @@ type Config struct {
 	// balance limit counts what a patron owes in every currency, converted
 	// at these rates (see circulation.Currency). Default: USD alone.
 	Currencies []circulation.Currency
+	// DueSoon is how long before its due date a loan gets its due-soon
+	// notice (written by the circulation jobs, see CirculationEvery).
+	// Default: 2 days.
+	DueSoon time.Duration
+
+	// NoticeClaim is how long a sender may hold a notice it is sending
+	// before another instance takes it and sends it again (the first one
+	// stopped midway; see circulation.Notice). Default: 10 minutes.
+	NoticeClaim time.Duration
+
+	// Items is the host's own catalog, for a host whose items are
+	// described elsewhere: a barcode circulation does not hold yet (at a
+	// check-out, a request, a quote) is looked up there, and the item it
+	// answers is added to circulation's items, where its status is kept
+	// from then on (see circulation.Options.Items). Default: none; only
+	// the items added through the API or the service circulate.
+	Items circulation.ItemLookup
+
+	// SISTempDir holds the files uploaded through the API while their SIS
+	// run reads them. Default: os.TempDir().
+	SISTempDir string
+
+	// SISBatchSize is how many users an SIS run reads before it applies
+	// them and saves its progress. Default: 200.
+	SISBatchSize int
+
+	// SISLeaseTTL is how long a run's hold on its SIS profile lasts unless
+	// renewed (a running run renews it every third of it): another
+	// instance takes over a crashed instance's profile after it. Default:
+	// 2 minutes.
+	SISLeaseTTL time.Duration
+
+	// Instance names this instance of the host's application where
+	// instances share the database: in the leases of the SIS runs it
+	// holds. Default: "instance-" and 12 random hex digits, new at each
+	// New.
+	Instance string
 }
 
 // Kit is patronkit wired over one database: the services of each module and
@@ -215,6 +252,9 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if c.MaxAttachmentBytes < 0 {
 		return nil, errors.New("patronkit: MaxAttachmentBytes cannot be negative")
 	}
+	if c.DueSoon < 0 || c.NoticeClaim < 0 || c.SISBatchSize < 0 || c.SISLeaseTTL < 0 {
+		return nil, errors.New("patronkit: DueSoon, NoticeClaim, SISBatchSize and SISLeaseTTL cannot be negative")
+	}
 	db = db.Session(&gorm.Session{NewDB: true})
 	patrons, err := patron.NewService(db, patron.Options{
 		Now:                      c.Now,
@@ -248,12 +288,14 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	loads, err := sis.NewService(db, sis.Options{Patrons: patrons, Sources: c.Sources, Limits: c.SISLimits, Formats: c.SISFormats, Now: c.Now, Logger: c.Logger})
+	loads, err := sis.NewService(db, sis.Options{Patrons: patrons, Sources: c.Sources, Limits: c.SISLimits, Formats: c.SISFormats, Now: c.Now, Logger: c.Logger,
+		TempDir: c.SISTempDir, BatchSize: c.SISBatchSize, LeaseTTL: c.SISLeaseTTL, Instance: c.Instance})
 	if err != nil {
 		return nil, err
 	}
 	circ, err := circulation.NewService(db, circulation.Options{Patrons: patrons, Now: c.Now, Logger: c.Logger,
-		Email: c.Email, SMS: c.SMS, Templates: c.NoticeTemplates, MaxFee: c.MaxFee, Currencies: c.Currencies})
+		Email: c.Email, SMS: c.SMS, Templates: c.NoticeTemplates, MaxFee: c.MaxFee, Currencies: c.Currencies,
+		DueSoon: c.DueSoon, NoticeClaim: c.NoticeClaim, Items: c.Items})
 	if err != nil {
 		return nil, err
 	}
