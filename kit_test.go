@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,13 +11,13 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit"
-	"github.com/patronkit/patronkit/adapters/sqldb"
 	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/patronkittest"
 )
 
 // TestARoleAssignedOnOneInstanceHoldsOnAnother runs two kits on one
@@ -126,15 +125,8 @@ func (r runs) next(t *testing.T) map[string]int64 {
 // loan overdue longer than its terms allow becomes lost by itself.
 func TestStartDeclaresLongOverdueLoansLost(t *testing.T) {
 	ctx := context.Background()
-	var mu sync.Mutex
-	now := time.Date(2026, 9, 1, 9, 0, 0, 0, time.UTC)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	jobs := make(runs)
-	k, err := patronkit.New(dbtest.Open(t, sqldb.SQLite), &patronkit.Config{PINCost: bcrypt.MinCost, Logger: slog.New(jobs),
-		Now: clock, CirculationEvery: 10 * time.Millisecond, PolicyRefresh: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := patronkittest.New(t, func(c *patronkit.Config) { c.Logger, c.CirculationEvery = slog.New(jobs), 10*time.Millisecond })
 	t.Cleanup(func() {
 		go func() {
 			for range jobs { // let a run under way finish while Close waits
@@ -143,46 +135,29 @@ func TestStartDeclaresLongOverdueLoansLost(t *testing.T) {
 		k.Close()
 		close(jobs)
 	})
-	if err := k.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.Circulation.CreateLibrary(ctx, "UNI", &circulation.Library{Code: "MAIN", Name: "Main"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.Circulation.CreateItem(ctx, "UNI", &circulation.Item{Barcode: "B1", Title: "Book", Library: "MAIN"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.Circulation.ReplaceRules(ctx, "UNI", 0, []circulation.Rule{{Terms: circulation.Terms{LoanPeriod: 1, LoanPeriodUnit: circulation.Days,
-		LostItemFee: 3000, DaysOverdueUntilLost: 7, Currency: "USD"}}}, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.Patrons.Create(ctx, "UNI", &patron.User{PrimaryID: "s1", FirstName: "S", LastName: "One"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.Circulation.CheckOut(ctx, "UNI", "s1", "B1", circulation.CheckOutOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	patronkittest.Terms(t, k, "UNI", circulation.Rule{Terms: circulation.Terms{LoanPeriod: 1, LoanPeriodUnit: circulation.Days,
+		LostItemFee: 3000, DaysOverdueUntilLost: 7, Currency: "USD"}})
+	u, it := patronkittest.User(t, k, "UNI"), patronkittest.Item(t, k, "UNI")
+	patronkittest.Loan(t, k, "UNI", u, it)
 	k.Start(ctx)
 	if c := jobs.next(t); c["declared_lost"] != 0 {
 		t.Fatalf("lost before its time: %v", c)
 	}
-	if it, _ := k.Circulation.Item(ctx, "UNI", "B1"); it.Status != circulation.StatusOnLoan {
+	if it, _ := k.Circulation.Item(ctx, "UNI", it.Barcode); it.Status != circulation.StatusOnLoan {
 		t.Fatalf("lost before its time: %s", it.Status)
 	}
-	mu.Lock()
-	now = now.AddDate(0, 0, 9)
-	mu.Unlock()
+	k.Clock.Advance(9 * 24 * time.Hour)
 	// A run may have begun before the clock moved: the next ones declare it.
 	for deadline := time.Now().Add(10 * time.Second); jobs.next(t)["declared_lost"] == 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("the loan was never declared lost")
 		}
 	}
-	it, err := k.Circulation.Item(ctx, "UNI", "B1")
+	it, err := k.Circulation.Item(ctx, "UNI", it.Barcode)
 	if err != nil || it.Status != circulation.StatusLost {
 		t.Fatalf("item %+v, %v", it, err)
 	}
-	bal, err := k.Circulation.Balance(ctx, "UNI", "s1")
+	bal, err := k.Circulation.Balance(ctx, "UNI", u.PrimaryID)
 	if err != nil || bal["USD"] != 3000 {
 		t.Fatalf("balance %v, %v", bal, err)
 	}
@@ -211,29 +186,15 @@ func (e expiries) Handle(_ context.Context, rec slog.Record) error {
 // Lockout leave the database once the kit runs.
 func TestStartDeletesForgottenSignInFailures(t *testing.T) {
 	ctx := context.Background()
-	var mu sync.Mutex
-	now := time.Date(2026, 9, 1, 9, 0, 0, 0, time.UTC)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	runs := make(expiries, 4)
-	db := dbtest.Open(t, sqldb.SQLite)
-	k, err := patronkit.New(db, &patronkit.Config{PINCost: bcrypt.MinCost, Logger: slog.New(runs), Now: clock,
-		Lockout: time.Minute, PolicyRefresh: -1, CirculationEvery: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(k.Close)
-	if err := k.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.Patrons.Create(ctx, "UNI", &patron.User{PrimaryID: "s1", FirstName: "S", LastName: "One", PINNumber: "1234"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.Patrons.SignIn(ctx, "UNI", "s1", "0000", "192.0.2.1"); !errors.Is(err, fault.ErrUnauthenticated) {
+	k := patronkittest.New(t, func(c *patronkit.Config) { c.Logger, c.Lockout = slog.New(runs), time.Minute })
+	u := patronkittest.User(t, k, "UNI", func(u *patron.User) { u.PINNumber = "1234" })
+	if _, err := k.Patrons.SignIn(ctx, "UNI", u.PrimaryID, "0000", "192.0.2.1"); !errors.Is(err, fault.ErrUnauthenticated) {
 		t.Fatalf("wrong PIN: %v", err)
 	}
 	count := func() int64 {
 		var n int64
-		if err := db.Model(&patron.SignInFailures{}).Count(&n).Error; err != nil {
+		if err := k.DB.Model(&patron.SignInFailures{}).Count(&n).Error; err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -241,9 +202,7 @@ func TestStartDeletesForgottenSignInFailures(t *testing.T) {
 	if n := count(); n != 2 {
 		t.Fatalf("%d failure rows, want the source's and the account's", n)
 	}
-	mu.Lock()
-	now = now.Add(2 * time.Minute)
-	mu.Unlock()
+	k.Clock.Advance(2 * time.Minute)
 	k.Start(ctx)
 	select {
 	case n := <-runs:
@@ -321,26 +280,16 @@ func TestRolesOfUsersDeletedBeforeTheUpgradeGo(t *testing.T) {
 
 // A host's deletion hooks, given in the Config, act in the deletion.
 func TestAHostsDeletionHookActsInTheDeletion(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
-		ctx := context.Background()
-		var deleted []string
-		hook := patron.DeletionHookFunc(func(ctx context.Context, tx *gorm.DB, u *patron.User) error {
-			deleted = append(deleted, u.PrimaryID)
-			return nil
-		})
-		k, err := patronkit.New(db, &patronkit.Config{DeletionHooks: []patron.DeletionHook{hook}, PINCost: bcrypt.MinCost, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(k.Close)
-		if err := k.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := k.Patrons.Create(ctx, "UNI", &patron.User{PrimaryID: "jdoe", FirstName: "J", LastName: "D"}); err != nil {
-			t.Fatal(err)
-		}
-		if err := k.Patrons.Delete(ctx, "UNI", "jdoe"); err != nil || len(deleted) != 1 || deleted[0] != "jdoe" {
+	var deleted []string
+	hook := patron.DeletionHookFunc(func(ctx context.Context, tx *gorm.DB, u *patron.User) error {
+		deleted = append(deleted, u.PrimaryID)
+		return nil
+	})
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		deleted = nil
+		u := patronkittest.User(t, k, "UNI")
+		if err := k.Patrons.Delete(context.Background(), "UNI", u.PrimaryID); err != nil || len(deleted) != 1 || deleted[0] != u.PrimaryID {
 			t.Fatalf("the host's hook heard %v (%v)", deleted, err)
 		}
-	})
+	}, func(c *patronkit.Config) { c.DeletionHooks = []patron.DeletionHook{hook} })
 }
