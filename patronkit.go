@@ -7,9 +7,12 @@
 // with adapters/ginapi.Mount under a route group behind its own login.
 //
 // Hosts may implement: patron.DeletionGuard, patron.DeletionHook,
-// patron.Listener and patron.AuditSink (hooks, with Func adapters), and the
-// principal resolver of ginapi. Everything else is implemented here and
-// only called by hosts.
+// patron.Listener and patron.AuditSink (hooks, with Func adapters),
+// sis.Source and sis.Format (SIS files from elsewhere, in other formats),
+// circulation.Notifier (notices by another channel) and
+// circulation.ItemLookup (the host's catalog), each given in Config, and
+// the principal resolver of ginapi. Everything else is implemented here
+// and only called by hosts. Package patronkittest helps them test it.
 package patronkit
 
 import (
