@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,12 +151,28 @@ func (o onCreated) UserChanged(_ context.Context, c patron.Change) {
 	}
 }
 
+// holdRun is a listener that holds the SIS run making the first user
+// created until the test releases it.
+type holdRun struct {
+	reached, release chan struct{}
+	once             sync.Once
+}
+
+func (h *holdRun) UserChanged(_ context.Context, c patron.Change) {
+	if c.Action == patron.Created {
+		h.once.Do(func() {
+			close(h.reached)
+			<-h.release
+		})
+	}
+}
+
 func TestConfigSISTempDirHoldsTheUploadsWhileTheyAreRead(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	created := make(onCreated)
+	hold := &holdRun{reached: make(chan struct{}), release: make(chan struct{})}
 	k := patronkittest.New(t, func(c *patronkit.Config) {
-		c.SISTempDir, c.Listeners = dir, []patron.Listener{created}
+		c.SISTempDir, c.Listeners = dir, []patron.Listener{hold}
 	})
 	if _, err := k.SIS.CreateProfile(ctx, "UNI", &sis.Profile{Code: "REG", Source: sis.Upload, Mode: patron.ModeSynchronize}); err != nil {
 		t.Fatal(err)
@@ -164,16 +181,12 @@ func TestConfigSISTempDirHoldsTheUploadsWhileTheyAreRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-created // the run is applying the file
+	<-hold.reached // the run is applying the file, and waits
 	spooled, _ := filepath.Glob(filepath.Join(dir, "patronkit-sis-*"))
-	go func() {
-		for range created {
-		}
-	}()
+	close(hold.release)
 	if r, err = k.SIS.Wait(ctx, r.ID); err != nil || r.Created != 1 {
 		t.Fatalf("run %+v, %v", r, err)
 	}
-	close(created)
 	if len(spooled) != 1 {
 		t.Fatalf("files in SISTempDir while the run read the upload: %v", spooled)
 	}

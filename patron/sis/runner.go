@@ -104,10 +104,17 @@ func (s *Service) keepLease(ctx context.Context, run *Run, holder string) {
 	}
 }
 
+// save writes the run's progress or its end, unless the run has ended
+// already: an instance that took over the profile's lease marked it failed
+// (this instance was thought stopped), and that stays.
 func (s *Service) save(ctx context.Context, run *Run) {
 	run.Files, run.Error = storable(run.Files), clip(storable(run.Error), 2000)
-	if err := s.db.WithContext(ctx).Save(run).Error; err != nil {
-		s.log.Error("sis: saving the run", "run", run.ID, "error", err)
+	res := s.db.WithContext(ctx).Model(run).Where("status IN ?", []string{RunQueued, RunRunning}).Select("*").Updates(run)
+	switch {
+	case res.Error != nil:
+		s.log.Error("sis: saving the run", "run", run.ID, "error", res.Error)
+	case res.RowsAffected == 0:
+		s.log.Warn("sis: the run was ended by another instance, which took its profile over", "run", run.ID, "status", run.Status)
 	}
 }
 

@@ -385,3 +385,38 @@ func TestSchedulesStartOneRunPerDueTimeAcrossInstances(t *testing.T) {
 		e.sis.Wait(e.ctx, evening[0].ID)
 	})
 }
+
+// TestARunTakenOverStaysFailed: an instance thought stopped (its lease ran
+// out while its run hung) whose run then goes on cannot write that run
+// back to running or succeeded: the instance that took the profile over
+// marked it failed, and that stands.
+func TestARunTakenOverStaysFailed(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		g := &gate{open: make(chan struct{}), body: usersXML(userXML("s1", "A", "A"))}
+		first := newEnv(t, db, g)
+		first.profile(t, sis.Profile{Source: "gate"})
+		second, err := sis.NewService(db, sis.Options{Patrons: first.patrons, Now: first.clock.Now, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer second.Close()
+		hung, err := first.sis.StartRun(first.ctx, "UNI", "SIS", sis.RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first.clock.Set(first.clock.Now().Add(time.Hour))
+		took, err := second.StartRun(first.ctx, "UNI", "SIS", sis.RunOptions{Upload: strings.NewReader(usersXML(userXML("s2", "B", "B"))), UploadName: "u.xml"})
+		if err != nil {
+			t.Fatalf("the expired lease was not taken over: %v", err)
+		}
+		if r, _ := second.Wait(first.ctx, took.ID); r.Status != sis.RunSucceeded {
+			t.Fatalf("the run that took over: %s %s", counts(r), r.Error)
+		}
+		close(g.open) // the hung run goes on, and ends
+		first.sis.Wait(first.ctx, hung.ID)
+		r, err := first.sis.GetRun(first.ctx, "UNI", hung.ID)
+		if err != nil || r.Status != sis.RunFailed || !strings.Contains(r.Error, "stopped") {
+			t.Fatalf("the run taken over: %+v, %v", r, err)
+		}
+	})
+}
