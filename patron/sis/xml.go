@@ -18,15 +18,17 @@ import (
 // <user> elements, or a single <user> as the root. Elements may come in any
 // order; elements that patron.User has no field for (<user_roles>,
 // <pref_first_name>, <web_site_url>...) are ignored, and so are namespaces.
-// A code keeps its code as the value, and its desc attribute becomes a
-// Label of the table named by the element (rs_libraries' codes go to the
-// table rs_library). Values are trimmed; an empty element is an empty
-// string. Dates are read with Date; booleans are true or false in any case
-// (1 and 0 too), empty being false. record_type, account_type, status,
-// block_status and an identifier's status are upper-cased. Every segment is
-// External and every note's origin external, whatever the file's
-// segment_type says, as in an Alma SIS load; the first rs_library is the
-// user's RSLibrary.
+// A code (an element Alma's schema gives a desc attribute) keeps its code
+// as the value, and its desc attribute becomes a Label of the table named
+// by the element (rs_libraries' codes go to the table rs_library). Values
+// are trimmed; an empty element is an empty string. Dates are read with
+// Date; booleans are true or false in any case (1 and 0 too), empty being
+// false. record_type, account_type, status, block_status and an
+// identifier's status are upper-cased. Every segment is External and every
+// note's origin external, whatever the file's segment_type says, as in an
+// Alma SIS load; the first rs_library code is the user's RSLibrary. The
+// fields and their names are Alma's user record as alma.go maps it, the
+// same for every format.
 //
 // The file is read as a stream, one user at a time: memory does not grow
 // with the number of users. A user that is not well-formed XML or has a bad
@@ -77,14 +79,14 @@ var errUserCut = errors.New("sis: xml: the user element ends early")
 type userReader struct {
 	d      *xml.Decoder
 	line0  int // the element's first line, less one
-	labels []Label
+	labels labelSet
 	buf    []byte
 }
 
-// decodeUser decodes the user element in chunk, which starts on the given
-// line of the file.
-func decodeUser(chunk []byte, line int) (*patron.User, []Label, error) {
-	p := &userReader{d: xml.NewDecoder(bytes.NewReader(chunk)), line0: line - 1}
+// decode decodes the user element in chunk, which starts on the given
+// line of the file. The reader is used again for the next user.
+func (p *userReader) decode(chunk []byte, line int) (*patron.User, []Label, error) {
+	p.d, p.line0, p.labels = xml.NewDecoder(bytes.NewReader(chunk)), line-1, nil
 	for {
 		tok, err := p.d.Token()
 		if err != nil {
@@ -171,43 +173,23 @@ func (p *userReader) text() (string, error) {
 	}
 }
 
-// code reads a code element: its text is the code, its desc attribute a
-// Label of the table named by the element.
-func (p *userReader) code(el xml.StartElement) (string, error) {
-	return p.codeIn(el, el.Name.Local)
-}
-
-// codeIn reads a code element whose label goes to the named table.
-func (p *userReader) codeIn(el xml.StartElement, table string) (string, error) {
+// code reads a code element whose desc attribute labels it in table.
+func (p *userReader) code(el xml.StartElement, table string) (string, error) {
 	v, err := p.text()
 	if err == nil {
-		p.label(table, v, attr(el, "desc"))
+		p.labels.add(table, v, attr(el, "desc"))
 	}
 	return v, err
 }
 
 // enum reads a code of a fixed list (ACTIVE, PUBLIC...), in upper case.
-func (p *userReader) enum(el xml.StartElement) (string, error) {
+func (p *userReader) enum(el xml.StartElement, table string) (string, error) {
 	v, err := p.text()
 	v = strings.ToUpper(v)
 	if err == nil {
-		p.label(el.Name.Local, v, attr(el, "desc"))
+		p.labels.add(table, v, attr(el, "desc"))
 	}
 	return v, err
-}
-
-// label keeps the description of a code, once per record.
-func (p *userReader) label(table, code, desc string) {
-	if code == "" || desc == "" {
-		return
-	}
-	l := Label{Table: table, Code: code, Desc: desc}
-	for _, have := range p.labels {
-		if have == l {
-			return
-		}
-	}
-	p.labels = append(p.labels, l)
 }
 
 // date reads a date element as YYYY-MM-DD.
@@ -268,91 +250,81 @@ func attr(el xml.StartElement, name string) string {
 	return ""
 }
 
-// external is the segment every segment of an SIS record gets.
-var external = patron.Segment{SegmentType: patron.SegmentExternal}
+// readXMLField reads the element el as the field f of x.
+func readXMLField[T any](p *userReader, f *field[T], el xml.StartElement, x *T) (err error) {
+	switch f.kind {
+	case kText:
+		*f.str(x), err = p.text()
+	case kCode:
+		*f.str(x), err = p.code(el, f.table)
+	case kEnum:
+		*f.str(x), err = p.enum(el, f.table)
+	case kDate:
+		*f.str(x), err = p.date(el)
+	case kBool:
+		*f.flag(x), err = p.boolean(el)
+	case kCodes:
+		err = p.codes(f.item, f.table, f.codes(x))
+	case kFirstCode:
+		err = p.firstCode(f.item, f.table, f.str(x))
+	}
+	return err
+}
+
+// readXMLFields reads the children of the element being read into the
+// fields of x, passing over the elements the table has not.
+func readXMLFields[T any](p *userReader, t *fieldTable[T], x *T) error {
+	return p.each(func(el xml.StartElement) error {
+		if f := t.byXML[el.Name.Local]; f != nil {
+			return readXMLField(p, f, el, x)
+		}
+		return p.skip()
+	})
+}
 
 // user reads the children of <user>.
 func (p *userReader) user(u *patron.User) error {
 	return p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "record_type":
-			u.RecordType, err = p.enum(el)
-		case "primary_id":
-			u.PrimaryID, err = p.text()
-		case "first_name":
-			u.FirstName, err = p.text()
-		case "middle_name":
-			u.MiddleName, err = p.text()
-		case "last_name":
-			u.LastName, err = p.text()
-		case "user_title":
-			u.UserTitle, err = p.code(el)
-		case "job_category":
-			u.JobCategory, err = p.code(el)
-		case "job_description":
-			u.JobDescription, err = p.text()
-		case "gender":
-			u.Gender, err = p.code(el)
-		case "user_group":
-			u.UserGroup, err = p.code(el)
-		case "campus_code":
-			u.CampusCode, err = p.code(el)
-		case "preferred_language":
-			u.PreferredLanguage, err = p.code(el)
-		case "birth_date":
-			u.BirthDate, err = p.date(el)
-		case "expiry_date":
-			u.ExpiryDate, err = p.date(el)
-		case "purge_date":
-			u.PurgeDate, err = p.date(el)
-		case "account_type":
-			u.AccountType, err = p.enum(el)
-		case "external_id":
-			u.ExternalID, err = p.text()
-		case "status":
-			u.Status, err = p.enum(el)
-		case "pin_number":
-			u.PINNumber, err = p.text()
-		case "rs_libraries":
-			err = p.rsLibraries(u)
-		case "contact_info":
-			err = p.contactInfo(u)
-		case "user_identifiers":
-			err = p.list("user_identifier", func(el xml.StartElement) error {
-				id, err := p.identifier()
-				u.Identifiers = append(u.Identifiers, id)
-				return err
+		name := el.Name.Local
+		if f := userFields.byXML[name]; f != nil {
+			return readXMLField(p, f, el, u)
+		}
+		if s := segmentNamed(name, false, false); s != nil {
+			return s.readXML(p, u)
+		}
+		if name == contactInfo {
+			return p.each(func(el xml.StartElement) error {
+				if s := segmentNamed(el.Name.Local, true, false); s != nil {
+					return s.readXML(p, u)
+				}
+				return p.skip()
 			})
-		case "user_blocks":
-			err = p.list("user_block", func(el xml.StartElement) error {
-				b, err := p.block()
-				u.Blocks = append(u.Blocks, b)
-				return err
-			})
-		case "user_notes":
-			err = p.list("user_note", func(el xml.StartElement) error {
-				n, err := p.note()
-				u.Notes = append(u.Notes, n)
-				return err
-			})
-		case "user_statistics":
-			err = p.list("user_statistic", func(el xml.StartElement) error {
-				st, err := p.statistic()
-				u.Statistics = append(u.Statistics, st)
-				return err
-			})
-		case "proxy_for_users":
-			err = p.list("proxy_for_user", func(el xml.StartElement) error {
-				pf, err := p.proxyFor()
-				u.ProxyFor = append(u.ProxyFor, pf)
-				return err
-			})
-		default:
-			err = p.skip()
+		}
+		return p.skip()
+	})
+}
+
+// readXML reads a segment list element, each item into a new segment.
+func (s *segment[T]) readXML(p *userReader, u *patron.User) error {
+	return p.list(s.item, func(el xml.StartElement) error {
+		x := s.add(u)
+		err := readXMLAttrs(p, s.fields, el, x)
+		if err == nil {
+			err = readXMLFields(p, s.fields, x)
 		}
 		return err
 	})
+}
+
+// readXMLAttrs reads the attributes of a segment's element that are
+// fields of x (preferred, preferred_sms: true or false).
+func readXMLAttrs[T any](p *userReader, t *fieldTable[T], el xml.StartElement, x *T) (err error) {
+	for _, f := range t.attrs {
+		if *f.flag(x), err = p.boolAttr(el, f.name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // list reads a list element (<emails>), calling fn for each item element
@@ -366,247 +338,30 @@ func (p *userReader) list(item string, fn func(el xml.StartElement) error) error
 	})
 }
 
-// rsLibraries reads <rs_libraries>; the first library code is the user's.
-func (p *userReader) rsLibraries(u *patron.User) error {
-	return p.list("rs_library", func(xml.StartElement) error {
+// firstCode reads a list of items holding a code (<rs_libraries>): the
+// first code goes to into, and every code is labelled in table.
+func (p *userReader) firstCode(item, table string, into *string) error {
+	return p.list(item, func(xml.StartElement) error {
 		return p.each(func(el xml.StartElement) error {
-			if el.Name.Local != "code" {
+			if el.Name.Local != itemCode {
 				return p.skip()
 			}
-			code, err := p.codeIn(el, "rs_library")
-			if u.RSLibrary == "" {
-				u.RSLibrary = code
+			code, err := p.code(el, table)
+			if *into == "" {
+				*into = code
 			}
 			return err
 		})
 	})
 }
 
-// contactInfo reads <contact_info>: addresses, emails and phones.
-func (p *userReader) contactInfo(u *patron.User) error {
-	return p.each(func(el xml.StartElement) error {
-		switch el.Name.Local {
-		case "addresses":
-			return p.list("address", func(el xml.StartElement) error {
-				a, err := p.address(el)
-				u.Addresses = append(u.Addresses, a)
-				return err
-			})
-		case "emails":
-			return p.list("email", func(el xml.StartElement) error {
-				e, err := p.email(el)
-				u.Emails = append(u.Emails, e)
-				return err
-			})
-		case "phones":
-			return p.list("phone", func(el xml.StartElement) error {
-				ph, err := p.phone(el)
-				u.Phones = append(u.Phones, ph)
-				return err
-			})
-		}
-		return p.skip()
-	})
-}
-
 // codes reads a list of codes (<address_types>), skipping empty ones.
-func (p *userReader) codes(item string, into *patron.Codes) error {
+func (p *userReader) codes(item, table string, into *patron.Codes) error {
 	return p.list(item, func(el xml.StartElement) error {
-		c, err := p.code(el)
+		c, err := p.code(el, table)
 		if c != "" {
 			*into = append(*into, c)
 		}
 		return err
 	})
-}
-
-func (p *userReader) address(el xml.StartElement) (patron.Address, error) {
-	a := patron.Address{Segment: external}
-	var err error
-	if a.Preferred, err = p.boolAttr(el, "preferred"); err != nil {
-		return a, err
-	}
-	err = p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "line1":
-			a.Line1, err = p.text()
-		case "line2":
-			a.Line2, err = p.text()
-		case "line3":
-			a.Line3, err = p.text()
-		case "line4":
-			a.Line4, err = p.text()
-		case "line5":
-			a.Line5, err = p.text()
-		case "city":
-			a.City, err = p.text()
-		case "state_province":
-			a.StateProvince, err = p.text()
-		case "postal_code":
-			a.PostalCode, err = p.text()
-		case "country":
-			a.Country, err = p.code(el)
-		case "address_note":
-			a.AddressNote, err = p.text()
-		case "start_date":
-			a.StartDate, err = p.date(el)
-		case "end_date":
-			a.EndDate, err = p.date(el)
-		case "address_types":
-			err = p.codes("address_type", &a.AddressTypes)
-		default:
-			err = p.skip()
-		}
-		return err
-	})
-	return a, err
-}
-
-func (p *userReader) email(el xml.StartElement) (patron.Email, error) {
-	e := patron.Email{Segment: external}
-	var err error
-	if e.Preferred, err = p.boolAttr(el, "preferred"); err != nil {
-		return e, err
-	}
-	err = p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "email_address":
-			e.EmailAddress, err = p.text()
-		case "description":
-			e.Description, err = p.text()
-		case "email_types":
-			err = p.codes("email_type", &e.EmailTypes)
-		default:
-			err = p.skip()
-		}
-		return err
-	})
-	return e, err
-}
-
-func (p *userReader) phone(el xml.StartElement) (patron.Phone, error) {
-	ph := patron.Phone{Segment: external}
-	var err error
-	if ph.Preferred, err = p.boolAttr(el, "preferred"); err != nil {
-		return ph, err
-	}
-	if ph.PreferredSMS, err = p.boolAttr(el, "preferred_sms"); err != nil {
-		return ph, err
-	}
-	err = p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "phone_number":
-			ph.PhoneNumber, err = p.text()
-		case "phone_types":
-			err = p.codes("phone_type", &ph.PhoneTypes)
-		default:
-			err = p.skip()
-		}
-		return err
-	})
-	return ph, err
-}
-
-func (p *userReader) identifier() (patron.Identifier, error) {
-	id := patron.Identifier{Segment: external}
-	err := p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "id_type":
-			id.IDType, err = p.code(el)
-		case "value":
-			id.Value, err = p.text()
-		case "note":
-			id.Note, err = p.text()
-		case "status":
-			id.Status, err = p.enum(el)
-		default:
-			err = p.skip()
-		}
-		return err
-	})
-	return id, err
-}
-
-func (p *userReader) block() (patron.Block, error) {
-	b := patron.Block{Segment: external}
-	err := p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "block_type":
-			b.BlockType, err = p.code(el)
-		case "block_description":
-			b.BlockDescription, err = p.code(el)
-		case "block_status":
-			b.BlockStatus, err = p.enum(el)
-		case "block_note":
-			b.BlockNote, err = p.text()
-		case "expiry_date":
-			b.ExpiryDate, err = p.date(el)
-		default: // created_by, created_date are the library's, not the SIS's
-			err = p.skip()
-		}
-		return err
-	})
-	return b, err
-}
-
-func (p *userReader) note() (patron.Note, error) {
-	n := patron.Note{Segment: external, Origin: patron.OriginExternal}
-	err := p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "note_type":
-			n.NoteType, err = p.code(el)
-		case "note_text":
-			n.NoteText, err = p.text()
-		case "user_viewable":
-			n.UserViewable, err = p.boolean(el)
-		case "popup_note":
-			n.PopupNote, err = p.boolean(el)
-		default:
-			err = p.skip()
-		}
-		return err
-	})
-	return n, err
-}
-
-func (p *userReader) statistic() (patron.Statistic, error) {
-	st := patron.Statistic{Segment: external}
-	err := p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "statistic_category":
-			st.StatisticCategory, err = p.code(el)
-		case "category_type":
-			st.CategoryType, err = p.code(el)
-		case "statistic_note":
-			st.StatisticNote, err = p.text()
-		default:
-			err = p.skip()
-		}
-		return err
-	})
-	return st, err
-}
-
-func (p *userReader) proxyFor() (patron.ProxyFor, error) {
-	pf := patron.ProxyFor{Segment: external}
-	err := p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "primary_id":
-			pf.PrimaryID, err = p.text()
-		case "expiry_date":
-			pf.ExpiryDate, err = p.date(el)
-		default:
-			err = p.skip()
-		}
-		return err
-	})
-	return pf, err
 }

@@ -16,7 +16,7 @@ import (
 
 // The streaming half of the XML format: the splitter cuts the file into
 // user elements within Limits, one at a time, and hands each to
-// decodeUser (xml.go), which maps it to a patron.User.
+// a userReader (xml.go), which maps it to a patron.User.
 
 const (
 	xmlBufferSize = 64 << 10
@@ -76,6 +76,7 @@ type xmlSplitter struct {
 
 	cur   *xmlChunk // the user being read, or nil
 	chunk xmlChunk  // its storage, reused from user to user
+	users userReader
 }
 
 // xmlChunk is one user element's bytes, as the splitter collects them.
@@ -549,7 +550,7 @@ func (s *xmlSplitter) finish(closed bool, where string) error {
 		rec.Err = &LimitError{Limit: "MaxDepth", Value: int64(s.lim.MaxDepth),
 			What: fmt.Sprintf("the user at line %d (elements nested %d deep)", c.line, c.deepest)}
 	default:
-		u, labels, err := decodeUser(c.buf, c.line)
+		u, labels, err := s.users.decode(c.buf, c.line)
 		switch {
 		case !closed && (err == nil || errors.Is(err, errUserCut)):
 			err = fmt.Errorf("line %d: <user> is not closed: no </user> %s", c.line, where)
