@@ -72,6 +72,9 @@ type fieldMeta struct {
 	// readable: the readers take it from a file. segment_type is written
 	// only: every segment of an SIS file is External, whatever it says.
 	readable bool
+	// dateTime: Alma's schema types it xs:dateTime (a block's expiry); the
+	// export writes the date at midnight UTC.
+	dateTime bool
 }
 
 // jsonKey is the field's key in Alma's JSON.
@@ -166,6 +169,9 @@ func (f field[T]) notExported() field[T] { f.exported = false; return f }
 
 // writtenOnly says the readers pass the field over.
 func (f field[T]) writtenOnly() field[T] { f.readable = false; return f }
+
+// asDateTime says Alma's schema types the field xs:dateTime.
+func (f field[T]) asDateTime() field[T] { f.dateTime = true; return f }
 
 // fieldValue is the value of one field of a record, for writing it.
 type fieldValue struct {
@@ -414,7 +420,7 @@ var userSegments = []almaSegment{
 		enumField("block_status", func(b *patron.Block) *string { return &b.BlockStatus }).unlabelled().column("status"),
 		textField("block_note", func(b *patron.Block) *string { return &b.BlockNote }).column("note"),
 		// created_by and created_date are the library's, not the SIS's.
-		dateField("expiry_date", func(b *patron.Block) *string { return &b.ExpiryDate }),
+		dateField("expiry_date", func(b *patron.Block) *string { return &b.ExpiryDate }).asDateTime(),
 	),
 	newSegment(segmentNames{list: "user_notes", item: "user_note", csv: "note"},
 		patron.Note{Segment: external, Origin: patron.OriginExternal}, func(u *patron.User) *[]patron.Note { return &u.Notes },

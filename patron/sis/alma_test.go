@@ -209,6 +209,10 @@ func TestOneAlmaMappingForEveryFormat(t *testing.T) {
 			want.ProxyFor[i].ExpiryDate = ""
 		}
 		sameUser(t, recs[0].User, want)
+		// A block's expiry is an xs:dateTime in Alma's schema.
+		if !strings.Contains(doc.String(), "<expiry_date>2027-01-01T00:00:00Z</expiry_date>") {
+			t.Errorf("the block's expiry is not written as a dateTime:\n%s", doc.String())
+		}
 	})
 
 	t.Run("JSON", func(t *testing.T) {

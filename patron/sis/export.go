@@ -21,8 +21,10 @@ const (
 )
 
 // Export writes the users of a profile (external users whose external_id
-// names it), or only their blocks, as Alma user XML (a <users> root), the
-// format the XML import reads back. A proxy's expiry date, which Alma's
+// names it), or only their blocks, as Alma user XML (a <users> root, valid
+// against Alma's rest_users.xsd), the format the XML import reads back. A
+// block's expiry date is written as the schema types it, a date-time at
+// midnight UTC (2027-01-01T00:00:00Z); a proxy's expiry date, which the
 // schema has no place for, and PINs are not written. It streams: a user is
 // read, written and let go.
 func (s *Service) Export(ctx context.Context, inst, code, what string, w io.Writer) error {
@@ -154,8 +156,11 @@ func (x *xmlWriter) fields(vals []fieldValue) {
 
 // xmlText is a value as Alma's XML writes it.
 func xmlText(v *fieldValue) string {
-	if v.kind == kBool {
+	switch {
+	case v.kind == kBool:
 		return strconv.FormatBool(v.flag)
+	case v.dateTime && v.text != "":
+		return v.text + "T00:00:00Z"
 	}
 	return v.text
 }
