@@ -79,57 +79,40 @@ type csvFormat struct{ lim Limits }
 // Name is "csv".
 func (csvFormat) Name() string { return "csv" }
 
-// csvCore are the user's own columns.
-var csvCore = []string{"primary_id", "first_name", "last_name", "middle_name", "user_title", "gender", "birth_date", "user_group", "campus_code", "job_category", "job_description", "preferred_language", "expiry_date", "purge_date", "status", "record_type", "rs_library"}
+// csvGroupColumn is a column of a repeatable group: its kind, N and
+// suffix.
+var csvGroupColumn = func() *regexp.Regexp {
+	var kinds []string
+	for _, s := range userSegments {
+		kinds = append(kinds, regexp.QuoteMeta(s.names().csv))
+	}
+	return regexp.MustCompile(`^(` + strings.Join(kinds, "|") + `)_([1-9][0-9]{0,5})(?:_([a-z0-9_]+))?$`)
+}()
 
-// csvKind is a kind of repeatable group: its name and its columns.
-type csvKind struct {
-	kind    string
-	columns []string
-}
-
-// csvKinds are the repeatable groups, in the order their segments are
-// built, with their columns ("" is the column without a suffix, email_N).
-var csvKinds = []csvKind{
-	{"email", []string{"", "types", "preferred", "description"}},
-	{"phone", []string{"", "types", "preferred", "preferred_sms"}},
-	{"address", []string{"line1", "line2", "line3", "line4", "line5", "city", "state_province", "postal_code", "country", "types", "preferred", "note", "start_date", "end_date"}},
-	{"identifier", []string{"type", "value", "note", "status"}},
-	{"statistic", []string{"category", "type", "note"}},
-	{"note", []string{"text", "type", "user_viewable", "popup"}},
-	{"block", []string{"type", "description", "expiry_date", "status", "note"}},
-	{"proxy_for", []string{"", "expiry_date"}},
-}
-
-var csvGroupColumn = regexp.MustCompile(`^(email|phone|address|identifier|statistic|note|block|proxy_for)_([1-9][0-9]{0,5})(?:_([a-z0-9_]+))?$`)
-
-// csvBools are the yes/no columns of the groups; csvTypes the columns that
-// alone make no segment.
-var (
-	csvBools = map[string]bool{"preferred": true, "preferred_sms": true, "user_viewable": true, "popup": true}
-	csvTypes = map[string]bool{"types": true, "type": true}
-)
+// csvTypes are the columns of a group that alone make no segment (files
+// often write email_2_types=work on every row).
+var csvTypes = map[string]bool{"types": true, "type": true}
 
 // csvLayout is what a header says: where each field is.
 type csvLayout struct {
 	names  []string       // the header, as written
-	core   map[string]int // field → column
-	groups []*csvGroup    // in kind order, then N
+	core   map[string]int // user's column → column index
+	groups []*csvGroup    // in the order of userSegments, then N
 }
 
 // csvGroup is one group of repeatable columns, email_2_*.
 type csvGroup struct {
-	kind  string
-	order int // the kind's place in csvKinds
+	seg   almaSegment
+	order int // the segment's place in userSegments
 	n     int
 	cols  map[string]int // column suffix → column
 }
 
 func (g *csvGroup) name(sub string) string {
 	if sub == "" {
-		return fmt.Sprintf("%s_%d", g.kind, g.n)
+		return fmt.Sprintf("%s_%d", g.seg.names().csv, g.n)
 	}
-	return fmt.Sprintf("%s_%d_%s", g.kind, g.n, sub)
+	return fmt.Sprintf("%s_%d_%s", g.seg.names().csv, g.n, sub)
 }
 
 // csvHeader reads a header row.
@@ -152,15 +135,15 @@ func csvHeader(header []string) (*csvLayout, error) {
 			return nil, fmt.Errorf("sis: csv: the header names the column %s twice (columns %d and %d)", name, j+1, i+1)
 		}
 		seen[name] = i
-		if slices.Contains(csvCore, name) {
+		if userFields.byCSV[name] != nil {
 			l.core[name] = i
 			continue
 		}
 		m := csvGroupColumn.FindStringSubmatch(name)
 		order := -1
 		if m != nil {
-			order = slices.IndexFunc(csvKinds, func(k csvKind) bool {
-				return k.kind == m[1] && slices.Contains(k.columns, m[3])
+			order = slices.IndexFunc(userSegments, func(s almaSegment) bool {
+				return s.names().csv == m[1] && slices.Contains(s.names().csvColumns, m[3])
 			})
 		}
 		if order < 0 {
@@ -170,7 +153,7 @@ func csvHeader(header []string) (*csvLayout, error) {
 		g := groups[key]
 		if g == nil {
 			n, _ := strconv.Atoi(m[2])
-			g = &csvGroup{kind: m[1], order: order, n: n, cols: map[string]int{}}
+			g = &csvGroup{seg: userSegments[order], order: order, n: n, cols: map[string]int{}}
 			groups[key] = g
 			l.groups = append(l.groups, g)
 		}
@@ -191,35 +174,37 @@ func csvHeader(header []string) (*csvLayout, error) {
 // csvRow reads the cells of one row.
 type csvRow struct {
 	cells    []string
-	problems []string
+	problems problems
 }
 
-func (r *csvRow) bad(column, msg string) { r.problems = append(r.problems, column+": "+msg) }
+func (r *csvRow) cell(i int) string { return strings.TrimSpace(r.cells[i]) }
 
-func (r *csvRow) cell(i int, ok bool) string {
-	if !ok {
-		return ""
+// csvColumn names a column for messages: a user's column, or the suffix
+// of a group's (its name is made only when a message needs it).
+type csvColumn struct {
+	g    *csvGroup
+	name string
+}
+
+func (c csvColumn) String() string {
+	if c.g == nil {
+		return c.name
 	}
-	return strings.TrimSpace(r.cells[i])
+	return c.g.name(c.name)
 }
 
-func (r *csvRow) core(l *csvLayout, field string) string {
-	i, ok := l.core[field]
-	return r.cell(i, ok)
-}
-
-func (r *csvRow) date(column, s string) string {
+func (r *csvRow) date(column csvColumn, s string) string {
 	d, err := Date(s)
 	if err != nil {
-		r.bad(column, err.Error())
+		r.problems.add(column.String(), err.Error())
 	}
 	return d
 }
 
-func (r *csvRow) boolean(column, s string) bool {
+func (r *csvRow) boolean(column csvColumn, s string) bool {
 	v, ok := csvBool(s)
 	if !ok {
-		r.bad(column, fmt.Sprintf("%q is not yes or no (want true, false, yes, no, y, n, 1 or 0)", s))
+		r.problems.add(column.String(), fmt.Sprintf("%q is not yes or no (want true, false, yes, no, y, n, 1 or 0)", s))
 	}
 	return v
 }
@@ -227,12 +212,12 @@ func (r *csvRow) boolean(column, s string) bool {
 // csvBool reads a yes/no cell; ok is false when it is neither.
 func csvBool(s string) (v, ok bool) {
 	switch strings.ToLower(s) {
-	case "", "false", "no", "n", "0":
+	case "no", "n":
 		return false, true
-	case "true", "yes", "y", "1":
+	case "yes", "y":
 		return true, true
 	}
-	return false, false
+	return parseBool(s)
 }
 
 func csvCodes(s string) patron.Codes {
@@ -243,6 +228,22 @@ func csvCodes(s string) patron.Codes {
 		}
 	}
 	return out
+}
+
+// readCSVField reads the cell s of column as the field f of x.
+func readCSVField[T any](r *csvRow, f *field[T], column csvColumn, s string, x *T) {
+	switch f.kind {
+	case kText, kCode, kFirstCode:
+		*f.str(x) = s
+	case kEnum:
+		*f.str(x) = strings.ToUpper(s)
+	case kDate:
+		*f.str(x) = r.date(column, s)
+	case kBool:
+		*f.flag(x) = r.boolean(column, s)
+	case kCodes:
+		*f.codes(x) = csvCodes(s)
+	}
 }
 
 // user reads the user of a row; nil when every cell is empty.
@@ -259,47 +260,32 @@ func (r *csvRow) user(l *csvLayout) *patron.User {
 	}
 	for i, c := range r.cells {
 		if !utf8.ValidString(c) {
-			r.bad(l.names[i], "is not UTF-8 text: the file must be written in UTF-8")
+			r.problems.add(l.names[i], "is not UTF-8 text: the file must be written in UTF-8")
 		}
 	}
-	u := &patron.User{
-		PrimaryID:         r.core(l, "primary_id"),
-		FirstName:         r.core(l, "first_name"),
-		MiddleName:        r.core(l, "middle_name"),
-		LastName:          r.core(l, "last_name"),
-		UserTitle:         r.core(l, "user_title"),
-		Gender:            r.core(l, "gender"),
-		UserGroup:         r.core(l, "user_group"),
-		CampusCode:        r.core(l, "campus_code"),
-		JobCategory:       r.core(l, "job_category"),
-		JobDescription:    r.core(l, "job_description"),
-		PreferredLanguage: r.core(l, "preferred_language"),
-		Status:            strings.ToUpper(r.core(l, "status")),
-		RecordType:        strings.ToUpper(r.core(l, "record_type")),
-		RSLibrary:         r.core(l, "rs_library"),
+	u := &patron.User{}
+	for i := range userFields.all {
+		f := &userFields.all[i]
+		if col, ok := l.core[f.csv]; ok && f.inCSV && f.readable {
+			readCSVField(r, f, csvColumn{name: f.csv}, r.cell(col), u)
+		}
 	}
-	u.BirthDate = r.date("birth_date", r.core(l, "birth_date"))
-	u.ExpiryDate = r.date("expiry_date", r.core(l, "expiry_date"))
-	u.PurgeDate = r.date("purge_date", r.core(l, "purge_date"))
 	for _, g := range l.groups {
-		r.segment(u, g)
+		g.seg.readCSV(r, u, g)
 	}
 	return u
 }
 
-// segment adds the segment of group g, if the row gives one.
-func (r *csvRow) segment(u *patron.User, g *csvGroup) {
-	v := func(sub string) string {
-		i, ok := g.cols[sub]
-		return r.cell(i, ok)
-	}
+// readCSV adds the segment of group g, if the row gives one: a group with
+// a value that is not a type or a "no".
+func (s *segment[T]) readCSV(r *csvRow, u *patron.User, g *csvGroup) {
 	present := false
 	for sub, i := range g.cols {
-		s := r.cell(i, true)
-		if s == "" || csvTypes[sub] {
+		c := r.cell(i)
+		if c == "" || csvTypes[sub] {
 			continue
 		}
-		if v, ok := csvBool(s); csvBools[sub] && ok && !v {
+		if v, ok := csvBool(c); s.csvBools[sub] && ok && !v {
 			continue
 		}
 		present = true
@@ -307,30 +293,12 @@ func (r *csvRow) segment(u *patron.User, g *csvGroup) {
 	if !present {
 		return
 	}
-	b := func(sub string) bool { return r.boolean(g.name(sub), v(sub)) }
-	d := func(sub string) string { return r.date(g.name(sub), v(sub)) }
-	seg := externalSegment()
-	switch g.kind {
-	case "email":
-		u.Emails = append(u.Emails, patron.Email{Segment: seg, EmailAddress: v(""), EmailTypes: csvCodes(v("types")), Preferred: b("preferred"), Description: v("description")})
-	case "phone":
-		u.Phones = append(u.Phones, patron.Phone{Segment: seg, PhoneNumber: v(""), PhoneTypes: csvCodes(v("types")), Preferred: b("preferred"), PreferredSMS: b("preferred_sms")})
-	case "address":
-		u.Addresses = append(u.Addresses, patron.Address{Segment: seg,
-			Line1: v("line1"), Line2: v("line2"), Line3: v("line3"), Line4: v("line4"), Line5: v("line5"),
-			City: v("city"), StateProvince: v("state_province"), PostalCode: v("postal_code"), Country: v("country"),
-			AddressTypes: csvCodes(v("types")), Preferred: b("preferred"), AddressNote: v("note"),
-			StartDate: d("start_date"), EndDate: d("end_date")})
-	case "identifier":
-		u.Identifiers = append(u.Identifiers, patron.Identifier{Segment: seg, IDType: v("type"), Value: v("value"), Note: v("note"), Status: strings.ToUpper(v("status"))})
-	case "statistic":
-		u.Statistics = append(u.Statistics, patron.Statistic{Segment: seg, StatisticCategory: v("category"), CategoryType: v("type"), StatisticNote: v("note")})
-	case "note":
-		u.Notes = append(u.Notes, patron.Note{Segment: seg, NoteText: v("text"), NoteType: v("type"), UserViewable: b("user_viewable"), PopupNote: b("popup"), Origin: patron.OriginExternal})
-	case "block":
-		u.Blocks = append(u.Blocks, patron.Block{Segment: seg, BlockType: v("type"), BlockDescription: v("description"), ExpiryDate: d("expiry_date"), BlockStatus: strings.ToUpper(v("status")), BlockNote: v("note")})
-	case "proxy_for":
-		u.ProxyFor = append(u.ProxyFor, patron.ProxyFor{Segment: seg, PrimaryID: v(""), ExpiryDate: d("expiry_date")})
+	x := s.add(u)
+	for i := range s.fields.all {
+		f := &s.fields.all[i]
+		if col, ok := g.cols[f.csv]; ok && f.inCSV && f.readable {
+			readCSVField(r, f, csvColumn{g, f.csv}, r.cell(col), x)
+		}
 	}
 }
 
@@ -410,21 +378,13 @@ func (f csvFormat) Decode(ctx context.Context, r io.Reader, emit func(Record) er
 		}
 		line, _ := cr.FieldPos(0)
 		lastLine, _ = cr.FieldPos(len(rec) - 1)
-		row.cells, row.problems = rec, row.problems[:0]
+		row.cells = rec
+		row.problems.reset()
 		u := row.user(layout)
 		if u == nil {
 			continue
 		}
-		ref := fmt.Sprintf("line %d", line)
-		out := Record{User: u, Ref: ref}
-		if len(row.problems) > 0 {
-			who := ref
-			if u.PrimaryID != "" {
-				who += fmt.Sprintf(" (primary_id %q)", u.PrimaryID)
-			}
-			out = Record{Ref: ref, Err: fmt.Errorf("%s: %s", who, strings.Join(row.problems, "; "))}
-		}
-		if err := emit(out); err != nil {
+		if err := emit(row.problems.record(fmt.Sprintf("line %d", line), u, nil)); err != nil {
 			return err
 		}
 	}

@@ -1,12 +1,12 @@
 package sis
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/patronkit/patronkit/patron"
@@ -28,13 +28,15 @@ import (
 // for every code the file describes. Lists are flattened as Alma writes
 // them: contact_info.address[], contact_info.email[], contact_info.phone[],
 // user_identifier[], user_note[], user_block[], user_statistic[],
-// proxy_for_user[], rs_library[] (the first library's code is the user's
+// proxy_for_user[], rs_library[] (the first library code is the user's
 // rs_library). Dates are read with Date ("1979-01-11Z"). A key written twice
 // takes its last value; keys the SIS has no use for (full_name, pref_*,
 // user_role, loans, fees, requests, link...) are ignored. Every segment is
 // External, whatever segment_type the file gives, and notes have the
 // external origin. account_type, record_type, status, identifier status and
-// block_status are upper-cased.
+// block_status are upper-cased (a label describes the upper-cased code).
+// The fields are Alma's user record as alma.go maps it, the same for every
+// format.
 //
 // Users are read one at a time and never the whole file: memory does not
 // grow with the number of users. A user with a value of the wrong type or
@@ -58,59 +60,6 @@ func (f jsonFormat) Decode(ctx context.Context, r io.Reader, emit func(Record) e
 	w := &jsonWalker{ctx: ctx, dec: dec, in: in, lim: f.lim, emit: emit}
 	return w.run()
 }
-
-// readBudget passes reads through while fewer than max bytes have been
-// read (max < 0: no cap), so that a decoder cannot buffer an unbounded
-// value; beyond it, reads fail and hit is set.
-type readBudget struct {
-	r   io.Reader
-	n   int64 // bytes read so far
-	max int64
-	hit bool
-	bad bool // the reader failed (not io.EOF)
-}
-
-var errBudget = errors.New("sis: read budget spent")
-
-func (b *readBudget) Read(p []byte) (int, error) {
-	if b.max >= 0 {
-		if b.n >= b.max {
-			b.hit = true
-			return 0, errBudget
-		}
-		if rest := b.max - b.n; int64(len(p)) > rest {
-			p = p[:rest]
-		}
-	}
-	n, err := b.r.Read(p)
-	b.n += int64(n)
-	if err != nil && err != io.EOF {
-		b.bad = true
-	}
-	return n, err
-}
-
-// stripUTF8BOM drops a UTF-8 byte order mark at the start of r.
-func stripUTF8BOM(r io.Reader) io.Reader {
-	var head [3]byte
-	n, err := io.ReadFull(r, head[:])
-	if n == 3 && bytes.Equal(head[:], []byte("\xEF\xBB\xBF")) {
-		return r
-	}
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return io.MultiReader(bytes.NewReader(head[:n]), bomReadError{err})
-	}
-	return io.MultiReader(bytes.NewReader(head[:n]), r)
-}
-
-type bomReadError struct{ err error }
-
-func (e bomReadError) Read([]byte) (int, error) { return 0, e.err }
-
-// budgetSlack is how far past a user's limit the reader may read ahead,
-// so that the exact check (on the decoder's offsets) is the one that
-// usually refuses.
-const budgetSlack = 64 << 10
 
 // jsonWalker walks the tokens of an Alma user JSON file.
 type jsonWalker struct {
@@ -139,47 +88,13 @@ type jsonWalker struct {
 // jsonUser is a user being read.
 type jsonUser struct {
 	u        *patron.User
-	labels   []Label
-	problems []string
-	more     int
-}
-
-func (b *jsonUser) bad(path, msg string) {
-	if len(b.problems) < 8 {
-		b.problems = append(b.problems, path+": "+msg)
-	} else {
-		b.more++
-	}
-}
-
-func (b *jsonUser) label(table, code, desc string) {
-	if table == "" || code == "" || desc == "" {
-		return
-	}
-	for i := range b.labels {
-		if b.labels[i].Table == table && b.labels[i].Code == code {
-			b.labels[i].Desc = desc
-			return
-		}
-	}
-	b.labels = append(b.labels, Label{Table: table, Code: code, Desc: desc})
+	labels   labelSet
+	problems problems
 }
 
 // record is what the file said of user n.
 func (b *jsonUser) record(n int) Record {
-	ref := fmt.Sprintf("user %d", n)
-	if len(b.problems) == 0 {
-		return Record{User: b.u, Labels: b.labels, Ref: ref}
-	}
-	who := ref
-	if b.u.PrimaryID != "" {
-		who += fmt.Sprintf(" (primary_id %q)", b.u.PrimaryID)
-	}
-	msg := strings.Join(b.problems, "; ")
-	if b.more > 0 {
-		msg += fmt.Sprintf("; and %d more", b.more)
-	}
-	return Record{Ref: ref, Err: fmt.Errorf("%s: %s", who, msg)}
+	return b.problems.record(fmt.Sprintf("user %d", n), b.u, b.labels)
 }
 
 func newJSONUser() *jsonUser { return &jsonUser{u: &patron.User{}} }
@@ -448,7 +363,7 @@ func (w *jsonWalker) skip() error {
 // wrong records that the value t starts is not what path wants, and skips
 // it.
 func (w *jsonWalker) wrong(path string, t json.Token, want string) error {
-	w.cur.bad(path, jsonKind(t)+" where "+want+" is expected")
+	w.cur.problems.add(path, jsonKind(t)+" where "+want+" is expected")
 	return w.skipRest(t)
 }
 
@@ -494,7 +409,7 @@ func (w *jsonWalker) list(path string, elem func(path string) error) error {
 		return w.wrong(path, t, "a list")
 	}
 	for i := 0; w.dec.More(); i++ {
-		if err := elem(fmt.Sprintf("%s[%d]", path, i)); err != nil {
+		if err := elem(path + "[" + strconv.Itoa(i) + "]"); err != nil {
 			return err
 		}
 	}
@@ -517,11 +432,13 @@ func (w *jsonWalker) str(path string) (string, error) {
 	return "", w.wrong(path, t, "text")
 }
 
-// enum reads a code of an enumeration, upper-cased; table names it for
-// labels ("" for none).
+// enum reads a code of a fixed list, upper-cased, and labels it in table
+// ("" for none).
 func (w *jsonWalker) enum(path, table string) (string, error) {
-	s, err := w.code(path, table)
-	return strings.ToUpper(strings.TrimSpace(s)), err
+	code, desc, err := w.codeDesc(path)
+	code = strings.ToUpper(strings.TrimSpace(code))
+	w.cur.labels.add(table, code, desc)
+	return code, err
 }
 
 // boolean reads true or false; null is false.
@@ -547,7 +464,7 @@ func (w *jsonWalker) date(path string) (string, error) {
 	}
 	d, derr := Date(s)
 	if derr != nil {
-		w.cur.bad(path, derr.Error())
+		w.cur.problems.add(path, derr.Error())
 	}
 	return d, nil
 }
@@ -555,20 +472,26 @@ func (w *jsonWalker) date(path string) (string, error) {
 // code reads a code field, {"value": ..., "desc": ...} or a plain string,
 // and labels the code with its description in table.
 func (w *jsonWalker) code(path, table string) (string, error) {
+	code, desc, err := w.codeDesc(path)
+	w.cur.labels.add(table, code, desc)
+	return code, err
+}
+
+// codeDesc reads a code field: the code and its description, if any.
+func (w *jsonWalker) codeDesc(path string) (code, desc string, err error) {
 	t, err := w.token()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	switch v := t.(type) {
 	case string:
-		return v, nil
+		return v, "", nil
 	case nil:
-		return "", nil
+		return "", "", nil
 	case json.Delim:
 		if v != '{' {
 			break
 		}
-		var code, desc string
 		err := w.object(func(key string) error {
 			var err error
 			switch key {
@@ -581,10 +504,9 @@ func (w *jsonWalker) code(path, table string) (string, error) {
 			}
 			return err
 		})
-		w.cur.label(table, code, desc)
-		return code, err
+		return code, desc, err
 	}
-	return "", w.wrong(path, t, "a code")
+	return "", "", w.wrong(path, t, "a code")
 }
 
 // codes reads a list of codes (address_type[], email_type[]...).
@@ -600,305 +522,89 @@ func (w *jsonWalker) codes(path, table string) (patron.Codes, error) {
 	return out, err
 }
 
-// userField reads the value of one key of a user object.
+// userField reads the value of one key of a user object. A key written
+// twice takes its last value: a list is emptied before it is read.
 func (w *jsonWalker) userField(key string) error {
 	u := w.cur.u
-	var err error
-	switch key {
-	case "record_type", "account_type", "status":
-		var s string
-		s, err = w.enum(key, key)
-		switch key {
-		case "record_type":
-			u.RecordType = s
-		case "account_type":
-			u.AccountType = s
-		default:
-			u.Status = s
+	if f := userFields.byJSON[key]; f != nil {
+		return readJSONField(w, f, key, u)
+	}
+	if s := segmentNamed(key, false, true); s != nil {
+		return s.readJSON(w, u, key)
+	}
+	if key != contactInfo {
+		return w.skip()
+	}
+	for _, s := range userSegments {
+		if s.names().contact {
+			s.clear(u)
 		}
-	case "primary_id":
-		u.PrimaryID, err = w.str(key)
-	case "first_name":
-		u.FirstName, err = w.str(key)
-	case "middle_name":
-		u.MiddleName, err = w.str(key)
-	case "last_name":
-		u.LastName, err = w.str(key)
-	case "job_description":
-		u.JobDescription, err = w.str(key)
-	case "external_id":
-		u.ExternalID, err = w.str(key)
-	case "pin_number":
-		u.PINNumber, err = w.str(key)
-	case "user_title":
-		u.UserTitle, err = w.code(key, key)
-	case "job_category":
-		u.JobCategory, err = w.code(key, key)
-	case "gender":
-		u.Gender, err = w.code(key, key)
-	case "user_group":
-		u.UserGroup, err = w.code(key, key)
-	case "campus_code":
-		u.CampusCode, err = w.code(key, key)
-	case "preferred_language":
-		u.PreferredLanguage, err = w.code(key, key)
-	case "birth_date":
-		u.BirthDate, err = w.date(key)
-	case "expiry_date":
-		u.ExpiryDate, err = w.date(key)
-	case "purge_date":
-		u.PurgeDate, err = w.date(key)
-	case "rs_library":
-		u.RSLibrary = ""
-		first := true
-		err = w.list(key, func(p string) error {
-			var code string
-			_, err := w.obj(p, func(k string) error {
-				if k != "code" {
-					return w.skip()
-				}
-				var err error
-				code, err = w.code(p+".code", "rs_library")
-				return err
-			})
-			if first {
-				u.RSLibrary, first = code, false
-			}
-			return err
-		})
-	case "contact_info":
-		u.Addresses, u.Emails, u.Phones = nil, nil, nil
-		_, err = w.obj(key, w.contactField)
-	case "user_identifier":
-		u.Identifiers = nil
-		err = w.list(key, func(p string) error {
-			id := patron.Identifier{Segment: externalSegment()}
-			ok, err := w.obj(p, func(k string) error {
-				var err error
-				switch k {
-				case "id_type":
-					id.IDType, err = w.code(p+".id_type", "id_type")
-				case "value":
-					id.Value, err = w.str(p + ".value")
-				case "note":
-					id.Note, err = w.str(p + ".note")
-				case "status":
-					id.Status, err = w.enum(p+".status", "")
-				default:
-					err = w.skip()
-				}
-				return err
-			})
-			if ok {
-				u.Identifiers = append(u.Identifiers, id)
-			}
-			return err
-		})
-	case "user_note":
-		u.Notes = nil
-		err = w.list(key, func(p string) error {
-			n := patron.Note{Segment: externalSegment(), Origin: patron.OriginExternal}
-			ok, err := w.obj(p, func(k string) error {
-				var err error
-				switch k {
-				case "note_type":
-					n.NoteType, err = w.code(p+".note_type", "note_type")
-				case "note_text":
-					n.NoteText, err = w.str(p + ".note_text")
-				case "user_viewable":
-					n.UserViewable, err = w.boolean(p + ".user_viewable")
-				case "popup_note":
-					n.PopupNote, err = w.boolean(p + ".popup_note")
-				default:
-					err = w.skip()
-				}
-				return err
-			})
-			if ok {
-				u.Notes = append(u.Notes, n)
-			}
-			return err
-		})
-	case "user_block":
-		u.Blocks = nil
-		err = w.list(key, func(p string) error {
-			b := patron.Block{Segment: externalSegment()}
-			ok, err := w.obj(p, func(k string) error {
-				var err error
-				switch k {
-				case "block_type":
-					b.BlockType, err = w.code(p+".block_type", "block_type")
-				case "block_description":
-					b.BlockDescription, err = w.code(p+".block_description", "block_description")
-				case "block_status":
-					b.BlockStatus, err = w.enum(p+".block_status", "")
-				case "block_note":
-					b.BlockNote, err = w.str(p + ".block_note")
-				case "expiry_date":
-					b.ExpiryDate, err = w.date(p + ".expiry_date")
-				default:
-					err = w.skip()
-				}
-				return err
-			})
-			if ok {
-				u.Blocks = append(u.Blocks, b)
-			}
-			return err
-		})
-	case "user_statistic":
-		u.Statistics = nil
-		err = w.list(key, func(p string) error {
-			s := patron.Statistic{Segment: externalSegment()}
-			ok, err := w.obj(p, func(k string) error {
-				var err error
-				switch k {
-				case "statistic_category":
-					s.StatisticCategory, err = w.code(p+".statistic_category", "statistic_category")
-				case "category_type":
-					s.CategoryType, err = w.code(p+".category_type", "category_type")
-				case "statistic_note":
-					s.StatisticNote, err = w.str(p + ".statistic_note")
-				default:
-					err = w.skip()
-				}
-				return err
-			})
-			if ok {
-				u.Statistics = append(u.Statistics, s)
-			}
-			return err
-		})
-	case "proxy_for_user":
-		u.ProxyFor = nil
-		err = w.list(key, func(p string) error {
-			x := patron.ProxyFor{Segment: externalSegment()}
-			ok, err := w.obj(p, func(k string) error {
-				var err error
-				switch k {
-				case "primary_id":
-					x.PrimaryID, err = w.str(p + ".primary_id")
-				case "expiry_date":
-					x.ExpiryDate, err = w.date(p + ".expiry_date")
-				default:
-					err = w.skip()
-				}
-				return err
-			})
-			if ok {
-				u.ProxyFor = append(u.ProxyFor, x)
-			}
-			return err
-		})
-	default:
-		err = w.skip()
+	}
+	_, err := w.obj(key, func(k string) error {
+		if s := segmentNamed(k, true, true); s != nil {
+			return s.readJSON(w, u, contactInfo+"."+k)
+		}
+		return w.skip()
+	})
+	return err
+}
+
+// readJSONField reads the value at path as the field f of x.
+func readJSONField[T any](w *jsonWalker, f *field[T], path string, x *T) (err error) {
+	switch f.kind {
+	case kText:
+		*f.str(x), err = w.str(path)
+	case kCode:
+		*f.str(x), err = w.code(path, f.table)
+	case kEnum:
+		*f.str(x), err = w.enum(path, f.table)
+	case kDate:
+		*f.str(x), err = w.date(path)
+	case kBool:
+		*f.flag(x), err = w.boolean(path)
+	case kCodes:
+		*f.codes(x), err = w.codes(path, f.table)
+	case kFirstCode:
+		err = w.firstCode(path, f.table, f.str(x))
 	}
 	return err
 }
 
-// contactField reads one key of contact_info.
-func (w *jsonWalker) contactField(key string) error {
-	u := w.cur.u
-	path := "contact_info." + key
-	switch key {
-	case "address":
-		u.Addresses = nil
-		return w.list(path, func(p string) error {
-			a := patron.Address{Segment: externalSegment()}
-			ok, err := w.obj(p, func(k string) error {
-				var err error
-				switch k {
-				case "line1":
-					a.Line1, err = w.str(p + ".line1")
-				case "line2":
-					a.Line2, err = w.str(p + ".line2")
-				case "line3":
-					a.Line3, err = w.str(p + ".line3")
-				case "line4":
-					a.Line4, err = w.str(p + ".line4")
-				case "line5":
-					a.Line5, err = w.str(p + ".line5")
-				case "city":
-					a.City, err = w.str(p + ".city")
-				case "state_province":
-					a.StateProvince, err = w.str(p + ".state_province")
-				case "postal_code":
-					a.PostalCode, err = w.str(p + ".postal_code")
-				case "country":
-					a.Country, err = w.code(p+".country", "country")
-				case "address_note":
-					a.AddressNote, err = w.str(p + ".address_note")
-				case "start_date":
-					a.StartDate, err = w.date(p + ".start_date")
-				case "end_date":
-					a.EndDate, err = w.date(p + ".end_date")
-				case "preferred":
-					a.Preferred, err = w.boolean(p + ".preferred")
-				case "address_type":
-					a.AddressTypes, err = w.codes(p+".address_type", "address_type")
-				default:
-					err = w.skip()
-				}
-				return err
-			})
-			if ok {
-				u.Addresses = append(u.Addresses, a)
+// readJSON reads a list of segments (user_identifier[]), each object into
+// a new segment; null items are passed over.
+func (s *segment[T]) readJSON(w *jsonWalker, u *patron.User, path string) error {
+	list := s.of(u)
+	*list = nil
+	return w.list(path, func(p string) error {
+		x := s.add(u)
+		ok, err := w.obj(p, func(k string) error {
+			if f := s.fields.byJSON[k]; f != nil {
+				return readJSONField(w, f, p+"."+k, x)
 			}
-			return err
+			return w.skip()
 		})
-	case "email":
-		u.Emails = nil
-		return w.list(path, func(p string) error {
-			e := patron.Email{Segment: externalSegment()}
-			ok, err := w.obj(p, func(k string) error {
-				var err error
-				switch k {
-				case "email_address":
-					e.EmailAddress, err = w.str(p + ".email_address")
-				case "description":
-					e.Description, err = w.str(p + ".description")
-				case "preferred":
-					e.Preferred, err = w.boolean(p + ".preferred")
-				case "email_type":
-					e.EmailTypes, err = w.codes(p+".email_type", "email_type")
-				default:
-					err = w.skip()
-				}
-				return err
-			})
-			if ok {
-				u.Emails = append(u.Emails, e)
-			}
-			return err
-		})
-	case "phone":
-		u.Phones = nil
-		return w.list(path, func(p string) error {
-			ph := patron.Phone{Segment: externalSegment()}
-			ok, err := w.obj(p, func(k string) error {
-				var err error
-				switch k {
-				case "phone_number":
-					ph.PhoneNumber, err = w.str(p + ".phone_number")
-				case "preferred":
-					ph.Preferred, err = w.boolean(p + ".preferred")
-				case "preferred_sms":
-					ph.PreferredSMS, err = w.boolean(p + ".preferred_sms")
-				case "phone_type":
-					ph.PhoneTypes, err = w.codes(p+".phone_type", "phone_type")
-				default:
-					err = w.skip()
-				}
-				return err
-			})
-			if ok {
-				u.Phones = append(u.Phones, ph)
-			}
-			return err
-		})
-	}
-	return w.skip()
+		if !ok {
+			*list = (*list)[:len(*list)-1]
+		}
+		return err
+	})
 }
 
-// externalSegment is the segment of everything an SIS file gives.
-func externalSegment() patron.Segment { return patron.Segment{SegmentType: patron.SegmentExternal} }
+// firstCode reads a list of objects holding a "code" (rs_library[]): the
+// first code goes to into, and every code is labelled in table.
+func (w *jsonWalker) firstCode(path, table string, into *string) error {
+	*into = ""
+	return w.list(path, func(p string) error {
+		_, err := w.obj(p, func(k string) error {
+			if k != itemCode {
+				return w.skip()
+			}
+			code, err := w.code(p+"."+itemCode, table)
+			if *into == "" {
+				*into = code
+			}
+			return err
+		})
+		return err
+	})
+}

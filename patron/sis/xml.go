@@ -8,11 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
-
-	"golang.org/x/net/html/charset"
-	"golang.org/x/text/encoding/unicode"
 
 	"github.com/patronkit/patronkit/patron"
 )
@@ -22,15 +18,17 @@ import (
 // <user> elements, or a single <user> as the root. Elements may come in any
 // order; elements that patron.User has no field for (<user_roles>,
 // <pref_first_name>, <web_site_url>...) are ignored, and so are namespaces.
-// A code keeps its code as the value, and its desc attribute becomes a
-// Label of the table named by the element (rs_libraries' codes go to the
-// table rs_library). Values are trimmed; an empty element is an empty
-// string. Dates are read with Date; booleans are true or false in any case
-// (1 and 0 too), empty being false. record_type, account_type, status,
-// block_status and an identifier's status are upper-cased. Every segment is
-// External and every note's origin external, whatever the file's
-// segment_type says, as in an Alma SIS load; the first rs_library is the
-// user's RSLibrary.
+// A code (an element Alma's schema gives a desc attribute) keeps its code
+// as the value, and its desc attribute becomes a Label of the table named
+// by the element (rs_libraries' codes go to the table rs_library). Values
+// are trimmed; an empty element is an empty string. Dates are read with
+// Date; booleans are true or false in any case (1 and 0 too), empty being
+// false. record_type, account_type, status, block_status and an
+// identifier's status are upper-cased. Every segment is External and every
+// note's origin external, whatever the file's segment_type says, as in an
+// Alma SIS load; the first rs_library code is the user's RSLibrary. The
+// fields and their names are Alma's user record as alma.go maps it, the
+// same for every format.
 //
 // The file is read as a stream, one user at a time: memory does not grow
 // with the number of users. A user that is not well-formed XML or has a bad
@@ -73,579 +71,6 @@ func (f xmlFormat) Decode(ctx context.Context, r io.Reader, emit func(Record) er
 	return s.run()
 }
 
-const (
-	xmlBufferSize = 64 << 10
-	// maxKeptName is the longest element name kept to match end tags
-	// against; longer names are not Alma's anyway.
-	maxKeptName = 256
-)
-
-// A user is found in the byte stream by the splitter, not by encoding/xml:
-// encoding/xml stops at the first syntax error, and one bad user must not
-// lose the others. The splitter knows just enough XML to find where markup
-// ends (tags with quoted attributes, comments, CDATA sections, processing
-// instructions, DOCTYPE) and cuts the stream into user elements: from a
-// <user> start tag to the next </user> end tag. A user element never holds
-// another one, so a <user> start tag before the </user>, or the end tag of
-// the element around the users, or the end of the file, ends a user that
-// was not closed; the next user starts clean. Each user element is then
-// decoded alone by encoding/xml, which checks it strictly.
-
-// markupKind is the kind of markup the splitter has just read.
-type markupKind int
-
-const (
-	mkBad     markupKind = iota // a '<' that starts no markup
-	mkStart                     // <name ...> or <name .../>
-	mkEnd                       // </name>
-	mkComment                   // <!-- ... -->
-	mkCDATA                     // <![CDATA[ ... ]]>
-	mkPI                        // <?target ... ?>
-	mkDecl                      // <!DOCTYPE ...>
-)
-
-// xmlSplitter cuts an XML stream into user elements and emits a Record for
-// each one.
-type xmlSplitter struct {
-	r    *bufio.Reader
-	lim  Limits
-	ctx  context.Context
-	emit func(Record) error
-
-	line       int  // line of the next byte
-	sawRoot    bool // an element has started: the prolog is over
-	transcoded bool // the input is converted to UTF-8
-	eof        bool // the input ended inside markup
-	outer      []string
-	steps      int
-
-	// The markup just read: its bytes (at most tokCap of them are kept),
-	// how many there were, its kind, element name and line.
-	tok         []byte
-	tokN        int64
-	tokCap      int
-	kind        markupKind
-	name        []byte
-	selfClosing bool
-	markLine    int
-
-	cur   *xmlChunk // the user being read, or nil
-	chunk xmlChunk  // its storage, reused from user to user
-}
-
-// xmlChunk is one user element's bytes, as the splitter collects them.
-type xmlChunk struct {
-	line    int // line of the <user tag
-	buf     []byte
-	size    int64 // bytes of the element, kept or not
-	over    bool  // size passed MaxUserBytes: buf is dropped
-	depth   int   // elements open, the user included
-	deepest int
-}
-
-// add appends bytes of the user element, n of which were read (p may have
-// been cut short).
-func (c *xmlChunk) add(p []byte, n int64, max int64) {
-	c.size += n
-	if c.over || c.size > max {
-		c.over = true
-		c.buf = c.buf[:0]
-		return
-	}
-	c.buf = append(c.buf, p...)
-}
-
-// run reads the whole stream.
-func (s *xmlSplitter) run() error {
-	if err := s.byteOrderMark(); err != nil {
-		return err
-	}
-	for !s.eof {
-		if s.steps++; s.steps%1024 == 0 {
-			if err := s.ctx.Err(); err != nil {
-				return err
-			}
-		}
-		more, err := s.text()
-		if err != nil || !more {
-			if err != nil {
-				return err
-			}
-			break
-		}
-		if err := s.markup(); err != nil {
-			return err
-		}
-		if s.cur != nil {
-			err = s.inUser()
-		} else {
-			err = s.outside()
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if s.cur != nil {
-		if err := s.finish(false, "before the end of the file"); err != nil {
-			return err
-		}
-	}
-	if !s.sawRoot {
-		return errors.New("sis: xml: not an XML file: it has no root element")
-	}
-	return nil
-}
-
-// byteOrderMark drops a UTF-8 byte order mark and converts UTF-16 to UTF-8.
-func (s *xmlSplitter) byteOrderMark() error {
-	b, err := s.r.Peek(3)
-	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
-		return err
-	}
-	switch {
-	case bytes.HasPrefix(b, []byte("\xef\xbb\xbf")):
-		_, err = s.r.Discard(3)
-		return err
-	case bytes.HasPrefix(b, []byte("\xfe\xff")), bytes.HasPrefix(b, []byte("\xff\xfe")):
-		dec := unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM).NewDecoder()
-		s.r = bufio.NewReaderSize(dec.Reader(s.r), xmlBufferSize)
-		s.transcoded = true
-	}
-	return nil
-}
-
-// text reads character data up to and including the next '<'. It reports
-// false at the end of the input.
-func (s *xmlSplitter) text() (bool, error) {
-	for {
-		b, err := s.r.ReadSlice('<')
-		data := b
-		if err == nil {
-			data = b[:len(b)-1]
-		}
-		if len(data) > 0 {
-			s.line += bytes.Count(data, []byte{'\n'})
-			if s.cur != nil {
-				s.cur.add(data, int64(len(data)), s.lim.MaxUserBytes)
-			} else if !s.sawRoot && len(bytes.TrimLeft(data, " \t\r\n")) > 0 {
-				return false, notXML(data)
-			}
-		}
-		switch err {
-		case nil:
-			return true, nil
-		case bufio.ErrBufferFull:
-			continue
-		case io.EOF:
-			return false, nil
-		default:
-			return false, err
-		}
-	}
-}
-
-// notXML is the error for a file whose prolog holds something no XML file
-// starts with.
-func notXML(data []byte) error {
-	data = bytes.TrimLeft(data, " \t\r\n")
-	kind := ""
-	switch {
-	case bytes.HasPrefix(data, []byte("{")), bytes.HasPrefix(data, []byte("[")):
-		kind = " (it looks like JSON)"
-	case bytes.HasPrefix(data, []byte("%PDF")):
-		kind = " (it looks like a PDF)"
-	case bytes.HasPrefix(data, []byte("PK\x03\x04")):
-		kind = " (it looks like a zip file)"
-	}
-	if len(data) > 24 {
-		data = data[:24]
-	}
-	return fmt.Errorf("sis: xml: not an XML file%s: it starts with %q", kind, data)
-}
-
-// getc reads one byte of markup.
-func (s *xmlSplitter) getc() (byte, error) {
-	c, err := s.r.ReadByte()
-	if err != nil {
-		return 0, err
-	}
-	if c == '\n' {
-		s.line++
-	}
-	s.tokN++
-	if len(s.tok) < s.tokCap {
-		s.tok = append(s.tok, c)
-	}
-	return c, nil
-}
-
-// ungetc puts back the '<' that ends a broken piece of markup, so that it
-// is read again as the start of the next one.
-func (s *xmlSplitter) ungetc() {
-	if s.r.UnreadByte() != nil {
-		return
-	}
-	if int64(len(s.tok)) == s.tokN {
-		s.tok = s.tok[:len(s.tok)-1]
-	}
-	s.tokN--
-}
-
-// stop ends the markup being read on a read error; the end of the input is
-// not an error but ends the reading.
-func (s *xmlSplitter) stop(err error) error {
-	if err == io.EOF {
-		s.eof = true
-		return nil
-	}
-	return err
-}
-
-// markup reads the markup that follows a '<'.
-func (s *xmlSplitter) markup() error {
-	s.tok = append(s.tok[:0], '<')
-	s.tokN = 1
-	s.markLine = s.line
-	s.kind, s.name, s.selfClosing = mkBad, s.name[:0], false
-	c, err := s.getc()
-	if err != nil {
-		return s.stop(err)
-	}
-	switch {
-	case c == '!':
-		return s.bang()
-	case c == '?':
-		s.kind = mkPI
-		term, err := s.readName(0)
-		if err != nil || s.eof {
-			return err
-		}
-		return s.until("?>", term)
-	case c == '/':
-		s.kind = mkEnd
-		return s.tag(0)
-	case isNameStart(c):
-		s.kind = mkStart
-		return s.tag(c)
-	case c == '<':
-		s.ungetc()
-	}
-	return nil
-}
-
-// bang reads the markup after "<!": a comment, a CDATA section or a
-// declaration.
-func (s *xmlSplitter) bang() error {
-	c, err := s.getc()
-	if err != nil {
-		return s.stop(err)
-	}
-	switch c {
-	case '-':
-		if c, err = s.getc(); err != nil {
-			return s.stop(err)
-		}
-		if c == '-' {
-			s.kind = mkComment
-			return s.until("-->", 0)
-		}
-	case '[':
-		for i := 0; i < len("CDATA["); i++ {
-			if c, err = s.getc(); err != nil {
-				return s.stop(err)
-			}
-			if c != "CDATA["[i] {
-				if c == '<' {
-					s.ungetc()
-				}
-				return nil // mkBad
-			}
-		}
-		s.kind = mkCDATA
-		return s.until("]]>", 0)
-	}
-	s.kind = mkDecl
-	return s.declaration(c)
-}
-
-// declaration reads a <!DOCTYPE ...> from the byte after "<!", internal
-// subset included.
-func (s *xmlSplitter) declaration(c byte) error {
-	depth, quote := 0, byte(0)
-	for {
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-		case c == '"' || c == '\'':
-			quote = c
-		case c == '[':
-			depth++
-		case c == ']' && depth > 0:
-			depth--
-		case c == '>' && depth == 0:
-			return nil
-		}
-		var err error
-		if c, err = s.getc(); err != nil {
-			return s.stop(err)
-		}
-	}
-}
-
-// until reads markup up to and including end; prev is the byte read just
-// before, if it may begin end.
-func (s *xmlSplitter) until(end string, prev byte) error {
-	var a, b byte = 0, prev
-	n := len(end)
-	for {
-		c, err := s.getc()
-		if err != nil {
-			return s.stop(err)
-		}
-		if c == end[n-1] && (n < 2 || b == end[n-2]) && (n < 3 || a == end[n-3]) {
-			return nil
-		}
-		a, b = b, c
-	}
-}
-
-// readName reads an element or target name whose first byte, if not zero,
-// was read already, and returns the byte that ended it. A '<' ending it is
-// put back.
-func (s *xmlSplitter) readName(first byte) (byte, error) {
-	if first != 0 {
-		s.name = append(s.name, first)
-	}
-	for {
-		c, err := s.getc()
-		if err != nil {
-			return 0, s.stop(err)
-		}
-		switch c {
-		case ' ', '\t', '\r', '\n', '/', '>', '?':
-			return c, nil
-		case '<':
-			s.ungetc()
-			return c, nil
-		}
-		if len(s.name) < maxKeptName {
-			s.name = append(s.name, c)
-		}
-	}
-}
-
-// tag reads a start tag (first is its name's first byte) or an end tag
-// (first is zero), up to its '>'. A '<' before the '>', even in an
-// attribute value, ends the tag there: the tag is broken (encoding/xml will
-// say how) and the '<' starts the next markup.
-func (s *xmlSplitter) tag(first byte) error {
-	term, err := s.readName(first)
-	if err != nil || s.eof {
-		return err
-	}
-	prev := term
-	switch term {
-	case '>':
-		return nil
-	case '<':
-		return nil
-	}
-	var quote byte
-	for {
-		c, err := s.getc()
-		if err != nil {
-			return s.stop(err)
-		}
-		if quote != 0 {
-			if c == quote {
-				quote = 0
-			} else if c == '<' {
-				s.ungetc()
-				return nil
-			}
-			continue
-		}
-		switch c {
-		case '"', '\'':
-			quote = c
-		case '>':
-			s.selfClosing = first != 0 && prev == '/'
-			return nil
-		case '<':
-			s.ungetc()
-			return nil
-		}
-		if !isSpace(c) {
-			prev = c
-		}
-	}
-}
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
-
-// isNameStart reports whether c may start an element name (any byte of a
-// multi-byte UTF-8 character is let through).
-func isNameStart(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == ':' || c >= 0x80
-}
-
-// isUser reports whether the markup just read is a user tag: the name is
-// exactly "user" (not user_group, user_identifier...).
-func (s *xmlSplitter) isUser() bool { return string(s.name) == "user" }
-
-// outside handles markup read outside any user.
-func (s *xmlSplitter) outside() error {
-	switch s.kind {
-	case mkStart:
-		s.sawRoot = true
-		if s.isUser() {
-			return s.begin()
-		}
-		if s.selfClosing {
-			return nil
-		}
-		if len(s.outer) >= s.lim.MaxDepth {
-			return &LimitError{Limit: "MaxDepth", Value: int64(s.lim.MaxDepth),
-				What: fmt.Sprintf("the element <%s> at line %d, nested %d deep around the users", s.name, s.markLine, len(s.outer)+1)}
-		}
-		s.outer = append(s.outer, string(s.name))
-	case mkEnd:
-		s.closeOuter()
-	case mkPI:
-		if !s.sawRoot && string(s.name) == "xml" {
-			return s.encoding()
-		}
-	case mkBad, mkCDATA:
-		if !s.sawRoot {
-			return notXML(s.tok)
-		}
-	}
-	return nil
-}
-
-// closeOuter closes the element around the users named by the end tag just
-// read, and those it holds; an end tag that closes nothing is ignored.
-func (s *xmlSplitter) closeOuter() {
-	for i := len(s.outer) - 1; i >= 0; i-- {
-		if s.outer[i] == string(s.name) {
-			s.outer = s.outer[:i]
-			return
-		}
-	}
-}
-
-// inUser handles markup read inside a user element.
-func (s *xmlSplitter) inUser() error {
-	c, limit := s.cur, s.lim.MaxUserBytes
-	switch s.kind {
-	case mkStart:
-		if s.isUser() {
-			if err := s.finish(false, fmt.Sprintf("before the next <user> at line %d", s.markLine)); err != nil {
-				return err
-			}
-			return s.begin()
-		}
-		c.add(s.tok, s.tokN, limit)
-		c.deepest = max(c.deepest, c.depth+1)
-		if !s.selfClosing {
-			c.depth++
-		}
-	case mkEnd:
-		if s.isUser() {
-			c.add(s.tok, s.tokN, limit)
-			return s.finish(true, "")
-		}
-		if c.depth <= 1 && len(s.outer) > 0 && s.outer[len(s.outer)-1] == string(s.name) {
-			if err := s.finish(false, fmt.Sprintf("before </%s> at line %d", s.name, s.markLine)); err != nil {
-				return err
-			}
-			s.closeOuter()
-			return nil
-		}
-		c.add(s.tok, s.tokN, limit)
-		if c.depth > 1 {
-			c.depth--
-		}
-	default:
-		c.add(s.tok, s.tokN, limit)
-	}
-	return nil
-}
-
-// begin starts a user element with the <user> tag just read.
-func (s *xmlSplitter) begin() error {
-	s.chunk = xmlChunk{line: s.markLine, buf: s.chunk.buf[:0], depth: 1, deepest: 1}
-	s.cur = &s.chunk
-	s.cur.add(s.tok, s.tokN, s.lim.MaxUserBytes)
-	if s.selfClosing {
-		return s.finish(true, "")
-	}
-	return nil
-}
-
-// finish decodes the user element read and emits its Record. closed says
-// whether its </user> was read; if not, where says where it should have
-// been.
-func (s *xmlSplitter) finish(closed bool, where string) error {
-	c := s.cur
-	s.cur = nil
-	rec := Record{Ref: fmt.Sprintf("line %d", c.line)}
-	switch {
-	case c.over:
-		more := ""
-		if !closed {
-			more = " or more"
-		}
-		rec.Err = &LimitError{Limit: "MaxUserBytes", Value: s.lim.MaxUserBytes,
-			What: fmt.Sprintf("the user at line %d (%d bytes%s)", c.line, c.size, more)}
-	case c.deepest > s.lim.MaxDepth:
-		rec.Err = &LimitError{Limit: "MaxDepth", Value: int64(s.lim.MaxDepth),
-			What: fmt.Sprintf("the user at line %d (elements nested %d deep)", c.line, c.deepest)}
-	default:
-		u, labels, err := decodeUser(c.buf, c.line)
-		switch {
-		case !closed && (err == nil || errors.Is(err, errUserCut)):
-			err = fmt.Errorf("line %d: <user> is not closed: no </user> %s", c.line, where)
-		case errors.Is(err, errUserCut):
-			err = fmt.Errorf("line %d: the user element ends early", c.line)
-		}
-		rec.User, rec.Labels, rec.Err = u, labels, err
-		if err != nil {
-			rec.User, rec.Labels = nil, nil
-		}
-	}
-	if err := s.ctx.Err(); err != nil {
-		return err
-	}
-	return s.emit(rec)
-}
-
-var encodingDecl = regexp.MustCompile(`\bencoding\s*=\s*["']([^"']*)["']`)
-
-// encoding reads the XML declaration just read and converts the rest of the
-// input to UTF-8 if it names another encoding.
-func (s *xmlSplitter) encoding() error {
-	m := encodingDecl.FindSubmatch(s.tok)
-	if m == nil || s.transcoded {
-		return nil
-	}
-	label := strings.TrimSpace(string(m[1]))
-	enc, name := charset.Lookup(label)
-	switch {
-	case enc == nil || name == "replacement":
-		return fmt.Errorf("sis: xml: the file's encoding %q is not supported", label)
-	case name == "utf-8":
-		return nil
-	case strings.HasPrefix(name, "utf-16"):
-		return fmt.Errorf("sis: xml: the file declares the encoding %q but has no UTF-16 byte order mark", label)
-	}
-	s.r = bufio.NewReaderSize(enc.NewDecoder().Reader(s.r), xmlBufferSize)
-	s.transcoded = true
-	return nil
-}
-
 // errUserCut says a user element ended before its </user>.
 var errUserCut = errors.New("sis: xml: the user element ends early")
 
@@ -654,14 +79,14 @@ var errUserCut = errors.New("sis: xml: the user element ends early")
 type userReader struct {
 	d      *xml.Decoder
 	line0  int // the element's first line, less one
-	labels []Label
+	labels labelSet
 	buf    []byte
 }
 
-// decodeUser decodes the user element in chunk, which starts on the given
-// line of the file.
-func decodeUser(chunk []byte, line int) (*patron.User, []Label, error) {
-	p := &userReader{d: xml.NewDecoder(bytes.NewReader(chunk)), line0: line - 1}
+// decode decodes the user element in chunk, which starts on the given
+// line of the file. The reader is used again for the next user.
+func (p *userReader) decode(chunk []byte, line int) (*patron.User, []Label, error) {
+	p.d, p.line0, p.labels = xml.NewDecoder(bytes.NewReader(chunk)), line-1, nil
 	for {
 		tok, err := p.d.Token()
 		if err != nil {
@@ -748,43 +173,23 @@ func (p *userReader) text() (string, error) {
 	}
 }
 
-// code reads a code element: its text is the code, its desc attribute a
-// Label of the table named by the element.
-func (p *userReader) code(el xml.StartElement) (string, error) {
-	return p.codeIn(el, el.Name.Local)
-}
-
-// codeIn reads a code element whose label goes to the named table.
-func (p *userReader) codeIn(el xml.StartElement, table string) (string, error) {
+// code reads a code element whose desc attribute labels it in table.
+func (p *userReader) code(el xml.StartElement, table string) (string, error) {
 	v, err := p.text()
 	if err == nil {
-		p.label(table, v, attr(el, "desc"))
+		p.labels.add(table, v, attr(el, "desc"))
 	}
 	return v, err
 }
 
 // enum reads a code of a fixed list (ACTIVE, PUBLIC...), in upper case.
-func (p *userReader) enum(el xml.StartElement) (string, error) {
+func (p *userReader) enum(el xml.StartElement, table string) (string, error) {
 	v, err := p.text()
 	v = strings.ToUpper(v)
 	if err == nil {
-		p.label(el.Name.Local, v, attr(el, "desc"))
+		p.labels.add(table, v, attr(el, "desc"))
 	}
 	return v, err
-}
-
-// label keeps the description of a code, once per record.
-func (p *userReader) label(table, code, desc string) {
-	if code == "" || desc == "" {
-		return
-	}
-	l := Label{Table: table, Code: code, Desc: desc}
-	for _, have := range p.labels {
-		if have == l {
-			return
-		}
-	}
-	p.labels = append(p.labels, l)
 }
 
 // date reads a date element as YYYY-MM-DD.
@@ -845,91 +250,81 @@ func attr(el xml.StartElement, name string) string {
 	return ""
 }
 
-// external is the segment every segment of an SIS record gets.
-var external = patron.Segment{SegmentType: patron.SegmentExternal}
+// readXMLField reads the element el as the field f of x.
+func readXMLField[T any](p *userReader, f *field[T], el xml.StartElement, x *T) (err error) {
+	switch f.kind {
+	case kText:
+		*f.str(x), err = p.text()
+	case kCode:
+		*f.str(x), err = p.code(el, f.table)
+	case kEnum:
+		*f.str(x), err = p.enum(el, f.table)
+	case kDate:
+		*f.str(x), err = p.date(el)
+	case kBool:
+		*f.flag(x), err = p.boolean(el)
+	case kCodes:
+		err = p.codes(f.item, f.table, f.codes(x))
+	case kFirstCode:
+		err = p.firstCode(f.item, f.table, f.str(x))
+	}
+	return err
+}
+
+// readXMLFields reads the children of the element being read into the
+// fields of x, passing over the elements the table has not.
+func readXMLFields[T any](p *userReader, t *fieldTable[T], x *T) error {
+	return p.each(func(el xml.StartElement) error {
+		if f := t.byXML[el.Name.Local]; f != nil {
+			return readXMLField(p, f, el, x)
+		}
+		return p.skip()
+	})
+}
 
 // user reads the children of <user>.
 func (p *userReader) user(u *patron.User) error {
 	return p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "record_type":
-			u.RecordType, err = p.enum(el)
-		case "primary_id":
-			u.PrimaryID, err = p.text()
-		case "first_name":
-			u.FirstName, err = p.text()
-		case "middle_name":
-			u.MiddleName, err = p.text()
-		case "last_name":
-			u.LastName, err = p.text()
-		case "user_title":
-			u.UserTitle, err = p.code(el)
-		case "job_category":
-			u.JobCategory, err = p.code(el)
-		case "job_description":
-			u.JobDescription, err = p.text()
-		case "gender":
-			u.Gender, err = p.code(el)
-		case "user_group":
-			u.UserGroup, err = p.code(el)
-		case "campus_code":
-			u.CampusCode, err = p.code(el)
-		case "preferred_language":
-			u.PreferredLanguage, err = p.code(el)
-		case "birth_date":
-			u.BirthDate, err = p.date(el)
-		case "expiry_date":
-			u.ExpiryDate, err = p.date(el)
-		case "purge_date":
-			u.PurgeDate, err = p.date(el)
-		case "account_type":
-			u.AccountType, err = p.enum(el)
-		case "external_id":
-			u.ExternalID, err = p.text()
-		case "status":
-			u.Status, err = p.enum(el)
-		case "pin_number":
-			u.PINNumber, err = p.text()
-		case "rs_libraries":
-			err = p.rsLibraries(u)
-		case "contact_info":
-			err = p.contactInfo(u)
-		case "user_identifiers":
-			err = p.list("user_identifier", func(el xml.StartElement) error {
-				id, err := p.identifier()
-				u.Identifiers = append(u.Identifiers, id)
-				return err
+		name := el.Name.Local
+		if f := userFields.byXML[name]; f != nil {
+			return readXMLField(p, f, el, u)
+		}
+		if s := segmentNamed(name, false, false); s != nil {
+			return s.readXML(p, u)
+		}
+		if name == contactInfo {
+			return p.each(func(el xml.StartElement) error {
+				if s := segmentNamed(el.Name.Local, true, false); s != nil {
+					return s.readXML(p, u)
+				}
+				return p.skip()
 			})
-		case "user_blocks":
-			err = p.list("user_block", func(el xml.StartElement) error {
-				b, err := p.block()
-				u.Blocks = append(u.Blocks, b)
-				return err
-			})
-		case "user_notes":
-			err = p.list("user_note", func(el xml.StartElement) error {
-				n, err := p.note()
-				u.Notes = append(u.Notes, n)
-				return err
-			})
-		case "user_statistics":
-			err = p.list("user_statistic", func(el xml.StartElement) error {
-				st, err := p.statistic()
-				u.Statistics = append(u.Statistics, st)
-				return err
-			})
-		case "proxy_for_users":
-			err = p.list("proxy_for_user", func(el xml.StartElement) error {
-				pf, err := p.proxyFor()
-				u.ProxyFor = append(u.ProxyFor, pf)
-				return err
-			})
-		default:
-			err = p.skip()
+		}
+		return p.skip()
+	})
+}
+
+// readXML reads a segment list element, each item into a new segment.
+func (s *segment[T]) readXML(p *userReader, u *patron.User) error {
+	return p.list(s.item, func(el xml.StartElement) error {
+		x := s.add(u)
+		err := readXMLAttrs(p, s.fields, el, x)
+		if err == nil {
+			err = readXMLFields(p, s.fields, x)
 		}
 		return err
 	})
+}
+
+// readXMLAttrs reads the attributes of a segment's element that are
+// fields of x (preferred, preferred_sms: true or false).
+func readXMLAttrs[T any](p *userReader, t *fieldTable[T], el xml.StartElement, x *T) (err error) {
+	for _, f := range t.attrs {
+		if *f.flag(x), err = p.boolAttr(el, f.name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // list reads a list element (<emails>), calling fn for each item element
@@ -943,247 +338,30 @@ func (p *userReader) list(item string, fn func(el xml.StartElement) error) error
 	})
 }
 
-// rsLibraries reads <rs_libraries>; the first library code is the user's.
-func (p *userReader) rsLibraries(u *patron.User) error {
-	return p.list("rs_library", func(xml.StartElement) error {
+// firstCode reads a list of items holding a code (<rs_libraries>): the
+// first code goes to into, and every code is labelled in table.
+func (p *userReader) firstCode(item, table string, into *string) error {
+	return p.list(item, func(xml.StartElement) error {
 		return p.each(func(el xml.StartElement) error {
-			if el.Name.Local != "code" {
+			if el.Name.Local != itemCode {
 				return p.skip()
 			}
-			code, err := p.codeIn(el, "rs_library")
-			if u.RSLibrary == "" {
-				u.RSLibrary = code
+			code, err := p.code(el, table)
+			if *into == "" {
+				*into = code
 			}
 			return err
 		})
 	})
 }
 
-// contactInfo reads <contact_info>: addresses, emails and phones.
-func (p *userReader) contactInfo(u *patron.User) error {
-	return p.each(func(el xml.StartElement) error {
-		switch el.Name.Local {
-		case "addresses":
-			return p.list("address", func(el xml.StartElement) error {
-				a, err := p.address(el)
-				u.Addresses = append(u.Addresses, a)
-				return err
-			})
-		case "emails":
-			return p.list("email", func(el xml.StartElement) error {
-				e, err := p.email(el)
-				u.Emails = append(u.Emails, e)
-				return err
-			})
-		case "phones":
-			return p.list("phone", func(el xml.StartElement) error {
-				ph, err := p.phone(el)
-				u.Phones = append(u.Phones, ph)
-				return err
-			})
-		}
-		return p.skip()
-	})
-}
-
 // codes reads a list of codes (<address_types>), skipping empty ones.
-func (p *userReader) codes(item string, into *patron.Codes) error {
+func (p *userReader) codes(item, table string, into *patron.Codes) error {
 	return p.list(item, func(el xml.StartElement) error {
-		c, err := p.code(el)
+		c, err := p.code(el, table)
 		if c != "" {
 			*into = append(*into, c)
 		}
 		return err
 	})
-}
-
-func (p *userReader) address(el xml.StartElement) (patron.Address, error) {
-	a := patron.Address{Segment: external}
-	var err error
-	if a.Preferred, err = p.boolAttr(el, "preferred"); err != nil {
-		return a, err
-	}
-	err = p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "line1":
-			a.Line1, err = p.text()
-		case "line2":
-			a.Line2, err = p.text()
-		case "line3":
-			a.Line3, err = p.text()
-		case "line4":
-			a.Line4, err = p.text()
-		case "line5":
-			a.Line5, err = p.text()
-		case "city":
-			a.City, err = p.text()
-		case "state_province":
-			a.StateProvince, err = p.text()
-		case "postal_code":
-			a.PostalCode, err = p.text()
-		case "country":
-			a.Country, err = p.code(el)
-		case "address_note":
-			a.AddressNote, err = p.text()
-		case "start_date":
-			a.StartDate, err = p.date(el)
-		case "end_date":
-			a.EndDate, err = p.date(el)
-		case "address_types":
-			err = p.codes("address_type", &a.AddressTypes)
-		default:
-			err = p.skip()
-		}
-		return err
-	})
-	return a, err
-}
-
-func (p *userReader) email(el xml.StartElement) (patron.Email, error) {
-	e := patron.Email{Segment: external}
-	var err error
-	if e.Preferred, err = p.boolAttr(el, "preferred"); err != nil {
-		return e, err
-	}
-	err = p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "email_address":
-			e.EmailAddress, err = p.text()
-		case "description":
-			e.Description, err = p.text()
-		case "email_types":
-			err = p.codes("email_type", &e.EmailTypes)
-		default:
-			err = p.skip()
-		}
-		return err
-	})
-	return e, err
-}
-
-func (p *userReader) phone(el xml.StartElement) (patron.Phone, error) {
-	ph := patron.Phone{Segment: external}
-	var err error
-	if ph.Preferred, err = p.boolAttr(el, "preferred"); err != nil {
-		return ph, err
-	}
-	if ph.PreferredSMS, err = p.boolAttr(el, "preferred_sms"); err != nil {
-		return ph, err
-	}
-	err = p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "phone_number":
-			ph.PhoneNumber, err = p.text()
-		case "phone_types":
-			err = p.codes("phone_type", &ph.PhoneTypes)
-		default:
-			err = p.skip()
-		}
-		return err
-	})
-	return ph, err
-}
-
-func (p *userReader) identifier() (patron.Identifier, error) {
-	id := patron.Identifier{Segment: external}
-	err := p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "id_type":
-			id.IDType, err = p.code(el)
-		case "value":
-			id.Value, err = p.text()
-		case "note":
-			id.Note, err = p.text()
-		case "status":
-			id.Status, err = p.enum(el)
-		default:
-			err = p.skip()
-		}
-		return err
-	})
-	return id, err
-}
-
-func (p *userReader) block() (patron.Block, error) {
-	b := patron.Block{Segment: external}
-	err := p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "block_type":
-			b.BlockType, err = p.code(el)
-		case "block_description":
-			b.BlockDescription, err = p.code(el)
-		case "block_status":
-			b.BlockStatus, err = p.enum(el)
-		case "block_note":
-			b.BlockNote, err = p.text()
-		case "expiry_date":
-			b.ExpiryDate, err = p.date(el)
-		default: // created_by, created_date are the library's, not the SIS's
-			err = p.skip()
-		}
-		return err
-	})
-	return b, err
-}
-
-func (p *userReader) note() (patron.Note, error) {
-	n := patron.Note{Segment: external, Origin: patron.OriginExternal}
-	err := p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "note_type":
-			n.NoteType, err = p.code(el)
-		case "note_text":
-			n.NoteText, err = p.text()
-		case "user_viewable":
-			n.UserViewable, err = p.boolean(el)
-		case "popup_note":
-			n.PopupNote, err = p.boolean(el)
-		default:
-			err = p.skip()
-		}
-		return err
-	})
-	return n, err
-}
-
-func (p *userReader) statistic() (patron.Statistic, error) {
-	st := patron.Statistic{Segment: external}
-	err := p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "statistic_category":
-			st.StatisticCategory, err = p.code(el)
-		case "category_type":
-			st.CategoryType, err = p.code(el)
-		case "statistic_note":
-			st.StatisticNote, err = p.text()
-		default:
-			err = p.skip()
-		}
-		return err
-	})
-	return st, err
-}
-
-func (p *userReader) proxyFor() (patron.ProxyFor, error) {
-	pf := patron.ProxyFor{Segment: external}
-	err := p.each(func(el xml.StartElement) error {
-		var err error
-		switch el.Name.Local {
-		case "primary_id":
-			pf.PrimaryID, err = p.text()
-		case "expiry_date":
-			pf.ExpiryDate, err = p.date(el)
-		default:
-			err = p.skip()
-		}
-		return err
-	})
-	return pf, err
 }
