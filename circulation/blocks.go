@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -107,7 +108,7 @@ func (r blockLimitRow) limit() BlockLimit {
 }
 
 func limitRowOf(inst string, pos int, l BlockLimit) blockLimitRow {
-	return blockLimitRow{ID: newID(), Institution: inst, Position: pos, UserGroup: l.UserGroup, MaxBalance: l.MaxBalance,
+	return blockLimitRow{ID: keys.NewID(), Institution: inst, Position: pos, UserGroup: l.UserGroup, MaxBalance: l.MaxBalance,
 		Currency: l.Currency, MaxOverdueLoans: l.MaxOverdueLoans, Stops: strings.Join(l.Stops, ",")}
 }
 

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -207,7 +208,7 @@ func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee)
 	if !patron.Findable(primaryID) {
 		return nil, notFound("no such user")
 	}
-	err := s.db.WithContext(ctx).Select("id, primary_id").Where("institution = ? AND primary_id_key = ?", inst, foldKey(primaryID)).Take(&u).Error
+	err := s.db.WithContext(ctx).Select("id, primary_id").Where("institution = ? AND primary_id_key = ?", inst, keys.Fold(primaryID)).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no such user")
 	}
@@ -227,7 +228,7 @@ func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee)
 	}
 	a, _ := patron.ActorFrom(ctx)
 	now := s.loanClock()
-	f := &Fee{ID: newID(), Institution: inst, UserID: u.ID, PrimaryID: u.PrimaryID, Type: FeeManual, Barcode: in.Barcode,
+	f := &Fee{ID: keys.NewID(), Institution: inst, UserID: u.ID, PrimaryID: u.PrimaryID, Type: FeeManual, Barcode: in.Barcode,
 		Description: in.Description, Amount: in.Amount, Currency: in.Currency, Status: FeeOpen, CreatedBy: a.ID,
 		CreatedAt: now, UpdatedAt: now, Version: 1, Transactions: []Transaction{}}
 	if err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -285,7 +286,7 @@ func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string,
 	}
 	a, _ := patron.ActorFrom(ctx)
 	if kind == Waiver && a.ID != "" && (a.Institution == "" || a.Institution == inst) &&
-		(a.ID == fee.UserID || foldKey(a.ID) == foldKey(fee.PrimaryID) || foldKey(a.ID) == foldKey(primaryID)) {
+		(a.ID == fee.UserID || keys.Fold(a.ID) == keys.Fold(fee.PrimaryID) || keys.Fold(a.ID) == keys.Fold(primaryID)) {
 		return nil, refused(fmt.Sprintf("fee %s cannot be waived", fee.ID), []string{"staff cannot waive a fee of their own"})
 	}
 	col := "paid"
@@ -315,7 +316,7 @@ func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string,
 				Fields: []fault.FieldError{{Field: "amount", Code: "out_of_range",
 					Message: fmt.Sprintf("is more than the %s that remains", FormatMoney(cur.Remaining(), cur.Currency))}}}
 		}
-		return tx.Create(&Transaction{ID: newID(), Institution: inst, FeeID: fee.ID, Kind: kind, Amount: amount,
+		return tx.Create(&Transaction{ID: keys.NewID(), Institution: inst, FeeID: fee.ID, Kind: kind, Amount: amount,
 			Reason: reason, By: a.ID, At: now}).Error
 	})
 	if err != nil {
@@ -390,7 +391,7 @@ func (s *Service) chargeLoan(tx *gorm.DB, l *Loan, typ string, amount int64, cur
 	if amount <= 0 {
 		return nil, nil
 	}
-	f := &Fee{ID: newID(), Institution: l.Institution, UserID: l.UserID, PrimaryID: l.PrimaryID, Type: typ, LoanID: l.ID,
+	f := &Fee{ID: keys.NewID(), Institution: l.Institution, UserID: l.UserID, PrimaryID: l.PrimaryID, Type: typ, LoanID: l.ID,
 		Barcode: l.ItemBarcode, Description: description, Amount: amount, Currency: currency, Status: FeeOpen,
 		CreatedAt: at, UpdatedAt: at, Version: 1}
 	return f, s.charge(tx, f)

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -95,7 +96,7 @@ var _ ItemLookup = (*Service)(nil)
 func normalizeItem(it *Item) {
 	trim(&it.Barcode, &it.Title, &it.Author, &it.Library, &it.Location, &it.ItemPolicy, &it.MaterialType, &it.TitleID)
 	it.Status = strings.ToLower(strings.TrimSpace(it.Status))
-	it.BarcodeKey = foldKey(it.Barcode)
+	it.BarcodeKey = keys.Fold(it.Barcode)
 }
 
 // checkItem validates an item and sets its library code as the library
@@ -119,7 +120,7 @@ func checkItem(tx *gorm.DB, inst string, it *Item) (*checker, error) {
 	c.oneOf("status", it.Status, itemStatuses...)
 	if it.Library != "" && len(it.Library) <= 64 {
 		var lib Library
-		err := tx.Select("code").Where("institution = ? AND code_key = ?", inst, foldKey(it.Library)).Take(&lib).Error
+		err := tx.Select("code").Where("institution = ? AND code_key = ?", inst, keys.Fold(it.Library)).Take(&lib).Error
 		switch {
 		case errors.Is(err, gorm.ErrRecordNotFound):
 			c.add("library", "unknown_value", "no library %q", it.Library)
@@ -158,7 +159,7 @@ func (s *Service) CreateItem(ctx context.Context, inst string, in *Item) (*Item,
 			return err
 		}
 		now := s.clock()
-		it.ID, it.Version, it.CreatedAt, it.UpdatedAt = newID(), 1, now, now
+		it.ID, it.Version, it.CreatedAt, it.UpdatedAt = keys.NewID(), 1, now, now
 		return tx.Create(&it).Error
 	})
 	if err != nil {
@@ -311,7 +312,7 @@ func (s *Service) Items(ctx context.Context, inst string, q ItemQuery) (ItemPage
 	}
 	db := s.db.WithContext(ctx).Model(&Item{}).Where("institution = ?", inst)
 	if l := strings.TrimSpace(q.Library); l != "" {
-		db = db.Where("library IN (?)", s.db.Model(&Library{}).Select("code").Where("institution = ? AND code_key = ?", inst, foldKey(l)))
+		db = db.Where("library IN (?)", s.db.Model(&Library{}).Select("code").Where("institution = ? AND code_key = ?", inst, keys.Fold(l)))
 	}
 	if st := strings.ToLower(strings.TrimSpace(q.Status)); st != "" {
 		db = db.Where("status = ?", st)
@@ -343,7 +344,7 @@ func loadItem(db *gorm.DB, inst, barcode string) (*Item, error) {
 	if !patron.Findable(barcode) {
 		return nil, notFound("no item with barcode %q", strings.TrimSpace(barcode))
 	}
-	err := db.Where("institution = ? AND barcode_key = ?", inst, foldKey(barcode)).Take(&it).Error
+	err := db.Where("institution = ? AND barcode_key = ?", inst, keys.Fold(barcode)).Take(&it).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no item with barcode %q", strings.TrimSpace(barcode))
 	}
@@ -513,7 +514,7 @@ func (s *Service) loadOne(ctx context.Context, inst string, line int, in Item, r
 		}
 		created = true
 		now := s.clock()
-		it.ID, it.Version, it.CreatedAt, it.UpdatedAt = newID(), 1, now, now
+		it.ID, it.Version, it.CreatedAt, it.UpdatedAt = keys.NewID(), 1, now, now
 		return tx.Create(&it).Error
 	})
 	err = s.translate(err)

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -86,7 +87,7 @@ func normalizeLibrary(l *Library) {
 	if l.TimeZone == "" {
 		l.TimeZone = "UTC"
 	}
-	l.CodeKey = foldKey(l.Code)
+	l.CodeKey = keys.Fold(l.Code)
 	var locs patron.Codes
 	for _, p := range l.PickupLocations {
 		if p = strings.TrimSpace(p); p != "" {
@@ -144,7 +145,7 @@ func (s *Service) CreateLibrary(ctx context.Context, inst string, in *Library) (
 		return nil, err
 	}
 	now := s.clock()
-	l.ID, l.Version, l.CreatedAt, l.UpdatedAt = newID(), 1, now, now
+	l.ID, l.Version, l.CreatedAt, l.UpdatedAt = keys.NewID(), 1, now, now
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var n int64
 		if err := tx.Model(&Library{}).Where("institution = ? AND code_key = ?", inst, l.CodeKey).Count(&n).Error; err != nil {
@@ -325,7 +326,7 @@ func loadLibrary(db *gorm.DB, inst, code string) (*Library, error) {
 	if !patron.Findable(code) {
 		return nil, notFound("no library %q", strings.TrimSpace(code))
 	}
-	err := db.Where("institution = ? AND code_key = ?", inst, foldKey(code)).Take(&l).Error
+	err := db.Where("institution = ? AND code_key = ?", inst, keys.Fold(code)).Take(&l).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no library %q", strings.TrimSpace(code))
 	}

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -268,7 +269,7 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 		return nil, refusal(fmt.Sprintf("item %s cannot be lent to %s", item.Barcode, user.PrimaryID), reasons, blocked)
 	}
 
-	loan := &Loan{ID: newID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID,
+	loan := &Loan{ID: keys.NewID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID,
 		ItemID: item.ID, ItemBarcode: item.Barcode, Library: item.Library, LoanedAt: now, DueAt: due,
 		ProxyPrimaryID: proxy, Status: LoanOpen, Version: 1, UpdatedAt: now, Charges: chargesOf(terms), ChargesSet: true,
 		LostAfter: lostAfter(chargesOf(terms), due)}
@@ -347,7 +348,7 @@ func (s *Service) proxyReasons(proxy, sponsor *patron.User) []string {
 	var reasons []string
 	ok := false
 	for _, p := range proxy.ProxyFor {
-		if foldKey(p.PrimaryID) == foldKey(sponsor.PrimaryID) && (p.ExpiryDate == "" || p.ExpiryDate >= today) {
+		if keys.Fold(p.PrimaryID) == keys.Fold(sponsor.PrimaryID) && (p.ExpiryDate == "" || p.ExpiryDate >= today) {
 			ok = true
 		}
 	}
@@ -780,7 +781,7 @@ func (s *Service) userID(ctx context.Context, inst, primaryID string) (string, e
 	if !patron.Findable(primaryID) {
 		return "", notFound("no such user")
 	}
-	err := s.db.WithContext(ctx).Select("id").Where("institution = ? AND primary_id_key = ?", inst, foldKey(primaryID)).Take(&u).Error
+	err := s.db.WithContext(ctx).Select("id").Where("institution = ? AND primary_id_key = ?", inst, keys.Fold(primaryID)).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return "", notFound("no such user")
 	}

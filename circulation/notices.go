@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -281,7 +282,7 @@ func (s *Service) queueNotice(tx *gorm.DB, inst, userID, kind, key string, d not
 func (s *Service) queueNoticeTo(tx *gorm.DB, inst, userID string, r *recipient, kind, key string, d noticeData, loanID string, dueAt *time.Time) error {
 	var err error
 	d.Name = r.name
-	n := &Notice{ID: newID(), Institution: inst, UserID: userID, PrimaryID: r.primaryID, Kind: kind, Key: key, LoanID: loanID, DueAt: dueAt,
+	n := &Notice{ID: keys.NewID(), Institution: inst, UserID: userID, PrimaryID: r.primaryID, Kind: kind, Key: key, LoanID: loanID, DueAt: dueAt,
 		Status: NoticePending, CreatedAt: s.loanClock()}
 	switch {
 	case r.sms != "":
@@ -303,7 +304,7 @@ func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UT
 // libraryName is the name of the library code, or the code.
 func libraryName(tx *gorm.DB, inst, code string) string {
 	var l Library
-	if err := tx.Select("name").Where("institution = ? AND code_key = ?", inst, foldKey(code)).Take(&l).Error; err == nil && l.Name != "" {
+	if err := tx.Select("name").Where("institution = ? AND code_key = ?", inst, keys.Fold(code)).Take(&l).Error; err == nil && l.Name != "" {
 		return l.Name
 	}
 	return code

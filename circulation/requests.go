@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -250,7 +251,7 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 	}
 
 	first := terms[allowed[0].ID]
-	req := &Request{ID: newID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID, Level: level, TitleID: titleID,
+	req := &Request{ID: keys.NewID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID, Level: level, TitleID: titleID,
 		Title: allowed[0].Title, NotNeededAfter: in.NotNeededAfter, HoldShelfDays: first.HoldShelfDays, Status: RequestWaiting,
 		PlacedAt: now, Version: 1, UpdatedAt: now}
 	if req.HoldShelfDays <= 0 {
@@ -298,7 +299,7 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 		}
 		r := placed
 		if r.DeliveryAddress != "" && first.DeliveryFee > 0 {
-			f := &Fee{ID: newID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID, Type: FeeDelivery, Barcode: r.Barcode,
+			f := &Fee{ID: keys.NewID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID, Type: FeeDelivery, Barcode: r.Barcode,
 				Description: "Personal delivery of " + r.Title, Amount: first.DeliveryFee, Currency: first.Currency, Status: FeeOpen,
 				CreatedBy: a.ID, CreatedAt: now, UpdatedAt: now, Version: 1}
 			if err := s.charge(tx, f); err != nil {
@@ -689,7 +690,7 @@ func (s *Service) requestLibraries(ctx context.Context, inst, pickup, barcode, t
 	}
 	if pickup = strings.TrimSpace(pickup); pickup != "" {
 		var codes []string
-		if err := db.Model(&Library{}).Where("institution = ? AND code_key = ?", inst, foldKey(pickup)).Pluck("code", &codes).Error; err != nil {
+		if err := db.Model(&Library{}).Where("institution = ? AND code_key = ?", inst, keys.Fold(pickup)).Pluck("code", &codes).Error; err != nil {
 			return nil, err
 		}
 		if len(codes) > 0 {
@@ -789,7 +790,7 @@ func waiveRest(tx *gorm.DB, fees []Fee, reason string, now time.Time) error {
 		if res.RowsAffected == 0 {
 			return stale("fee %s changed meanwhile; try again", f.ID)
 		}
-		if err := tx.Create(&Transaction{ID: newID(), Institution: f.Institution, FeeID: f.ID, Kind: Waiver, Amount: rest,
+		if err := tx.Create(&Transaction{ID: keys.NewID(), Institution: f.Institution, FeeID: f.ID, Kind: Waiver, Amount: rest,
 			Reason: reason, At: now}).Error; err != nil {
 			return err
 		}

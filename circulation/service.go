@@ -26,7 +26,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
@@ -132,26 +131,9 @@ func NewService(db *gorm.DB, o Options) (*Service, error) {
 
 func (s *Service) clock() time.Time { return s.now().UTC() }
 
-// newID returns a time-ordered id (UUIDv7), made here and not by the
-// database.
-func newID() string { return uuid.Must(uuid.NewV7()).String() }
-
-// foldKey is the form that case-insensitive uniqueness is checked on.
-func foldKey(v string) string { return strings.ToLower(strings.TrimSpace(v)) }
-
-// translate maps database errors to the SDK's own: a duplicate key is a
-// Conflict whatever the dialect (the host's *gorm.DB may not translate).
+// translate maps database errors to the service's own (see dberr.Translate).
 func (s *Service) translate(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := fault.As(err); ok {
-		return err
-	}
-	if dberr.Duplicate(s.db, err) {
-		return conflict("the record conflicts with one written at the same time (a code or barcode is taken)")
-	}
-	return err
+	return dberr.Translate(s.db, err, "the record conflicts with one written at the same time (a code or barcode is taken)")
 }
 
 func notFound(format string, args ...any) *fault.Error {

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -174,7 +175,7 @@ func (r ruleRow) rule() Rule {
 
 func rowOf(inst string, pos int, r Rule) ruleRow {
 	t := r.Terms
-	return ruleRow{ID: newID(), Institution: inst, Position: pos, Name: r.Name,
+	return ruleRow{ID: keys.NewID(), Institution: inst, Position: pos, Name: r.Name,
 		UserGroup: r.UserGroup, ItemPolicy: r.ItemPolicy, Library: r.Library, MaterialType: r.MaterialType,
 		LoanPeriod: t.LoanPeriod, LoanPeriodUnit: t.LoanPeriodUnit, FixedDueDate: t.FixedDueDate,
 		Renewals: t.Renewals, RenewalPeriod: t.RenewalPeriod, RenewalPeriodUnit: t.RenewalPeriodUnit,

@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 )
 
 // Attachment kinds: a notice is a communication the library sent to the
@@ -105,7 +106,7 @@ func (s *Service) AddAttachment(ctx context.Context, inst, primaryID string, a A
 		}}}
 	}
 	out := Attachment{
-		ID:          newID(),
+		ID:          keys.NewID(),
 		UserID:      u.ID,
 		FileName:    strings.TrimSpace(a.FileName),
 		ContentType: normalizeMediaType(a.ContentType),
@@ -218,7 +219,7 @@ func (s *Service) RemoveAttachment(ctx context.Context, inst, primaryID, id stri
 // findUser reads the id and primary_id of a user, and nothing else.
 func findUser(db *gorm.DB, inst, primaryID string) (*User, error) {
 	var u User
-	err := db.Select("id", "primary_id").Where("institution = ? AND primary_id_key = ?", inst, foldKey(primaryID)).Take(&u).Error
+	err := db.Select("id", "primary_id").Where("institution = ? AND primary_id_key = ?", inst, keys.Fold(primaryID)).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no such user")
 	}

@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 )
 
 // Options configures a Service. The zero value is usable.
@@ -163,7 +164,7 @@ func (s *Service) Create(ctx context.Context, inst string, in *User) (*User, err
 		u.PINHash, u.PINNumber = h, ""
 	}
 	now := s.clock()
-	u.ID = newID()
+	u.ID = keys.NewID()
 	u.Version = 1
 	u.CreatedAt, u.UpdatedAt = now, now
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -189,7 +190,7 @@ func (s *Service) Create(ctx context.Context, inst string, in *User) (*User, err
 
 // Get returns a user by primary_id (any case).
 func (s *Service) Get(ctx context.Context, inst, primaryID string) (*User, error) {
-	u, err := loadWhere(s.db.WithContext(ctx), true, "institution = ? AND primary_id_key = ?", inst, foldKey(primaryID))
+	u, err := loadWhere(s.db.WithContext(ctx), true, "institution = ? AND primary_id_key = ?", inst, keys.Fold(primaryID))
 	if err != nil {
 		return nil, s.translate(err)
 	}
@@ -203,7 +204,7 @@ func (s *Service) Get(ctx context.Context, inst, primaryID string) (*User, error
 // that need a few, such as a check-out (blocks, proxy relations, contacts).
 // The other lists are empty, and the warnings are of the lists read.
 func (s *Service) GetSegments(ctx context.Context, inst, primaryID string, kinds ...string) (*User, error) {
-	u, err := loadKinds(s.db.WithContext(ctx), true, kinds, "institution = ? AND primary_id_key = ?", inst, foldKey(primaryID))
+	u, err := loadKinds(s.db.WithContext(ctx), true, kinds, "institution = ? AND primary_id_key = ?", inst, keys.Fold(primaryID))
 	if err != nil {
 		return nil, s.translate(err)
 	}
@@ -220,7 +221,7 @@ func (s *Service) GetByIdentifier(ctx context.Context, inst, idType, value strin
 	}
 	var id Identifier
 	err := s.db.WithContext(ctx).
-		Where("institution = ? AND id_type = ? AND value_key = ?", inst, idType, foldKey(value)).
+		Where("institution = ? AND id_type = ? AND value_key = ?", inst, idType, keys.Fold(value)).
 		Take(&id).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no user with %s %q", idType, value)
@@ -388,12 +389,12 @@ func normalizeCore(u *User) {
 	u.AccountType = strings.ToUpper(strings.TrimSpace(u.AccountType))
 	u.RecordType = strings.ToUpper(strings.TrimSpace(u.RecordType))
 	u.Status = strings.ToUpper(strings.TrimSpace(u.Status))
-	u.PrimaryIDKey = foldKey(u.PrimaryID)
+	u.PrimaryIDKey = keys.Fold(u.PrimaryID)
 	for i := range u.Identifiers {
 		id := &u.Identifiers[i]
 		trim(&id.IDType, &id.Value)
 		id.Institution = u.Institution
-		id.ValueKey = foldKey(id.Value)
+		id.ValueKey = keys.Fold(id.Value)
 		id.Status = strings.ToUpper(id.Status)
 		if id.Status == "" {
 			id.Status = StatusActive
@@ -409,5 +410,3 @@ func normalizeCore(u *User) {
 		trim(&u.ProxyFor[i].PrimaryID)
 	}
 }
-
-func foldKey(s string) string { return strings.ToLower(strings.TrimSpace(s)) }

@@ -21,6 +21,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 )
 
 // The bounds of what SignIn looks at: a primary_id longer than any that can
@@ -146,7 +147,7 @@ func (s *Service) SignIn(ctx context.Context, inst, primaryID, pin, source strin
 		// compare one that is not UTF-8 or holds NUL).
 		return nil, unauthenticated()
 	}
-	key := foldKey(primaryID)
+	key := keys.Fold(primaryID)
 	if key == "" || utf8.RuneCountInString(key) > maxPrimaryIDChars {
 		return nil, unauthenticated()
 	}

@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 )
 
 // Modes of an integration profile.
@@ -519,7 +520,7 @@ func (s *Service) syncCreate(ctx context.Context, tx *gorm.DB, inst string, u *U
 		u.PINHash, u.PINNumber = h, ""
 	}
 	now := s.clock()
-	u.ID, u.Version, u.CreatedAt, u.UpdatedAt, u.SISHash = newID(), 1, now, now, hash
+	u.ID, u.Version, u.CreatedAt, u.UpdatedAt, u.SISHash = keys.NewID(), 1, now, now, hash
 	stampSIS(u, now)
 	if err := tx.Omit(segmentAssociations...).Create(u).Error; err != nil {
 		return err
@@ -618,7 +619,7 @@ func (s *Service) syncUpdate(ctx context.Context, tx *gorm.DB, inst string, cur,
 		return err
 	}
 	res.Outcome = OutcomeUpdated
-	m.PrimaryIDKey = foldKey(m.PrimaryID)
+	m.PrimaryIDKey = keys.Fold(m.PrimaryID)
 	*after = m
 	if rule.DryRun {
 		return errDryRun

@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 )
 
 // Run statuses.
@@ -115,7 +115,7 @@ func (s *Service) StartRun(ctx context.Context, inst, code string, o RunOptions)
 	if o.Trigger == "" {
 		o.Trigger = TriggerManual
 	}
-	run := &Run{ID: uuid.Must(uuid.NewV7()).String(), Institution: inst, Profile: code, Status: RunQueued, Trigger: o.Trigger, DryRun: o.DryRun, CreatedAt: s.now().UTC()}
+	run := &Run{ID: keys.NewID(), Institution: inst, Profile: code, Status: RunQueued, Trigger: o.Trigger, DryRun: o.DryRun, CreatedAt: s.now().UTC()}
 	var upload *spooled
 	if o.Upload != nil {
 		// The name only labels the run: one no database keeps is kept

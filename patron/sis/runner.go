@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -280,11 +281,11 @@ func primaryIDOf(u *patron.User) string {
 // runKey is what makes two incoming records the same user in a run.
 func runKey(u *patron.User, rule patron.SyncRule) string {
 	if rule.MatchBy == patron.MatchPrimaryID {
-		return strings.ToLower(strings.TrimSpace(u.PrimaryID))
+		return keys.Fold(u.PrimaryID)
 	}
 	for _, id := range u.Identifiers {
 		if strings.TrimSpace(id.IDType) == rule.MatchBy {
-			return strings.ToLower(strings.TrimSpace(id.Value))
+			return keys.Fold(id.Value)
 		}
 	}
 	return ""

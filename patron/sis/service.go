@@ -14,7 +14,6 @@ import (
 	"github.com/go-playground/validator/v10"
 	"gorm.io/gorm"
 
-	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dberr"
 	"github.com/patronkit/patronkit/patron"
 )
@@ -135,12 +134,9 @@ func (s *Service) sourceNames() []string {
 	return names
 }
 
-// translate maps a duplicate key to a Conflict, whatever the dialect.
+// translate maps database errors to the service's own (see dberr.Translate).
 func (s *Service) translate(err error) error {
-	if dberr.Duplicate(s.db, err) {
-		return &fault.Error{Kind: fault.Conflict, Detail: "the record conflicts with one written at the same time"}
-	}
-	return err
+	return dberr.Translate(s.db, err, "the record conflicts with one written at the same time")
 }
 
 // Close stops the scheduler and waits for the runs of this process to end.
