@@ -89,7 +89,7 @@ func (s *Service) MaxAttachmentBytes() int64 { return s.maxAttachment }
 // the file and when (the context's Actor and the service clock) are set
 // here whatever a says.
 func (s *Service) AddAttachment(ctx context.Context, inst, primaryID string, a Attachment, content io.Reader) (*Attachment, error) {
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	u, err := findUser(db, inst, primaryID)
 	if err != nil {
 		return nil, err
@@ -122,7 +122,7 @@ func (s *Service) AddAttachment(ctx context.Context, inst, primaryID string, a A
 	if err := s.validateAttachment(&out); err != nil {
 		return nil, err
 	}
-	err = db.Transaction(func(tx *gorm.DB) error {
+	err = s.inTx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		// The user's row is held until the commit: a deletion of the user
 		// at the same time waits, then removes this attachment too (see
 		// Delete), or goes first, and the user is not found here.
@@ -149,7 +149,7 @@ func (s *Service) AddAttachment(ctx context.Context, inst, primaryID string, a A
 // Attachments lists a user's attachments, newest first, without their
 // content.
 func (s *Service) Attachments(ctx context.Context, inst, primaryID string) ([]Attachment, error) {
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	u, err := findUser(db, inst, primaryID)
 	if err != nil {
 		return nil, err
@@ -166,7 +166,7 @@ func (s *Service) Attachments(ctx context.Context, inst, primaryID string) ([]At
 // that is not one of this user's attachments is NotFound, whoever it
 // belongs to.
 func (s *Service) AttachmentContent(ctx context.Context, inst, primaryID, id string) (*Attachment, []byte, error) {
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	u, err := findUser(db, inst, primaryID)
 	if err != nil {
 		return nil, nil, err
@@ -194,12 +194,12 @@ func (s *Service) AttachmentContent(ctx context.Context, inst, primaryID, id str
 // RemoveAttachment deletes one attachment of a user, content and all. An id
 // that is not one of this user's attachments is NotFound.
 func (s *Service) RemoveAttachment(ctx context.Context, inst, primaryID, id string) error {
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	u, err := findUser(db, inst, primaryID)
 	if err != nil {
 		return err
 	}
-	err = db.Transaction(func(tx *gorm.DB) error {
+	err = s.inTx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		res := tx.Where("id = ? AND user_id = ?", id, u.ID).Delete(&Attachment{})
 		if res.Error != nil {
 			return res.Error

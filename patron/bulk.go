@@ -31,7 +31,6 @@ func (s *Service) createMany(ctx context.Context, inst string, in []*User, hashe
 			idKeys = append(idKeys, id.ValueKey)
 		}
 	}
-	db := s.db.WithContext(ctx)
 	var heldPIDs []string
 	var heldIDs []struct{ IDType, ValueKey string }
 	err := s.lookups(ctx, func(db *gorm.DB) error {
@@ -88,7 +87,7 @@ func (s *Service) createMany(ctx context.Context, inst string, in []*User, hashe
 		eachSegment(u, func(_ string, seg *Segment) { seg.ID, seg.UserID = keys.NewID(), u.ID })
 		users = append(users, u)
 	}
-	err = db.Transaction(func(tx *gorm.DB) error {
+	err = s.inTx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		if err := tx.Omit(segmentAssociations...).CreateInBatches(users, 100).Error; err != nil {
 			return err
 		}

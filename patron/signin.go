@@ -152,7 +152,7 @@ func (s *Service) SignIn(ctx context.Context, inst, primaryID, pin, source strin
 		return nil, unauthenticated()
 	}
 	g := &s.signIn
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	now := s.clock()
 	src := sourceKey(source)
 
@@ -340,7 +340,7 @@ func (s *Service) countFailure(db *gorm.DB, u *User, src string, now time.Time) 
 // periodically.
 func (s *Service) ExpireSignInFailures(ctx context.Context) (int64, error) {
 	now := s.clock()
-	res := s.db.WithContext(ctx).Where("last_failed_at < ? AND locked_until <= ?", now.Add(-s.signIn.lockout), now).Delete(&SignInFailures{})
+	res := s.conn(ctx).Where("last_failed_at < ? AND locked_until <= ?", now.Add(-s.signIn.lockout), now).Delete(&SignInFailures{})
 	return res.RowsAffected, res.Error
 }
 

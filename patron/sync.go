@@ -15,6 +15,7 @@ import (
 
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/keys"
+	"github.com/patronkit/patronkit/internal/txctx"
 )
 
 // Modes of an integration profile.
@@ -236,9 +237,11 @@ func keysOf(u *User) []string {
 // prepared statement's generic plan, made while the tables were nearly
 // empty, would go on scanning them whole as a first load fills them. The
 // setting is LOCAL to that transaction; the host's sessions are untouched.
+// Within a transaction ctx carries they run as they are: the setting would
+// hold until that transaction's end.
 func (s *Service) lookups(ctx context.Context, fn func(db *gorm.DB) error) error {
-	db := s.db.WithContext(ctx)
-	if db.Dialector.Name() != "postgres" {
+	db := s.conn(ctx)
+	if db.Dialector.Name() != "postgres" || txctx.In(ctx) {
 		return fn(db)
 	}
 	return db.Transaction(func(tx *gorm.DB) error {
@@ -398,7 +401,7 @@ func (s *Service) knownHashes(ctx context.Context, inst string, in []*User, pend
 func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string, rule SyncRule, dry *dryRun) SyncResult {
 	res := SyncResult{PrimaryID: u.PrimaryID}
 	var before, after *User
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		cur, reason, err := s.matchIncoming(tx, inst, u, rule, dry)
 		if err != nil {
 			return err
