@@ -203,7 +203,7 @@ func (s *Service) blocks(ctx context.Context, inst string, u *patron.User) ([]Bl
 		out = append(out, Block{Type: b.BlockType, Stops: allActions, ExpiryDate: b.ExpiryDate,
 			Description: fmt.Sprintf("%s is blocked: %s", u.PrimaryID, d)})
 	}
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	limits, err := loadLimits(db, inst)
 	if err != nil {
 		return nil, err

@@ -142,7 +142,7 @@ func (s *Service) CreateItem(ctx context.Context, inst string, in *Item) (*Item,
 	if it.Status == "" {
 		it.Status = StatusAvailable
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		c, err := checkItem(tx, inst, &it)
 		if err != nil {
 			return err
@@ -171,7 +171,7 @@ func (s *Service) CreateItem(ctx context.Context, inst string, in *Item) (*Item,
 // Item returns an item by barcode (any case). It makes the Service an
 // ItemLookup.
 func (s *Service) Item(ctx context.Context, inst, barcode string) (*Item, error) {
-	it, err := loadItem(s.db.WithContext(ctx), inst, barcode)
+	it, err := loadItem(s.conn(ctx), inst, barcode)
 	if err != nil {
 		return nil, s.translate(err)
 	}
@@ -183,7 +183,7 @@ func (s *Service) Item(ctx context.Context, inst, barcode string) (*Item, error)
 // one not taken); an empty status keeps the current one.
 func (s *Service) ReplaceItem(ctx context.Context, inst, barcode string, version int, in *Item) (*Item, error) {
 	var out *Item
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		cur, err := loadItem(tx, inst, barcode)
 		if err != nil {
 			return err
@@ -249,7 +249,7 @@ func (s *Service) saveItem(tx *gorm.DB, cur, it *Item) error {
 // DeleteItem removes an item. An item on loan, on the hold shelf or in
 // transit is Refused.
 func (s *Service) DeleteItem(ctx context.Context, inst, barcode string) error {
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		cur, err := loadItem(tx, inst, barcode)
 		if err != nil {
 			return err
@@ -310,7 +310,7 @@ func (s *Service) Items(ctx context.Context, inst string, q ItemQuery) (ItemPage
 	if err := c.err("query"); err != nil {
 		return ItemPage{}, err
 	}
-	db := s.db.WithContext(ctx).Model(&Item{}).Where("institution = ?", inst)
+	db := s.conn(ctx).Model(&Item{}).Where("institution = ?", inst)
 	if l := strings.TrimSpace(q.Library); l != "" {
 		db = db.Where("library IN (?)", s.db.Model(&Library{}).Select("code").Where("institution = ? AND code_key = ?", inst, keys.Fold(l)))
 	}
@@ -491,7 +491,7 @@ func (s *Service) loadOne(ctx context.Context, inst string, line int, in Item, r
 	it.Institution = inst
 	normalizeItem(&it)
 	created := false
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		cur, err := loadItem(tx, inst, it.Barcode)
 		if err != nil && !errors.Is(err, fault.ErrNotFound) {
 			return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/keys"
+	"github.com/patronkit/patronkit/internal/txctx"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -241,7 +242,7 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 	case StatusOnHoldShelf:
 		// Held for a request: only its patron borrows it, which fulfils
 		// the request.
-		if hold, err = s.heldFor(s.db.WithContext(ctx), inst, item.ID); err != nil {
+		if hold, err = s.heldFor(s.conn(ctx), inst, item.ID); err != nil {
 			return nil, err
 		}
 		if hold == nil || hold.UserID != user.ID {
@@ -258,7 +259,7 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 	}
 	if err == nil && terms.MaxLoans > 0 {
 		var n int64
-		if err := s.db.WithContext(ctx).Model(&Loan{}).Where("institution = ? AND user_id = ? AND status = ?", inst, user.ID, LoanOpen).Count(&n).Error; err != nil {
+		if err := s.conn(ctx).Model(&Loan{}).Where("institution = ? AND user_id = ? AND status = ?", inst, user.ID, LoanOpen).Count(&n).Error; err != nil {
 			return nil, err
 		}
 		if n >= int64(terms.MaxLoans) {
@@ -274,14 +275,15 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 		ProxyPrimaryID: proxy, Status: LoanOpen, Version: 1, UpdatedAt: now, Charges: chargesOf(terms), ChargesSet: true,
 		LostAfter: lostAfter(chargesOf(terms), due)}
 	// The patron's counter row exists before any check-out takes from it;
-	// created outside the transaction, so that two first check-outs at once
-	// do not fail on its key.
-	if err := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).
+	// created outside the check-out's transaction, so that two first
+	// check-outs at once do not fail on its key (within a host's
+	// transaction the second waits for the first's to end).
+	if err := s.conn(ctx).Clauses(clause.OnConflict{DoNothing: true}).
 		Create(&userLoansRow{UserID: user.ID, Institution: inst}).Error; err != nil {
 		return nil, s.translate(err)
 	}
-	err = s.retry(ctx, func(tx *gorm.DB) error {
-		if err := lockUser(tx, inst, user.ID); err != nil {
+	err = s.retry(ctx, func(ctx context.Context, tx *gorm.DB) error {
+		if err := ps.LockUser(ctx, inst, user.ID); err != nil {
 			return err
 		}
 		upd := tx.Model(&userLoansRow{}).Where("user_id = ?", user.ID)
@@ -409,7 +411,7 @@ func (s *Service) closeItemLoan(ctx context.Context, inst string, item *Item, st
 	// were read for is still the item's open loan.
 	var terms Terms
 	var il itemLoanRow
-	err := s.db.WithContext(ctx).Where("item_id = ? AND institution = ?", item.ID, inst).Take(&il).Error
+	err := s.conn(ctx).Where("item_id = ? AND institution = ?", item.ID, inst).Take(&il).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("item %s is not on loan", item.Barcode)
 	}
@@ -417,7 +419,7 @@ func (s *Service) closeItemLoan(ctx context.Context, inst string, item *Item, st
 		return nil, err
 	}
 	var pre Loan
-	if err := s.db.WithContext(ctx).Where("id = ?", il.LoanID).Take(&pre).Error; err == nil {
+	if err := s.conn(ctx).Where("id = ?", il.LoanID).Take(&pre).Error; err == nil {
 		if terms, err = s.loanTerms(ctx, inst, &pre, nil, item); err != nil {
 			return nil, err
 		}
@@ -426,7 +428,7 @@ func (s *Service) closeItemLoan(ctx context.Context, inst string, item *Item, st
 	}
 	var loan Loan
 	var charged int64
-	err = s.retry(ctx, func(tx *gorm.DB) error {
+	err = s.retry(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		charged = 0
 		// Read without a lock; every write below is conditional, and a
 		// concurrent check-in makes the second fail and roll back.
@@ -478,17 +480,17 @@ func (s *Service) closeItemLoan(ctx context.Context, inst string, item *Item, st
 		if itemStatus == StatusAvailable {
 			// Back on the shelf, or on the hold shelf for the first who
 			// waits for it.
-			if _, err := s.holdForNext(tx, inst, item, StatusAvailable, now); err != nil {
+			if _, err := s.holdForNext(ctx, tx, inst, item, StatusAvailable, now); err != nil {
 				return err
 			}
 		}
 		loan.Status, loan.ReturnedAt, loan.Version, loan.UpdatedAt, loan.LostAfter = status, &now, loan.Version+1, now, nil
 		if status == LoanLost {
 			charged = s.capFee(terms.LostItemFee)
-			_, err = s.chargeLoan(tx, &loan, FeeLostItem, charged, terms.Currency, "Lost item "+loan.ItemBarcode, now)
+			_, err = s.chargeLoan(ctx, tx, &loan, FeeLostItem, charged, terms.Currency, "Lost item "+loan.ItemBarcode, now)
 		} else {
 			charged = s.overdueFine(terms, loan.DueAt, now)
-			_, err = s.chargeLoan(tx, &loan, FeeOverdueFine, charged, terms.Currency,
+			_, err = s.chargeLoan(ctx, tx, &loan, FeeOverdueFine, charged, terms.Currency,
 				fmt.Sprintf("Overdue fine for %s, due %s, returned %s", loan.ItemBarcode, loan.DueAt.UTC().Format(time.RFC3339), now.Format(time.RFC3339)), now)
 		}
 		return err
@@ -610,7 +612,7 @@ func (s *Service) RenewManyIn(ctx context.Context, inst, primaryID string, ids [
 	if err != nil {
 		return nil, err
 	}
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	var loans []Loan
 	q := db.Where("institution = ? AND user_id = ? AND status = ?", inst, user.ID, LoanOpen)
 	if ids != nil {
@@ -689,7 +691,7 @@ func (s *Service) renew(ctx context.Context, inst string, user *patron.User, blo
 	}
 	// By id: staff may have changed the item's barcode since the loan.
 	var item Item
-	if err := s.db.WithContext(ctx).Where("institution = ? AND id = ?", inst, loan.ItemID).Take(&item).Error; err != nil {
+	if err := s.conn(ctx).Where("institution = ? AND id = ?", inst, loan.ItemID).Take(&item).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil, []string{fmt.Sprintf("the item of loan %s is no longer in the inventory", loan.ID)}, nil
 		}
@@ -701,7 +703,7 @@ func (s *Service) renew(ctx context.Context, inst string, user *patron.User, blo
 	} else if err != nil {
 		return nil, nil, err
 	}
-	if others, err := s.othersWaiting(s.db.WithContext(ctx), inst, &item, loan.UserID); err != nil {
+	if others, err := s.othersWaiting(s.conn(ctx), inst, &item, loan.UserID); err != nil {
 		return nil, nil, err
 	} else if others {
 		reasons = append(reasons, fmt.Sprintf("item %s is requested by another patron", item.Barcode))
@@ -710,11 +712,11 @@ func (s *Service) renew(ctx context.Context, inst string, user *patron.User, blo
 		reasons = append(reasons, fmt.Sprintf("the loan was renewed %d times, the most the terms of use allow (%d)", loan.Renewals, terms.Renewals))
 	}
 	if terms.RenewalPeriod > 0 {
-		lib, err := loadLibrary(s.db.WithContext(ctx), inst, item.Library)
+		lib, err := loadLibrary(s.conn(ctx), inst, item.Library)
 		if err != nil {
 			return nil, nil, s.translate(err)
 		}
-		due, err = dueDate(s.db.WithContext(ctx), lib, Terms{LoanPeriod: terms.RenewalPeriod, LoanPeriodUnit: terms.RenewalPeriodUnit}, now)
+		due, err = dueDate(s.conn(ctx), lib, Terms{LoanPeriod: terms.RenewalPeriod, LoanPeriodUnit: terms.RenewalPeriodUnit}, now)
 		if err != nil {
 			return nil, nil, s.translate(err)
 		}
@@ -730,7 +732,7 @@ func (s *Service) renew(ctx context.Context, inst string, user *patron.User, blo
 		charges = chargesOf(terms)
 	}
 	lost := lostAfter(charges, due)
-	res := s.db.WithContext(ctx).Model(&Loan{}).
+	res := s.conn(ctx).Model(&Loan{}).
 		Where("id = ? AND version = ? AND status = ? AND renewals < ?", loan.ID, loan.Version, LoanOpen, terms.Renewals).
 		Updates(map[string]any{"due_at": due, "renewals": loan.Renewals + 1, "version": loan.Version + 1, "updated_at": now,
 			"lost_after": lost})
@@ -748,7 +750,7 @@ func (s *Service) renew(ctx context.Context, inst string, user *patron.User, blo
 
 func (s *Service) openLoan(ctx context.Context, inst, id string) (*Loan, error) {
 	var l Loan
-	err := s.db.WithContext(ctx).Where("institution = ? AND id = ?", inst, strings.TrimSpace(id)).Take(&l).Error
+	err := s.conn(ctx).Where("institution = ? AND id = ?", inst, strings.TrimSpace(id)).Take(&l).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no loan %s", id)
 	}
@@ -761,31 +763,24 @@ func (s *Service) openLoan(ctx context.Context, inst, id string) (*Loan, error) 
 	return &l, nil
 }
 
-// loanUser reads the patron of a loan by internal id: their primary_id may
-// have changed since the loan was made.
+// loanUser reads the patron of a loan, with their blocks, by internal id:
+// their primary_id may have changed since the loan was made.
 func (s *Service) loanUser(ctx context.Context, ps *patron.Service, inst string, l *Loan) (*patron.User, error) {
-	var u patron.User
-	err := s.db.WithContext(ctx).Select("primary_id").Where("institution = ? AND id = ?", inst, l.UserID).Take(&u).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	u, err := ps.GetByID(ctx, inst, l.UserID, patron.KindBlocks)
+	if errors.Is(err, fault.ErrNotFound) {
 		return nil, notFound("the patron of loan %s no longer exists", l.ID)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return ps.GetSegments(ctx, inst, u.PrimaryID, patron.KindBlocks)
+	return u, err
 }
 
 // userID returns the internal id of the patron primaryID (any case).
 func (s *Service) userID(ctx context.Context, inst, primaryID string) (string, error) {
-	var u patron.User
-	if !patron.Findable(primaryID) {
-		return "", notFound("no such user")
+	ps, err := s.patronService()
+	if err != nil {
+		return "", err
 	}
-	err := s.db.WithContext(ctx).Select("id").Where("institution = ? AND primary_id_key = ?", inst, keys.Fold(primaryID)).Take(&u).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return "", notFound("no such user")
-	}
-	return u.ID, err
+	id, _, err := ps.ID(ctx, inst, primaryID)
+	return id, err
 }
 
 // Loans returns the patron primaryID's open loans by due date, each with
@@ -804,7 +799,7 @@ func (s *Service) LoansPage(ctx context.Context, inst, primaryID string, open bo
 	if err != nil {
 		return nil, 0, err
 	}
-	q := s.db.WithContext(ctx).Model(&Loan{}).Where("institution = ? AND user_id = ?", inst, id)
+	q := s.conn(ctx).Model(&Loan{}).Where("institution = ? AND user_id = ?", inst, id)
 	if open {
 		q = q.Where("status = ?", LoanOpen)
 	} else {
@@ -881,7 +876,7 @@ func (s *Service) ItemLoansPage(ctx context.Context, inst, barcode string, limit
 	if err != nil {
 		return nil, 0, err
 	}
-	q := s.db.WithContext(ctx).Model(&Loan{}).Where("institution = ? AND item_id = ?", inst, item.ID)
+	q := s.conn(ctx).Model(&Loan{}).Where("institution = ? AND item_id = ?", inst, item.ID)
 	total, err := countPage(q, limit, offset)
 	if err != nil {
 		return nil, 0, err
@@ -892,7 +887,7 @@ func (s *Service) ItemLoansPage(ctx context.Context, inst, barcode string, limit
 
 // Loan returns the loan id, open or closed, with its Overdue flag.
 func (s *Service) Loan(ctx context.Context, inst, id string) (*Loan, error) {
-	out, err := s.finishLoans(s.db.WithContext(ctx).Where("institution = ? AND id = ?", inst, strings.TrimSpace(id)))
+	out, err := s.finishLoans(s.conn(ctx).Where("institution = ? AND id = ?", inst, strings.TrimSpace(id)))
 	if err != nil {
 		return nil, err
 	}
@@ -928,7 +923,7 @@ func (s *Service) finishLoans(q *gorm.DB) ([]Loan, error) {
 // Register it with the patron service's AddDeletionGuard.
 func (s *Service) DeletionGuard() patron.DeletionGuard {
 	return patron.DeletionGuardFunc(func(ctx context.Context, u *patron.User) ([]string, error) {
-		db := s.db.WithContext(ctx)
+		db := latest(s.conn(ctx))
 		var reasons []string
 		for _, q := range []struct {
 			what  string
@@ -966,12 +961,38 @@ func (s *Service) DeletionGuard() patron.DeletionGuard {
 	})
 }
 
+// latest makes the reads of db see the latest committed rows: a locking
+// read on MySQL, whose plain reads within a transaction see the snapshot
+// taken at its first read (a host's transaction may have read before it
+// deleted a user, and a check-out committed since). PostgreSQL's reads see
+// what was committed before each statement, and SQLite lets one writer in
+// at a time.
+func latest(db *gorm.DB) *gorm.DB {
+	if db.Dialector.Name() != "mysql" {
+		return db
+	}
+	return db.Clauses(shareMode{}).Session(&gorm.Session{})
+}
+
+// shareMode is MySQL's locking read, which MariaDB spells only LOCK IN
+// SHARE MODE (not FOR SHARE, as clause.Locking writes it).
+type shareMode struct{}
+
+func (shareMode) Name() string                 { return "FOR" }
+func (shareMode) Build(b clause.Builder)       { b.WriteString("LOCK IN SHARE MODE") }
+func (shareMode) MergeClause(c *clause.Clause) { c.Name, c.Expression = "", shareMode{} }
+
 // retry runs fn in a transaction, again (up to five times in all) when the
-// database reports a deadlock or a serialization failure.
-func (s *Service) retry(ctx context.Context, fn func(tx *gorm.DB) error) error {
+// database reports a deadlock or a serialization failure. Within a
+// transaction ctx carries, fn runs once in a savepoint of it: a deadlock
+// ends that whole transaction on MySQL, so it is its owner's to retry.
+func (s *Service) retry(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
+	if txctx.In(ctx) {
+		return s.inTx(ctx, fn)
+	}
 	var err error
 	for range 5 {
-		err = s.db.WithContext(ctx).Transaction(fn)
+		err = s.inTx(ctx, fn)
 		if err == nil || !transient(err) || ctx.Err() != nil {
 			return err
 		}

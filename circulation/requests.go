@@ -170,7 +170,7 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 	if err := c.err("request"); err != nil {
 		return nil, err
 	}
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	var items []Item
 	level, target := RequestItem, in.Barcode
 	if in.Barcode != "" {
@@ -293,8 +293,8 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 	}
 	a, _ := patron.ActorFrom(ctx)
 	placed := *req
-	err = s.retry(ctx, func(tx *gorm.DB) error {
-		if err := lockUser(tx, inst, user.ID); err != nil {
+	err = s.retry(ctx, func(ctx context.Context, tx *gorm.DB) error {
+		if err := ps.LockUser(ctx, inst, user.ID); err != nil {
 			return err
 		}
 		r := placed
@@ -302,7 +302,7 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 			f := &Fee{ID: keys.NewID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID, Type: FeeDelivery, Barcode: r.Barcode,
 				Description: "Personal delivery of " + r.Title, Amount: first.DeliveryFee, Currency: first.Currency, Status: FeeOpen,
 				CreatedBy: a.ID, CreatedAt: now, UpdatedAt: now, Version: 1}
-			if err := s.charge(tx, f); err != nil {
+			if err := s.charge(ctx, tx, f); err != nil {
 				return err
 			}
 			r.FeeID = f.ID
@@ -316,7 +316,7 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 			if it.Status != StatusAvailable {
 				continue
 			}
-			held, err := s.holdForNext(tx, inst, &it, StatusAvailable, now)
+			held, err := s.holdForNext(ctx, tx, inst, &it, StatusAvailable, now)
 			if err != nil {
 				return err
 			}
@@ -373,7 +373,7 @@ func competitors(q *gorm.DB, inst string, it *Item) *gorm.DB {
 // first waiting request it can serve, and returns that request; nil when
 // none waits, or when the item's status is not from any more (another
 // transaction took it first): the item is then left as it is.
-func (s *Service) holdForNext(tx *gorm.DB, inst string, it *Item, from string, now time.Time) (*Request, error) {
+func (s *Service) holdForNext(ctx context.Context, tx *gorm.DB, inst string, it *Item, from string, now time.Time) (*Request, error) {
 	var next Request
 	err := competitors(tx, inst, it).Order("placed_at, id").Take(&next).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -409,7 +409,7 @@ func (s *Service) holdForNext(tx *gorm.DB, inst string, it *Item, from string, n
 	} else {
 		where = libraryName(tx, inst, where)
 	}
-	if err := s.queueNotice(tx, inst, next.UserID, NoticeOnHoldShelf, fmt.Sprintf("on_hold_shelf:%s:%s", next.ID, it.ID),
+	if err := s.queueNotice(ctx, tx, inst, next.UserID, NoticeOnHoldShelf, fmt.Sprintf("on_hold_shelf:%s:%s", next.ID, it.ID),
 		noticeData{Title: it.Title, Barcode: it.Barcode, Library: where, HoldUntil: formatTime(until)}, "", nil); err != nil {
 		return nil, err
 	}
@@ -418,7 +418,7 @@ func (s *Service) holdForNext(tx *gorm.DB, inst string, it *Item, from string, n
 
 // release frees the item held for a request that was cancelled or
 // expired: it goes to the next in the queue, or back on the shelf.
-func (s *Service) release(tx *gorm.DB, inst, itemID string, now time.Time) error {
+func (s *Service) release(ctx context.Context, tx *gorm.DB, inst, itemID string, now time.Time) error {
 	var it Item
 	if err := tx.Where("institution = ? AND id = ?", inst, itemID).Take(&it).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -429,7 +429,7 @@ func (s *Service) release(tx *gorm.DB, inst, itemID string, now time.Time) error
 	if it.Status != StatusOnHoldShelf {
 		return nil
 	}
-	held, err := s.holdForNext(tx, inst, &it, StatusOnHoldShelf, now)
+	held, err := s.holdForNext(ctx, tx, inst, &it, StatusOnHoldShelf, now)
 	if err != nil || held != nil {
 		return err
 	}
@@ -514,7 +514,7 @@ func (s *Service) QueueFor(ctx context.Context, inst, primaryID, barcode string)
 	if err != nil {
 		return nil, err
 	}
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	var n int64
 	if err := competitors(db.Model(&Request{}), inst, it).Count(&n).Error; err != nil {
 		return nil, err
@@ -593,7 +593,7 @@ func (s *Service) Requests(ctx context.Context, inst, primaryID string, active b
 	if err != nil {
 		return nil, err
 	}
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	q := db.Where("institution = ? AND user_id = ?", inst, uid)
 	if active {
 		q = q.Where("status IN ?", activeRequests).Order("placed_at, id")
@@ -613,7 +613,7 @@ func (s *Service) Request(ctx context.Context, inst, primaryID, id string) (*Req
 	if err != nil {
 		return nil, err
 	}
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	var r Request
 	err = db.Where("institution = ? AND user_id = ? AND id = ?", inst, uid, strings.TrimSpace(id)).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -637,7 +637,7 @@ func (s *Service) ItemRequests(ctx context.Context, inst, barcode string) ([]Req
 	if err != nil {
 		return nil, err
 	}
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	out := []Request{}
 	if err := db.Where("institution = ? AND status = ? AND item_id = ?", inst, RequestOnHoldShelf, it.ID).Find(&out).Error; err != nil {
 		return nil, err
@@ -679,7 +679,7 @@ func (s *Service) NewRequestLibraries(ctx context.Context, inst string, in NewRe
 }
 
 func (s *Service) requestLibraries(ctx context.Context, inst, pickup, barcode, titleID string, placing bool) ([]string, error) {
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	var out []string
 	add := func(codes ...string) {
 		for _, c := range codes {
@@ -738,8 +738,8 @@ func (s *Service) CancelRequest(ctx context.Context, inst, primaryID, id, reason
 		return nil, refused(fmt.Sprintf("request %s cannot be cancelled", r.ID), []string{fmt.Sprintf("request %s is %s", r.ID, r.Status)})
 	}
 	a, _ := patron.ActorFrom(ctx)
-	if err := s.retry(ctx, func(tx *gorm.DB) error {
-		return s.closeRequest(tx, r, RequestCancelled, reason, a.ID)
+	if err := s.retry(ctx, func(ctx context.Context, tx *gorm.DB) error {
+		return s.closeRequest(ctx, tx, r, RequestCancelled, reason, a.ID)
 	}); err != nil {
 		return nil, s.translate(err)
 	}
@@ -748,7 +748,7 @@ func (s *Service) CancelRequest(ctx context.Context, inst, primaryID, id, reason
 
 // closeRequest closes an active request r (as read) as cancelled or
 // expired within tx and updates r.
-func (s *Service) closeRequest(tx *gorm.DB, r *Request, status, reason, by string) error {
+func (s *Service) closeRequest(ctx context.Context, tx *gorm.DB, r *Request, status, reason, by string) error {
 	now := s.loanClock()
 	res := tx.Model(&Request{}).Where("id = ? AND version = ? AND status = ?", r.ID, r.Version, r.Status).
 		Updates(map[string]any{"status": status, "closed_at": now, "close_reason": reason, "closed_by": by,
@@ -760,7 +760,7 @@ func (s *Service) closeRequest(tx *gorm.DB, r *Request, status, reason, by strin
 		return stale("request %s changed meanwhile; read it again", r.ID)
 	}
 	if r.Status == RequestOnHoldShelf && r.ItemID != "" {
-		if err := s.release(tx, r.Institution, r.ItemID, now); err != nil {
+		if err := s.release(ctx, tx, r.Institution, r.ItemID, now); err != nil {
 			return err
 		}
 	}
@@ -774,7 +774,7 @@ func (s *Service) closeRequest(tx *gorm.DB, r *Request, status, reason, by strin
 		}
 	}
 	r.Status, r.ClosedAt, r.CloseReason, r.ClosedBy, r.Version, r.UpdatedAt, r.Place = status, &now, reason, by, r.Version+1, now, 0
-	return s.queueNotice(tx, r.Institution, r.UserID, NoticeRequestCancelled, "request_cancelled:"+r.ID,
+	return s.queueNotice(ctx, tx, r.Institution, r.UserID, NoticeRequestCancelled, "request_cancelled:"+r.ID,
 		noticeData{Title: r.Title, Barcode: r.Barcode, Reason: reason}, "", nil)
 }
 
@@ -822,13 +822,13 @@ func (s *Service) ExpireRequests(ctx context.Context) (int, error) {
 	} {
 		for {
 			var due []Request
-			if err := s.db.WithContext(ctx).Where(sel.where, sel.arg).Order("id").Limit(200).Find(&due).Error; err != nil {
+			if err := s.conn(ctx).Where(sel.where, sel.arg).Order("id").Limit(200).Find(&due).Error; err != nil {
 				return n, err
 			}
 			done := 0
 			for i := range due {
-				err := s.retry(ctx, func(tx *gorm.DB) error {
-					return s.closeRequest(tx, &due[i], RequestExpired, sel.reason(&due[i]), "")
+				err := s.retry(ctx, func(ctx context.Context, tx *gorm.DB) error {
+					return s.closeRequest(ctx, tx, &due[i], RequestExpired, sel.reason(&due[i]), "")
 				})
 				if pe, ok := fault.As(err); ok && pe.Kind == fault.Stale {
 					continue // closed or changed by another instance

@@ -18,6 +18,7 @@
 package circulation
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dberr"
+	"github.com/patronkit/patronkit/internal/txctx"
 	"github.com/patronkit/patronkit/patron"
 
 	// Due dates are computed in each library's time zone: the zone database
@@ -130,6 +132,17 @@ func NewService(db *gorm.DB, o Options) (*Service, error) {
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC() }
+
+// conn is what the service reads and writes through: the transaction ctx
+// carries (the host's, or one the service opened), or its own database.
+func (s *Service) conn(ctx context.Context) *gorm.DB { return txctx.DB(ctx, s.db) }
+
+// inTx runs fn in a transaction: a savepoint of the one ctx carries, or a
+// transaction of its own. fn's ctx carries it, so that the patron service
+// called with it reads and writes in it too.
+func (s *Service) inTx(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
+	return txctx.Transaction(ctx, s.db, fn)
+}
 
 // translate maps database errors to the service's own (see dberr.Translate).
 func (s *Service) translate(err error) error {
@@ -268,26 +281,4 @@ func trim(ps ...*string) {
 	for _, p := range ps {
 		*p = strings.TrimSpace(*p)
 	}
-}
-
-// lockUser takes a share lock on the patron's row within tx, so that the
-// patron cannot be deleted until tx ends (see patron.DeletionGuard), and
-// reports NotFound when the patron is gone. SQLite lets one writer in at a
-// time, which orders the two as well.
-func lockUser(tx *gorm.DB, inst, userID string) error {
-	q := "SELECT id FROM pk_users WHERE institution = ? AND id = ?"
-	switch tx.Dialector.Name() {
-	case "postgres":
-		q += " FOR SHARE"
-	case "mysql":
-		q += " LOCK IN SHARE MODE"
-	}
-	var ids []string
-	if err := tx.Raw(q, inst, userID).Scan(&ids).Error; err != nil {
-		return err
-	}
-	if len(ids) == 0 {
-		return notFound("the user was deleted meanwhile")
-	}
-	return nil
 }
