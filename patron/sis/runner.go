@@ -107,7 +107,7 @@ func (s *Service) keepLease(ctx context.Context, run *Run, holder string) {
 
 func (s *Service) save(ctx context.Context, run *Run) {
 	run.Files, run.Error = storable(run.Files), clip(storable(run.Error), 2000)
-	if err := s.db.WithContext(ctx).Save(run).Error; err != nil {
+	if err := s.conn(ctx).Save(run).Error; err != nil {
 		s.log.Error("sis: saving the run", "run", run.ID, "error", err)
 	}
 }
@@ -344,7 +344,7 @@ func (s *Service) flush(ctx context.Context, st *runState) error {
 			st.run.Failed++
 		}
 	}
-	if err := s.db.WithContext(ctx).CreateInBatches(st.out, 200).Error; err != nil {
+	if err := s.conn(ctx).CreateInBatches(st.out, 200).Error; err != nil {
 		return fmt.Errorf("saving the outcomes: %w", err)
 	}
 	st.out = st.out[:0]

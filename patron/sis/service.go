@@ -1,6 +1,7 @@
 package sis
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/internal/dberr"
+	"github.com/patronkit/patronkit/internal/txctx"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -132,6 +134,16 @@ func (s *Service) sourceNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// conn is what the service reads and writes through: the transaction ctx
+// carries (the host's, or one the service opened), or its own database.
+func (s *Service) conn(ctx context.Context) *gorm.DB { return txctx.DB(ctx, s.db) }
+
+// inTx runs fn in a transaction: a savepoint of the one ctx carries, or a
+// transaction of its own. fn's ctx carries it.
+func (s *Service) inTx(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
+	return txctx.Transaction(ctx, s.db, fn)
 }
 
 // translate maps database errors to the service's own (see dberr.Translate).
