@@ -432,3 +432,56 @@ func TestAHostCannotDeleteAPatronItLentToInTheSameTransaction(t *testing.T) {
 		}
 	})
 }
+
+// A host's transaction that read before it deletes a patron still sees a
+// loan committed meanwhile by another request: on MySQL its plain reads
+// would see the snapshot of its first read.
+func TestAHostsDeletionSeesALoanCommittedSinceItsFirstRead(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		k, err := patronkit.New(db, &patronkit.Config{PINCost: bcrypt.MinCost, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(k.Close)
+		if err := k.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.Circulation.CreateLibrary(ctx, "UNI", &circulation.Library{Code: "MAIN", Name: "Main"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.Circulation.CreateItem(ctx, "UNI", &circulation.Item{Barcode: "B1", Title: "Book", Library: "MAIN"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.Circulation.ReplaceRules(ctx, "UNI", 0, []circulation.Rule{{Terms: circulation.Terms{LoanPeriod: 14, LoanPeriodUnit: circulation.Days, Currency: "USD"}}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.Patrons.Create(ctx, "UNI", &patron.User{PrimaryID: "jdoe", FirstName: "Jane", LastName: "Doe"}); err != nil {
+			t.Fatal(err)
+		}
+		checkOut := func() {
+			if _, err := k.Circulation.CheckOut(ctx, "UNI", "jdoe", "B1", circulation.CheckOutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sqlite := db.Dialector.Name() == "sqlite"
+		if sqlite {
+			// The host's transaction holds the one writer: no check-out
+			// commits while it is open.
+			checkOut()
+		}
+		err = k.InTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
+			if _, err := k.Circulation.Loans(ctx, "UNI", "jdoe", true); err != nil {
+				return err
+			}
+			if !sqlite {
+				checkOut() // another request, committed while the host's transaction is open
+			}
+			return k.Patrons.Delete(ctx, "UNI", "jdoe")
+		})
+		if e, ok := fault.As(err); !ok || e.Kind != fault.Refused || !slices.Contains(e.Reasons, "has 1 open loan") {
+			t.Fatalf("deleting a patron who borrowed meanwhile: %v", err)
+		}
+	})
+}
