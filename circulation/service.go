@@ -282,3 +282,35 @@ func trim(ps ...*string) {
 		*p = strings.TrimSpace(*p)
 	}
 }
+
+// retry runs fn in a transaction, again (up to five times in all) when the
+// database reports a deadlock or a serialization failure. Within a
+// transaction ctx carries, fn runs once in a savepoint of it: a deadlock
+// ends that whole transaction on MySQL, so it is its owner's to retry.
+func (s *Service) retry(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
+	if txctx.In(ctx) {
+		return s.inTx(ctx, fn)
+	}
+	var err error
+	for range 5 {
+		err = s.inTx(ctx, fn)
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// transient tells whether err is a deadlock or serialization failure that
+// a new attempt may not meet: PostgreSQL's SQLSTATE 40P01 and 40001,
+// MySQL's error 1213.
+func transient(err error) bool {
+	var st interface{ SQLState() string }
+	if errors.As(err, &st) {
+		switch st.SQLState() {
+		case "40P01", "40001":
+			return true
+		}
+	}
+	return strings.Contains(err.Error(), "Error 1213")
+}
