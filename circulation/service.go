@@ -13,6 +13,14 @@
 // errors, NotFound, Conflict, Stale, Refused), so that the HTTP adapter
 // answers them as it answers the patron service's.
 //
+// Every method reads and writes within the transaction its context
+// carries, when it carries one (patronkit.WithTx, Kit.InTx), in a
+// savepoint of it, and so do the patron service's calls it makes;
+// otherwise its writes are in transactions of its own, retried on a
+// deadlock. The periodic jobs (DeclareOverdueLost, ExpireRequests,
+// QueueDueNotices, SendNotices) work the same way with the context the
+// kit's Start gives them, which carries none.
+//
 // circulation builds on package patron (users and their groups); patron
 // never imports circulation.
 package circulation

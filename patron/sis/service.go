@@ -50,7 +50,11 @@ type Options struct {
 	TempDir string
 }
 
-// Service keeps integration profiles and runs them.
+// Service keeps integration profiles and runs them. Its calls read and
+// write within the transaction their context carries, when it carries one
+// (patronkit.WithTx, Kit.InTx); a run started within one starts when it
+// commits (see StartRun), and then works in transactions of its own, as
+// the scheduler's runs do.
 type Service struct {
 	db        *gorm.DB
 	patrons   *patron.Service
