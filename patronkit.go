@@ -445,7 +445,7 @@ func (k *Kit) InTx(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB
 // host calls end once tx has ended, end(true) after the commit, which
 // tells the listeners of the changes made through the context and starts
 // the SIS runs started with it, end(false) after a rollback, which drops
-// them. Kit.InTx does all this itself.
+// them. Kit.InTx does all this itself. A nil tx gives ctx as it is.
 func WithTx(ctx context.Context, tx *gorm.DB) (_ context.Context, end func(committed bool)) {
 	return txctx.With(ctx, tx)
 }

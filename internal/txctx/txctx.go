@@ -59,8 +59,11 @@ func from(ctx context.Context) *scope {
 // end(true) after the commit runs the work registered with AfterCommit
 // through the context, in order; end(false) after a rollback runs that
 // registered with AfterRollback instead. Only the first call of end does
-// anything.
+// anything. A nil tx gives ctx as it is.
 func With(ctx context.Context, tx *gorm.DB) (context.Context, func(committed bool)) {
+	if tx == nil {
+		return ctx, func(bool) {}
+	}
 	s := &scope{tx: tx.Session(&gorm.Session{NewDB: true})}
 	return context.WithValue(ctx, key{}, s), s.end
 }

@@ -227,3 +227,11 @@ func TestAPanicRollsBackAndRunsTheRollbackWork(t *testing.T) {
 		}
 	})
 }
+
+func TestNoTransactionIsNoneCarried(t *testing.T) {
+	ctx, end := txctx.With(context.Background(), nil)
+	if txctx.In(ctx) {
+		t.Fatal("a nil transaction is carried")
+	}
+	end(true)
+}
