@@ -13,6 +13,39 @@
 // circulation.ItemLookup (the host's catalog), each given in Config, and
 // the principal resolver of ginapi. Everything else is implemented here
 // and only called by hosts. Package patronkittest helps them test it.
+//
+// # Your transaction
+//
+// Every service call joins the transaction its context carries, so that
+// what the kit writes commits or rolls back with the host's own writes.
+// Kit.InTx opens one on the kit's database and hands the host both the
+// context and the transaction:
+//
+//	err := kit.InTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
+//		u, err := kit.Patrons.Create(ctx, "MYUNI", &patron.User{PrimaryID: "jdoe", FirstName: "Jane", LastName: "Doe"})
+//		if err != nil {
+//			return err // nothing is kept: neither the user nor the row below
+//		}
+//		return tx.Create(&Enrolment{UserID: u.ID, Course: "BIO-101"}).Error
+//	})
+//
+// A host that opened the transaction itself passes it with WithTx, and
+// calls the function WithTx returns once the transaction has ended.
+//
+// Each service call runs in a savepoint of the host's transaction: a call
+// that fails leaves nothing behind and the transaction goes on (even on
+// PostgreSQL, where a failed statement would end it), the host choosing
+// to commit what else it did or to roll back. Listeners (patron.Listener)
+// are told, and SIS runs started within it begin, once the transaction
+// commits; nothing is told or run when it rolls back. Deletion guards and
+// hooks act within it. The kit's background work (SIS runs, the jobs of
+// Start) uses transactions of its own.
+//
+// Within the host's transaction every call reads and writes through it,
+// never through another connection: on SQLite the transaction holds the
+// one writer, which a second connection would wait for. Deadlocks and
+// serialization failures inside it are the host's to retry (a service
+// retries its own transactions only).
 package patronkit
 
 import (
@@ -33,6 +66,7 @@ import (
 	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/internal/migrate"
+	"github.com/patronkit/patronkit/internal/txctx"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
 )
@@ -316,8 +350,10 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 // profiles' scheduled runs, the periodic re-reading of the access
 // policies, circulation's jobs, and the deletion of forgotten failed
 // sign-ins (patron.Service.ExpireSignInFailures) at once and every 5
-// minutes. Call it once per instance, after Migrate.
+// minutes. Each job works in transactions of its own, whatever ctx
+// carries. Call it once per instance, after Migrate.
 func (k *Kit) Start(ctx context.Context) {
+	ctx = txctx.Without(ctx) // the jobs' transactions are their own
 	k.SIS.Start(ctx, k.scheduleEvery)
 	expire := func() {
 		n, err := k.Patrons.ExpireSignInFailures(ctx)
@@ -443,6 +479,39 @@ func rolesGoWithUsers(patrons *patron.Service, access *casbinmodel.Enforcer, log
 			log.Error("patronkit: updating the roles of a user", "institution", c.Institution, "action", c.Action, "error", err)
 		}
 	}))
+}
+
+// InTx runs fn in a transaction on the kit's database and commits it when
+// fn returns nil, or rolls it back and returns fn's error. fn's ctx
+// carries the transaction: every service call made with it joins it (see
+// the package doc, "Your transaction"), and the host writes its own rows
+// through tx. Listeners are told of the changes once it has committed.
+// Within a transaction ctx already carries (WithTx, or another InTx), it
+// runs in a savepoint of that one.
+func (k *Kit) InTx(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
+	return txctx.Transaction(ctx, k.db, fn)
+}
+
+// WithTx returns a context carrying tx, a transaction the host opened on
+// the kit's database (the *gorm.DB given to New) and ends itself: every
+// service call made with the context reads and writes through tx. The
+// host calls end once tx has ended, end(true) after the commit, which
+// tells the listeners of the changes made through the context and starts
+// the SIS runs started with it, end(false) after a rollback, which drops
+// them. Kit.InTx does all this itself. A nil tx gives ctx as it is.
+func WithTx(ctx context.Context, tx *gorm.DB) (_ context.Context, end func(committed bool)) {
+	return txctx.With(ctx, tx)
+}
+
+// TxFrom returns the transaction ctx carries (InTx, WithTx, or the one a
+// service opened when it calls a hook), or nil: a host's deletion guard
+// or audit sink reads and writes through it, so as to see what the
+// transaction wrote and to commit with it.
+func TxFrom(ctx context.Context) *gorm.DB {
+	if !txctx.In(ctx) {
+		return nil
+	}
+	return txctx.DB(ctx, nil)
 }
 
 // Migrations lists every module's schema migrations in the order they run.

@@ -23,7 +23,7 @@ func (s *Service) Account(ctx context.Context, inst, primaryID string) (*Account
 	if err != nil {
 		return nil, err
 	}
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	var a Account
 	var loans struct {
 		N       int

@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -107,7 +108,7 @@ func (r blockLimitRow) limit() BlockLimit {
 }
 
 func limitRowOf(inst string, pos int, l BlockLimit) blockLimitRow {
-	return blockLimitRow{ID: newID(), Institution: inst, Position: pos, UserGroup: l.UserGroup, MaxBalance: l.MaxBalance,
+	return blockLimitRow{ID: keys.NewID(), Institution: inst, Position: pos, UserGroup: l.UserGroup, MaxBalance: l.MaxBalance,
 		Currency: l.Currency, MaxOverdueLoans: l.MaxOverdueLoans, Stops: strings.Join(l.Stops, ",")}
 }
 
@@ -202,7 +203,7 @@ func (s *Service) blocks(ctx context.Context, inst string, u *patron.User) ([]Bl
 		out = append(out, Block{Type: b.BlockType, Stops: allActions, ExpiryDate: b.ExpiryDate,
 			Description: fmt.Sprintf("%s is blocked: %s", u.PrimaryID, d)})
 	}
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	limits, err := loadLimits(db, inst)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 )
 
 // fromCatalog adds the item with barcode (trimmed, in the case the caller
@@ -26,7 +27,7 @@ func (s *Service) fromCatalog(ctx context.Context, inst, barcode string) (*Item,
 	if it == nil {
 		return nil, notFound("no item with barcode %q", barcode)
 	}
-	if foldKey(it.Barcode) != foldKey(barcode) {
+	if keys.Fold(it.Barcode) != keys.Fold(barcode) {
 		return nil, fmt.Errorf("circulation: the catalog answered item %q for barcode %q", it.Barcode, barcode)
 	}
 	in := *it
@@ -34,7 +35,7 @@ func (s *Service) fromCatalog(ctx context.Context, inst, barcode string) (*Item,
 	out, err := s.CreateItem(ctx, inst, &in)
 	if errors.Is(err, fault.ErrConflict) {
 		// Added meanwhile, by another request for it.
-		return loadItem(s.db.WithContext(ctx), inst, barcode)
+		return loadItem(s.conn(ctx), inst, barcode)
 	}
 	if pe, ok := fault.As(err); ok {
 		return nil, fmt.Errorf("circulation: the catalog's item %q cannot be added: %s", barcode, pe.Error())

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -140,7 +141,7 @@ func (s *Service) Fees(ctx context.Context, inst, primaryID string, open bool) (
 	if err != nil {
 		return nil, err
 	}
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	q := db.Where("institution = ? AND user_id = ?", inst, uid)
 	if open {
 		q = q.Where("status = ?", FeeOpen)
@@ -168,7 +169,7 @@ func (s *Service) Balance(ctx context.Context, inst, primaryID string) (map[stri
 	if err != nil {
 		return nil, err
 	}
-	return s.balance(s.db.WithContext(ctx), inst, uid)
+	return s.balance(s.conn(ctx), inst, uid)
 }
 
 func (s *Service) balance(db *gorm.DB, inst, userID string) (map[string]int64, error) {
@@ -203,14 +204,11 @@ func (s *Service) balance(db *gorm.DB, inst, userID string) (map[string]int64, e
 func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee) (*Fee, error) {
 	// The patron first: someone else's patron is NotFound, whatever the
 	// fee says.
-	var u patron.User
-	if !patron.Findable(primaryID) {
-		return nil, notFound("no such user")
+	ps, err := s.patronService()
+	if err != nil {
+		return nil, err
 	}
-	err := s.db.WithContext(ctx).Select("id, primary_id").Where("institution = ? AND primary_id_key = ?", inst, foldKey(primaryID)).Take(&u).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, notFound("no such user")
-	}
+	uid, pid, err := ps.ID(ctx, inst, primaryID)
 	if err != nil {
 		return nil, err
 	}
@@ -227,14 +225,14 @@ func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee)
 	}
 	a, _ := patron.ActorFrom(ctx)
 	now := s.loanClock()
-	f := &Fee{ID: newID(), Institution: inst, UserID: u.ID, PrimaryID: u.PrimaryID, Type: FeeManual, Barcode: in.Barcode,
+	f := &Fee{ID: keys.NewID(), Institution: inst, UserID: uid, PrimaryID: pid, Type: FeeManual, Barcode: in.Barcode,
 		Description: in.Description, Amount: in.Amount, Currency: in.Currency, Status: FeeOpen, CreatedBy: a.ID,
 		CreatedAt: now, UpdatedAt: now, Version: 1, Transactions: []Transaction{}}
-	if err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := lockUser(tx, inst, u.ID); err != nil {
+	if err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
+		if err := ps.LockUser(ctx, inst, uid); err != nil {
 			return err
 		}
-		return s.charge(tx, f)
+		return s.charge(ctx, tx, f)
 	}); err != nil {
 		return nil, s.translate(err)
 	}
@@ -269,7 +267,7 @@ func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string,
 	if err != nil {
 		return nil, err
 	}
-	fee, err := s.fee(s.db.WithContext(ctx), inst, uid, feeID)
+	fee, err := s.fee(s.conn(ctx), inst, uid, feeID)
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +283,7 @@ func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string,
 	}
 	a, _ := patron.ActorFrom(ctx)
 	if kind == Waiver && a.ID != "" && (a.Institution == "" || a.Institution == inst) &&
-		(a.ID == fee.UserID || foldKey(a.ID) == foldKey(fee.PrimaryID) || foldKey(a.ID) == foldKey(primaryID)) {
+		(a.ID == fee.UserID || keys.Fold(a.ID) == keys.Fold(fee.PrimaryID) || keys.Fold(a.ID) == keys.Fold(primaryID)) {
 		return nil, refused(fmt.Sprintf("fee %s cannot be waived", fee.ID), []string{"staff cannot waive a fee of their own"})
 	}
 	col := "paid"
@@ -293,7 +291,7 @@ func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string,
 		col = "waived"
 	}
 	now := s.loanClock()
-	err = s.retry(ctx, func(tx *gorm.DB) error {
+	err = s.retry(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		// status is assigned first: MySQL evaluates SET left to right, so
 		// it must see paid and waived before they change.
 		res := tx.Exec("UPDATE pk_circ_fees SET status = CASE WHEN amount - paid - waived = ? THEN ? ELSE status END, "+
@@ -315,17 +313,17 @@ func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string,
 				Fields: []fault.FieldError{{Field: "amount", Code: "out_of_range",
 					Message: fmt.Sprintf("is more than the %s that remains", FormatMoney(cur.Remaining(), cur.Currency))}}}
 		}
-		return tx.Create(&Transaction{ID: newID(), Institution: inst, FeeID: fee.ID, Kind: kind, Amount: amount,
+		return tx.Create(&Transaction{ID: keys.NewID(), Institution: inst, FeeID: fee.ID, Kind: kind, Amount: amount,
 			Reason: reason, By: a.ID, At: now}).Error
 	})
 	if err != nil {
 		return nil, s.translate(err)
 	}
-	f, err := s.fee(s.db.WithContext(ctx), inst, uid, fee.ID)
+	f, err := s.fee(s.conn(ctx), inst, uid, fee.ID)
 	if err != nil {
 		return nil, err
 	}
-	return f, s.withTransactions(s.db.WithContext(ctx), inst, []*Fee{f})
+	return f, s.withTransactions(s.conn(ctx), inst, []*Fee{f})
 }
 
 // Fee returns the fee feeID of the patron primaryID, with its
@@ -335,11 +333,11 @@ func (s *Service) Fee(ctx context.Context, inst, primaryID, feeID string) (*Fee,
 	if err != nil {
 		return nil, err
 	}
-	f, err := s.fee(s.db.WithContext(ctx), inst, uid, feeID)
+	f, err := s.fee(s.conn(ctx), inst, uid, feeID)
 	if err != nil {
 		return nil, err
 	}
-	return f, s.withTransactions(s.db.WithContext(ctx), inst, []*Fee{f})
+	return f, s.withTransactions(s.conn(ctx), inst, []*Fee{f})
 }
 
 // withTransactions fills the Transactions of fees.
@@ -386,24 +384,24 @@ func (s *Service) capFee(amount int64) int64 { return min(amount, s.maxFee) }
 
 // chargeLoan records a fee of type typ for a loan within tx; nothing when
 // amount is 0.
-func (s *Service) chargeLoan(tx *gorm.DB, l *Loan, typ string, amount int64, currency, description string, at time.Time) (*Fee, error) {
+func (s *Service) chargeLoan(ctx context.Context, tx *gorm.DB, l *Loan, typ string, amount int64, currency, description string, at time.Time) (*Fee, error) {
 	if amount <= 0 {
 		return nil, nil
 	}
-	f := &Fee{ID: newID(), Institution: l.Institution, UserID: l.UserID, PrimaryID: l.PrimaryID, Type: typ, LoanID: l.ID,
+	f := &Fee{ID: keys.NewID(), Institution: l.Institution, UserID: l.UserID, PrimaryID: l.PrimaryID, Type: typ, LoanID: l.ID,
 		Barcode: l.ItemBarcode, Description: description, Amount: amount, Currency: currency, Status: FeeOpen,
 		CreatedAt: at, UpdatedAt: at, Version: 1}
-	return f, s.charge(tx, f)
+	return f, s.charge(ctx, tx, f)
 }
 
 // charge records a fee within tx, with the notice that tells the patron.
 // No fee is more than MaxFee.
-func (s *Service) charge(tx *gorm.DB, f *Fee) error {
+func (s *Service) charge(ctx context.Context, tx *gorm.DB, f *Fee) error {
 	f.Amount = s.capFee(f.Amount)
 	if err := tx.Create(f).Error; err != nil {
 		return err
 	}
-	return s.queueNotice(tx, f.Institution, f.UserID, NoticeFineCharged, "fine_charged:"+f.ID,
+	return s.queueNotice(ctx, tx, f.Institution, f.UserID, NoticeFineCharged, "fine_charged:"+f.ID,
 		noticeData{Amount: FormatMoney(f.Amount, f.Currency), Description: f.Description, Barcode: f.Barcode}, f.LoanID, nil)
 }
 

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -96,7 +97,7 @@ var _ ItemLookup = (*Service)(nil)
 func normalizeItem(it *Item) {
 	trim(&it.Barcode, &it.Title, &it.Author, &it.Library, &it.Location, &it.ItemPolicy, &it.MaterialType, &it.TitleID)
 	it.Status = strings.ToLower(strings.TrimSpace(it.Status))
-	it.BarcodeKey = foldKey(it.Barcode)
+	it.BarcodeKey = keys.Fold(it.Barcode)
 }
 
 // checkItem validates an item and sets its library code as the library
@@ -120,7 +121,7 @@ func checkItem(tx *gorm.DB, inst string, it *Item) (*checker, error) {
 	c.oneOf("status", it.Status, itemStatuses...)
 	if it.Library != "" && len(it.Library) <= 64 {
 		var lib Library
-		err := tx.Select("code").Where("institution = ? AND code_key = ?", inst, foldKey(it.Library)).Take(&lib).Error
+		err := tx.Select("code").Where("institution = ? AND code_key = ?", inst, keys.Fold(it.Library)).Take(&lib).Error
 		switch {
 		case errors.Is(err, gorm.ErrRecordNotFound):
 			c.add("library", "unknown_value", "no library %q", it.Library)
@@ -142,7 +143,7 @@ func (s *Service) CreateItem(ctx context.Context, inst string, in *Item) (*Item,
 	if it.Status == "" {
 		it.Status = StatusAvailable
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		c, err := checkItem(tx, inst, &it)
 		if err != nil {
 			return err
@@ -159,7 +160,7 @@ func (s *Service) CreateItem(ctx context.Context, inst string, in *Item) (*Item,
 			return err
 		}
 		now := s.clock()
-		it.ID, it.Version, it.CreatedAt, it.UpdatedAt = newID(), 1, now, now
+		it.ID, it.Version, it.CreatedAt, it.UpdatedAt = keys.NewID(), 1, now, now
 		return tx.Create(&it).Error
 	})
 	if err != nil {
@@ -172,7 +173,7 @@ func (s *Service) CreateItem(ctx context.Context, inst string, in *Item) (*Item,
 // (Options.Items), an item not in the table yet is asked of the catalog
 // and added (see fromCatalog). It makes the Service an ItemLookup.
 func (s *Service) Item(ctx context.Context, inst, barcode string) (*Item, error) {
-	it, err := loadItem(s.db.WithContext(ctx), inst, barcode)
+	it, err := loadItem(s.conn(ctx), inst, barcode)
 	if s.items != nil && errors.Is(err, fault.ErrNotFound) && patron.Findable(barcode) {
 		return s.fromCatalog(ctx, inst, barcode)
 	}
@@ -187,7 +188,7 @@ func (s *Service) Item(ctx context.Context, inst, barcode string) (*Item, error)
 // one not taken); an empty status keeps the current one.
 func (s *Service) ReplaceItem(ctx context.Context, inst, barcode string, version int, in *Item) (*Item, error) {
 	var out *Item
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		cur, err := loadItem(tx, inst, barcode)
 		if err != nil {
 			return err
@@ -253,7 +254,7 @@ func (s *Service) saveItem(tx *gorm.DB, cur, it *Item) error {
 // DeleteItem removes an item. An item on loan, on the hold shelf or in
 // transit is Refused.
 func (s *Service) DeleteItem(ctx context.Context, inst, barcode string) error {
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		cur, err := loadItem(tx, inst, barcode)
 		if err != nil {
 			return err
@@ -314,9 +315,9 @@ func (s *Service) Items(ctx context.Context, inst string, q ItemQuery) (ItemPage
 	if err := c.err("query"); err != nil {
 		return ItemPage{}, err
 	}
-	db := s.db.WithContext(ctx).Model(&Item{}).Where("institution = ?", inst)
+	db := s.conn(ctx).Model(&Item{}).Where("institution = ?", inst)
 	if l := strings.TrimSpace(q.Library); l != "" {
-		db = db.Where("library IN (?)", s.db.Model(&Library{}).Select("code").Where("institution = ? AND code_key = ?", inst, foldKey(l)))
+		db = db.Where("library IN (?)", s.db.Model(&Library{}).Select("code").Where("institution = ? AND code_key = ?", inst, keys.Fold(l)))
 	}
 	if st := strings.ToLower(strings.TrimSpace(q.Status)); st != "" {
 		db = db.Where("status = ?", st)
@@ -348,7 +349,7 @@ func loadItem(db *gorm.DB, inst, barcode string) (*Item, error) {
 	if !patron.Findable(barcode) {
 		return nil, notFound("no item with barcode %q", strings.TrimSpace(barcode))
 	}
-	err := db.Where("institution = ? AND barcode_key = ?", inst, foldKey(barcode)).Take(&it).Error
+	err := db.Where("institution = ? AND barcode_key = ?", inst, keys.Fold(barcode)).Take(&it).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no item with barcode %q", strings.TrimSpace(barcode))
 	}
@@ -495,7 +496,7 @@ func (s *Service) loadOne(ctx context.Context, inst string, line int, in Item, r
 	it.Institution = inst
 	normalizeItem(&it)
 	created := false
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		cur, err := loadItem(tx, inst, it.Barcode)
 		if err != nil && !errors.Is(err, fault.ErrNotFound) {
 			return err
@@ -518,7 +519,7 @@ func (s *Service) loadOne(ctx context.Context, inst string, line int, in Item, r
 		}
 		created = true
 		now := s.clock()
-		it.ID, it.Version, it.CreatedAt, it.UpdatedAt = newID(), 1, now, now
+		it.ID, it.Version, it.CreatedAt, it.UpdatedAt = keys.NewID(), 1, now, now
 		return tx.Create(&it).Error
 	})
 	err = s.translate(err)

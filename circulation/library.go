@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -86,7 +87,7 @@ func normalizeLibrary(l *Library) {
 	if l.TimeZone == "" {
 		l.TimeZone = "UTC"
 	}
-	l.CodeKey = foldKey(l.Code)
+	l.CodeKey = keys.Fold(l.Code)
 	var locs patron.Codes
 	for _, p := range l.PickupLocations {
 		if p = strings.TrimSpace(p); p != "" {
@@ -144,8 +145,8 @@ func (s *Service) CreateLibrary(ctx context.Context, inst string, in *Library) (
 		return nil, err
 	}
 	now := s.clock()
-	l.ID, l.Version, l.CreatedAt, l.UpdatedAt = newID(), 1, now, now
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	l.ID, l.Version, l.CreatedAt, l.UpdatedAt = keys.NewID(), 1, now, now
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		var n int64
 		if err := tx.Model(&Library{}).Where("institution = ? AND code_key = ?", inst, l.CodeKey).Count(&n).Error; err != nil {
 			return err
@@ -166,7 +167,7 @@ func (s *Service) CreateLibrary(ctx context.Context, inst string, in *Library) (
 
 // Library returns a library by code (any case), with its closed dates.
 func (s *Service) Library(ctx context.Context, inst, code string) (*Library, error) {
-	l, err := loadLibrary(s.db.WithContext(ctx), inst, code)
+	l, err := loadLibrary(s.conn(ctx), inst, code)
 	if err != nil {
 		return nil, s.translate(err)
 	}
@@ -176,7 +177,7 @@ func (s *Service) Library(ctx context.Context, inst, code string) (*Library, err
 // Libraries returns every library of an institution by code, with their
 // closed dates.
 func (s *Service) Libraries(ctx context.Context, inst string) ([]Library, error) {
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	var out []Library
 	if err := db.Where("institution = ?", inst).Order("code_key").Find(&out).Error; err != nil {
 		return nil, err
@@ -204,7 +205,7 @@ func (s *Service) Libraries(ctx context.Context, inst string) ([]Library, error)
 // may leave it empty or repeat it (in any case).
 func (s *Service) ReplaceLibrary(ctx context.Context, inst, code string, version int, in *Library) (*Library, error) {
 	var out *Library
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		cur, err := loadLibrary(tx, inst, code)
 		if err != nil {
 			return err
@@ -252,7 +253,7 @@ func (s *Service) ReplaceLibrary(ctx context.Context, inst, code string, version
 // DeleteLibrary removes a library and its calendar. A library that items
 // belong to is Refused, the count of its items given.
 func (s *Service) DeleteLibrary(ctx context.Context, inst, code string) error {
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		cur, err := loadLibrary(tx, inst, code)
 		if err != nil {
 			return err
@@ -281,7 +282,7 @@ func (s *Service) NextOpenDay(ctx context.Context, inst, library, date string) (
 	if err != nil {
 		return "", &fault.Error{Kind: fault.Invalid, Detail: "the date is not valid", Fields: []fault.FieldError{{Field: "date", Code: "bad_format", Message: "is not a date written YYYY-MM-DD"}}}
 	}
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	l, err := loadLibrary(db, inst, library)
 	if err != nil {
 		return "", s.translate(err)
@@ -325,7 +326,7 @@ func loadLibrary(db *gorm.DB, inst, code string) (*Library, error) {
 	if !patron.Findable(code) {
 		return nil, notFound("no library %q", strings.TrimSpace(code))
 	}
-	err := db.Where("institution = ? AND code_key = ?", inst, foldKey(code)).Take(&l).Error
+	err := db.Where("institution = ? AND code_key = ?", inst, keys.Fold(code)).Take(&l).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no library %q", strings.TrimSpace(code))
 	}

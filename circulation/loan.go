@@ -3,13 +3,10 @@ package circulation
 import (
 	"context"
 	"errors"
-	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
@@ -168,14 +165,6 @@ type userLoansRow struct {
 
 func (userLoansRow) TableName() string { return "pk_circ_user_loans" }
 
-// CheckOutOptions are the choices of a check-out.
-type CheckOutOptions struct {
-	// Proxy is the primary_id of a user borrowing on the patron's behalf:
-	// they must hold a proxy-for relation, not expired, naming the
-	// patron. The loan is the patron's and records the proxy.
-	Proxy string
-}
-
 func refused(detail string, reasons []string) *fault.Error {
 	return &fault.Error{Kind: fault.Refused, Detail: detail, Reasons: reasons}
 }
@@ -196,310 +185,6 @@ func (s *Service) today() string { return s.clock().Format(time.DateOnly) }
 // MySQL's DATETIME(3) keeps, so that a loan returned by a call equals the
 // loan read back.
 func (s *Service) loanClock() time.Time { return s.clock().Truncate(time.Millisecond) }
-
-// CheckOut lends the item with barcode to the patron primaryID and returns
-// the loan. The terms of use (TermsFor) give its due date. The check-out is
-// Refused, with every reason listed, when the item is not available, the
-// patron is inactive, expired (expiry_date before today) or under an active
-// manual block, the patron already holds the most loans the terms allow, no
-// terms apply, or a proxy (o.Proxy) has no active proxy-for relation naming
-// the patron. Unknown users and items are NotFound. See Loan for how
-// concurrent check-outs are kept apart.
-func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string, o CheckOutOptions) (*Loan, error) {
-	ps, err := s.patronService()
-	if err != nil {
-		return nil, err
-	}
-	// The blocks, and the contacts the loan receipt goes to.
-	user, err := ps.GetSegments(ctx, inst, primaryID, patron.KindBlocks, patron.KindEmails, patron.KindPhones)
-	if err != nil {
-		return nil, err
-	}
-	item, err := s.Item(ctx, inst, barcode)
-	if err != nil {
-		return nil, err
-	}
-	now := s.loanClock()
-	bs, err := s.blocks(ctx, inst, user)
-	if err != nil {
-		return nil, err
-	}
-	blocked, reasons := stopping(bs, ActionLoan)
-	proxy := ""
-	if p := strings.TrimSpace(o.Proxy); p != "" {
-		pu, err := ps.GetSegments(ctx, inst, p, patron.KindProxyFor)
-		if err != nil {
-			return nil, err
-		}
-		proxy = pu.PrimaryID
-		reasons = append(reasons, s.proxyReasons(pu, user)...)
-	}
-	var hold *Request
-	switch item.Status {
-	case StatusAvailable:
-	case StatusOnHoldShelf:
-		// Held for a request: only its patron borrows it, which fulfils
-		// the request.
-		if hold, err = s.heldFor(s.db.WithContext(ctx), inst, item.ID); err != nil {
-			return nil, err
-		}
-		if hold == nil || hold.UserID != user.ID {
-			reasons = append(reasons, fmt.Sprintf("item %s is on the hold shelf for another patron", item.Barcode))
-		}
-	default:
-		reasons = append(reasons, fmt.Sprintf("item %s is %s", item.Barcode, strings.ReplaceAll(item.Status, "_", " ")))
-	}
-	terms, due, err := s.TermsFor(ctx, inst, user, item, now)
-	if pe, ok := fault.As(err); ok && pe.Kind == fault.Refused {
-		reasons = append(reasons, pe.Reasons...)
-	} else if err != nil {
-		return nil, err
-	}
-	if err == nil && terms.MaxLoans > 0 {
-		var n int64
-		if err := s.db.WithContext(ctx).Model(&Loan{}).Where("institution = ? AND user_id = ? AND status = ?", inst, user.ID, LoanOpen).Count(&n).Error; err != nil {
-			return nil, err
-		}
-		if n >= int64(terms.MaxLoans) {
-			reasons = append(reasons, maxLoansReason(user.PrimaryID, terms.MaxLoans))
-		}
-	}
-	if len(reasons) > 0 {
-		return nil, refusal(fmt.Sprintf("item %s cannot be lent to %s", item.Barcode, user.PrimaryID), reasons, blocked)
-	}
-
-	loan := &Loan{ID: newID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID,
-		ItemID: item.ID, ItemBarcode: item.Barcode, Library: item.Library, LoanedAt: now, DueAt: due,
-		ProxyPrimaryID: proxy, Status: LoanOpen, Version: 1, UpdatedAt: now, Charges: chargesOf(terms), ChargesSet: true,
-		LostAfter: lostAfter(chargesOf(terms), due)}
-	// The patron's counter row exists before any check-out takes from it;
-	// created outside the transaction, so that two first check-outs at once
-	// do not fail on its key.
-	if err := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).
-		Create(&userLoansRow{UserID: user.ID, Institution: inst}).Error; err != nil {
-		return nil, s.translate(err)
-	}
-	err = s.retry(ctx, func(tx *gorm.DB) error {
-		if err := lockUser(tx, inst, user.ID); err != nil {
-			return err
-		}
-		upd := tx.Model(&userLoansRow{}).Where("user_id = ?", user.ID)
-		if terms.MaxLoans > 0 {
-			upd = upd.Where("open_loans < ?", terms.MaxLoans)
-		}
-		res := upd.Update("open_loans", gorm.Expr("open_loans + 1"))
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return refused(fmt.Sprintf("item %s cannot be lent to %s", item.Barcode, user.PrimaryID),
-				[]string{maxLoansReason(user.PrimaryID, terms.MaxLoans)})
-		}
-		if err := tx.Create(&itemLoanRow{ItemID: item.ID, Institution: inst, LoanID: loan.ID}).Error; err != nil {
-			if errors.Is(s.translate(err), fault.ErrConflict) {
-				return onLoanAlready(item.Barcode, user.PrimaryID)
-			}
-			return err
-		}
-		res = tx.Model(&Item{}).Where("id = ? AND status = ?", item.ID, item.Status).
-			Updates(map[string]any{"status": StatusOnLoan, "version": gorm.Expr("version + 1"), "updated_at": now})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return refused(fmt.Sprintf("item %s cannot be lent to %s", item.Barcode, user.PrimaryID),
-				[]string{fmt.Sprintf("item %s is no longer available", item.Barcode)})
-		}
-		if hold != nil {
-			res = tx.Model(&Request{}).Where("id = ? AND version = ? AND status = ?", hold.ID, hold.Version, RequestOnHoldShelf).
-				Updates(map[string]any{"status": RequestFulfilled, "closed_at": now, "version": hold.Version + 1, "updated_at": now})
-			if res.Error != nil {
-				return res.Error
-			}
-			if res.RowsAffected == 0 {
-				return stale("the request item %s was held for changed meanwhile; try again", item.Barcode)
-			}
-		}
-		if err := tx.Create(loan).Error; err != nil {
-			return err
-		}
-		return s.queueNoticeTo(tx, inst, user.ID, recipientOf(user), NoticeLoanReceipt, "loan_receipt:"+loan.ID,
-			noticeData{Title: item.Title, Barcode: item.Barcode, Library: item.Library, DueDate: formatTime(due)}, loan.ID, nil)
-	})
-	if err != nil {
-		return nil, s.translate(err)
-	}
-	return loan, nil
-}
-
-func maxLoansReason(primaryID string, max int) string {
-	return fmt.Sprintf("%s already has %d loans, the most the terms of use allow", primaryID, max)
-}
-
-func onLoanAlready(barcode, primaryID string) *fault.Error {
-	return refused(fmt.Sprintf("item %s cannot be lent to %s", barcode, primaryID),
-		[]string{fmt.Sprintf("item %s is on loan", barcode)})
-}
-
-// proxyReasons lists why proxy may not borrow for sponsor.
-func (s *Service) proxyReasons(proxy, sponsor *patron.User) []string {
-	today := s.today()
-	var reasons []string
-	ok := false
-	for _, p := range proxy.ProxyFor {
-		if foldKey(p.PrimaryID) == foldKey(sponsor.PrimaryID) && (p.ExpiryDate == "" || p.ExpiryDate >= today) {
-			ok = true
-		}
-	}
-	if !ok {
-		reasons = append(reasons, fmt.Sprintf("%s is not an active proxy for %s", proxy.PrimaryID, sponsor.PrimaryID))
-	}
-	if proxy.Status != "" && proxy.Status != patron.StatusActive {
-		reasons = append(reasons, fmt.Sprintf("the account of proxy %s is inactive", proxy.PrimaryID))
-	}
-	if proxy.ExpiryDate != "" && proxy.ExpiryDate < today {
-		reasons = append(reasons, fmt.Sprintf("the account of proxy %s expired on %s", proxy.PrimaryID, proxy.ExpiryDate))
-	}
-	return reasons
-}
-
-// CheckIn returns the item with barcode: its open loan is completed and
-// the item is available again. It returns the completed loan. An item not
-// on loan is NotFound (no open loan).
-//
-// A loan returned after its due date and grace period is charged an
-// overdue fine under the terms of use it was lent on (its Charges):
-// OverdueFine for every started day or hour
-// since the due date, capped by MaxFine, recorded in the same transaction
-// as a fee of type FeeOverdueFine of the loan. The returned loan's
-// AccruedFine and FineCurrency say what was charged.
-func (s *Service) CheckIn(ctx context.Context, inst, barcode string) (*Loan, error) {
-	return s.closeLoan(ctx, inst, barcode, LoanComplete)
-}
-
-// DeclareLost closes the open loan of the item with barcode as lost: the
-// loan's status becomes LoanLost (ReturnedAt is the date it was closed),
-// the item's status StatusLost, and the patron is charged the terms'
-// LostItemFee, if any, as a fee of type FeeLostItem of the loan (no
-// overdue fine). It returns the closed loan. An item not on loan is
-// NotFound.
-func (s *Service) DeclareLost(ctx context.Context, inst, barcode string) (*Loan, error) {
-	return s.closeLoan(ctx, inst, barcode, LoanLost)
-}
-
-// closeLoan ends the open loan of an item as returned (LoanComplete) or
-// lost (LoanLost), charging what the loan's terms say.
-func (s *Service) closeLoan(ctx context.Context, inst, barcode, status string) (*Loan, error) {
-	item, err := s.Item(ctx, inst, barcode)
-	if err != nil {
-		return nil, err
-	}
-	l, err := s.closeItemLoan(ctx, inst, item, status)
-	if status == LoanComplete && item.Status == StatusLost && errors.Is(err, fault.ErrNotFound) {
-		return s.returnLost(ctx, inst, item)
-	}
-	return l, err
-}
-
-// closeItemLoan closes the open loan of item as complete or lost.
-func (s *Service) closeItemLoan(ctx context.Context, inst string, item *Item, status string) (*Loan, error) {
-	// The terms are read before the transaction (they need the patron
-	// service and the catalog); the transaction checks that the loan they
-	// were read for is still the item's open loan.
-	var terms Terms
-	var il itemLoanRow
-	err := s.db.WithContext(ctx).Where("item_id = ? AND institution = ?", item.ID, inst).Take(&il).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, notFound("item %s is not on loan", item.Barcode)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var pre Loan
-	if err := s.db.WithContext(ctx).Where("id = ?", il.LoanID).Take(&pre).Error; err == nil {
-		if terms, err = s.loanTerms(ctx, inst, &pre, nil, item); err != nil {
-			return nil, err
-		}
-	} else if !errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, err
-	}
-	var loan Loan
-	var charged int64
-	err = s.retry(ctx, func(tx *gorm.DB) error {
-		charged = 0
-		// Read without a lock; every write below is conditional, and a
-		// concurrent check-in makes the second fail and roll back.
-		var il itemLoanRow
-		err := tx.Where("item_id = ? AND institution = ?", item.ID, inst).Take(&il).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return notFound("item %s is not on loan", item.Barcode)
-		}
-		if err != nil {
-			return err
-		}
-		if err := tx.Where("id = ? AND status = ?", il.LoanID, LoanOpen).Take(&loan).Error; err != nil {
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return notFound("item %s is not on loan", item.Barcode)
-			}
-			return err
-		}
-		if loan.ID != pre.ID {
-			return stale("item %s was returned and lent again meanwhile; try again", item.Barcode)
-		}
-		now := s.loanClock()
-		if err := tx.Model(&userLoansRow{}).Where("user_id = ? AND open_loans > 0", loan.UserID).
-			Update("open_loans", gorm.Expr("open_loans - 1")).Error; err != nil {
-			return err
-		}
-		res := tx.Where("item_id = ? AND loan_id = ?", item.ID, loan.ID).Delete(&itemLoanRow{})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return notFound("item %s was returned at the same time", item.Barcode)
-		}
-		res = tx.Model(&Loan{}).Where("id = ? AND version = ?", loan.ID, loan.Version).
-			Updates(map[string]any{"status": status, "returned_at": now, "version": loan.Version + 1, "updated_at": now, "lost_after": nil})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return stale("the loan changed while it was being returned; try again")
-		}
-		itemStatus := StatusAvailable
-		if status == LoanLost {
-			itemStatus = StatusLost
-		}
-		if err := tx.Model(&Item{}).Where("id = ? AND status = ?", item.ID, StatusOnLoan).
-			Updates(map[string]any{"status": itemStatus, "version": gorm.Expr("version + 1"), "updated_at": now}).Error; err != nil {
-			return err
-		}
-		if itemStatus == StatusAvailable {
-			// Back on the shelf, or on the hold shelf for the first who
-			// waits for it.
-			if _, err := s.holdForNext(tx, inst, item, StatusAvailable, now); err != nil {
-				return err
-			}
-		}
-		loan.Status, loan.ReturnedAt, loan.Version, loan.UpdatedAt, loan.LostAfter = status, &now, loan.Version+1, now, nil
-		if status == LoanLost {
-			charged = s.capFee(terms.LostItemFee)
-			_, err = s.chargeLoan(tx, &loan, FeeLostItem, charged, terms.Currency, "Lost item "+loan.ItemBarcode, now)
-		} else {
-			charged = s.overdueFine(terms, loan.DueAt, now)
-			_, err = s.chargeLoan(tx, &loan, FeeOverdueFine, charged, terms.Currency,
-				fmt.Sprintf("Overdue fine for %s, due %s, returned %s", loan.ItemBarcode, loan.DueAt.UTC().Format(time.RFC3339), now.Format(time.RFC3339)), now)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, s.translate(err)
-	}
-	if charged > 0 {
-		loan.AccruedFine, loan.FineCurrency = charged, terms.Currency
-	}
-	return &loan, nil
-}
 
 // loanTerms returns the fine and fee terms of a loan: its Charges, or for
 // a loan made before they were copied, those TermsFor gives its patron
@@ -536,218 +221,9 @@ func ignoreGone(err error) error {
 	return err
 }
 
-// RenewResult is the outcome of renewing one loan.
-type RenewResult struct {
-	// LoanID names the loan, as the caller did.
-	LoanID string `json:"loan_id"`
-	// Renewed tells whether the loan was renewed; when not, Reasons lists
-	// every reason.
-	Renewed bool     `json:"renewed"`
-	Reasons []string `json:"reasons,omitempty"`
-	// Blocks are the blocks among the reasons a loan was not renewed.
-	Blocks []Block `json:"blocks,omitempty"`
-	// DueAt is the loan's due date after the attempt (UTC); zero when the
-	// loan was not found.
-	DueAt time.Time `json:"due_date,omitzero"`
-}
-
-// Renew renews one open loan and returns it. The terms of use that apply
-// now give the renewal period (a RenewalPeriod of 0 renews by the loan
-// period, or to the fixed due date), counted from now; the new due date is
-// never earlier than the current one. The renewal is Refused, with every
-// reason, when the loan was renewed as often as the terms allow, the
-// patron is blocked, inactive or expired, no terms apply, or the due date
-// would not move. An unknown or returned loan is NotFound.
-func (s *Service) Renew(ctx context.Context, inst, loanID string) (*Loan, error) {
-	ps, err := s.patronService()
-	if err != nil {
-		return nil, err
-	}
-	loan, err := s.openLoan(ctx, inst, loanID)
-	if err != nil {
-		return nil, err
-	}
-	user, err := s.loanUser(ctx, ps, inst, loan)
-	if err != nil {
-		return nil, err
-	}
-	bs, err := s.blocks(ctx, inst, user)
-	if err != nil {
-		return nil, err
-	}
-	blocked, _ := stopping(bs, ActionRenew)
-	out, reasons, err := s.renew(ctx, inst, user, blocked, loan)
-	if err != nil {
-		return nil, err
-	}
-	if len(reasons) > 0 {
-		return nil, refusal(fmt.Sprintf("loan %s of item %s cannot be renewed", loan.ID, loan.ItemBarcode), reasons, blocked)
-	}
-	return out, nil
-}
-
-// RenewMany renews loans of the patron primaryID: those named by ids, or
-// every open loan when ids is nil. Each loan is renewed as Renew does, on
-// its own; the results, in the order of ids (or of due dates), say which
-// were renewed and why the others were not. A loan that is not an open
-// loan of the patron gets a reason saying so. The error is for an unknown
-// patron or a failure of the database.
-func (s *Service) RenewMany(ctx context.Context, inst, primaryID string, ids []string) ([]RenewResult, error) {
-	return s.RenewManyIn(ctx, inst, primaryID, ids, nil)
-}
-
-// RenewManyIn is RenewMany for a caller whose renewals are limited to
-// some libraries: a loan of a library that allowed (asked once per
-// library) refuses is answered as not renewed, with that reason. A nil
-// allowed allows every library.
-func (s *Service) RenewManyIn(ctx context.Context, inst, primaryID string, ids []string, allowed func(library string) (bool, error)) ([]RenewResult, error) {
-	ps, err := s.patronService()
-	if err != nil {
-		return nil, err
-	}
-	user, err := ps.GetSegments(ctx, inst, primaryID, patron.KindBlocks)
-	if err != nil {
-		return nil, err
-	}
-	db := s.db.WithContext(ctx)
-	var loans []Loan
-	q := db.Where("institution = ? AND user_id = ? AND status = ?", inst, user.ID, LoanOpen)
-	if ids != nil {
-		// An id no record can hold is no loan of the patron's: it is
-		// answered so below, without asking the database.
-		q = q.Where("id IN ?", append([]string{""}, slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !patron.Findable(id) })...))
-	}
-	if err := q.Order("due_at, id").Find(&loans).Error; err != nil {
-		return nil, err
-	}
-	if ids == nil {
-		for _, l := range loans {
-			ids = append(ids, l.ID)
-		}
-	}
-	bs, err := s.blocks(ctx, inst, user)
-	if err != nil {
-		return nil, err
-	}
-	blocked, _ := stopping(bs, ActionRenew)
-	// A loan named twice is renewed once and answered once.
-	seen := map[string]bool{}
-	ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool {
-		dup := seen[id]
-		seen[id] = true
-		return dup
-	})
-	out := make([]RenewResult, 0, len(ids))
-	libraries := map[string]bool{}
-	for _, id := range ids {
-		i := slices.IndexFunc(loans, func(l Loan) bool { return l.ID == id })
-		if i < 0 {
-			out = append(out, RenewResult{LoanID: id, Reasons: []string{fmt.Sprintf("%s has no open loan %s", user.PrimaryID, id)}})
-			continue
-		}
-		if lib := loans[i].Library; allowed != nil {
-			ok, known := libraries[lib]
-			if !known {
-				if ok, err = allowed(lib); err != nil {
-					return out, err
-				}
-				libraries[lib] = ok
-			}
-			if !ok {
-				out = append(out, RenewResult{LoanID: id, DueAt: loans[i].DueAt, Reasons: []string{"your roles do not allow renewals in library " + lib}})
-				continue
-			}
-		}
-		l, reasons, err := s.renew(ctx, inst, user, blocked, &loans[i])
-		if pe, ok := fault.As(err); ok {
-			out = append(out, RenewResult{LoanID: id, DueAt: loans[i].DueAt, Reasons: []string{pe.Detail}})
-			continue
-		}
-		if err != nil {
-			return out, err
-		}
-		r := RenewResult{LoanID: id, Renewed: len(reasons) == 0, Reasons: reasons, DueAt: loans[i].DueAt}
-		if l != nil {
-			r.DueAt = l.DueAt
-		} else {
-			r.Blocks = blocked
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
-// renew renews loan for user, or gives the reasons it cannot: first
-// those of the blocks that stop renewals (blocked). The error is for
-// failures (and a Stale loan).
-func (s *Service) renew(ctx context.Context, inst string, user *patron.User, blocked []Block, loan *Loan) (*Loan, []string, error) {
-	now := s.loanClock()
-	var reasons []string
-	for _, b := range blocked {
-		reasons = append(reasons, b.Description)
-	}
-	// By id: staff may have changed the item's barcode since the loan.
-	var item Item
-	if err := s.db.WithContext(ctx).Where("institution = ? AND id = ?", inst, loan.ItemID).Take(&item).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil, []string{fmt.Sprintf("the item of loan %s is no longer in the inventory", loan.ID)}, nil
-		}
-		return nil, nil, err
-	}
-	terms, due, err := s.TermsFor(ctx, inst, user, &item, now)
-	if pe, ok := fault.As(err); ok && pe.Kind == fault.Refused {
-		return nil, append(reasons, pe.Reasons...), nil
-	} else if err != nil {
-		return nil, nil, err
-	}
-	if others, err := s.othersWaiting(s.db.WithContext(ctx), inst, &item, loan.UserID); err != nil {
-		return nil, nil, err
-	} else if others {
-		reasons = append(reasons, fmt.Sprintf("item %s is requested by another patron", item.Barcode))
-	}
-	if loan.Renewals >= terms.Renewals {
-		reasons = append(reasons, fmt.Sprintf("the loan was renewed %d times, the most the terms of use allow (%d)", loan.Renewals, terms.Renewals))
-	}
-	if terms.RenewalPeriod > 0 {
-		lib, err := loadLibrary(s.db.WithContext(ctx), inst, item.Library)
-		if err != nil {
-			return nil, nil, s.translate(err)
-		}
-		due, err = dueDate(s.db.WithContext(ctx), lib, Terms{LoanPeriod: terms.RenewalPeriod, LoanPeriodUnit: terms.RenewalPeriodUnit}, now)
-		if err != nil {
-			return nil, nil, s.translate(err)
-		}
-	}
-	if !due.After(loan.DueAt) {
-		reasons = append(reasons, fmt.Sprintf("renewing would not move the due date %s", loan.DueAt.Format(time.RFC3339)))
-	}
-	if len(reasons) > 0 {
-		return nil, reasons, nil
-	}
-	charges := loan.Charges
-	if !loan.ChargesSet {
-		charges = chargesOf(terms)
-	}
-	lost := lostAfter(charges, due)
-	res := s.db.WithContext(ctx).Model(&Loan{}).
-		Where("id = ? AND version = ? AND status = ? AND renewals < ?", loan.ID, loan.Version, LoanOpen, terms.Renewals).
-		Updates(map[string]any{"due_at": due, "renewals": loan.Renewals + 1, "version": loan.Version + 1, "updated_at": now,
-			"lost_after": lost})
-	if res.Error != nil {
-		return nil, nil, s.translate(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return nil, nil, stale("loan %s changed while it was being renewed: read it again", loan.ID)
-	}
-	out := *loan
-	out.DueAt, out.Renewals, out.Version, out.UpdatedAt, out.LostAfter = due, loan.Renewals+1, loan.Version+1, now, lost
-	out.Overdue = false
-	return &out, nil, nil
-}
-
 func (s *Service) openLoan(ctx context.Context, inst, id string) (*Loan, error) {
 	var l Loan
-	err := s.db.WithContext(ctx).Where("institution = ? AND id = ?", inst, strings.TrimSpace(id)).Take(&l).Error
+	err := s.conn(ctx).Where("institution = ? AND id = ?", inst, strings.TrimSpace(id)).Take(&l).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no loan %s", id)
 	}
@@ -760,31 +236,24 @@ func (s *Service) openLoan(ctx context.Context, inst, id string) (*Loan, error) 
 	return &l, nil
 }
 
-// loanUser reads the patron of a loan by internal id: their primary_id may
-// have changed since the loan was made.
+// loanUser reads the patron of a loan, with their blocks, by internal id:
+// their primary_id may have changed since the loan was made.
 func (s *Service) loanUser(ctx context.Context, ps *patron.Service, inst string, l *Loan) (*patron.User, error) {
-	var u patron.User
-	err := s.db.WithContext(ctx).Select("primary_id").Where("institution = ? AND id = ?", inst, l.UserID).Take(&u).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	u, err := ps.GetByID(ctx, inst, l.UserID, patron.KindBlocks)
+	if errors.Is(err, fault.ErrNotFound) {
 		return nil, notFound("the patron of loan %s no longer exists", l.ID)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return ps.GetSegments(ctx, inst, u.PrimaryID, patron.KindBlocks)
+	return u, err
 }
 
 // userID returns the internal id of the patron primaryID (any case).
 func (s *Service) userID(ctx context.Context, inst, primaryID string) (string, error) {
-	var u patron.User
-	if !patron.Findable(primaryID) {
-		return "", notFound("no such user")
+	ps, err := s.patronService()
+	if err != nil {
+		return "", err
 	}
-	err := s.db.WithContext(ctx).Select("id").Where("institution = ? AND primary_id_key = ?", inst, foldKey(primaryID)).Take(&u).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return "", notFound("no such user")
-	}
-	return u.ID, err
+	id, _, err := ps.ID(ctx, inst, primaryID)
+	return id, err
 }
 
 // Loans returns the patron primaryID's open loans by due date, each with
@@ -803,7 +272,7 @@ func (s *Service) LoansPage(ctx context.Context, inst, primaryID string, open bo
 	if err != nil {
 		return nil, 0, err
 	}
-	q := s.db.WithContext(ctx).Model(&Loan{}).Where("institution = ? AND user_id = ?", inst, id)
+	q := s.conn(ctx).Model(&Loan{}).Where("institution = ? AND user_id = ?", inst, id)
 	if open {
 		q = q.Where("status = ?", LoanOpen)
 	} else {
@@ -880,7 +349,7 @@ func (s *Service) ItemLoansPage(ctx context.Context, inst, barcode string, limit
 	if err != nil {
 		return nil, 0, err
 	}
-	q := s.db.WithContext(ctx).Model(&Loan{}).Where("institution = ? AND item_id = ?", inst, item.ID)
+	q := s.conn(ctx).Model(&Loan{}).Where("institution = ? AND item_id = ?", inst, item.ID)
 	total, err := countPage(q, limit, offset)
 	if err != nil {
 		return nil, 0, err
@@ -891,7 +360,7 @@ func (s *Service) ItemLoansPage(ctx context.Context, inst, barcode string, limit
 
 // Loan returns the loan id, open or closed, with its Overdue flag.
 func (s *Service) Loan(ctx context.Context, inst, id string) (*Loan, error) {
-	out, err := s.finishLoans(s.db.WithContext(ctx).Where("institution = ? AND id = ?", inst, strings.TrimSpace(id)))
+	out, err := s.finishLoans(s.conn(ctx).Where("institution = ? AND id = ?", inst, strings.TrimSpace(id)))
 	if err != nil {
 		return nil, err
 	}
@@ -920,74 +389,4 @@ func (s *Service) finishLoans(q *gorm.DB) ([]Loan, error) {
 		}
 	}
 	return out, nil
-}
-
-// DeletionGuard objects to deleting a patron who has open loans ("has N
-// open loans") or owes money ("owes 12.50 USD", one reason per currency).
-// Register it with the patron service's AddDeletionGuard.
-func (s *Service) DeletionGuard() patron.DeletionGuard {
-	return patron.DeletionGuardFunc(func(ctx context.Context, u *patron.User) ([]string, error) {
-		db := s.db.WithContext(ctx)
-		var reasons []string
-		for _, q := range []struct {
-			what  string
-			count *gorm.DB
-		}{
-			{"open loan", db.Model(&Loan{}).Where("institution = ? AND user_id = ? AND status = ?", u.Institution, u.ID, LoanOpen)},
-			{"active request", db.Model(&Request{}).Where("institution = ? AND user_id = ? AND status IN ?", u.Institution, u.ID, activeRequests)},
-		} {
-			var n int64
-			if err := q.count.Count(&n).Error; err != nil {
-				return nil, err
-			}
-			switch {
-			case n == 1:
-				reasons = append(reasons, "has 1 "+q.what)
-			case n > 1:
-				reasons = append(reasons, fmt.Sprintf("has %d %ss", n, q.what))
-			}
-		}
-		owed, err := s.balance(db, u.Institution, u.ID)
-		if err != nil {
-			return nil, err
-		}
-		currencies := make([]string, 0, len(owed))
-		for c := range owed {
-			currencies = append(currencies, c)
-		}
-		slices.Sort(currencies)
-		for _, c := range currencies {
-			if owed[c] > 0 {
-				reasons = append(reasons, "owes "+FormatMoney(owed[c], c))
-			}
-		}
-		return reasons, nil
-	})
-}
-
-// retry runs fn in a transaction, again (up to five times in all) when the
-// database reports a deadlock or a serialization failure.
-func (s *Service) retry(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	var err error
-	for range 5 {
-		err = s.db.WithContext(ctx).Transaction(fn)
-		if err == nil || !transient(err) || ctx.Err() != nil {
-			return err
-		}
-	}
-	return err
-}
-
-// transient tells whether err is a deadlock or serialization failure that
-// a new attempt may not meet: PostgreSQL's SQLSTATE 40P01 and 40001,
-// MySQL's error 1213.
-func transient(err error) bool {
-	var st interface{ SQLState() string }
-	if errors.As(err, &st) {
-		switch st.SQLState() {
-		case "40P01", "40001":
-			return true
-		}
-	}
-	return strings.Contains(err.Error(), "Error 1213")
 }

@@ -18,7 +18,7 @@ import (
 // is skipped. The kit's Start runs it periodically.
 func (s *Service) DeclareOverdueLost(ctx context.Context) (int, error) {
 	now := s.loanClock()
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	n := 0
 	for {
 		var due []Loan
@@ -62,7 +62,7 @@ func (s *Service) DeclareOverdueLost(ctx context.Context) (int, error) {
 // after); what was paid of the lost-item fee stays paid.
 func (s *Service) returnLost(ctx context.Context, inst string, item *Item) (*Loan, error) {
 	var loan Loan
-	err := s.db.WithContext(ctx).Where("institution = ? AND item_id = ? AND status = ?", inst, item.ID, LoanLost).
+	err := s.conn(ctx).Where("institution = ? AND item_id = ? AND status = ?", inst, item.ID, LoanLost).
 		Order("returned_at DESC, id DESC").Take(&loan).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("item %s is not on loan", item.Barcode)
@@ -79,7 +79,7 @@ func (s *Service) returnLost(ctx context.Context, inst string, item *Item) (*Loa
 		lostAt = *loan.ReturnedAt
 	}
 	var fine int64
-	err = s.retry(ctx, func(tx *gorm.DB) error {
+	err = s.retry(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		now := s.loanClock()
 		res := tx.Model(&Item{}).Where("id = ? AND status = ?", item.ID, StatusLost).
 			Updates(map[string]any{"status": StatusAvailable, "version": gorm.Expr("version + 1"), "updated_at": now})
@@ -106,11 +106,11 @@ func (s *Service) returnLost(ctx context.Context, inst string, item *Item) (*Loa
 		if err := waiveRest(tx, fees, fmt.Sprintf("item %s came back", item.Barcode), now); err != nil {
 			return err
 		}
-		if _, err := s.holdForNext(tx, inst, item, StatusAvailable, now); err != nil {
+		if _, err := s.holdForNext(ctx, tx, inst, item, StatusAvailable, now); err != nil {
 			return err
 		}
 		fine = s.overdueFine(terms, loan.DueAt, lostAt)
-		_, err := s.chargeLoan(tx, &loan, FeeOverdueFine, fine, terms.Currency,
+		_, err := s.chargeLoan(ctx, tx, &loan, FeeOverdueFine, fine, terms.Currency,
 			fmt.Sprintf("Overdue fine for %s, due %s, declared lost %s", loan.ItemBarcode, loan.DueAt.UTC().Format(time.RFC3339), lostAt.UTC().Format(time.RFC3339)), now)
 		return err
 	})

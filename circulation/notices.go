@@ -17,6 +17,8 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -222,19 +224,22 @@ type recipient struct {
 	primaryID, name, lang, email, sms string
 }
 
-func readRecipient(tx *gorm.DB, inst, userID string) (*recipient, error) {
-	var u patron.User
-	if err := tx.Select("id", "primary_id", "first_name", "last_name", "preferred_language").
-		Where("institution = ? AND id = ?", inst, userID).Take(&u).Error; err != nil {
+// readRecipient reads, through the patron service, who a notice to the
+// patron of internal id userID goes to, within the transaction ctx
+// carries. The read is audited as the actor of ctx, or as the notices job.
+func (s *Service) readRecipient(ctx context.Context, inst, userID string) (*recipient, error) {
+	ps, err := s.patronService()
+	if err != nil {
 		return nil, err
 	}
-	if err := tx.Where("user_id = ?", userID).Order("preferred DESC, id").Find(&u.Emails).Error; err != nil {
+	if _, ok := patron.ActorFrom(ctx); !ok {
+		ctx = patron.WithActor(ctx, patron.Actor{Institution: inst, ID: "system:notices"})
+	}
+	u, err := ps.GetByID(ctx, inst, userID, patron.KindEmails, patron.KindPhones)
+	if err != nil {
 		return nil, err
 	}
-	if err := tx.Where("user_id = ? AND preferred_sms = ?", userID, true).Order("id").Find(&u.Phones).Error; err != nil {
-		return nil, err
-	}
-	return recipientOf(&u), nil
+	return recipientOf(u), nil
 }
 
 // recipientOf is who a notice to u goes to: their preferred email (or
@@ -266,9 +271,9 @@ func recipientOf(u *patron.User) *recipient {
 // preferred_sms, else email; a notice with no address to go to is written
 // as skipped. Opt-outs are read when the notice is sent, so that a patron
 // who opts out stops the notices already written too.
-func (s *Service) queueNotice(tx *gorm.DB, inst, userID, kind, key string, d noticeData, loanID string, dueAt *time.Time) error {
-	r, err := readRecipient(tx, inst, userID)
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+func (s *Service) queueNotice(ctx context.Context, tx *gorm.DB, inst, userID, kind, key string, d noticeData, loanID string, dueAt *time.Time) error {
+	r, err := s.readRecipient(ctx, inst, userID)
+	if errors.Is(err, fault.ErrNotFound) {
 		return nil // the patron is gone
 	}
 	if err != nil {
@@ -281,7 +286,7 @@ func (s *Service) queueNotice(tx *gorm.DB, inst, userID, kind, key string, d not
 func (s *Service) queueNoticeTo(tx *gorm.DB, inst, userID string, r *recipient, kind, key string, d noticeData, loanID string, dueAt *time.Time) error {
 	var err error
 	d.Name = r.name
-	n := &Notice{ID: newID(), Institution: inst, UserID: userID, PrimaryID: r.primaryID, Kind: kind, Key: key, LoanID: loanID, DueAt: dueAt,
+	n := &Notice{ID: keys.NewID(), Institution: inst, UserID: userID, PrimaryID: r.primaryID, Kind: kind, Key: key, LoanID: loanID, DueAt: dueAt,
 		Status: NoticePending, CreatedAt: s.loanClock()}
 	switch {
 	case r.sms != "":
@@ -303,7 +308,7 @@ func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UT
 // libraryName is the name of the library code, or the code.
 func libraryName(tx *gorm.DB, inst, code string) string {
 	var l Library
-	if err := tx.Select("name").Where("institution = ? AND code_key = ?", inst, foldKey(code)).Take(&l).Error; err == nil && l.Name != "" {
+	if err := tx.Select("name").Where("institution = ? AND code_key = ?", inst, keys.Fold(code)).Take(&l).Error; err == nil && l.Name != "" {
 		return l.Name
 	}
 	return code
@@ -326,7 +331,7 @@ func (s *Service) QueueDueNotices(ctx context.Context) (int, error) {
 	} {
 		for {
 			var due []Loan
-			err := s.db.WithContext(ctx).Where("status = ? AND due_at > ? AND due_at <= ?", LoanOpen, k.from, k.to).
+			err := s.conn(ctx).Where("status = ? AND due_at > ? AND due_at <= ?", LoanOpen, k.from, k.to).
 				Where("NOT EXISTS (SELECT 1 FROM pk_circ_notices n WHERE n.loan_id = pk_circ_loans.id AND n.kind = ? AND n.due_at = pk_circ_loans.due_at)", k.kind).
 				Order("due_at, id").Limit(200).Find(&due).Error
 			if err != nil {
@@ -334,7 +339,7 @@ func (s *Service) QueueDueNotices(ctx context.Context) (int, error) {
 			}
 			for _, l := range due {
 				d := noticeData{Barcode: l.ItemBarcode, DueDate: formatTime(l.DueAt)}
-				err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+				err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 					d.Title, d.Library = loanTitle(tx, &l), libraryName(tx, l.Institution, l.Library)
 					if k.kind == NoticeOverdue {
 						if t, err := s.loanTerms(ctx, l.Institution, &l, nil, nil); err == nil {
@@ -344,7 +349,7 @@ func (s *Service) QueueDueNotices(ctx context.Context) (int, error) {
 						}
 					}
 					due := l.DueAt
-					return s.queueNotice(tx, l.Institution, l.UserID, k.kind, fmt.Sprintf("%s:%s:%d", k.kind, l.ID, l.DueAt.Unix()), d, l.ID, &due)
+					return s.queueNotice(ctx, tx, l.Institution, l.UserID, k.kind, fmt.Sprintf("%s:%s:%d", k.kind, l.ID, l.DueAt.Unix()), d, l.ID, &due)
 				})
 				if err != nil {
 					return n, err
@@ -379,7 +384,7 @@ func (s *Service) SendNotices(ctx context.Context) (int, error) {
 	stale := s.loanClock().Add(-s.noticeClaim)
 	for {
 		var batch []Notice
-		if err := s.db.WithContext(ctx).Where("status = ? OR (status = ? AND claimed < ?)", NoticePending, NoticeSending, stale).
+		if err := s.conn(ctx).Where("status = ? OR (status = ? AND claimed < ?)", NoticePending, NoticeSending, stale).
 			Order("created_at, id").Limit(100).Find(&batch).Error; err != nil {
 			return sent, err
 		}
@@ -404,7 +409,7 @@ func (s *Service) SendNotices(ctx context.Context) (int, error) {
 const maxNoticeAttempts = 5
 
 func (s *Service) sendNotice(ctx context.Context, n *Notice) (bool, error) {
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	now := s.loanClock()
 	var prefs noticePrefs
 	if err := db.Where("user_id = ?", n.UserID).Limit(1).Find(&prefs).Error; err != nil {
@@ -476,7 +481,7 @@ func (s *Service) Notices(ctx context.Context, inst, primaryID string) ([]Notice
 		return nil, err
 	}
 	out := []Notice{}
-	err = s.db.WithContext(ctx).Where("institution = ? AND user_id = ?", inst, uid).Order("created_at DESC, id DESC").Find(&out).Error
+	err = s.conn(ctx).Where("institution = ? AND user_id = ?", inst, uid).Order("created_at DESC, id DESC").Find(&out).Error
 	for i := range out {
 		out[i].CreatedAt = out[i].CreatedAt.UTC()
 		if out[i].SentAt != nil {
@@ -494,7 +499,7 @@ func (s *Service) Notice(ctx context.Context, inst, primaryID, id string) (*Noti
 		return nil, err
 	}
 	var n Notice
-	err = s.db.WithContext(ctx).Where("institution = ? AND user_id = ? AND id = ?", inst, uid, strings.TrimSpace(id)).Take(&n).Error
+	err = s.conn(ctx).Where("institution = ? AND user_id = ? AND id = ?", inst, uid, strings.TrimSpace(id)).Take(&n).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no notice %s", id)
 	}
@@ -509,7 +514,7 @@ func (s *Service) NoticeOptOuts(ctx context.Context, inst, primaryID string) ([]
 		return nil, err
 	}
 	var p noticePrefs
-	if err := s.db.WithContext(ctx).Where("user_id = ?", uid).Limit(1).Find(&p).Error; err != nil {
+	if err := s.conn(ctx).Where("user_id = ?", uid).Limit(1).Find(&p).Error; err != nil {
 		return nil, err
 	}
 	out := []string{}
@@ -540,7 +545,7 @@ func (s *Service) SetNoticeOptOuts(ctx context.Context, inst, primaryID string, 
 	}
 	slices.Sort(set)
 	row := noticePrefs{UserID: uid, Institution: inst, OptOuts: strings.Join(set, ",")}
-	if err := s.db.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "user_id"}}, DoUpdates: clause.AssignmentColumns([]string{"opt_outs"})}).
+	if err := s.conn(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "user_id"}}, DoUpdates: clause.AssignmentColumns([]string{"opt_outs"})}).
 		Create(&row).Error; err != nil {
 		return nil, s.translate(err)
 	}

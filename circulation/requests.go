@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -169,7 +170,7 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 	if err := c.err("request"); err != nil {
 		return nil, err
 	}
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	var items []Item
 	level, target := RequestItem, in.Barcode
 	if in.Barcode != "" {
@@ -250,7 +251,7 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 	}
 
 	first := terms[allowed[0].ID]
-	req := &Request{ID: newID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID, Level: level, TitleID: titleID,
+	req := &Request{ID: keys.NewID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID, Level: level, TitleID: titleID,
 		Title: allowed[0].Title, NotNeededAfter: in.NotNeededAfter, HoldShelfDays: first.HoldShelfDays, Status: RequestWaiting,
 		PlacedAt: now, Version: 1, UpdatedAt: now}
 	if req.HoldShelfDays <= 0 {
@@ -292,16 +293,16 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 	}
 	a, _ := patron.ActorFrom(ctx)
 	placed := *req
-	err = s.retry(ctx, func(tx *gorm.DB) error {
-		if err := lockUser(tx, inst, user.ID); err != nil {
+	err = s.retry(ctx, func(ctx context.Context, tx *gorm.DB) error {
+		if err := ps.LockUser(ctx, inst, user.ID); err != nil {
 			return err
 		}
 		r := placed
 		if r.DeliveryAddress != "" && first.DeliveryFee > 0 {
-			f := &Fee{ID: newID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID, Type: FeeDelivery, Barcode: r.Barcode,
+			f := &Fee{ID: keys.NewID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID, Type: FeeDelivery, Barcode: r.Barcode,
 				Description: "Personal delivery of " + r.Title, Amount: first.DeliveryFee, Currency: first.Currency, Status: FeeOpen,
 				CreatedBy: a.ID, CreatedAt: now, UpdatedAt: now, Version: 1}
-			if err := s.charge(tx, f); err != nil {
+			if err := s.charge(ctx, tx, f); err != nil {
 				return err
 			}
 			r.FeeID = f.ID
@@ -315,7 +316,7 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 			if it.Status != StatusAvailable {
 				continue
 			}
-			held, err := s.holdForNext(tx, inst, &it, StatusAvailable, now)
+			held, err := s.holdForNext(ctx, tx, inst, &it, StatusAvailable, now)
 			if err != nil {
 				return err
 			}
@@ -358,205 +359,6 @@ func formatAddress(a *patron.Address) string {
 	return strings.Join(parts, ", ")
 }
 
-// competitors selects the waiting requests that an item can serve: those
-// for the item and those for its title.
-func competitors(q *gorm.DB, inst string, it *Item) *gorm.DB {
-	q = q.Where("institution = ? AND status = ?", inst, RequestWaiting)
-	if it.TitleID == "" {
-		return q.Where("item_id = ?", it.ID)
-	}
-	return q.Where("item_id = ? OR (level = ? AND title_id = ?)", it.ID, RequestTitle, it.TitleID)
-}
-
-// holdForNext puts item (whose status is from) on the hold shelf for the
-// first waiting request it can serve, and returns that request; nil when
-// none waits, or when the item's status is not from any more (another
-// transaction took it first): the item is then left as it is.
-func (s *Service) holdForNext(tx *gorm.DB, inst string, it *Item, from string, now time.Time) (*Request, error) {
-	var next Request
-	err := competitors(tx, inst, it).Order("placed_at, id").Take(&next).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	// The item first: its row lock orders the transactions that would
-	// hold it.
-	res := tx.Model(&Item{}).Where("id = ? AND status = ?", it.ID, from).
-		Updates(map[string]any{"status": StatusOnHoldShelf, "version": gorm.Expr("version + 1"), "updated_at": now})
-	if res.Error != nil {
-		return nil, res.Error
-	}
-	if res.RowsAffected == 0 {
-		return nil, nil
-	}
-	until := now.AddDate(0, 0, next.HoldShelfDays)
-	res = tx.Model(&Request{}).Where("id = ? AND version = ? AND status = ?", next.ID, next.Version, RequestWaiting).
-		Updates(map[string]any{"status": RequestOnHoldShelf, "item_id": it.ID, "barcode": it.Barcode, "hold_until": until,
-			"version": next.Version + 1, "updated_at": now})
-	if res.Error != nil {
-		return nil, res.Error
-	}
-	if res.RowsAffected == 0 {
-		return nil, stale("request %s changed while an item was held for it; try again", next.ID)
-	}
-	next.Status, next.ItemID, next.Barcode, next.HoldUntil, next.Version, next.UpdatedAt = RequestOnHoldShelf, it.ID, it.Barcode, &until, next.Version+1, now
-	where := next.PickupLibrary
-	if where == "" {
-		where = "your address"
-	} else {
-		where = libraryName(tx, inst, where)
-	}
-	if err := s.queueNotice(tx, inst, next.UserID, NoticeOnHoldShelf, fmt.Sprintf("on_hold_shelf:%s:%s", next.ID, it.ID),
-		noticeData{Title: it.Title, Barcode: it.Barcode, Library: where, HoldUntil: formatTime(until)}, "", nil); err != nil {
-		return nil, err
-	}
-	return &next, nil
-}
-
-// release frees the item held for a request that was cancelled or
-// expired: it goes to the next in the queue, or back on the shelf.
-func (s *Service) release(tx *gorm.DB, inst, itemID string, now time.Time) error {
-	var it Item
-	if err := tx.Where("institution = ? AND id = ?", inst, itemID).Take(&it).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil
-		}
-		return err
-	}
-	if it.Status != StatusOnHoldShelf {
-		return nil
-	}
-	held, err := s.holdForNext(tx, inst, &it, StatusOnHoldShelf, now)
-	if err != nil || held != nil {
-		return err
-	}
-	return tx.Model(&Item{}).Where("id = ? AND status = ?", it.ID, StatusOnHoldShelf).
-		Updates(map[string]any{"status": StatusAvailable, "version": gorm.Expr("version + 1"), "updated_at": now}).Error
-}
-
-// place computes a waiting request's place in its queue.
-func (s *Service) place(db *gorm.DB, r *Request) (int, error) {
-	q := db.Model(&Request{}).Where("institution = ? AND status = ?", r.Institution, RequestWaiting).
-		Where("placed_at < ? OR (placed_at = ? AND id < ?)", r.PlacedAt, r.PlacedAt, r.ID)
-	switch {
-	case r.Level == RequestTitle:
-		q = q.Where("title_id = ?", r.TitleID)
-	case r.TitleID != "":
-		q = q.Where("item_id = ? OR (level = ? AND title_id = ?)", r.ItemID, RequestTitle, r.TitleID)
-	default:
-		q = q.Where("item_id = ?", r.ItemID)
-	}
-	var n int64
-	err := q.Count(&n).Error
-	return int(n) + 1, err
-}
-
-// QueuePlace is what a patron sees of an item's queue before requesting
-// the item: whether a request is needed at all, how many requests wait,
-// and their own place, or the place a request placed now would get.
-type QueuePlace struct {
-	// Barcode names the item, as the inventory spells it.
-	Barcode string `json:"barcode"`
-	// ItemStatus is the item's status (one of the Status constants).
-	ItemStatus string `json:"item_status"`
-	// Available says the item is on the shelf and nobody waits for it: it
-	// may be borrowed at the desk, no request is needed.
-	Available bool `json:"available"`
-	// RequestNeeded says the patron must place a request to get the item:
-	// it is not available, and they have no active request for it (or for
-	// its title) and do not have it on loan. Whether the terms of use and
-	// the patron's blocks allow one is for the request to tell.
-	RequestNeeded bool `json:"request_needed"`
-	// QueueLength counts the requests waiting for the item or its title,
-	// the patron's own included.
-	QueueLength int `json:"queue_length"`
-	// RequestsAhead counts the waiting requests before the patron's: before
-	// their waiting request, or before a request placed now when one is
-	// needed; 0 otherwise.
-	RequestsAhead int `json:"requests_ahead"`
-	// Place is the patron's place in the queue (1: next): their waiting
-	// request's place, or the place a request placed now would get when one
-	// is needed; 0 when none is needed (the item is available, on the hold
-	// shelf for them, or on loan to them).
-	Place int `json:"place_in_queue"`
-	// YourRequest is the patron's active request for the item or its
-	// title: waiting (with its place) or on the hold shelf.
-	YourRequest *Request `json:"your_request,omitempty"`
-	// OnLoanToYou says the patron has the item on loan.
-	OnLoanToYou bool `json:"on_loan_to_you"`
-}
-
-// Queue tells what anyone would see of the queue of the item with barcode:
-// whether it is available, how many wait, and the place a request placed
-// now would get. QueueFor tells it for a patron.
-func (s *Service) Queue(ctx context.Context, inst, barcode string) (*QueuePlace, error) {
-	return s.QueueFor(ctx, inst, "", barcode)
-}
-
-// QueueFor tells the patron primaryID what they would see of the queue of
-// the item with barcode before requesting it (see QueuePlace): no request
-// needed when the item is on the shelf and nobody waits, their own place
-// when they already have a request for the item or its title, the place a
-// request placed now would get otherwise. An unknown patron or item is
-// NotFound.
-func (s *Service) QueueFor(ctx context.Context, inst, primaryID, barcode string) (*QueuePlace, error) {
-	uid := ""
-	if primaryID != "" {
-		var err error
-		if uid, err = s.userID(ctx, inst, primaryID); err != nil {
-			return nil, err
-		}
-	}
-	it, err := s.Item(ctx, inst, barcode)
-	if err != nil {
-		return nil, err
-	}
-	db := s.db.WithContext(ctx)
-	var n int64
-	if err := competitors(db.Model(&Request{}), inst, it).Count(&n).Error; err != nil {
-		return nil, err
-	}
-	q := &QueuePlace{Barcode: it.Barcode, ItemStatus: it.Status, QueueLength: int(n), Available: it.Status == StatusAvailable && n == 0}
-	if uid != "" {
-		// The request PlaceRequest would name when it refuses another.
-		var mine []Request
-		mq := db.Where("institution = ? AND user_id = ? AND status IN ?", inst, uid, activeRequests)
-		if it.TitleID != "" {
-			mq = mq.Where("item_id = ? OR title_id = ?", it.ID, it.TitleID)
-		} else {
-			mq = mq.Where("item_id = ?", it.ID)
-		}
-		if err := mq.Order("placed_at, id").Limit(1).Find(&mine).Error; err != nil {
-			return nil, err
-		}
-		if len(mine) > 0 {
-			rs, err := s.finishRequests(db, mine)
-			if err != nil {
-				return nil, err
-			}
-			q.YourRequest = &rs[0]
-		}
-		var loans int64
-		if err := db.Model(&Loan{}).Where("institution = ? AND user_id = ? AND status = ? AND item_id = ?", inst, uid, LoanOpen, it.ID).
-			Count(&loans).Error; err != nil {
-			return nil, err
-		}
-		q.OnLoanToYou = loans > 0
-	}
-	switch {
-	case q.YourRequest != nil:
-		q.Place = q.YourRequest.Place // 0 on the hold shelf
-		q.RequestsAhead = max(q.Place-1, 0)
-	case q.OnLoanToYou, q.Available:
-	default:
-		q.RequestNeeded = true
-		q.RequestsAhead, q.Place = int(n), int(n)+1
-	}
-	return q, nil
-}
-
 func finishRequest(r *Request) *Request {
 	r.PlacedAt, r.UpdatedAt = r.PlacedAt.UTC(), r.UpdatedAt.UTC()
 	for _, p := range []**time.Time{&r.HoldUntil, &r.ClosedAt} {
@@ -592,7 +394,7 @@ func (s *Service) Requests(ctx context.Context, inst, primaryID string, active b
 	if err != nil {
 		return nil, err
 	}
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	q := db.Where("institution = ? AND user_id = ?", inst, uid)
 	if active {
 		q = q.Where("status IN ?", activeRequests).Order("placed_at, id")
@@ -612,7 +414,7 @@ func (s *Service) Request(ctx context.Context, inst, primaryID, id string) (*Req
 	if err != nil {
 		return nil, err
 	}
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	var r Request
 	err = db.Where("institution = ? AND user_id = ? AND id = ?", inst, uid, strings.TrimSpace(id)).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -626,26 +428,6 @@ func (s *Service) Request(ctx context.Context, inst, primaryID, id string) (*Req
 		return nil, err
 	}
 	return &rs[0], nil
-}
-
-// ItemRequests returns the active requests the item with barcode may
-// serve (those for it and for its title), in queue order: the one it is
-// held for first, then the waiting ones with their places.
-func (s *Service) ItemRequests(ctx context.Context, inst, barcode string) ([]Request, error) {
-	it, err := s.Item(ctx, inst, barcode)
-	if err != nil {
-		return nil, err
-	}
-	db := s.db.WithContext(ctx)
-	out := []Request{}
-	if err := db.Where("institution = ? AND status = ? AND item_id = ?", inst, RequestOnHoldShelf, it.ID).Find(&out).Error; err != nil {
-		return nil, err
-	}
-	var waiting []Request
-	if err := competitors(db, inst, it).Order("placed_at, id").Find(&waiting).Error; err != nil {
-		return nil, err
-	}
-	return s.finishRequests(db, append(out, waiting...))
 }
 
 // RequestLibraries returns the codes of the libraries a request concerns:
@@ -678,7 +460,7 @@ func (s *Service) NewRequestLibraries(ctx context.Context, inst string, in NewRe
 }
 
 func (s *Service) requestLibraries(ctx context.Context, inst, pickup, barcode, titleID string, placing bool) ([]string, error) {
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	var out []string
 	add := func(codes ...string) {
 		for _, c := range codes {
@@ -689,7 +471,7 @@ func (s *Service) requestLibraries(ctx context.Context, inst, pickup, barcode, t
 	}
 	if pickup = strings.TrimSpace(pickup); pickup != "" {
 		var codes []string
-		if err := db.Model(&Library{}).Where("institution = ? AND code_key = ?", inst, foldKey(pickup)).Pluck("code", &codes).Error; err != nil {
+		if err := db.Model(&Library{}).Where("institution = ? AND code_key = ?", inst, keys.Fold(pickup)).Pluck("code", &codes).Error; err != nil {
 			return nil, err
 		}
 		if len(codes) > 0 {
@@ -737,8 +519,8 @@ func (s *Service) CancelRequest(ctx context.Context, inst, primaryID, id, reason
 		return nil, refused(fmt.Sprintf("request %s cannot be cancelled", r.ID), []string{fmt.Sprintf("request %s is %s", r.ID, r.Status)})
 	}
 	a, _ := patron.ActorFrom(ctx)
-	if err := s.retry(ctx, func(tx *gorm.DB) error {
-		return s.closeRequest(tx, r, RequestCancelled, reason, a.ID)
+	if err := s.retry(ctx, func(ctx context.Context, tx *gorm.DB) error {
+		return s.closeRequest(ctx, tx, r, RequestCancelled, reason, a.ID)
 	}); err != nil {
 		return nil, s.translate(err)
 	}
@@ -747,7 +529,7 @@ func (s *Service) CancelRequest(ctx context.Context, inst, primaryID, id, reason
 
 // closeRequest closes an active request r (as read) as cancelled or
 // expired within tx and updates r.
-func (s *Service) closeRequest(tx *gorm.DB, r *Request, status, reason, by string) error {
+func (s *Service) closeRequest(ctx context.Context, tx *gorm.DB, r *Request, status, reason, by string) error {
 	now := s.loanClock()
 	res := tx.Model(&Request{}).Where("id = ? AND version = ? AND status = ?", r.ID, r.Version, r.Status).
 		Updates(map[string]any{"status": status, "closed_at": now, "close_reason": reason, "closed_by": by,
@@ -759,7 +541,7 @@ func (s *Service) closeRequest(tx *gorm.DB, r *Request, status, reason, by strin
 		return stale("request %s changed meanwhile; read it again", r.ID)
 	}
 	if r.Status == RequestOnHoldShelf && r.ItemID != "" {
-		if err := s.release(tx, r.Institution, r.ItemID, now); err != nil {
+		if err := s.release(ctx, tx, r.Institution, r.ItemID, now); err != nil {
 			return err
 		}
 	}
@@ -773,7 +555,7 @@ func (s *Service) closeRequest(tx *gorm.DB, r *Request, status, reason, by strin
 		}
 	}
 	r.Status, r.ClosedAt, r.CloseReason, r.ClosedBy, r.Version, r.UpdatedAt, r.Place = status, &now, reason, by, r.Version+1, now, 0
-	return s.queueNotice(tx, r.Institution, r.UserID, NoticeRequestCancelled, "request_cancelled:"+r.ID,
+	return s.queueNotice(ctx, tx, r.Institution, r.UserID, NoticeRequestCancelled, "request_cancelled:"+r.ID,
 		noticeData{Title: r.Title, Barcode: r.Barcode, Reason: reason}, "", nil)
 }
 
@@ -789,7 +571,7 @@ func waiveRest(tx *gorm.DB, fees []Fee, reason string, now time.Time) error {
 		if res.RowsAffected == 0 {
 			return stale("fee %s changed meanwhile; try again", f.ID)
 		}
-		if err := tx.Create(&Transaction{ID: newID(), Institution: f.Institution, FeeID: f.ID, Kind: Waiver, Amount: rest,
+		if err := tx.Create(&Transaction{ID: keys.NewID(), Institution: f.Institution, FeeID: f.ID, Kind: Waiver, Amount: rest,
 			Reason: reason, At: now}).Error; err != nil {
 			return err
 		}
@@ -821,13 +603,13 @@ func (s *Service) ExpireRequests(ctx context.Context) (int, error) {
 	} {
 		for {
 			var due []Request
-			if err := s.db.WithContext(ctx).Where(sel.where, sel.arg).Order("id").Limit(200).Find(&due).Error; err != nil {
+			if err := s.conn(ctx).Where(sel.where, sel.arg).Order("id").Limit(200).Find(&due).Error; err != nil {
 				return n, err
 			}
 			done := 0
 			for i := range due {
-				err := s.retry(ctx, func(tx *gorm.DB) error {
-					return s.closeRequest(tx, &due[i], RequestExpired, sel.reason(&due[i]), "")
+				err := s.retry(ctx, func(ctx context.Context, tx *gorm.DB) error {
+					return s.closeRequest(ctx, tx, &due[i], RequestExpired, sel.reason(&due[i]), "")
 				})
 				if pe, ok := fault.As(err); ok && pe.Kind == fault.Stale {
 					continue // closed or changed by another instance
@@ -844,21 +626,4 @@ func (s *Service) ExpireRequests(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// othersWaiting tells whether patrons other than userID wait for item.
-func (s *Service) othersWaiting(db *gorm.DB, inst string, it *Item, userID string) (bool, error) {
-	var n int64
-	err := competitors(db.Model(&Request{}), inst, it).Where("user_id <> ?", userID).Count(&n).Error
-	return n > 0, err
-}
-
-// heldFor returns the request an item on the hold shelf is held for.
-func (s *Service) heldFor(db *gorm.DB, inst, itemID string) (*Request, error) {
-	var r Request
-	err := db.Where("institution = ? AND item_id = ? AND status = ?", inst, itemID, RequestOnHoldShelf).Take(&r).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, nil
-	}
-	return &r, err
 }

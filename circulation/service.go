@@ -13,11 +13,20 @@
 // errors, NotFound, Conflict, Stale, Refused), so that the HTTP adapter
 // answers them as it answers the patron service's.
 //
+// Every method reads and writes within the transaction its context
+// carries, when it carries one (patronkit.WithTx, Kit.InTx), in a
+// savepoint of it, and so do the patron service's calls it makes;
+// otherwise its writes are in transactions of its own, retried on a
+// deadlock. The periodic jobs (DeclareOverdueLost, ExpireRequests,
+// QueueDueNotices, SendNotices) work the same way with the context the
+// kit's Start gives them, which carries none.
+//
 // circulation builds on package patron (users and their groups); patron
 // never imports circulation.
 package circulation
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -26,11 +35,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dberr"
+	"github.com/patronkit/patronkit/internal/txctx"
 	"github.com/patronkit/patronkit/patron"
 
 	// Due dates are computed in each library's time zone: the zone database
@@ -138,26 +147,20 @@ func NewService(db *gorm.DB, o Options) (*Service, error) {
 
 func (s *Service) clock() time.Time { return s.now().UTC() }
 
-// newID returns a time-ordered id (UUIDv7), made here and not by the
-// database.
-func newID() string { return uuid.Must(uuid.NewV7()).String() }
+// conn is what the service reads and writes through: the transaction ctx
+// carries (the host's, or one the service opened), or its own database.
+func (s *Service) conn(ctx context.Context) *gorm.DB { return txctx.DB(ctx, s.db) }
 
-// foldKey is the form that case-insensitive uniqueness is checked on.
-func foldKey(v string) string { return strings.ToLower(strings.TrimSpace(v)) }
+// inTx runs fn in a transaction: a savepoint of the one ctx carries, or a
+// transaction of its own. fn's ctx carries it, so that the patron service
+// called with it reads and writes in it too.
+func (s *Service) inTx(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
+	return txctx.Transaction(ctx, s.db, fn)
+}
 
-// translate maps database errors to the SDK's own: a duplicate key is a
-// Conflict whatever the dialect (the host's *gorm.DB may not translate).
+// translate maps database errors to the service's own (see dberr.Translate).
 func (s *Service) translate(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := fault.As(err); ok {
-		return err
-	}
-	if dberr.Duplicate(s.db, err) {
-		return conflict("the record conflicts with one written at the same time (a code or barcode is taken)")
-	}
-	return err
+	return dberr.Translate(s.db, err, "the record conflicts with one written at the same time (a code or barcode is taken)")
 }
 
 func notFound(format string, args ...any) *fault.Error {
@@ -294,24 +297,34 @@ func trim(ps ...*string) {
 	}
 }
 
-// lockUser takes a share lock on the patron's row within tx, so that the
-// patron cannot be deleted until tx ends (see patron.DeletionGuard), and
-// reports NotFound when the patron is gone. SQLite lets one writer in at a
-// time, which orders the two as well.
-func lockUser(tx *gorm.DB, inst, userID string) error {
-	q := "SELECT id FROM pk_users WHERE institution = ? AND id = ?"
-	switch tx.Dialector.Name() {
-	case "postgres":
-		q += " FOR SHARE"
-	case "mysql":
-		q += " LOCK IN SHARE MODE"
+// retry runs fn in a transaction, again (up to five times in all) when the
+// database reports a deadlock or a serialization failure. Within a
+// transaction ctx carries, fn runs once in a savepoint of it: a deadlock
+// ends that whole transaction on MySQL, so it is its owner's to retry.
+func (s *Service) retry(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
+	if txctx.In(ctx) {
+		return s.inTx(ctx, fn)
 	}
-	var ids []string
-	if err := tx.Raw(q, inst, userID).Scan(&ids).Error; err != nil {
-		return err
+	var err error
+	for range 5 {
+		err = s.inTx(ctx, fn)
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return err
+		}
 	}
-	if len(ids) == 0 {
-		return notFound("the user was deleted meanwhile")
+	return err
+}
+
+// transient tells whether err is a deadlock or serialization failure that
+// a new attempt may not meet: PostgreSQL's SQLSTATE 40P01 and 40001,
+// MySQL's error 1213.
+func transient(err error) bool {
+	var st interface{ SQLState() string }
+	if errors.As(err, &st) {
+		switch st.SQLState() {
+		case "40P01", "40001":
+			return true
+		}
 	}
-	return nil
+	return strings.Contains(err.Error(), "Error 1213")
 }

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -174,7 +175,7 @@ func (r ruleRow) rule() Rule {
 
 func rowOf(inst string, pos int, r Rule) ruleRow {
 	t := r.Terms
-	return ruleRow{ID: newID(), Institution: inst, Position: pos, Name: r.Name,
+	return ruleRow{ID: keys.NewID(), Institution: inst, Position: pos, Name: r.Name,
 		UserGroup: r.UserGroup, ItemPolicy: r.ItemPolicy, Library: r.Library, MaterialType: r.MaterialType,
 		LoanPeriod: t.LoanPeriod, LoanPeriodUnit: t.LoanPeriodUnit, FixedDueDate: t.FixedDueDate,
 		Renewals: t.Renewals, RenewalPeriod: t.RenewalPeriod, RenewalPeriodUnit: t.RenewalPeriodUnit,
@@ -269,11 +270,11 @@ func unitAlone(c *checker, field, unit string) {
 // Rules returns an institution's terms of use rules in order, with their
 // version (0 and no rules when none were ever set).
 func (s *Service) Rules(ctx context.Context, inst string) (RuleSet, error) {
-	set, err := loadRules(s.db.WithContext(ctx), inst)
+	set, err := loadRules(s.conn(ctx), inst)
 	if err != nil {
 		return RuleSet{}, err
 	}
-	if set.BlockLimits, err = loadLimits(s.db.WithContext(ctx), inst); err != nil {
+	if set.BlockLimits, err = loadLimits(s.conn(ctx), inst); err != nil {
 		return RuleSet{}, err
 	}
 	return set, nil
@@ -337,7 +338,7 @@ func (s *Service) ReplaceRules(ctx context.Context, inst string, version int, ru
 		return RuleSet{}, &fault.Error{Kind: fault.Invalid, Detail: "the terms of use are not valid", Fields: fields}
 	}
 	var out RuleSet
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		now := s.clock()
 		if version == 0 {
 			var n int64
@@ -441,7 +442,7 @@ func (s *Service) Quote(ctx context.Context, inst string, user *patron.User, ite
 	if user == nil || item == nil {
 		return Quote{}, errors.New("circulation: TermsFor needs a user and an item")
 	}
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	set, err := loadRules(db, inst)
 	if err != nil {
 		return Quote{}, err

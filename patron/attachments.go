@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 )
 
 // Attachment kinds: a notice is a communication the library sent to the
@@ -88,7 +89,7 @@ func (s *Service) MaxAttachmentBytes() int64 { return s.maxAttachment }
 // the file and when (the context's Actor and the service clock) are set
 // here whatever a says.
 func (s *Service) AddAttachment(ctx context.Context, inst, primaryID string, a Attachment, content io.Reader) (*Attachment, error) {
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	u, err := findUser(db, inst, primaryID)
 	if err != nil {
 		return nil, err
@@ -105,7 +106,7 @@ func (s *Service) AddAttachment(ctx context.Context, inst, primaryID string, a A
 		}}}
 	}
 	out := Attachment{
-		ID:          newID(),
+		ID:          keys.NewID(),
 		UserID:      u.ID,
 		FileName:    strings.TrimSpace(a.FileName),
 		ContentType: normalizeMediaType(a.ContentType),
@@ -121,7 +122,7 @@ func (s *Service) AddAttachment(ctx context.Context, inst, primaryID string, a A
 	if err := s.validateAttachment(&out); err != nil {
 		return nil, err
 	}
-	err = db.Transaction(func(tx *gorm.DB) error {
+	err = s.inTx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		// The user's row is held until the commit: a deletion of the user
 		// at the same time waits, then removes this attachment too (see
 		// Delete), or goes first, and the user is not found here.
@@ -148,7 +149,7 @@ func (s *Service) AddAttachment(ctx context.Context, inst, primaryID string, a A
 // Attachments lists a user's attachments, newest first, without their
 // content.
 func (s *Service) Attachments(ctx context.Context, inst, primaryID string) ([]Attachment, error) {
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	u, err := findUser(db, inst, primaryID)
 	if err != nil {
 		return nil, err
@@ -165,7 +166,7 @@ func (s *Service) Attachments(ctx context.Context, inst, primaryID string) ([]At
 // that is not one of this user's attachments is NotFound, whoever it
 // belongs to.
 func (s *Service) AttachmentContent(ctx context.Context, inst, primaryID, id string) (*Attachment, []byte, error) {
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	u, err := findUser(db, inst, primaryID)
 	if err != nil {
 		return nil, nil, err
@@ -193,12 +194,12 @@ func (s *Service) AttachmentContent(ctx context.Context, inst, primaryID, id str
 // RemoveAttachment deletes one attachment of a user, content and all. An id
 // that is not one of this user's attachments is NotFound.
 func (s *Service) RemoveAttachment(ctx context.Context, inst, primaryID, id string) error {
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	u, err := findUser(db, inst, primaryID)
 	if err != nil {
 		return err
 	}
-	err = db.Transaction(func(tx *gorm.DB) error {
+	err = s.inTx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		res := tx.Where("id = ? AND user_id = ?", id, u.ID).Delete(&Attachment{})
 		if res.Error != nil {
 			return res.Error
@@ -218,7 +219,7 @@ func (s *Service) RemoveAttachment(ctx context.Context, inst, primaryID, id stri
 // findUser reads the id and primary_id of a user, and nothing else.
 func findUser(db *gorm.DB, inst, primaryID string) (*User, error) {
 	var u User
-	err := db.Select("id", "primary_id").Where("institution = ? AND primary_id_key = ?", inst, foldKey(primaryID)).Take(&u).Error
+	err := db.Select("id", "primary_id").Where("institution = ? AND primary_id_key = ?", inst, keys.Fold(primaryID)).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no such user")
 	}

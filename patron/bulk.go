@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"gorm.io/gorm"
+
+	"github.com/patronkit/patronkit/internal/keys"
 )
 
 // createMany adds, in one transaction, the new users of a batch that
@@ -29,7 +31,6 @@ func (s *Service) createMany(ctx context.Context, inst string, in []*User, hashe
 			idKeys = append(idKeys, id.ValueKey)
 		}
 	}
-	db := s.db.WithContext(ctx)
 	var heldPIDs []string
 	var heldIDs []struct{ IDType, ValueKey string }
 	err := s.lookups(ctx, func(db *gorm.DB) error {
@@ -81,12 +82,12 @@ func (s *Service) createMany(ctx context.Context, inst string, in []*User, hashe
 			}
 			u.PINHash, u.PINNumber = h, ""
 		}
-		u.ID, u.Version, u.CreatedAt, u.UpdatedAt, u.SISHash = newID(), 1, now, now, hashes[i]
+		u.ID, u.Version, u.CreatedAt, u.UpdatedAt, u.SISHash = keys.NewID(), 1, now, now, hashes[i]
 		stampSIS(u, now)
-		eachSegment(u, func(_ string, seg *Segment) { seg.ID, seg.UserID = newID(), u.ID })
+		eachSegment(u, func(_ string, seg *Segment) { seg.ID, seg.UserID = keys.NewID(), u.ID })
 		users = append(users, u)
 	}
-	err = db.Transaction(func(tx *gorm.DB) error {
+	err = s.inTx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		if err := tx.Omit(segmentAssociations...).CreateInBatches(users, 100).Error; err != nil {
 			return err
 		}

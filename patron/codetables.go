@@ -48,7 +48,7 @@ func (s *Service) SaveLabels(ctx context.Context, inst string, labels []CodeLabe
 	sort.Slice(rows, func(i, j int) bool { // a stable order: no deadlocks between runs
 		return rows[i].CodeTable < rows[j].CodeTable || rows[i].CodeTable == rows[j].CodeTable && rows[i].Code < rows[j].Code
 	})
-	return s.db.WithContext(ctx).Clauses(clause.OnConflict{
+	return s.conn(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "institution"}, {Name: "code_table"}, {Name: "code"}},
 		DoUpdates: clause.AssignmentColumns([]string{"description", "updated_at"}),
 	}).CreateInBatches(rows, 200).Error
@@ -57,14 +57,14 @@ func (s *Service) SaveLabels(ctx context.Context, inst string, labels []CodeLabe
 // CodeTable lists the labels of one code table of an institution, by code.
 func (s *Service) CodeTable(ctx context.Context, inst, table string) ([]CodeLabel, error) {
 	out := []CodeLabel{}
-	err := s.db.WithContext(ctx).Where("institution = ? AND code_table = ?", inst, table).Order("code").Find(&out).Error
+	err := s.conn(ctx).Where("institution = ? AND code_table = ?", inst, table).Order("code").Find(&out).Error
 	return out, err
 }
 
 // CodeTables names the code tables an institution has labels for.
 func (s *Service) CodeTables(ctx context.Context, inst string) ([]string, error) {
 	out := []string{}
-	err := s.db.WithContext(ctx).Model(&CodeLabel{}).Where("institution = ?", inst).Distinct().Order("code_table").Pluck("code_table", &out).Error
+	err := s.conn(ctx).Model(&CodeLabel{}).Where("institution = ?", inst).Distinct().Order("code_table").Pluck("code_table", &out).Error
 	return out, err
 }
 

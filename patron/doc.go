@@ -8,6 +8,12 @@
 // A user belongs to one institution and nothing reads or writes across
 // institutions: every Service method takes the institution code.
 //
+// Every method reads and writes within the transaction its context
+// carries, when it carries one (patronkit.WithTx, Kit.InTx), and writes in
+// a savepoint of it: what it wrote commits or rolls back with the caller's
+// own writes, and a call that fails leaves the transaction going.
+// Listeners are told of changes once that transaction commits.
+//
 // The Service validates, enforces who may change what on external users
 // (users that a Student Information System owns), remembers manual changes
 // of the fields a synchronize keeps (field provenance), hashes PINs, and

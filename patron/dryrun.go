@@ -2,6 +2,8 @@ package patron
 
 import (
 	"gorm.io/gorm"
+
+	"github.com/patronkit/patronkit/internal/keys"
 )
 
 // dryRun is what the users a dry run has applied so far would have left in
@@ -41,7 +43,7 @@ func valueKeyOf(id *Identifier) string {
 	if id.ValueKey != "" {
 		return id.ValueKey
 	}
-	return foldKey(id.Value)
+	return keys.Fold(id.Value)
 }
 
 // matchHolder tells who holds the key u is matched on, when the run
@@ -144,9 +146,9 @@ func (d *dryRun) free(tx *gorm.DB, inst string, u *User) error {
 	if d == nil {
 		return nil
 	}
-	if h, ok := d.pids[foldKey(u.PrimaryID)]; ok && h == nil {
+	if h, ok := d.pids[keys.Fold(u.PrimaryID)]; ok && h == nil {
 		// The user who held it has another one by now; the id stands in.
-		if err := tx.Model(&User{}).Where("institution = ? AND primary_id_key = ? AND id <> ?", inst, foldKey(u.PrimaryID), u.ID).
+		if err := tx.Model(&User{}).Where("institution = ? AND primary_id_key = ? AND id <> ?", inst, keys.Fold(u.PrimaryID), u.ID).
 			UpdateColumn("primary_id_key", gorm.Expr("id")).Error; err != nil {
 			return err
 		}
@@ -171,8 +173,8 @@ func (d *dryRun) record(before, after *User, hash string, rule SyncRule) {
 		return
 	}
 	if before != nil {
-		if foldKey(before.PrimaryID) != foldKey(after.PrimaryID) {
-			d.pids[foldKey(before.PrimaryID)] = nil
+		if keys.Fold(before.PrimaryID) != keys.Fold(after.PrimaryID) {
+			d.pids[keys.Fold(before.PrimaryID)] = nil
 		}
 		kept := map[idKey]bool{}
 		for i := range after.Identifiers {
@@ -185,7 +187,7 @@ func (d *dryRun) record(before, after *User, hash string, rule SyncRule) {
 		}
 	}
 	h := &dryHolder{id: after.ID, primaryID: after.PrimaryID}
-	d.pids[foldKey(after.PrimaryID)] = h
+	d.pids[keys.Fold(after.PrimaryID)] = h
 	matchKeys := 0
 	for i := range after.Identifiers {
 		d.ids[idKey{after.Identifiers[i].IDType, valueKeyOf(&after.Identifiers[i])}] = h

@@ -22,7 +22,7 @@ func (s *Service) DeactivateMissing(ctx context.Context, inst string, rule SyncR
 	if err != nil {
 		return 0, err
 	}
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	for chunk := range slices.Chunk(gone, 500) {
 		err := db.Model(&User{}).Where("id IN ? AND status = ?", chunk, StatusActive).
 			Updates(map[string]any{"status": StatusInactive, "version": gorm.Expr("version + 1"), "updated_at": s.clock()}).Error
@@ -43,7 +43,7 @@ func (s *Service) CountMissing(ctx context.Context, inst string, rule SyncRule, 
 // missing lists the ids of the users DeactivateMissing makes inactive.
 func (s *Service) missing(ctx context.Context, inst string, rule SyncRule, seen map[string]bool) ([]string, error) {
 	var ids []string
-	q := s.db.WithContext(ctx).Model(&User{}).
+	q := s.conn(ctx).Model(&User{}).
 		Where("institution = ? AND external_id = ? AND account_type = ? AND status = ?", inst, rule.Profile, AccountExternal, StatusActive)
 	if !rule.AllowStaff {
 		q = q.Where("record_type <> ?", RecordStaff)
@@ -80,7 +80,7 @@ func (s *Service) RestoreSISFields(ctx context.Context, inst, primaryID string, 
 		fields = RetainedFields
 	}
 	var restored []string
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		u, err := loadUser(tx, inst, primaryID)
 		if err != nil {
 			return err
@@ -110,7 +110,7 @@ func (s *Service) RestoreSISFields(ctx context.Context, inst, primaryID string, 
 // whole with segments, in a stable order, reading them a page at a time.
 // Each user read is audited as exported.
 func (s *Service) EachOfProfile(ctx context.Context, inst, profile string, fn func(*User) error) error {
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	last := ""
 	for {
 		var page []User

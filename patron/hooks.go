@@ -11,11 +11,17 @@ import (
 // a balance, active requests...). An empty list means no objection.
 // Circulation and privacy register guards; a host may add its own.
 //
-// Guards are asked while the delete's transaction holds the user's row
-// (locked by an update), through their own connections: they must read,
-// not write or lock that row. A writer that must not race a delete (a
-// check-out) takes a share lock on the row in its own transaction, and
-// so either commits before the guards read or finds the user gone.
+// Guards are asked inside the delete's transaction, once it holds the
+// user's row (locked by an update): ctx carries that transaction (the
+// host's own, when the delete joined one), and a guard that reads the
+// database reads through it (patronkit.TxFrom), seeing what the
+// transaction wrote; it must not write. A writer that must not race a
+// delete (a check-out) calls LockUser in its own transaction, and so
+// either commits before the guards read or finds the user gone. On
+// MySQL, whose transactions read a snapshot taken at their first read, a
+// host transaction that read before deleting has guards read that
+// snapshot: hosts that delete users while check-outs go on open their
+// transaction right before the delete.
 type DeletionGuard interface {
 	DeletionReasons(ctx context.Context, u *User) ([]string, error)
 }
@@ -30,10 +36,10 @@ func (f DeletionGuardFunc) DeletionReasons(ctx context.Context, u *User) ([]stri
 
 // DeletionHook acts inside the transaction that deletes a user, once every
 // guard agreed and before the user's rows go: what it writes through tx
-// commits with the deletion, and an error it returns cancels the deletion
-// (nothing is deleted). The kit registers one that takes the user's roles
-// away with them; a host may add its own to delete what it keeps about the
-// user in the same database.
+// (which ctx carries too) commits with the deletion, and an error it
+// returns cancels the deletion (nothing is deleted). The kit registers one
+// that takes the user's roles away with them; a host may add its own to
+// delete what it keeps about the user in the same database.
 type DeletionHook interface {
 	UserDeleting(ctx context.Context, tx *gorm.DB, u *User) error
 }
@@ -64,7 +70,12 @@ type Change struct {
 }
 
 // Listener is told after a change of a user record has been committed.
-// It runs in the caller's goroutine; a slow listener slows the change.
+// It runs in the goroutine that commits; a slow listener slows the
+// change. A change made within a host's transaction (patronkit.WithTx,
+// Kit.InTx) is told when that transaction commits, and never when it
+// rolls back: a listener acts only on what was kept, and may write
+// through its own connections (on SQLite the host's transaction holds the
+// one writer until then). Its ctx carries no transaction.
 type Listener interface {
 	UserChanged(ctx context.Context, c Change)
 }
@@ -96,7 +107,11 @@ type AuditEvent struct {
 }
 
 // AuditSink receives audit events. The privacy module persists them; a host
-// may send them elsewhere too.
+// may send them elsewhere too. An event is given when the call returns,
+// with the call's ctx: within a host's transaction, a sink that writes to
+// the kit's database writes through the transaction ctx carries
+// (patronkit.TxFrom), so that the event commits or rolls back with what
+// it records.
 type AuditSink interface {
 	Audit(ctx context.Context, e AuditEvent)
 }

@@ -46,7 +46,7 @@ func (s *Service) List(ctx context.Context, inst string, q Query) (Page, error) 
 	if len(bad) > 0 {
 		return Page{}, &fault.Error{Kind: fault.Invalid, Detail: "the query is not valid", Fields: bad}
 	}
-	db := s.db.WithContext(ctx).Model(&User{}).Where("institution = ?", inst)
+	db := s.conn(ctx).Model(&User{}).Where("institution = ?", inst)
 	for field, v := range map[string]string{"user_group": q.UserGroup, "status": strings.ToUpper(q.Status), "account_type": strings.ToUpper(q.AccountType), "record_type": strings.ToUpper(q.RecordType)} {
 		if v != "" {
 			db = db.Where(field+" = ?", v)

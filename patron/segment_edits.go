@@ -112,7 +112,7 @@ func (s *Service) RemoveSegment(ctx context.Context, inst, primaryID, kind, id s
 // and the write, the edit is tried again on the newer record.
 func (s *Service) edit(ctx context.Context, inst, primaryID string, change func(u *User) error) (*User, error) {
 	for attempt := 1; ; attempt++ {
-		cur, err := loadUser(s.db.WithContext(ctx), inst, primaryID)
+		cur, err := loadUser(s.conn(ctx), inst, primaryID)
 		if err != nil {
 			return nil, s.translate(err)
 		}

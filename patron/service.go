@@ -13,6 +13,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
+	"github.com/patronkit/patronkit/internal/txctx"
 )
 
 // Options configures a Service. The zero value is usable.
@@ -142,6 +144,20 @@ func (s *Service) SetAuditSink(a AuditSink) { s.audit = a }
 
 func (s *Service) clock() time.Time { return s.now().UTC() }
 
+// conn is what the service reads and writes through: the transaction ctx
+// carries (the host's, or one the service opened), or its own database.
+func (s *Service) conn(ctx context.Context) *gorm.DB { return txctx.DB(ctx, s.db) }
+
+// inTx runs fn in a transaction: a savepoint of the one ctx carries, or a
+// transaction of its own. fn's ctx carries it.
+func (s *Service) inTx(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
+	return txctx.Transaction(ctx, s.db, fn)
+}
+
+// parallel tells whether reads of ctx may use two connections at once:
+// not within a transaction, which holds one.
+func parallel(ctx context.Context) bool { return !txctx.In(ctx) }
+
 // Create adds a user to an institution. Segments added by staff are
 // Internal. An EXTERNAL account_type with an external_id is a fast
 // registration: the named integration profile takes the user over at its
@@ -163,10 +179,10 @@ func (s *Service) Create(ctx context.Context, inst string, in *User) (*User, err
 		u.PINHash, u.PINNumber = h, ""
 	}
 	now := s.clock()
-	u.ID = newID()
+	u.ID = keys.NewID()
 	u.Version = 1
 	u.CreatedAt, u.UpdatedAt = now, now
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		if err := checkPrimaryIDFree(tx, inst, u.PrimaryIDKey, ""); err != nil {
 			return err
 		}
@@ -189,7 +205,7 @@ func (s *Service) Create(ctx context.Context, inst string, in *User) (*User, err
 
 // Get returns a user by primary_id (any case).
 func (s *Service) Get(ctx context.Context, inst, primaryID string) (*User, error) {
-	u, err := loadWhere(s.db.WithContext(ctx), true, "institution = ? AND primary_id_key = ?", inst, foldKey(primaryID))
+	u, err := loadWhere(s.conn(ctx), parallel(ctx), "institution = ? AND primary_id_key = ?", inst, keys.Fold(primaryID))
 	if err != nil {
 		return nil, s.translate(err)
 	}
@@ -203,7 +219,7 @@ func (s *Service) Get(ctx context.Context, inst, primaryID string) (*User, error
 // that need a few, such as a check-out (blocks, proxy relations, contacts).
 // The other lists are empty, and the warnings are of the lists read.
 func (s *Service) GetSegments(ctx context.Context, inst, primaryID string, kinds ...string) (*User, error) {
-	u, err := loadKinds(s.db.WithContext(ctx), true, kinds, "institution = ? AND primary_id_key = ?", inst, foldKey(primaryID))
+	u, err := loadKinds(s.conn(ctx), parallel(ctx), kinds, "institution = ? AND primary_id_key = ?", inst, keys.Fold(primaryID))
 	if err != nil {
 		return nil, s.translate(err)
 	}
@@ -219,8 +235,8 @@ func (s *Service) GetByIdentifier(ctx context.Context, inst, idType, value strin
 		return nil, notFound("no user with %s %q", idType, value)
 	}
 	var id Identifier
-	err := s.db.WithContext(ctx).
-		Where("institution = ? AND id_type = ? AND value_key = ?", inst, idType, foldKey(value)).
+	err := s.conn(ctx).
+		Where("institution = ? AND id_type = ? AND value_key = ?", inst, idType, keys.Fold(value)).
 		Take(&id).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no user with %s %q", idType, value)
@@ -228,7 +244,7 @@ func (s *Service) GetByIdentifier(ctx context.Context, inst, idType, value strin
 	if err != nil {
 		return nil, err
 	}
-	u, err := loadWhere(s.db.WithContext(ctx), true, "institution = ? AND id = ?", inst, id.UserID)
+	u, err := loadWhere(s.conn(ctx), parallel(ctx), "institution = ? AND id = ?", inst, id.UserID)
 	if err != nil {
 		return nil, s.translate(err)
 	}
@@ -237,20 +253,77 @@ func (s *Service) GetByIdentifier(ctx context.Context, inst, idType, value strin
 	return out, nil
 }
 
+// GetByID is GetSegments for a user named by internal id: for modules
+// that keep rows about users (circulation's loans, whose patron may have
+// changed primary_id since). An id no user of inst holds is NotFound.
+func (s *Service) GetByID(ctx context.Context, inst, id string, kinds ...string) (*User, error) {
+	u, err := loadKinds(s.conn(ctx), parallel(ctx), kinds, "institution = ? AND id = ?", inst, id)
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	out := s.finishRead(u)
+	s.emit(ctx, inst, AuditRead, out.PrimaryID, "user")
+	return out, nil
+}
+
+// ID returns the internal id of the user primaryID (any case), which
+// modules keep in their rows about the user, and the primary_id as the
+// record spells it; an unknown user is NotFound. It reads nothing else of
+// the record and is not audited.
+func (s *Service) ID(ctx context.Context, inst, primaryID string) (id, spelled string, err error) {
+	if !Findable(primaryID) {
+		return "", "", notFound("no such user")
+	}
+	u, err := findUser(s.conn(ctx), inst, primaryID)
+	if err != nil {
+		return "", "", err
+	}
+	return u.ID, u.PrimaryID, nil
+}
+
+// LockUser holds the row of the user of internal id id with a share lock
+// until the transaction ctx carries ends, and is NotFound when the user is
+// gone. A module writing rows about a user that must not outlive them (a
+// loan, a fee, a request) calls it in its transaction first: a deletion
+// of the user at the same time waits for that transaction's commit and
+// then sees the rows (see DeletionGuard), or went first and the user is
+// NotFound. SQLite lets one writer in at a time, which orders the two as
+// well. Without a transaction in ctx it only tells whether the user
+// exists.
+func (s *Service) LockUser(ctx context.Context, inst, id string) error {
+	db := s.conn(ctx)
+	q := "SELECT id FROM " + User{}.TableName() + " WHERE institution = ? AND id = ?"
+	switch db.Dialector.Name() {
+	case "postgres":
+		q += " FOR SHARE"
+	case "mysql":
+		q += " LOCK IN SHARE MODE"
+	}
+	var ids []string
+	if err := db.Raw(q, inst, id).Scan(&ids).Error; err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return notFound("the user was deleted meanwhile")
+	}
+	return nil
+}
+
 // Delete removes a user, with their segments and attachments, after asking
 // every deletion guard; when any objects, nothing is deleted and the
 // Refused error lists every reason. The deletion hooks act in the same
 // transaction.
 func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
-	u, err := loadUser(s.db.WithContext(ctx), inst, primaryID)
+	u, err := loadUser(s.conn(ctx), inst, primaryID)
 	if err != nil {
 		return s.translate(err)
 	}
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		// The user's row first: its lock makes what a guard watches
-		// (a check-out, a request) that takes a share lock on it wait
-		// for this delete, or this delete wait for it, so that the
-		// guards below see what was committed before.
+		// (a check-out, a request) that takes a share lock on it (see
+		// LockUser) wait for this delete, or this delete wait for it,
+		// so that the guards below, reading within this transaction,
+		// see what was committed before.
 		res := tx.Model(&User{}).Where("id = ? AND version = ?", u.ID, u.Version).Update("version", gorm.Expr("version + 1"))
 		if res.Error != nil {
 			return res.Error
@@ -308,11 +381,20 @@ func (s *Service) finishRead(u *User) *User {
 	return u
 }
 
+// changed tells the listeners of c once it is committed: at once after
+// the service's own transaction, or when the transaction ctx carries
+// commits (see Listener).
 func (s *Service) changed(ctx context.Context, c Change) {
-	c.Actor = actorOf(ctx)
-	for _, l := range s.listeners {
-		l.UserChanged(ctx, c)
+	if len(s.listeners) == 0 {
+		return
 	}
+	c.Actor = actorOf(ctx)
+	txctx.AfterCommit(ctx, func() {
+		ctx := txctx.Without(ctx)
+		for _, l := range s.listeners {
+			l.UserChanged(ctx, c)
+		}
+	})
 }
 
 func (s *Service) emit(ctx context.Context, inst, action, primaryID, what string) {
@@ -388,12 +470,12 @@ func normalizeCore(u *User) {
 	u.AccountType = strings.ToUpper(strings.TrimSpace(u.AccountType))
 	u.RecordType = strings.ToUpper(strings.TrimSpace(u.RecordType))
 	u.Status = strings.ToUpper(strings.TrimSpace(u.Status))
-	u.PrimaryIDKey = foldKey(u.PrimaryID)
+	u.PrimaryIDKey = keys.Fold(u.PrimaryID)
 	for i := range u.Identifiers {
 		id := &u.Identifiers[i]
 		trim(&id.IDType, &id.Value)
 		id.Institution = u.Institution
-		id.ValueKey = foldKey(id.Value)
+		id.ValueKey = keys.Fold(id.Value)
 		id.Status = strings.ToUpper(id.Status)
 		if id.Status == "" {
 			id.Status = StatusActive
@@ -409,5 +491,3 @@ func normalizeCore(u *User) {
 		trim(&u.ProxyFor[i].PrimaryID)
 	}
 }
-
-func foldKey(s string) string { return strings.ToLower(strings.TrimSpace(s)) }

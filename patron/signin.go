@@ -21,6 +21,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 )
 
 // The bounds of what SignIn looks at: a primary_id longer than any that can
@@ -146,12 +147,12 @@ func (s *Service) SignIn(ctx context.Context, inst, primaryID, pin, source strin
 		// compare one that is not UTF-8 or holds NUL).
 		return nil, unauthenticated()
 	}
-	key := foldKey(primaryID)
+	key := keys.Fold(primaryID)
 	if key == "" || utf8.RuneCountInString(key) > maxPrimaryIDChars {
 		return nil, unauthenticated()
 	}
 	g := &s.signIn
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	now := s.clock()
 	src := sourceKey(source)
 
@@ -339,7 +340,7 @@ func (s *Service) countFailure(db *gorm.DB, u *User, src string, now time.Time) 
 // periodically.
 func (s *Service) ExpireSignInFailures(ctx context.Context) (int64, error) {
 	now := s.clock()
-	res := s.db.WithContext(ctx).Where("last_failed_at < ? AND locked_until <= ?", now.Add(-s.signIn.lockout), now).Delete(&SignInFailures{})
+	res := s.conn(ctx).Where("last_failed_at < ? AND locked_until <= ?", now.Add(-s.signIn.lockout), now).Delete(&SignInFailures{})
 	return res.RowsAffected, res.Error
 }
 

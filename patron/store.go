@@ -4,23 +4,19 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/uuid"
-	"github.com/patronkit/patronkit/fault"
-	"github.com/patronkit/patronkit/internal/dberr"
 	"golang.org/x/sync/errgroup"
 	"gorm.io/gorm"
+
+	"github.com/patronkit/patronkit/internal/dberr"
+	"github.com/patronkit/patronkit/internal/keys"
 )
 
 // segmentAssociations names the segment lists of User, which writes of the
 // core record omit.
 var segmentAssociations = []string{"Identifiers", "Addresses", "Emails", "Phones", "Notes", "Blocks", "Statistics", "ProxyFor"}
 
-// newID returns a time-ordered id (UUIDv7): rows sort in the order they
-// were written, and ids are made here, not by the database.
-func newID() string { return uuid.Must(uuid.NewV7()).String() }
-
 func loadUser(db *gorm.DB, inst, primaryID string) (*User, error) {
-	return loadWhere(db, false, "institution = ? AND primary_id_key = ?", inst, foldKey(primaryID))
+	return loadWhere(db, false, "institution = ? AND primary_id_key = ?", inst, keys.Fold(primaryID))
 }
 
 func loadUserByID(db *gorm.DB, inst, id string) (*User, error) {
@@ -125,7 +121,7 @@ func insertSegmentKinds(tx *gorm.DB, u *User, only string, held map[string]bool,
 	used := map[string]bool{}
 	eachSegment(u, func(_ string, s *Segment) {
 		if !held[s.ID] || used[s.ID] {
-			s.ID = newID()
+			s.ID = keys.NewID()
 		}
 		used[s.ID] = true
 		s.UserID = u.ID
@@ -226,17 +222,7 @@ func checkIdentifiersFree(tx *gorm.DB, inst string, ids []Identifier, self strin
 	return nil
 }
 
-// translate maps database errors to the service's own: a duplicate key is a
-// Conflict whatever the dialect (the host's *gorm.DB may not translate).
+// translate maps database errors to the service's own (see dberr.Translate).
 func (s *Service) translate(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := fault.As(err); ok {
-		return err
-	}
-	if dberr.Duplicate(s.db, err) {
-		return conflict("the record conflicts with one written at the same time (a primary_id or identifier is taken)")
-	}
-	return err
+	return dberr.Translate(s.db, err, "the record conflicts with one written at the same time (a primary_id or identifier is taken)")
 }

@@ -14,6 +14,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
+	"github.com/patronkit/patronkit/internal/txctx"
 )
 
 // Modes of an integration profile.
@@ -235,9 +237,11 @@ func keysOf(u *User) []string {
 // prepared statement's generic plan, made while the tables were nearly
 // empty, would go on scanning them whole as a first load fills them. The
 // setting is LOCAL to that transaction; the host's sessions are untouched.
+// Within a transaction ctx carries they run as they are: the setting would
+// hold until that transaction's end.
 func (s *Service) lookups(ctx context.Context, fn func(db *gorm.DB) error) error {
-	db := s.db.WithContext(ctx)
-	if db.Dialector.Name() != "postgres" {
+	db := s.conn(ctx)
+	if db.Dialector.Name() != "postgres" || txctx.In(ctx) {
 		return fn(db)
 	}
 	return db.Transaction(func(tx *gorm.DB) error {
@@ -397,7 +401,7 @@ func (s *Service) knownHashes(ctx context.Context, inst string, in []*User, pend
 func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string, rule SyncRule, dry *dryRun) SyncResult {
 	res := SyncResult{PrimaryID: u.PrimaryID}
 	var before, after *User
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		cur, reason, err := s.matchIncoming(tx, inst, u, rule, dry)
 		if err != nil {
 			return err
@@ -519,7 +523,7 @@ func (s *Service) syncCreate(ctx context.Context, tx *gorm.DB, inst string, u *U
 		u.PINHash, u.PINNumber = h, ""
 	}
 	now := s.clock()
-	u.ID, u.Version, u.CreatedAt, u.UpdatedAt, u.SISHash = newID(), 1, now, now, hash
+	u.ID, u.Version, u.CreatedAt, u.UpdatedAt, u.SISHash = keys.NewID(), 1, now, now, hash
 	stampSIS(u, now)
 	if err := tx.Omit(segmentAssociations...).Create(u).Error; err != nil {
 		return err
@@ -618,7 +622,7 @@ func (s *Service) syncUpdate(ctx context.Context, tx *gorm.DB, inst string, cur,
 		return err
 	}
 	res.Outcome = OutcomeUpdated
-	m.PrimaryIDKey = foldKey(m.PrimaryID)
+	m.PrimaryIDKey = keys.Fold(m.PrimaryID)
 	*after = m
 	if rule.DryRun {
 		return errDryRun

@@ -28,12 +28,12 @@ func (FieldOverride) TableName() string { return "pk_user_field_overrides" }
 // Overrides returns the retained fields of a user that staff changed by
 // hand, with who changed them and when.
 func (s *Service) Overrides(ctx context.Context, inst, primaryID string) ([]FieldOverride, error) {
-	u, err := loadUser(s.db.WithContext(ctx), inst, primaryID)
+	u, err := loadUser(s.conn(ctx), inst, primaryID)
 	if err != nil {
 		return nil, s.translate(err)
 	}
 	var out []FieldOverride
-	if err := s.db.WithContext(ctx).Where("user_id = ?", u.ID).Order("field").Find(&out).Error; err != nil {
+	if err := s.conn(ctx).Where("user_id = ?", u.ID).Order("field").Find(&out).Error; err != nil {
 		return nil, err
 	}
 	s.emit(ctx, inst, AuditRead, u.PrimaryID, "field provenance")
@@ -49,7 +49,7 @@ func (s *Service) Overrides(ctx context.Context, inst, primaryID string) ([]Fiel
 // left out, which keeps them). Changed retained fields are remembered.
 func (s *Service) Replace(ctx context.Context, inst, primaryID string, version int, in *User) (*User, error) {
 	var before, after *User
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		cur, err := loadUser(tx, inst, primaryID)
 		if err != nil {
 			return err

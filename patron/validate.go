@@ -11,6 +11,7 @@ import (
 	"github.com/go-playground/validator/v10"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
 )
 
 // newValidator builds the validator that checks users: field names are the
@@ -59,7 +60,7 @@ func (s *Service) validateUser(u *User, held string) error {
 			fields = append(fields, f)
 		}
 	}
-	if u.PrimaryID != "" && (held == "" || foldKey(held) != u.PrimaryIDKey) {
+	if u.PrimaryID != "" && (held == "" || keys.Fold(held) != u.PrimaryIDKey) {
 		if f := PrimaryIDError(u.PrimaryID); f != nil {
 			fields = append(fields, *f)
 		}

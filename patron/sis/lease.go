@@ -27,7 +27,7 @@ var errLeaseHeld = errors.New("another run of the profile is in progress")
 // once succeeds.
 func (s *Service) acquire(ctx context.Context, inst, profile, holder string) error {
 	now := s.now().UTC()
-	db := s.db.WithContext(ctx)
+	db := s.conn(ctx)
 	res := db.Model(&lease{}).Where("institution = ? AND profile = ? AND expires_at < ?", inst, profile, now).
 		Updates(map[string]any{"holder": holder, "expires_at": now.Add(s.leaseTTL)})
 	if res.Error != nil {
@@ -50,7 +50,7 @@ func (s *Service) acquire(ctx context.Context, inst, profile, holder string) err
 
 // renew extends a held lease; it fails when the lease was lost.
 func (s *Service) renew(ctx context.Context, inst, profile, holder string) error {
-	res := s.db.WithContext(ctx).Model(&lease{}).Where("institution = ? AND profile = ? AND holder = ?", inst, profile, holder).
+	res := s.conn(ctx).Model(&lease{}).Where("institution = ? AND profile = ? AND holder = ?", inst, profile, holder).
 		Update("expires_at", s.now().UTC().Add(s.leaseTTL))
 	if res.Error != nil {
 		return res.Error
@@ -63,5 +63,5 @@ func (s *Service) renew(ctx context.Context, inst, profile, holder string) error
 
 // release gives the lease up.
 func (s *Service) release(ctx context.Context, inst, profile, holder string) error {
-	return s.db.WithContext(ctx).Where("institution = ? AND profile = ? AND holder = ?", inst, profile, holder).Delete(&lease{}).Error
+	return s.conn(ctx).Where("institution = ? AND profile = ? AND holder = ?", inst, profile, holder).Delete(&lease{}).Error
 }

@@ -246,7 +246,7 @@ func (s *Service) CreateProfile(ctx context.Context, inst string, in *Profile) (
 	}
 	now := s.now().UTC()
 	p.Version, p.CreatedAt, p.UpdatedAt, p.LastScheduledAt = 1, now, now, nil
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		var n int64
 		if err := tx.Model(&Profile{}).Where("institution = ? AND code = ?", inst, p.Code).Count(&n).Error; err != nil {
 			return err
@@ -268,7 +268,7 @@ func (s *Service) Profile(ctx context.Context, inst, code string) (*Profile, err
 	if !patron.Findable(code) {
 		return nil, &fault.Error{Kind: fault.NotFound, Detail: fmt.Sprintf("no profile %q", code)}
 	}
-	err := s.db.WithContext(ctx).Where("institution = ? AND code = ?", inst, code).Take(&p).Error
+	err := s.conn(ctx).Where("institution = ? AND code = ?", inst, code).Take(&p).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, &fault.Error{Kind: fault.NotFound, Detail: fmt.Sprintf("no profile %q", code)}
 	}
@@ -278,7 +278,7 @@ func (s *Service) Profile(ctx context.Context, inst, code string) (*Profile, err
 // Profiles lists an institution's integration profiles by code.
 func (s *Service) Profiles(ctx context.Context, inst string) ([]Profile, error) {
 	out := []Profile{}
-	err := s.db.WithContext(ctx).Where("institution = ?", inst).Order("code").Find(&out).Error
+	err := s.conn(ctx).Where("institution = ?", inst).Order("code").Find(&out).Error
 	return out, err
 }
 
@@ -289,7 +289,7 @@ func (s *Service) ReplaceProfile(ctx context.Context, inst, code string, version
 	p.Institution, p.Code = inst, code
 	normalizeProfile(&p)
 	var out Profile
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		cur, err := s.Profile(ctx, inst, code)
 		if err != nil {
 			return err
@@ -325,11 +325,11 @@ func (s *Service) DeleteProfile(ctx context.Context, inst, code string) error {
 		return err
 	}
 	var running int64
-	if err := s.db.WithContext(ctx).Model(&lease{}).Where("institution = ? AND profile = ? AND expires_at >= ?", inst, code, s.now().UTC()).Count(&running).Error; err != nil {
+	if err := s.conn(ctx).Model(&lease{}).Where("institution = ? AND profile = ? AND expires_at >= ?", inst, code, s.now().UTC()).Count(&running).Error; err != nil {
 		return err
 	}
 	if running > 0 {
 		return &fault.Error{Kind: fault.Refused, Detail: fmt.Sprintf("profile %q cannot be deleted", code), Reasons: []string{"a run of the profile is in progress"}}
 	}
-	return s.db.WithContext(ctx).Where("institution = ? AND code = ?", inst, code).Delete(&Profile{}).Error
+	return s.conn(ctx).Where("institution = ? AND code = ?", inst, code).Delete(&Profile{}).Error
 }

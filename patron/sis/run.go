@@ -10,10 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
+	"github.com/patronkit/patronkit/internal/txctx"
 )
 
 // Run statuses.
@@ -101,9 +102,14 @@ type RunOptions struct {
 }
 
 // StartRun starts a run of a profile now and returns it queued; the run
-// goes on in the background (see Wait). An upload is read whole into a
-// temporary file first, so the caller may close it on return. A profile
-// that is running already is a Conflict.
+// goes on in the background (see Wait), in transactions of its own. An
+// upload is read whole into a temporary file first, so the caller may
+// close it on return. A profile that is running already is a Conflict.
+//
+// Within a transaction ctx carries (patronkit.WithTx, Kit.InTx), the
+// queued run and the profile's lease are written in it: the run starts
+// when that transaction commits, and never starts (the upload is deleted)
+// when it rolls back.
 func (s *Service) StartRun(ctx context.Context, inst, code string, o RunOptions) (*Run, error) {
 	p, err := s.Profile(ctx, inst, code)
 	if err != nil {
@@ -115,7 +121,7 @@ func (s *Service) StartRun(ctx context.Context, inst, code string, o RunOptions)
 	if o.Trigger == "" {
 		o.Trigger = TriggerManual
 	}
-	run := &Run{ID: uuid.Must(uuid.NewV7()).String(), Institution: inst, Profile: code, Status: RunQueued, Trigger: o.Trigger, DryRun: o.DryRun, CreatedAt: s.now().UTC()}
+	run := &Run{ID: keys.NewID(), Institution: inst, Profile: code, Status: RunQueued, Trigger: o.Trigger, DryRun: o.DryRun, CreatedAt: s.now().UTC()}
 	var upload *spooled
 	if o.Upload != nil {
 		// The name only labels the run: one no database keeps is kept
@@ -132,19 +138,35 @@ func (s *Service) StartRun(ctx context.Context, inst, code string, o RunOptions)
 		run.Files, run.BytesTotal = name, upload.size
 	}
 	holder := s.instance + "/" + run.ID
-	if err := s.acquire(ctx, inst, code, holder); err != nil {
+	// The lease and the queued run are written together, within the
+	// caller's transaction when ctx carries one: the run starts once they
+	// are committed, and never when they are rolled back.
+	var queued Run // the caller's copy: the run goes on changing in the background
+	err = s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
+		if err := s.acquire(ctx, inst, code, holder); err != nil {
+			return err
+		}
+		if err := tx.Create(run).Error; err != nil {
+			return err
+		}
+		queued = *run
+		txctx.AfterRollback(ctx, upload.remove)
+		txctx.AfterCommit(ctx, func() { s.launch(txctx.Without(ctx), p, run, upload, holder) })
+		return nil
+	})
+	if err != nil {
 		upload.remove()
 		if errors.Is(err, errLeaseHeld) {
 			return nil, &fault.Error{Kind: fault.Conflict, Detail: fmt.Sprintf("profile %q is running already; try when its run has ended", code)}
 		}
 		return nil, err
 	}
-	if err := s.db.WithContext(ctx).Create(run).Error; err != nil {
-		upload.remove()
-		_ = s.release(context.WithoutCancel(ctx), inst, code, holder)
-		return nil, err
-	}
-	queued := *run // the caller's copy: the run goes on changing in the background
+	return &queued, nil
+}
+
+// launch runs a queued run in the background, in transactions of its own,
+// and gives its lease up at the end.
+func (s *Service) launch(ctx context.Context, p *Profile, run *Run, upload *spooled, holder string) {
 	done := make(chan struct{})
 	s.mu.Lock()
 	s.finished[run.ID] = done
@@ -156,11 +178,10 @@ func (s *Service) StartRun(ctx context.Context, inst, code string, o RunOptions)
 		defer upload.remove()
 		bg := context.WithoutCancel(ctx)
 		s.execute(bg, p, run, upload, holder)
-		if err := s.release(bg, inst, code, holder); err != nil {
-			s.log.Error("sis: releasing the lease", "profile", code, "run", run.ID, "error", err)
+		if err := s.release(bg, run.Institution, run.Profile, holder); err != nil {
+			s.log.Error("sis: releasing the lease", "profile", run.Profile, "run", run.ID, "error", err)
 		}
 	}()
-	return &queued, nil
 }
 
 // spooled is an uploaded file kept on disk while its run reads it.
@@ -205,14 +226,14 @@ func (s *Service) Wait(ctx context.Context, runID string) (*Run, error) {
 		}
 	}
 	var r Run
-	err := s.db.WithContext(ctx).Where("id = ?", runID).Take(&r).Error
+	err := s.conn(ctx).Where("id = ?", runID).Take(&r).Error
 	return &r, err
 }
 
 // GetRun returns a run of an institution.
 func (s *Service) GetRun(ctx context.Context, inst, id string) (*Run, error) {
 	var r Run
-	err := s.db.WithContext(ctx).Where("institution = ? AND id = ?", inst, id).Take(&r).Error
+	err := s.conn(ctx).Where("institution = ? AND id = ?", inst, id).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, &fault.Error{Kind: fault.NotFound, Detail: fmt.Sprintf("no run %q", id)}
 	}
@@ -222,7 +243,7 @@ func (s *Service) GetRun(ctx context.Context, inst, id string) (*Run, error) {
 // Runs lists the latest runs of a profile, newest first.
 func (s *Service) Runs(ctx context.Context, inst, code string, limit int) ([]Run, error) {
 	out := []Run{}
-	err := s.db.WithContext(ctx).Where("institution = ? AND profile = ?", inst, code).Order("id DESC").Limit(limit).Find(&out).Error
+	err := s.conn(ctx).Where("institution = ? AND profile = ?", inst, code).Order("id DESC").Limit(limit).Find(&out).Error
 	return out, err
 }
 
@@ -235,7 +256,7 @@ func (s *Service) Report(ctx context.Context, inst, id string, fn func(Outcome) 
 	last := -1
 	for {
 		var page []Outcome
-		if err := s.db.WithContext(ctx).Where("run_id = ? AND seq > ?", id, last).Order("seq").Limit(1000).Find(&page).Error; err != nil {
+		if err := s.conn(ctx).Where("run_id = ? AND seq > ?", id, last).Order("seq").Limit(1000).Find(&page).Error; err != nil {
 			return err
 		}
 		for _, o := range page {

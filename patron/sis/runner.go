@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -109,7 +110,7 @@ func (s *Service) keepLease(ctx context.Context, run *Run, holder string) {
 // (this instance was thought stopped), and that stays.
 func (s *Service) save(ctx context.Context, run *Run) {
 	run.Files, run.Error = storable(run.Files), clip(storable(run.Error), 2000)
-	res := s.db.WithContext(ctx).Model(run).Where("status IN ?", []string{RunQueued, RunRunning}).Select("*").Updates(run)
+	res := s.conn(ctx).Model(run).Where("status IN ?", []string{RunQueued, RunRunning}).Select("*").Updates(run)
 	switch {
 	case res.Error != nil:
 		s.log.Error("sis: saving the run", "run", run.ID, "error", res.Error)
@@ -287,11 +288,11 @@ func primaryIDOf(u *patron.User) string {
 // runKey is what makes two incoming records the same user in a run.
 func runKey(u *patron.User, rule patron.SyncRule) string {
 	if rule.MatchBy == patron.MatchPrimaryID {
-		return strings.ToLower(strings.TrimSpace(u.PrimaryID))
+		return keys.Fold(u.PrimaryID)
 	}
 	for _, id := range u.Identifiers {
 		if strings.TrimSpace(id.IDType) == rule.MatchBy {
-			return strings.ToLower(strings.TrimSpace(id.Value))
+			return keys.Fold(id.Value)
 		}
 	}
 	return ""
@@ -350,7 +351,7 @@ func (s *Service) flush(ctx context.Context, st *runState) error {
 			st.run.Failed++
 		}
 	}
-	if err := s.db.WithContext(ctx).CreateInBatches(st.out, 200).Error; err != nil {
+	if err := s.conn(ctx).CreateInBatches(st.out, 200).Error; err != nil {
 		return fmt.Errorf("saving the outcomes: %w", err)
 	}
 	st.out = st.out[:0]

@@ -38,6 +38,8 @@ type env struct {
 	patrons *patron.Service
 	sis     *sis.Service
 	ctx     context.Context
+	// tmp holds the uploads while their runs read them.
+	tmp string
 }
 
 func newEnv(t *testing.T, db *gorm.DB, sources ...sis.Source) *env {
@@ -51,12 +53,13 @@ func newEnv(t *testing.T, db *gorm.DB, sources ...sis.Source) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sis.NewService(db, sis.Options{Patrons: patrons, Sources: sources, Now: c.Now, BatchSize: 2, TempDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	tmp := t.TempDir()
+	s, err := sis.NewService(db, sis.Options{Patrons: patrons, Sources: sources, Now: c.Now, BatchSize: 2, TempDir: tmp, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	return &env{db: db, clock: c, patrons: patrons, sis: s, ctx: ctx}
+	return &env{db: db, clock: c, patrons: patrons, sis: s, ctx: ctx, tmp: tmp}
 }
 
 func (e *env) profile(t *testing.T, p sis.Profile) *sis.Profile {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/txctx"
 )
 
 // RunDue starts a run of every profile whose schedule came due since its
@@ -15,7 +16,7 @@ import (
 // starts it. A profile still running is skipped until its next due time.
 func (s *Service) RunDue(ctx context.Context) ([]*Run, error) {
 	var profiles []Profile
-	if err := s.db.WithContext(ctx).Where("schedule <> ''").Order("institution, code").Find(&profiles).Error; err != nil {
+	if err := s.conn(ctx).Where("schedule <> ''").Order("institution, code").Find(&profiles).Error; err != nil {
 		return nil, err
 	}
 	now := s.now().UTC().Truncate(time.Second)
@@ -56,7 +57,7 @@ func (s *Service) RunDue(ctx context.Context) ([]*Run, error) {
 // claim moves a profile's last_scheduled_at to now if no other instance
 // moved it since it was read.
 func (s *Service) claim(ctx context.Context, p *Profile, now time.Time) (bool, error) {
-	q := s.db.WithContext(ctx).Model(&Profile{}).Where("institution = ? AND code = ?", p.Institution, p.Code)
+	q := s.conn(ctx).Model(&Profile{}).Where("institution = ? AND code = ?", p.Institution, p.Code)
 	if p.LastScheduledAt == nil {
 		q = q.Where("last_scheduled_at IS NULL")
 	} else {
@@ -67,8 +68,10 @@ func (s *Service) claim(ctx context.Context, p *Profile, now time.Time) (bool, e
 }
 
 // Start checks the schedules every interval (default: 30 seconds) until
-// ctx ends or Close is called.
+// ctx ends or Close is called, in transactions of its own whatever ctx
+// carries.
 func (s *Service) Start(ctx context.Context, interval time.Duration) {
+	ctx = txctx.Without(ctx)
 	if interval <= 0 {
 		interval = 30 * time.Second
 	}

@@ -1,6 +1,7 @@
 package sis
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -14,8 +15,8 @@ import (
 	"github.com/go-playground/validator/v10"
 	"gorm.io/gorm"
 
-	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dberr"
+	"github.com/patronkit/patronkit/internal/txctx"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -49,7 +50,11 @@ type Options struct {
 	TempDir string
 }
 
-// Service keeps integration profiles and runs them.
+// Service keeps integration profiles and runs them. Its calls read and
+// write within the transaction their context carries, when it carries one
+// (patronkit.WithTx, Kit.InTx); a run started within one starts when it
+// commits (see StartRun), and then works in transactions of its own, as
+// the scheduler's runs do.
 type Service struct {
 	db        *gorm.DB
 	patrons   *patron.Service
@@ -135,12 +140,19 @@ func (s *Service) sourceNames() []string {
 	return names
 }
 
-// translate maps a duplicate key to a Conflict, whatever the dialect.
+// conn is what the service reads and writes through: the transaction ctx
+// carries (the host's, or one the service opened), or its own database.
+func (s *Service) conn(ctx context.Context) *gorm.DB { return txctx.DB(ctx, s.db) }
+
+// inTx runs fn in a transaction: a savepoint of the one ctx carries, or a
+// transaction of its own. fn's ctx carries it.
+func (s *Service) inTx(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
+	return txctx.Transaction(ctx, s.db, fn)
+}
+
+// translate maps database errors to the service's own (see dberr.Translate).
 func (s *Service) translate(err error) error {
-	if dberr.Duplicate(s.db, err) {
-		return &fault.Error{Kind: fault.Conflict, Detail: "the record conflicts with one written at the same time"}
-	}
-	return err
+	return dberr.Translate(s.db, err, "the record conflicts with one written at the same time")
 }
 
 // Close stops the scheduler and waits for the runs of this process to end.

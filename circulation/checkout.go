@@ -1,0 +1,190 @@
+package circulation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/keys"
+	"github.com/patronkit/patronkit/patron"
+)
+
+// CheckOutOptions are the choices of a check-out.
+type CheckOutOptions struct {
+	// Proxy is the primary_id of a user borrowing on the patron's behalf:
+	// they must hold a proxy-for relation, not expired, naming the
+	// patron. The loan is the patron's and records the proxy.
+	Proxy string
+}
+
+// CheckOut lends the item with barcode to the patron primaryID and returns
+// the loan. The terms of use (TermsFor) give its due date. The check-out is
+// Refused, with every reason listed, when the item is not available, the
+// patron is inactive, expired (expiry_date before today) or under an active
+// manual block, the patron already holds the most loans the terms allow, no
+// terms apply, or a proxy (o.Proxy) has no active proxy-for relation naming
+// the patron. Unknown users and items are NotFound. See Loan for how
+// concurrent check-outs are kept apart.
+func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string, o CheckOutOptions) (*Loan, error) {
+	ps, err := s.patronService()
+	if err != nil {
+		return nil, err
+	}
+	// The blocks, and the contacts the loan receipt goes to.
+	user, err := ps.GetSegments(ctx, inst, primaryID, patron.KindBlocks, patron.KindEmails, patron.KindPhones)
+	if err != nil {
+		return nil, err
+	}
+	item, err := s.Item(ctx, inst, barcode)
+	if err != nil {
+		return nil, err
+	}
+	now := s.loanClock()
+	bs, err := s.blocks(ctx, inst, user)
+	if err != nil {
+		return nil, err
+	}
+	blocked, reasons := stopping(bs, ActionLoan)
+	proxy := ""
+	if p := strings.TrimSpace(o.Proxy); p != "" {
+		pu, err := ps.GetSegments(ctx, inst, p, patron.KindProxyFor)
+		if err != nil {
+			return nil, err
+		}
+		proxy = pu.PrimaryID
+		reasons = append(reasons, s.proxyReasons(pu, user)...)
+	}
+	var hold *Request
+	switch item.Status {
+	case StatusAvailable:
+	case StatusOnHoldShelf:
+		// Held for a request: only its patron borrows it, which fulfils
+		// the request.
+		if hold, err = s.heldFor(s.conn(ctx), inst, item.ID); err != nil {
+			return nil, err
+		}
+		if hold == nil || hold.UserID != user.ID {
+			reasons = append(reasons, fmt.Sprintf("item %s is on the hold shelf for another patron", item.Barcode))
+		}
+	default:
+		reasons = append(reasons, fmt.Sprintf("item %s is %s", item.Barcode, strings.ReplaceAll(item.Status, "_", " ")))
+	}
+	terms, due, err := s.TermsFor(ctx, inst, user, item, now)
+	if pe, ok := fault.As(err); ok && pe.Kind == fault.Refused {
+		reasons = append(reasons, pe.Reasons...)
+	} else if err != nil {
+		return nil, err
+	}
+	if err == nil && terms.MaxLoans > 0 {
+		var n int64
+		if err := s.conn(ctx).Model(&Loan{}).Where("institution = ? AND user_id = ? AND status = ?", inst, user.ID, LoanOpen).Count(&n).Error; err != nil {
+			return nil, err
+		}
+		if n >= int64(terms.MaxLoans) {
+			reasons = append(reasons, maxLoansReason(user.PrimaryID, terms.MaxLoans))
+		}
+	}
+	if len(reasons) > 0 {
+		return nil, refusal(fmt.Sprintf("item %s cannot be lent to %s", item.Barcode, user.PrimaryID), reasons, blocked)
+	}
+
+	loan := &Loan{ID: keys.NewID(), Institution: inst, UserID: user.ID, PrimaryID: user.PrimaryID,
+		ItemID: item.ID, ItemBarcode: item.Barcode, Library: item.Library, LoanedAt: now, DueAt: due,
+		ProxyPrimaryID: proxy, Status: LoanOpen, Version: 1, UpdatedAt: now, Charges: chargesOf(terms), ChargesSet: true,
+		LostAfter: lostAfter(chargesOf(terms), due)}
+	// The patron's counter row exists before any check-out takes from it;
+	// created outside the check-out's transaction, so that two first
+	// check-outs at once do not fail on its key (within a host's
+	// transaction the second waits for the first's to end).
+	if err := s.conn(ctx).Clauses(clause.OnConflict{DoNothing: true}).
+		Create(&userLoansRow{UserID: user.ID, Institution: inst}).Error; err != nil {
+		return nil, s.translate(err)
+	}
+	err = s.retry(ctx, func(ctx context.Context, tx *gorm.DB) error {
+		if err := ps.LockUser(ctx, inst, user.ID); err != nil {
+			return err
+		}
+		upd := tx.Model(&userLoansRow{}).Where("user_id = ?", user.ID)
+		if terms.MaxLoans > 0 {
+			upd = upd.Where("open_loans < ?", terms.MaxLoans)
+		}
+		res := upd.Update("open_loans", gorm.Expr("open_loans + 1"))
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return refused(fmt.Sprintf("item %s cannot be lent to %s", item.Barcode, user.PrimaryID),
+				[]string{maxLoansReason(user.PrimaryID, terms.MaxLoans)})
+		}
+		if err := tx.Create(&itemLoanRow{ItemID: item.ID, Institution: inst, LoanID: loan.ID}).Error; err != nil {
+			if errors.Is(s.translate(err), fault.ErrConflict) {
+				return onLoanAlready(item.Barcode, user.PrimaryID)
+			}
+			return err
+		}
+		res = tx.Model(&Item{}).Where("id = ? AND status = ?", item.ID, item.Status).
+			Updates(map[string]any{"status": StatusOnLoan, "version": gorm.Expr("version + 1"), "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return refused(fmt.Sprintf("item %s cannot be lent to %s", item.Barcode, user.PrimaryID),
+				[]string{fmt.Sprintf("item %s is no longer available", item.Barcode)})
+		}
+		if hold != nil {
+			res = tx.Model(&Request{}).Where("id = ? AND version = ? AND status = ?", hold.ID, hold.Version, RequestOnHoldShelf).
+				Updates(map[string]any{"status": RequestFulfilled, "closed_at": now, "version": hold.Version + 1, "updated_at": now})
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				return stale("the request item %s was held for changed meanwhile; try again", item.Barcode)
+			}
+		}
+		if err := tx.Create(loan).Error; err != nil {
+			return err
+		}
+		return s.queueNoticeTo(tx, inst, user.ID, recipientOf(user), NoticeLoanReceipt, "loan_receipt:"+loan.ID,
+			noticeData{Title: item.Title, Barcode: item.Barcode, Library: item.Library, DueDate: formatTime(due)}, loan.ID, nil)
+	})
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	return loan, nil
+}
+
+func maxLoansReason(primaryID string, max int) string {
+	return fmt.Sprintf("%s already has %d loans, the most the terms of use allow", primaryID, max)
+}
+
+func onLoanAlready(barcode, primaryID string) *fault.Error {
+	return refused(fmt.Sprintf("item %s cannot be lent to %s", barcode, primaryID),
+		[]string{fmt.Sprintf("item %s is on loan", barcode)})
+}
+
+// proxyReasons lists why proxy may not borrow for sponsor.
+func (s *Service) proxyReasons(proxy, sponsor *patron.User) []string {
+	today := s.today()
+	var reasons []string
+	ok := false
+	for _, p := range proxy.ProxyFor {
+		if keys.Fold(p.PrimaryID) == keys.Fold(sponsor.PrimaryID) && (p.ExpiryDate == "" || p.ExpiryDate >= today) {
+			ok = true
+		}
+	}
+	if !ok {
+		reasons = append(reasons, fmt.Sprintf("%s is not an active proxy for %s", proxy.PrimaryID, sponsor.PrimaryID))
+	}
+	if proxy.Status != "" && proxy.Status != patron.StatusActive {
+		reasons = append(reasons, fmt.Sprintf("the account of proxy %s is inactive", proxy.PrimaryID))
+	}
+	if proxy.ExpiryDate != "" && proxy.ExpiryDate < today {
+		reasons = append(reasons, fmt.Sprintf("the account of proxy %s expired on %s", proxy.PrimaryID, proxy.ExpiryDate))
+	}
+	return reasons
+}
