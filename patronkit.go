@@ -336,7 +336,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	own, err := account.NewService(account.Options{Patrons: patrons, Circulation: circ, Now: c.Now})
+	own, err := account.NewService(account.Options{Patrons: patrons, Circulation: circ, Now: c.Now, DB: db})
 	if err != nil {
 		return nil, err
 	}

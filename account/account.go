@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
@@ -37,11 +39,17 @@ type Options struct {
 	Circulation *circulation.Service
 	// Now is the clock the terms of use are quoted at. Default: time.Now.
 	Now func() time.Time
+	// DB is the database of the patron and circulation services: a change
+	// of settings writes the record and the notice opt-outs in one
+	// transaction on it (or in the transaction the context carries).
+	// Required.
+	DB *gorm.DB
 }
 
 // Service answers a patron about their own account and carries out what
 // they may do themselves. It is safe for concurrent use.
 type Service struct {
+	db      *gorm.DB
 	patrons *patron.Service
 	circ    *circulation.Service
 	now     func() time.Time
@@ -49,13 +57,13 @@ type Service struct {
 
 // NewService returns a Service over the patron and circulation services.
 func NewService(o Options) (*Service, error) {
-	if o.Patrons == nil || o.Circulation == nil {
-		return nil, errors.New("account: NewService needs Options.Patrons and Options.Circulation")
+	if o.Patrons == nil || o.Circulation == nil || o.DB == nil {
+		return nil, errors.New("account: NewService needs Options.Patrons, Options.Circulation and Options.DB")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{patrons: o.Patrons, circ: o.Circulation, now: o.Now}, nil
+	return &Service{db: o.DB, patrons: o.Patrons, circ: o.Circulation, now: o.Now}, nil
 }
 
 // View is what a patron may see of their own record: the notes meant for

@@ -6,8 +6,11 @@ import (
 	"strconv"
 	"strings"
 
+	"gorm.io/gorm"
+
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/txctx"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -178,15 +181,22 @@ func (s *Service) ChangeSettings(ctx context.Context, inst, primaryID string, in
 			return nil, &fault.Error{Kind: fault.Invalid, Detail: "the settings are not valid", Fields: bad}
 		}
 	}
-	if in.PreferredEmail != nil || in.PreferredPhone != nil || in.PreferredAddress != nil || in.SMS != nil || in.PreferredLanguage != nil {
-		if u, err = s.patrons.Replace(ctx, inst, u.PrimaryID, u.Version, u); err != nil {
-			return nil, err
+	// The record and the opt-outs change together or not at all.
+	err = txctx.Transaction(ctx, s.db, func(ctx context.Context, _ *gorm.DB) error {
+		if in.PreferredEmail != nil || in.PreferredPhone != nil || in.PreferredAddress != nil || in.SMS != nil || in.PreferredLanguage != nil {
+			if u, err = s.patrons.Replace(ctx, inst, u.PrimaryID, u.Version, u); err != nil {
+				return err
+			}
 		}
-	}
-	if in.NoticeOptOuts != nil {
-		if _, err := s.circ.SetNoticeOptOuts(ctx, inst, u.PrimaryID, *in.NoticeOptOuts); err != nil {
-			return nil, err
+		if in.NoticeOptOuts != nil {
+			if _, err := s.circ.SetNoticeOptOuts(ctx, inst, u.PrimaryID, *in.NoticeOptOuts); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return s.settingsOf(ctx, inst, u)
 }

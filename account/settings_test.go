@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"gorm.io/gorm"
+
 	"github.com/patronkit/patronkit/account"
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/fault"
@@ -124,6 +126,32 @@ func TestRefusedSettingsChangeNothing(t *testing.T) {
 		wantField(t, err, "sms", "unknown_value")
 		if _, err := k.Account.ChangeSettings(ctx, "UNI", "nobody", account.SettingsChange{SMS: ptr(false)}); !errors.Is(err, fault.ErrNotFound) {
 			t.Fatalf("an unknown patron: %v", err)
+		}
+	})
+}
+
+// TestASettingsChangeIsWholeOrNothing: the record and the notice opt-outs
+// are written in one transaction, so when the opt-outs cannot be written
+// (here the database refuses them) the record keeps its language too.
+func TestASettingsChangeIsWholeOrNothing(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		ctx := context.Background()
+		u := contactPatron(t, k)
+		refused := errors.New("the notice preferences table is full")
+		if err := k.DB.Callback().Create().Before("gorm:create").Register("test:refuse_prefs", func(tx *gorm.DB) {
+			if tx.Statement.Table == "pk_circ_notice_prefs" {
+				tx.AddError(refused)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := k.Account.ChangeSettings(ctx, "UNI", u.PrimaryID, account.SettingsChange{PreferredLanguage: ptr("es"), NoticeOptOuts: &[]string{"due_soon"}})
+		if !errors.Is(err, refused) {
+			t.Fatalf("the change: %v", err)
+		}
+		got, err := k.Patrons.Get(ctx, "UNI", u.PrimaryID)
+		if err != nil || got.PreferredLanguage != u.PreferredLanguage || got.Version != u.Version {
+			t.Fatalf("the record changed without its opt-outs: language %q version %d (was %q, %d), %v", got.PreferredLanguage, got.Version, u.PreferredLanguage, u.Version, err)
 		}
 	})
 }
