@@ -36,9 +36,11 @@ import (
 // Config configures a Kit. A nil *Config, or any zero field, takes the
 // documented default.
 type Config struct {
-	// Policies decides who may do what. Default: casbinmodel.Default(), the
-	// embedded model and policy held in memory. Production hosts use
-	// casbinmodel.FromDB(db) or casbinmodel.FromFiles(...).
+	// Policies decides who may do what: which roles may do which actions
+	// of the library (casbinmodel/POLICIES.md). Default:
+	// casbinmodel.Default(), the embedded model and policy held in memory.
+	// Production hosts use casbinmodel.FromDB(db) or
+	// casbinmodel.FromFiles(...).
 	Policies casbinmodel.Policies
 
 	// Now is the clock every module reads. Default: time.Now.
@@ -163,7 +165,7 @@ type Config struct {
 type Kit struct {
 	// Patrons keeps the user records.
 	Patrons *patron.Service
-	// Access decides every request.
+	// Access decides every access, on the actions of the policies.
 	Access *casbinmodel.Enforcer
 	// SIS keeps the integration profiles and runs them.
 	SIS *sis.Service
@@ -436,9 +438,11 @@ func kitMigrations() []*gormigrate.Migration {
 }
 
 // Migrate brings the schema up to date under a database lock (safe when
-// several instances start at once), then loads the access policies.
+// several instances start at once), then loads the access policies. What
+// a migration tells the operator (a policy line on a URL of an earlier
+// release that no action stands for, say) goes to the kit's Logger.
 func (k *Kit) Migrate(ctx context.Context) error {
-	if err := migrate.Run(ctx, k.db, Migrations()); err != nil {
+	if err := migrate.Run(migrate.WithLogger(ctx, k.Logger), k.db, Migrations()); err != nil {
 		return err
 	}
 	return k.Access.Load(ctx)

@@ -221,6 +221,16 @@ func TestOpenAPIDocumentListsEveryRoute(t *testing.T) {
 	if len(unrouted) > 0 {
 		t.Errorf("operations of the document that Mount does not register:\n  %s", strings.Join(unrouted, "\n  "))
 	}
+	// Each operation names the action the route table maps its route to.
+	for _, rt := range ginapi.Routes() {
+		key := rt.Method + " " + oaOpenAPIPath(rt.Path)
+		if op := ops[key]; op != nil && op.Extensions["x-patronkit-action"] != rt.Action {
+			t.Errorf("%s: x-patronkit-action %v, want %s (the route table's)", key, op.Extensions["x-patronkit-action"], rt.Action)
+		}
+		if !routes[key] {
+			t.Errorf("the route table has %s, which Mount does not register", key)
+		}
+	}
 	t.Logf("%d routes, %d operations", len(routes), len(ops))
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 )
@@ -166,11 +165,10 @@ func (a *api) allowReplace(c *gin.Context, version int, in *patron.User) bool {
 }
 
 // allowStaffRecord asks the enforcer whether the principal may create or
-// change staff records (casbinmodel.StaffRecordPath, with the request's
-// method), on top of the route's own permission: a STAFF record signs in
-// as staff and holds roles, so that making one is a user administrator's
-// action, not a desk's. It answers 403 saying what was refused (what) and
-// returns false when not.
+// change staff records (the action users.staff), on top of the route's own
+// action: a STAFF record signs in as staff and holds roles, so that making
+// one is a user administrator's action, not a desk's. It answers 403
+// saying what was refused (what) and returns false when not.
 func (a *api) allowStaffRecord(c *gin.Context, primaryID, what string) bool {
 	ok, err := a.permitsStaffRecord(c, primaryID)
 	if err != nil {
@@ -184,18 +182,7 @@ func (a *api) allowStaffRecord(c *gin.Context, primaryID, what string) bool {
 }
 
 func (a *api) permitsStaffRecord(c *gin.Context, primaryID string) (bool, error) {
-	id := strings.TrimSpace(primaryID)
-	if id == "" || strings.ContainsAny(id, "/?#") {
-		id = "-" // the record's own checks answer for a bad primary_id
-	}
-	who := a.who(c)
-	return a.kit.Access.Allow(c.Request.Context(), casbinmodel.Request{
-		Institution: who.Institution,
-		Subject:     who.ID,
-		Patron:      who.Patron,
-		Path:        "/users/" + id + "/staff",
-		Method:      c.Request.Method,
-	})
+	return a.ask(c, "users.staff", "", strings.EqualFold(strings.TrimSpace(primaryID), a.who(c).ID))
 }
 
 func (a *api) refuseStaffRecord(c *gin.Context, what string) {
