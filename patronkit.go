@@ -167,6 +167,9 @@ type Kit struct {
 	Patrons *patron.Service
 	// Access decides every access, on the actions of the policies.
 	Access *casbinmodel.Enforcer
+	// Roles reads and changes staff users' roles (their user_roles) under
+	// the rules every adapter keeps; Access holds them.
+	Roles *StaffRoles
 	// SIS keeps the integration profiles and runs them.
 	SIS *sis.Service
 	// Circulation keeps libraries, items, terms of use and loans.
@@ -258,7 +261,8 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	// A user with open loans cannot be deleted.
 	patrons.AddDeletionGuard(circ.DeletionGuard())
 	rolesGoWithUsers(patrons, access, c.Logger)
-	return &Kit{Patrons: patrons, Access: access, SIS: loads, Circulation: circ, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
+	roles := &StaffRoles{patrons: patrons, circulation: circ, access: access}
+	return &Kit{Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS

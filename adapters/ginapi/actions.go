@@ -67,6 +67,8 @@ var routeTable = []Route{
 	{http.MethodGet, "/users/:primary_id/attachments/:attachment_id", "attachments.read", WhoseNamed},
 	{http.MethodPost, "/users/:primary_id/attachments", "attachments.upload", WhoseNamed},
 	{http.MethodDelete, "/users/:primary_id/attachments/:attachment_id", "attachments.delete", WhoseNamed},
+	{http.MethodGet, "/users/:primary_id/user_roles", "roles.read", WhoseNamed},
+	{http.MethodPut, "/users/:primary_id/user_roles", "roles.assign", WhoseNamed},
 	{http.MethodGet, "/sis/profiles", "sis.profiles.read", WhoseNone},
 	{http.MethodGet, "/sis/profiles/:code", "sis.profiles.read", WhoseNone},
 	{http.MethodPost, "/sis/profiles", "sis.profiles.write", WhoseNone},

@@ -48,6 +48,9 @@ var allowed = map[string]string{
 	"GET /api/users/:primary_id/attachments/:attachment_id":    "admin desk manager auditor",
 	"DELETE /api/users/:primary_id/attachments/:attachment_id": "admin manager",
 
+	"GET /api/users/:primary_id/user_roles": "admin auditor",
+	"PUT /api/users/:primary_id/user_roles": "admin",
+
 	"GET /api/sis/profiles":                          "admin manager auditor",
 	"POST /api/sis/profiles":                         "admin",
 	"GET /api/sis/profiles/:code":                    "admin manager auditor",

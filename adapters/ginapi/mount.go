@@ -108,6 +108,7 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	a.routes = g
 	g.GET("/openapi.json", a.serveOpenAPI)
 	a.userRoutes(g)
+	a.roleRoutes(g)
 	a.sisRoutes(g)
 	a.codeTableRoutes(g)
 	a.attachmentRoutes(g)

@@ -59,15 +59,18 @@ func (a *api) listUsers(c *gin.Context) {
 }
 
 func (a *api) createUser(c *gin.Context) {
-	var in patron.User
-	if err := decodeJSON(c, a.opts.MaxBodyBytes, &in); err != nil {
+	var in userBody
+	if err := decodeUser(c, a.opts.MaxBodyBytes, &in); err != nil {
 		fail(c, err)
+		return
+	}
+	if !checkSentRoles(c, in.UserRoles, nil) {
 		return
 	}
 	if isStaff(in.RecordType) && !a.allowStaffRecord(c, in.PrimaryID, "create a STAFF record") {
 		return
 	}
-	u, err := a.kit.Patrons.Create(a.ctx(c), a.who(c).Institution, &in)
+	u, err := a.kit.Patrons.Create(a.ctx(c), a.who(c).Institution, &in.User)
 	if err != nil {
 		fail(c, err)
 		return
@@ -98,15 +101,25 @@ func (a *api) replaceUser(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	var in patron.User
-	if err := decodeJSON(c, a.opts.MaxBodyBytes, &in); err != nil {
+	var in userBody
+	if err := decodeUser(c, a.opts.MaxBodyBytes, &in); err != nil {
 		fail(c, err)
 		return
 	}
-	if !a.allowReplace(c, version, &in) {
+	if in.UserRoles != nil {
+		held, err := a.kit.Roles.Of(a.ctx(c), a.who(c).Institution, c.Param("primary_id"))
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		if !checkSentRoles(c, in.UserRoles, held.Roles) {
+			return
+		}
+	}
+	if !a.allowReplace(c, version, &in.User) {
 		return
 	}
-	u, err := a.kit.Patrons.Replace(a.ctx(c), a.who(c).Institution, c.Param("primary_id"), version, &in)
+	u, err := a.kit.Patrons.Replace(a.ctx(c), a.who(c).Institution, c.Param("primary_id"), version, &in.User)
 	if err != nil {
 		fail(c, err)
 		return
@@ -239,7 +252,8 @@ func (a *api) removeSegment(kind string) gin.HandlerFunc {
 	}
 }
 
-// writeUser answers a user record with its version as ETag. A patron sees
+// writeUser answers a user record with its version as ETag, and a STAFF
+// record's roles for staff who may read them (user_roles). A patron sees
 // only their own record (whatever lookup found it), without staff notes.
 func (a *api) writeUser(c *gin.Context, status int, u *patron.User) {
 	who := a.who(c)
@@ -248,10 +262,17 @@ func (a *api) writeUser(c *gin.Context, status int, u *patron.User) {
 			problem(c, http.StatusNotFound, "not-found", "no such user")
 			return
 		}
-		u = patronView(u)
+		c.Header("ETag", strconv.Quote(strconv.Itoa(u.Version)))
+		c.JSON(status, patronView(u))
+		return
+	}
+	out, err := a.withRoles(c, u)
+	if err != nil {
+		fail(c, err)
+		return
 	}
 	c.Header("ETag", strconv.Quote(strconv.Itoa(u.Version)))
-	c.JSON(status, u)
+	c.JSON(status, out)
 }
 
 // patronView is what a patron may see of their own record: no notes for
