@@ -1,12 +1,16 @@
 package patronkit_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-gormigrate/gormigrate/v2"
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
@@ -37,7 +41,7 @@ func TestARoleAssignedOnOneInstanceHoldsOnAnother(t *testing.T) {
 			return k
 		}
 		a, b := open(), open()
-		req := casbinmodel.Request{Institution: "UNI", Subject: "ann", Method: "DELETE", Path: "/users/x"}
+		req := casbinmodel.Decision{Institution: "UNI", Subject: "ann", Action: "users.delete"}
 		if ok, _ := b.Access.Allow(ctx, req); ok {
 			t.Fatal("allowed before any role")
 		}
@@ -292,4 +296,41 @@ func TestAHostsDeletionHookActsInTheDeletion(t *testing.T) {
 			t.Fatalf("the host's hook heard %v (%v)", deleted, err)
 		}
 	}, func(c *patronkit.Config) { c.DeletionHooks = []patron.DeletionHook{hook} })
+}
+
+// A policy line of an earlier release that no action stands for is
+// reported through the kit's logger when Migrate upgrades the database.
+func TestMigrateReportsPolicyLinesItDropsToTheKitsLogger(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		all := patronkit.Migrations()
+		i := slices.IndexFunc(all, func(m *gormigrate.Migration) bool { return m.ID == "202612020101_casbin_actions" })
+		if err := migrate.Run(ctx, db, all[:i]); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range [][]string{{"auditor", "*", "/users", "^(GET)$"}, {"auditor", "*", "/reports", "^(GET)$"}} {
+			row := map[string]any{"ptype": "p", "v0": r[0], "v1": r[1], "v2": r[2], "v3": r[3], "v4": "", "v5": ""}
+			if err := db.Table(casbinmodel.RuleTable).Create(row).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		var logs bytes.Buffer
+		k, err := patronkit.New(db, &patronkit.Config{Policies: casbinmodel.FromDB(db), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(k.Close)
+		if err := k.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(logs.String(), "path=/reports") || strings.Contains(logs.String(), "path=/users ") {
+			t.Fatalf("the kit's log: %s", logs.String())
+		}
+		if err := k.Access.AssignRole(ctx, "UNI", "ann", "auditor", "*"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := k.Access.Allow(ctx, casbinmodel.Decision{Institution: "UNI", Subject: "ann", Action: "users.read"}); !ok || err != nil {
+			t.Fatalf("the line carried over does not hold: %v", err)
+		}
+	})
 }

@@ -74,9 +74,11 @@ import (
 // Config configures a Kit. A nil *Config, or any zero field, takes the
 // documented default.
 type Config struct {
-	// Policies decides who may do what. Default: casbinmodel.Default(), the
-	// embedded model and policy held in memory. Production hosts use
-	// casbinmodel.FromDB(db) or casbinmodel.FromFiles(...).
+	// Policies decides who may do what: which roles may do which actions
+	// of the library (casbinmodel/POLICIES.md). Default:
+	// casbinmodel.Default(), the embedded model and policy held in memory.
+	// Production hosts use casbinmodel.FromDB(db) or
+	// casbinmodel.FromFiles(...).
 	Policies casbinmodel.Policies
 
 	// Now is the clock every module reads. Default: time.Now.
@@ -238,8 +240,11 @@ type Config struct {
 type Kit struct {
 	// Patrons keeps the user records.
 	Patrons *patron.Service
-	// Access decides every request.
+	// Access decides every access, on the actions of the policies.
 	Access *casbinmodel.Enforcer
+	// Roles reads and changes staff users' roles (their user_roles) under
+	// the rules every adapter keeps; Access holds them.
+	Roles *StaffRoles
 	// SIS keeps the integration profiles and runs them.
 	SIS *sis.Service
 	// Circulation keeps libraries, items, terms of use and loans.
@@ -343,7 +348,8 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	// A user with open loans cannot be deleted.
 	patrons.AddDeletionGuard(circ.DeletionGuard())
 	rolesGoWithUsers(patrons, access, c.Logger)
-	return &Kit{Patrons: patrons, Access: access, SIS: loads, Circulation: circ, Account: own, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
+	roles := &StaffRoles{patrons: patrons, circulation: circ, access: access}
+	return &Kit{Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS
@@ -558,9 +564,11 @@ func kitMigrations() []*gormigrate.Migration {
 }
 
 // Migrate brings the schema up to date under a database lock (safe when
-// several instances start at once), then loads the access policies.
+// several instances start at once), then loads the access policies. What
+// a migration tells the operator (a policy line on a URL of an earlier
+// release that no action stands for, say) goes to the kit's Logger.
 func (k *Kit) Migrate(ctx context.Context) error {
-	if err := migrate.Run(ctx, k.db, Migrations()); err != nil {
+	if err := migrate.Run(migrate.WithLogger(ctx, k.Logger), k.db, Migrations()); err != nil {
 		return err
 	}
 	return k.Access.Load(ctx)

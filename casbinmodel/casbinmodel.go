@@ -1,5 +1,13 @@
 // Package casbinmodel holds patronkit's Casbin access model and default
-// policies (embedded), and builds the enforcer that decides every request.
+// policies (embedded), and builds the enforcer that decides every access.
+//
+// Policies name actions of the library ("loans.checkout", "fees.waive"),
+// never URLs: every adapter (the HTTP API in adapters/ginapi, and any
+// other: a SIP2 server, the Alma users API, the patron's web pages) asks
+// the same Enforcer, through Allow, whether a subject may do an action in
+// a library, on their own record or another's. Actions lists the
+// vocabulary; POLICIES.md, beside this file, is the policy author's guide:
+// the actions, the roles shipped and worked examples.
 //
 // Policies come from one of three places:
 //
@@ -9,7 +17,8 @@
 //   - FromDB(db): the embedded model, policy rows in the table
 //     pk_casbin_rules (read and written by a small Casbin adapter of
 //     patronkit's own over the host's *gorm.DB), seeded with the default
-//     policy the first time; role assignments persist.
+//     policy the first time; role assignments persist. Migrations turn the
+//     URL lines of earlier releases into action lines.
 //
 // Roles belong to a staff user, named by institution and primary_id: the
 // kit takes them away when the user is deleted (RemoveRolesWith in the
@@ -30,12 +39,12 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/bmatcuk/doublestar/v4"
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
 	"github.com/casbin/casbin/v2/persist"
 	fileadapter "github.com/casbin/casbin/v2/persist/file-adapter"
 	stringadapter "github.com/casbin/casbin/v2/persist/string-adapter"
-	"github.com/go-gormigrate/gormigrate/v2"
 	"gorm.io/gorm"
 )
 
@@ -119,158 +128,34 @@ func FromDB(db *gorm.DB) Policies {
 	}
 }
 
-// rule is a row of the policy table (the columns of Casbin's GORM
-// adapter, which earlier releases used, so existing tables read as they
-// are), sized so that a path pattern fits (v2) and the unique index
-// over all of them stays within MySQL's key length.
-type rule struct {
-	ID    uint   `gorm:"primaryKey;autoIncrement"`
-	Ptype string `gorm:"size:16"`
-	V0    string `gorm:"size:128"`
-	V1    string `gorm:"size:64"`
-	V2    string `gorm:"size:255"`
-	V3    string `gorm:"size:64"`
-	V4    string `gorm:"size:16"`
-	V5    string `gorm:"size:16"`
-}
-
-// Migrations creates the policy table used by FromDB.
-func Migrations() []*gormigrate.Migration {
-	return []*gormigrate.Migration{{
-		ID: "202611270002_casbin_rules",
-		Migrate: func(tx *gorm.DB) error {
-			if err := tx.Table(RuleTable).Migrator().CreateTable(&rule{}); err != nil {
-				return err
-			}
-			return tx.Exec("CREATE UNIQUE INDEX pk_casbin_rules_rule ON " + RuleTable + " (ptype, v0, v1, v2, v3, v4, v5)").Error
-		},
-		Rollback: func(tx *gorm.DB) error { return tx.Migrator().DropTable(RuleTable) },
-	}, {
-		// The permissions of the SIS integration and code table routes, for databases
-		// whose policy was seeded before they existed. On a new database
-		// the table is empty here and Load seeds the whole default policy.
-		ID: "202611270103_casbin_sis_policies",
-		Migrate: func(tx *gorm.DB) error {
-			var n int64
-			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
-				return err
-			}
-			return addDefaults(tx, func(r []string) bool {
-				return strings.HasPrefix(r[2], "/sis/") || strings.HasSuffix(r[2], "/restore-sis-fields") || strings.HasPrefix(r[2], "/code-tables")
-			})
-		},
-	}, {
-		// The permissions of the circulation routes (libraries, items,
-		// terms of use, a user's terms for an item), for databases whose
-		// policy was seeded before they existed.
-		ID: "202611270104_casbin_circulation_policies",
-		Migrate: func(tx *gorm.DB) error {
-			var n int64
-			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
-				return err
-			}
-			return addDefaults(tx, func(r []string) bool {
-				return r[2] == "/libraries" || strings.HasPrefix(r[2], "/libraries/") || r[2] == "/items" || strings.HasPrefix(r[2], "/items/") ||
-					r[2] == "/terms-of-use" || strings.HasSuffix(r[2], "/terms")
-			})
-		},
-	}, {
-		// The permissions of the loan routes (check-out, renewals, returns,
-		// the loans of a user and of an item), for databases whose policy
-		// was seeded before they existed.
-		ID: "202611270105_casbin_loan_policies",
-		Migrate: func(tx *gorm.DB) error {
-			var n int64
-			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
-				return err
-			}
-			return addDefaults(tx, func(r []string) bool {
-				return r[2] == "/loans" || strings.HasPrefix(r[2], "/loans/") || r[2] == "/returns" ||
-					strings.HasSuffix(r[2], "/loans") || strings.HasSuffix(r[2], "/loans/renew")
-			})
-		},
-	}, {
-		// One loan, declaring items lost, a user's blocks and fees, for
-		// databases whose policy was seeded before they existed.
-		ID: "202611270106_casbin_fee_block_policies",
-		Migrate: func(tx *gorm.DB) error {
-			var n int64
-			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
-				return err
-			}
-			return addDefaults(tx, func(r []string) bool {
-				return r[2] == "/loans/:loan" || strings.HasSuffix(r[2], "/lost") || strings.HasSuffix(r[2], "/blocks") ||
-					strings.Contains(r[2], "/fees")
-			})
-		},
-	}, {
-		// Requests and the patron's own account (/me), for databases
-		// whose policy was seeded before they existed.
-		ID: "202611270107_casbin_request_me_policies",
-		Migrate: func(tx *gorm.DB) error {
-			var n int64
-			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
-				return err
-			}
-			return addDefaults(tx, func(r []string) bool {
-				return strings.Contains(r[2], "/requests") || r[2] == "/me" || strings.HasPrefix(r[2], "/me/")
-			})
-		},
-	}, {
-		// The patron's notices and settings, for databases whose policy
-		// was seeded before they existed.
-		ID: "202611270108_casbin_me_notice_settings_policies",
-		Migrate: func(tx *gorm.DB) error {
-			var n int64
-			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
-				return err
-			}
-			return addDefaults(tx, func(r []string) bool {
-				return strings.HasPrefix(r[2], "/me/notices") || r[2] == "/me/settings"
-			})
-		},
-	}, {
-		// The permission on staff records (creating one, making a record
-		// STAFF or not, setting a staff record's PIN or changing its
-		// primary_id), for databases whose policy was seeded before it
-		// existed: until then any role that could create or replace users
-		// could.
-		ID: "202611280101_casbin_staff_record_policy",
-		Migrate: func(tx *gorm.DB) error {
-			var n int64
-			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
-				return err
-			}
-			return addDefaults(tx, func(r []string) bool { return r[2] == StaffRecordPath })
-		},
-	}}
-}
-
-// StaffRecordPath is the resource the API asks about, with the method
-// POST or PUT, besides the route's own permission, before it creates a
-// STAFF record, makes a record STAFF or no longer STAFF, sets the PIN of a
-// STAFF record or changes its primary_id (":id" stands for the record's
-// primary_id): a STAFF record signs in as staff and holds roles, so that
-// only the roles the policy grants it to (user administrators by default)
-// may make one.
-const StaffRecordPath = "/users/:id/staff"
-
-// Request is one access decision: who asks to do what, where.
-type Request struct {
-	// Institution and Subject (a primary_id) name who asks.
+// Decision is one question put to the enforcer: may this subject do this
+// action, in this library, on this record? Adapters fill it from what they
+// know of the principal and of what the deed concerns.
+type Decision struct {
+	// Institution and Subject (a primary_id) name who asks. A staff
+	// subject is decided by the roles it holds in the institution.
 	Institution string
 	Subject     string
-	// Patron is true when the asker acts as a patron on their own account.
+	// Patron is true when the subject is a patron acting on their own
+	// account: decided under the role "patron" (PatronRole), which holds
+	// in every library.
 	Patron bool
-	// Library is the library the action concerns; empty for resources of
-	// the whole institution, where a role held in any library counts.
+	// Library is the code of the library the action concerns: the
+	// subject's roles must hold there (or in every library, "*"). "*"
+	// asks for roles held in every library; empty is for what belongs to
+	// the whole institution (a user record), where a role held in any
+	// library counts.
 	Library string
-	// Path is the route path below the mount; Method the HTTP method.
-	Path   string
-	Method string
+	// Action is one of Actions, e.g. "loans.renew".
+	Action string
+	// Own is true when the action concerns the subject's own record or
+	// account (a patron reading their own record; a staff user acting on
+	// their own). Policy lines with whose "own" hold only then, and those
+	// with whose "other" only otherwise.
+	Own bool
 }
 
-// Enforcer decides requests. It loads its policies on first use (or on
+// Enforcer decides access. It loads its policies on first use (or on
 // Load) and is safe for concurrent use.
 type Enforcer struct {
 	policies Policies
@@ -288,7 +173,11 @@ func NewEnforcer(p Policies) (*Enforcer, error) {
 }
 
 // Load reads (or re-reads) the model and policies now. With FromDB, an
-// empty policy table is first seeded with the default policy.
+// empty policy table is first seeded with the default policy. A policy
+// line that is not (role, library, action, whose) with a well-formed
+// action pattern and whose "*", "own" or "other" is an error that names
+// it: a policy on URLs of an earlier release among them (FromDB tables
+// are migrated; files must be rewritten, see POLICIES.md).
 func (en *Enforcer) Load(ctx context.Context) error {
 	en.mu.Lock()
 	defer en.mu.Unlock()
@@ -318,7 +207,31 @@ func (en *Enforcer) Load(ctx context.Context) error {
 			}
 		}
 	}
+	held, err := e.GetPolicy()
+	if err != nil {
+		return err
+	}
+	for _, line := range held {
+		if err := checkLine(line); err != nil {
+			return fmt.Errorf("casbinmodel: %s policies: the line \"p, %s\" %w", en.policies.name, strings.Join(line, ", "), err)
+		}
+	}
 	en.e = e
+	return nil
+}
+
+// checkLine tells what is wrong with a p line, if anything.
+func checkLine(line []string) error {
+	switch {
+	case len(line) != 4:
+		return errors.New("is not (role, library, action, whose)")
+	case isURLRule(line[2]):
+		return errors.New("names a URL: policies name actions (see Actions and POLICIES.md)")
+	case line[2] == "" || !doublestar.ValidatePattern(line[2]):
+		return errors.New("names no action, or a malformed pattern of actions")
+	case line[3] != WhoseAny && line[3] != WhoseOwn && line[3] != WhoseOther:
+		return errors.New(`says whose records neither "*", "own" nor "other"`)
+	}
 	return nil
 }
 
@@ -339,9 +252,12 @@ func seed(e *casbin.SyncedCachedEnforcer) error {
 }
 
 // defaultRules are the p lines of the default policy, without the "p".
-func defaultRules() [][]string {
+func defaultRules() [][]string { return policyLines(defaultPolicy) }
+
+// policyLines are the p lines of a policy file, without the "p".
+func policyLines(policy string) [][]string {
 	var rules [][]string
-	for _, line := range strings.Split(defaultPolicy, "\n") {
+	for _, line := range strings.Split(policy, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
@@ -355,29 +271,6 @@ func defaultRules() [][]string {
 		}
 	}
 	return rules
-}
-
-// addDefaults writes to the policy table the default p lines that pick
-// selects and that the table lacks. Migrations call it when a release adds
-// default permissions, so that a database seeded by an earlier release
-// gets them once; a line a policy author removes afterwards stays removed.
-func addDefaults(tx *gorm.DB, pick func(rule []string) bool) error {
-	for _, r := range defaultRules() {
-		if !pick(r) {
-			continue
-		}
-		row := rule{Ptype: "p", V0: r[0], V1: r[1], V2: r[2], V3: r[3]}
-		var n int64
-		if err := tx.Table(RuleTable).Where("ptype = ? AND v0 = ? AND v1 = ? AND v2 = ? AND v3 = ?", row.Ptype, row.V0, row.V1, row.V2, row.V3).Count(&n).Error; err != nil {
-			return err
-		}
-		if n == 0 {
-			if err := tx.Table(RuleTable).Create(&row).Error; err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 func (en *Enforcer) enforcer(ctx context.Context) (*casbin.SyncedCachedEnforcer, error) {
@@ -400,35 +293,41 @@ func StaffSubject(institution, primaryID string) string {
 	return institution + "/" + primaryID
 }
 
-// Allow decides a request.
-func (en *Enforcer) Allow(ctx context.Context, r Request) (bool, error) {
+// Allow decides d: whether its subject may do its action in its library,
+// on their own record or another's. An action that is not one of Actions
+// is an error (a mistake of the adapter, not a refusal).
+func (en *Enforcer) Allow(ctx context.Context, d Decision) (bool, error) {
+	if !IsAction(d.Action) {
+		return false, fmt.Errorf("casbinmodel: %q is not an action (see Actions)", d.Action)
+	}
 	e, err := en.enforcer(ctx)
 	if err != nil {
 		return false, err
 	}
-	sub := StaffSubject(r.Institution, r.Subject)
-	if r.Patron {
-		// Primary ids match whatever their case: a patron's own path
-		// does too.
+	whose := WhoseOther
+	if d.Own {
+		whose = WhoseOwn
+	}
+	sub := StaffSubject(d.Institution, d.Subject)
+	if d.Patron {
 		sub = PatronRole
-		r.Path, r.Subject = strings.ToLower(r.Path), strings.ToLower(r.Subject)
 	} else if err := en.syncRoles(ctx, e, sub); err != nil {
 		return false, err
 	}
-	if r.Library != "" {
-		return e.Enforce(sub, r.Library, r.Path, r.Method, r.Subject)
+	if d.Library != "" {
+		return e.Enforce(sub, d.Library, d.Action, whose)
 	}
-	// A resource of the whole institution: a role in any library counts.
+	// What belongs to the whole institution: a role in any library counts.
 	domains := []string{"*"}
-	if !r.Patron {
+	if !d.Patron {
 		ds, err := e.GetDomainsForUser(sub)
 		if err != nil {
 			return false, err
 		}
 		domains = append(domains, ds...)
 	}
-	for _, d := range domains {
-		ok, err := e.Enforce(sub, d, r.Path, r.Method, r.Subject)
+	for _, dom := range domains {
+		ok, err := e.Enforce(sub, dom, d.Action, whose)
 		if err != nil || ok {
 			return ok, err
 		}

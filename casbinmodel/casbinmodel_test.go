@@ -16,7 +16,7 @@ import (
 	"github.com/patronkit/patronkit/internal/migrate"
 )
 
-func allow(t *testing.T, e *casbinmodel.Enforcer, r casbinmodel.Request) bool {
+func allow(t *testing.T, e *casbinmodel.Enforcer, r casbinmodel.Decision) bool {
 	t.Helper()
 	ok, err := e.Allow(context.Background(), r)
 	if err != nil {
@@ -37,28 +37,34 @@ func TestRolesAreScopedToLibraries(t *testing.T) {
 	if err := e.AssignRole(ctx, "UNI", "boss", "user-administrator", "*"); err != nil {
 		t.Fatal(err)
 	}
-	req := func(inst, sub, lib, method, path string) casbinmodel.Request {
-		return casbinmodel.Request{Institution: inst, Subject: sub, Library: lib, Method: method, Path: path}
+	req := func(inst, sub, lib, action string) casbinmodel.Decision {
+		return casbinmodel.Decision{Institution: inst, Subject: sub, Library: lib, Action: action}
+	}
+	patron := func(sub, action string, own bool) casbinmodel.Decision {
+		return casbinmodel.Decision{Institution: "UNI", Subject: sub, Patron: true, Action: action, Own: own}
 	}
 	cases := []struct {
-		r    casbinmodel.Request
+		r    casbinmodel.Decision
 		want bool
 	}{
-		{req("UNI", "desk", "MAIN", "GET", "/users"), true},
-		{req("UNI", "desk", "SCIENCE", "GET", "/users"), false}, // the role holds at MAIN only
-		{req("UNI", "desk", "", "GET", "/users"), true},         // institution-wide: a role anywhere counts
-		{req("UNI", "desk", "", "DELETE", "/users/x"), false},
-		{req("UNI", "desk", "", "GET", "/users/x/overrides"), false},
-		{req("UNI", "boss", "SCIENCE", "DELETE", "/users/x"), true},
-		{req("UNI", "boss", "", "POST", "/users/x/user_notes"), true},
-		{req("UNI", "boss", "", "POST", "/users/x/loans"), false}, // not a segment kind
-		{req("OTHER", "desk", "MAIN", "GET", "/users"), false},    // roles belong to one institution
-		{req("UNI", "nobody", "", "GET", "/users"), false},
-		{casbinmodel.Request{Institution: "UNI", Subject: "s1", Patron: true, Method: "GET", Path: "/users/s1"}, true},
-		{casbinmodel.Request{Institution: "UNI", Subject: "s1", Patron: true, Method: "GET", Path: "/users/s2"}, false},
-		{casbinmodel.Request{Institution: "UNI", Subject: "S1", Patron: true, Method: "GET", Path: "/users/s1"}, true},
-		{casbinmodel.Request{Institution: "UNI", Subject: "s1", Patron: true, Method: "PUT", Path: "/users/s1"}, false},
-		{casbinmodel.Request{Institution: "UNI", Subject: "s1", Patron: true, Method: "GET", Path: "/users"}, false},
+		{req("UNI", "desk", "MAIN", "users.read"), true},
+		{req("UNI", "desk", "SCIENCE", "users.read"), false}, // the role holds at MAIN only
+		{req("UNI", "desk", "*", "users.read"), false},       // nor in every library
+		{req("UNI", "desk", "", "users.read"), true},         // institution-wide: a role anywhere counts
+		{req("UNI", "desk", "", "users.delete"), false},
+		{req("UNI", "desk", "", "users.overrides.read"), false},
+		{req("UNI", "boss", "SCIENCE", "users.delete"), true},
+		{req("UNI", "boss", "*", "users.delete"), true},
+		{req("UNI", "boss", "", "users.notes"), true},
+		{req("UNI", "boss", "", "loans.checkout"), false},   // not a user administrator's
+		{req("OTHER", "desk", "MAIN", "users.read"), false}, // roles belong to one institution
+		{req("UNI", "nobody", "", "users.read"), false},
+		{patron("s1", "users.read", true), true}, // their own record
+		{patron("s1", "users.read", false), false},
+		{patron("s1", "users.write", true), false},
+		{patron("s1", "account.loans.renew", true), true},
+		{patron("s1", "loans.renew", true), false}, // the staff action, not the account's
+		{patron("s1", "code_tables.read", false), true},
 	}
 	for _, c := range cases {
 		if got := allow(t, e, c.r); got != c.want {
@@ -69,7 +75,7 @@ func TestRolesAreScopedToLibraries(t *testing.T) {
 	if err := e.RevokeRole(ctx, "UNI", "boss", "user-administrator", "*"); err != nil {
 		t.Fatal(err)
 	}
-	if allow(t, e, req("UNI", "boss", "", "DELETE", "/users/x")) {
+	if allow(t, e, req("UNI", "boss", "", "users.delete")) {
 		t.Fatal("a revoked role still decides")
 	}
 }
@@ -95,7 +101,7 @@ func TestPoliciesFromTheDatabasePersist(t *testing.T) {
 		// A second instance (or a restart) reads the same policies and roles,
 		// and does not seed twice.
 		second, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
-		if !allow(t, second, casbinmodel.Request{Institution: "UNI", Subject: "ann", Method: "GET", Path: "/users"}) {
+		if !allow(t, second, casbinmodel.Decision{Institution: "UNI", Subject: "ann", Action: "users.read"}) {
 			t.Fatal("the role assigned by the first instance is not seen")
 		}
 		roles, err := second.Roles(ctx, "UNI", "ann")
@@ -113,57 +119,21 @@ func TestPoliciesFromTheDatabasePersist(t *testing.T) {
 func TestPoliciesFromFiles(t *testing.T) {
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.csv")
-	os.WriteFile(policy, []byte("p, reader, *, /users, ^(GET)$\ng, UNI/rita, reader, *\n"), 0o600)
+	os.WriteFile(policy, []byte("p, reader, *, users.read, *\ng, UNI/rita, reader, *\n"), 0o600)
 	e, _ := casbinmodel.NewEnforcer(casbinmodel.FromFiles("", policy))
-	if !allow(t, e, casbinmodel.Request{Institution: "UNI", Subject: "rita", Method: "GET", Path: "/users"}) {
+	if !allow(t, e, casbinmodel.Decision{Institution: "UNI", Subject: "rita", Action: "users.read"}) {
 		t.Fatal("the file's role is not applied")
 	}
-	if allow(t, e, casbinmodel.Request{Institution: "UNI", Subject: "rita", Method: "POST", Path: "/users"}) {
-		t.Fatal("the file grants only GET")
+	if allow(t, e, casbinmodel.Decision{Institution: "UNI", Subject: "rita", Action: "users.create"}) {
+		t.Fatal("the file grants only users.read")
 	}
 	missing, _ := casbinmodel.NewEnforcer(casbinmodel.FromFiles("", filepath.Join(dir, "nope.csv")))
-	if _, err := missing.Allow(context.Background(), casbinmodel.Request{}); err == nil {
+	if _, err := missing.Allow(context.Background(), casbinmodel.Decision{Action: "users.read"}); err == nil {
 		t.Fatal("a missing policy file must be an error, not an empty policy")
 	}
 	if _, err := casbinmodel.NewEnforcer(casbinmodel.Policies{}); err == nil {
 		t.Fatal("empty Policies must be refused")
 	}
-}
-
-func TestADatabaseSeededEarlierGetsTheNewDefaultPermissions(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
-		ctx := context.Background()
-		all := casbinmodel.Migrations()
-		if err := migrate.Run(ctx, db, all[:1]); err != nil {
-			t.Fatal(err)
-		}
-		// An earlier release seeded the policy without the SIS lines.
-		first, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
-		if err := first.Load(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Exec("DELETE FROM " + casbinmodel.RuleTable + " WHERE v2 LIKE '/sis/%'").Error; err != nil {
-			t.Fatal(err)
-		}
-		if err := first.AssignRole(ctx, "UNI", "boss", "user-administrator", "*"); err != nil {
-			t.Fatal(err)
-		}
-		req := casbinmodel.Request{Institution: "UNI", Subject: "boss", Method: "GET", Path: "/sis/profiles"}
-		if err := first.Load(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if allow(t, first, req) {
-			t.Fatal("the earlier policy already allows the SIS routes")
-		}
-		// Upgrading adds them.
-		if err := migrate.Run(ctx, db, all); err != nil {
-			t.Fatal(err)
-		}
-		upgraded, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
-		if !allow(t, upgraded, req) {
-			t.Fatal("the upgrade did not add the SIS permissions")
-		}
-	})
 }
 
 // Every role of a staff user goes at once, in every library and whatever
@@ -186,8 +156,8 @@ func TestRemovingAStaffUsersRolesCountsOnEveryInstance(t *testing.T) {
 			t.Fatal(err)
 		}
 		second, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
-		del := casbinmodel.Request{Institution: "UNI", Subject: "boss", Library: "MAIN", Method: "DELETE", Path: "/users/x"}
-		read := casbinmodel.Request{Institution: "UNI", Subject: "boss", Method: "GET", Path: "/users"}
+		del := casbinmodel.Decision{Institution: "UNI", Subject: "boss", Library: "MAIN", Action: "users.delete"}
+		read := casbinmodel.Decision{Institution: "UNI", Subject: "boss", Action: "users.read"}
 		if !allow(t, second, del) || !allow(t, second, read) {
 			t.Fatal("the roles are not seen before their removal")
 		}
@@ -207,7 +177,7 @@ func TestRemovingAStaffUsersRolesCountsOnEveryInstance(t *testing.T) {
 			if roles, err := e.Roles(ctx, "UNI", "boss"); err != nil || len(roles) != 0 {
 				t.Errorf("%s: roles %v %v", name, roles, err)
 			}
-			if !allow(t, e, casbinmodel.Request{Institution: "UNI", Subject: "bob", Method: "GET", Path: "/users"}) {
+			if !allow(t, e, casbinmodel.Decision{Institution: "UNI", Subject: "bob", Action: "users.read"}) {
 				t.Errorf("%s: another user's role went too", name)
 			}
 		}
@@ -233,7 +203,7 @@ func TestRemovingRolesInATransaction(t *testing.T) {
 		if err := e.AssignRole(ctx, "UNI", "boss", "auditor", "MAIN"); err != nil {
 			t.Fatal(err)
 		}
-		read := casbinmodel.Request{Institution: "UNI", Subject: "boss", Method: "GET", Path: "/users"}
+		read := casbinmodel.Decision{Institution: "UNI", Subject: "boss", Action: "users.read"}
 		rollback := errors.New("roll back")
 		err := db.Transaction(func(tx *gorm.DB) error {
 			if err := e.RemoveRolesWith(tx, "UNI", "boss"); err != nil {
@@ -290,50 +260,20 @@ func TestMovingRolesToANewPrimaryID(t *testing.T) {
 	}
 }
 
-// The permission on staff records reaches a database seeded before it, for
-// user administrators only.
-func TestADatabaseSeededEarlierGetsTheStaffRecordPermission(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
-		ctx := context.Background()
-		all := casbinmodel.Migrations()
-		if err := migrate.Run(ctx, db, all[:len(all)-1]); err != nil {
-			t.Fatal(err)
-		}
-		first, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
-		if err := first.Load(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Exec("DELETE FROM "+casbinmodel.RuleTable+" WHERE v2 = ?", casbinmodel.StaffRecordPath).Error; err != nil {
-			t.Fatal(err)
-		}
-		for _, g := range [][2]string{{"boss", "user-administrator"}, {"manager", "user-manager"}, {"desk", "circulation-desk-operator"}} {
-			if err := first.AssignRole(ctx, "UNI", g[0], g[1], "*"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		staff := func(sub, method string) casbinmodel.Request {
-			return casbinmodel.Request{Institution: "UNI", Subject: sub, Method: method, Path: "/users/jdoe/staff"}
-		}
-		if err := first.Load(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if allow(t, first, staff("boss", "POST")) {
-			t.Fatal("the earlier policy already has the permission")
-		}
-		if err := migrate.Run(ctx, db, all); err != nil {
-			t.Fatal(err)
-		}
-		upgraded, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
-		for _, c := range []struct {
-			r    casbinmodel.Request
-			want bool
-		}{
-			{staff("boss", "POST"), true}, {staff("boss", "PUT"), true}, {staff("boss", "DELETE"), false},
-			{staff("manager", "POST"), false}, {staff("manager", "PUT"), false}, {staff("desk", "POST"), false},
-		} {
-			if got := allow(t, upgraded, c.r); got != c.want {
-				t.Errorf("%s %s as %s: %v, want %v", c.r.Method, c.r.Path, c.r.Subject, got, c.want)
-			}
-		}
-	})
+// The roles one may be given are those the policies define: the roles
+// policy lines grant actions to and those role lines name between roles;
+// not the patron role, not a role merely given to someone.
+func TestRoleNamesAreTheRolesThePoliciesDefine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.csv")
+	os.WriteFile(path, []byte(`p, patron, *, users.read, own
+p, reader, *, users.read, *
+g, senior-reader, reader, *
+g, UNI/ann, reader, MAIN
+g, UNI/bob, typo-role, *
+`), 0o600)
+	e, _ := casbinmodel.NewEnforcer(casbinmodel.FromFiles("", path))
+	names, err := e.RoleNames(context.Background())
+	if err != nil || strings.Join(names, " ") != "reader senior-reader" {
+		t.Fatalf("role names %v %v", names, err)
+	}
 }

@@ -63,7 +63,7 @@ func TestRolesInTheDatabaseAreAssignedAndRevokedOneByOne(t *testing.T) {
 			t.Fatal(err)
 		}
 		lends := func(e *casbinmodel.Enforcer, who, lib string) bool {
-			return allow(t, e, casbinmodel.Request{Institution: "UNI", Subject: who, Library: lib, Method: "POST", Path: "/loans"})
+			return allow(t, e, casbinmodel.Decision{Institution: "UNI", Subject: who, Library: lib, Action: "loans.checkout"})
 		}
 		if lends(b, "ann", "MAIN") || !lends(b, "ann", "SCIENCE") || !lends(b, "bob", "MAIN") {
 			t.Fatalf("after revoking ann at MAIN: ann MAIN %v, ann SCIENCE %v, bob MAIN %v",

@@ -37,6 +37,9 @@ const (
 	Locked
 	// Unauthenticated: unknown user or wrong PIN.
 	Unauthenticated
+	// Forbidden: the actor may not do this whatever their roles (a staff
+	// user changing their own roles).
+	Forbidden
 )
 
 // FieldError is one reason a field was refused. Field is the JSON path of
@@ -85,6 +88,7 @@ var (
 	ErrRefused         = &Error{Kind: Refused}
 	ErrLocked          = &Error{Kind: Locked}
 	ErrUnauthenticated = &Error{Kind: Unauthenticated}
+	ErrForbidden       = &Error{Kind: Forbidden}
 )
 
 // As returns the *Error in err's chain, if any.

@@ -3,12 +3,17 @@ package ginapi_test
 import (
 	"context"
 	"net/http"
+	"os"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/patronkit/patronkit/adapters/ginapi"
+	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/patron"
 )
@@ -42,6 +47,9 @@ var allowed = map[string]string{
 	"POST /api/users/:primary_id/attachments":                  "admin desk manager",
 	"GET /api/users/:primary_id/attachments/:attachment_id":    "admin desk manager auditor",
 	"DELETE /api/users/:primary_id/attachments/:attachment_id": "admin manager",
+
+	"GET /api/users/:primary_id/user_roles": "admin auditor",
+	"PUT /api/users/:primary_id/user_roles": "admin",
 
 	"GET /api/sis/profiles":                          "admin manager auditor",
 	"POST /api/sis/profiles":                         "admin",
@@ -194,15 +202,35 @@ func TestEveryRouteIsDecidedForEveryRole(t *testing.T) {
 	demoRun = s.sisRun("DEMO", "SIS", `<users><user><primary_id>sis1</primary_id><first_name>S</first_name><last_name>S</last_name>`+
 		`<user_group desc="Demo undergraduates">UG</user_group></user></users>`)
 
-	// The fallbacks (404, 405, OPTIONS) are no routes of the table:
-	// routes_test.go checks them, and that they come after authentication
-	// (below).
+	// The routes are those of the route table (and HEAD on each GET
+	// route), which must be exactly what the router registers besides the
+	// fallbacks (404, 405, OPTIONS: routes_test.go checks them, and that
+	// they come after authentication, below).
 	all := s.r.Routes()
-	var routes gin.RoutesInfo
+	registered := map[string]bool{}
 	for _, rt := range all {
 		if !isFallback(rt) {
-			routes = append(routes, rt)
+			registered[rt.Method+" "+rt.Path] = true
 		}
+	}
+	var routes gin.RoutesInfo
+	for _, rt := range ginapi.Routes() {
+		if !casbinmodel.IsAction(rt.Action) {
+			t.Errorf("route %s %s asks for %q, which is no action", rt.Method, rt.Path, rt.Action)
+		}
+		routes = append(routes, gin.RouteInfo{Method: rt.Method, Path: "/api" + rt.Path})
+		if rt.Method == http.MethodGet {
+			routes = append(routes, gin.RouteInfo{Method: http.MethodHead, Path: "/api" + rt.Path})
+		}
+	}
+	for _, rt := range routes {
+		if !registered[rt.Method+" "+rt.Path] {
+			t.Errorf("the route table has %s %s, which the router does not register", rt.Method, rt.Path)
+		}
+		delete(registered, rt.Method+" "+rt.Path)
+	}
+	for k := range registered {
+		t.Errorf("the router registers %s, which the route table does not have", k)
 	}
 	sort.Slice(routes, func(i, j int) bool { // deletions last
 		return (routes[i].Method == http.MethodDelete) == (routes[j].Method == http.MethodDelete) && routes[i].Path < routes[j].Path ||
@@ -265,13 +293,45 @@ func TestEveryRouteIsDecidedForEveryRole(t *testing.T) {
 	}
 	for key := range allowed {
 		if !seen[key] {
-			t.Errorf("the access table names %s, which the router does not register", key)
+			t.Errorf("the access table names %s, which the route table does not have", key)
 		}
 	}
 	// No principal at all: 401 on every route, and on every fallback.
 	for _, rt := range all {
 		if res := s.do("", rt.Method, concrete(rt.Path), nil); res.Code != http.StatusUnauthorized {
 			t.Errorf("%s %s without a principal: %d", rt.Method, rt.Path, res.Code)
+		}
+	}
+}
+
+// POLICIES.md, the policy author's guide, names for every action the
+// routes of the route table that ask for it, and no other.
+func TestPOLICIESNamesTheRoutesOfEachAction(t *testing.T) {
+	doc, err := os.ReadFile("../../casbinmodel/POLICIES.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, actions, _ := strings.Cut(string(doc), "\n## Actions\n")
+	actions, _, _ = strings.Cut(actions, "\n## ")
+	documented := map[string][]string{}
+	row := regexp.MustCompile("(?m)^\\| `([^`]+)` \\|[^|]*\\|([^|]*)\\|$")
+	route := regexp.MustCompile("`((?:GET|POST|PUT|PATCH|DELETE) /[^`]*)`")
+	for _, m := range row.FindAllStringSubmatch(actions, -1) {
+		documented[m[1]] = []string{}
+		for _, r := range route.FindAllStringSubmatch(m[2], -1) {
+			documented[m[1]] = append(documented[m[1]], r[1])
+		}
+	}
+	want := map[string][]string{}
+	for _, rt := range ginapi.Routes() {
+		want[rt.Action] = append(want[rt.Action], rt.Method+" "+oaOpenAPIPath(rt.Path))
+	}
+	for _, a := range casbinmodel.Actions() {
+		got, ok := documented[a.Name]
+		slices.Sort(got)
+		slices.Sort(want[a.Name])
+		if !ok || !slices.Equal(got, want[a.Name]) {
+			t.Errorf("POLICIES.md: %s is asked by %v; it says %v", a.Name, want[a.Name], got)
 		}
 	}
 }

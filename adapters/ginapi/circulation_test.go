@@ -1,19 +1,13 @@
 package ginapi_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/patronkit/patronkit"
-	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/circulation"
-	"github.com/patronkit/patronkit/internal/dbtest"
-	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -348,45 +342,4 @@ func TestCirculationStaysInItsInstitution(t *testing.T) {
 	// OTHER has no rules: its user gets none, DEMO's are not used.
 	s.create("OTHER", &patron.User{PrimaryID: "student1", FirstName: "O", LastName: "S", UserGroup: "UNDERGRAD"})
 	s.do(other, "GET", "/api/users/student1/terms?barcode=MAIN-0001", nil).refused(t, "OTHER without rules", http.StatusConflict, "")
-}
-
-// A policy seeded before the circulation routes existed gets their
-// permissions from migration 202611270104, once.
-func TestCirculationPermissionsReachADatabaseSeededEarlier(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
-		ctx := context.Background()
-		first := earlierPolicy(t, db, "202611270104_casbin_circulation_policies", "v2 LIKE '/libraries%' OR v2 LIKE '/items%' OR v2 = '/terms-of-use' OR v2 LIKE '%/terms'")
-		if err := first.AssignRole(ctx, "UNI", "boss", "fulfillment-administrator", "*"); err != nil {
-			t.Fatal(err)
-		}
-		if err := first.AssignRole(ctx, "UNI", "desk", "circulation-desk-operator", "MAIN"); err != nil {
-			t.Fatal(err)
-		}
-		if err := first.Load(ctx); err != nil {
-			t.Fatal(err)
-		}
-		boss := casbinmodel.Request{Institution: "UNI", Subject: "boss", Method: "POST", Path: "/items/bulk"}
-		deskTerms := casbinmodel.Request{Institution: "UNI", Subject: "desk", Method: "GET", Path: "/users/jdoe/terms"}
-		deskWrite := casbinmodel.Request{Institution: "UNI", Subject: "desk", Method: "PUT", Path: "/terms-of-use"}
-		for _, r := range []casbinmodel.Request{boss, deskTerms} {
-			if ok, err := first.Allow(ctx, r); err != nil || ok {
-				t.Fatalf("the earlier policy decides %+v: %v %v", r, ok, err)
-			}
-		}
-		if err := migrate.Run(ctx, db, casbinmodel.Migrations()); err != nil {
-			t.Fatal(err)
-		}
-		upgraded, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
-		for _, r := range []casbinmodel.Request{boss, deskTerms, deskWrite} {
-			ok, err := upgraded.Allow(ctx, r)
-			if err != nil || ok != (r != deskWrite) {
-				t.Errorf("after the upgrade %+v: allowed %v %v", r, ok, err)
-			}
-		}
-		var n int64
-		db.Table(casbinmodel.RuleTable).Where("ptype = 'p' AND v2 LIKE '/libraries%'").Count(&n)
-		if n != 10 {
-			t.Errorf("%d policy lines on /libraries after the upgrade, want 10 (5 roles, 2 paths)", n)
-		}
-	})
 }

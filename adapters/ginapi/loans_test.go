@@ -1,7 +1,6 @@
 package ginapi_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"sync"
@@ -11,10 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit"
-	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/circulation"
-	"github.com/patronkit/patronkit/internal/dbtest"
-	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -334,49 +330,4 @@ func TestLoansStayInTheirInstitution(t *testing.T) {
 	if list.Total != 1 || list.Loans[0].ID != l.ID || list.Loans[0].Status != circulation.LoanOpen {
 		t.Fatalf("DEMO's loan after OTHER's return: %+v", list)
 	}
-}
-
-// A policy seeded before the loan routes existed gets their permissions
-// from migration 202611270105, once.
-func TestLoanPermissionsReachADatabaseSeededEarlier(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
-		ctx := context.Background()
-		first := earlierPolicy(t, db, "202611270105_casbin_loan_policies", "v2 LIKE '%/loans%' OR v2 = '/returns'")
-		if err := first.AssignRole(ctx, "UNI", "desk", "circulation-desk-operator", "MAIN"); err != nil {
-			t.Fatal(err)
-		}
-		if err := first.AssignRole(ctx, "UNI", "audit", "auditor", "*"); err != nil {
-			t.Fatal(err)
-		}
-		if err := first.Load(ctx); err != nil {
-			t.Fatal(err)
-		}
-		lend := casbinmodel.Request{Institution: "UNI", Subject: "desk", Method: "POST", Path: "/loans"}
-		renew := casbinmodel.Request{Institution: "UNI", Subject: "desk", Method: "POST", Path: "/loans/L1/renew"}
-		back := casbinmodel.Request{Institution: "UNI", Subject: "desk", Method: "POST", Path: "/returns"}
-		read := casbinmodel.Request{Institution: "UNI", Subject: "audit", Method: "GET", Path: "/users/jdoe/loans"}
-		auditLend := casbinmodel.Request{Institution: "UNI", Subject: "audit", Method: "POST", Path: "/loans"}
-		for _, r := range []casbinmodel.Request{lend, renew, back, read} {
-			if ok, err := first.Allow(ctx, r); err != nil || ok {
-				t.Fatalf("the earlier policy decides %+v: %v %v", r, ok, err)
-			}
-		}
-		if err := migrate.Run(ctx, db, casbinmodel.Migrations()); err != nil {
-			t.Fatal(err)
-		}
-		upgraded, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
-		for _, r := range []casbinmodel.Request{lend, renew, back, read, auditLend} {
-			ok, err := upgraded.Allow(ctx, r)
-			if err != nil || ok != (r != auditLend) {
-				t.Errorf("after the upgrade %+v: allowed %v %v", r, ok, err)
-			}
-		}
-		var n int64
-		db.Table(casbinmodel.RuleTable).Where("ptype = 'p' AND (v2 LIKE '%/loans%' OR v2 = '/returns') AND v2 NOT LIKE '/me/%'").Count(&n)
-		// 18 lines of the loan routes, and 5 of GET /loans/{id} that a
-		// later migration adds.
-		if n != 23 {
-			t.Errorf("%d policy lines on loans after the upgrade, want 23", n)
-		}
-	})
 }

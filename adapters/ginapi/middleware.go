@@ -100,35 +100,24 @@ func (a *api) authenticate(c *gin.Context) {
 	c.Next()
 }
 
-// authorize asks the enforcer about the request's path below the mount.
-func (a *api) authorize(c *gin.Context) {
-	who := a.who(c)
-	path := strings.TrimPrefix(c.Request.URL.Path, strings.TrimSuffix(a.base, "/"))
-	ok, err := a.kit.Access.Allow(c.Request.Context(), casbinmodel.Request{
-		Institution: who.Institution,
-		Subject:     who.ID,
-		Patron:      who.Patron,
-		Path:        path,
-		Method:      policyMethod(c),
-	})
-	if err != nil {
-		fail(c, err)
-		return
+// authorize asks the enforcer whether the principal may do the route's
+// action (rt, from the route table) in the institution: a role held in
+// any library counts here; the routes that concern one library ask again
+// there (allowIn). It answers 403 naming the action when not.
+func (a *api) authorize(rt Route) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Set(routeKey, rt)
+		ok, err := a.decide(c, "")
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		if !ok {
+			problem(c, http.StatusForbidden, "forbidden", "your roles do not allow "+rt.Action+" ("+c.Request.Method+" "+a.routePath(c)+")")
+			return
+		}
+		c.Next()
 	}
-	if !ok {
-		problem(c, http.StatusForbidden, "forbidden", "your roles do not allow "+c.Request.Method+" "+path)
-		return
-	}
-	c.Next()
-}
-
-// policyMethod is the method the policies decide on: HEAD reads what GET
-// reads, and is allowed where GET is.
-func policyMethod(c *gin.Context) string {
-	if c.Request.Method == http.MethodHead {
-		return http.MethodGet
-	}
-	return c.Request.Method
 }
 
 // checkPathText answers 404, before any lookup, a path whose parameter
@@ -150,7 +139,7 @@ func actorContext(ctx context.Context, who Who) context.Context {
 	return patron.WithActor(ctx, patron.Actor{Institution: who.Institution, ID: who.ID, Patron: who.Patron})
 }
 
-// allowIn asks the enforcer again, for the request's route in library:
+// allowIn asks the enforcer again, for the route's action in library:
 // the routes that change what belongs to one library (lending its items,
 // renewing their loans, declaring them lost, editing them or the library
 // itself) are allowed only to roles held in that library or in all ("*").
@@ -164,7 +153,7 @@ func (a *api) allowIn(c *gin.Context, library string) bool {
 		return false
 	}
 	if !ok {
-		problem(c, http.StatusForbidden, "forbidden", "your roles do not allow "+c.Request.Method+" "+a.routePath(c)+" in library "+library)
+		problem(c, http.StatusForbidden, "forbidden", "your roles do not allow "+a.action(c)+" ("+c.Request.Method+" "+a.routePath(c)+") in library "+library)
 		return false
 	}
 	return true
@@ -172,8 +161,9 @@ func (a *api) allowIn(c *gin.Context, library string) bool {
 
 // allowInAny is allowIn for an action that concerns several libraries (a
 // request: its pickup library and its item's): the roles must allow the
-// route in one of them. With none named, only roles held in every library
-// ("*") do. It answers 403 naming them and returns false otherwise.
+// route's action in one of them. With none named, only roles held in
+// every library ("*") do. It answers 403 naming them and returns false
+// otherwise.
 func (a *api) allowInAny(c *gin.Context, libraries []string) bool {
 	if len(libraries) == 0 {
 		return a.allowIn(c, "*")
@@ -188,25 +178,62 @@ func (a *api) allowInAny(c *gin.Context, libraries []string) bool {
 			return true
 		}
 	}
-	problem(c, http.StatusForbidden, "forbidden", "your roles do not allow "+c.Request.Method+" "+a.routePath(c)+" in library "+strings.Join(libraries, " or "))
+	problem(c, http.StatusForbidden, "forbidden", "your roles do not allow "+a.action(c)+" ("+c.Request.Method+" "+a.routePath(c)+") in library "+strings.Join(libraries, " or "))
 	return false
 }
 
-// permits tells whether the principal's roles allow the request's route in
-// library ("" for any library).
+// permits tells whether the principal's roles allow the route's action in
+// library ("" for any library: authorize asked that already).
 func (a *api) permits(c *gin.Context, library string) (bool, error) {
 	if library == "" {
 		return true, nil
 	}
+	return a.decide(c, library)
+}
+
+// decide asks the enforcer whether the principal may do the route's
+// action in library ("" for the institution: a role held in any library
+// counts), on their own record or account or another's as the route says
+// (Route.Whose).
+func (a *api) decide(c *gin.Context, library string) (bool, error) {
+	return a.ask(c, a.action(c), library, a.own(c))
+}
+
+// ask asks the enforcer whether the principal may do action in library,
+// on their own record (own) or another's.
+func (a *api) ask(c *gin.Context, action, library string, own bool) (bool, error) {
 	who := a.who(c)
-	return a.kit.Access.Allow(c.Request.Context(), casbinmodel.Request{
+	return a.kit.Access.Allow(c.Request.Context(), casbinmodel.Decision{
 		Institution: who.Institution,
 		Subject:     who.ID,
 		Patron:      who.Patron,
 		Library:     library,
-		Path:        a.routePath(c),
-		Method:      policyMethod(c),
+		Action:      action,
+		Own:         own,
 	})
+}
+
+// route is the table's entry of the request's route (set by authorize).
+func (a *api) route(c *gin.Context) Route {
+	rt, _ := c.Get(routeKey)
+	r, _ := rt.(Route)
+	return r
+}
+
+// action is the action of the request's route.
+func (a *api) action(c *gin.Context) string { return a.route(c).Action }
+
+// own tells whether the request's route acts on the principal's own
+// record or account: the /me routes always; a route naming a user when
+// its primary_id is the principal's (in any case, as primary ids match).
+func (a *api) own(c *gin.Context) bool {
+	switch a.route(c).Whose {
+	case WhoseSelf:
+		return true
+	case WhoseNamed:
+		return strings.EqualFold(c.Param("primary_id"), a.who(c).ID)
+	}
+	return false
 }
 
 // routePath is the request's path below the mount.

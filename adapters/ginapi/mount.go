@@ -2,9 +2,11 @@
 // staff API and the patron's own routes, under a route group the host
 // chooses, behind the host's own login.
 //
-// Every route is decided by Casbin (the kit's Access enforcer), logs one
-// line through log/slog with a request id (also in the X-Request-ID header
-// and every problem body), and answers errors as RFC 9457 problem details.
+// Every route is decided by Casbin (the kit's Access enforcer) on the
+// action of the library the route table maps it to (Routes: users.read,
+// loans.checkout...; casbinmodel/POLICIES.md lists them), logs one line
+// through log/slog with a request id (also in the X-Request-ID header and
+// every problem body), and answers errors as RFC 9457 problem details.
 // The routes are described in the OpenAPI 3 document served at
 // /openapi.json below the mount. Every GET route takes HEAD too, and every
 // other request below the mount is answered by the API as well: 404 for a
@@ -18,6 +20,7 @@ package ginapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -101,10 +104,11 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	}
 	a.openAPI = doc
 	signedIn := r.Group("", a.requestID, a.logRequests, a.recoverProblems, a.authenticate)
-	g := newRoutes(signedIn.Group("", a.authorize, a.checkPathText))
+	g := newRoutes(signedIn.Group(""), func(rt Route) []gin.HandlerFunc { return []gin.HandlerFunc{a.authorize(rt), a.checkPathText} })
 	a.routes = g
 	g.GET("/openapi.json", a.serveOpenAPI)
 	a.userRoutes(g)
+	a.roleRoutes(g)
 	a.sisRoutes(g)
 	a.codeTableRoutes(g)
 	a.attachmentRoutes(g)
@@ -113,6 +117,9 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	a.feeRoutes(g)
 	a.requestRoutes(g)
 	a.meRoutes(g)
+	if len(g.missing) > 0 {
+		return fmt.Errorf("ginapi: routes without an action in the route table: %s", strings.Join(g.missing, ", "))
+	}
 	// Every other request below the mount: 404, 405 or OPTIONS, after
 	// authentication and without authorization (see unmatched).
 	for _, err := range g.fallbacks(signedIn, a.unmatched) {
@@ -125,6 +132,7 @@ const (
 	requestIDKey = "patronkit.request_id"
 	whoKey       = "patronkit.who"
 	unmatchedKey = "patronkit.unmatched"
+	routeKey     = "patronkit.route"
 )
 
 func (a *api) who(c *gin.Context) Who {

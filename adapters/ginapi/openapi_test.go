@@ -221,6 +221,16 @@ func TestOpenAPIDocumentListsEveryRoute(t *testing.T) {
 	if len(unrouted) > 0 {
 		t.Errorf("operations of the document that Mount does not register:\n  %s", strings.Join(unrouted, "\n  "))
 	}
+	// Each operation names the action the route table maps its route to.
+	for _, rt := range ginapi.Routes() {
+		key := rt.Method + " " + oaOpenAPIPath(rt.Path)
+		if op := ops[key]; op != nil && op.Extensions["x-patronkit-action"] != rt.Action {
+			t.Errorf("%s: x-patronkit-action %v, want %s (the route table's)", key, op.Extensions["x-patronkit-action"], rt.Action)
+		}
+		if !routes[key] {
+			t.Errorf("the route table has %s, which Mount does not register", key)
+		}
+	}
 	t.Logf("%d routes, %d operations", len(routes), len(ops))
 }
 
@@ -485,22 +495,44 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/b0001?user_id_type=BARCODE", nil)
 	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/sponsor", nil) // with warnings
 
+	// A staff user's roles: read, replaced, read with the record, and the
+	// record sent back with them.
+	staff1 := map[string]any{"primary_id": "staff1", "first_name": "Stef", "last_name": "Staff", "record_type": "STAFF"}
+	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users", staff1)
+	none := s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/staff1/user_roles", nil)
+	auditor := map[string]any{"user_roles": []any{map[string]any{"role_type": "auditor", "scope": "*"}}}
+	s.do(t, http.StatusPreconditionRequired, admin, http.MethodPut, "/api/users/staff1/user_roles", auditor)
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPut, "/api/users/staff1/user_roles",
+		map[string]any{"user_roles": []any{map[string]any{"role_type": "librarian-in-chief", "scope": "NOWHERE"}}}, "If-Match", none.header.Get("ETag"))
+	given := s.do(t, http.StatusOK, admin, http.MethodPut, "/api/users/staff1/user_roles", auditor, "If-Match", none.header.Get("ETag"))
+	s.do(t, http.StatusPreconditionFailed, admin, http.MethodPut, "/api/users/staff1/user_roles", auditor, "If-Match", none.header.Get("ETag"))
+	s.do(t, http.StatusNotFound, admin, http.MethodPut, "/api/users/nobody/user_roles", auditor, "If-Match", given.header.Get("ETag"))
+	var withRoles map[string]any
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/staff1", nil), &withRoles)
+	if roles, _ := withRoles["user_roles"].([]any); len(roles) != 1 {
+		t.Errorf("staff1 read with roles %v, want the auditor role", withRoles["user_roles"])
+	}
+	staff1["user_roles"] = withRoles["user_roles"]
+	s.do(t, http.StatusOK, admin, http.MethodPut, "/api/users/staff1", staff1, "If-Match", `"1"`)
+	staff1["user_roles"] = []any{}
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPut, "/api/users/staff1", staff1, "If-Match", `"2"`)
+
 	// Lists.
 	var page struct {
 		User  []map[string]any `json:"user"`
 		Total int              `json:"total_record_count"`
 	}
 	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users", nil), &page)
-	if page.Total != 3 || len(page.User) != 3 {
-		t.Errorf("list: %d users of %d, want 3 of 3", len(page.User), page.Total)
+	if page.Total != 4 || len(page.User) != 4 {
+		t.Errorf("list: %d users of %d, want 4 of 4", len(page.User), page.Total)
 	}
 	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users?q=jane+doe&user_group=UNDERGRAD&status=ACTIVE&account_type=INTERNAL&record_type=PUBLIC&limit=5&offset=0", nil), &page)
 	if page.Total != 1 || len(page.User) != 1 {
 		t.Errorf("filtered list: %d users of %d, want 1 of 1", len(page.User), page.Total)
 	}
 	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users?limit=1&offset=5", nil), &page)
-	if page.Total != 3 || len(page.User) != 0 {
-		t.Errorf("list past the end: %d users of %d, want 0 of 3", len(page.User), page.Total)
+	if page.Total != 4 || len(page.User) != 0 {
+		t.Errorf("list past the end: %d users of %d, want 0 of 4", len(page.User), page.Total)
 	}
 
 	// Replace with If-Match.

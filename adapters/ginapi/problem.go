@@ -76,6 +76,8 @@ func fail(c *gin.Context, err error) {
 		c.Header("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds())))
 	case fault.Unauthenticated:
 		p.Status, p.Type = http.StatusUnauthorized, "unauthenticated"
+	case fault.Forbidden:
+		p.Status, p.Type = http.StatusForbidden, "forbidden"
 	default:
 		p.Status, p.Type = http.StatusInternalServerError, "internal"
 	}

@@ -18,15 +18,22 @@ import (
 // with Allow. Gin sends a request that no route of a group takes to the
 // engine's NoRoute handler, which a mount cannot set: the table is what
 // lets the mount answer those requests itself (see fallbacks).
+//
+// Each route is registered behind its access check (see routeTable): the
+// handlers of guard, given the route's entry of the table. A route the
+// table lacks is not registered; missing names them, and Mount fails.
 type routes struct {
-	g *gin.RouterGroup
+	g     *gin.RouterGroup
+	guard func(Route) []gin.HandlerFunc
 	// table holds, per method, the patterns registered, split in segments
 	// (":name" for a parameter).
 	table map[string][][]string
+	// missing are the routes registered without an entry in routeTable.
+	missing []string
 }
 
-func newRoutes(g *gin.RouterGroup) *routes {
-	return &routes{g: g, table: map[string][][]string{}}
+func newRoutes(g *gin.RouterGroup, guard func(Route) []gin.HandlerFunc) *routes {
+	return &routes{g: g, guard: guard, table: map[string][][]string{}}
 }
 
 // GET registers a GET route, and HEAD on the same handlers.
@@ -48,7 +55,14 @@ func (r *routes) PATCH(path string, h ...gin.HandlerFunc) { r.handle(http.Method
 func (r *routes) DELETE(path string, h ...gin.HandlerFunc) { r.handle(http.MethodDelete, path, h) }
 
 func (r *routes) handle(method, path string, h []gin.HandlerFunc) {
-	r.g.Handle(method, path, h...)
+	rt, ok := routeOf(method, path)
+	if !ok {
+		if method != http.MethodHead {
+			r.missing = append(r.missing, method+" "+path)
+		}
+		return
+	}
+	r.g.Handle(method, path, slices.Concat(r.guard(rt), h)...)
 	r.table[method] = append(r.table[method], segments(path))
 }
 

@@ -13,16 +13,13 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/go-gormigrate/gormigrate/v2"
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/adapters/ginapi"
 	"github.com/patronkit/patronkit/adapters/sqldb"
-	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/internal/dbtest"
-	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
 )
@@ -199,36 +196,4 @@ func (s *server) sisRun(inst, code, xml string) string {
 		s.t.Fatal(err)
 	}
 	return r.ID
-}
-
-// earlierPolicy makes db a database whose policy an earlier release seeded:
-// the policy migrations before migrationID run, the default policy is
-// seeded, and the lines matching where (an SQL condition on the rule
-// table) are taken out, as that release did not have them. It returns the
-// enforcer of that release.
-func earlierPolicy(t *testing.T, db *gorm.DB, migrationID, where string) *casbinmodel.Enforcer {
-	t.Helper()
-	ctx := context.Background()
-	all := casbinmodel.Migrations()
-	var before []*gormigrate.Migration
-	for _, m := range all {
-		if m.ID == migrationID {
-			break
-		}
-		before = append(before, m)
-	}
-	if len(before) == len(all) {
-		t.Fatalf("no migration %s", migrationID)
-	}
-	if err := migrate.Run(ctx, db, before); err != nil {
-		t.Fatal(err)
-	}
-	first, _ := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
-	if err := first.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Exec("DELETE FROM " + casbinmodel.RuleTable + " WHERE " + where).Error; err != nil {
-		t.Fatal(err)
-	}
-	return first
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/patronkit/patronkit/account"
-	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 )
@@ -61,15 +60,18 @@ func (a *api) listUsers(c *gin.Context) {
 }
 
 func (a *api) createUser(c *gin.Context) {
-	var in patron.User
-	if err := decodeJSON(c, a.opts.MaxBodyBytes, &in); err != nil {
+	var in userBody
+	if err := decodeUser(c, a.opts.MaxBodyBytes, &in); err != nil {
 		fail(c, err)
+		return
+	}
+	if !checkSentRoles(c, in.UserRoles, nil) {
 		return
 	}
 	if isStaff(in.RecordType) && !a.allowStaffRecord(c, in.PrimaryID, "create a STAFF record") {
 		return
 	}
-	u, err := a.kit.Patrons.Create(a.ctx(c), a.who(c).Institution, &in)
+	u, err := a.kit.Patrons.Create(a.ctx(c), a.who(c).Institution, &in.User)
 	if err != nil {
 		fail(c, err)
 		return
@@ -100,15 +102,25 @@ func (a *api) replaceUser(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	var in patron.User
-	if err := decodeJSON(c, a.opts.MaxBodyBytes, &in); err != nil {
+	var in userBody
+	if err := decodeUser(c, a.opts.MaxBodyBytes, &in); err != nil {
 		fail(c, err)
 		return
 	}
-	if !a.allowReplace(c, version, &in) {
+	if in.UserRoles != nil {
+		held, err := a.kit.Roles.Of(a.ctx(c), a.who(c).Institution, c.Param("primary_id"))
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		if !checkSentRoles(c, in.UserRoles, held.Roles) {
+			return
+		}
+	}
+	if !a.allowReplace(c, version, &in.User) {
 		return
 	}
-	u, err := a.kit.Patrons.Replace(a.ctx(c), a.who(c).Institution, c.Param("primary_id"), version, &in)
+	u, err := a.kit.Patrons.Replace(a.ctx(c), a.who(c).Institution, c.Param("primary_id"), version, &in.User)
 	if err != nil {
 		fail(c, err)
 		return
@@ -167,11 +179,10 @@ func (a *api) allowReplace(c *gin.Context, version int, in *patron.User) bool {
 }
 
 // allowStaffRecord asks the enforcer whether the principal may create or
-// change staff records (casbinmodel.StaffRecordPath, with the request's
-// method), on top of the route's own permission: a STAFF record signs in
-// as staff and holds roles, so that making one is a user administrator's
-// action, not a desk's. It answers 403 saying what was refused (what) and
-// returns false when not.
+// change staff records (the action users.staff), on top of the route's own
+// action: a STAFF record signs in as staff and holds roles, so that making
+// one is a user administrator's action, not a desk's. It answers 403
+// saying what was refused (what) and returns false when not.
 func (a *api) allowStaffRecord(c *gin.Context, primaryID, what string) bool {
 	ok, err := a.permitsStaffRecord(c, primaryID)
 	if err != nil {
@@ -185,18 +196,7 @@ func (a *api) allowStaffRecord(c *gin.Context, primaryID, what string) bool {
 }
 
 func (a *api) permitsStaffRecord(c *gin.Context, primaryID string) (bool, error) {
-	id := strings.TrimSpace(primaryID)
-	if id == "" || strings.ContainsAny(id, "/?#") {
-		id = "-" // the record's own checks answer for a bad primary_id
-	}
-	who := a.who(c)
-	return a.kit.Access.Allow(c.Request.Context(), casbinmodel.Request{
-		Institution: who.Institution,
-		Subject:     who.ID,
-		Patron:      who.Patron,
-		Path:        "/users/" + id + "/staff",
-		Method:      c.Request.Method,
-	})
+	return a.ask(c, "users.staff", "", strings.EqualFold(strings.TrimSpace(primaryID), a.who(c).ID))
 }
 
 func (a *api) refuseStaffRecord(c *gin.Context, what string) {
@@ -253,7 +253,8 @@ func (a *api) removeSegment(kind string) gin.HandlerFunc {
 	}
 }
 
-// writeUser answers a user record with its version as ETag. A patron sees
+// writeUser answers a user record with its version as ETag, and a STAFF
+// record's roles for staff who may read them (user_roles). A patron sees
 // only their own record (whatever lookup found it), without staff notes.
 func (a *api) writeUser(c *gin.Context, status int, u *patron.User) {
 	who := a.who(c)
@@ -262,10 +263,17 @@ func (a *api) writeUser(c *gin.Context, status int, u *patron.User) {
 			problem(c, http.StatusNotFound, "not-found", "no such user")
 			return
 		}
-		u = patronView(u)
+		c.Header("ETag", strconv.Quote(strconv.Itoa(u.Version)))
+		c.JSON(status, patronView(u))
+		return
+	}
+	out, err := a.withRoles(c, u)
+	if err != nil {
+		fail(c, err)
+		return
 	}
 	c.Header("ETag", strconv.Quote(strconv.Itoa(u.Version)))
-	c.JSON(status, u)
+	c.JSON(status, out)
 }
 
 // patronView is what a patron may see of their own record: no notes for

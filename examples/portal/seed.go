@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/patronkit/patronkit"
+	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
 )
@@ -82,9 +83,6 @@ func Seed(ctx context.Context, kit *patronkit.Kit, inst string) (bool, error) {
 		if _, err := kit.Patrons.Create(ctx, inst, &u); err != nil {
 			return false, err
 		}
-		if err := kit.Access.AssignRole(ctx, inst, u.PrimaryID, s.role, s.library); err != nil {
-			return false, err
-		}
 	}
 	for _, p := range demoPatrons {
 		u := p
@@ -94,6 +92,15 @@ func Seed(ctx context.Context, kit *patronkit.Kit, inst string) (bool, error) {
 	}
 	if err := SeedCirculation(ctx, kit, inst); err != nil {
 		return false, err
+	}
+	// The staff's roles, once their libraries exist, as a user
+	// administrator gives them (PUT /api/users/{primary_id}/user_roles).
+	anywhere := func(string) (bool, error) { return true, nil } // the seed acts for the operator
+	for _, s := range demoStaff {
+		roles := []casbinmodel.UserRole{{RoleType: s.role, Scope: s.library}}
+		if _, err := kit.Roles.Replace(ctx, inst, s.user.PrimaryID, "", roles, anywhere); err != nil {
+			return false, err
+		}
 	}
 	// The campus SIS: its files land in the drop folder, twice a day.
 	_, err = kit.SIS.CreateProfile(ctx, inst, &sis.Profile{

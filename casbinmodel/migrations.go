@@ -1,0 +1,152 @@
+package casbinmodel
+
+import (
+	"strings"
+
+	"github.com/go-gormigrate/gormigrate/v2"
+	"gorm.io/gorm"
+)
+
+// rule is a row of the policy table (the columns of Casbin's GORM
+// adapter, which earlier releases used, so existing tables read as they
+// are), sized so that an action or an earlier release's path pattern fits
+// (v2) and the unique index over all of them stays within MySQL's key
+// length.
+type rule struct {
+	ID    uint   `gorm:"primaryKey;autoIncrement"`
+	Ptype string `gorm:"size:16"`
+	V0    string `gorm:"size:128"`
+	V1    string `gorm:"size:64"`
+	V2    string `gorm:"size:255"`
+	V3    string `gorm:"size:64"`
+	V4    string `gorm:"size:16"`
+	V5    string `gorm:"size:16"`
+}
+
+// Migrations creates the policy table used by FromDB and upgrades the
+// policies an earlier release seeded there: its URL lines become action
+// lines (see POLICIES.md), and what a policy author changed is kept. A line
+// that cannot be carried over is logged through the logger of the
+// migration's context (patronkit's Kit.Migrate passes the kit's) and
+// dropped.
+func Migrations() []*gormigrate.Migration {
+	return []*gormigrate.Migration{{
+		ID: "202611270002_casbin_rules",
+		Migrate: func(tx *gorm.DB) error {
+			if err := tx.Table(RuleTable).Migrator().CreateTable(&rule{}); err != nil {
+				return err
+			}
+			return tx.Exec("CREATE UNIQUE INDEX pk_casbin_rules_rule ON " + RuleTable + " (ptype, v0, v1, v2, v3, v4, v5)").Error
+		},
+		Rollback: func(tx *gorm.DB) error { return tx.Migrator().DropTable(RuleTable) },
+	}, {
+		// The permissions of the SIS integration and code table routes, for databases
+		// whose policy was seeded before they existed. On a new database
+		// the table is empty here and Load seeds the whole default policy.
+		ID: "202611270103_casbin_sis_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addLegacyDefaults(tx, func(r []string) bool {
+				return strings.HasPrefix(r[2], "/sis/") || strings.HasSuffix(r[2], "/restore-sis-fields") || strings.HasPrefix(r[2], "/code-tables")
+			})
+		},
+	}, {
+		// The permissions of the circulation routes (libraries, items,
+		// terms of use, a user's terms for an item), for databases whose
+		// policy was seeded before they existed.
+		ID: "202611270104_casbin_circulation_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addLegacyDefaults(tx, func(r []string) bool {
+				return r[2] == "/libraries" || strings.HasPrefix(r[2], "/libraries/") || r[2] == "/items" || strings.HasPrefix(r[2], "/items/") ||
+					r[2] == "/terms-of-use" || strings.HasSuffix(r[2], "/terms")
+			})
+		},
+	}, {
+		// The permissions of the loan routes (check-out, renewals, returns,
+		// the loans of a user and of an item), for databases whose policy
+		// was seeded before they existed.
+		ID: "202611270105_casbin_loan_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addLegacyDefaults(tx, func(r []string) bool {
+				return r[2] == "/loans" || strings.HasPrefix(r[2], "/loans/") || r[2] == "/returns" ||
+					strings.HasSuffix(r[2], "/loans") || strings.HasSuffix(r[2], "/loans/renew")
+			})
+		},
+	}, {
+		// One loan, declaring items lost, a user's blocks and fees, for
+		// databases whose policy was seeded before they existed.
+		ID: "202611270106_casbin_fee_block_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addLegacyDefaults(tx, func(r []string) bool {
+				return r[2] == "/loans/:loan" || strings.HasSuffix(r[2], "/lost") || strings.HasSuffix(r[2], "/blocks") ||
+					strings.Contains(r[2], "/fees")
+			})
+		},
+	}, {
+		// Requests and the patron's own account (/me), for databases
+		// whose policy was seeded before they existed.
+		ID: "202611270107_casbin_request_me_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addLegacyDefaults(tx, func(r []string) bool {
+				return strings.Contains(r[2], "/requests") || r[2] == "/me" || strings.HasPrefix(r[2], "/me/")
+			})
+		},
+	}, {
+		// The patron's notices and settings, for databases whose policy
+		// was seeded before they existed.
+		ID: "202611270108_casbin_me_notice_settings_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addLegacyDefaults(tx, func(r []string) bool {
+				return strings.HasPrefix(r[2], "/me/notices") || r[2] == "/me/settings"
+			})
+		},
+	}, {
+		// The permission on staff records (creating one, making a record
+		// STAFF or not, setting a staff record's PIN or changing its
+		// primary_id), for databases whose policy was seeded before it
+		// existed: until then any role that could create or replace users
+		// could.
+		ID: "202611280101_casbin_staff_record_policy",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addLegacyDefaults(tx, func(r []string) bool { return r[2] == "/users/:id/staff" })
+		},
+	}, {
+		// Policies name actions of the library instead of URLs: every URL
+		// line becomes the action lines of the routes it allowed.
+		ID: "202612020101_casbin_actions",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return urlRulesToActions(tx)
+		},
+	}}
+}
