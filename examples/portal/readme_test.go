@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestTheREADMEWalkThrough runs the commands README.md shows a newcomer, in
@@ -104,6 +105,10 @@ func TestTheREADMEWalkThrough(t *testing.T) {
 				switch {
 				case k == "id" && strings.Contains(line, "/sis/"):
 					ids["RUN_ID"] = s
+					// A run goes on in the background: what the README
+					// shows next (its report) is read once it has ended,
+					// as a reader of the README would.
+					awaitRun(t, base, words, s)
 				case strings.HasSuffix(k, "_id") && k != "primary_id" && k != "title_id" && k != "request_id":
 					ids[strings.ToUpper(k)] = s
 				}
@@ -115,6 +120,46 @@ func TestTheREADMEWalkThrough(t *testing.T) {
 		if strings.Contains(line, "/renew") && !bytes.Contains(body, []byte(`"renewed"`)) {
 			t.Fatalf("%s renews nothing: %.400s", c.line, body)
 		}
+	}
+}
+
+// awaitRun asks for the SIS run with the credentials of the command that
+// started it until the run has ended.
+func awaitRun(t *testing.T, base string, words []string, id string) {
+	t.Helper()
+	var user string
+	for i, w := range words {
+		if w == "-u" && i+1 < len(words) {
+			user = words[i+1]
+		}
+	}
+	name, pin, _ := strings.Cut(user, ":")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, err := http.NewRequest(http.MethodGet, base+"/api/sis/runs/"+id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(name, pin)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var run struct {
+			Status string `json:"status"`
+		}
+		err = json.NewDecoder(res.Body).Decode(&run)
+		res.Body.Close()
+		if err != nil {
+			t.Fatalf("run %s: %v", id, err)
+		}
+		if run.Status == "succeeded" || run.Status == "failed" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s has not ended: %s", id, run.Status)
+		}
+		time.Sleep(20 * time.Millisecond) // a poll of the run's state, not a wait for time to pass
 	}
 }
 
