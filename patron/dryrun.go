@@ -13,7 +13,7 @@ import (
 // dry run is applied in a transaction that is rolled back, after the keys
 // that earlier users gave up are freed in it; the checks of primary_ids
 // and identifiers look here first, then in the database. So a dry run
-// gives the outcomes the run gives, the file's own conflicts included,
+// gives the effects the run gives, the file's own conflicts included,
 // without holding a transaction (and its locks) for the whole run.
 type dryRun struct {
 	pids map[string]*dryHolder // by primary_id_key

@@ -171,7 +171,7 @@ func keysOf(u *User) []string {
 	return keys
 }
 
-// lookups runs the batch reads of a synchronize. On PostgreSQL they run in
+// lookups runs the batch reads of ApplyExternal. On PostgreSQL they run in
 // a transaction of their own that plans each statement for its values: a
 // prepared statement's generic plan, made while the tables were nearly
 // empty, would go on scanning them whole as a first load fills them. The
@@ -192,7 +192,7 @@ func (s *Service) lookups(ctx context.Context, fn func(db *gorm.DB) error) error
 }
 
 // normalizeIncoming normalizes an incoming user as the SIS's: External
-// segments, the profile's external_id, the defaults.
+// segments, the owner's external_id, the defaults.
 func normalizeIncoming(inst string, u *User, rule ExternalApply) {
 	u.Institution = inst
 	normalizeCore(u)
@@ -212,7 +212,7 @@ func normalizeIncoming(inst string, u *User, rule ExternalApply) {
 }
 
 // checkIncoming checks a normalized incoming user alone; it returns why the
-// user is rejected, or "".
+// user is refused, or "".
 func (s *Service) checkIncoming(u *User, rule ExternalApply) string {
 	if err := s.validateUser(u, ""); err != nil {
 		return reasonOf(err)
@@ -223,7 +223,7 @@ func (s *Service) checkIncoming(u *User, rule ExternalApply) string {
 	return ""
 }
 
-// staffReason says why an incoming user is rejected when the profile does
+// staffReason says why an incoming user is refused when the rule does
 // not allow staff records: the user is STAFF, or matches a STAFF record
 // (held); "" otherwise.
 func staffReason(u *User, held bool, rule ExternalApply) string {
@@ -294,7 +294,7 @@ func (s *Service) knownHashes(ctx context.Context, inst string, in []*User, pend
 	keys := make([]string, 0, len(pending))
 	for _, i := range pending {
 		// A key that breaks the text rule names nobody; its user is
-		// rejected by the checks that follow, the others go on.
+		// refused by the checks that follow, the others go on.
 		if k := rule.Match.Of(in[i]); Findable(k) {
 			keys = append(keys, k)
 		}
@@ -377,7 +377,7 @@ func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string
 }
 
 // matchIncoming finds the external user an incoming user matches, or nil.
-// A reason is returned when the incoming user must be rejected.
+// A reason is returned when the incoming user must be refused.
 func (s *Service) matchIncoming(tx *gorm.DB, inst string, u *User, rule ExternalApply, dry *dryRun) (*User, string, error) {
 	cur, decided, err := dry.match(u, rule)
 	if err != nil {
