@@ -174,7 +174,7 @@ func TestConfigSISTempDirHoldsTheUploadsWhileTheyAreRead(t *testing.T) {
 	k := patronkittest.New(t, func(c *patronkit.Config) {
 		c.SISTempDir, c.Listeners = dir, []patron.Listener{hold}
 	})
-	if _, err := k.SIS.CreateProfile(ctx, "UNI", &sis.Profile{Code: "REG", Source: sis.Upload, Mode: patron.ModeSynchronize}); err != nil {
+	if _, err := k.SIS.CreateProfile(ctx, "UNI", &sis.Profile{Code: "REG", Source: sis.Upload, Mode: sis.ModeSynchronize}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := k.SIS.StartRun(ctx, "UNI", "REG", sis.RunOptions{Upload: strings.NewReader(sisUsers(1)), UploadName: "users.xml"})
@@ -206,7 +206,7 @@ func TestConfigSISLeaseTTLAndInstanceHoldAProfile(t *testing.T) {
 	})
 	t.Cleanup(srcA.Release) // before a closes, waiting for its run
 	b := patronkittest.On(t, a.DB, func(c *patronkit.Config) { c.Sources, c.Now = []sis.Source{srcB}, a.Clock.Now })
-	if _, err := a.SIS.CreateProfile(ctx, "UNI", &sis.Profile{Code: "REG", Source: "registrar", Mode: patron.ModeSynchronize}); err != nil {
+	if _, err := a.SIS.CreateProfile(ctx, "UNI", &sis.Profile{Code: "REG", Source: "registrar", Mode: sis.ModeSynchronize}); err != nil {
 		t.Fatal(err)
 	}
 	held, err := a.SIS.StartRun(ctx, "UNI", "REG", sis.RunOptions{})
@@ -278,7 +278,7 @@ func TestConfigSISBatchSizeAppliesUsersInBatches(t *testing.T) {
 	k := patronkittest.New(t, func(c *patronkit.Config) {
 		c.Sources, c.SISBatchSize, c.Listeners = []sis.Source{src}, 2, []patron.Listener{created}
 	})
-	if _, err := k.SIS.CreateProfile(ctx, "UNI", &sis.Profile{Code: "REG", Source: src.Name(), Mode: patron.ModeSynchronize}); err != nil {
+	if _, err := k.SIS.CreateProfile(ctx, "UNI", &sis.Profile{Code: "REG", Source: src.Name(), Mode: sis.ModeSynchronize}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := k.SIS.StartRun(ctx, "UNI", "REG", sis.RunOptions{})

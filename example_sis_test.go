@@ -12,7 +12,6 @@ import (
 
 	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/adapters/sqldb"
-	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
 )
 
@@ -70,7 +69,7 @@ func Example_customSISSource() {
 	if err := kit.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
-	if _, err := kit.SIS.CreateProfile(ctx, "MYUNI", &sis.Profile{Code: "STUDENTS", Source: feed.Name(), Format: "json", Mode: patron.ModeSynchronize}); err != nil {
+	if _, err := kit.SIS.CreateProfile(ctx, "MYUNI", &sis.Profile{Code: "STUDENTS", Source: feed.Name(), Format: "json", Mode: sis.ModeSynchronize}); err != nil {
 		log.Fatal(err)
 	}
 	run, err := kit.SIS.StartRun(ctx, "MYUNI", "STUDENTS", sis.RunOptions{}) // or on the profile's schedule, after kit.Start

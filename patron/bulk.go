@@ -14,7 +14,7 @@ import (
 // the ones it left for the one-by-one path: those that collide (so that
 // their rejection gives the reason) or all of them when the transaction
 // fails, since each user must be applied whole or not at all.
-func (s *Service) createMany(ctx context.Context, inst string, in []*User, hashes []string, fresh []int, out []SyncResult) []int {
+func (s *Service) createMany(ctx context.Context, inst string, in []*User, hashes []string, fresh []int, out []Applied) []int {
 	if len(fresh) == 0 {
 		return nil
 	}
@@ -112,7 +112,7 @@ func (s *Service) createMany(ctx context.Context, inst string, in []*User, hashe
 	}
 	for _, i := range take {
 		u := in[i]
-		out[i] = SyncResult{PrimaryID: u.PrimaryID, Outcome: OutcomeCreated, UserID: u.ID}
+		out[i] = Applied{PrimaryID: u.PrimaryID, Effect: EffectCreated, UserID: u.ID}
 		created := s.finishRead(u)
 		s.changed(ctx, Change{Institution: inst, Action: Created, After: created})
 		s.emit(ctx, inst, AuditCreate, u.PrimaryID, "user")

@@ -13,7 +13,7 @@ import (
 // dry run is applied in a transaction that is rolled back, after the keys
 // that earlier users gave up are freed in it; the checks of primary_ids
 // and identifiers look here first, then in the database. So a dry run
-// gives the outcomes the run gives, the file's own conflicts included,
+// gives the effects the run gives, the file's own conflicts included,
 // without holding a transaction (and its locks) for the whole run.
 type dryRun struct {
 	pids map[string]*dryHolder // by primary_id_key
@@ -22,7 +22,7 @@ type dryRun struct {
 	// fingerprint they would hold: those holding more than one value of
 	// the key the load matches on (or every user, with keepAll). The
 	// others are matched by one key only, which a later user of the load
-	// does not have (see SyncLoad).
+	// does not have (see ExternalLoad).
 	users   map[string]*User
 	keepAll bool
 }
@@ -48,12 +48,12 @@ func valueKeyOf(id *Identifier) string {
 
 // matchHolder tells who holds the key u is matched on, when the run
 // touched it.
-func (d *dryRun) matchHolder(u *User, rule SyncRule) (*dryHolder, bool) {
-	if rule.MatchBy == MatchPrimaryID {
+func (d *dryRun) matchHolder(u *User, rule ExternalApply) (*dryHolder, bool) {
+	if rule.Match.OnPrimaryID() {
 		h, ok := d.pids[u.PrimaryIDKey]
 		return h, ok
 	}
-	id := identifierOf(u, rule.MatchBy)
+	id := identifierOf(u, rule.Match.IDType)
 	if id == nil {
 		return nil, false
 	}
@@ -63,13 +63,13 @@ func (d *dryRun) matchHolder(u *User, rule SyncRule) (*dryHolder, bool) {
 
 // adjustKnown corrects the stored fingerprints read for a batch with what
 // the users applied before it changed.
-func (d *dryRun) adjustKnown(known map[string]knownUser, in []*User, pending []int, rule SyncRule) {
+func (d *dryRun) adjustKnown(known map[string]knownUser, in []*User, pending []int, rule ExternalApply) {
 	for _, i := range pending {
 		h, ok := d.matchHolder(in[i], rule)
 		if !ok {
 			continue
 		}
-		k := matchKey(in[i], rule)
+		k := rule.Match.Of(in[i])
 		switch {
 		case h == nil:
 			delete(known, k)
@@ -83,7 +83,7 @@ func (d *dryRun) adjustKnown(known map[string]knownUser, in []*User, pending []i
 
 // match finds the user u matches when the run touched its key: found says
 // the run decides (cur nil: nobody holds the key any more).
-func (d *dryRun) match(u *User, rule SyncRule) (cur *User, found bool, err error) {
+func (d *dryRun) match(u *User, rule ExternalApply) (cur *User, found bool, err error) {
 	if d == nil {
 		return nil, false, nil
 	}
@@ -98,7 +98,7 @@ func (d *dryRun) match(u *User, rule SyncRule) (cur *User, found bool, err error
 	if held == nil {
 		// Only a second user of the load with the same key gets here,
 		// and a load refuses those first.
-		return nil, true, conflict("the %s %q was matched by an earlier user of the load", matchName(rule), matchValue(u, rule))
+		return nil, true, conflict("the %s %q was matched by an earlier user of the load", rule.Match, rule.Match.value(u))
 	}
 	return cloneUser(held), true, nil
 }
@@ -168,7 +168,7 @@ func (d *dryRun) free(tx *gorm.DB, inst string, u *User) error {
 // record notes what applying a user did: before is the record matched
 // (nil for a user created), after the record it left (nil when nothing was
 // written), hash the fingerprint stored with it.
-func (d *dryRun) record(before, after *User, hash string, rule SyncRule) {
+func (d *dryRun) record(before, after *User, hash string, rule ExternalApply) {
 	if after == nil {
 		return
 	}
@@ -191,7 +191,7 @@ func (d *dryRun) record(before, after *User, hash string, rule SyncRule) {
 	matchKeys := 0
 	for i := range after.Identifiers {
 		d.ids[idKey{after.Identifiers[i].IDType, valueKeyOf(&after.Identifiers[i])}] = h
-		if after.Identifiers[i].IDType == rule.MatchBy {
+		if after.Identifiers[i].IDType == rule.Match.IDType {
 			matchKeys++
 		}
 	}

@@ -12,13 +12,12 @@ import (
 	"github.com/patronkit/patronkit/fault"
 )
 
-// DeactivateMissing makes INACTIVE the active external users of the
-// profile of rule whose internal ids are not in seen: the users a full,
-// clean synchronize did not find in the SIS's file. A profile that does
-// not allow staff records (rule.AllowStaff) leaves STAFF records as they
-// are. It returns how many it changed.
-func (s *Service) DeactivateMissing(ctx context.Context, inst string, rule SyncRule, seen map[string]bool) (int, error) {
-	gone, err := s.missing(ctx, inst, rule, seen)
+// DeactivateMissing makes INACTIVE the active external users of how.Owner
+// whose internal ids are not in seen: the users a full, clean load did not
+// find in the SIS's file. Unless how.AllowStaff, STAFF records stay as
+// they are. It returns how many it changed.
+func (s *Service) DeactivateMissing(ctx context.Context, inst string, how ExternalApply, seen map[string]bool) (int, error) {
+	gone, err := s.missing(ctx, inst, how, seen)
 	if err != nil {
 		return 0, err
 	}
@@ -34,18 +33,18 @@ func (s *Service) DeactivateMissing(ctx context.Context, inst string, rule SyncR
 }
 
 // CountMissing tells how many users DeactivateMissing would make inactive,
-// and changes nobody: what a dry run of a synchronize reports.
-func (s *Service) CountMissing(ctx context.Context, inst string, rule SyncRule, seen map[string]bool) (int, error) {
-	gone, err := s.missing(ctx, inst, rule, seen)
+// and changes nobody: what a dry run reports.
+func (s *Service) CountMissing(ctx context.Context, inst string, how ExternalApply, seen map[string]bool) (int, error) {
+	gone, err := s.missing(ctx, inst, how, seen)
 	return len(gone), err
 }
 
 // missing lists the ids of the users DeactivateMissing makes inactive.
-func (s *Service) missing(ctx context.Context, inst string, rule SyncRule, seen map[string]bool) ([]string, error) {
+func (s *Service) missing(ctx context.Context, inst string, how ExternalApply, seen map[string]bool) ([]string, error) {
 	var ids []string
 	q := s.conn(ctx).Model(&User{}).
-		Where("institution = ? AND external_id = ? AND account_type = ? AND status = ?", inst, rule.Profile, AccountExternal, StatusActive)
-	if !rule.AllowStaff {
+		Where("institution = ? AND external_id = ? AND account_type = ? AND status = ?", inst, how.Owner, AccountExternal, StatusActive)
+	if !how.AllowStaff {
 		q = q.Where("record_type <> ?", RecordStaff)
 	}
 	err := q.Pluck("id", &ids).Error

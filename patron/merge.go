@@ -37,9 +37,10 @@ func keepHeld(m, cur *User, changed map[string]bool) {
 	}
 }
 
-// mergeIncoming builds the record a synchronize leaves: the incoming core
-// fields but the retained ones staff changed by hand (or that arrive
-// empty), the incoming External segments, and the Internal segments held.
+// mergeIncoming builds the record an update by ApplyExternal leaves: the
+// incoming core fields but the retained ones staff changed by hand (or
+// that arrive empty), the incoming External segments, and the Internal
+// segments held.
 func (s *Service) mergeIncoming(cur, in *User, overridden map[string]bool) (*User, error) {
 	m := *in
 	m.ID, m.Institution, m.CreatedAt, m.Version = cur.ID, cur.Institution, cur.CreatedAt, cur.Version

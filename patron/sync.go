@@ -18,146 +18,85 @@ import (
 	"github.com/patronkit/patronkit/internal/txctx"
 )
 
-// Modes of an integration profile.
-const (
-	// ModeImport adds new users only; a user that exists already is
-	// reported and left as it is.
-	ModeImport = "import"
-	// ModeSynchronize updates the users it matches and adds the others.
-	ModeSynchronize = "synchronize"
-)
-
-// MatchPrimaryID matches incoming users on primary_id; any other MatchBy
-// names an identifier type (BARCODE, UNIV_ID...).
-const MatchPrimaryID = "primary_id"
-
-// What a synchronize does with an incoming user that matches nobody.
-const (
-	UnmatchedAdd    = "add"
-	UnmatchedReject = "reject"
-)
-
-// Outcomes of one incoming user.
-const (
-	OutcomeCreated   = "created"
-	OutcomeUpdated   = "updated"
-	OutcomeUnchanged = "unchanged"
-	OutcomeRejected  = "rejected"
-	OutcomeFailed    = "failed"
-)
-
-// SyncRule is how an integration profile applies incoming users.
-type SyncRule struct {
-	// Profile is the integration profile's code; the users it creates or
-	// takes over name it as their external_id.
-	Profile string
-	// Mode is ModeImport or ModeSynchronize.
-	Mode string
-	// MatchBy is MatchPrimaryID or an identifier type.
-	MatchBy string
-	// Unmatched is UnmatchedAdd or UnmatchedReject (synchronize only).
-	Unmatched string
-	// RecordType is given to incoming users whose record has none.
-	// Default: PUBLIC.
-	RecordType string
-	// AllowStaff lets the profile create and update STAFF records (a staff
-	// record signs in as staff and holds roles). Without it an incoming
-	// STAFF user is rejected, and so is one that matches a STAFF record:
-	// the profile neither makes staff nor touches them.
-	AllowStaff bool
-	// DryRun computes every outcome, with the changes, and writes nothing.
-	DryRun bool
-}
-
-// SyncResult is what happened to one incoming user.
-type SyncResult struct {
-	PrimaryID string `json:"primary_id"`
-	Outcome   string `json:"outcome"`
-	// Reason says why a user was rejected or failed.
-	Reason string `json:"reason,omitempty"`
-	// Changes names the fields and segment lists an update changed (or, in
-	// a dry run, would change).
-	Changes []string `json:"changes,omitempty"`
-	// UserID is the internal id of the user matched or created.
-	UserID string `json:"-"`
-}
-
 var errDryRun = errors.New("dry run: roll back")
 
-// SyncBatch applies incoming users, in order, as an integration profile
-// does. Each user is applied whole or not at all; a user whose record is
-// the same as the last one applied is skipped without being read whole.
-// The incoming users are changed (normalized) in place. The outcome of
-// each user is the one it would have if the users were applied one after
-// the other, in order: a user that takes a primary_id or an identifier an
-// earlier user of the batch took is rejected, one that takes what an
-// earlier user gave up is applied; a dry run (rule.DryRun) gives the same
-// outcomes. To apply a file in several batches, use a SyncLoad.
+// ApplyExternal applies incoming external users (an SIS's records), in
+// order, as how says. Each user is applied whole or not at all; a user
+// whose record is the same as the last one applied is skipped without
+// being read whole, and the users that match nobody are created together,
+// a batch at a time: give it many users at once. The incoming users are
+// changed (normalized) in place. What happens to each user is what would
+// happen if the users were applied one after the other, in order: a user
+// that takes a primary_id or an identifier an earlier user took is
+// refused, one that takes what an earlier user gave up is applied; a dry
+// run (how.DryRun) gives the same effects. To apply a file in several
+// calls, use an ExternalLoad.
 //
-// Matching looks among all external users of the institution, whatever
-// profile made them; internal users are never matched, and an incoming
-// user that collides with one is rejected. On a match, core fields are
+// Matching (how.Match) looks among all external users of the institution,
+// whoever owns them; internal users are never matched, and an incoming
+// user that collides with one is refused. On a match, core fields are
 // replaced except the retained ones that staff changed by hand or that the
 // incoming record leaves empty; the user's External segments are replaced
 // by the incoming ones and Internal segments stay.
-func (s *Service) SyncBatch(ctx context.Context, inst string, in []*User, rule SyncRule) []SyncResult {
-	l := &SyncLoad{s: s, inst: inst, rule: rule}
-	if rule.DryRun {
+func (s *Service) ApplyExternal(ctx context.Context, inst string, in []*User, how ExternalApply) []Applied {
+	l := &ExternalLoad{s: s, inst: inst, rule: how}
+	if how.DryRun {
 		l.dry = newDryRun(true)
 	}
 	return l.Apply(ctx, in)
 }
 
-// A SyncLoad applies the users of one load (an SIS file, a run of an
-// integration profile) in batches, as SyncBatch does, each batch after
-// the users of the batches before: the outcome of each user is the one it
-// would have if the whole load were applied one user after the other. A
-// dry run (the rule's DryRun) writes nothing and gives, user by user, the
-// outcomes the load gives: a user that takes a primary_id or identifier an
-// earlier user of the load took is rejected, and one that takes what an
-// earlier user gave up is applied, as in the load itself.
+// An ExternalLoad applies the users of one load (an SIS file, a run of an
+// integration profile) in batches, as ApplyExternal does, each batch after
+// the users of the batches before: what happens to each user is what would
+// happen if the whole load were applied one user after the other. A dry
+// run (how.DryRun) writes nothing and gives, user by user, the effects the
+// load gives: a user that takes a primary_id or identifier an earlier user
+// of the load took is refused, and one that takes what an earlier user
+// gave up is applied, as in the load itself.
 //
-// A load applies each user once: a user matched by the same key as an
+// A load applies each user once: a user with the same match key as an
 // earlier user of the load (the same primary_id or identifier, whatever
-// its case) is rejected. A SyncLoad is not safe for concurrent use.
-type SyncLoad struct {
+// its case) is refused. An ExternalLoad is not safe for concurrent use.
+type ExternalLoad struct {
 	s    *Service
 	inst string
-	rule SyncRule
+	rule ExternalApply
 	// seen holds the match keys of the users of the load so far (nil:
-	// SyncBatch, which may apply a user twice).
+	// ApplyExternal, which may apply a user twice).
 	seen map[string]bool
 	dry  *dryRun
 }
 
-// NewSyncLoad starts a load of users into institution inst by rule.
-func (s *Service) NewSyncLoad(inst string, rule SyncRule) *SyncLoad {
-	l := &SyncLoad{s: s, inst: inst, rule: rule, seen: map[string]bool{}}
-	if rule.DryRun {
+// NewExternalLoad starts a load of external users into institution inst,
+// applied as how says.
+func (s *Service) NewExternalLoad(inst string, how ExternalApply) *ExternalLoad {
+	l := &ExternalLoad{s: s, inst: inst, rule: how, seen: map[string]bool{}}
+	if how.DryRun {
 		l.dry = newDryRun(false)
 	}
 	return l
 }
 
-// Apply applies the next users of the load, in order, and returns their
-// outcomes (see SyncLoad and SyncBatch). The incoming users are changed
-// (normalized) in place.
-func (l *SyncLoad) Apply(ctx context.Context, in []*User) []SyncResult {
+// Apply applies the next users of the load, in order, and returns what
+// happened to each (see ExternalLoad and ApplyExternal). The incoming users
+// are changed (normalized) in place.
+func (l *ExternalLoad) Apply(ctx context.Context, in []*User) []Applied {
 	s, inst, rule := l.s, l.inst, l.rule
 	if rule.RecordType == "" {
 		rule.RecordType = RecordPublic
 	}
-	out := make([]SyncResult, len(in))
+	out := make([]Applied, len(in))
 	hashes := make([]string, len(in))
 	var pending []int
 	for i, u := range in {
-		out[i] = SyncResult{PrimaryID: strings.TrimSpace(u.PrimaryID)}
+		out[i] = Applied{PrimaryID: strings.TrimSpace(u.PrimaryID)}
 		normalizeIncoming(inst, u, rule)
 		hashes[i] = incomingHash(u, rule)
-		if k := matchKey(u, rule); l.seen != nil && k != "" {
+		if k := rule.Match.Of(u); l.seen != nil && k != "" {
 			if l.seen[k] {
-				out[i].Outcome = OutcomeRejected
-				out[i].Reason = fmt.Sprintf("an earlier user of the load has the %s %q: a load applies each user once", matchName(rule), matchValue(u, rule))
+				out[i].Effect = EffectRefused
+				out[i].Reason = fmt.Sprintf("an earlier user of the load has the %s %q: a load applies each user once", rule.Match, rule.Match.value(u))
 				continue
 			}
 			l.seen[k] = true
@@ -167,7 +106,7 @@ func (l *SyncLoad) Apply(ctx context.Context, in []*User) []SyncResult {
 	known, err := s.knownHashes(ctx, inst, in, pending, rule)
 	if err != nil {
 		for _, i := range pending {
-			out[i].Outcome, out[i].Reason = OutcomeFailed, err.Error()
+			out[i].Effect, out[i].Reason = EffectFailed, err.Error()
 		}
 		return out
 	}
@@ -181,12 +120,12 @@ func (l *SyncLoad) Apply(ctx context.Context, in []*User) []SyncResult {
 	taken := map[string]bool{}
 	var fresh, rest []int
 	for _, i := range pending {
-		k, found := known[matchKey(in[i], rule)]
+		k, found := known[rule.Match.Of(in[i])]
 		if reason := staffReason(in[i], found && k.staff, rule); reason != "" {
-			out[i].Outcome, out[i].Reason = OutcomeRejected, reason
+			out[i].Effect, out[i].Reason = EffectRefused, reason
 			continue
 		}
-		unchanged := found && rule.Mode == ModeSynchronize && hashes[i] != "" && k.hash == hashes[i] && k.external && !matched[k.id]
+		unchanged := found && rule.UpdateMatched && hashes[i] != "" && k.hash == hashes[i] && k.external && !matched[k.id]
 		if found {
 			matched[k.id] = true
 		}
@@ -194,7 +133,7 @@ func (l *SyncLoad) Apply(ctx context.Context, in []*User) []SyncResult {
 		// any other is checked before it is applied.
 		if !unchanged {
 			if reason := s.checkIncoming(in[i], rule); reason != "" {
-				out[i].Outcome, out[i].Reason = OutcomeRejected, reason
+				out[i].Effect, out[i].Reason = EffectRefused, reason
 				continue
 			}
 		}
@@ -202,8 +141,8 @@ func (l *SyncLoad) Apply(ctx context.Context, in []*User) []SyncResult {
 		wanted := slices.ContainsFunc(keys, func(k string) bool { return taken[k] })
 		switch {
 		case unchanged:
-			out[i].Outcome, out[i].UserID = OutcomeUnchanged, k.id
-		case !found && !wanted && l.dry == nil && (rule.Mode == ModeImport || rule.Unmatched == UnmatchedAdd):
+			out[i].Effect, out[i].UserID = EffectUnchanged, k.id
+		case !found && !wanted && l.dry == nil && rule.AddUnmatched:
 			// Nobody before it in the batch wants its keys: it may be
 			// created with the other new users, ahead of its turn.
 			fresh = append(fresh, i)
@@ -232,7 +171,7 @@ func keysOf(u *User) []string {
 	return keys
 }
 
-// lookups runs the batch reads of a synchronize. On PostgreSQL they run in
+// lookups runs the batch reads of ApplyExternal. On PostgreSQL they run in
 // a transaction of their own that plans each statement for its values: a
 // prepared statement's generic plan, made while the tables were nearly
 // empty, would go on scanning them whole as a first load fills them. The
@@ -253,48 +192,48 @@ func (s *Service) lookups(ctx context.Context, fn func(db *gorm.DB) error) error
 }
 
 // normalizeIncoming normalizes an incoming user as the SIS's: External
-// segments, the profile's external_id, the defaults.
-func normalizeIncoming(inst string, u *User, rule SyncRule) {
+// segments, the owner's external_id, the defaults.
+func normalizeIncoming(inst string, u *User, rule ExternalApply) {
 	u.Institution = inst
 	normalizeCore(u)
-	u.AccountType, u.ExternalID = AccountExternal, rule.Profile
+	u.AccountType, u.ExternalID = AccountExternal, rule.Owner
 	keepUnsent(u, &User{RecordType: rule.RecordType, Status: StatusActive})
 	eachSegment(u, func(_ string, seg *Segment) { seg.SegmentType, seg.ID = SegmentExternal, "" })
 	for i := range u.Notes {
 		u.Notes[i].Origin = OriginExternal
-		u.Notes[i].CreatedBy = "system:sis:" + rule.Profile
+		u.Notes[i].CreatedBy = "system:sis:" + rule.Owner
 	}
 	for i := range u.Blocks {
 		if u.Blocks[i].BlockStatus == "" {
 			u.Blocks[i].BlockStatus = StatusActive
 		}
-		u.Blocks[i].CreatedBy = "system:sis:" + rule.Profile
+		u.Blocks[i].CreatedBy = "system:sis:" + rule.Owner
 	}
 }
 
 // checkIncoming checks a normalized incoming user alone; it returns why the
-// user is rejected, or "".
-func (s *Service) checkIncoming(u *User, rule SyncRule) string {
+// user is refused, or "".
+func (s *Service) checkIncoming(u *User, rule ExternalApply) string {
 	if err := s.validateUser(u, ""); err != nil {
 		return reasonOf(err)
 	}
-	if rule.MatchBy != MatchPrimaryID && identifierOf(u, rule.MatchBy) == nil {
-		return fmt.Sprintf("the record has no identifier of type %s, which the profile matches on", rule.MatchBy)
+	if !rule.Match.OnPrimaryID() && identifierOf(u, rule.Match.IDType) == nil {
+		return fmt.Sprintf("the record has no identifier of type %s, which the profile matches on", rule.Match.IDType)
 	}
 	return ""
 }
 
-// staffReason says why an incoming user is rejected when the profile does
+// staffReason says why an incoming user is refused when the rule does
 // not allow staff records: the user is STAFF, or matches a STAFF record
 // (held); "" otherwise.
-func staffReason(u *User, held bool, rule SyncRule) string {
+func staffReason(u *User, held bool, rule ExternalApply) string {
 	switch {
 	case rule.AllowStaff:
 		return ""
 	case u.RecordType == RecordStaff:
-		return fmt.Sprintf("record_type STAFF: profile %s does not allow staff records (allow_staff)", rule.Profile)
+		return fmt.Sprintf("record_type STAFF: profile %s does not allow staff records (allow_staff)", rule.Owner)
 	case held:
-		return fmt.Sprintf("the %s %q belongs to a staff record, which profile %s does not change: it does not allow staff records (allow_staff)", matchName(rule), matchValue(u, rule), rule.Profile)
+		return fmt.Sprintf("the %s %q belongs to a staff record, which profile %s does not change: it does not allow staff records (allow_staff)", rule.Match, rule.Match.value(u), rule.Owner)
 	}
 	return ""
 }
@@ -325,28 +264,19 @@ func identifierOf(u *User, idType string) *Identifier {
 	return nil
 }
 
-// matchKey is the folded value an incoming user is matched on.
-func matchKey(u *User, rule SyncRule) string {
-	if rule.MatchBy == MatchPrimaryID {
-		return u.PrimaryIDKey
-	}
-	if id := identifierOf(u, rule.MatchBy); id != nil {
-		return id.ValueKey
-	}
-	return ""
-}
-
 // incomingHash fingerprints what the SIS sent (after normalization), so
 // that the next run can skip a user whose record is the same. A record with
 // a PIN gets none: PINs are compared against their slow hash instead.
-func incomingHash(u *User, rule SyncRule) string {
+func incomingHash(u *User, rule ExternalApply) string {
 	if u.PINNumber != "" {
 		return ""
 	}
+	// The field keeps its name: the fingerprints stored by earlier runs
+	// stay valid.
 	b, _ := json.Marshal(struct {
 		U       *User
 		Profile string
-	}{u, rule.Profile}) // plain data: cannot fail
+	}{u, rule.Owner}) // plain data: cannot fail
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
@@ -360,12 +290,12 @@ type knownUser struct {
 
 // knownHashes reads, in one query, the stored fingerprints of the users
 // that the pending incoming users match.
-func (s *Service) knownHashes(ctx context.Context, inst string, in []*User, pending []int, rule SyncRule) (map[string]knownUser, error) {
+func (s *Service) knownHashes(ctx context.Context, inst string, in []*User, pending []int, rule ExternalApply) (map[string]knownUser, error) {
 	keys := make([]string, 0, len(pending))
 	for _, i := range pending {
 		// A key that breaks the text rule names nobody; its user is
-		// rejected by the checks that follow, the others go on.
-		if k := matchKey(in[i], rule); Findable(k) {
+		// refused by the checks that follow, the others go on.
+		if k := rule.Match.Of(in[i]); Findable(k) {
 			keys = append(keys, k)
 		}
 	}
@@ -380,13 +310,13 @@ func (s *Service) knownHashes(ctx context.Context, inst string, in []*User, pend
 		RecordType  string
 	}
 	err := s.lookups(ctx, func(db *gorm.DB) error {
-		if rule.MatchBy == MatchPrimaryID {
+		if rule.Match.OnPrimaryID() {
 			return db.Model(&User{}).Select("primary_id_key AS match_key, id, sis_hash, account_type, record_type").
 				Where("institution = ? AND primary_id_key IN ?", inst, keys).Scan(&rows).Error
 		}
 		return db.Table("pk_user_identifiers AS i").Joins("JOIN pk_users u ON u.id = i.user_id").
 			Select("i.value_key AS match_key, u.id, u.sis_hash, u.account_type, u.record_type").
-			Where("i.institution = ? AND i.id_type = ? AND i.value_key IN ?", inst, rule.MatchBy, keys).Scan(&rows).Error
+			Where("i.institution = ? AND i.id_type = ? AND i.value_key IN ?", inst, rule.Match.IDType, keys).Scan(&rows).Error
 	})
 	out := make(map[string]knownUser, len(rows))
 	for _, r := range rows {
@@ -398,8 +328,8 @@ func (s *Service) knownHashes(ctx context.Context, inst string, in []*User, pend
 // syncOne applies one prepared incoming user in a transaction of its own.
 // In a dry run (dry not nil) the transaction is rolled back and dry notes
 // what the user would have changed.
-func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string, rule SyncRule, dry *dryRun) SyncResult {
-	res := SyncResult{PrimaryID: u.PrimaryID}
+func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string, rule ExternalApply, dry *dryRun) Applied {
+	res := Applied{PrimaryID: u.PrimaryID}
 	var before, after *User
 	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		cur, reason, err := s.matchIncoming(tx, inst, u, rule, dry)
@@ -407,7 +337,7 @@ func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string
 			return err
 		}
 		if reason != "" {
-			res.Outcome, res.Reason = OutcomeRejected, reason
+			res.Effect, res.Reason = EffectRefused, reason
 			return nil
 		}
 		if cur == nil {
@@ -421,9 +351,9 @@ func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string
 	}
 	if err != nil {
 		if e, ok := fault.As(s.translate(err)); ok && e.Kind != fault.Stale {
-			return SyncResult{PrimaryID: u.PrimaryID, Outcome: OutcomeRejected, Reason: reasonOf(e)}
+			return Applied{PrimaryID: u.PrimaryID, Effect: EffectRefused, Reason: reasonOf(e)}
 		}
-		return SyncResult{PrimaryID: u.PrimaryID, Outcome: OutcomeFailed, Reason: err.Error()}
+		return Applied{PrimaryID: u.PrimaryID, Effect: EffectFailed, Reason: err.Error()}
 	}
 	if rule.DryRun {
 		if dry != nil {
@@ -435,11 +365,11 @@ func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string
 		return res
 	}
 	out := s.finishRead(after)
-	switch res.Outcome {
-	case OutcomeCreated:
+	switch res.Effect {
+	case EffectCreated:
 		s.changed(ctx, Change{Institution: inst, Action: Created, After: out})
 		s.emit(ctx, inst, AuditCreate, out.PrimaryID, "user")
-	case OutcomeUpdated:
+	case EffectUpdated:
 		s.changed(ctx, Change{Institution: inst, Action: Updated, Before: s.finishRead(before), After: out})
 		s.emit(ctx, inst, AuditUpdate, out.PrimaryID, "user")
 	}
@@ -447,8 +377,8 @@ func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string
 }
 
 // matchIncoming finds the external user an incoming user matches, or nil.
-// A reason is returned when the incoming user must be rejected.
-func (s *Service) matchIncoming(tx *gorm.DB, inst string, u *User, rule SyncRule, dry *dryRun) (*User, string, error) {
+// A reason is returned when the incoming user must be refused.
+func (s *Service) matchIncoming(tx *gorm.DB, inst string, u *User, rule ExternalApply, dry *dryRun) (*User, string, error) {
 	cur, decided, err := dry.match(u, rule)
 	if err != nil {
 		return nil, "", err
@@ -456,14 +386,14 @@ func (s *Service) matchIncoming(tx *gorm.DB, inst string, u *User, rule SyncRule
 	switch {
 	case decided:
 		// The users before it in the dry run touched the key.
-	case rule.MatchBy == MatchPrimaryID:
+	case rule.Match.OnPrimaryID():
 		found, err := loadUser(tx, inst, u.PrimaryID)
 		if err != nil && !errors.Is(err, fault.ErrNotFound) {
 			return nil, "", err
 		}
 		cur = found
 	default:
-		id := identifierOf(u, rule.MatchBy)
+		id := identifierOf(u, rule.Match.IDType)
 		var held Identifier
 		err := tx.Where("institution = ? AND id_type = ? AND value_key = ?", inst, id.IDType, id.ValueKey).Take(&held).Error
 		switch {
@@ -477,35 +407,21 @@ func (s *Service) matchIncoming(tx *gorm.DB, inst string, u *User, rule SyncRule
 		}
 	}
 	if cur != nil && !cur.IsExternal() {
-		return nil, fmt.Sprintf("the %s %q belongs to internal user %q, which a synchronize never changes", matchName(rule), matchValue(u, rule), cur.PrimaryID), nil
+		return nil, fmt.Sprintf("the %s %q belongs to internal user %q, which a synchronize never changes", rule.Match, rule.Match.value(u), cur.PrimaryID), nil
 	}
 	if reason := staffReason(u, cur != nil && cur.RecordType == RecordStaff, rule); reason != "" {
 		return nil, reason, nil
 	}
-	if cur != nil && rule.Mode == ModeImport {
+	if cur != nil && !rule.UpdateMatched {
 		return nil, fmt.Sprintf("user %q exists already; an import adds new users only", cur.PrimaryID), nil
 	}
-	if cur == nil && rule.Mode == ModeSynchronize && rule.Unmatched == UnmatchedReject {
-		return nil, fmt.Sprintf("no external user has the %s %q, and the profile rejects unmatched users", matchName(rule), matchValue(u, rule)), nil
+	if cur == nil && !rule.AddUnmatched {
+		return nil, fmt.Sprintf("no external user has the %s %q, and the profile rejects unmatched users", rule.Match, rule.Match.value(u)), nil
 	}
 	return cur, "", nil
 }
 
-func matchName(rule SyncRule) string {
-	if rule.MatchBy == MatchPrimaryID {
-		return "primary_id"
-	}
-	return "identifier " + rule.MatchBy
-}
-
-func matchValue(u *User, rule SyncRule) string {
-	if rule.MatchBy == MatchPrimaryID {
-		return u.PrimaryID
-	}
-	return identifierOf(u, rule.MatchBy).Value
-}
-
-func (s *Service) syncCreate(ctx context.Context, tx *gorm.DB, inst string, u *User, hash string, rule SyncRule, dry *dryRun, res *SyncResult, after **User) error {
+func (s *Service) syncCreate(ctx context.Context, tx *gorm.DB, inst string, u *User, hash string, rule ExternalApply, dry *dryRun, res *Applied, after **User) error {
 	if err := dry.primaryIDFree(tx, inst, u.PrimaryIDKey, ""); err != nil {
 		return err
 	}
@@ -531,7 +447,7 @@ func (s *Service) syncCreate(ctx context.Context, tx *gorm.DB, inst string, u *U
 	if err := insertSegments(tx, u, "", nil); err != nil {
 		return err
 	}
-	res.Outcome, res.UserID = OutcomeCreated, u.ID
+	res.Effect, res.UserID = EffectCreated, u.ID
 	*after = u
 	if rule.DryRun {
 		return errDryRun
@@ -549,7 +465,7 @@ func stampSIS(u *User, now time.Time) {
 	}
 }
 
-func (s *Service) syncUpdate(ctx context.Context, tx *gorm.DB, inst string, cur, in *User, hash string, rule SyncRule, dry *dryRun, res *SyncResult, after **User) error {
+func (s *Service) syncUpdate(ctx context.Context, tx *gorm.DB, inst string, cur, in *User, hash string, rule ExternalApply, dry *dryRun, res *Applied, after **User) error {
 	var overrides []FieldOverride
 	if err := tx.Where("user_id = ?", cur.ID).Find(&overrides).Error; err != nil {
 		return err
@@ -565,7 +481,7 @@ func (s *Service) syncUpdate(ctx context.Context, tx *gorm.DB, inst string, cur,
 	res.UserID = cur.ID
 	res.Changes = syncChanges(cur, m)
 	if len(res.Changes) == 0 {
-		res.Outcome = OutcomeUnchanged
+		res.Effect = EffectUnchanged
 		if cur.SISHash == hash {
 			return nil
 		}
@@ -595,7 +511,7 @@ func (s *Service) syncUpdate(ctx context.Context, tx *gorm.DB, inst string, cur,
 		// A user an earlier user of the dry run created or changed: the
 		// stored record is not what this one would change.
 		keepHeld(m, cur, changedKinds(res.Changes))
-		res.Outcome, *after = OutcomeUpdated, m
+		res.Effect, *after = EffectUpdated, m
 		return errDryRun
 	}
 	if err := dry.free(tx, inst, m); err != nil {
@@ -621,7 +537,7 @@ func (s *Service) syncUpdate(ctx context.Context, tx *gorm.DB, inst string, cur,
 	if err := insertSegmentKinds(tx, m, "", held, kinds); err != nil {
 		return err
 	}
-	res.Outcome = OutcomeUpdated
+	res.Effect = EffectUpdated
 	m.PrimaryIDKey = keys.Fold(m.PrimaryID)
 	*after = m
 	if rule.DryRun {

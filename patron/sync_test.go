@@ -11,7 +11,8 @@ import (
 	"github.com/patronkit/patronkit/patron"
 )
 
-var syncRule = patron.SyncRule{Profile: "SIS", Mode: patron.ModeSynchronize, MatchBy: patron.MatchPrimaryID, Unmatched: patron.UnmatchedAdd}
+// syncRule applies users as an SIS profile that synchronizes does.
+var syncRule = patron.ExternalApply{Owner: "SIS", Match: patron.MatchOnPrimaryID(), AddUnmatched: true, UpdateMatched: true}
 
 // sisUser is a record as an SIS sends it.
 func sisUser(id, first string) *patron.User {
@@ -23,15 +24,15 @@ func sisUser(id, first string) *patron.User {
 	}
 }
 
-func sync1(t *testing.T, f *fixture, rule patron.SyncRule, u *patron.User) patron.SyncResult {
+func sync1(t *testing.T, f *fixture, rule patron.ExternalApply, u *patron.User) patron.Applied {
 	t.Helper()
-	return f.svc.SyncBatch(f.ctx, "UNI", []*patron.User{u}, rule)[0]
+	return f.svc.ApplyExternal(f.ctx, "UNI", []*patron.User{u}, rule)[0]
 }
 
-func wantOutcome(t *testing.T, r patron.SyncResult, outcome, reasonPart string) {
+func wantEffect(t *testing.T, r patron.Applied, outcome patron.Effect, reasonPart string) {
 	t.Helper()
-	if r.Outcome != outcome || !strings.Contains(r.Reason, reasonPart) {
-		t.Fatalf("outcome %s (%q), want %s containing %q", r.Outcome, r.Reason, outcome, reasonPart)
+	if r.Effect != outcome || !strings.Contains(r.Reason, reasonPart) {
+		t.Fatalf("effect %s (%q), want %s containing %q", r.Effect, r.Reason, outcome, reasonPart)
 	}
 }
 
@@ -39,9 +40,9 @@ func TestImportAddsOnlyNewUsers(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		f := newFixture(t, db, patron.Options{})
 		imp := syncRule
-		imp.Mode = patron.ModeImport
-		wantOutcome(t, sync1(t, f, imp, sisUser("s1", "Ann")), patron.OutcomeCreated, "")
-		wantOutcome(t, sync1(t, f, imp, sisUser("s1", "Changed")), patron.OutcomeRejected, "exists already")
+		imp.UpdateMatched = false
+		wantEffect(t, sync1(t, f, imp, sisUser("s1", "Ann")), patron.EffectCreated, "")
+		wantEffect(t, sync1(t, f, imp, sisUser("s1", "Changed")), patron.EffectRefused, "exists already")
 		u, _ := f.svc.Get(f.ctx, "UNI", "s1")
 		if u.FirstName != "Ann" || !u.IsExternal() || u.ExternalID != "SIS" {
 			t.Fatalf("import changed an existing user or made it wrong: %+v", u)
@@ -53,17 +54,17 @@ func TestSynchronizeMatchesAnyExternalUserNeverAnInternalOne(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		f := newFixture(t, db, patron.Options{})
 		other := syncRule
-		other.Profile = "HR"
-		wantOutcome(t, sync1(t, f, other, sisUser("s1", "Ann")), patron.OutcomeCreated, "")
+		other.Owner = "HR"
+		wantEffect(t, sync1(t, f, other, sisUser("s1", "Ann")), patron.EffectCreated, "")
 		// The student profile takes over the user the HR profile made.
-		wantOutcome(t, sync1(t, f, syncRule, sisUser("s1", "Annie")), patron.OutcomeUpdated, "")
+		wantEffect(t, sync1(t, f, syncRule, sisUser("s1", "Annie")), patron.EffectUpdated, "")
 		u, _ := f.svc.Get(f.ctx, "UNI", "s1")
 		if u.FirstName != "Annie" || u.ExternalID != "SIS" {
 			t.Fatalf("not taken over: %+v", u)
 		}
 		// An internal user is never matched.
 		mustCreate(t, f, "UNI", &patron.User{PrimaryID: "local", FirstName: "L", LastName: "L"})
-		wantOutcome(t, sync1(t, f, syncRule, sisUser("LOCAL", "X")), patron.OutcomeRejected, `internal user "local"`)
+		wantEffect(t, sync1(t, f, syncRule, sisUser("LOCAL", "X")), patron.EffectRefused, `internal user "local"`)
 		l, _ := f.svc.Get(f.ctx, "UNI", "local")
 		if l.FirstName != "L" || l.IsExternal() {
 			t.Fatalf("the internal user was touched: %+v", l)
@@ -75,20 +76,20 @@ func TestUnmatchedUsersAddedOrRejected(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		f := newFixture(t, db, patron.Options{})
 		strict := syncRule
-		strict.Unmatched = patron.UnmatchedReject
-		wantOutcome(t, sync1(t, f, strict, sisUser("s1", "Ann")), patron.OutcomeRejected, "rejects unmatched")
+		strict.AddUnmatched = false
+		wantEffect(t, sync1(t, f, strict, sisUser("s1", "Ann")), patron.EffectRefused, "rejects unmatched")
 		if n := countUsers(t, f, "UNI"); n != 0 {
 			t.Fatalf("a rejected user was written")
 		}
-		wantOutcome(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.OutcomeCreated, "")
-		wantOutcome(t, sync1(t, f, strict, sisUser("s1", "Anna")), patron.OutcomeUpdated, "")
+		wantEffect(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.EffectCreated, "")
+		wantEffect(t, sync1(t, f, strict, sisUser("s1", "Anna")), patron.EffectUpdated, "")
 	})
 }
 
 func TestSynchronizeKeepsRetainedFieldsInternalSegmentsAndNotes(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		f := newFixture(t, db, patron.Options{})
-		wantOutcome(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.OutcomeCreated, "")
+		wantEffect(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.EffectCreated, "")
 		u, _ := f.svc.Get(f.ctx, "UNI", "s1")
 		// Staff change a retained field, add a library note and an email.
 		in := *u
@@ -105,7 +106,7 @@ func TestSynchronizeKeepsRetainedFieldsInternalSegmentsAndNotes(t *testing.T) {
 		next.Emails[0].EmailAddress = "new@uni.example" // External segments swapped
 		next.Phones = []patron.Phone{{PhoneNumber: "+1555", Preferred: true, Segment: patron.Segment{SegmentType: patron.SegmentInternal}}}
 		r := sync1(t, f, syncRule, next)
-		wantOutcome(t, r, patron.OutcomeUpdated, "")
+		wantEffect(t, r, patron.EffectUpdated, "")
 		got, _ := f.svc.Get(f.ctx, "UNI", "s1")
 		if got.FirstName != "Annette" || got.UserGroup != "GRAD" || got.CampusCode != "MAIN" || got.JobCategory != "Assistant" {
 			t.Fatalf("core merge: %+v", got)
@@ -145,12 +146,12 @@ func TestSameFileTwiceChangesNothing(t *testing.T) {
 		batch := func() []*patron.User {
 			return []*patron.User{sisUser("s1", "A"), sisUser("s2", "B"), sisUser("s3", "C")}
 		}
-		for _, r := range f.svc.SyncBatch(f.ctx, "UNI", batch(), syncRule) {
-			wantOutcome(t, r, patron.OutcomeCreated, "")
+		for _, r := range f.svc.ApplyExternal(f.ctx, "UNI", batch(), syncRule) {
+			wantEffect(t, r, patron.EffectCreated, "")
 		}
 		before, _ := f.svc.Get(f.ctx, "UNI", "s2")
-		for _, r := range f.svc.SyncBatch(f.ctx, "UNI", batch(), syncRule) {
-			wantOutcome(t, r, patron.OutcomeUnchanged, "")
+		for _, r := range f.svc.ApplyExternal(f.ctx, "UNI", batch(), syncRule) {
+			wantEffect(t, r, patron.EffectUnchanged, "")
 		}
 		after, _ := f.svc.Get(f.ctx, "UNI", "s2")
 		if after.Version != before.Version || !after.UpdatedAt.Equal(before.UpdatedAt) {
@@ -159,9 +160,9 @@ func TestSameFileTwiceChangesNothing(t *testing.T) {
 		// A real change is still seen.
 		changed := batch()
 		changed[1].LastName = "Other"
-		rs := f.svc.SyncBatch(f.ctx, "UNI", changed, syncRule)
-		wantOutcome(t, rs[0], patron.OutcomeUnchanged, "")
-		wantOutcome(t, rs[1], patron.OutcomeUpdated, "")
+		rs := f.svc.ApplyExternal(f.ctx, "UNI", changed, syncRule)
+		wantEffect(t, rs[0], patron.EffectUnchanged, "")
+		wantEffect(t, rs[1], patron.EffectUpdated, "")
 	})
 }
 
@@ -169,13 +170,13 @@ func TestIncomingCollisionsAndBadRecordsAreRejectedWithTheReason(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		f := newFixture(t, db, patron.Options{})
 		mustCreate(t, f, "UNI", &patron.User{PrimaryID: "holder", FirstName: "H", LastName: "H", Identifiers: []patron.Identifier{{IDType: "BARCODE", Value: "BC-s1"}}})
-		wantOutcome(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.OutcomeRejected, "BARCODE")
+		wantEffect(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.EffectRefused, "BARCODE")
 		noNames := sisUser("s2", "")
 		noNames.LastName = ""
-		wantOutcome(t, sync1(t, f, syncRule, noNames), patron.OutcomeRejected, "first_name is required")
+		wantEffect(t, sync1(t, f, syncRule, noNames), patron.EffectRefused, "first_name is required")
 		badEmail := sisUser("s3", "C")
 		badEmail.Emails[0].EmailAddress = "nope"
-		wantOutcome(t, sync1(t, f, syncRule, badEmail), patron.OutcomeRejected, "email_address")
+		wantEffect(t, sync1(t, f, syncRule, badEmail), patron.EffectRefused, "email_address")
 		if n := countUsers(t, f, "UNI"); n != 1 {
 			t.Fatalf("rejected users were written: %d", n)
 		}
@@ -186,29 +187,29 @@ func TestMatchOnAnIdentifierType(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		f := newFixture(t, db, patron.Options{})
 		byBarcode := syncRule
-		byBarcode.MatchBy = "BARCODE"
-		wantOutcome(t, sync1(t, f, byBarcode, sisUser("s1", "Ann")), patron.OutcomeCreated, "")
+		byBarcode.Match = patron.MatchOnIdentifier("BARCODE")
+		wantEffect(t, sync1(t, f, byBarcode, sisUser("s1", "Ann")), patron.EffectCreated, "")
 		renamed := sisUser("s1-new", "Ann")
 		renamed.Identifiers[0].Value = "BC-s1"
-		wantOutcome(t, sync1(t, f, byBarcode, renamed), patron.OutcomeUpdated, "")
+		wantEffect(t, sync1(t, f, byBarcode, renamed), patron.EffectUpdated, "")
 		if _, err := f.svc.Get(f.ctx, "UNI", "s1-new"); err != nil {
 			t.Fatalf("the primary id follows the SIS when matching on a barcode: %v", err)
 		}
 		noBarcode := sisUser("s9", "X")
 		noBarcode.Identifiers = nil
-		wantOutcome(t, sync1(t, f, byBarcode, noBarcode), patron.OutcomeRejected, "no identifier of type BARCODE")
+		wantEffect(t, sync1(t, f, byBarcode, noBarcode), patron.EffectRefused, "no identifier of type BARCODE")
 	})
 }
 
 func TestDryRunWritesNothing(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		f := newFixture(t, db, patron.Options{})
-		wantOutcome(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.OutcomeCreated, "")
+		wantEffect(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.EffectCreated, "")
 		dry := syncRule
 		dry.DryRun = true
-		rs := f.svc.SyncBatch(f.ctx, "UNI", []*patron.User{sisUser("s1", "Changed"), sisUser("s2", "New")}, dry)
-		wantOutcome(t, rs[0], patron.OutcomeUpdated, "")
-		wantOutcome(t, rs[1], patron.OutcomeCreated, "")
+		rs := f.svc.ApplyExternal(f.ctx, "UNI", []*patron.User{sisUser("s1", "Changed"), sisUser("s2", "New")}, dry)
+		wantEffect(t, rs[0], patron.EffectUpdated, "")
+		wantEffect(t, rs[1], patron.EffectCreated, "")
 		if strings.Join(rs[0].Changes, ",") != "first_name" {
 			t.Fatalf("dry-run changes: %v", rs[0].Changes)
 		}
@@ -224,11 +225,11 @@ func TestTheSISsPreferredContactWins(t *testing.T) {
 		f := newFixture(t, db, patron.Options{})
 		first := sisUser("s1", "Ann")
 		first.Emails[0].Preferred = false
-		wantOutcome(t, sync1(t, f, syncRule, first), patron.OutcomeCreated, "")
+		wantEffect(t, sync1(t, f, syncRule, first), patron.EffectCreated, "")
 		if _, err := f.svc.AddEmail(f.ctx, "UNI", "s1", patron.Email{EmailAddress: "mine@home.example", Preferred: true}); err != nil {
 			t.Fatal(err)
 		}
-		wantOutcome(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.OutcomeUpdated, "")
+		wantEffect(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.EffectUpdated, "")
 		u, _ := f.svc.Get(f.ctx, "UNI", "s1")
 		for _, e := range u.Emails {
 			if e.Preferred != e.IsExternal() {
@@ -241,14 +242,14 @@ func TestTheSISsPreferredContactWins(t *testing.T) {
 func TestRestoredFieldsComeFromTheSISAgain(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		f := newFixture(t, db, patron.Options{})
-		wantOutcome(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.OutcomeCreated, "")
+		wantEffect(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.EffectCreated, "")
 		u, _ := f.svc.Get(f.ctx, "UNI", "s1")
 		in := *u
 		in.UserGroup, in.CampusCode = "GRAD", "NORTH"
 		if _, err := f.svc.Replace(f.ctx, "UNI", "s1", u.Version, &in); err != nil {
 			t.Fatal(err)
 		}
-		wantOutcome(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.OutcomeUnchanged, "")
+		wantEffect(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.EffectUnchanged, "")
 		if _, err := f.svc.RestoreSISFields(f.ctx, "UNI", "s1", []string{"first_name"}); err == nil {
 			t.Fatal("first_name is not a retained field")
 		}
@@ -257,7 +258,7 @@ func TestRestoredFieldsComeFromTheSISAgain(t *testing.T) {
 			t.Fatalf("restore: %v %v", restored, err)
 		}
 		r := sync1(t, f, syncRule, sisUser("s1", "Ann"))
-		wantOutcome(t, r, patron.OutcomeUpdated, "")
+		wantEffect(t, r, patron.EffectUpdated, "")
 		got, _ := f.svc.Get(f.ctx, "UNI", "s1")
 		if got.UserGroup != "UNDERGRAD" || got.CampusCode != "NORTH" {
 			t.Fatalf("after restore: group %s campus %s", got.UserGroup, got.CampusCode)
@@ -281,8 +282,8 @@ func withBarcodes(u *patron.User, barcodes ...string) *patron.User {
 func TestADryRunBatchGivesTheOutcomesOfTheBatch(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		f := newFixture(t, db, patron.Options{})
-		wantOutcome(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.OutcomeCreated, "")
-		wantOutcome(t, sync1(t, f, syncRule, sisUser("s2", "Bo")), patron.OutcomeCreated, "")
+		wantEffect(t, sync1(t, f, syncRule, sisUser("s1", "Ann")), patron.EffectCreated, "")
+		wantEffect(t, sync1(t, f, syncRule, sisUser("s2", "Bo")), patron.EffectCreated, "")
 		batch := func() []*patron.User {
 			return []*patron.User{
 				withBarcodes(sisUser("s1", "Ann"), "BC-s1", "BC-z"),
@@ -295,18 +296,18 @@ func TestADryRunBatchGivesTheOutcomesOfTheBatch(t *testing.T) {
 		}
 		dry := syncRule
 		dry.DryRun = true
-		dryOut := f.svc.SyncBatch(f.ctx, "UNI", batch(), dry)
+		dryOut := f.svc.ApplyExternal(f.ctx, "UNI", batch(), dry)
 		if n := countUsers(t, f, "UNI"); n != 2 {
 			t.Fatalf("the dry run wrote: %d users", n)
 		}
-		realOut := f.svc.SyncBatch(f.ctx, "UNI", batch(), syncRule)
-		want := []string{patron.OutcomeUpdated, patron.OutcomeRejected, patron.OutcomeUpdated, patron.OutcomeCreated, patron.OutcomeUpdated, patron.OutcomeCreated}
+		realOut := f.svc.ApplyExternal(f.ctx, "UNI", batch(), syncRule)
+		want := []patron.Effect{patron.EffectUpdated, patron.EffectRefused, patron.EffectUpdated, patron.EffectCreated, patron.EffectUpdated, patron.EffectCreated}
 		for i := range want {
 			d, r := dryOut[i], realOut[i]
-			if d.Outcome != r.Outcome || d.Reason != r.Reason || strings.Join(d.Changes, ",") != strings.Join(r.Changes, ",") {
+			if d.Effect != r.Effect || d.Reason != r.Reason || strings.Join(d.Changes, ",") != strings.Join(r.Changes, ",") {
 				t.Errorf("user %d: the dry run said %+v, the batch %+v", i+1, d, r)
 			}
-			if r.Outcome != want[i] {
+			if r.Effect != want[i] {
 				t.Errorf("user %d: %+v, want %s", i+1, r, want[i])
 			}
 		}
@@ -318,19 +319,38 @@ func TestADryRunBatchGivesTheOutcomesOfTheBatch(t *testing.T) {
 
 // A load applies its batches each after the one before, and each user
 // once.
-func TestASyncLoadAppliesEachUserOnce(t *testing.T) {
+func TestAnExternalLoadAppliesEachUserOnce(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		f := newFixture(t, db, patron.Options{})
-		for _, rule := range []patron.SyncRule{func() patron.SyncRule { r := syncRule; r.DryRun = true; return r }(), syncRule} {
-			load := f.svc.NewSyncLoad("UNI", rule)
+		for _, rule := range []patron.ExternalApply{func() patron.ExternalApply { r := syncRule; r.DryRun = true; return r }(), syncRule} {
+			load := f.svc.NewExternalLoad("UNI", rule)
 			first := load.Apply(f.ctx, []*patron.User{withBarcodes(sisUser("s1", "Ann"), "BC-1")})
 			second := load.Apply(f.ctx, []*patron.User{withBarcodes(sisUser("S1", "Again"), "BC-2"), withBarcodes(sisUser("s2", "Bo"), "bc-1")})
-			wantOutcome(t, first[0], patron.OutcomeCreated, "")
-			wantOutcome(t, second[0], patron.OutcomeRejected, "an earlier user of the load")
-			wantOutcome(t, second[1], patron.OutcomeRejected, "BARCODE")
+			wantEffect(t, first[0], patron.EffectCreated, "")
+			wantEffect(t, second[0], patron.EffectRefused, "an earlier user of the load")
+			wantEffect(t, second[1], patron.EffectRefused, "BARCODE")
 		}
 		if n := countUsers(t, f, "UNI"); n != 1 {
 			t.Fatalf("%d users, want s1 alone", n)
 		}
 	})
+}
+
+// A match key is the folded primary_id, or the folded value of the first
+// identifier of its type; what a user lacks gives no key.
+func TestMatchKeyOfAUser(t *testing.T) {
+	u := &patron.User{PrimaryID: " Jane.Doe ", Identifiers: []patron.Identifier{{IDType: "UNIV_ID", Value: "U-1"}, {IDType: " BARCODE ", Value: " BC-9 "}, {IDType: "BARCODE", Value: "BC-10"}}}
+	for _, c := range []struct {
+		key        patron.MatchKey
+		want, name string
+	}{
+		{patron.MatchOnPrimaryID(), "jane.doe", "primary_id"},
+		{patron.MatchKey{}, "jane.doe", "primary_id"},
+		{patron.MatchOnIdentifier("BARCODE"), "bc-9", "identifier BARCODE"},
+		{patron.MatchOnIdentifier("LIBRARY_ID"), "", "identifier LIBRARY_ID"},
+	} {
+		if got := c.key.Of(u); got != c.want || c.key.String() != c.name {
+			t.Errorf("%+v: key %q named %q, want %q named %q", c.key, got, c.key, c.want, c.name)
+		}
+	}
 }

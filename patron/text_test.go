@@ -129,10 +129,10 @@ func TestPrimaryIDsMustNameAPathSegment(t *testing.T) {
 		}
 		// An SIS record is checked alike: rejected with the reason, the
 		// rest of the batch goes on.
-		res := f.svc.SyncBatch(f.ctx, "UNI", []*patron.User{sisUser("..", "Dots"), sisUser("ok1", "N\x00ul"), sisUser("ok2", "Fine")}, syncRule)
-		wantOutcome(t, res[0], patron.OutcomeRejected, "primary_id")
-		wantOutcome(t, res[1], patron.OutcomeRejected, "first_name holds a NUL character")
-		wantOutcome(t, res[2], patron.OutcomeCreated, "")
+		res := f.svc.ApplyExternal(f.ctx, "UNI", []*patron.User{sisUser("..", "Dots"), sisUser("ok1", "N\x00ul"), sisUser("ok2", "Fine")}, syncRule)
+		wantEffect(t, res[0], patron.EffectRefused, "primary_id")
+		wantEffect(t, res[1], patron.EffectRefused, "first_name holds a NUL character")
+		wantEffect(t, res[2], patron.EffectCreated, "")
 
 		// A user an earlier release let in as "me".
 		mustCreate(t, f, "UNI", jane())

@@ -132,7 +132,7 @@ func TestTheSourceFeedsSISRuns(t *testing.T) {
 	ctx := context.Background()
 	src := patronkittest.NewSource("registrar")
 	k := patronkittest.New(t, func(c *patronkit.Config) { c.Sources = []sis.Source{src} })
-	if _, err := k.SIS.CreateProfile(ctx, "UNI", &sis.Profile{Code: "REG", Source: src.Name(), Mode: patron.ModeSynchronize}); err != nil {
+	if _, err := k.SIS.CreateProfile(ctx, "UNI", &sis.Profile{Code: "REG", Source: src.Name(), Mode: sis.ModeSynchronize}); err != nil {
 		t.Fatal(err)
 	}
 	src.Add("monday.xml", sisFile("s1", "s2"))

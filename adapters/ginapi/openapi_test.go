@@ -791,7 +791,7 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 		t.Errorf("the report: %+v, want 3 outcomes, the second with a reason", report)
 	}
 	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/sis/runs/"+dry.ID+"/report", nil), &report)
-	if report.Total != 3 || len(report.Outcomes) != 3 || report.Outcomes[0].Changes != "last_name" || report.Outcomes[2].Outcome != patron.OutcomeCreated {
+	if report.Total != 3 || len(report.Outcomes) != 3 || report.Outcomes[0].Changes != "last_name" || report.Outcomes[2].Outcome != sis.OutcomeCreated {
 		t.Errorf("the dry run's report: %+v, want s1's last_name changed, s3 unchanged, s4 created", report)
 	}
 	csvReport := s.do(t, http.StatusOK, admin, http.MethodGet, "/api/sis/runs/"+run.ID+"/report", nil, "Accept", "text/csv")

@@ -299,7 +299,7 @@ func TestSISUploadRunsLoadUsersAndReportEachOne(t *testing.T) {
 	if got := runCounts(run); got != "succeeded done=2 total=2 created=0 updated=1 unchanged=1 rejected=0 failed=0" || run.Files != "registrar-2026-09-02.xml" {
 		t.Fatalf("the raw run: %s, files %q, error %q", got, run.Files, run.Error)
 	}
-	if rep := s.report(admin, run.ID); rep.Outcomes[0].Outcome != patron.OutcomeUpdated || rep.Outcomes[0].Changes != "last_name" {
+	if rep := s.report(admin, run.ID); rep.Outcomes[0].Outcome != sis.OutcomeUpdated || rep.Outcomes[0].Changes != "last_name" {
 		t.Errorf("the update's outcome: %+v, want last_name changed", rep.Outcomes[0])
 	}
 	if u := s.user(admin, "s1001"); u["last_name"] != "King" {
@@ -345,7 +345,7 @@ func TestSISDryRunWritesNothing(t *testing.T) {
 		t.Fatalf("the dry run changed the number of users from %d to %d", before, n)
 	}
 	s.do(admin, "GET", "/api/users/s2001", nil).refused(t, "a user of the dry run", http.StatusNotFound, "")
-	if rep := s.report(admin, run.ID); len(rep.Outcomes) != 2 || rep.Outcomes[0].Outcome != patron.OutcomeCreated {
+	if rep := s.report(admin, run.ID); len(rep.Outcomes) != 2 || rep.Outcomes[0].Outcome != sis.OutcomeCreated {
 		t.Errorf("the dry run's report says what it would do: %+v", rep.Outcomes)
 	}
 

@@ -83,9 +83,9 @@ func seed(ctx context.Context, kit *patronkit.Kit, inst string, nPatrons, nItems
 				Emails:      []patron.Email{{EmailAddress: fmt.Sprintf("patron%d@load.example", i+1), Preferred: true, EmailTypes: patron.Codes{"school"}}},
 			})
 		}
-		for _, r := range kit.Patrons.SyncBatch(ctx, inst, batch, patron.SyncRule{Profile: syncProfile, Mode: patron.ModeImport, MatchBy: patron.MatchPrimaryID}) {
-			if r.Outcome != patron.OutcomeCreated {
-				return nil, fmt.Errorf("patron %s: %s %s", r.PrimaryID, r.Outcome, r.Reason)
+		for _, r := range kit.Patrons.ApplyExternal(ctx, inst, batch, patron.ExternalApply{Owner: syncProfile, Match: patron.MatchOnPrimaryID(), AddUnmatched: true}) {
+			if r.Effect != patron.EffectCreated {
+				return nil, fmt.Errorf("patron %s: %s %s", r.PrimaryID, r.Effect, r.Reason)
 			}
 		}
 	}

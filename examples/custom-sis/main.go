@@ -22,7 +22,6 @@ import (
 
 	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/adapters/sqldb"
-	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
 )
 
@@ -125,7 +124,7 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	if _, err := kit.SIS.CreateProfile(ctx, "CAMPUS", &sis.Profile{
-		Code: "STUDENTS", Source: source.Name(), Format: "json", Mode: patron.ModeSynchronize,
+		Code: "STUDENTS", Source: source.Name(), Format: "json", Mode: sis.ModeSynchronize,
 		ExpiryRule: sis.RuleRelative, ExpiryDays: 365,
 	}); err != nil {
 		return err

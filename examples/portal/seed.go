@@ -105,7 +105,7 @@ func Seed(ctx context.Context, kit *patronkit.Kit, inst string) (bool, error) {
 	// The campus SIS: its files land in the drop folder, twice a day.
 	_, err = kit.SIS.CreateProfile(ctx, inst, &sis.Profile{
 		Code: "SIS", Description: "Campus student information system", Source: DropFolder,
-		Mode: patron.ModeSynchronize, MatchBy: patron.MatchPrimaryID, Unmatched: patron.UnmatchedAdd,
+		Mode: sis.ModeSynchronize, MatchBy: sis.MatchPrimaryID, Unmatched: sis.UnmatchedAdd,
 		Schedule: "0 6,18 * * *", TimeZone: "UTC",
 	})
 	return err == nil, err

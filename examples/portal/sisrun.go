@@ -142,7 +142,7 @@ func rejections(ctx context.Context, w io.Writer, runs *sis.Service, inst string
 	fmt.Fprintln(w, "\nnot loaded:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	err := runs.Report(ctx, inst, r.ID, func(o sis.Outcome) error {
-		if o.Outcome != patron.OutcomeRejected && o.Outcome != patron.OutcomeFailed {
+		if o.Outcome != sis.OutcomeRejected && o.Outcome != sis.OutcomeFailed {
 			return nil
 		}
 		who := o.PrimaryID

@@ -34,7 +34,6 @@ import (
 
 	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/adapters/sqldb"
-	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
 )
 
@@ -85,7 +84,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	const inst = "BENCH"
-	if _, err := kit.SIS.CreateProfile(ctx, inst, &sis.Profile{Code: "BENCH", Source: sis.Upload, Mode: patron.ModeSynchronize}); err != nil {
+	if _, err := kit.SIS.CreateProfile(ctx, inst, &sis.Profile{Code: "BENCH", Source: sis.Upload, Mode: sis.ModeSynchronize}); err != nil {
 		return fmt.Errorf("profile (is the database empty of institution %s?): %w", inst, err)
 	}
 	first := filepath.Join(dir, "users.xml")

@@ -10,7 +10,6 @@ import (
 
 	"github.com/patronkit/patronkit/internal/conformance"
 	"github.com/patronkit/patronkit/internal/dbtest"
-	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
 )
 
@@ -52,7 +51,7 @@ func TestConformanceFilesLoadAsAlmaWould(t *testing.T) {
 			// same Ex Libris example user.
 			inst := strings.ToUpper(strings.NewReplacer(".", "-", "_", "-").Replace(entry.Name()))
 			const code = "SIS"
-			if _, err := e.sis.CreateProfile(e.ctx, inst, &sis.Profile{Code: code, Source: sis.Upload, Mode: patron.ModeSynchronize}); err != nil {
+			if _, err := e.sis.CreateProfile(e.ctx, inst, &sis.Profile{Code: code, Source: sis.Upload, Mode: sis.ModeSynchronize}); err != nil {
 				t.Fatal(err)
 			}
 			f, err := os.Open(filepath.Join(dir, entry.Name()))
@@ -74,7 +73,7 @@ func TestConformanceFilesLoadAsAlmaWould(t *testing.T) {
 				continue
 			}
 			for _, o := range rep {
-				if o.Outcome == patron.OutcomeRejected && !strings.Contains(o.Reason, w.reason) {
+				if o.Outcome == sis.OutcomeRejected && !strings.Contains(o.Reason, w.reason) {
 					t.Errorf("%s: %s rejected for %q, want a reason with %q", entry.Name(), o.Ref, o.Reason, w.reason)
 				}
 			}

@@ -77,7 +77,7 @@ func TestExportReadsBackToTheSameRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The export loads into another institution as the same records.
-		if _, err := e.sis.CreateProfile(e.ctx, "COPY", &sis.Profile{Code: "SIS", Source: sis.Upload, Mode: patron.ModeSynchronize}); err != nil {
+		if _, err := e.sis.CreateProfile(e.ctx, "COPY", &sis.Profile{Code: "SIS", Source: sis.Upload, Mode: sis.ModeSynchronize}); err != nil {
 			t.Fatal(err)
 		}
 		c, err := e.sis.StartRun(e.ctx, "COPY", "SIS", sis.RunOptions{Upload: bytes.NewReader(users.Bytes()), UploadName: "export.xml"})

@@ -68,13 +68,13 @@ func TestAHostsOwnFormatIsChosenByProfileOrExtension(t *testing.T) {
 			}
 			return done
 		}
-		if _, err := s.CreateProfile(e.ctx, "UNI", &sis.Profile{Code: "TAB", Source: sis.Upload, Mode: patron.ModeImport, Format: "tab"}); err != nil {
+		if _, err := s.CreateProfile(e.ctx, "UNI", &sis.Profile{Code: "TAB", Source: sis.Upload, Mode: sis.ModeImport, Format: "tab"}); err != nil {
 			t.Fatal(err)
 		}
 		if r := load("TAB", "export.txt", "t1\tTia\tTab\n"); r.Created != 1 {
 			t.Fatalf("the profile's own format: %+v", r)
 		}
-		if _, err := s.CreateProfile(e.ctx, "UNI", &sis.Profile{Code: "ANY", Source: sis.Upload, Mode: patron.ModeImport}); err != nil {
+		if _, err := s.CreateProfile(e.ctx, "UNI", &sis.Profile{Code: "ANY", Source: sis.Upload, Mode: sis.ModeImport}); err != nil {
 			t.Fatal(err)
 		}
 		if r := load("ANY", "export.TSV", "t2\tTom\tTab\n"); r.Created != 1 {
@@ -85,7 +85,7 @@ func TestAHostsOwnFormatIsChosenByProfileOrExtension(t *testing.T) {
 		}
 
 		// The default service does not know it.
-		_, err = e.sis.CreateProfile(e.ctx, "UNI", &sis.Profile{Code: "TAB", Source: sis.Upload, Mode: patron.ModeImport, Format: "tab"})
+		_, err = e.sis.CreateProfile(e.ctx, "UNI", &sis.Profile{Code: "TAB", Source: sis.Upload, Mode: sis.ModeImport, Format: "tab"})
 		if pe, ok := fault.As(err); !ok || pe.Kind != fault.Invalid || len(pe.Fields) != 1 || pe.Fields[0].Field != "format" {
 			t.Fatalf("a profile naming an unknown format: %v", err)
 		}

@@ -110,12 +110,6 @@ func (p *Profile) schedule() (cron.Schedule, error) {
 	return cronParser.Parse("CRON_TZ=" + tz + " " + p.Schedule)
 }
 
-// rule is the synchronize rule of the profile.
-func (p *Profile) rule(dryRun bool) patron.SyncRule {
-	return patron.SyncRule{Profile: p.Code, Mode: p.Mode, MatchBy: p.MatchBy, Unmatched: p.Unmatched, RecordType: p.RecordType,
-		AllowStaff: p.AllowStaff, DryRun: dryRun}
-}
-
 // dates applies the profile's expiry and purge rules to an incoming user;
 // fileDate is the date of the file.
 func (p *Profile) dates(u *patron.User, fileDate time.Time) {
@@ -223,10 +217,10 @@ func normalizeProfile(p *Profile) {
 	p.RecordType = strings.ToUpper(strings.TrimSpace(p.RecordType))
 	p.Schedule = strings.TrimSpace(p.Schedule)
 	if p.MatchBy == "" {
-		p.MatchBy = patron.MatchPrimaryID
+		p.MatchBy = MatchPrimaryID
 	}
 	if p.Unmatched == "" {
-		p.Unmatched = patron.UnmatchedAdd
+		p.Unmatched = UnmatchedAdd
 	}
 	if p.ExpiryRule == "" {
 		p.ExpiryRule = RuleFromFile

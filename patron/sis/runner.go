@@ -12,7 +12,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -20,9 +19,9 @@ import (
 type runState struct {
 	run     *Run
 	profile *Profile
-	rule    patron.SyncRule
+	how     patron.ExternalApply
 	// load applies the users, each after those before it in the run.
-	load *patron.SyncLoad
+	load *patron.ExternalLoad
 	seq  int
 	// seen maps each user's match key to where it was first read: the same
 	// user twice in a run is rejected the second time.
@@ -50,8 +49,8 @@ func (s *Service) execute(ctx context.Context, p *Profile, run *Run, upload *spo
 	now := s.now().UTC()
 	run.Status, run.StartedAt = RunRunning, &now
 	s.save(ctx, run)
-	st := &runState{run: run, profile: p, rule: p.rule(run.DryRun), seen: map[string]string{}, users: map[string]bool{}}
-	st.load = s.patrons.NewSyncLoad(run.Institution, st.rule)
+	st := &runState{run: run, profile: p, how: p.apply(run.DryRun), seen: map[string]string{}, users: map[string]bool{}}
+	st.load = s.patrons.NewExternalLoad(run.Institution, st.how)
 
 	renewCtx, stopRenew := context.WithCancel(ctx)
 	defer stopRenew()
@@ -72,9 +71,9 @@ func (s *Service) execute(ctx context.Context, p *Profile, run *Run, upload *spo
 	if err == nil && p.DeactivateMissing && run.Rejected == 0 && run.Failed == 0 {
 		var n int
 		if run.DryRun {
-			n, err = s.patrons.CountMissing(ctx, run.Institution, st.rule, st.users)
+			n, err = s.patrons.CountMissing(ctx, run.Institution, st.how, st.users)
 		} else {
-			n, err = s.patrons.DeactivateMissing(ctx, run.Institution, st.rule, st.users)
+			n, err = s.patrons.DeactivateMissing(ctx, run.Institution, st.how, st.users)
 		}
 		run.Deactivated = n
 	}
@@ -182,7 +181,6 @@ func (c countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readFile decodes one file and applies its users in batches.
 // readFile decodes one file and applies its users in batches. Decoding
 // and applying overlap: while one batch is written, the next is read.
 func (s *Service) readFile(ctx context.Context, st *runState, name string, r io.Reader, date time.Time, size int64) error {
@@ -258,13 +256,13 @@ func (s *Service) take(st *runState, file string, rec Record, date time.Time) {
 		if rec.Err != nil {
 			reason = rec.Err.Error()
 		}
-		st.add(Outcome{File: file, Ref: rec.Ref, PrimaryID: primaryIDOf(rec.User), Outcome: patron.OutcomeRejected, Reason: reason})
+		st.add(Outcome{File: file, Ref: rec.Ref, PrimaryID: primaryIDOf(rec.User), Outcome: OutcomeRejected, Reason: reason})
 		return
 	}
-	key := runKey(rec.User, st.rule)
+	key := st.how.Match.Of(rec.User)
 	if key != "" {
 		if first, dup := st.seen[key]; dup {
-			st.add(Outcome{File: file, Ref: rec.Ref, PrimaryID: rec.User.PrimaryID, Outcome: patron.OutcomeRejected,
+			st.add(Outcome{File: file, Ref: rec.Ref, PrimaryID: rec.User.PrimaryID, Outcome: OutcomeRejected,
 				Reason: fmt.Sprintf("the same user appears twice in the run: first at %s; the first was applied", first)})
 			return
 		}
@@ -285,19 +283,6 @@ func primaryIDOf(u *patron.User) string {
 	return u.PrimaryID
 }
 
-// runKey is what makes two incoming records the same user in a run.
-func runKey(u *patron.User, rule patron.SyncRule) string {
-	if rule.MatchBy == patron.MatchPrimaryID {
-		return keys.Fold(u.PrimaryID)
-	}
-	for _, id := range u.Identifiers {
-		if strings.TrimSpace(id.IDType) == rule.MatchBy {
-			return keys.Fold(id.Value)
-		}
-	}
-	return ""
-}
-
 func (st *runState) add(o Outcome) {
 	st.out = append(st.out, o)
 }
@@ -313,7 +298,7 @@ func (s *Service) flush(ctx context.Context, st *runState) error {
 		results := st.load.Apply(ctx, users)
 		for i, res := range results {
 			o := &st.out[st.pending[i].slot]
-			o.PrimaryID, o.Outcome, o.Reason, o.Changes = res.PrimaryID, res.Outcome, res.Reason, strings.Join(res.Changes, ",")
+			o.PrimaryID, o.Outcome, o.Reason, o.Changes = res.PrimaryID, outcomeOf(res.Effect), res.Reason, strings.Join(res.Changes, ",")
 			if res.UserID != "" {
 				st.users[res.UserID] = true
 			}
@@ -339,13 +324,13 @@ func (s *Service) flush(ctx context.Context, st *runState) error {
 		o.Ref = clip(storable(o.Ref), 255)
 		o.PrimaryID = clip(storable(o.PrimaryID), 255)
 		switch o.Outcome {
-		case patron.OutcomeCreated:
+		case OutcomeCreated:
 			st.run.Created++
-		case patron.OutcomeUpdated:
+		case OutcomeUpdated:
 			st.run.Updated++
-		case patron.OutcomeUnchanged:
+		case OutcomeUnchanged:
 			st.run.Unchanged++
-		case patron.OutcomeRejected:
+		case OutcomeRejected:
 			st.run.Rejected++
 		default:
 			st.run.Failed++

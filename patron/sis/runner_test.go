@@ -71,7 +71,7 @@ func (e *env) profile(t *testing.T, p sis.Profile) *sis.Profile {
 		p.Source = sis.Upload
 	}
 	if p.Mode == "" {
-		p.Mode = patron.ModeSynchronize
+		p.Mode = sis.ModeSynchronize
 	}
 	out, err := e.sis.CreateProfile(e.ctx, "UNI", &p)
 	if err != nil {
@@ -131,10 +131,10 @@ func TestRunLoadsAFileAndReportsEveryUser(t *testing.T) {
 		if len(rep) != 4 {
 			t.Fatalf("report has %d outcomes", len(rep))
 		}
-		if rep[1].Outcome != patron.OutcomeRejected || !strings.Contains(rep[1].Reason, "first_name is required") || rep[1].Ref == "" {
+		if rep[1].Outcome != sis.OutcomeRejected || !strings.Contains(rep[1].Reason, "first_name is required") || rep[1].Ref == "" {
 			t.Fatalf("the nameless user: %+v", rep[1])
 		}
-		if rep[3].Outcome != patron.OutcomeRejected || !strings.Contains(rep[3].Reason, "twice") {
+		if rep[3].Outcome != sis.OutcomeRejected || !strings.Contains(rep[3].Reason, "twice") {
 			t.Fatalf("the second s1: %+v", rep[3])
 		}
 		u, err := e.patrons.Get(e.ctx, "UNI", "s1")

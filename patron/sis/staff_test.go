@@ -43,10 +43,10 @@ func TestOnlyAProfileThatAllowsStaffMakesStaffRecords(t *testing.T) {
 			t.Fatalf("run: %s %s", got, r.Error)
 		}
 		rep := e.report(t, r.ID)
-		if rep[1].Outcome != patron.OutcomeRejected || !strings.Contains(rep[1].Reason, "STAFF") || !strings.Contains(rep[1].Reason, "allow_staff") {
+		if rep[1].Outcome != sis.OutcomeRejected || !strings.Contains(rep[1].Reason, "STAFF") || !strings.Contains(rep[1].Reason, "allow_staff") {
 			t.Errorf("the STAFF user: %+v", rep[1])
 		}
-		if rep[2].Outcome != patron.OutcomeRejected || !strings.Contains(rep[2].Reason, "staff record") {
+		if rep[2].Outcome != sis.OutcomeRejected || !strings.Contains(rep[2].Reason, "staff record") {
 			t.Errorf("the user matching a staff record: %+v", rep[2])
 		}
 		if _, err := e.patrons.Get(e.ctx, "UNI", "boss"); !errors.Is(err, fault.ErrNotFound) {
@@ -102,7 +102,7 @@ func TestOnlyAProfileThatAllowsStaffMakesStaffRecords(t *testing.T) {
 func TestAProfileDefaultingToStaffMustAllowStaff(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		e := newEnv(t, db)
-		_, err := e.sis.CreateProfile(e.ctx, "UNI", &sis.Profile{Code: "HR", Source: sis.Upload, Mode: patron.ModeSynchronize, RecordType: "staff"})
+		_, err := e.sis.CreateProfile(e.ctx, "UNI", &sis.Profile{Code: "HR", Source: sis.Upload, Mode: sis.ModeSynchronize, RecordType: "staff"})
 		var pe *fault.Error
 		if !errors.As(err, &pe) || pe.Kind != fault.Invalid || len(pe.Fields) != 1 || pe.Fields[0].Field != "record_type" {
 			t.Fatalf("a STAFF default without allow_staff: %v", err)

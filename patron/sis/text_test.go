@@ -8,7 +8,6 @@ import (
 
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dbtest"
-	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
 )
 
@@ -44,14 +43,14 @@ func TestSISRunRejectsUsersWithBadTextAndGoesOn(t *testing.T) {
 		}
 		rep := e.report(t, r.ID)
 		want := []struct{ outcome, reason string }{
-			{patron.OutcomeCreated, ""},
-			{patron.OutcomeRejected, "first_name holds a NUL character"},
-			{patron.OutcomeRejected, `primary_id must not be "." or ".."`},
-			{patron.OutcomeRejected, `primary_id "ME" is reserved`},
-			{patron.OutcomeRejected, "last_name: is not UTF-8 text"},
-			{patron.OutcomeCreated, ""},
-			{patron.OutcomeRejected, "primary_id must not contain a slash or control characters"},
-			{patron.OutcomeRejected, "user_notes[0].note_text holds the control character U+0007"},
+			{sis.OutcomeCreated, ""},
+			{sis.OutcomeRejected, "first_name holds a NUL character"},
+			{sis.OutcomeRejected, `primary_id must not be "." or ".."`},
+			{sis.OutcomeRejected, `primary_id "ME" is reserved`},
+			{sis.OutcomeRejected, "last_name: is not UTF-8 text"},
+			{sis.OutcomeCreated, ""},
+			{sis.OutcomeRejected, "primary_id must not contain a slash or control characters"},
+			{sis.OutcomeRejected, "user_notes[0].note_text holds the control character U+0007"},
 		}
 		if len(rep) != len(want) {
 			t.Fatalf("report of %d outcomes: %+v", len(rep), rep)
@@ -88,7 +87,7 @@ func TestSISRunRejectsUsersWithBadTextAndGoesOn(t *testing.T) {
 		}
 
 		// A profile is text too.
-		_, err = e.sis.CreateProfile(e.ctx, "UNI", &sis.Profile{Code: "P2", Source: sis.Upload, Mode: patron.ModeSynchronize, Description: "no\x00pe"})
+		_, err = e.sis.CreateProfile(e.ctx, "UNI", &sis.Profile{Code: "P2", Source: sis.Upload, Mode: sis.ModeSynchronize, Description: "no\x00pe"})
 		if pe, ok := fault.As(err); !ok || pe.Kind != fault.Invalid || len(pe.Fields) != 1 || pe.Fields[0].Field != "description" {
 			t.Fatalf("profile with NUL: %v", err)
 		}
