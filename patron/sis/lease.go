@@ -22,6 +22,9 @@ func (lease) TableName() string { return "pk_sis_leases" }
 // errLeaseHeld says another run holds the profile's lease.
 var errLeaseHeld = errors.New("another run of the profile is in progress")
 
+// errLeaseLost says a run's lease was taken over by another instance.
+var errLeaseLost = errors.New("the run lost its lease on the profile: another instance took the profile over")
+
 // acquire takes the profile's lease for holder until now+ttl: a new row,
 // or an expired one taken over. Only one of several instances trying at
 // once succeeds.
@@ -56,7 +59,7 @@ func (s *Service) renew(ctx context.Context, inst, profile, holder string) error
 		return res.Error
 	}
 	if res.RowsAffected == 0 {
-		return errors.New("the run lost its lease on the profile")
+		return errLeaseLost
 	}
 	return nil
 }

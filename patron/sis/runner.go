@@ -52,9 +52,14 @@ func (s *Service) execute(ctx context.Context, p *Profile, run *Run, upload *spo
 	st := &runState{run: run, profile: p, how: p.apply(run.DryRun), seen: map[string]string{}, users: map[string]bool{}}
 	st.load = s.patrons.NewExternalLoad(run.Institution, st.how)
 
+	// The run stops when it loses its lease: another instance, thinking
+	// this one stopped, took the profile over (see acquire), and its own
+	// run is the one that counts.
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
 	renewCtx, stopRenew := context.WithCancel(ctx)
 	defer stopRenew()
-	go s.keepLease(renewCtx, run, holder)
+	go s.keepLease(renewCtx, run, holder, stopRun)
 
 	err := func() (err error) {
 		defer func() {
@@ -64,9 +69,9 @@ func (s *Service) execute(ctx context.Context, p *Profile, run *Run, upload *spo
 			}
 		}()
 		if upload != nil {
-			return s.readUpload(ctx, st, upload)
+			return s.readUpload(runCtx, st, upload)
 		}
-		return s.readSource(ctx, st)
+		return s.readSource(runCtx, st)
 	}()
 	if err == nil && p.DeactivateMissing && run.Rejected == 0 && run.Failed == 0 {
 		var n int
@@ -88,8 +93,9 @@ func (s *Service) execute(ctx context.Context, p *Profile, run *Run, upload *spo
 		"created", run.Created, "updated", run.Updated, "unchanged", run.Unchanged, "rejected", run.Rejected, "failed", run.Failed, "error", run.Error)
 }
 
-// keepLease renews the run's lease until the run ends.
-func (s *Service) keepLease(ctx context.Context, run *Run, holder string) {
+// keepLease renews the run's lease until the run ends, and stops the run
+// when the lease is lost.
+func (s *Service) keepLease(ctx context.Context, run *Run, holder string, stop context.CancelCauseFunc) {
 	t := time.NewTicker(s.leaseTTL / 3)
 	defer t.Stop()
 	for {
@@ -97,7 +103,13 @@ func (s *Service) keepLease(ctx context.Context, run *Run, holder string) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.renew(ctx, run.Institution, run.Profile, holder); err != nil && ctx.Err() == nil {
+			err := s.renew(ctx, run.Institution, run.Profile, holder)
+			switch {
+			case errors.Is(err, errLeaseLost):
+				s.log.Warn("sis: the run lost its lease: another instance took the profile over; the run stops", "run", run.ID)
+				stop(err)
+				return
+			case err != nil && ctx.Err() == nil:
 				s.log.Error("sis: renewing the lease", "run", run.ID, "error", err)
 			}
 		}
@@ -290,6 +302,9 @@ func (st *runState) add(o Outcome) {
 // flush applies the queued users, saves every outcome so far in file
 // order, and saves the run's progress.
 func (s *Service) flush(ctx context.Context, st *runState) error {
+	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+		return cause
+	}
 	if len(st.pending) > 0 {
 		users := make([]*patron.User, len(st.pending))
 		for i, p := range st.pending {
@@ -343,6 +358,9 @@ func (s *Service) flush(ctx context.Context, st *runState) error {
 	st.run.BytesRead = st.read.Load()
 	s.save(ctx, st.run)
 	if err := ctx.Err(); err != nil {
+		if cause := context.Cause(ctx); cause != nil && cause != err {
+			return cause
+		}
 		return errors.New("the run was stopped")
 	}
 	return nil

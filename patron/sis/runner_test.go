@@ -2,6 +2,7 @@ package sis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -283,7 +284,11 @@ func (g *gate) List(context.Context) ([]sis.File, error) {
 	return []sis.File{{Name: "users.xml", Size: int64(len(g.body))}}, nil
 }
 func (g *gate) Open(ctx context.Context, name string) (io.ReadCloser, error) {
-	<-g.open
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
 	return io.NopCloser(strings.NewReader(g.body)), nil
 }
 func (g *gate) Done(ctx context.Context, name string, ok bool) error {
@@ -420,6 +425,55 @@ func TestARunTakenOverStaysFailed(t *testing.T) {
 		r, err := first.sis.GetRun(first.ctx, "UNI", hung.ID)
 		if err != nil || r.Status != sis.RunFailed || !strings.Contains(r.Error, "stopped") {
 			t.Fatalf("the run taken over: %+v, %v", r, err)
+		}
+	})
+}
+
+// TestARunThatLosesItsLeaseStops: when another instance takes the profile
+// over (this one was thought stopped: its lease ran out by the other's
+// clock), the run here stops at its next renewal, before it writes any
+// user, instead of going on beside the run that took over.
+func TestARunThatLosesItsLeaseStops(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		g := &gate{open: make(chan struct{}), body: usersXML(userXML("s1", "A", "A"))}
+		e := newEnv(t, db, g)
+		e.profile(t, sis.Profile{Source: "gate"})
+		// This instance's clock stands still; the other's is an hour on,
+		// so every renewal here writes an expiry the other sees as past.
+		slow, err := sis.NewService(db, sis.Options{Patrons: e.patrons, Sources: []sis.Source{g}, Now: e.clock.Now, LeaseTTL: 90 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer slow.Close()
+		later := func() time.Time { return e.clock.Now().Add(time.Hour) }
+		other, err := sis.NewService(db, sis.Options{Patrons: e.patrons, Now: later, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+
+		stuck, err := slow.StartRun(e.ctx, "UNI", "SIS", sis.RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		took, err := other.StartRun(e.ctx, "UNI", "SIS", sis.RunOptions{Upload: strings.NewReader(usersXML(userXML("s2", "B", "B"))), UploadName: "u.xml"})
+		if err != nil {
+			t.Fatalf("the other instance did not take the profile over: %v", err)
+		}
+		other.Wait(e.ctx, took.ID)
+		// The gate stays shut: only losing the lease ends the stuck run.
+		wctx, cancel := context.WithTimeout(e.ctx, time.Minute)
+		defer cancel()
+		if _, err := slow.Wait(wctx, stuck.ID); err != nil {
+			close(g.open) // let it end, so that the service closes
+			t.Fatalf("the run that lost its lease goes on: %v", err)
+		}
+		r, err := slow.GetRun(e.ctx, "UNI", stuck.ID)
+		if err != nil || r.Status != sis.RunFailed {
+			t.Fatalf("the run that lost its lease: %+v, %v", r, err)
+		}
+		if _, err := e.patrons.Get(e.ctx, "UNI", "s1"); !errors.Is(err, fault.ErrNotFound) {
+			t.Fatalf("the run that lost its lease wrote its user: %v", err)
 		}
 	})
 }
