@@ -61,7 +61,8 @@ type PersonalDataDocument struct {
 	// GeneratedAt is when the document was put together (UTC).
 	GeneratedAt time.Time `json:"generated_at"`
 	// User is the person's record with every segment, as staff see it
-	// (notes for staff and warnings included); never the PIN.
+	// (notes for staff and warnings included; OwnPersonalData: as the
+	// patron sees it); never the PIN.
 	User *patron.User `json:"user"`
 	// Roles are the roles a staff user holds (user_roles).
 	Roles []casbinmodel.UserRole `json:"roles"`
@@ -134,12 +135,29 @@ type AccessLogEntry struct {
 }
 
 // PersonalData answers everything held about the user primaryID of
-// institution inst; NotFound when there is no such user. The export is
-// told to the audit sink as an export (patron.AuditExport) of the user.
+// institution inst, as staff see it; NotFound when there is no such user.
+// The export is told to the audit sink as an export (patron.AuditExport)
+// of the user.
 func (s *PersonalDataService) PersonalData(ctx context.Context, inst, primaryID string) (*PersonalDataDocument, error) {
+	return s.personalData(ctx, inst, primaryID, false)
+}
+
+// OwnPersonalData is PersonalData as the patron primaryID downloads their
+// own: what the library holds about them, under the rules of their own
+// account (package account): of the record's notes only those meant for
+// them (user_viewable), none of the warnings for staff, and of a notice
+// what a channel answered only when it was skipped.
+func (s *PersonalDataService) OwnPersonalData(ctx context.Context, inst, primaryID string) (*PersonalDataDocument, error) {
+	return s.personalData(ctx, inst, primaryID, true)
+}
+
+func (s *PersonalDataService) personalData(ctx context.Context, inst, primaryID string, own bool) (*PersonalDataDocument, error) {
 	u, err := s.o.Patrons.Get(ctx, inst, primaryID)
 	if err != nil {
 		return nil, err
+	}
+	if own {
+		u = account.View(u)
 	}
 	pid := u.PrimaryID
 	doc := &PersonalDataDocument{GeneratedAt: s.o.Now().UTC(), User: u, Roles: []casbinmodel.UserRole{},
@@ -164,7 +182,11 @@ func (s *PersonalDataService) PersonalData(ctx context.Context, inst, primaryID 
 	if doc.Requests, err = s.o.Circulation.Requests(ctx, inst, pid, false); err != nil {
 		return nil, err
 	}
-	if doc.Notices, err = s.o.Circulation.Notices(ctx, inst, pid); err != nil {
+	notices := s.o.Circulation.Notices
+	if own {
+		notices = s.o.Account.Notices
+	}
+	if doc.Notices, err = notices(ctx, inst, pid); err != nil {
 		return nil, err
 	}
 	atts, err := s.o.Patrons.Attachments(ctx, inst, pid)

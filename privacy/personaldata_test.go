@@ -75,7 +75,8 @@ func seed(t *testing.T, k *patronkittest.Kit, src *patronkittest.Source) twoPatr
 	p.alice = patronkittest.User(t, k, "UNI", func(u *patron.User) {
 		u.PrimaryID, u.FirstName, u.LastName = "alice-reader", "Alicia", "Marchbanks"
 		u.Emails = []patron.Email{{EmailAddress: "alicia@marchbanks.example", Preferred: true}}
-		u.Notes = []patron.Note{{NoteType: "CIRCULATION", NoteText: "Staff only: prefers large print"}}
+		u.Notes = []patron.Note{{NoteType: "CIRCULATION", NoteText: "Staff only: prefers large print"},
+			{NoteType: "CIRCULATION", NoteText: "Your card expires soon", UserViewable: true}}
 		u.ProxyFor = []patron.ProxyFor{{PrimaryID: p.bob.PrimaryID}}
 	})
 	item := func(title string) *circulation.Item {
@@ -154,7 +155,7 @@ func TestPersonalDataHoldTheirDataAndNothingOfAnother(t *testing.T) {
 		if !doc.GeneratedAt.Equal(patronkittest.Start.Add(time.Hour)) {
 			t.Errorf("generated at %s", doc.GeneratedAt)
 		}
-		if doc.User.PrimaryID != p.alice.PrimaryID || len(doc.User.Notes) != 1 || len(doc.User.Emails) != 1 ||
+		if doc.User.PrimaryID != p.alice.PrimaryID || len(doc.User.Notes) != 2 || len(doc.User.Emails) != 1 ||
 			len(doc.User.ProxyFor) != 1 || doc.User.ProxyFor[0].PrimaryID != p.bob.PrimaryID {
 			t.Errorf("the user %+v", doc.User)
 		}
@@ -213,6 +214,20 @@ func TestPersonalDataHoldTheirDataAndNothingOfAnother(t *testing.T) {
 
 		last := audit.last()
 		if last.Action != patron.AuditExport || last.PrimaryID != p.alice.PrimaryID {
+			t.Errorf("the last audit event %+v, want an export of %s", last, p.alice.PrimaryID)
+		}
+
+		// Her own download: the same, but for the notes meant for staff.
+		own, err := k.PersonalData.OwnPersonalData(context.Background(), "UNI", p.alice.PrimaryID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(own.User.Notes) != 1 || own.User.Notes[0].NoteText != "Your card expires soon" || len(own.Loans) != 1 || len(own.LoanHistory) != 1 ||
+			len(own.Fees) != 1 || len(own.Requests) != 1 || len(own.Notices) != len(doc.Notices) || len(own.Attachments) != len(doc.Attachments) ||
+			len(own.SISRuns) != 1 || len(own.User.ProxyFor) != 1 {
+			t.Errorf("her own personal data: %+v", own)
+		}
+		if last := audit.last(); last.Action != patron.AuditExport || last.PrimaryID != p.alice.PrimaryID {
 			t.Errorf("the last audit event %+v, want an export of %s", last, p.alice.PrimaryID)
 		}
 	}, withSource(src, audit))

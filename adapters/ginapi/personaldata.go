@@ -23,12 +23,16 @@ func (a *api) myPersonalData(c *gin.Context) {
 }
 
 // personalData answers everything held about primaryID as one JSON
-// document, each attachment with the link it is downloaded from by the
+// document (own: as the patron sees their own account), each attachment with the link it is downloaded from by the
 // reader: staff from the user's attachments, a patron a notice sent to
 // them from their notices (their other files have no route of theirs).
 // The patron's copy comes as a download.
 func (a *api) personalData(c *gin.Context, primaryID string, own bool) {
-	doc, err := a.kit.PersonalData.PersonalData(a.ctx(c), a.who(c).Institution, primaryID)
+	answer := a.kit.PersonalData.PersonalData
+	if own {
+		answer = a.kit.PersonalData.OwnPersonalData
+	}
+	doc, err := answer(a.ctx(c), a.who(c).Institution, primaryID)
 	if err != nil {
 		fail(c, err)
 		return

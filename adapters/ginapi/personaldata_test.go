@@ -31,6 +31,7 @@ func TestPersonalDataRoutes(t *testing.T) {
 		other := s.create("DEMO", &patron.User{PrimaryID: "other1", FirstName: "Ottoline", LastName: "Zweifel"})
 		s.create("DEMO", &patron.User{PrimaryID: "student1", FirstName: "Stella", LastName: "Student",
 			Emails:   []patron.Email{{EmailAddress: "stella@uni.example", Preferred: true}},
+			Notes:    []patron.Note{{NoteText: "Staff only: ask for ID"}},
 			ProxyFor: []patron.ProxyFor{{PrimaryID: "other1"}}})
 		if _, err := s.kit.Circulation.CreateLibrary(ctx, "DEMO", &circulation.Library{Code: "MAIN", Name: "Main"}); err != nil {
 			t.Fatal(err)
@@ -89,6 +90,9 @@ func TestPersonalDataRoutes(t *testing.T) {
 			}
 		}
 		body := mine.Body.String()
+		if strings.Contains(body, "Staff only") {
+			t.Errorf("a note for staff only reached the patron: %s", body)
+		}
 		for _, theirs := range []string{"Ottoline", "Zweifel", otherLoan.ID, otherFee.ID, "Zither"} {
 			if strings.Contains(body, theirs) {
 				t.Errorf("student1's personal data hold %q of other1: %s", theirs, body)
@@ -102,7 +106,8 @@ func TestPersonalDataRoutes(t *testing.T) {
 			var staffDoc privacy.PersonalDataDocument
 			r := s.do(who, http.MethodGet, "/api/users/STUDENT1/personal-data", nil).status(http.StatusOK)
 			r.json(&staffDoc)
-			if r.Header().Get("Content-Disposition") != "" || staffDoc.User.PrimaryID != "student1" || len(staffDoc.Attachments) != 3 {
+			if r.Header().Get("Content-Disposition") != "" || staffDoc.User.PrimaryID != "student1" || len(staffDoc.Attachments) != 3 ||
+				len(staffDoc.User.Notes) != 1 {
 				t.Errorf("%s read student1's personal data: %s", who, r.Body)
 			}
 			links := map[string]string{}
