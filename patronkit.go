@@ -69,6 +69,7 @@ import (
 	"github.com/patronkit/patronkit/internal/txctx"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
+	"github.com/patronkit/patronkit/privacy"
 )
 
 // Config configures a Kit. A nil *Config, or any zero field, takes the
@@ -252,6 +253,9 @@ type Kit struct {
 	// Account answers a patron about their own account ("My Library
 	// Card") and carries out what they may do themselves.
 	Account *account.Service
+	// PersonalData answers everything held about one person, as one
+	// document (their right of access).
+	PersonalData *privacy.PersonalDataService
 	// Logger is the kit's logger.
 	Logger *slog.Logger
 	// Now is the kit's clock.
@@ -349,7 +353,12 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	patrons.AddDeletionGuard(circ.DeletionGuard())
 	rolesGoWithUsers(patrons, access, c.Logger)
 	roles := &StaffRoles{patrons: patrons, circulation: circ, access: access}
-	return &Kit{Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
+	pdata, err := privacy.NewPersonalDataService(privacy.PersonalDataOptions{Patrons: patrons, Circulation: circ, Account: own,
+		Roles: access.UserRoles, DB: db, Now: c.Now})
+	if err != nil {
+		return nil, err
+	}
+	return &Kit{Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS

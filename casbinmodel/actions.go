@@ -32,6 +32,7 @@ var actions = []Action{
 	{"users.blocks", "Place and remove manual blocks on a user's record."},
 	{"users.statistics", "Add and remove a user's statistical categories."},
 	{"users.proxies", "Add and remove the users a user may borrow for (proxy for)."},
+	{"users.personal_data", "Download everything held about a user as one document (their personal data: record, circulation, notices, files, SIS runs, settings), for a request of access; the export is audited."},
 	{"users.overrides.read", "Read which fields of an external user staff changed by hand (kept over the SIS)."},
 	{"users.overrides.restore", "Hand fields changed by hand back to the SIS."},
 	{"attachments.read", "List and download the files kept with a user's record (notices sent, uploads)."},
@@ -68,6 +69,7 @@ var actions = []Action{
 	{"requests.cancel", "Cancel a user's hold request, where its pickup or item library allows."},
 
 	{"account.read", "The patron's own account: read their record and circulation at a glance, loans and loan history, requests, their place in a queue, the terms they would get, fees, blocks, notices and settings."},
+	{"account.personal_data", "The patron's own account: download everything the library holds about them as one document (their personal data)."},
 	{"account.loans.renew", "The patron's own account: renew their loans."},
 	{"account.requests.place", "The patron's own account: place a hold request."},
 	{"account.requests.cancel", "The patron's own account: cancel one of their requests."},

@@ -148,5 +148,31 @@ func Migrations() []*gormigrate.Migration {
 			}
 			return urlRulesToActions(tx)
 		},
+	}, {
+		// A user's personal data (users.personal_data, for user
+		// administrators and auditors) and the patron's own
+		// (account.personal_data), for databases whose policy was seeded
+		// before they existed.
+		ID: "202612040101_casbin_personal_data_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			for _, g := range personalDataActionsAdded {
+				if err := addRule(tx, rule{Ptype: "p", V0: g[0], V1: g[1], V2: g[2], V3: g[3]}); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
 	}}
+}
+
+// personalDataActionsAdded are the default lines of the actions on
+// personal data, added to a policy seeded before them.
+var personalDataActionsAdded = []grant{
+	{"patron", "*", "account.personal_data", WhoseOwn},
+	{"user-administrator", "*", "users.personal_data", WhoseAny},
+	{"auditor", "*", "users.personal_data", WhoseAny},
 }

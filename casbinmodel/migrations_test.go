@@ -259,3 +259,58 @@ func TestADatabaseSeededEarlierGetsTheLaterDefaultPermissions(t *testing.T) {
 		})
 	}
 }
+
+// A database whose policy on actions was seeded before the actions on
+// personal data gets their default lines, once: the user administrators
+// and auditors may download a user's personal data, a patron their own,
+// a desk not; a line a policy author removes afterwards stays removed.
+func TestADatabaseSeededOnActionsGetsThePersonalDataPermissions(t *testing.T) {
+	const migration = "202612040101_casbin_personal_data_policies"
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		all := casbinmodel.Migrations()
+		i := slices.IndexFunc(all, func(m *gormigrate.Migration) bool { return m.ID == migration })
+		if i < 0 {
+			t.Fatalf("no migration %s", migration)
+		}
+		if err := migrate.Run(context.Background(), db, all[:i]); err != nil {
+			t.Fatal(err)
+		}
+		isNew := func(l []string) bool { return strings.HasSuffix(l[2], ".personal_data") }
+		for _, l := range casbinmodel.DefaultPolicyLines() {
+			if !isNew(l) {
+				addRow(t, db, "p", l...)
+			}
+		}
+		addRow(t, db, "g", "UNI/audit", "auditor", "*")
+		addRow(t, db, "g", "UNI/boss", "user-administrator", "*")
+		addRow(t, db, "g", "UNI/desk", "circulation-desk-operator", "*")
+		upgrade(t, db)
+		if got, want := policyRows(t, db), joined(casbinmodel.DefaultPolicyLines()); !slices.Equal(got, want) {
+			t.Errorf("after the upgrade the policy is\n  %s\nwant the default\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+		e, err := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			d    casbinmodel.Decision
+			want bool
+		}{
+			{casbinmodel.Decision{Institution: "UNI", Subject: "audit", Action: "users.personal_data"}, true},
+			{casbinmodel.Decision{Institution: "UNI", Subject: "boss", Action: "users.personal_data"}, true},
+			{casbinmodel.Decision{Institution: "UNI", Subject: "desk", Action: "users.personal_data"}, false},
+			{casbinmodel.Decision{Institution: "UNI", Subject: "s1", Patron: true, Action: "account.personal_data", Own: true}, true},
+			{casbinmodel.Decision{Institution: "UNI", Subject: "s1", Patron: true, Action: "users.personal_data"}, false},
+		} {
+			if ok, err := e.Allow(context.Background(), c.d); err != nil || ok != c.want {
+				t.Errorf("%+v: allowed %v (%v), want %v", c.d, ok, err, c.want)
+			}
+		}
+
+		deleteRow(t, db, "auditor", "*", "users.personal_data", "*")
+		upgrade(t, db)
+		if slices.Contains(policyRows(t, db), "auditor, *, users.personal_data, *") {
+			t.Error("a line the policy author removed came back")
+		}
+	})
+}

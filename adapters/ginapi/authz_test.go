@@ -43,6 +43,8 @@ var allowed = map[string]string{
 	"DELETE /api/users/:primary_id":        "admin",
 	"GET /api/users/:primary_id/overrides": "admin manager auditor",
 
+	"GET /api/users/:primary_id/personal-data": "admin auditor",
+
 	"GET /api/users/:primary_id/attachments":                   "admin desk manager auditor",
 	"POST /api/users/:primary_id/attachments":                  "admin desk manager",
 	"GET /api/users/:primary_id/attachments/:attachment_id":    "admin desk manager auditor",
@@ -117,6 +119,7 @@ var allowed = map[string]string{
 	"GET /api/me/notices":                 "self patron",
 	"GET /api/me/notices/:notice_id":      "self patron",
 	"GET /api/me/settings":                "self patron",
+	"GET /api/me/personal-data":           "self patron",
 	"PATCH /api/me/settings":              "self patron",
 }
 

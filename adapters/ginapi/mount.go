@@ -117,6 +117,7 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	a.feeRoutes(g)
 	a.requestRoutes(g)
 	a.meRoutes(g)
+	a.personalDataRoutes(g)
 	if len(g.missing) > 0 {
 		return fmt.Errorf("ginapi: routes without an action in the route table: %s", strings.Join(g.missing, ", "))
 	}

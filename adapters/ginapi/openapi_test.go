@@ -1349,6 +1349,16 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 		t.Errorf("borrower's settings, opted back in: %+v", settings)
 	}
 
+	// The patron's personal data, as a download; a user's, for staff.
+	download := s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/personal-data", nil, asPatron...)
+	if got := download.header.Get("Content-Disposition"); got != `attachment; filename=personal-data-borrower.json` {
+		t.Errorf("Content-Disposition %q", got)
+	}
+	s.do(t, http.StatusForbidden, admin, http.MethodGet, "/api/me/personal-data", nil)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/jdoe/personal-data", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/nobody/personal-data", nil)
+	s.do(t, http.StatusForbidden, me, http.MethodGet, "/api/users/borrower/personal-data", nil, asPatron...)
+
 	// jdoe borrows the item held for them, which fulfils the request; the
 	// loan is not renewed while borrower waits for the item.
 	var held2 circulation.Loan
