@@ -354,7 +354,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	rolesGoWithUsers(patrons, access, c.Logger)
 	roles := &StaffRoles{patrons: patrons, circulation: circ, access: access}
 	pdata, err := privacy.NewPersonalDataService(privacy.PersonalDataOptions{Patrons: patrons, Circulation: circ, Account: own,
-		Roles: access.UserRoles, DB: db, Now: c.Now})
+		Roles: access.UserRoles, SIS: loads, Now: c.Now})
 	if err != nil {
 		return nil, err
 	}

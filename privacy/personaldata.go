@@ -3,15 +3,11 @@ package privacy
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
-
-	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/account"
 	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/circulation"
-	"github.com/patronkit/patronkit/internal/txctx"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
 )
@@ -26,9 +22,8 @@ type PersonalDataOptions struct {
 	Account *account.Service
 	// Roles answers the roles a staff user holds; nil: none are listed.
 	Roles func(ctx context.Context, inst, primaryID string) ([]casbinmodel.UserRole, error)
-	// DB is the database of the SIS runs (their outcome per user).
-	// Required.
-	DB *gorm.DB
+	// SIS keeps the SIS runs and their outcome per user. Required.
+	SIS *sis.Service
 	// Now stamps the documents. Default: time.Now.
 	Now func() time.Time
 }
@@ -43,8 +38,8 @@ type PersonalDataService struct {
 // NewPersonalDataService returns a PersonalDataService over the services
 // of o.
 func NewPersonalDataService(o PersonalDataOptions) (*PersonalDataService, error) {
-	if o.Patrons == nil || o.Circulation == nil || o.Account == nil || o.DB == nil {
-		return nil, errors.New("privacy: NewPersonalDataService needs Options.Patrons, Options.Circulation, Options.Account and Options.DB")
+	if o.Patrons == nil || o.Circulation == nil || o.Account == nil || o.SIS == nil {
+		return nil, errors.New("privacy: NewPersonalDataService needs Options.Patrons, Options.Circulation, Options.Account and Options.SIS")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -219,27 +214,13 @@ func (s *PersonalDataService) personalData(ctx context.Context, inst, primaryID 
 // sisRuns answers the runs of inst that read a record of primaryID (any
 // case), the latest first.
 func (s *PersonalDataService) sisRuns(ctx context.Context, inst, primaryID string) ([]PersonalSISRun, error) {
-	var rows []struct {
-		RunID     string
-		Profile   string
-		CreatedAt time.Time
-		DryRun    bool
-		Outcome   string
-		Reason    string
-		Changes   string
-	}
-	runs, outcomes := sis.Run{}.TableName(), sis.Outcome{}.TableName()
-	err := txctx.DB(ctx, s.o.DB).WithContext(ctx).Table(outcomes+" o").
-		Select("o.run_id, r.profile, r.created_at, r.dry_run, o.outcome, o.reason, o.changes").
-		Joins("JOIN "+runs+" r ON r.id = o.run_id").
-		Where("r.institution = ? AND LOWER(o.primary_id) = ?", inst, strings.ToLower(primaryID)).
-		Order("r.created_at DESC, o.run_id DESC, o.seq").Scan(&rows).Error
+	rows, err := s.o.SIS.OutcomesOf(ctx, inst, primaryID)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]PersonalSISRun, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, PersonalSISRun{RunID: r.RunID, Profile: r.Profile, Date: r.CreatedAt.UTC(), DryRun: r.DryRun,
+		out = append(out, PersonalSISRun{RunID: r.RunID, Profile: r.Profile, Date: r.Date, DryRun: r.DryRun,
 			Outcome: r.Outcome, Reason: r.Reason, Changes: r.Changes})
 	}
 	return out, nil

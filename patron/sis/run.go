@@ -270,3 +270,44 @@ func (s *Service) Report(ctx context.Context, inst, id string, fn func(Outcome) 
 		}
 	}
 }
+
+// UserOutcome is what one run did with the record of one user: the run,
+// its profile and date, and the user's outcome in it.
+type UserOutcome struct {
+	RunID   string
+	Profile string
+	Date    time.Time
+	DryRun  bool
+	Outcome string
+	Reason  string
+	Changes string
+}
+
+// OutcomesOf lists what every run of an institution did with the records
+// of primaryID (any case), the latest run first: what a person's personal
+// data names of the SIS loads that touched them.
+func (s *Service) OutcomesOf(ctx context.Context, inst, primaryID string) ([]UserOutcome, error) {
+	var rows []struct {
+		RunID     string
+		Profile   string
+		CreatedAt time.Time
+		DryRun    bool
+		Outcome   string
+		Reason    string
+		Changes   string
+	}
+	err := s.conn(ctx).Table(Outcome{}.TableName()+" o").
+		Select("o.run_id, r.profile, r.created_at, r.dry_run, o.outcome, o.reason, o.changes").
+		Joins("JOIN "+Run{}.TableName()+" r ON r.id = o.run_id").
+		Where("r.institution = ? AND LOWER(o.primary_id) = ?", inst, strings.ToLower(primaryID)).
+		Order("r.created_at DESC, o.run_id DESC, o.seq").Scan(&rows).Error
+	if err != nil {
+		return nil, err
+	}
+	out := make([]UserOutcome, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, UserOutcome{RunID: r.RunID, Profile: r.Profile, Date: r.CreatedAt.UTC(), DryRun: r.DryRun,
+			Outcome: r.Outcome, Reason: r.Reason, Changes: r.Changes})
+	}
+	return out, nil
+}
