@@ -192,14 +192,17 @@ func (s *Service) Create(ctx context.Context, inst string, in *User) (*User, err
 		if err := tx.Omit(segmentAssociations...).Create(&u).Error; err != nil {
 			return err
 		}
-		return insertSegments(tx, &u, "", nil)
+		if err := insertSegments(tx, &u, "", nil); err != nil {
+			return err
+		}
+		s.emit(ctx, inst, AuditCreate, u.PrimaryID, "user") // commits with the user
+		return nil
 	})
 	if err != nil {
 		return nil, s.translate(err)
 	}
 	out := s.finishRead(&u)
 	s.changed(ctx, Change{Institution: inst, Action: Created, After: out})
-	s.emit(ctx, inst, AuditCreate, out.PrimaryID, "user")
 	return out, nil
 }
 
@@ -363,13 +366,16 @@ func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
 		}
 		// After the user's row: an attachment being added at the same
 		// time holds that row, so its commit comes first and it goes too.
-		return deleteAttachments(tx, u.ID)
+		if err := deleteAttachments(tx, u.ID); err != nil {
+			return err
+		}
+		s.emit(ctx, inst, AuditDelete, u.PrimaryID, "user")
+		return nil
 	})
 	if err != nil {
 		return s.translate(err)
 	}
 	s.changed(ctx, Change{Institution: inst, Action: Deleted, Before: s.finishRead(u)})
-	s.emit(ctx, inst, AuditDelete, u.PrimaryID, "user")
 	return nil
 }
 
@@ -401,7 +407,8 @@ func (s *Service) emit(ctx context.Context, inst, action, primaryID, what string
 	if s.audit == nil {
 		return
 	}
-	s.audit.Audit(ctx, AuditEvent{At: s.clock(), Institution: inst, Actor: actorOf(ctx), Action: action, PrimaryID: primaryID, What: what})
+	o, _ := OriginFrom(ctx)
+	s.audit.Audit(ctx, AuditEvent{At: s.clock(), Institution: inst, Actor: actorOf(ctx), Action: action, PrimaryID: primaryID, What: what, Origin: o})
 }
 
 // normalizeNew trims and fills the defaults of a record created by staff:
