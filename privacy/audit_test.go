@@ -228,7 +228,7 @@ func TestPruneLeavesASignedCheckpoint(t *testing.T) {
 	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
 		ctx := context.Background()
 		u := patronkittest.User(t, k, inst) // 1
-		for range 3 {                        // 2-4
+		for range 3 {                       // 2-4
 			if _, err := k.Patrons.Get(staffCtx(), inst, u.PrimaryID); err != nil {
 				t.Fatal(err)
 			}
