@@ -74,11 +74,23 @@ import (
 
 // teeAudit gives each audit event to the kit's trail, then to the host's
 // sink.
-type teeAudit struct{ trail, host patron.AuditSink }
+type teeAudit struct {
+	trail *privacy.Service
+	host  patron.AuditSink
+}
 
 func (t teeAudit) Audit(ctx context.Context, e patron.AuditEvent) {
 	t.trail.Audit(ctx, e)
 	t.host.Audit(ctx, e)
+}
+
+// RecordAudit gives the host's sink only the events the trail kept.
+func (t teeAudit) RecordAudit(ctx context.Context, e patron.AuditEvent) error {
+	if err := t.trail.RecordAudit(ctx, e); err != nil {
+		return err
+	}
+	t.host.Audit(ctx, e)
+	return nil
 }
 
 // Config configures a Kit. A nil *Config, or any zero field, takes the

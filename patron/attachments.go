@@ -140,8 +140,7 @@ func (s *Service) AddAttachment(ctx context.Context, inst, primaryID string, a A
 		if err := tx.Create(&attachmentContent{AttachmentID: out.ID, Content: data}).Error; err != nil {
 			return err
 		}
-		s.emit(ctx, inst, AuditUpdate, u.PrimaryID, "attachments") // commits with the attachment
-		return nil
+		return s.record(ctx, inst, AuditUpdate, u.PrimaryID, "attachments") // commits with the attachment
 	})
 	if err != nil {
 		return nil, s.translate(err)
@@ -213,8 +212,7 @@ func (s *Service) RemoveAttachment(ctx context.Context, inst, primaryID, id stri
 		if err := tx.Where("attachment_id = ?", id).Delete(&attachmentContent{}).Error; err != nil {
 			return err
 		}
-		s.emit(ctx, inst, AuditUpdate, u.PrimaryID, "attachments")
-		return nil
+		return s.record(ctx, inst, AuditUpdate, u.PrimaryID, "attachments")
 	})
 	if err != nil {
 		return s.translate(err)

@@ -98,8 +98,7 @@ func (s *Service) RestoreSISFields(ctx context.Context, inst, primaryID string, 
 		if err := tx.Model(&User{}).Where("id = ?", u.ID).Update("sis_hash", "").Error; err != nil {
 			return err
 		}
-		s.emit(ctx, inst, AuditUpdate, primaryID, "field provenance")
-		return nil
+		return s.record(ctx, inst, AuditUpdate, primaryID, "field provenance")
 	})
 	if err != nil {
 		return nil, s.translate(err)

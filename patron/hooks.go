@@ -144,6 +144,14 @@ type AuditSink interface {
 	Audit(ctx context.Context, e AuditEvent)
 }
 
+// AuditRecorder is an AuditSink that tells whether it kept an event. A
+// change whose event it could not keep fails, and nothing of it is kept:
+// the privacy module's audit trail is one.
+type AuditRecorder interface {
+	AuditSink
+	RecordAudit(ctx context.Context, e AuditEvent) error
+}
+
 // AuditFunc adapts a function to an AuditSink.
 type AuditFunc func(ctx context.Context, e AuditEvent)
 

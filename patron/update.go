@@ -116,8 +116,7 @@ func (s *Service) Replace(ctx context.Context, inst, primaryID string, version i
 		if err != nil {
 			return err
 		}
-		s.emit(ctx, inst, AuditUpdate, after.PrimaryID, "user")
-		return nil
+		return s.record(ctx, inst, AuditUpdate, after.PrimaryID, "user")
 	})
 	if err != nil {
 		return nil, s.translate(err)

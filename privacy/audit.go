@@ -169,6 +169,12 @@ func (s *Service) Audit(ctx context.Context, e patron.AuditEvent) {
 	}
 }
 
+// RecordAudit records e and tells whether it is kept
+// (patron.AuditRecorder): a change whose entry cannot be written fails.
+func (s *Service) RecordAudit(ctx context.Context, e patron.AuditEvent) error {
+	return s.Record(ctx, EntryOf(e))
+}
+
 // EntryOf is the entry recording an audit event (without its sequence and
 // hashes, which Record gives it).
 func EntryOf(e patron.AuditEvent) Entry {

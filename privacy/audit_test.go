@@ -309,3 +309,21 @@ func TestAForgedEndOfChainIsFoundWithTheKey(t *testing.T) {
 		}
 	}, key)
 }
+
+func TestNothingLeavesOrChangesWhenItsEntryCannotBeWritten(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		u := patronkittest.User(t, k, inst)
+		if err := k.DB.Exec("DROP TABLE pk_privacy_audit").Error; err != nil {
+			t.Fatal(err)
+		}
+		if got, err := k.Patrons.Get(staffCtx(), inst, u.PrimaryID); err == nil || got != nil {
+			t.Fatalf("a read left without its entry: %v, %v", got, err)
+		}
+		if _, err := k.Patrons.Create(staffCtx(), inst, &patron.User{PrimaryID: "unrecorded", FirstName: "U", LastName: "R"}); err == nil {
+			t.Fatal("a user was created without an entry")
+		}
+		if _, _, err := k.Patrons.ID(context.Background(), inst, "unrecorded"); err == nil {
+			t.Fatal("the user created without an entry is there")
+		}
+	})
+}
