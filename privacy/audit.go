@@ -104,7 +104,8 @@ type Options struct {
 	// the end together with a forged head is not found. Default: none.
 	Key []byte
 	// MaxBatch is the most entries of concurrent reads written in one
-	// statement. Default: 500.
+	// transaction, in one statement (on SQLite, one per 40 entries).
+	// Default: 500.
 	MaxBatch int
 }
 
@@ -280,7 +281,7 @@ func (s *Service) write(ctx context.Context, es []*Entry) error {
 
 // append extends the chains of es's institutions through tx: each head is
 // locked (created when missing), es get their sequence numbers and hashes,
-// and are inserted in one statement (per MaxBatch entries).
+// and are inserted in one statement (per 40 entries on SQLite).
 func (s *Service) append(tx *gorm.DB, es []*Entry) error {
 	insts := map[string]*head{}
 	for _, e := range es {
@@ -306,7 +307,11 @@ func (s *Service) append(tx *gorm.DB, es []*Entry) error {
 		e.Hash = entryHash(e.PrevHash, e)
 		h.Hash = e.Hash
 	}
-	if err := tx.Session(&gorm.Session{NewDB: true}).CreateInBatches(es, s.maxBatch).Error; err != nil {
+	rows := s.maxBatch
+	if tx.Dialector.Name() == "sqlite" {
+		rows = min(rows, sqliteRows)
+	}
+	if err := tx.Session(&gorm.Session{NewDB: true}).CreateInBatches(es, rows).Error; err != nil {
 		return err
 	}
 	for _, n := range names {
@@ -319,6 +324,11 @@ func (s *Service) append(tx *gorm.DB, es []*Entry) error {
 	}
 	return nil
 }
+
+// sqliteRows is the most entries one statement inserts on SQLite, whose
+// driver binds the parameters of a statement in a time that grows with
+// their square.
+const sqliteRows = 40
 
 // lockHead returns the head of inst's chain, locked until tx ends.
 func (s *Service) lockHead(tx *gorm.DB, inst string) (*head, error) {
