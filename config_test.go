@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -302,4 +303,46 @@ func TestConfigSISBatchSizeAppliesUsersInBatches(t *testing.T) {
 	if r, err = k.SIS.Wait(ctx, r.ID); err != nil || r.Created != 4 {
 		t.Fatalf("run %+v, %v", r, err)
 	}
+}
+
+func TestAuditRetentionNeedsTheKeyAndDropsOldEntries(t *testing.T) {
+	db := dbtest.Open(t, sqldb.SQLite)
+	for cfg, want := range map[*patronkit.Config]string{
+		{AuditRetention: -time.Hour}:                      "AuditRetention",
+		{AuditRetention: time.Hour}:                       "AuditKey",
+		{AuditRetention: time.Hour, AuditKey: []byte("")}: "AuditKey",
+	} {
+		if _, err := patronkit.New(db, cfg); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("AuditRetention %v: %v", cfg.AuditRetention, err)
+		}
+	}
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		ctx := context.Background()
+		u := patronkittest.User(t, k, "UNI") // entry 1
+		k.Clock.Advance(48 * time.Hour)
+		if _, err := k.Patrons.Get(ctx, "UNI", u.PrimaryID); err != nil { // entry 2
+			t.Fatal(err)
+		}
+		k.Start(ctx)
+		deadline := time.Now().Add(time.Minute)
+		for {
+			es, err := k.Privacy.Entries(ctx, "UNI", 0, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(es) == 1 && es[0].Seq == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("entries kept: %+v", es)
+			}
+			runtime.Gosched()
+		}
+		if b, err := k.Privacy.Verify(ctx, "UNI"); err != nil || b != nil {
+			t.Fatalf("Verify after the retention: %v %v", b, err)
+		}
+	}, func(c *patronkit.Config) {
+		c.AuditRetention = 24 * time.Hour
+		c.AuditKey = []byte("the library's secret")
+	})
 }

@@ -227,17 +227,19 @@ func TestStartDeletesForgottenSignInFailures(t *testing.T) {
 func TestRolesOfUsersDeletedBeforeTheUpgradeGo(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		ctx := context.Background()
+		// Every migration but the one under test (the privacy tables, which
+		// came later, too: the kit below records its changes there).
 		all := patronkit.Migrations()
-		last := len(all) - 1
-		if all[last].ID != "202611280102_roles_of_deleted_users" {
-			t.Fatalf("the last migration is %s", all[last].ID)
+		before := slices.DeleteFunc(slices.Clone(all), func(m *gormigrate.Migration) bool { return m.ID == "202611280102_roles_of_deleted_users" })
+		if len(before) != len(all)-1 {
+			t.Fatal("no migration 202611280102_roles_of_deleted_users")
 		}
 		earlier, err := patronkit.New(db, &patronkit.Config{Policies: casbinmodel.FromDB(db), PINCost: bcrypt.MinCost, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(earlier.Close)
-		if err := migrate.Run(ctx, db, all[:last]); err != nil {
+		if err := migrate.Run(ctx, db, before); err != nil {
 			t.Fatal(err)
 		}
 		for _, id := range []string{"stays", "gone"} {

@@ -72,6 +72,27 @@ import (
 	"github.com/patronkit/patronkit/privacy"
 )
 
+// teeAudit gives each audit event to the kit's trail, then to the host's
+// sink.
+type teeAudit struct {
+	trail *privacy.Service
+	host  patron.AuditSink
+}
+
+func (t teeAudit) Audit(ctx context.Context, e patron.AuditEvent) {
+	t.trail.Audit(ctx, e)
+	t.host.Audit(ctx, e)
+}
+
+// RecordAudit gives the host's sink only the events the trail kept.
+func (t teeAudit) RecordAudit(ctx context.Context, e patron.AuditEvent) error {
+	if err := t.trail.RecordAudit(ctx, e); err != nil {
+		return err
+	}
+	t.host.Audit(ctx, e)
+	return nil
+}
+
 // Config configures a Kit. A nil *Config, or any zero field, takes the
 // documented default.
 type Config struct {
@@ -132,8 +153,22 @@ type Config struct {
 	// Listeners are told of every committed change of a user. Default: none.
 	Listeners []patron.Listener
 
-	// Audit receives who read, changed or exported which user. Default: none.
+	// Audit receives who read, changed or exported which user, besides
+	// the kit's own audit trail (Kit.Privacy), which keeps every event.
+	// Default: none.
 	Audit patron.AuditSink
+
+	// AuditKey signs the checkpoints the audit trail leaves when its old
+	// entries are dropped (AuditRetention, privacy.Service.Prune) and the
+	// end of each institution's chain (HMAC-SHA-256). Keep it secret and
+	// out of the database: whoever holds it can forge a checkpoint, and
+	// without it no entry is ever dropped and an entry appended at the end
+	// together with a forged end of chain is not found. Default: none.
+	AuditKey []byte
+
+	// AuditRetention is how long the audit trail keeps its entries: Start
+	// drops older ones once a day (needs AuditKey). Default: 0, forever.
+	AuditRetention time.Duration
 
 	// MaxAttachmentBytes is the largest file a user's attachment may hold
 	// (a notice sent, a form staff upload). Default: 10 MiB. On MySQL and
@@ -256,6 +291,9 @@ type Kit struct {
 	// PersonalData answers everything held about one person, as one
 	// document (their right of access).
 	PersonalData *privacy.PersonalDataService
+	// Privacy keeps the tamper-evident audit trail of who read, changed
+	// or exported which user (see privacy.Service).
+	Privacy *privacy.Service
 	// Logger is the kit's logger.
 	Logger *slog.Logger
 	// Now is the kit's clock.
@@ -266,6 +304,7 @@ type Kit struct {
 	scheduleEvery    time.Duration
 	policyRefresh    time.Duration
 	circulationEvery time.Duration
+	auditRetention   time.Duration
 	stop             chan struct{}
 	stopOnce         sync.Once
 	background       sync.WaitGroup
@@ -301,7 +340,21 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if c.DueSoon < 0 || c.NoticeClaim < 0 || c.SISBatchSize < 0 || c.SISLeaseTTL < 0 {
 		return nil, errors.New("patronkit: DueSoon, NoticeClaim, SISBatchSize and SISLeaseTTL cannot be negative")
 	}
+	if c.AuditRetention < 0 {
+		return nil, errors.New("patronkit: AuditRetention cannot be negative")
+	}
+	if c.AuditRetention > 0 && len(c.AuditKey) == 0 {
+		return nil, errors.New("patronkit: AuditRetention needs AuditKey, to sign the checkpoints of the audit trail")
+	}
 	db = db.Session(&gorm.Session{NewDB: true})
+	trail, err := privacy.NewService(db, privacy.Options{Now: c.Now, Logger: c.Logger, Key: c.AuditKey})
+	if err != nil {
+		return nil, err
+	}
+	var sink patron.AuditSink = trail
+	if c.Audit != nil {
+		sink = teeAudit{trail, c.Audit}
+	}
 	patrons, err := patron.NewService(db, patron.Options{
 		Now:                      c.Now,
 		PINCost:                  c.PINCost,
@@ -313,7 +366,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 		SignInSources:            c.SignInSources,
 		SignInCacheFor:           c.SignInCacheFor,
 		SignInCacheSize:          c.SignInCacheSize,
-		Audit:                    c.Audit,
+		Audit:                    sink,
 		Logger:                   c.Logger,
 
 		MaxAttachmentBytes: c.MaxAttachmentBytes,
@@ -358,14 +411,15 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Kit{Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
+	return &Kit{Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS
 // profiles' scheduled runs, the periodic re-reading of the access
 // policies, circulation's jobs, and the deletion of forgotten failed
 // sign-ins (patron.Service.ExpireSignInFailures) at once and every 5
-// minutes. Each job works in transactions of its own, whatever ctx
+// minutes, and, with AuditRetention, the dropping of old audit entries at
+// once and every day. Each job works in transactions of its own, whatever ctx
 // carries. Call it once per instance, after Migrate.
 func (k *Kit) Start(ctx context.Context) {
 	ctx = txctx.Without(ctx) // the jobs' transactions are their own
@@ -387,6 +441,27 @@ func (k *Kit) Start(ctx context.Context) {
 		expire()
 	}()
 	k.every(ctx, 0, 5*time.Minute, expire)
+	if k.auditRetention > 0 {
+		prune := func() {
+			insts, err := k.Privacy.Institutions(ctx)
+			if err != nil {
+				k.Logger.Error("patronkit: listing the audit trails", "error", err)
+			}
+			for _, inst := range insts {
+				n, err := k.Privacy.Prune(ctx, inst, k.Now().Add(-k.auditRetention))
+				if err != nil {
+					k.Logger.Error("patronkit: dropping old audit entries", "institution", inst, "error", err)
+				}
+				k.Logger.Debug("patronkit: old audit entries dropped", "institution", inst, "dropped", n)
+			}
+		}
+		k.background.Add(1)
+		go func() {
+			defer k.background.Done()
+			prune()
+		}()
+		k.every(ctx, 0, 24*time.Hour, prune)
+	}
 	k.every(ctx, k.policyRefresh, 30*time.Second, func() {
 		if err := k.RefreshPolicies(ctx); err != nil {
 			k.Logger.Error("patronkit: re-reading the access policies", "error", err)
@@ -455,6 +530,7 @@ func (k *Kit) Close() {
 	k.stopOnce.Do(func() { close(k.stop) })
 	k.background.Wait()
 	k.SIS.Close()
+	k.Privacy.Close()
 	for _, src := range k.sources {
 		if c, ok := src.(io.Closer); ok {
 			if err := c.Close(); err != nil {
@@ -531,7 +607,7 @@ func TxFrom(ctx context.Context) *gorm.DB {
 
 // Migrations lists every module's schema migrations in the order they run.
 func Migrations() []*gormigrate.Migration {
-	return slices.Concat(patron.Migrations(), casbinmodel.Migrations(), sis.Migrations(), circulation.Migrations(), kitMigrations())
+	return slices.Concat(patron.Migrations(), casbinmodel.Migrations(), sis.Migrations(), circulation.Migrations(), kitMigrations(), privacy.Migrations())
 }
 
 // kitMigrations are the changes that span modules.

@@ -122,7 +122,7 @@ func (s *Service) AddAttachment(ctx context.Context, inst, primaryID string, a A
 	if err := s.validateAttachment(&out); err != nil {
 		return nil, err
 	}
-	err = s.inTx(ctx, func(_ context.Context, tx *gorm.DB) error {
+	err = s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		// The user's row is held until the commit: a deletion of the user
 		// at the same time waits, then removes this attachment too (see
 		// Delete), or goes first, and the user is not found here.
@@ -137,12 +137,14 @@ func (s *Service) AddAttachment(ctx context.Context, inst, primaryID string, a A
 		if err := tx.Create(&out).Error; err != nil {
 			return err
 		}
-		return tx.Create(&attachmentContent{AttachmentID: out.ID, Content: data}).Error
+		if err := tx.Create(&attachmentContent{AttachmentID: out.ID, Content: data}).Error; err != nil {
+			return err
+		}
+		return s.record(ctx, inst, AuditUpdate, u.PrimaryID, "attachments") // commits with the attachment
 	})
 	if err != nil {
 		return nil, s.translate(err)
 	}
-	s.emit(ctx, inst, AuditUpdate, u.PrimaryID, "attachments")
 	return &out, nil
 }
 
@@ -199,7 +201,7 @@ func (s *Service) RemoveAttachment(ctx context.Context, inst, primaryID, id stri
 	if err != nil {
 		return err
 	}
-	err = s.inTx(ctx, func(_ context.Context, tx *gorm.DB) error {
+	err = s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		res := tx.Where("id = ? AND user_id = ?", id, u.ID).Delete(&Attachment{})
 		if res.Error != nil {
 			return res.Error
@@ -207,12 +209,14 @@ func (s *Service) RemoveAttachment(ctx context.Context, inst, primaryID, id stri
 		if res.RowsAffected == 0 {
 			return notFound("the user has no attachment %q", id)
 		}
-		return tx.Where("attachment_id = ?", id).Delete(&attachmentContent{}).Error
+		if err := tx.Where("attachment_id = ?", id).Delete(&attachmentContent{}).Error; err != nil {
+			return err
+		}
+		return s.record(ctx, inst, AuditUpdate, u.PrimaryID, "attachments")
 	})
 	if err != nil {
 		return s.translate(err)
 	}
-	s.emit(ctx, inst, AuditUpdate, u.PrimaryID, "attachments")
 	return nil
 }
 

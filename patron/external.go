@@ -95,13 +95,15 @@ func (s *Service) RestoreSISFields(ctx context.Context, inst, primaryID string, 
 		}
 		// Forget the fingerprint: the next synchronize applies the record
 		// even when the SIS sends it unchanged.
-		return tx.Model(&User{}).Where("id = ?", u.ID).Update("sis_hash", "").Error
+		if err := tx.Model(&User{}).Where("id = ?", u.ID).Update("sis_hash", "").Error; err != nil {
+			return err
+		}
+		return s.record(ctx, inst, AuditUpdate, primaryID, "field provenance")
 	})
 	if err != nil {
 		return nil, s.translate(err)
 	}
 	sort.Strings(restored)
-	s.emit(ctx, inst, AuditUpdate, primaryID, "field provenance")
 	return restored, nil
 }
 

@@ -104,16 +104,52 @@ type AuditEvent struct {
 	PrimaryID   string
 	// What names the part of the record concerned ("user", "notes"...).
 	What string
+	// Origin is the way in the call came by, as ctx carried it.
+	Origin Origin
+}
+
+// Origin is the way a call came in, for the audit trail: the adapter that
+// received it (an HTTP route, an SIS run, a job; empty for a host's own
+// call), its request id, and the acting staff user's roles and library
+// when the adapter knows them.
+type Origin struct {
+	Via       string
+	RequestID string
+	Roles     []string
+	Library   string
+}
+
+type originKey struct{}
+
+// WithOrigin returns a context that carries the way a call came in; the
+// service names it in audit events.
+func WithOrigin(ctx context.Context, o Origin) context.Context {
+	return context.WithValue(ctx, originKey{}, o)
+}
+
+// OriginFrom returns the origin carried by ctx, if any.
+func OriginFrom(ctx context.Context) (Origin, bool) {
+	o, ok := ctx.Value(originKey{}).(Origin)
+	return o, ok
 }
 
 // AuditSink receives audit events. The privacy module persists them; a host
 // may send them elsewhere too. An event is given when the call returns,
-// with the call's ctx: within a host's transaction, a sink that writes to
+// with the call's ctx, and that of a change (create, update, delete)
+// within the change's own transaction, before it commits: within a host's transaction, a sink that writes to
 // the kit's database writes through the transaction ctx carries
 // (patronkit.TxFrom), so that the event commits or rolls back with what
 // it records.
 type AuditSink interface {
 	Audit(ctx context.Context, e AuditEvent)
+}
+
+// AuditRecorder is an AuditSink that tells whether it kept an event. A
+// change whose event it could not keep fails, and nothing of it is kept:
+// the privacy module's audit trail is one.
+type AuditRecorder interface {
+	AuditSink
+	RecordAudit(ctx context.Context, e AuditEvent) error
 }
 
 // AuditFunc adapts a function to an AuditSink.

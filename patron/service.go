@@ -192,14 +192,16 @@ func (s *Service) Create(ctx context.Context, inst string, in *User) (*User, err
 		if err := tx.Omit(segmentAssociations...).Create(&u).Error; err != nil {
 			return err
 		}
-		return insertSegments(tx, &u, "", nil)
+		if err := insertSegments(tx, &u, "", nil); err != nil {
+			return err
+		}
+		return s.record(ctx, inst, AuditCreate, u.PrimaryID, "user") // commits with the user
 	})
 	if err != nil {
 		return nil, s.translate(err)
 	}
 	out := s.finishRead(&u)
 	s.changed(ctx, Change{Institution: inst, Action: Created, After: out})
-	s.emit(ctx, inst, AuditCreate, out.PrimaryID, "user")
 	return out, nil
 }
 
@@ -210,7 +212,9 @@ func (s *Service) Get(ctx context.Context, inst, primaryID string) (*User, error
 		return nil, s.translate(err)
 	}
 	out := s.finishRead(u)
-	s.emit(ctx, inst, AuditRead, out.PrimaryID, "user")
+	if err := s.record(ctx, inst, AuditRead, out.PrimaryID, "user"); err != nil {
+		return nil, err // the read is on record before its data leaves
+	}
 	return out, nil
 }
 
@@ -224,7 +228,9 @@ func (s *Service) GetSegments(ctx context.Context, inst, primaryID string, kinds
 		return nil, s.translate(err)
 	}
 	out := s.finishRead(u)
-	s.emit(ctx, inst, AuditRead, out.PrimaryID, "user")
+	if err := s.record(ctx, inst, AuditRead, out.PrimaryID, "user"); err != nil {
+		return nil, err // the read is on record before its data leaves
+	}
 	return out, nil
 }
 
@@ -249,7 +255,9 @@ func (s *Service) GetByIdentifier(ctx context.Context, inst, idType, value strin
 		return nil, s.translate(err)
 	}
 	out := s.finishRead(u)
-	s.emit(ctx, inst, AuditRead, out.PrimaryID, "user")
+	if err := s.record(ctx, inst, AuditRead, out.PrimaryID, "user"); err != nil {
+		return nil, err // the read is on record before its data leaves
+	}
 	return out, nil
 }
 
@@ -262,7 +270,9 @@ func (s *Service) GetByID(ctx context.Context, inst, id string, kinds ...string)
 		return nil, s.translate(err)
 	}
 	out := s.finishRead(u)
-	s.emit(ctx, inst, AuditRead, out.PrimaryID, "user")
+	if err := s.record(ctx, inst, AuditRead, out.PrimaryID, "user"); err != nil {
+		return nil, err // the read is on record before its data leaves
+	}
 	return out, nil
 }
 
@@ -363,13 +373,15 @@ func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
 		}
 		// After the user's row: an attachment being added at the same
 		// time holds that row, so its commit comes first and it goes too.
-		return deleteAttachments(tx, u.ID)
+		if err := deleteAttachments(tx, u.ID); err != nil {
+			return err
+		}
+		return s.record(ctx, inst, AuditDelete, u.PrimaryID, "user")
 	})
 	if err != nil {
 		return s.translate(err)
 	}
 	s.changed(ctx, Change{Institution: inst, Action: Deleted, Before: s.finishRead(u)})
-	s.emit(ctx, inst, AuditDelete, u.PrimaryID, "user")
 	return nil
 }
 
@@ -401,7 +413,27 @@ func (s *Service) emit(ctx context.Context, inst, action, primaryID, what string
 	if s.audit == nil {
 		return
 	}
-	s.audit.Audit(ctx, AuditEvent{At: s.clock(), Institution: inst, Actor: actorOf(ctx), Action: action, PrimaryID: primaryID, What: what})
+	s.audit.Audit(ctx, s.event(ctx, inst, action, primaryID, what))
+}
+
+// record is emit for a change, within its transaction, or a read of a
+// whole record: a sink that tells it could not keep the event
+// (AuditRecorder) fails the call.
+func (s *Service) record(ctx context.Context, inst, action, primaryID, what string) error {
+	if s.audit == nil {
+		return nil
+	}
+	e := s.event(ctx, inst, action, primaryID, what)
+	if r, ok := s.audit.(AuditRecorder); ok {
+		return r.RecordAudit(ctx, e)
+	}
+	s.audit.Audit(ctx, e)
+	return nil
+}
+
+func (s *Service) event(ctx context.Context, inst, action, primaryID, what string) AuditEvent {
+	o, _ := OriginFrom(ctx)
+	return AuditEvent{At: s.clock(), Institution: inst, Actor: actorOf(ctx), Action: action, PrimaryID: primaryID, What: what, Origin: o}
 }
 
 // normalizeNew trims and fills the defaults of a record created by staff:

@@ -113,14 +113,16 @@ func (s *Service) Replace(ctx context.Context, inst, primaryID string, version i
 			return err
 		}
 		after, err = loadUserByID(tx, inst, cur.ID)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.record(ctx, inst, AuditUpdate, after.PrimaryID, "user")
 	})
 	if err != nil {
 		return nil, s.translate(err)
 	}
 	out := s.finishRead(after)
 	s.changed(ctx, Change{Institution: inst, Action: Updated, Before: s.finishRead(before), After: out})
-	s.emit(ctx, inst, AuditUpdate, out.PrimaryID, "user")
 	return out, nil
 }
 

@@ -1,7 +1,14 @@
 // Package privacy holds the library's duties towards the people it keeps
-// records of: what it holds about a person, answered whole (their right of
-// access, PersonalData), and the trail of who read, changed or exported
-// their data.
+// records of: the tamper-evident audit trail of who read, changed or
+// exported which user's data (Service), and what it holds about a person,
+// answered whole (their right of access, PersonalDataService).
+//
+// The trail is kept per institution as a hash chain: each entry carries a
+// sequence number and the SHA-256 of its content and of the previous
+// entry's hash, so that Verify finds an entry altered, inserted or removed
+// behind the kit's back. Prune drops entries older than a given time and
+// leaves a checkpoint signed with the HMAC key of Options, from which the
+// rest of the chain is verified.
 //
 // It knows no web framework: the HTTP adapter (adapters/ginapi) calls it.
 package privacy

@@ -139,6 +139,12 @@ func actorContext(ctx context.Context, who Who) context.Context {
 	return patron.WithActor(ctx, patron.Actor{Institution: who.Institution, ID: who.ID, Patron: who.Patron})
 }
 
+// originContext names the request's route and id as the way in of the
+// calls made with ctx, for the audit trail.
+func originContext(ctx context.Context, c *gin.Context) context.Context {
+	return patron.WithOrigin(ctx, patron.Origin{Via: "http " + c.Request.Method + " " + c.FullPath(), RequestID: c.GetString(requestIDKey)})
+}
+
 // allowIn asks the enforcer again, for the route's action in library:
 // the routes that change what belongs to one library (lending its items,
 // renewing their loans, declaring them lost, editing them or the library

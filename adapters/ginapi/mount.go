@@ -144,7 +144,7 @@ func (a *api) who(c *gin.Context) Who {
 
 // ctx returns the request's context carrying the actor, for the services.
 func (a *api) ctx(c *gin.Context) context.Context {
-	return actorContext(c.Request.Context(), a.who(c))
+	return originContext(actorContext(c.Request.Context(), a.who(c)), c)
 }
 
 // path is the URL path of a resource below the mount, each part escaped.

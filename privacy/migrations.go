@@ -1,0 +1,71 @@
+package privacy
+
+import (
+	"github.com/go-gormigrate/gormigrate/v2"
+	"gorm.io/gorm"
+)
+
+// Migrations returns the versioned schema changes of the privacy tables, in
+// order. The kit runs them (with those of the other modules) under a lock.
+//
+// Each migration creates its tables from snapshot structs of its own, not
+// from the models, so that a database created long ago and one created
+// today end up the same.
+func Migrations() []*gormigrate.Migration {
+	return []*gormigrate.Migration{{
+		ID: "202612042201_privacy_audit_trail",
+		Migrate: func(tx *gorm.DB) error {
+			for _, t := range []any{&entryV1{}, &headV1{}} {
+				if err := tx.Migrator().CreateTable(t); err != nil {
+					return err
+				}
+			}
+			for _, q := range []string{
+				"CREATE INDEX pk_privacy_audit_subject ON pk_privacy_audit (institution, subject)",
+				"CREATE INDEX pk_privacy_audit_actor ON pk_privacy_audit (institution, actor_id)",
+				"CREATE INDEX pk_privacy_audit_at ON pk_privacy_audit (institution, at_us)",
+			} {
+				if err := tx.Exec(q).Error; err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Migrator().DropTable(&headV1{}, &entryV1{})
+		},
+	}}
+}
+
+type entryV1 struct {
+	Institution  string `gorm:"primaryKey;size:64"`
+	Seq          int64  `gorm:"primaryKey;autoIncrement:false"`
+	AtUS         int64  `gorm:"column:at_us;not null"`
+	ActorID      string `gorm:"size:255;not null"`
+	ActorKind    string `gorm:"size:16;not null"`
+	ActorRoles   string `gorm:"size:1024;not null"`
+	ActorLibrary string `gorm:"size:255;not null"`
+	Action       string `gorm:"size:16;not null"`
+	Subject      string `gorm:"size:255;not null"`
+	What         string `gorm:"size:255;not null"`
+	Details      string `gorm:"type:text;not null"`
+	Via          string `gorm:"size:255;not null"`
+	RequestID    string `gorm:"size:128;not null"`
+	PrevHash     string `gorm:"size:64;not null"`
+	Hash         string `gorm:"size:64;not null"`
+}
+
+func (entryV1) TableName() string { return "pk_privacy_audit" }
+
+type headV1 struct {
+	Institution    string `gorm:"primaryKey;size:64"`
+	Seq            int64  `gorm:"not null"`
+	Hash           string `gorm:"size:64;not null"`
+	Sig            string `gorm:"size:64;not null"`
+	CheckpointSeq  int64  `gorm:"not null"`
+	CheckpointHash string `gorm:"size:64;not null"`
+	CheckpointAtUS int64  `gorm:"column:checkpoint_at_us;not null"`
+	CheckpointSig  string `gorm:"size:64;not null"`
+}
+
+func (headV1) TableName() string { return "pk_privacy_heads" }
