@@ -220,14 +220,14 @@ func (a *api) unmatched(c *gin.Context) {
 	path := a.routePath(c)
 	allow := a.routes.allowed(path)
 	switch {
+	case len(allow) > 0 && c.Request.Method == http.MethodOptions:
+		c.Header("Allow", strings.Join(allow, ", "))
+		c.AbortWithStatus(http.StatusNoContent)
 	case len(allow) == 0 || slices.Contains(allow, c.Request.Method):
 		// The second: a route of the method has the path's shape, yet
 		// Gin did not take it (a host engine that routes on the escaped
 		// path, say): nothing here to offer but a 404.
 		problem(c, http.StatusNotFound, "not-found", fmt.Sprintf("the API has no resource at %s", c.Request.URL.Path))
-	case c.Request.Method == http.MethodOptions:
-		c.Header("Allow", strings.Join(allow, ", "))
-		c.AbortWithStatus(http.StatusNoContent)
 	default:
 		c.Header("Allow", strings.Join(allow, ", "))
 		problem(c, http.StatusMethodNotAllowed, "method-not-allowed",

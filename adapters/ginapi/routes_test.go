@@ -122,7 +122,7 @@ func TestUnknownPathsAndMethodsAreProblems(t *testing.T) {
 		res := s.do(who, method, path, nil)
 		want := allow(path)
 		switch {
-		case slices.Contains(want, method):
+		case slices.Contains(want, method) && method != http.MethodOptions:
 			return // a route of the API: checked above
 		case method == http.MethodOptions && want != nil:
 			if res.Code != http.StatusNoContent || res.Header().Get("Allow") != strings.Join(want, ", ") || res.Header().Get("X-Request-ID") == "" {
