@@ -93,6 +93,11 @@ const (
 	AuditUpdate = "update"
 	AuditDelete = "delete"
 	AuditExport = "export"
+	// AuditSignInFailed: a wrong PIN, or an inactive account, for an
+	// existing user; AuditLocked: the failures locked the account (for
+	// one source, or for every source).
+	AuditSignInFailed = "sign_in_failed"
+	AuditLocked       = "locked"
 )
 
 // AuditEvent records that an actor read, changed or exported a user's data.

@@ -203,8 +203,15 @@ func (s *Service) SignIn(ctx context.Context, inst, primaryID, pin, source strin
 		g.remember(inst, key, pin, &u, now)
 		return loadUserByID(db, inst, u.ID)
 	}
-	if err := s.countFailure(db, &u, src, now); err != nil {
+	locks, err := s.countFailure(db, &u, src, now)
+	if err != nil {
 		return nil, err
+	}
+	// On the audit trail: the failure, and the locks it set, naming the
+	// source by the start of its hash (never the address).
+	s.emit(ctx, inst, AuditSignInFailed, u.PrimaryID, "sign-in from source "+src[:12])
+	for _, l := range locks {
+		s.emit(ctx, inst, AuditLocked, u.PrimaryID, "sign-in locked for "+l)
 	}
 	return nil, unauthenticated()
 }
@@ -292,7 +299,7 @@ func (f failures) forgetSource(db *gorm.DB) error {
 // countFailure adds one failure of u from src, and one of u from all
 // sources, each atomically; a count older than Lockout starts again. A count
 // that reaches its limit locks for Lockout and starts again.
-func (s *Service) countFailure(db *gorm.DB, u *User, src string, now time.Time) error {
+func (s *Service) countFailure(db *gorm.DB, u *User, src string, now time.Time) (locks []string, err error) {
 	g := &s.signIn
 	cutoff := now.Add(-g.lockout)
 	for _, k := range []string{src, accountSource} {
@@ -308,7 +315,7 @@ func (s *Service) countFailure(db *gorm.DB, u *User, src string, now time.Time) 
 			},
 		}).Create(&row).Error
 		if err != nil {
-			return err
+			return nil, err
 		}
 		limit := g.maxFails
 		if k == accountSource {
@@ -318,7 +325,7 @@ func (s *Service) countFailure(db *gorm.DB, u *User, src string, now time.Time) 
 			Where("institution = ? AND primary_id_key = ? AND source_key = ? AND failures >= ?", u.Institution, u.PrimaryIDKey, k, limit).
 			Updates(map[string]any{"failures": 0, "locked_until": now.Add(g.lockout)})
 		if res.Error != nil {
-			return res.Error
+			return nil, res.Error
 		}
 		if res.RowsAffected == 0 {
 			continue
@@ -326,12 +333,14 @@ func (s *Service) countFailure(db *gorm.DB, u *User, src string, now time.Time) 
 		if k == accountSource {
 			s.log.Warn("patron: an account is locked after failed sign-ins from many sources",
 				"institution", u.Institution, "primary_id", u.PrimaryID, "failures", limit, "locked_for", g.lockout)
+			locks = append(locks, "every source")
 		} else {
 			s.log.Warn("patron: an account is locked for one source after failed sign-ins from it",
 				"institution", u.Institution, "primary_id", u.PrimaryID, "source_hash", src[:12], "failures", limit, "locked_for", g.lockout)
+			locks = append(locks, "source "+src[:12])
 		}
 	}
-	return nil
+	return locks, nil
 }
 
 // ExpireSignInFailures deletes the counts of failed sign-ins that are

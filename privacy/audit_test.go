@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit"
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patronkittest"
 	"github.com/patronkit/patronkit/privacy"
@@ -359,6 +360,49 @@ func TestVerifyWhileEntriesAreWritten(t *testing.T) {
 		}
 		if es := entries(t, k); len(es) != 121 {
 			t.Fatalf("%d entries", len(es))
+		}
+	})
+}
+
+// TestSignInFailuresAndLockoutsAreOnTheTrail: every wrong PIN for an
+// existing user is an entry naming them, and the lock the failures set is
+// one more; the source is named by the start of its hash, never the
+// address.
+func TestSignInFailuresAndLockoutsAreOnTheTrail(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		ctx := context.Background()
+		u := patronkittest.User(t, k, inst, func(u *patron.User) { u.PINNumber = "1234" })
+		for range 5 {
+			if _, err := k.Patrons.SignIn(ctx, inst, u.PrimaryID, "0000", "192.0.2.7"); !errors.Is(err, fault.ErrUnauthenticated) {
+				t.Fatalf("wrong PIN: %v", err)
+			}
+		}
+		if _, err := k.Patrons.SignIn(ctx, inst, "nobody", "0000", "192.0.2.7"); err == nil {
+			t.Fatal("an unknown user signed in")
+		}
+		var failed, locked int
+		for _, e := range entries(t, k) {
+			if strings.Contains(e.What, "192.0.2.7") {
+				t.Fatalf("an entry names the address: %+v", e)
+			}
+			switch e.Action {
+			case patron.AuditSignInFailed:
+				failed++
+				if e.Subject != u.PrimaryID || !strings.HasPrefix(e.What, "sign-in from source ") {
+					t.Errorf("failure entry %+v", e)
+				}
+			case patron.AuditLocked:
+				locked++
+				if e.Subject != u.PrimaryID || !strings.HasPrefix(e.What, "sign-in locked for source ") {
+					t.Errorf("lock entry %+v", e)
+				}
+			}
+		}
+		if failed != 5 || locked != 1 {
+			t.Fatalf("%d failure and %d lock entries, want 5 and 1", failed, locked)
+		}
+		if b := verify(t, k); b != nil {
+			t.Fatalf("the chain: %+v", b)
 		}
 	})
 }
