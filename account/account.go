@@ -19,7 +19,6 @@ package account
 import (
 	"context"
 	"errors"
-	"math"
 	"strings"
 	"time"
 
@@ -137,13 +136,4 @@ func (s *Service) Terms(ctx context.Context, inst, primaryID, barcode string) (*
 		return nil, err
 	}
 	return &q, nil
-}
-
-// addOwed adds two amounts owed, stopping at the largest int64 rather than
-// overflowing.
-func addOwed(a, b int64) int64 {
-	if a > math.MaxInt64-b {
-		return math.MaxInt64
-	}
-	return a + b
 }

@@ -36,7 +36,7 @@ func (s *Service) Fees(ctx context.Context, inst, primaryID string) (*Fees, erro
 	accruing := map[string]int64{}
 	for _, l := range loans {
 		if l.AccruedFine > 0 {
-			accruing[l.FineCurrency] = addOwed(accruing[l.FineCurrency], l.AccruedFine)
+			accruing[l.FineCurrency] = circulation.AddOwed(accruing[l.FineCurrency], l.AccruedFine)
 		}
 	}
 	return &Fees{Fees: fees, Balance: bal, Accruing: accruing}, nil

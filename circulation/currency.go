@@ -153,9 +153,10 @@ func FormatMoney(amount int64, currency string) string {
 	return fmt.Sprintf("%s%d.%0*d %s", sign, u/p, d, u%p, currency)
 }
 
-// addOwed adds two amounts owed, stopping at the largest int64 rather than
-// overflowing (which no sum of fees within MaxFee reaches).
-func addOwed(a, b int64) int64 {
+// AddOwed adds two amounts owed (minor units of one currency), stopping at
+// the largest int64 rather than overflowing (which no sum of fees within
+// MaxFee reaches): for callers that total fees or fines themselves.
+func AddOwed(a, b int64) int64 {
 	if b > 0 && a > math.MaxInt64-b {
 		return math.MaxInt64
 	}

@@ -186,7 +186,7 @@ func (s *Service) balance(db *gorm.DB, inst, userID string) (map[string]int64, e
 	}
 	out := map[string]int64{}
 	for _, r := range rows {
-		out[r.Currency] = addOwed(out[r.Currency], r.Owed)
+		out[r.Currency] = AddOwed(out[r.Currency], r.Owed)
 	}
 	for c, v := range out {
 		if v == 0 {

@@ -1,7 +1,6 @@
 package ginapi
 
 import (
-	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -37,16 +36,6 @@ func moneyOf(m map[string]int64) []Money {
 	}
 	slices.SortFunc(out, func(x, y Money) int { return strings.Compare(x.Currency, y.Currency) })
 	return out
-}
-
-// addOwed adds two amounts owed, stopping at the largest int64 rather than
-// overflowing (each fine is at most the kit's MaxFee, so only a patron with
-// some nine thousand loans at the largest fine the kit allows reaches it).
-func addOwed(a, b int64) int64 {
-	if a > math.MaxInt64-b {
-		return math.MaxInt64
-	}
-	return a + b
 }
 
 // feeList is what GET /users/{primary_id}/fees answers: the fees and what
