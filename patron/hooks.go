@@ -140,8 +140,8 @@ func OriginFrom(ctx context.Context) (Origin, bool) {
 
 // AuditSink receives audit events. The privacy module persists them; a host
 // may send them elsewhere too. An event is given when the call returns,
-// with the call's ctx, and that of a change (create, update, delete)
-// within the change's own transaction, before it commits: within a host's transaction, a sink that writes to
+// with the call's ctx; that of a change (create, update, delete) within
+// the change's own transaction, before it commits. A sink that writes to
 // the kit's database writes through the transaction ctx carries
 // (patronkit.TxFrom), so that the event commits or rolls back with what
 // it records.

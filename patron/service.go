@@ -208,14 +208,7 @@ func (s *Service) Create(ctx context.Context, inst string, in *User) (*User, err
 // Get returns a user by primary_id (any case).
 func (s *Service) Get(ctx context.Context, inst, primaryID string) (*User, error) {
 	u, err := loadWhere(s.conn(ctx), parallel(ctx), "institution = ? AND primary_id_key = ?", inst, keys.Fold(primaryID))
-	if err != nil {
-		return nil, s.translate(err)
-	}
-	out := s.finishRead(u)
-	if err := s.record(ctx, inst, AuditRead, out.PrimaryID, "user"); err != nil {
-		return nil, err // the read is on record before its data leaves
-	}
-	return out, nil
+	return s.readUser(ctx, inst, u, err)
 }
 
 // GetSegments returns a user by primary_id (any case) with only the
@@ -224,14 +217,7 @@ func (s *Service) Get(ctx context.Context, inst, primaryID string) (*User, error
 // The other lists are empty, and the warnings are of the lists read.
 func (s *Service) GetSegments(ctx context.Context, inst, primaryID string, kinds ...string) (*User, error) {
 	u, err := loadKinds(s.conn(ctx), parallel(ctx), kinds, "institution = ? AND primary_id_key = ?", inst, keys.Fold(primaryID))
-	if err != nil {
-		return nil, s.translate(err)
-	}
-	out := s.finishRead(u)
-	if err := s.record(ctx, inst, AuditRead, out.PrimaryID, "user"); err != nil {
-		return nil, err // the read is on record before its data leaves
-	}
-	return out, nil
+	return s.readUser(ctx, inst, u, err)
 }
 
 // GetByIdentifier returns the user holding an identifier of a type (a
@@ -251,14 +237,7 @@ func (s *Service) GetByIdentifier(ctx context.Context, inst, idType, value strin
 		return nil, err
 	}
 	u, err := loadWhere(s.conn(ctx), parallel(ctx), "institution = ? AND id = ?", inst, id.UserID)
-	if err != nil {
-		return nil, s.translate(err)
-	}
-	out := s.finishRead(u)
-	if err := s.record(ctx, inst, AuditRead, out.PrimaryID, "user"); err != nil {
-		return nil, err // the read is on record before its data leaves
-	}
-	return out, nil
+	return s.readUser(ctx, inst, u, err)
 }
 
 // GetByID is GetSegments for a user named by internal id: for modules
@@ -266,14 +245,7 @@ func (s *Service) GetByIdentifier(ctx context.Context, inst, idType, value strin
 // changed primary_id since). An id no user of inst holds is NotFound.
 func (s *Service) GetByID(ctx context.Context, inst, id string, kinds ...string) (*User, error) {
 	u, err := loadKinds(s.conn(ctx), parallel(ctx), kinds, "institution = ? AND id = ?", inst, id)
-	if err != nil {
-		return nil, s.translate(err)
-	}
-	out := s.finishRead(u)
-	if err := s.record(ctx, inst, AuditRead, out.PrimaryID, "user"); err != nil {
-		return nil, err // the read is on record before its data leaves
-	}
-	return out, nil
+	return s.readUser(ctx, inst, u, err)
 }
 
 // ID returns the internal id of the user primaryID (any case), which
@@ -383,6 +355,19 @@ func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
 	}
 	s.changed(ctx, Change{Institution: inst, Action: Deleted, Before: s.finishRead(u)})
 	return nil
+}
+
+// readUser hands a caller the user a read loaded, once the read is on
+// the audit trail (before the data leaves), or the read's error.
+func (s *Service) readUser(ctx context.Context, inst string, u *User, err error) (*User, error) {
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	out := s.finishRead(u)
+	if err := s.record(ctx, inst, AuditRead, out.PrimaryID, "user"); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // finishRead prepares a loaded record for a caller: warnings computed, no

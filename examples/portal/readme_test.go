@@ -6,15 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestTheREADMEWalkThrough runs the commands README.md shows a newcomer, in
@@ -40,24 +41,22 @@ func TestTheREADMEWalkThrough(t *testing.T) {
 		t.Fatalf("found %d commands in README.md; the walk-through has more", len(cmds))
 	}
 
+	// The portal as run() builds it, served here, so that the test can
+	// wait for what goes on in the background (an SIS run).
 	data := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan string, 1)
-	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-data", data, "-db", ""}, ready) }()
-	var base string
-	select {
-	case addr := <-ready:
-		base = "http://" + addr
-	case err := <-done:
-		t.Fatalf("portal stopped: %v", err)
+	ctx := context.Background()
+	kit, err := openKit(ctx, "", data, slog.New(slog.DiscardHandler), true, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}()
+	defer kit.Close()
+	router, err := Router(kit, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(router)
+	defer srv.Close()
+	base := srv.URL
 
 	ids := map[string]string{}
 	for _, c := range cmds {
@@ -108,7 +107,9 @@ func TestTheREADMEWalkThrough(t *testing.T) {
 					// A run goes on in the background: what the README
 					// shows next (its report) is read once it has ended,
 					// as a reader of the README would.
-					awaitRun(t, base, words, s)
+					if _, err := kit.SIS.Wait(ctx, s); err != nil {
+						t.Fatalf("waiting for run %s: %v", s, err)
+					}
 				case strings.HasSuffix(k, "_id") && k != "primary_id" && k != "title_id" && k != "request_id":
 					ids[strings.ToUpper(k)] = s
 				}
@@ -120,46 +121,6 @@ func TestTheREADMEWalkThrough(t *testing.T) {
 		if strings.Contains(line, "/renew") && !bytes.Contains(body, []byte(`"renewed"`)) {
 			t.Fatalf("%s renews nothing: %.400s", c.line, body)
 		}
-	}
-}
-
-// awaitRun asks for the SIS run with the credentials of the command that
-// started it until the run has ended.
-func awaitRun(t *testing.T, base string, words []string, id string) {
-	t.Helper()
-	var user string
-	for i, w := range words {
-		if w == "-u" && i+1 < len(words) {
-			user = words[i+1]
-		}
-	}
-	name, pin, _ := strings.Cut(user, ":")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		req, err := http.NewRequest(http.MethodGet, base+"/api/sis/runs/"+id, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.SetBasicAuth(name, pin)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var run struct {
-			Status string `json:"status"`
-		}
-		err = json.NewDecoder(res.Body).Decode(&run)
-		res.Body.Close()
-		if err != nil {
-			t.Fatalf("run %s: %v", id, err)
-		}
-		if run.Status == "succeeded" || run.Status == "failed" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s has not ended: %s", id, run.Status)
-		}
-		time.Sleep(20 * time.Millisecond) // a poll of the run's state, not a wait for time to pass
 	}
 }
 
