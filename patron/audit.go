@@ -9,3 +9,19 @@ import "context"
 func (s *Service) Audit(ctx context.Context, inst, action, primaryID, what string) {
 	s.emit(ctx, inst, action, primaryID, what)
 }
+
+// RecordAudit is Audit for what must not happen unrecorded: a change
+// other modules make to what they keep about a user, given within the
+// change's transaction (ctx carries it, patronkit.TxFrom), or a read
+// before its data leaves. With a sink that tells whether it kept the
+// event (AuditRecorder, the kit's trail), its error is the sink's and the
+// caller fails: the change rolls back, the data is not handed out.
+// details are those of AuditEvent.
+func (s *Service) RecordAudit(ctx context.Context, inst, action, primaryID, what, details string) error {
+	if s.audit == nil {
+		return nil
+	}
+	e := s.event(ctx, inst, action, primaryID, what)
+	e.Details = details
+	return s.keep(ctx, e)
+}

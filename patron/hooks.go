@@ -109,6 +109,10 @@ type AuditEvent struct {
 	PrimaryID   string
 	// What names the part of the record concerned ("user", "notes"...).
 	What string
+	// Details tell more: for a change, the fields changed with their old
+	// and new values (a JSON object; secrets such as the PIN only as
+	// "changed"); for a read of several records, which ones.
+	Details string
 	// Origin is the way in the call came by, as ctx carried it.
 	Origin Origin
 }

@@ -408,7 +408,11 @@ func (s *Service) record(ctx context.Context, inst, action, primaryID, what stri
 	if s.audit == nil {
 		return nil
 	}
-	e := s.event(ctx, inst, action, primaryID, what)
+	return s.keep(ctx, s.event(ctx, inst, action, primaryID, what))
+}
+
+// keep gives e to the sink, and returns the sink's error when it tells.
+func (s *Service) keep(ctx context.Context, e AuditEvent) error {
 	if r, ok := s.audit.(AuditRecorder); ok {
 		return r.RecordAudit(ctx, e)
 	}

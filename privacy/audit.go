@@ -179,7 +179,7 @@ func EntryOf(e patron.AuditEvent) Entry {
 	}
 	return Entry{Institution: e.Institution, AtUS: e.At.UnixMicro(), ActorID: e.Actor.ID, ActorKind: kind,
 		ActorRoles: strings.Join(e.Origin.Roles, ","), ActorLibrary: e.Origin.Library, Action: e.Action,
-		Subject: e.PrimaryID, What: e.What, Via: e.Origin.Via, RequestID: e.Origin.RequestID}
+		Subject: e.PrimaryID, What: e.What, Details: e.Details, Via: e.Origin.Via, RequestID: e.Origin.RequestID}
 }
 
 // Record appends e to its institution's trail, and returns once it is
