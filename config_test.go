@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -344,5 +345,35 @@ func TestAuditRetentionNeedsTheKeyAndDropsOldEntries(t *testing.T) {
 	}, func(c *patronkit.Config) {
 		c.AuditRetention = 24 * time.Hour
 		c.AuditKey = []byte("the library's secret")
+	})
+}
+
+func TestNoAuditTrailKeepsNothingButTellsTheHostsSink(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		ctx := context.Background()
+		u := patronkittest.User(t, k, "UNI")
+		if _, err := k.Patrons.Get(ctx, "UNI", u.PrimaryID); err != nil {
+			t.Fatal(err)
+		}
+		es, err := k.Privacy.Entries(ctx, "UNI", 0, 10)
+		if err != nil || len(es) != 0 {
+			t.Fatalf("entries on the trail: %+v %v", es, err)
+		}
+	}, func(c *patronkit.Config) {
+		c.NoAuditTrail = true
+	})
+	var told []string
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		told = nil
+		u := patronkittest.User(t, k, "UNI")
+		if _, err := k.Patrons.Get(context.Background(), "UNI", u.PrimaryID); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(told, []string{patron.AuditCreate, patron.AuditRead}) {
+			t.Fatalf("the host's sink was told %v", told)
+		}
+	}, func(c *patronkit.Config) {
+		c.NoAuditTrail = true
+		c.Audit = patron.AuditFunc(func(_ context.Context, e patron.AuditEvent) { told = append(told, e.Action) })
 	})
 }

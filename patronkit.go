@@ -170,6 +170,13 @@ type Config struct {
 	// drops older ones once a day (needs AuditKey). Default: 0, forever.
 	AuditRetention time.Duration
 
+	// NoAuditTrail keeps nothing on the kit's audit trail: reads, changes
+	// and exports are told only to Audit, Kit.Privacy stays empty, and the
+	// personal-data access log with it. It exists to measure what the
+	// trail costs (examples/circload -audit=false); a library that must
+	// show who accessed patron data leaves it false. Default: false.
+	NoAuditTrail bool
+
 	// MaxAttachmentBytes is the largest file a user's attachment may hold
 	// (a notice sent, a form staff upload). Default: 10 MiB. On MySQL and
 	// MariaDB the server's max_allowed_packet must be larger.
@@ -352,7 +359,10 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 		return nil, err
 	}
 	var sink patron.AuditSink = trail
-	if c.Audit != nil {
+	switch {
+	case c.NoAuditTrail:
+		sink = c.Audit
+	case c.Audit != nil:
 		sink = teeAudit{trail, c.Audit}
 	}
 	patrons, err := patron.NewService(db, patron.Options{

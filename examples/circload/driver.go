@@ -25,7 +25,7 @@ var opNames [nOps]string
 
 var (
 	deskOps    = [nOps]string{"check-out", "check-in"}
-	accountOps = [nOps]string{"GET /me", "GET /me/loans"}
+	accountOps = [nOps]string{"GET /me", "GET /users/{id}"}
 )
 
 // driver runs phases of load against the API.
@@ -33,6 +33,7 @@ type driver struct {
 	base     string
 	token    string
 	readers  []string // the readers' tokens (account workload)
+	readIDs  []string // the readers' primary_ids, in the same order
 	workload string
 	http     *http.Client
 	barcodes []string
@@ -108,6 +109,7 @@ func (d *driver) phase(ctx context.Context, n int, pause, length time.Duration) 
 		clients[i] = &client{d: d, record: record, token: d.token}
 		if d.workload == "account" {
 			clients[i].token = d.readers[i%len(d.readers)]
+			clients[i].reader = d.readIDs[i%len(d.readIDs)]
 		}
 		for j := range res.ops {
 			clients[i].ops[j] = &opStats{}
@@ -162,18 +164,21 @@ type client struct {
 	stuck      []string // barcodes whose check-in failed
 	ops        [nOps]*opStats
 	token      string // who the client signs in as
+	reader     string // account workload: the primary_id of the patron it signs in as
 	reads      int    // account workload: reads so far
 }
 
 // step runs one operation of the workload and records its time.
 func (c *client) step(ctx context.Context) {
 	if c.d.workload == "account" {
-		op, path := opOut, "/me"
+		// The patron reads their account; then a desk reads the
+		// patron's record, which the audit trail records.
+		op, token, path := opOut, c.token, "/me"
 		if c.reads%2 == 1 {
-			op, path = opIn, "/me/loans"
+			op, token, path = opIn, c.d.token, "/users/"+c.reader
 		}
 		c.reads++
-		if took, ok := c.do(ctx, op, http.MethodGet, path, nil, http.StatusOK); ok {
+		if took, ok := c.doAs(ctx, token, op, http.MethodGet, path, nil, http.StatusOK); ok {
 			c.ops[op].samples = append(c.ops[op].samples, took)
 		}
 		return
@@ -226,6 +231,11 @@ func (c *client) drain(ctx context.Context) {
 // reports false, and counts an error, when the answer is not want; an
 // operation cut short by the end of ctx counts as nothing.
 func (c *client) do(ctx context.Context, op int, method, path string, body map[string]string, want int) (time.Duration, bool) {
+	return c.doAs(ctx, c.token, op, method, path, body, want)
+}
+
+// doAs is do signed in with token.
+func (c *client) doAs(ctx context.Context, token string, op int, method, path string, body map[string]string, want int) (time.Duration, bool) {
 	var rd io.Reader
 	b := []byte(path)
 	if body != nil {
@@ -240,7 +250,7 @@ func (c *client) do(ctx context.Context, op int, method, path string, body map[s
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	start := time.Now()
 	resp, err := c.d.http.Do(req)
 	if err != nil {

@@ -24,10 +24,13 @@
 // out) or 200 (check-in) counts as an error; errors are counted, the first
 // few printed, and make the command exit non-zero.
 //
-// With -workload account it measures the patron's own account instead:
+// With -workload account it measures the reads of patron records instead:
 // -readers patrons, each with -loans open loans (lent through the service
 // before measuring), sign in as patrons (a bearer token each) and read
-// GET /api/me and GET /api/me/loans in turn.
+// GET /api/me, and in turn the staff user reads each one's record,
+// GET /api/users/{id} (a read the audit trail records before it answers).
+// With -audit=false the kit keeps no audit trail
+// (patronkit.Config.NoAuditTrail): run both to see what the trail costs.
 //
 // Two shapes of load (-shape paced, open or both):
 //
@@ -50,6 +53,7 @@
 //	go run ./examples/circload -shape open -steps 1,2,4,8 -step-duration 10s
 //	go run ./examples/circload -shape paced -cpuprofile circload.prof
 //	go run ./examples/circload -db "$PATRONKIT_TEST_POSTGRES_DSN" -workload account
+//	go run ./examples/circload -db "$PATRONKIT_TEST_POSTGRES_DSN" -workload account -audit=false
 package main
 
 import (
@@ -110,6 +114,7 @@ type config struct {
 	workload     string
 	readers      int
 	loans        int
+	audit        bool
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -128,9 +133,10 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.hold, "hold", 2, "loans each client keeps open before it takes one back")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phases to this file")
 	fs.BoolVar(&c.verbose, "v", false, "log every request to stderr")
-	fs.StringVar(&c.workload, "workload", "desk", "desk (check-out and check-in by staff) or account (patrons reading GET /me and GET /me/loans)")
+	fs.StringVar(&c.workload, "workload", "desk", "desk (check-out and check-in by staff) or account (patrons reading GET /me, staff reading their records GET /users/{id})")
 	fs.IntVar(&c.readers, "readers", 10, "account workload: patrons whose accounts are read")
 	fs.IntVar(&c.loans, "loans", 100, "account workload: open loans of each of those patrons")
+	fs.BoolVar(&c.audit, "audit", true, "keep the audit trail (false: patronkit.Config.NoAuditTrail, to measure its cost)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -201,7 +207,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer sqlDB.Close()
-	kit, err := patronkit.New(db, &patronkit.Config{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	kit, err := patronkit.New(db, &patronkit.Config{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		NoAuditTrail: !cfg.audit})
 	if err != nil {
 		return err
 	}
@@ -230,7 +237,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "circload: database %s, institution %s, %d patrons and %d items seeded in %.1fs, %d CPUs, load average %s\n",
 		sqldb.DialectOf(cfg.dsn), inst, cfg.patrons, cfg.items, time.Since(start).Seconds(), runtime.NumCPU(), loadDelta{loadavg: readLoad().loadavg}.loadAvg())
 	if cfg.workload == "account" {
-		fmt.Fprintf(out, "account workload: %d patrons with %d open loans each read GET /me and GET /me/loans in turn\n", cfg.readers, cfg.loans)
+		fmt.Fprintf(out, "account workload: %d patrons with %d open loans each read GET /me, and staff read their records (GET /users/{id}) in turn; audit trail %s\n",
+			cfg.readers, cfg.loans, map[bool]string{true: "on", false: "off"}[cfg.audit])
 	}
 
 	srv, base, err := serve(kit, inst, ds.staff, readers, cfg.verbose)
@@ -263,6 +271,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		base:     base,
 		token:    srv.token,
 		readers:  srv.readers,
+		readIDs:  readers,
 		workload: cfg.workload,
 		http: &http.Client{Transport: &http.Transport{
 			MaxIdleConns:        most + 8,

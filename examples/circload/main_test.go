@@ -54,19 +54,23 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// TestAccountWorkload reads the accounts of patrons with loans.
+// TestAccountWorkload reads the accounts and records of patrons with
+// loans, with the audit trail and without.
 func TestAccountWorkload(t *testing.T) {
-	var out bytes.Buffer
-	args := []string{"-workload", "account", "-readers", "2", "-loans", "5", "-patrons", "4", "-items", "20", "-shape", "open",
-		"-steps", "1,2", "-step-duration", "1s", "-p95", "10s"}
-	if err := run(context.Background(), args, &out); err != nil {
-		t.Fatalf("run: %v\n%s", err, out.String())
-	}
-	text := out.String()
-	t.Log("\n" + text)
-	if !strings.Contains(text, "2 patrons with 5 open loans each") ||
-		!regexp.MustCompile(`(?m)^best step: \d+ clients?, \d+ ops/s, GET /me p95 [0-9.]+ ms, GET /me/loans p95`).MatchString(text) {
-		t.Error("the account workload was not measured")
+	for _, audit := range []string{"true", "false"} {
+		var out bytes.Buffer
+		args := []string{"-workload", "account", "-readers", "2", "-loans", "5", "-patrons", "4", "-items", "20", "-shape", "open",
+			"-steps", "1,2", "-step-duration", "1s", "-p95", "10s", "-audit=" + audit}
+		if err := run(context.Background(), args, &out); err != nil {
+			t.Fatalf("run: %v\n%s", err, out.String())
+		}
+		text := out.String()
+		t.Log("\n" + text)
+		trail := map[string]string{"true": "audit trail on", "false": "audit trail off"}[audit]
+		if !strings.Contains(text, "2 patrons with 5 open loans each") || !strings.Contains(text, trail) ||
+			!regexp.MustCompile(`(?m)^best step: \d+ clients?, \d+ ops/s, GET /me p95 [0-9.]+ ms, GET /users/\{id\} p95`).MatchString(text) {
+			t.Errorf("-audit=%s: the account workload was not measured", audit)
+		}
 	}
 }
 
