@@ -1,6 +1,10 @@
 package patron
 
-import "context"
+import (
+	"context"
+
+	"github.com/patronkit/patronkit/internal/keys"
+)
 
 // Audit tells the service's AuditSink that the actor in ctx did action
 // (AuditRead, AuditUpdate...) on what (the part of the record concerned)
@@ -24,4 +28,14 @@ func (s *Service) RecordAudit(ctx context.Context, inst, action, primaryID, what
 	e := s.event(ctx, inst, action, primaryID, what)
 	e.Details = details
 	return s.keep(ctx, e)
+}
+
+// ownRead tells whether e is a patron reading their own data. The service
+// gives such reads to no sink: the trail records who else accessed a
+// patron's data, and a log of when patrons looked at their own account
+// would be personal data kept for nothing. Their changes and exports
+// (their personal-data download) are recorded like anyone's.
+func ownRead(e AuditEvent) bool {
+	return e.Action == AuditRead && e.Actor.Patron && e.Actor.Institution == e.Institution &&
+		keys.Fold(e.Actor.ID) == keys.Fold(e.PrimaryID)
 }

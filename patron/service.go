@@ -398,7 +398,9 @@ func (s *Service) emit(ctx context.Context, inst, action, primaryID, what string
 	if s.audit == nil {
 		return
 	}
-	s.audit.Audit(ctx, s.event(ctx, inst, action, primaryID, what))
+	if e := s.event(ctx, inst, action, primaryID, what); !ownRead(e) {
+		s.audit.Audit(ctx, e)
+	}
 }
 
 // record is emit for a change, within its transaction, or a read of a
@@ -413,6 +415,9 @@ func (s *Service) record(ctx context.Context, inst, action, primaryID, what stri
 
 // keep gives e to the sink, and returns the sink's error when it tells.
 func (s *Service) keep(ctx context.Context, e AuditEvent) error {
+	if ownRead(e) {
+		return nil
+	}
 	if r, ok := s.audit.(AuditRecorder); ok {
 		return r.RecordAudit(ctx, e)
 	}

@@ -62,9 +62,10 @@ func TestTheTrailRecordsReadsChangesDeletesAndExports(t *testing.T) {
 		}
 		k.Patrons.Audit(ctx, inst, patron.AuditExport, "jdoe", "user")
 		self := patron.WithActor(context.Background(), patron.Actor{Institution: inst, ID: "jdoe", Patron: true})
-		if _, err := k.Patrons.Get(self, inst, "jdoe"); err != nil {
+		if _, err := k.Patrons.Get(self, inst, "jdoe"); err != nil { // their own read: not on the trail
 			t.Fatal(err)
 		}
+		k.Patrons.Audit(self, inst, patron.AuditExport, "jdoe", "personal data")
 		if err := k.Patrons.Delete(ctx, inst, "jdoe"); err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +79,7 @@ func TestTheTrailRecordsReadsChangesDeletesAndExports(t *testing.T) {
 			"2 read staff/librarian CIRC_DESK MAIN jdoe user http GET /users/:id req-1 " + at,
 			"3 update staff/librarian CIRC_DESK MAIN jdoe user http GET /users/:id req-1 " + at,
 			"4 export staff/librarian CIRC_DESK MAIN jdoe user http GET /users/:id req-1 " + at,
-			"5 read patron/jdoe   jdoe user   " + at,
+			"5 export patron/jdoe   jdoe personal data   " + at,
 			"6 delete staff/librarian CIRC_DESK MAIN jdoe user http GET /users/:id req-1 " + at,
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
