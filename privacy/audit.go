@@ -108,6 +108,7 @@ type Service struct {
 	key      []byte
 	maxBatch int
 
+	heads   sync.Map // institutions whose chain head is known to exist
 	queue   chan *pending
 	pending atomic.Int64 // submitted and not yet written
 	stop    chan struct{}
@@ -272,7 +273,8 @@ func (s *Service) write(ctx context.Context, es []*Entry) error {
 
 // append extends the chains of es's institutions through tx: each head is
 // locked (created when missing), es get their sequence numbers and hashes,
-// and are inserted in one statement (per 40 entries on SQLite).
+// and are inserted in one statement (per 40 entries on SQLite; on
+// PostgreSQL the same statement moves the head).
 func (s *Service) append(tx *gorm.DB, es []*Entry) error {
 	insts := map[string]*head{}
 	for _, e := range es {
@@ -299,11 +301,22 @@ func (s *Service) append(tx *gorm.DB, es []*Entry) error {
 		h.Hash = e.Hash
 	}
 	rows := s.maxBatch
-	if tx.Dialector.Name() == "sqlite" {
+	switch tx.Dialector.Name() {
+	case "sqlite":
 		rows = min(rows, sqliteRows)
+	case "postgres":
+		if len(names) == 1 && len(es) <= rows {
+			// One round trip: the entries and the new head together.
+			n := names[0]
+			h := insts[n]
+			q, args := insertValues(es)
+			return tx.Session(&gorm.Session{NewDB: true}).Exec("WITH entries AS ("+q+") UPDATE pk_privacy_heads SET seq = ?, hash = ?, sig = ? WHERE institution = ?",
+				append(args, h.Seq, h.Hash, s.sign("head", n, h.Seq, h.Hash, 0), n)...).Error
+		}
 	}
 	for chunk := range slices.Chunk(es, rows) {
-		if err := insert(tx, chunk); err != nil {
+		q, args := insertValues(chunk)
+		if err := tx.Session(&gorm.Session{NewDB: true}).Exec(q, args...).Error; err != nil {
 			return err
 		}
 	}
@@ -322,8 +335,8 @@ func (s *Service) append(tx *gorm.DB, es []*Entry) error {
 // values.
 const entryColumns = "institution, seq, at_us, actor_id, actor_kind, actor_roles, actor_library, action, subject, what, details, via, request_id, prev_hash, hash"
 
-// insert writes es in one statement.
-func insert(tx *gorm.DB, es []*Entry) error {
+// insertValues is the statement that inserts es, and its arguments.
+func insertValues(es []*Entry) (string, []any) {
 	var q strings.Builder
 	q.WriteString("INSERT INTO pk_privacy_audit (" + entryColumns + ") VALUES ")
 	args := make([]any, 0, 15*len(es))
@@ -335,7 +348,7 @@ func insert(tx *gorm.DB, es []*Entry) error {
 		args = append(args, e.Institution, e.Seq, e.AtUS, e.ActorID, e.ActorKind, e.ActorRoles, e.ActorLibrary,
 			e.Action, e.Subject, e.What, e.Details, e.Via, e.RequestID, e.PrevHash, e.Hash)
 	}
-	return tx.Session(&gorm.Session{NewDB: true}).Exec(q.String(), args...).Error
+	return q.String(), args
 }
 
 // sqliteRows is the most entries one statement inserts on SQLite, whose
@@ -343,21 +356,42 @@ func insert(tx *gorm.DB, es []*Entry) error {
 // their square.
 const sqliteRows = 40
 
-// lockHead returns the head of inst's chain, locked until tx ends.
+// lockHead returns the head of inst's chain, locked until tx ends. A head
+// is created the first time its institution records an entry, and never
+// deleted: once one is found to exist already, the service locks it
+// without trying to create it first.
 func (s *Service) lockHead(tx *gorm.DB, inst string) (*head, error) {
 	db := tx.Session(&gorm.Session{NewDB: true})
-	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&head{Institution: inst, Sig: s.sign("head", inst, 0, "", 0)}).Error; err != nil {
-		return nil, err
+	if _, ok := s.heads.Load(inst); ok {
+		if h, err := takeHead(db, inst); err != nil || h != nil {
+			return h, err
+		}
 	}
+	res := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&head{Institution: inst, Sig: s.sign("head", inst, 0, "", 0)})
+	if res.Error != nil {
+		return nil, res.Error
+	}
+	if res.RowsAffected == 0 { // it was there, committed: not one this transaction may roll back
+		s.heads.Store(inst, true)
+	}
+	h, err := takeHead(db, inst)
+	if err == nil && h == nil {
+		err = fmt.Errorf("privacy: the head of the audit trail of %s is missing", inst)
+	}
+	return h, err
+}
+
+// takeHead reads and locks inst's head; nil when there is none.
+func takeHead(db *gorm.DB, inst string) (*head, error) {
 	q := db.Where("institution = ?", inst)
 	if db.Dialector.Name() != "sqlite" { // SQLite lets one writer in already
 		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
 	}
-	var h head
-	if err := q.Take(&h).Error; err != nil {
+	var hs []head
+	if err := q.Limit(1).Find(&hs).Error; err != nil || len(hs) == 0 {
 		return nil, err
 	}
-	return &h, nil
+	return &hs[0], nil
 }
 
 // limits are the column sizes, in characters, an entry is clipped to.
