@@ -59,9 +59,10 @@ type Page struct {
 	Next int64
 }
 
-// check refuses a query no search can answer: a Limit out of range, a
-// negative cursor, a time range that ends before it starts.
-func (q Query) check() error {
+// Validate refuses, as Invalid naming the field (limit, cursor, to), a
+// query no search answers: a Limit out of range, a negative cursor
+// (Before), a time range that ends before it starts.
+func (q Query) Validate() error {
 	var fields []fault.FieldError
 	if q.Limit < 0 || q.Limit > MaxSearchLimit {
 		fields = append(fields, fault.FieldError{Field: "limit", Code: "out_of_range", Message: fmt.Sprintf("must be from 1 to %d", MaxSearchLimit)})
@@ -117,7 +118,7 @@ func likePrefix(p string) string {
 // the newest first. A query out of range is Invalid, naming the field.
 // It reads through the transaction ctx carries, if any.
 func (s *Service) Search(ctx context.Context, inst string, q Query) (*Page, error) {
-	if err := q.check(); err != nil {
+	if err := q.Validate(); err != nil {
 		return nil, err
 	}
 	limit := q.Limit
@@ -154,7 +155,7 @@ var CSVHeader = []string{"seq", "date", "actor_id", "actor_kind", "actor_roles",
 // writes nothing.
 func (s *Service) WriteCSV(ctx context.Context, w io.Writer, inst string, q Query) (int, error) {
 	q.Limit = 0
-	if err := q.check(); err != nil {
+	if err := q.Validate(); err != nil {
 		return 0, err
 	}
 	cw := csv.NewWriter(w)
@@ -216,7 +217,7 @@ type AccessLogPage struct {
 // only. A job is always named ("system:sis").
 func (s *Service) AccessLog(ctx context.Context, inst, primaryID string, before int64, limit int) (*AccessLogPage, error) {
 	q := Query{Subject: primaryID, Before: before, Limit: limit}
-	if err := q.check(); err != nil {
+	if err := q.Validate(); err != nil {
 		return nil, err
 	}
 	if limit == 0 {
