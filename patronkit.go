@@ -166,6 +166,14 @@ type Config struct {
 	// together with a forged end of chain is not found. Default: none.
 	AuditKey []byte
 
+	// AccessLogNames are the institutions whose access logs name who read,
+	// changed or exported a person's data, by primary_id: what a patron
+	// sees of it (GET /me/access-log, privacy.Service.AccessLog) and the
+	// access log of their personal data. Default: none, the access log
+	// tells the actor's kind, roles and library only (a job of the kit is
+	// always named).
+	AccessLogNames []string
+
 	// AuditRetention is how long the audit trail keeps its entries: Start
 	// drops older ones once a day (needs AuditKey). Default: 0, forever.
 	AuditRetention time.Duration
@@ -354,7 +362,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 		return nil, errors.New("patronkit: AuditRetention needs AuditKey, to sign the checkpoints of the audit trail")
 	}
 	db = db.Session(&gorm.Session{NewDB: true})
-	trail, err := privacy.NewService(db, privacy.Options{Now: c.Now, Logger: c.Logger, Key: c.AuditKey})
+	trail, err := privacy.NewService(db, privacy.Options{Now: c.Now, Logger: c.Logger, Key: c.AuditKey, AccessLogNames: c.AccessLogNames})
 	if err != nil {
 		return nil, err
 	}
@@ -417,7 +425,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	rolesGoWithUsers(patrons, access, c.Logger)
 	roles := &StaffRoles{patrons: patrons, circulation: circ, access: access}
 	pdata, err := privacy.NewPersonalDataService(privacy.PersonalDataOptions{Patrons: patrons, Circulation: circ, Account: own,
-		Roles: access.UserRoles, SIS: loads, Now: c.Now})
+		Roles: access.UserRoles, SIS: loads, Trail: trail, Now: c.Now})
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,9 @@ var actions = []Action{
 	{"roles.read", "Read the roles a staff user holds (their user_roles)."},
 	{"roles.assign", "Give staff users roles and take them away, in the libraries where this action is held; never one's own."},
 
+	{"audit.read", "Search the audit trail of who read, changed or exported which user (by user, actor, action, way in and time) and export a search as CSV; the export is itself on the trail."},
+	{"audit.verify", "Verify that the audit trail is whole: no entry altered, inserted or removed behind the kit's back."},
+
 	{"sis.profiles.read", "Read the SIS integration profiles."},
 	{"sis.profiles.write", "Create, change and delete SIS integration profiles."},
 	{"sis.run", "Run an SIS integration profile (load a file now)."},
@@ -70,6 +73,7 @@ var actions = []Action{
 
 	{"account.read", "The patron's own account: read their record and circulation at a glance, loans and loan history, requests, their place in a queue, the terms they would get, fees, blocks, notices and settings."},
 	{"account.personal_data", "The patron's own account: download everything the library holds about them as one document (their personal data)."},
+	{"account.access_log", "The patron's own account: read who else read, changed or exported their data (their access log), by role and library."},
 	{"account.loans.renew", "The patron's own account: renew their loans."},
 	{"account.requests.place", "The patron's own account: place a hold request."},
 	{"account.requests.cancel", "The patron's own account: cancel one of their requests."},

@@ -166,7 +166,33 @@ func Migrations() []*gormigrate.Migration {
 			}
 			return nil
 		},
+	}, {
+		// The audit trail's search, export and verification (audit.read,
+		// audit.verify, for auditors) and the patron's own access log
+		// (account.access_log), for databases whose policy was seeded
+		// before they existed.
+		ID: "202612060102_casbin_audit_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			for _, g := range auditActionsAdded {
+				if err := addRule(tx, rule{Ptype: "p", V0: g[0], V1: g[1], V2: g[2], V3: g[3]}); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
 	}}
+}
+
+// auditActionsAdded are the default lines of the actions on the audit
+// trail and the access log, added to a policy seeded before them.
+var auditActionsAdded = []grant{
+	{"patron", "*", "account.access_log", WhoseOwn},
+	{"auditor", "*", "audit.read", WhoseAny},
+	{"auditor", "*", "audit.verify", WhoseAny},
 }
 
 // personalDataActionsAdded are the default lines of the actions on

@@ -98,6 +98,11 @@ type Options struct {
 	// transaction, in one statement (on SQLite, one per 40 entries).
 	// Default: 500.
 	MaxBatch int
+	// AccessLogNames are the institutions whose access logs (AccessLog,
+	// a person's personal data) name who acted on a person's data, by
+	// primary_id. Default: none, the access log tells their kind, roles
+	// and library only.
+	AccessLogNames []string
 }
 
 // Service keeps the audit trail. It is a patron.AuditSink.
@@ -107,6 +112,7 @@ type Service struct {
 	log      *slog.Logger
 	key      []byte
 	maxBatch int
+	names    map[string]struct{}
 
 	heads   sync.Map // institutions whose chain head is known to exist
 	queue   chan *pending
@@ -140,7 +146,10 @@ func NewService(db *gorm.DB, o Options) (*Service, error) {
 		o.MaxBatch = 500
 	}
 	s := &Service{db: db, now: o.Now, log: o.Logger, key: slices.Clone(o.Key), maxBatch: o.MaxBatch,
-		queue: make(chan *pending, 4*o.MaxBatch), stop: make(chan struct{}), done: make(chan struct{})}
+		queue: make(chan *pending, 4*o.MaxBatch), stop: make(chan struct{}), done: make(chan struct{}), names: map[string]struct{}{}}
+	for _, inst := range o.AccessLogNames {
+		s.names[inst] = struct{}{}
+	}
 	go s.writer()
 	return s, nil
 }

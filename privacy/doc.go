@@ -8,7 +8,9 @@
 // entry's hash, so that Verify finds an entry altered, inserted or removed
 // behind the kit's back. Prune drops entries older than a given time and
 // leaves a checkpoint signed with the HMAC key of Options, from which the
-// rest of the chain is verified.
+// rest of the chain is verified. Search pages through a trail, the newest
+// first, by user, actor, action, way in and time, WriteCSV exports it, and
+// AccessLog answers what others did with one user's data.
 //
 // It knows no web framework: the HTTP adapter (adapters/ginapi) calls it.
 package privacy

@@ -3,3 +3,10 @@ package privacy
 // Pending is how many entries of calls outside a transaction wait for the
 // writer.
 func Pending(s *Service) int64 { return s.pending.Load() }
+
+// SetCSVBatch makes WriteCSV read n entries at a time until the test ends.
+func SetCSVBatch(t interface{ Cleanup(func()) }, n int) {
+	old := csvBatch
+	csvBatch = n
+	t.Cleanup(func() { csvBatch = old })
+}

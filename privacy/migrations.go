@@ -34,6 +34,30 @@ func Migrations() []*gormigrate.Migration {
 		Rollback: func(tx *gorm.DB) error {
 			return tx.Migrator().DropTable(&headV1{}, &entryV1{})
 		},
+	}, {
+		// The searches of the trail by user or by actor (Search,
+		// AccessLog) read the newest entries first: indexes ordered by
+		// sequence number within the user and the actor let them read a
+		// page without sorting every entry of the user first. They take
+		// the place of the indexes on (institution, subject) and
+		// (institution, actor_id), which they cover.
+		ID: "202612060101_privacy_audit_search_indexes",
+		Migrate: func(tx *gorm.DB) error {
+			for _, q := range []string{
+				"CREATE INDEX pk_privacy_audit_subject_seq ON pk_privacy_audit (institution, subject, seq)",
+				"CREATE INDEX pk_privacy_audit_actor_seq ON pk_privacy_audit (institution, actor_id, seq)",
+			} {
+				if err := tx.Exec(q).Error; err != nil {
+					return err
+				}
+			}
+			for _, name := range []string{"pk_privacy_audit_subject", "pk_privacy_audit_actor"} {
+				if err := tx.Migrator().DropIndex(&entryV1{}, name); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
 	}}
 }
 

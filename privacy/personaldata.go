@@ -24,6 +24,9 @@ type PersonalDataOptions struct {
 	Roles func(ctx context.Context, inst, primaryID string) ([]casbinmodel.UserRole, error)
 	// SIS keeps the SIS runs and their outcome per user. Required.
 	SIS *sis.Service
+	// Trail is the audit trail the access log is read from; nil: the
+	// access log is empty.
+	Trail *Service
 	// Now stamps the documents. Default: time.Now.
 	Now func() time.Time
 }
@@ -82,8 +85,9 @@ type PersonalDataDocument struct {
 	// SISRuns are the SIS runs that read a record of the person, and
 	// what each did with it, the latest first.
 	SISRuns []PersonalSISRun `json:"sis_runs"`
-	// AccessLog is who read, changed or exported the person's data. The
-	// audit trail fills it; until it does, it is empty.
+	// AccessLog is who else read, changed or exported the person's data,
+	// the newest first, all of it (Service.AccessLog); empty without
+	// PersonalDataOptions.Trail.
 	AccessLog []AccessLogEntry `json:"access_log"`
 }
 
@@ -120,13 +124,25 @@ type PersonalSISRun struct {
 	Changes string `json:"changes,omitempty"`
 }
 
-// AccessLogEntry is one access to a person's data: who did what to which
-// part of it, when. The audit trail writes them.
+// AccessLogEntry is one access to a person's data by someone else: who
+// (their kind, roles and library, and their primary_id only where the
+// institution names them, Options.AccessLogNames) did what to which part
+// of it, when. The audit trail writes them (Service.AccessLog).
 type AccessLogEntry struct {
-	At     time.Time `json:"date"`
-	Actor  string    `json:"actor"`
-	Action string    `json:"action"`
-	What   string    `json:"what"`
+	At time.Time `json:"date"`
+	// Actor is who acted, by primary_id: only where the institution's
+	// access log names them; a job of the kit ("system:sis") always.
+	Actor string `json:"actor,omitempty"`
+	// ActorKind is staff, patron or system (ActorStaff...).
+	ActorKind string `json:"actor_kind"`
+	// Roles are the roles the actor held, Library the libraries they
+	// held them in ("*" for all), when the way in named them.
+	Roles   []string `json:"roles"`
+	Library string   `json:"library,omitempty"`
+	// Action is one of patron's Audit* actions (read, update, export...);
+	// What the part of the data concerned (user, attachments...).
+	Action string `json:"action"`
+	What   string `json:"what"`
 }
 
 // PersonalData answers everything held about the user primaryID of
@@ -201,6 +217,11 @@ func (s *PersonalDataService) personalData(ctx context.Context, inst, primaryID 
 	}
 	if doc.SISRuns, err = s.sisRuns(ctx, inst, pid); err != nil {
 		return nil, err
+	}
+	if s.o.Trail != nil {
+		if doc.AccessLog, err = s.o.Trail.FullAccessLog(ctx, inst, pid); err != nil {
+			return nil, err
+		}
 	}
 	doc.Loans, doc.LoanHistory, doc.Fees = nonNil(doc.Loans), nonNil(doc.LoanHistory), nonNil(doc.Fees)
 	doc.Requests, doc.Notices, doc.Roles = nonNil(doc.Requests), nonNil(doc.Notices), nonNil(doc.Roles)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -139,10 +140,51 @@ func actorContext(ctx context.Context, who Who) context.Context {
 	return patron.WithActor(ctx, patron.Actor{Institution: who.Institution, ID: who.ID, Patron: who.Patron})
 }
 
-// originContext names the request's route and id as the way in of the
-// calls made with ctx, for the audit trail.
-func originContext(ctx context.Context, c *gin.Context) context.Context {
-	return patron.WithOrigin(ctx, patron.Origin{Via: "http " + c.Request.Method + " " + c.FullPath(), RequestID: c.GetString(requestIDKey)})
+// originContext names the request's route and id, and the roles a staff
+// principal holds with the libraries they hold them in, as the way in of
+// the calls made with ctx, for the audit trail.
+func originContext(ctx context.Context, c *gin.Context, roles []string, libraries string) context.Context {
+	return patron.WithOrigin(ctx, patron.Origin{Via: "http " + c.Request.Method + " " + c.FullPath(), RequestID: c.GetString(requestIDKey),
+		Roles: roles, Library: libraries})
+}
+
+// heldRoles are the roles a staff principal holds, sorted, and the
+// libraries they hold them in, sorted and comma-separated ("*" for all),
+// read once per request; none for a patron. A failure to read them leaves
+// them out of the trail (the request was authorized on them already) and
+// is logged.
+func (a *api) heldRoles(c *gin.Context) ([]string, string) {
+	if v, ok := c.Get(rolesKey); ok {
+		h := v.(held)
+		return h.roles, h.libraries
+	}
+	var h held
+	if who := a.who(c); who.ID != "" && !who.Patron {
+		pairs, err := a.kit.Access.Roles(c.Request.Context(), who.Institution, who.ID)
+		if err != nil {
+			a.opts.Logger.Error("ginapi: reading the principal's roles for the audit trail", "request_id", c.GetString(requestIDKey), "error", err)
+		}
+		var libs []string
+		for _, p := range pairs {
+			if !slices.Contains(h.roles, p[0]) {
+				h.roles = append(h.roles, p[0])
+			}
+			if !slices.Contains(libs, p[1]) {
+				libs = append(libs, p[1])
+			}
+		}
+		slices.Sort(h.roles)
+		slices.Sort(libs)
+		h.libraries = strings.Join(libs, ",")
+	}
+	c.Set(rolesKey, h)
+	return h.roles, h.libraries
+}
+
+// held is what heldRoles keeps of a request.
+type held struct {
+	roles     []string
+	libraries string
 }
 
 // allowIn asks the enforcer again, for the route's action in library:

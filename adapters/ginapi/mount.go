@@ -118,6 +118,7 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	a.requestRoutes(g)
 	a.meRoutes(g)
 	a.personalDataRoutes(g)
+	a.auditRoutes(g)
 	if len(g.missing) > 0 {
 		return fmt.Errorf("ginapi: routes without an action in the route table: %s", strings.Join(g.missing, ", "))
 	}
@@ -134,6 +135,7 @@ const (
 	whoKey       = "patronkit.who"
 	unmatchedKey = "patronkit.unmatched"
 	routeKey     = "patronkit.route"
+	rolesKey     = "patronkit.roles"
 )
 
 func (a *api) who(c *gin.Context) Who {
@@ -142,9 +144,11 @@ func (a *api) who(c *gin.Context) Who {
 	return who
 }
 
-// ctx returns the request's context carrying the actor, for the services.
+// ctx returns the request's context carrying the actor, and the way in
+// with a staff principal's roles, for the services.
 func (a *api) ctx(c *gin.Context) context.Context {
-	return originContext(actorContext(c.Request.Context(), a.who(c)), c)
+	roles, libraries := a.heldRoles(c)
+	return originContext(actorContext(c.Request.Context(), a.who(c)), c, roles, libraries)
 }
 
 // path is the URL path of a resource below the mount, each part escaped.

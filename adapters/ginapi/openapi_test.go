@@ -22,6 +22,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/adapters/ginapi"
@@ -51,6 +52,7 @@ const oaMaxUpload = 64 << 10
 // act as a patron on their own account when X-Test-Patron is set.
 type oaServer struct {
 	kit    *patronkit.Kit
+	db     *gorm.DB
 	engine *gin.Engine
 	// gate is the source of SIS files whose runs wait until it opens.
 	gate   *gateSource
@@ -146,7 +148,7 @@ func oaNewServer(t *testing.T) *oaServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &oaServer{kit: kit, engine: r, gate: gate, doc: doc, router: router, seen: map[string]int{}}
+	return &oaServer{kit: kit, db: db, engine: r, gate: gate, doc: doc, router: router, seen: map[string]int{}}
 }
 
 // oaOpenAPIPath turns a gin route path (/users/:primary_id) into an OpenAPI
@@ -1359,6 +1361,47 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/nobody/personal-data", nil)
 	s.do(t, http.StatusForbidden, me, http.MethodGet, "/api/users/borrower/personal-data", nil, asPatron...)
 
+	// The audit trail: an auditor searches it, a page at a time, exports a
+	// search as CSV and verifies it; the patron reads their access log.
+	const aud = "aud"
+	if err := s.kit.Access.AssignRole(context.Background(), oaInst, aud, "auditor", "*"); err != nil {
+		t.Fatal(err)
+	}
+	var trail struct {
+		Entries []map[string]any `json:"entries"`
+		Next    string           `json:"next"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, aud, http.MethodGet, "/api/audit/entries?subject=borrower&limit=2", nil), &trail)
+	if len(trail.Entries) != 2 || trail.Next == "" {
+		t.Errorf("the first page of borrower's entries: %+v", trail)
+	} else {
+		s.do(t, http.StatusOK, aud, http.MethodGet, trail.Next, nil)
+	}
+	s.do(t, http.StatusOK, aud, http.MethodGet, "/api/audit/entries?actor=admin&action=read&via=http&from=2020-01-01&to=2100-01-01T00:00:00Z&format=json", nil)
+	if res := s.do(t, http.StatusOK, aud, http.MethodGet, "/api/audit/entries?actor=admin", nil, "Accept", "text/csv"); !bytes.HasPrefix(res.body, []byte("seq,date,")) {
+		t.Errorf("the CSV export: %.200s", res.body)
+	}
+	s.do(t, http.StatusOK, aud, http.MethodGet, "/api/audit/entries?subject=borrower&format=csv", nil)
+	s.do(t, http.StatusBadRequest, aud, http.MethodGet, "/api/audit/entries?from=soon", nil)
+	s.do(t, http.StatusUnprocessableEntity, aud, http.MethodGet, "/api/audit/entries?limit=5000", nil)
+	s.do(t, http.StatusForbidden, admin, http.MethodGet, "/api/audit/entries", nil)
+	s.do(t, http.StatusOK, aud, http.MethodGet, "/api/audit/verify", nil)
+	s.do(t, http.StatusForbidden, admin, http.MethodGet, "/api/audit/verify", nil)
+	var accessLog struct {
+		Entries []map[string]any `json:"entries"`
+		Next    string           `json:"next"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, me, http.MethodGet, "/api/me/access-log?limit=1", nil, asPatron...), &accessLog)
+	if len(accessLog.Entries) != 1 || accessLog.Next == "" {
+		t.Errorf("borrower's access log: %+v", accessLog)
+	} else {
+		s.do(t, http.StatusOK, me, http.MethodGet, accessLog.Next, nil, asPatron...)
+	}
+	s.do(t, http.StatusBadRequest, me, http.MethodGet, "/api/me/access-log?cursor=x", nil, asPatron...)
+	s.do(t, http.StatusUnprocessableEntity, me, http.MethodGet, "/api/me/access-log?limit=0", nil, asPatron...)
+	s.do(t, http.StatusForbidden, admin, http.MethodGet, "/api/me/access-log", nil)
+	s.do(t, http.StatusNotFound, "nobody", http.MethodGet, "/api/me/access-log", nil, asPatron...)
+
 	// jdoe borrows the item held for them, which fulfils the request; the
 	// loan is not renewed while borrower waits for the item.
 	var held2 circulation.Loan
@@ -1462,6 +1505,20 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	// Deletions.
 	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/sponsor", nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/sponsor", nil)
+
+	// A trail changed behind the kit's back: verify says where.
+	if err := s.db.Exec("UPDATE pk_privacy_audit SET what = 'nothing' WHERE seq = 2").Error; err != nil {
+		t.Fatal(err)
+	}
+	var broken struct {
+		OK     bool   `json:"ok"`
+		Seq    int64  `json:"seq"`
+		Reason string `json:"reason"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, "aud", http.MethodGet, "/api/audit/verify", nil), &broken)
+	if broken.OK || broken.Seq != 2 || broken.Reason != "altered" {
+		t.Errorf("the tampered trail verified: %+v", broken)
+	}
 
 	// Every operation of the document was exercised.
 	for _, key := range oaSortedKeys(oaOperations(s.doc)) {

@@ -5,6 +5,7 @@
 //	go run ./examples/portal -db 'postgres://user:pass@127.0.0.1/patronkit'
 //	go run ./examples/portal -seed=false -addr 127.0.0.1:9000
 //	go run ./examples/portal sis-run -profile SIS examples/portal/sample/users.xml   # load a file from the shell
+//	go run ./examples/portal audit-verify -institution DEMO   # verify the audit trail; exit status 1 when broken
 //
 // API clients sign in with HTTP Basic: primary_id and PIN (see README.md
 // for the demo accounts).
@@ -48,10 +49,14 @@ func main() {
 
 // run starts the portal and serves until ctx ends. When ready is not nil it
 // receives the address listened on once requests are accepted. The
-// subcommand sis-run loads a file through a profile instead (see sisRun).
+// subcommand sis-run loads a file through a profile instead (see sisRun),
+// audit-verify verifies the audit trail (see auditVerify).
 func run(ctx context.Context, args []string, ready chan<- string) error {
 	if len(args) > 0 && args[0] == "sis-run" {
 		return sisRun(ctx, args[1:], os.Stdout)
+	}
+	if len(args) > 0 && args[0] == "audit-verify" {
+		return auditVerify(ctx, args[1:], os.Stdout)
 	}
 	fs := flag.NewFlagSet("portal", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
@@ -59,7 +64,7 @@ func run(ctx context.Context, args []string, ready chan<- string) error {
 	dsn, data := storageFlags(fs)
 	ch := channelFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: portal [flags]           serve the demo portal\n       portal sis-run [flags] FILE  load an SIS file (portal sis-run -h)")
+		fmt.Fprintln(fs.Output(), "usage: portal [flags]              serve the demo portal\n       portal sis-run [flags] FILE     load an SIS file (portal sis-run -h)\n       portal audit-verify [flags]     verify the audit trail (portal audit-verify -h)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -19,11 +19,12 @@ import (
 )
 
 // TestTheREADMEWalkThrough runs the commands README.md shows a newcomer, in
-// the order it shows them, against a fresh demo portal: every curl command
-// and every `go run ./examples/portal sis-run`. A command answers 2xx
+// the order it shows them, against a fresh demo portal: every curl command,
+// every `go run ./examples/portal sis-run` and `audit-verify`. A command answers 2xx
 // unless its comment starts with the status it answers ("# 409, ...").
 // What a command's comment or text promises is checked too: a list a
-// command shows is not empty, a renewal renews, a sis-run loads.
+// command shows is not empty (a CSV has rows), a renewal renews, a sis-run
+// loads, the audit trail verifies.
 //
 // Placeholders in upper case (FEE_ID, RUN_ID) take the id the latest
 // answer gave: fee_id, or the id of an SIS run.
@@ -67,6 +68,15 @@ func TestTheREADMEWalkThrough(t *testing.T) {
 		words, err := shellWords(line)
 		if err != nil {
 			t.Fatalf("README line %q: %v", c.line, err)
+		}
+		if words[0] == "go" && words[3] == "audit-verify" {
+			// go run ./examples/portal audit-verify [flags], on the
+			// portal's database.
+			var out bytes.Buffer
+			if err := auditVerify(ctx, append([]string{"-data", data}, words[4:]...), &out); err != nil || !strings.Contains(out.String(), ": whole, up to entry ") {
+				t.Fatalf("%s: %v\n%s", c.line, err, out.String())
+			}
+			continue
 		}
 		if words[0] == "go" {
 			// go run ./examples/portal sis-run [flags] FILE, on the
@@ -117,6 +127,15 @@ func TestTheREADMEWalkThrough(t *testing.T) {
 			if n, ok := obj["total_record_count"].(float64); ok && n == 0 {
 				t.Fatalf("%s shows an empty list: %.400s", c.line, body)
 			}
+			if es, ok := obj["entries"].([]any); ok && len(es) == 0 {
+				t.Fatalf("%s shows an empty list: %.400s", c.line, body)
+			}
+			if okay, ok := obj["ok"].(bool); ok && !okay {
+				t.Fatalf("%s: the audit trail is not whole: %.400s", c.line, body)
+			}
+		}
+		if bytes.HasPrefix(body, []byte("seq,")) && bytes.Count(body, []byte("\n")) < 2 {
+			t.Fatalf("%s exports no row: %.400s", c.line, body)
 		}
 		if strings.Contains(line, "/renew") && !bytes.Contains(body, []byte(`"renewed"`)) {
 			t.Fatalf("%s renews nothing: %.400s", c.line, body)
@@ -162,7 +181,8 @@ func walkThrough(readme string) []readmeCommand {
 			continue
 		}
 		line := strings.TrimSpace(raw)
-		if !strings.HasPrefix(line, "curl ") && !strings.HasPrefix(line, "go run ./examples/portal sis-run ") {
+		if !strings.HasPrefix(line, "curl ") && !strings.HasPrefix(line, "go run ./examples/portal sis-run ") &&
+			!strings.HasPrefix(line, "go run ./examples/portal audit-verify") {
 			continue
 		}
 		cmd, comment := line, ""

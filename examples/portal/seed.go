@@ -23,6 +23,9 @@ var demoStaff = []struct {
 	{patron.User{PrimaryID: "circ-admin", FirstName: "Cleo", LastName: "Circulation", RecordType: patron.RecordStaff, UserGroup: "STAFF", PINNumber: "8888",
 		Emails: []patron.Email{{EmailAddress: "circ-admin@demo.example", Preferred: true, EmailTypes: patron.Codes{"work"}}}},
 		"fulfillment-administrator", "*"},
+	{patron.User{PrimaryID: "auditor", FirstName: "Audrey", LastName: "Auditor", RecordType: patron.RecordStaff, UserGroup: "STAFF", PINNumber: "9999",
+		Emails: []patron.Email{{EmailAddress: "auditor@demo.example", Preferred: true, EmailTypes: patron.Codes{"work"}}}},
+		"auditor", "*"},
 }
 
 // demoPatrons are the patrons of the demo, with varied segments.

@@ -54,7 +54,7 @@ func sisRun(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	where, err := existingDatabase(*dsn, *data, *initDB)
+	where, err := existingDatabase(*dsn, *data, *initDB, true)
 	if err != nil {
 		return err
 	}
@@ -162,10 +162,14 @@ func rejections(ctx context.Context, w io.Writer, runs *sis.Service, inst string
 	return nil
 }
 
-// existingDatabase says which database sis-run loads into, and refuses
-// one that the portal never set up unless create is true.
-func existingDatabase(dsn, data string, create bool) (string, error) {
-	hint := "start the portal on it first (go run ./examples/portal -data DIR or -db DSN), name the right one with -data or -db, or pass -init to create and seed it"
+// existingDatabase says which database a command (sis-run, audit-verify)
+// works on, and refuses one that the portal never set up unless create is
+// true; canInit says the command takes -init, for the hint.
+func existingDatabase(dsn, data string, create, canInit bool) (string, error) {
+	hint := "start the portal on it first (go run ./examples/portal -data DIR or -db DSN), or name the right one with -data or -db"
+	if canInit {
+		hint = "start the portal on it first (go run ./examples/portal -data DIR or -db DSN), name the right one with -data or -db, or pass -init to create and seed it"
+	}
 	if dsn == "" {
 		path := filepath.Join(data, "patronkit.db")
 		abs, err := filepath.Abs(path)
