@@ -332,6 +332,30 @@ func TestNothingLeavesOrChangesWhenItsEntryCannotBeWritten(t *testing.T) {
 	})
 }
 
+// A patron's download of their data is an export on the trail (their own
+// reads are not): a download whose entry cannot be written hands out
+// nothing.
+func TestAPersonalDataDownloadLeavesOnlyWithItsEntry(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		u := patronkittest.User(t, k, inst)
+		self := patron.WithActor(context.Background(), patron.Actor{Institution: inst, ID: u.PrimaryID, Patron: true})
+		if _, err := k.PersonalData.OwnPersonalData(self, inst, u.PrimaryID); err != nil {
+			t.Fatal(err)
+		}
+		es := entries(t, k)
+		if last := es[len(es)-1]; last.Action != patron.AuditExport || last.ActorID != u.PrimaryID || last.What != "personal data" {
+			t.Fatalf("the download's entry: %+v", last)
+		}
+		// Entries can no longer be written; the trail can still be read.
+		if err := k.DB.Exec("ALTER TABLE pk_privacy_audit DROP COLUMN details").Error; err != nil {
+			t.Fatal(err)
+		}
+		if doc, err := k.PersonalData.OwnPersonalData(self, inst, u.PrimaryID); err == nil || doc != nil {
+			t.Fatalf("a download left without its entry: %v, %v", doc, err)
+		}
+	})
+}
+
 func TestVerifyWhileEntriesAreWritten(t *testing.T) {
 	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
 		u := patronkittest.User(t, k, inst)

@@ -228,7 +228,10 @@ func (s *PersonalDataService) personalData(ctx context.Context, inst, primaryID 
 	for i := range doc.Fees {
 		doc.Fees[i].Transactions = nonNil(doc.Fees[i].Transactions)
 	}
-	s.o.Patrons.Audit(ctx, inst, patron.AuditExport, pid, "personal data")
+	// On the trail before the document leaves.
+	if err := s.o.Patrons.RecordAudit(ctx, inst, patron.AuditExport, pid, "personal data", ""); err != nil {
+		return nil, err
+	}
 	return doc, nil
 }
 
