@@ -17,9 +17,10 @@ type Account struct {
 }
 
 // Account sums up the loans, requests and balance of the patron
-// primaryID.
+// primaryID. The read is on the audit trail ("account") unless the patron
+// reads their own.
 func (s *Service) Account(ctx context.Context, inst, primaryID string) (*Account, error) {
-	uid, err := s.userID(ctx, inst, primaryID)
+	uid, pid, err := s.userOf(ctx, inst, primaryID)
 	if err != nil {
 		return nil, err
 	}
@@ -49,6 +50,9 @@ func (s *Service) Account(ctx context.Context, inst, primaryID string) (*Account
 		}
 	}
 	if a.Balance, err = s.balance(db, inst, uid); err != nil {
+		return nil, err
+	}
+	if err := s.auditRead(ctx, inst, pid, "account", nil); err != nil {
 		return nil, err
 	}
 	return &a, nil

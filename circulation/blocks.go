@@ -162,7 +162,8 @@ func loadLimits(db *gorm.DB, inst string) ([]BlockLimit, error) {
 
 // Blocks returns every block of the patron primaryID now, manual and
 // automatic, each with the actions it stops. A patron who may do
-// everything has none (an empty list).
+// everything has none (an empty list). The read is on the audit trail
+// ("blocks") unless the patron reads their own.
 func (s *Service) Blocks(ctx context.Context, inst, primaryID string) ([]Block, error) {
 	ps, err := s.patronService()
 	if err != nil {
@@ -172,12 +173,19 @@ func (s *Service) Blocks(ctx context.Context, inst, primaryID string) ([]Block, 
 	if err != nil {
 		return nil, err
 	}
-	return s.blocks(ctx, inst, u)
+	return s.BlocksOf(ctx, inst, u)
 }
 
 // BlocksOf is Blocks for a user already read, with their blocks segment.
 func (s *Service) BlocksOf(ctx context.Context, inst string, u *patron.User) ([]Block, error) {
-	return s.blocks(ctx, inst, u)
+	out, err := s.blocks(ctx, inst, u)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.auditRead(ctx, inst, u.PrimaryID, "blocks", nil); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // blocks derives the blocks of user u now.

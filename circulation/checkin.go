@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/patron"
 )
 
 // CheckIn returns the item with barcode: its open loan is completed and
@@ -114,6 +115,9 @@ func (s *Service) closeItemLoan(ctx context.Context, inst string, item *Item, st
 		if res.RowsAffected == 0 {
 			return stale("the loan changed while it was being returned; try again")
 		}
+		if err := s.auditLoanClosed(ctx, &loan, status, nil, now); err != nil {
+			return err
+		}
 		itemStatus := StatusAvailable
 		if status == LoanLost {
 			itemStatus = StatusLost
@@ -147,4 +151,21 @@ func (s *Service) closeItemLoan(ctx context.Context, inst string, item *Item, st
 		loan.AccruedFine, loan.FineCurrency = charged, terms.Currency
 	}
 	return &loan, nil
+}
+
+// auditLoanClosed records, within its transaction, that loan l (as it
+// was) was closed as status (complete or lost) at now: an update of
+// "loans" of its patron whose details are the loan's id, its item's
+// barcode, and its status and return date ({"old", "new"}; returned was
+// the old return date, nil while it was open).
+func (s *Service) auditLoanClosed(ctx context.Context, l *Loan, status string, returned *time.Time, now time.Time) error {
+	if s.patrons == nil {
+		return nil
+	}
+	pid, err := s.subject(ctx, l.Institution, l.UserID, l.PrimaryID)
+	if err != nil {
+		return err
+	}
+	return s.auditChange(ctx, l.Institution, patron.AuditUpdate, pid, "loans", map[string]any{"loan_id": l.ID,
+		"item_barcode": l.ItemBarcode, "status": change(l.Status, status), "return_date": change(stampOf(returned), stamp(now))})
 }

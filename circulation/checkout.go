@@ -145,8 +145,14 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 			if res.RowsAffected == 0 {
 				return stale("the request item %s was held for changed meanwhile; try again", item.Barcode)
 			}
+			if err := s.auditRequestChange(ctx, hold, map[string]any{"status": change(RequestOnHoldShelf, RequestFulfilled)}); err != nil {
+				return err
+			}
 		}
 		if err := tx.Create(loan).Error; err != nil {
+			return err
+		}
+		if err := s.auditChange(ctx, inst, patron.AuditCreate, user.PrimaryID, "loans", loanCreated(loan)); err != nil {
 			return err
 		}
 		return s.queueNoticeTo(tx, inst, user.ID, recipientOf(user), NoticeLoanReceipt, "loan_receipt:"+loan.ID,
@@ -156,6 +162,17 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 		return nil, s.translate(err)
 	}
 	return loan, nil
+}
+
+// loanCreated is the details of a check-out on the audit trail: the
+// loan's id, its item's barcode and library, its due date, and the proxy
+// who borrowed for the patron, if any.
+func loanCreated(l *Loan) map[string]any {
+	d := map[string]any{"loan_id": l.ID, "item_barcode": l.ItemBarcode, "library": l.Library, "due_date": stamp(l.DueAt)}
+	if l.ProxyPrimaryID != "" {
+		d["proxy_primary_id"] = l.ProxyPrimaryID
+	}
+	return d
 }
 
 func maxLoansReason(primaryID string, max int) string {

@@ -135,9 +135,10 @@ type NewFee struct {
 }
 
 // Fees returns the fees of the patron primaryID, the newest first, each
-// with its transactions: the open ones (open true) or all of them.
+// with its transactions: the open ones (open true) or all of them. The
+// read is on the audit trail ("fees") unless the patron reads their own.
 func (s *Service) Fees(ctx context.Context, inst, primaryID string, open bool) ([]Fee, error) {
-	uid, err := s.userID(ctx, inst, primaryID)
+	uid, pid, err := s.userOf(ctx, inst, primaryID)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +156,13 @@ func (s *Service) Fees(ctx context.Context, inst, primaryID string, open bool) (
 		out[i].CreatedAt, out[i].UpdatedAt = out[i].CreatedAt.UTC(), out[i].UpdatedAt.UTC()
 		ps[i] = &out[i]
 	}
-	return out, s.withTransactions(db, inst, ps)
+	if err := s.withTransactions(db, inst, ps); err != nil {
+		return nil, err
+	}
+	if err := s.auditRead(ctx, inst, pid, "fees", nil); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Balance returns what the patron primaryID owes, per currency: the sum of
@@ -163,13 +170,21 @@ func (s *Service) Fees(ctx context.Context, inst, primaryID string, open bool) (
 // patron who owes nothing gets an empty map. The sums are made here, not
 // by the database, and cannot fail: no fee is more than Options.MaxFee, so
 // no real balance comes near the largest int64, and one that would (fees
-// stored before that limit) stops at it.
+// stored before that limit) stops at it. The read is on the audit trail
+// ("balance") unless the patron reads their own.
 func (s *Service) Balance(ctx context.Context, inst, primaryID string) (map[string]int64, error) {
-	uid, err := s.userID(ctx, inst, primaryID)
+	uid, pid, err := s.userOf(ctx, inst, primaryID)
 	if err != nil {
 		return nil, err
 	}
-	return s.balance(s.conn(ctx), inst, uid)
+	out, err := s.balance(s.conn(ctx), inst, uid)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.auditRead(ctx, inst, pid, "balance", nil); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (s *Service) balance(db *gorm.DB, inst, userID string) (map[string]int64, error) {
@@ -263,7 +278,7 @@ func (s *Service) Waive(ctx context.Context, inst, primaryID, feeID string, amou
 // take records a payment or a waiver.
 func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string, amount int64, reason string) (*Fee, error) {
 	// The fee first: someone else's fee is NotFound, whatever the amount.
-	uid, err := s.userID(ctx, inst, primaryID)
+	uid, pid, err := s.userOf(ctx, inst, primaryID)
 	if err != nil {
 		return nil, err
 	}
@@ -313,8 +328,15 @@ func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string,
 				Fields: []fault.FieldError{{Field: "amount", Code: "out_of_range",
 					Message: fmt.Sprintf("is more than the %s that remains", FormatMoney(cur.Remaining(), cur.Currency))}}}
 		}
-		return tx.Create(&Transaction{ID: keys.NewID(), Institution: inst, FeeID: fee.ID, Kind: kind, Amount: amount,
-			Reason: reason, By: a.ID, At: now}).Error
+		if err := tx.Create(&Transaction{ID: keys.NewID(), Institution: inst, FeeID: fee.ID, Kind: kind, Amount: amount,
+			Reason: reason, By: a.ID, At: now}).Error; err != nil {
+			return err
+		}
+		cur, err := s.fee(tx, inst, uid, fee.ID)
+		if err != nil {
+			return err
+		}
+		return s.auditTaken(ctx, tx, pid, cur, kind, amount, reason)
 	})
 	if err != nil {
 		return nil, s.translate(err)
@@ -327,9 +349,11 @@ func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string,
 }
 
 // Fee returns the fee feeID of the patron primaryID, with its
-// transactions. A fee of another patron is NotFound.
+// transactions. A fee of another patron is NotFound. The read is on the
+// audit trail ("fees", details: the fee's id) unless the patron reads
+// their own.
 func (s *Service) Fee(ctx context.Context, inst, primaryID, feeID string) (*Fee, error) {
-	uid, err := s.userID(ctx, inst, primaryID)
+	uid, pid, err := s.userOf(ctx, inst, primaryID)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +361,13 @@ func (s *Service) Fee(ctx context.Context, inst, primaryID, feeID string) (*Fee,
 	if err != nil {
 		return nil, err
 	}
-	return f, s.withTransactions(s.conn(ctx), inst, []*Fee{f})
+	if err := s.withTransactions(s.conn(ctx), inst, []*Fee{f}); err != nil {
+		return nil, err
+	}
+	if err := s.auditRead(ctx, inst, pid, "fees", map[string]any{"fee_id": f.ID}); err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // withTransactions fills the Transactions of fees.
@@ -378,6 +408,31 @@ func (s *Service) fee(db *gorm.DB, inst, uid, feeID string) (*Fee, error) {
 	return &f, nil
 }
 
+// auditTaken records, within tx, a payment or waiver (kind) of amount
+// taken from fee f (as it is after it) of the patron pid: an update of
+// "fees" whose details are the fee's id, the kind, amount, currency and
+// reason of a waiver, and as {"old", "new"} what remains of the fee, its
+// status when it closed and the patron's balance in its currency.
+func (s *Service) auditTaken(ctx context.Context, tx *gorm.DB, pid string, f *Fee, kind string, amount int64, reason string) error {
+	if s.patrons == nil {
+		return nil
+	}
+	owed, err := s.balance(tx, f.Institution, f.UserID)
+	if err != nil {
+		return err
+	}
+	d := map[string]any{"fee_id": f.ID, "kind": kind, "amount": amount, "currency": f.Currency,
+		"remaining": change(AddOwed(f.Remaining(), amount), f.Remaining()),
+		"balance":   change(AddOwed(owed[f.Currency], amount), owed[f.Currency])}
+	if reason != "" {
+		d["reason"] = reason
+	}
+	if f.Status != FeeOpen {
+		d["status"] = change(FeeOpen, f.Status)
+	}
+	return s.auditChange(ctx, f.Institution, patron.AuditUpdate, pid, "fees", d)
+}
+
 // capFee is amount, or MaxFee when it is more: what terms of use written
 // before that limit (or with a higher one) are charged.
 func (s *Service) capFee(amount int64) int64 { return min(amount, s.maxFee) }
@@ -388,17 +443,40 @@ func (s *Service) chargeLoan(ctx context.Context, tx *gorm.DB, l *Loan, typ stri
 	if amount <= 0 {
 		return nil, nil
 	}
-	f := &Fee{ID: keys.NewID(), Institution: l.Institution, UserID: l.UserID, PrimaryID: l.PrimaryID, Type: typ, LoanID: l.ID,
+	// Charged to the patron as they are named now.
+	pid, err := s.subject(ctx, l.Institution, l.UserID, l.PrimaryID)
+	if err != nil {
+		return nil, err
+	}
+	f := &Fee{ID: keys.NewID(), Institution: l.Institution, UserID: l.UserID, PrimaryID: pid, Type: typ, LoanID: l.ID,
 		Barcode: l.ItemBarcode, Description: description, Amount: amount, Currency: currency, Status: FeeOpen,
 		CreatedAt: at, UpdatedAt: at, Version: 1}
 	return f, s.charge(ctx, tx, f)
 }
 
-// charge records a fee within tx, with the notice that tells the patron.
-// No fee is more than MaxFee.
+// charge records a fee within tx, with the notice that tells the patron,
+// on the audit trail: a creation of "fees" of the patron f.PrimaryID
+// whose details are the fee's id, type, amount and currency, its loan and
+// item when it has them, and the patron's balance in that currency
+// ({"old", "new"}). No fee is more than MaxFee.
 func (s *Service) charge(ctx context.Context, tx *gorm.DB, f *Fee) error {
 	f.Amount = s.capFee(f.Amount)
+	owed, err := s.balance(tx, f.Institution, f.UserID)
+	if err != nil {
+		return err
+	}
 	if err := tx.Create(f).Error; err != nil {
+		return err
+	}
+	d := map[string]any{"fee_id": f.ID, "type": f.Type, "amount": f.Amount, "currency": f.Currency,
+		"balance": change(owed[f.Currency], AddOwed(owed[f.Currency], f.Amount))}
+	if f.LoanID != "" {
+		d["loan_id"] = f.LoanID
+	}
+	if f.Barcode != "" {
+		d["item_barcode"] = f.Barcode
+	}
+	if err := s.auditChange(ctx, f.Institution, patron.AuditCreate, f.PrimaryID, "fees", d); err != nil {
 		return err
 	}
 	return s.queueNotice(ctx, tx, f.Institution, f.UserID, NoticeFineCharged, "fine_charged:"+f.ID,

@@ -42,6 +42,10 @@ func (s *Service) holdForNext(ctx context.Context, tx *gorm.DB, inst string, it 
 	if res.RowsAffected == 0 {
 		return nil, stale("request %s changed while an item was held for it; try again", next.ID)
 	}
+	if err := s.auditRequestChange(ctx, &next, map[string]any{"item_barcode": it.Barcode,
+		"status": change(RequestWaiting, RequestOnHoldShelf), "hold_until": stamp(until)}); err != nil {
+		return nil, err
+	}
 	next.Status, next.ItemID, next.Barcode, next.HoldUntil, next.Version, next.UpdatedAt = RequestOnHoldShelf, it.ID, it.Barcode, &until, next.Version+1, now
 	where := next.PickupLibrary
 	if where == "" {

@@ -3,6 +3,7 @@ package circulation
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"time"
 
@@ -248,17 +249,25 @@ func (s *Service) loanUser(ctx context.Context, ps *patron.Service, inst string,
 
 // userID returns the internal id of the patron primaryID (any case).
 func (s *Service) userID(ctx context.Context, inst, primaryID string) (string, error) {
+	id, _, err := s.userOf(ctx, inst, primaryID)
+	return id, err
+}
+
+// userOf returns the internal id of the patron primaryID (any case) and
+// their primary_id as the record spells it.
+func (s *Service) userOf(ctx context.Context, inst, primaryID string) (id, spelled string, err error) {
 	ps, err := s.patronService()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	id, _, err := ps.ID(ctx, inst, primaryID)
-	return id, err
+	return ps.ID(ctx, inst, primaryID)
 }
 
 // Loans returns the patron primaryID's open loans by due date, each with
 // its Overdue flag and AccruedFine computed from the clock, or (open
-// false) their returned and lost loans, the latest first.
+// false) their returned and lost loans, the latest first. The read is on
+// the audit trail ("loans" or "loan history") unless the patron reads
+// their own.
 func (s *Service) Loans(ctx context.Context, inst, primaryID string, open bool) ([]Loan, error) {
 	out, _, err := s.LoansPage(ctx, inst, primaryID, open, -1, 0)
 	return out, err
@@ -268,9 +277,26 @@ func (s *Service) Loans(ctx context.Context, inst, primaryID string, open bool) 
 // none, only their number) after skipping offset, and the number of loans
 // in all pages.
 func (s *Service) LoansPage(ctx context.Context, inst, primaryID string, open bool, limit, offset int) ([]Loan, int64, error) {
-	id, err := s.userID(ctx, inst, primaryID)
+	out, total, pid, err := s.loansPage(ctx, inst, primaryID, open, limit, offset)
 	if err != nil {
 		return nil, 0, err
+	}
+	what := "loans"
+	if !open {
+		what = "loan history"
+	}
+	if err := s.auditRead(ctx, inst, pid, what, nil); err != nil {
+		return nil, 0, err
+	}
+	return out, total, nil
+}
+
+// loansPage is LoansPage unrecorded, with the patron's primary_id as
+// their record spells it.
+func (s *Service) loansPage(ctx context.Context, inst, primaryID string, open bool, limit, offset int) ([]Loan, int64, string, error) {
+	id, pid, err := s.userOf(ctx, inst, primaryID)
+	if err != nil {
+		return nil, 0, "", err
 	}
 	q := s.conn(ctx).Model(&Loan{}).Where("institution = ? AND user_id = ?", inst, id)
 	if open {
@@ -280,7 +306,7 @@ func (s *Service) LoansPage(ctx context.Context, inst, primaryID string, open bo
 	}
 	total, err := countPage(q, limit, offset)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
 	if open {
 		q = q.Order("due_at, id")
@@ -290,7 +316,7 @@ func (s *Service) LoansPage(ctx context.Context, inst, primaryID string, open bo
 	out, err := s.finishLoans(page(q, limit, offset))
 	total = max(total, int64(len(out)))
 	if err != nil || !open {
-		return out, total, err
+		return out, total, pid, err
 	}
 	var user *patron.User
 	now := s.loanClock()
@@ -300,18 +326,18 @@ func (s *Service) LoansPage(ctx context.Context, inst, primaryID string, open bo
 		}
 		if !out[i].ChargesSet && user == nil && s.patrons != nil {
 			if user, err = s.loanUser(ctx, s.patrons, inst, &out[i]); err != nil {
-				return nil, 0, err
+				return nil, 0, "", err
 			}
 		}
 		t, err := s.loanTerms(ctx, inst, &out[i], user, nil)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, "", err
 		}
 		if fine := s.overdueFine(t, out[i].DueAt, now); fine > 0 {
 			out[i].AccruedFine, out[i].FineCurrency = fine, t.Currency
 		}
 	}
-	return out, total, nil
+	return out, total, pid, nil
 }
 
 // countPage counts the rows of q when a page of them is asked for, and
@@ -337,7 +363,9 @@ func page(q *gorm.DB, limit, offset int) *gorm.DB {
 }
 
 // ItemLoans returns every loan of the item with barcode, open or returned,
-// the latest first.
+// the latest first. The read is on the audit trail: one "loans" event
+// per patron the loans name (details: the item's barcode and their
+// loans' ids), but the actor's own.
 func (s *Service) ItemLoans(ctx context.Context, inst, barcode string) ([]Loan, error) {
 	out, _, err := s.ItemLoansPage(ctx, inst, barcode, -1, 0)
 	return out, err
@@ -355,10 +383,60 @@ func (s *Service) ItemLoansPage(ctx context.Context, inst, barcode string, limit
 		return nil, 0, err
 	}
 	out, err := s.finishLoans(page(q.Order("loaned_at DESC, id DESC"), limit, offset))
-	return out, max(total, int64(len(out))), err
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := s.auditLoans(ctx, inst, "loans", out, map[string]any{"item_barcode": item.Barcode}); err != nil {
+		return nil, 0, err
+	}
+	return out, max(total, int64(len(out))), nil
 }
 
-// Loan returns the loan id, open or closed, with its Overdue flag.
+// auditLoans records a read of what of the patrons loans name: one event
+// per patron, its details d and their loans' ids (loan_id for one,
+// loan_ids for several).
+func (s *Service) auditLoans(ctx context.Context, inst, what string, loans []Loan, d map[string]any) error {
+	if len(loans) == 0 {
+		return nil
+	}
+	userIDs := make([]string, len(loans))
+	recorded := map[string]string{}
+	for i, l := range loans {
+		userIDs[i] = l.UserID
+		recorded[l.UserID] = l.PrimaryID
+	}
+	pids, err := s.subjects(ctx, inst, userIDs, func(id string) string { return recorded[id] })
+	if err != nil {
+		return err
+	}
+	var order []string
+	ids := map[string][]string{}
+	for _, l := range loans {
+		p, ok := pids[l.UserID]
+		if !ok {
+			continue
+		}
+		if _, seen := ids[p]; !seen {
+			order = append(order, p)
+		}
+		ids[p] = append(ids[p], l.ID)
+	}
+	subs := make([]patron.AuditSubject, 0, len(order))
+	for _, p := range order {
+		dd := maps.Clone(d)
+		if len(ids[p]) == 1 {
+			dd["loan_id"] = ids[p][0]
+		} else {
+			dd["loan_ids"] = ids[p]
+		}
+		subs = append(subs, patron.AuditSubject{PrimaryID: p, Details: details(dd)})
+	}
+	return s.auditReads(ctx, inst, what, subs)
+}
+
+// Loan returns the loan id, open or closed, with its Overdue flag. The
+// read is on the audit trail ("loans", details: the loan's id and item
+// barcode) unless its patron reads their own.
 func (s *Service) Loan(ctx context.Context, inst, id string) (*Loan, error) {
 	out, err := s.finishLoans(s.conn(ctx).Where("institution = ? AND id = ?", inst, strings.TrimSpace(id)))
 	if err != nil {
@@ -366,6 +444,9 @@ func (s *Service) Loan(ctx context.Context, inst, id string) (*Loan, error) {
 	}
 	if len(out) == 0 {
 		return nil, notFound("no loan %s", id)
+	}
+	if err := s.auditLoans(ctx, inst, "loans", out, map[string]any{"item_barcode": out[0].ItemBarcode}); err != nil {
+		return nil, err
 	}
 	return &out[0], nil
 }

@@ -37,7 +37,7 @@ func (s *Service) DeclareOverdueLost(ctx context.Context) (int, error) {
 			if err != nil {
 				return n, err
 			}
-			_, err = s.closeItemLoan(ctx, l.Institution, &item, LoanLost)
+			_, err = s.closeItemLoan(withJobActor(ctx, l.Institution, "lost-items"), l.Institution, &item, LoanLost)
 			if pe, ok := fault.As(err); ok && (pe.Kind == fault.NotFound || pe.Kind == fault.Stale) {
 				// Returned or declared lost meanwhile, here or elsewhere.
 				continue
@@ -97,13 +97,16 @@ func (s *Service) returnLost(ctx context.Context, inst string, item *Item) (*Loa
 		if res.RowsAffected == 0 {
 			return stale("the loan of item %s changed while it was being returned; try again", item.Barcode)
 		}
+		if err := s.auditLoanClosed(ctx, &loan, LoanComplete, loan.ReturnedAt, now); err != nil {
+			return err
+		}
 		loan.Status, loan.ReturnedAt, loan.Version, loan.UpdatedAt = LoanComplete, &now, loan.Version+1, now
 		var fees []Fee
 		if err := tx.Where("institution = ? AND loan_id = ? AND type = ? AND status = ?", inst, loan.ID, FeeLostItem, FeeOpen).
 			Find(&fees).Error; err != nil {
 			return err
 		}
-		if err := waiveRest(tx, fees, fmt.Sprintf("item %s came back", item.Barcode), now); err != nil {
+		if err := s.waiveRest(ctx, tx, fees, fmt.Sprintf("item %s came back", item.Barcode), now); err != nil {
 			return err
 		}
 		if _, err := s.holdForNext(ctx, tx, inst, item, StatusAvailable, now); err != nil {

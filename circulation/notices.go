@@ -475,13 +475,17 @@ func truncate(s string, n int) string {
 }
 
 // Notices returns the notices of the patron primaryID, the newest first.
+// The read is on the audit trail ("notices") unless the patron reads
+// their own.
 func (s *Service) Notices(ctx context.Context, inst, primaryID string) ([]Notice, error) {
-	uid, err := s.userID(ctx, inst, primaryID)
+	uid, pid, err := s.userOf(ctx, inst, primaryID)
 	if err != nil {
 		return nil, err
 	}
 	out := []Notice{}
-	err = s.conn(ctx).Where("institution = ? AND user_id = ?", inst, uid).Order("created_at DESC, id DESC").Find(&out).Error
+	if err := s.conn(ctx).Where("institution = ? AND user_id = ?", inst, uid).Order("created_at DESC, id DESC").Find(&out).Error; err != nil {
+		return nil, err
+	}
 	for i := range out {
 		out[i].CreatedAt = out[i].CreatedAt.UTC()
 		if out[i].SentAt != nil {
@@ -489,12 +493,17 @@ func (s *Service) Notices(ctx context.Context, inst, primaryID string) ([]Notice
 			out[i].SentAt = &t
 		}
 	}
-	return out, err
+	if err := s.auditRead(ctx, inst, pid, "notices", nil); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// Notice returns the notice id of the patron primaryID.
+// Notice returns the notice id of the patron primaryID. The read is on
+// the audit trail ("notices", details: the notice's id) unless the patron
+// reads their own.
 func (s *Service) Notice(ctx context.Context, inst, primaryID, id string) (*Notice, error) {
-	uid, err := s.userID(ctx, inst, primaryID)
+	uid, pid, err := s.userOf(ctx, inst, primaryID)
 	if err != nil {
 		return nil, err
 	}
@@ -503,13 +512,20 @@ func (s *Service) Notice(ctx context.Context, inst, primaryID, id string) (*Noti
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, notFound("no notice %s", id)
 	}
-	return &n, err
+	if err != nil {
+		return nil, err
+	}
+	if err := s.auditRead(ctx, inst, pid, "notices", map[string]any{"notice_id": n.ID}); err != nil {
+		return nil, err
+	}
+	return &n, nil
 }
 
 // NoticeOptOuts returns the kinds of notices the patron primaryID opted
-// out of.
+// out of. The read is on the audit trail ("notice settings") unless the
+// patron reads their own.
 func (s *Service) NoticeOptOuts(ctx context.Context, inst, primaryID string) ([]string, error) {
-	uid, err := s.userID(ctx, inst, primaryID)
+	uid, pid, err := s.userOf(ctx, inst, primaryID)
 	if err != nil {
 		return nil, err
 	}
@@ -521,13 +537,18 @@ func (s *Service) NoticeOptOuts(ctx context.Context, inst, primaryID string) ([]
 	if p.OptOuts != "" {
 		out = strings.Split(p.OptOuts, ",")
 	}
+	if err := s.auditRead(ctx, inst, pid, "notice settings", nil); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
 // SetNoticeOptOuts sets the kinds of notices the patron primaryID opts
 // out of (OptionalNotices only: Invalid otherwise, naming optouts[i]).
+// A change is on the audit trail, in its transaction: an update of
+// "notice settings" whose details are {"opt_outs": {"old", "new"}}.
 func (s *Service) SetNoticeOptOuts(ctx context.Context, inst, primaryID string, kinds []string) ([]string, error) {
-	uid, err := s.userID(ctx, inst, primaryID)
+	uid, pid, err := s.userOf(ctx, inst, primaryID)
 	if err != nil {
 		return nil, err
 	}
@@ -544,13 +565,33 @@ func (s *Service) SetNoticeOptOuts(ctx context.Context, inst, primaryID string, 
 		return nil, err
 	}
 	slices.Sort(set)
-	row := noticePrefs{UserID: uid, Institution: inst, OptOuts: strings.Join(set, ",")}
-	if err := s.conn(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "user_id"}}, DoUpdates: clause.AssignmentColumns([]string{"opt_outs"})}).
-		Create(&row).Error; err != nil {
-		return nil, s.translate(err)
-	}
 	if set == nil {
 		set = []string{}
+	}
+	row := noticePrefs{UserID: uid, Institution: inst, OptOuts: strings.Join(set, ",")}
+	err = s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
+		var cur noticePrefs
+		if err := tx.Where("user_id = ?", uid).Limit(1).Find(&cur).Error; err != nil {
+			return err
+		}
+		if cur.UserID != "" && cur.OptOuts == row.OptOuts {
+			return nil
+		}
+		if err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "user_id"}}, DoUpdates: clause.AssignmentColumns([]string{"opt_outs"})}).
+			Create(&row).Error; err != nil {
+			return err
+		}
+		old := []string{}
+		if cur.OptOuts != "" {
+			old = strings.Split(cur.OptOuts, ",")
+		}
+		if slices.Equal(old, set) {
+			return nil
+		}
+		return s.auditChange(ctx, inst, patron.AuditUpdate, pid, "notice settings", map[string]any{"opt_outs": change(old, set)})
+	})
+	if err != nil {
+		return nil, s.translate(err)
 	}
 	return set, nil
 }

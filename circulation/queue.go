@@ -80,12 +80,14 @@ func (s *Service) Queue(ctx context.Context, inst, barcode string) (*QueuePlace,
 // needed when the item is on the shelf and nobody waits, their own place
 // when they already have a request for the item or its title, the place a
 // request placed now would get otherwise. An unknown patron or item is
-// NotFound.
+// NotFound. What it tells of the patron (their request, their loan) is on
+// the audit trail ("requests", details: the item's barcode) unless the
+// patron asks for themself.
 func (s *Service) QueueFor(ctx context.Context, inst, primaryID, barcode string) (*QueuePlace, error) {
-	uid := ""
+	uid, pid := "", ""
 	if primaryID != "" {
 		var err error
-		if uid, err = s.userID(ctx, inst, primaryID); err != nil {
+		if uid, pid, err = s.userOf(ctx, inst, primaryID); err != nil {
 			return nil, err
 		}
 	}
@@ -124,6 +126,9 @@ func (s *Service) QueueFor(ctx context.Context, inst, primaryID, barcode string)
 			return nil, err
 		}
 		q.OnLoanToYou = loans > 0
+		if err := s.auditRead(ctx, inst, pid, "requests", map[string]any{"item_barcode": it.Barcode}); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case q.YourRequest != nil:
@@ -139,7 +144,10 @@ func (s *Service) QueueFor(ctx context.Context, inst, primaryID, barcode string)
 
 // ItemRequests returns the active requests the item with barcode may
 // serve (those for it and for its title), in queue order: the one it is
-// held for first, then the waiting ones with their places.
+// held for first, then the waiting ones with their places. The read is on
+// the audit trail: one "requests" event per patron the requests name
+// (details: the item's barcode and their requests' ids), but the actor's
+// own.
 func (s *Service) ItemRequests(ctx context.Context, inst, barcode string) ([]Request, error) {
 	it, err := s.Item(ctx, inst, barcode)
 	if err != nil {
@@ -154,7 +162,14 @@ func (s *Service) ItemRequests(ctx context.Context, inst, barcode string) ([]Req
 	if err := competitors(db, inst, it).Order("placed_at, id").Find(&waiting).Error; err != nil {
 		return nil, err
 	}
-	return s.finishRequests(db, append(out, waiting...))
+	out, err = s.finishRequests(db, append(out, waiting...))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.auditRequests(ctx, inst, out, map[string]any{"item_barcode": it.Barcode}); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // othersWaiting tells whether patrons other than userID wait for item.

@@ -206,15 +206,23 @@ func (s *Service) renew(ctx context.Context, inst string, user *patron.User, blo
 		charges = chargesOf(terms)
 	}
 	lost := lostAfter(charges, due)
-	res := s.conn(ctx).Model(&Loan{}).
-		Where("id = ? AND version = ? AND status = ? AND renewals < ?", loan.ID, loan.Version, LoanOpen, terms.Renewals).
-		Updates(map[string]any{"due_at": due, "renewals": loan.Renewals + 1, "version": loan.Version + 1, "updated_at": now,
-			"lost_after": lost})
-	if res.Error != nil {
-		return nil, nil, s.translate(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return nil, nil, stale("loan %s changed while it was being renewed: read it again", loan.ID)
+	err = s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
+		res := tx.Model(&Loan{}).
+			Where("id = ? AND version = ? AND status = ? AND renewals < ?", loan.ID, loan.Version, LoanOpen, terms.Renewals).
+			Updates(map[string]any{"due_at": due, "renewals": loan.Renewals + 1, "version": loan.Version + 1, "updated_at": now,
+				"lost_after": lost})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return stale("loan %s changed while it was being renewed: read it again", loan.ID)
+		}
+		return s.auditChange(ctx, inst, patron.AuditUpdate, user.PrimaryID, "loans", map[string]any{"loan_id": loan.ID,
+			"item_barcode": loan.ItemBarcode, "due_date": change(stamp(loan.DueAt), stamp(due)),
+			"renewals": change(loan.Renewals, loan.Renewals+1)})
+	})
+	if err != nil {
+		return nil, nil, s.translate(err)
 	}
 	out := *loan
 	out.DueAt, out.Renewals, out.Version, out.UpdatedAt, out.LostAfter = due, loan.Renewals+1, loan.Version+1, now, lost

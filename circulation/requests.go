@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -310,6 +311,9 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 		if err := tx.Create(&r).Error; err != nil {
 			return err
 		}
+		if err := s.auditPlaced(ctx, &r); err != nil {
+			return err
+		}
 		// An item on the shelf goes on the hold shelf at once, unless
 		// someone was waiting for it first.
 		for _, it := range allowed {
@@ -339,6 +343,98 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 		}
 	}
 	return finishRequest(req), nil
+}
+
+// auditPlaced records, within the request's transaction, that request r
+// was placed: a creation of "requests" of its patron whose details are
+// the request's id, its item's barcode or its title's id, its pickup
+// library (or that it is delivered, by the address's id: never the
+// address), its not-needed-after date, its status and its delivery fee's
+// id.
+func (s *Service) auditPlaced(ctx context.Context, r *Request) error {
+	d := map[string]any{"request_id": r.ID, "status": r.Status}
+	if r.Barcode != "" {
+		d["item_barcode"] = r.Barcode
+	}
+	if r.Level == RequestTitle {
+		d["title_id"] = r.TitleID
+	}
+	if r.PickupLibrary != "" {
+		d["pickup_library"] = r.PickupLibrary
+	}
+	if r.DeliveryAddress != "" {
+		d["delivery"] = true
+	}
+	if r.NotNeededAfter != "" {
+		d["not_needed_after"] = r.NotNeededAfter
+	}
+	if r.FeeID != "" {
+		d["fee_id"] = r.FeeID
+	}
+	return s.auditChange(ctx, r.Institution, patron.AuditCreate, r.PrimaryID, "requests", d)
+}
+
+// auditRequestChange records, within the change's transaction, a change
+// of request r (as it was before it) of its patron: an update of
+// "requests" whose details are the request's id, its item's barcode, and
+// changed, the fields changed ({"old", "new"}), with more plain values
+// (a reason).
+func (s *Service) auditRequestChange(ctx context.Context, r *Request, changed map[string]any) error {
+	if s.patrons == nil {
+		return nil
+	}
+	pid, err := s.subject(ctx, r.Institution, r.UserID, r.PrimaryID)
+	if err != nil {
+		return err
+	}
+	d := map[string]any{"request_id": r.ID}
+	if r.Barcode != "" {
+		d["item_barcode"] = r.Barcode
+	}
+	maps.Copy(d, changed)
+	return s.auditChange(ctx, r.Institution, patron.AuditUpdate, pid, "requests", d)
+}
+
+// auditRequests records a read of the requests rs, which may name
+// several patrons: one "requests" event per patron, its details d and
+// their requests' ids (request_id for one, request_ids for several).
+func (s *Service) auditRequests(ctx context.Context, inst string, rs []Request, d map[string]any) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	userIDs := make([]string, len(rs))
+	recorded := map[string]string{}
+	for i, r := range rs {
+		userIDs[i] = r.UserID
+		recorded[r.UserID] = r.PrimaryID
+	}
+	pids, err := s.subjects(ctx, inst, userIDs, func(id string) string { return recorded[id] })
+	if err != nil {
+		return err
+	}
+	var order []string
+	ids := map[string][]string{}
+	for _, r := range rs {
+		p, ok := pids[r.UserID]
+		if !ok {
+			continue
+		}
+		if _, seen := ids[p]; !seen {
+			order = append(order, p)
+		}
+		ids[p] = append(ids[p], r.ID)
+	}
+	subs := make([]patron.AuditSubject, 0, len(order))
+	for _, p := range order {
+		dd := maps.Clone(d)
+		if len(ids[p]) == 1 {
+			dd["request_id"] = ids[p][0]
+		} else {
+			dd["request_ids"] = ids[p]
+		}
+		subs = append(subs, patron.AuditSubject{PrimaryID: p, Details: details(dd)})
+	}
+	return s.auditReads(ctx, inst, "requests", subs)
 }
 
 func requestTarget(r *Request) string {
@@ -388,9 +484,10 @@ func (s *Service) finishRequests(db *gorm.DB, rs []Request) ([]Request, error) {
 // Requests returns the requests of the patron primaryID: the active ones
 // (waiting or on the hold shelf) in the order they were placed, each
 // waiting one with its place in its queue; or (active false) all of them,
-// the latest first.
+// the latest first. The read is on the audit trail ("requests") unless
+// the patron reads their own.
 func (s *Service) Requests(ctx context.Context, inst, primaryID string, active bool) ([]Request, error) {
-	uid, err := s.userID(ctx, inst, primaryID)
+	uid, pid, err := s.userOf(ctx, inst, primaryID)
 	if err != nil {
 		return nil, err
 	}
@@ -405,29 +502,51 @@ func (s *Service) Requests(ctx context.Context, inst, primaryID string, active b
 	if err := q.Find(&out).Error; err != nil {
 		return nil, err
 	}
-	return s.finishRequests(db, out)
-}
-
-// Request returns the request id of the patron primaryID.
-func (s *Service) Request(ctx context.Context, inst, primaryID, id string) (*Request, error) {
-	uid, err := s.userID(ctx, inst, primaryID)
+	out, err = s.finishRequests(db, out)
 	if err != nil {
 		return nil, err
+	}
+	if err := s.auditRead(ctx, inst, pid, "requests", nil); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Request returns the request id of the patron primaryID. The read is on
+// the audit trail ("requests", details: the request's id) unless the
+// patron reads their own.
+func (s *Service) Request(ctx context.Context, inst, primaryID, id string) (*Request, error) {
+	r, pid, err := s.request(ctx, inst, primaryID, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.auditRead(ctx, inst, pid, "requests", map[string]any{"request_id": r.ID}); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// request is Request unrecorded, with the patron's primary_id as their
+// record spells it.
+func (s *Service) request(ctx context.Context, inst, primaryID, id string) (*Request, string, error) {
+	uid, pid, err := s.userOf(ctx, inst, primaryID)
+	if err != nil {
+		return nil, "", err
 	}
 	db := s.conn(ctx)
 	var r Request
 	err = db.Where("institution = ? AND user_id = ? AND id = ?", inst, uid, strings.TrimSpace(id)).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, notFound("no request %s", id)
+		return nil, "", notFound("no request %s", id)
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	rs, err := s.finishRequests(db, []Request{r})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return &rs[0], nil
+	return &rs[0], pid, nil
 }
 
 // RequestLibraries returns the codes of the libraries a request concerns:
@@ -505,7 +624,7 @@ func (s *Service) requestLibraries(ctx context.Context, inst, pickup, barcode, t
 // remains of its personal delivery fee is waived. A request that is no
 // longer active is Refused; an unknown one NotFound.
 func (s *Service) CancelRequest(ctx context.Context, inst, primaryID, id, reason string) (*Request, error) {
-	r, err := s.Request(ctx, inst, primaryID, id)
+	r, _, err := s.request(ctx, inst, primaryID, id)
 	if err != nil {
 		return nil, err
 	}
@@ -540,6 +659,9 @@ func (s *Service) closeRequest(ctx context.Context, tx *gorm.DB, r *Request, sta
 	if res.RowsAffected == 0 {
 		return stale("request %s changed meanwhile; read it again", r.ID)
 	}
+	if err := s.auditRequestChange(ctx, r, map[string]any{"status": change(r.Status, status), "reason": reason}); err != nil {
+		return err
+	}
 	if r.Status == RequestOnHoldShelf && r.ItemID != "" {
 		if err := s.release(ctx, tx, r.Institution, r.ItemID, now); err != nil {
 			return err
@@ -550,7 +672,7 @@ func (s *Service) closeRequest(ctx context.Context, tx *gorm.DB, r *Request, sta
 		if err := tx.Where("institution = ? AND id = ? AND status = ?", r.Institution, r.FeeID, FeeOpen).Find(&fees).Error; err != nil {
 			return err
 		}
-		if err := waiveRest(tx, fees, "request "+status, now); err != nil {
+		if err := s.waiveRest(ctx, tx, fees, "request "+status, now); err != nil {
 			return err
 		}
 	}
@@ -559,8 +681,9 @@ func (s *Service) closeRequest(ctx context.Context, tx *gorm.DB, r *Request, sta
 		noticeData{Title: r.Title, Barcode: r.Barcode, Reason: reason}, "", nil)
 }
 
-// waiveRest waives what remains of fees (read within tx), as the system.
-func waiveRest(tx *gorm.DB, fees []Fee, reason string, now time.Time) error {
+// waiveRest waives what remains of fees (read within tx), as the system,
+// each waiver on the audit trail as Waive puts it.
+func (s *Service) waiveRest(ctx context.Context, tx *gorm.DB, fees []Fee, reason string, now time.Time) error {
 	for _, f := range fees {
 		rest := f.Remaining()
 		res := tx.Model(&Fee{}).Where("id = ? AND version = ?", f.ID, f.Version).
@@ -573,6 +696,17 @@ func waiveRest(tx *gorm.DB, fees []Fee, reason string, now time.Time) error {
 		}
 		if err := tx.Create(&Transaction{ID: keys.NewID(), Institution: f.Institution, FeeID: f.ID, Kind: Waiver, Amount: rest,
 			Reason: reason, At: now}).Error; err != nil {
+			return err
+		}
+		if s.patrons == nil {
+			continue
+		}
+		pid, err := s.subject(ctx, f.Institution, f.UserID, f.PrimaryID)
+		if err != nil {
+			return err
+		}
+		f.Waived, f.Status = f.Waived+rest, FeeClosed
+		if err := s.auditTaken(ctx, tx, pid, &f, Waiver, rest, reason); err != nil {
 			return err
 		}
 	}
@@ -608,7 +742,7 @@ func (s *Service) ExpireRequests(ctx context.Context) (int, error) {
 			}
 			done := 0
 			for i := range due {
-				err := s.retry(ctx, func(ctx context.Context, tx *gorm.DB) error {
+				err := s.retry(withJobActor(ctx, due[i].Institution, "request-expiry"), func(ctx context.Context, tx *gorm.DB) error {
 					return s.closeRequest(ctx, tx, &due[i], RequestExpired, sel.reason(&due[i]), "")
 				})
 				if pe, ok := fault.As(err); ok && pe.Kind == fault.Stale {

@@ -21,6 +21,62 @@
 // QueueDueNotices, SendNotices) work the same way with the context the
 // kit's Start gives them, which carries none.
 //
+// # The audit trail
+//
+// The service puts on the patron service's audit trail (patron.AuditSink;
+// the kit's is the privacy module's) what it does with a patron's
+// circulation data, whichever way the call came in:
+//
+//   - Every read of it by someone other than the patron themself (a staff
+//     user, a job, a host's call without an actor), before the data is
+//     returned: patron.AuditRead, the subject the patron, What the part
+//     read: "loans" (open loans, or one loan), "loan history", "fees"
+//     (the list, or one), "balance", "requests" (the list, one, or the
+//     patron's place in a queue), "blocks", "notices" (the list, or one),
+//     "notice settings" and "account" (the summary). A list naming
+//     several patrons (the loans or the requests of an item) gives one
+//     event per patron named. When the event cannot be kept the read
+//     fails and returns nothing. Reads by the patron themself (the actor
+//     is a patron, patron.Actor.Patron, whose id is the subject's
+//     primary_id: the account package's calls for the /me routes) are
+//     not recorded. The terms of use quoted for a user (Quote, TermsFor)
+//     are the library's rules for the user's group, which the caller
+//     read on the user's record (itself on the trail): no event.
+//   - Every change of it, within the change's own transaction: an event
+//     that cannot be kept fails the change, and a change that fails
+//     leaves no event. patron.AuditCreate for a loan made, a fee charged
+//     and a request placed; patron.AuditUpdate for the rest. What is
+//     "loans", "fees", "requests" or "notice settings"; the actor is the
+//     one ctx carries, or the job's (system:lost-items,
+//     system:request-expiry) when the periodic jobs run without one.
+//
+// Details are a JSON object: the record concerned by its id (loan_id,
+// fee_id, request_id, notice_id) and what identifies it to a person
+// (item_barcode), as plain values; on a change, every field changed as
+// {"old": ..., "new": ...}, and on a creation the fields set as plain
+// values. Times are RFC 3339 in UTC, amounts integer minor units of the
+// currency named. No PIN, password or address is ever in them. By change:
+//
+//   - check-out: loan_id, item_barcode, library, due_date and
+//     proxy_primary_id (when a proxy borrowed);
+//   - check-in, declared lost, a lost item back: loan_id, item_barcode,
+//     status and return_date as {"old", "new"};
+//   - renewal (each loan): loan_id, item_barcode, due_date and renewals
+//     as {"old", "new"};
+//   - fee charged (manual, overdue fine, lost item, delivery): fee_id,
+//     type, amount, currency, loan_id and item_barcode (when it has them),
+//     and balance, what the patron owes in that currency, {"old", "new"};
+//   - payment or waiver (also the system's, of a fee whose cause went
+//     away): fee_id, kind, amount, currency, reason (of a waiver), and as
+//     {"old", "new"} remaining (of the fee), balance, and status when the
+//     fee closed;
+//   - request placed: request_id, status, item_barcode or title_id,
+//     pickup_library or delivery (true), not_needed_after, fee_id;
+//   - request on the hold shelf, fulfilled, cancelled or expired:
+//     request_id, item_barcode, status as {"old", "new"}, and hold_until
+//     or the reason;
+//   - notice settings: opt_outs as {"old", "new"}.
+//
 // circulation builds on package patron (users and their groups); patron
 // never imports circulation.
 package circulation

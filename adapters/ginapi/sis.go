@@ -230,40 +230,65 @@ func (a *api) getRun(c *gin.Context) {
 }
 
 // runReport streams every user's outcome: JSON, or CSV when the client
-// asks for text/csv.
+// asks for text/csv. The answer starts with the first outcome the SIS
+// service gives (once its page is on the audit trail): a report that
+// fails before is answered with a problem, not with an empty report.
 func (a *api) runReport(c *gin.Context) {
 	inst, id := a.who(c).Institution, c.Param("run_id")
 	if _, err := a.kit.SIS.GetRun(a.ctx(c), inst, id); err != nil {
 		fail(c, err)
 		return
 	}
+	started := false
 	if acceptsCSV(c.GetHeader("Accept")) {
-		c.Header("Content-Type", "text/csv; charset=utf-8")
-		c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": "run-" + id + ".csv"}))
-		c.Status(http.StatusOK)
 		w := csv.NewWriter(c.Writer)
-		_ = w.Write([]string{"seq", "file", "ref", "primary_id", "outcome", "reason", "changes"})
+		start := func() {
+			if !started {
+				started = true
+				c.Header("Content-Type", "text/csv; charset=utf-8")
+				c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": "run-" + id + ".csv"}))
+				c.Status(http.StatusOK)
+				_ = w.Write([]string{"seq", "file", "ref", "primary_id", "outcome", "reason", "changes"})
+			}
+		}
 		err := a.kit.SIS.Report(a.ctx(c), inst, id, func(o sis.Outcome) error {
+			start()
 			return w.Write([]string{strconv.Itoa(o.Seq), cell(o.File), cell(o.Ref), cell(o.PrimaryID), o.Outcome, cell(o.Reason), o.Changes})
 		})
+		if err != nil && !started {
+			fail(c, err)
+			return
+		}
+		start()
 		w.Flush()
 		if err != nil {
 			_ = c.Error(err)
 		}
 		return
 	}
-	c.Header("Content-Type", "application/json; charset=utf-8")
-	c.Status(http.StatusOK)
-	io.WriteString(c.Writer, `{"run_id":`+strconv.Quote(id)+`,"outcomes":[`)
 	enc := json.NewEncoder(c.Writer)
+	start := func() {
+		if !started {
+			started = true
+			c.Header("Content-Type", "application/json; charset=utf-8")
+			c.Status(http.StatusOK)
+			io.WriteString(c.Writer, `{"run_id":`+strconv.Quote(id)+`,"outcomes":[`)
+		}
+	}
 	n := 0
 	err := a.kit.SIS.Report(a.ctx(c), inst, id, func(o sis.Outcome) error {
+		start()
 		if n > 0 {
 			io.WriteString(c.Writer, ",")
 		}
 		n++
 		return enc.Encode(o)
 	})
+	if err != nil && !started {
+		fail(c, err)
+		return
+	}
+	start()
 	io.WriteString(c.Writer, `],"total_record_count":`+strconv.Itoa(n)+"}")
 	if err != nil {
 		_ = c.Error(err)

@@ -2,6 +2,7 @@ package sis
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/internal/txctx"
+	"github.com/patronkit/patronkit/patron"
 )
 
 // Run statuses.
@@ -248,15 +250,34 @@ func (s *Service) Runs(ctx context.Context, inst, code string, limit int) ([]Run
 }
 
 // Report calls fn with every outcome of a run of an institution, in file
-// order, reading them a page at a time.
+// order, reading them a page at a time. An outcome names a user: before
+// fn is given a page, the read is on the patron service's audit trail,
+// one event per user the page names first (patron.AuditRead, What "sis
+// report", details {"run_id": id}); when an event cannot be kept, Report
+// fails and fn is given nothing more.
 func (s *Service) Report(ctx context.Context, inst, id string, fn func(Outcome) error) error {
 	if _, err := s.GetRun(ctx, inst, id); err != nil {
 		return err
 	}
 	last := -1
+	named := map[string]bool{}
+	d, err := json.Marshal(map[string]string{"run_id": id})
+	if err != nil {
+		return err
+	}
 	for {
 		var page []Outcome
 		if err := s.conn(ctx).Where("run_id = ? AND seq > ?", id, last).Order("seq").Limit(1000).Find(&page).Error; err != nil {
+			return err
+		}
+		var subjects []patron.AuditSubject
+		for _, o := range page {
+			if o.PrimaryID != "" && !named[o.PrimaryID] {
+				named[o.PrimaryID] = true
+				subjects = append(subjects, patron.AuditSubject{PrimaryID: o.PrimaryID, Details: string(d)})
+			}
+		}
+		if err := s.patrons.RecordAuditMany(ctx, inst, patron.AuditRead, "sis report", subjects); err != nil {
 			return err
 		}
 		for _, o := range page {

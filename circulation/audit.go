@@ -1,0 +1,116 @@
+package circulation
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/patronkit/patronkit/internal/keys"
+	"github.com/patronkit/patronkit/patron"
+)
+
+// self tells whether the actor of ctx is the patron primaryID of inst.
+func self(ctx context.Context, inst, primaryID string) bool {
+	a, ok := patron.ActorFrom(ctx)
+	return ok && a.Patron && (a.Institution == "" || a.Institution == inst) && a.ID != "" &&
+		keys.Fold(a.ID) == keys.Fold(primaryID)
+}
+
+// details writes the details of an event: d as JSON (a map of plain
+// values and changes), or "" for none.
+func details(d map[string]any) string {
+	if len(d) == 0 {
+		return ""
+	}
+	b, err := json.Marshal(d)
+	if err != nil { // only plain values are given
+		panic("circulation: audit details: " + err.Error())
+	}
+	return string(b)
+}
+
+// change is a field's change in the details of an event.
+func change(old, new any) map[string]any { return map[string]any{"old": old, "new": new} }
+
+// auditRead records that the actor of ctx read what of the patron
+// primaryID, unless they are that patron; its error fails the read.
+func (s *Service) auditRead(ctx context.Context, inst, primaryID, what string, d map[string]any) error {
+	if s.patrons == nil || self(ctx, inst, primaryID) {
+		return nil
+	}
+	return s.patrons.RecordAudit(ctx, inst, patron.AuditRead, primaryID, what, details(d))
+}
+
+// auditReads records a read of what naming several patrons: one event
+// per subject not the actor themself, given together.
+func (s *Service) auditReads(ctx context.Context, inst, what string, subjects []patron.AuditSubject) error {
+	if s.patrons == nil {
+		return nil
+	}
+	subjects = slices.DeleteFunc(subjects, func(sub patron.AuditSubject) bool { return self(ctx, inst, sub.PrimaryID) })
+	return s.patrons.RecordAuditMany(ctx, inst, patron.AuditRead, what, subjects)
+}
+
+// auditChange records a change (action patron.AuditCreate or
+// patron.AuditUpdate) of what of the patron primaryID, within the
+// change's transaction (ctx carries it).
+func (s *Service) auditChange(ctx context.Context, inst, action, primaryID, what string, d map[string]any) error {
+	if s.patrons == nil {
+		return nil
+	}
+	return s.patrons.RecordAudit(ctx, inst, action, primaryID, what, details(d))
+}
+
+// subjects returns the primary_id of each patron named by internal id in
+// userIDs as it is now, keyed by id; a patron who is gone keeps the one
+// fallback gives (the primary_id a row recorded), and one with neither
+// (an anonymized row) is left out.
+func (s *Service) subjects(ctx context.Context, inst string, userIDs []string, fallback func(userID string) string) (map[string]string, error) {
+	ids := slices.Compact(slices.Sorted(slices.Values(slices.DeleteFunc(slices.Clone(userIDs), func(id string) bool { return id == "" }))))
+	out := map[string]string{}
+	if s.patrons != nil {
+		var err error
+		if out, err = s.patrons.PrimaryIDs(ctx, inst, ids); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range userIDs {
+		if _, ok := out[id]; !ok && fallback != nil {
+			if p := fallback(id); p != "" {
+				out[id] = p
+			}
+		}
+	}
+	return out, nil
+}
+
+// subject is the primary_id the patron with internal id userID has now,
+// or recorded when they are gone.
+func (s *Service) subject(ctx context.Context, inst, userID, recorded string) (string, error) {
+	m, err := s.subjects(ctx, inst, []string{userID}, func(string) string { return recorded })
+	if err != nil {
+		return "", err
+	}
+	return m[userID], nil
+}
+
+// withJobActor returns ctx with the job's actor when it carries none, so
+// that the trail names the job that changed a patron's data.
+func withJobActor(ctx context.Context, inst, job string) context.Context {
+	if _, ok := patron.ActorFrom(ctx); ok {
+		return ctx
+	}
+	return patron.WithActor(ctx, patron.Actor{Institution: inst, ID: "system:" + job})
+}
+
+// stamp is a time as details write it: RFC 3339 in UTC.
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// stampOf is stamp of a time that may be missing (nil: null).
+func stampOf(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return stamp(*t)
+}
