@@ -25,3 +25,22 @@ func (s *Service) RecordAudit(ctx context.Context, inst, action, primaryID, what
 	e.Details = details
 	return s.keep(ctx, e)
 }
+
+// RecordAuditMany is RecordAudit for several events at once, such as the
+// users a read of a list returns: each event gives its Action, PrimaryID,
+// What and Details, and the service sets its time, institution (inst),
+// actor and origin from ctx. A sink that keeps several events in one call
+// (AuditBatchRecorder, the kit's trail) gets them so, in one statement;
+// any other gets them one by one. Its error is the sink's.
+func (s *Service) RecordAuditMany(ctx context.Context, inst string, events []AuditEvent) error {
+	if s.audit == nil || len(events) == 0 {
+		return nil
+	}
+	es := make([]AuditEvent, len(events))
+	for i, in := range events {
+		e := s.event(ctx, inst, in.Action, in.PrimaryID, in.What)
+		e.Details = in.Details
+		es[i] = e
+	}
+	return s.keepMany(ctx, es)
+}

@@ -2,6 +2,7 @@ package patron
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -98,13 +99,29 @@ func (s *Service) RestoreSISFields(ctx context.Context, inst, primaryID string, 
 		if err := tx.Model(&User{}).Where("id = ?", u.ID).Update("sis_hash", "").Error; err != nil {
 			return err
 		}
-		return s.record(ctx, inst, AuditUpdate, primaryID, "field provenance")
+		if s.audit == nil {
+			return nil
+		}
+		e := s.event(ctx, inst, AuditUpdate, u.PrimaryID, "field provenance")
+		e.Details = overridesDetails(restored)
+		return s.keep(ctx, e)
 	})
 	if err != nil {
 		return nil, s.translate(err)
 	}
 	sort.Strings(restored)
 	return restored, nil
+}
+
+// overridesDetails are the details of the entry of RestoreSISFields: the
+// retained fields no longer held by hand, {"overrides":{"removed":[...]}}
+// ("{}" for none).
+func overridesDetails(restored []string) string {
+	if len(restored) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(map[string]any{"overrides": map[string]any{"removed": slices.Sorted(slices.Values(restored))}})
+	return string(b)
 }
 
 // EachOfProfile calls fn with every user whose external_id names profile,
