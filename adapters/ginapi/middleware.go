@@ -140,9 +140,18 @@ func actorContext(ctx context.Context, who Who) context.Context {
 }
 
 // originContext names the request's route and id as the way in of the
-// calls made with ctx, for the audit trail.
+// calls made with ctx, for the audit trail, and for a staff principal
+// the roles and library of the last decision that let the request
+// through (see decide): the roles they hold in that library, or all of
+// them with their libraries when the route concerns the whole
+// institution, and the library the roles allowed it in.
 func originContext(ctx context.Context, c *gin.Context) context.Context {
-	return patron.WithOrigin(ctx, patron.Origin{Via: "http " + c.Request.Method + " " + c.FullPath(), RequestID: c.GetString(requestIDKey)})
+	o := patron.Origin{Via: "http " + c.Request.Method + " " + c.FullPath(), RequestID: c.GetString(requestIDKey)}
+	if v, ok := c.Get(verdictKey); ok {
+		v := v.(casbinmodel.Verdict)
+		o.Roles, o.Library = v.Roles, v.Library
+	}
+	return patron.WithOrigin(ctx, o)
 }
 
 // allowIn asks the enforcer again, for the route's action in library:
@@ -201,15 +210,28 @@ func (a *api) permits(c *gin.Context, library string) (bool, error) {
 // action in library ("" for the institution: a role held in any library
 // counts), on their own record or account or another's as the route says
 // (Route.Whose).
+// A staff principal's verdict, when it allows, is kept for the audit
+// trail (originContext).
 func (a *api) decide(c *gin.Context, library string) (bool, error) {
-	return a.ask(c, a.action(c), library, a.own(c))
+	v, err := a.verdict(c, a.action(c), library, a.own(c))
+	if err == nil && v.Allowed && !a.who(c).Patron {
+		c.Set(verdictKey, v)
+	}
+	return v.Allowed, err
 }
 
 // ask asks the enforcer whether the principal may do action in library,
 // on their own record (own) or another's.
 func (a *api) ask(c *gin.Context, action, library string, own bool) (bool, error) {
+	v, err := a.verdict(c, action, library, own)
+	return v.Allowed, err
+}
+
+// verdict is ask's decision, with where it was allowed and the roles it
+// read.
+func (a *api) verdict(c *gin.Context, action, library string, own bool) (casbinmodel.Verdict, error) {
 	who := a.who(c)
-	return a.kit.Access.Allow(c.Request.Context(), casbinmodel.Decision{
+	return a.kit.Access.Decide(c.Request.Context(), casbinmodel.Decision{
 		Institution: who.Institution,
 		Subject:     who.ID,
 		Patron:      who.Patron,

@@ -134,6 +134,7 @@ const (
 	whoKey       = "patronkit.who"
 	unmatchedKey = "patronkit.unmatched"
 	routeKey     = "patronkit.route"
+	verdictKey   = "patronkit.verdict"
 )
 
 func (a *api) who(c *gin.Context) Who {
