@@ -327,3 +327,65 @@ func TestListAndAttachmentReadsAreRecordedBeforeTheyLeave(t *testing.T) {
 		}
 	})
 }
+
+// The users a clean full load did not find are made inactive with an
+// entry each, and staff handing a field back to the SIS is an entry naming
+// the overrides dropped.
+func TestDeactivatedUsersAndRestoredFieldsAreOnTheTrail(t *testing.T) {
+	var src *patronkittest.Source // the current kit's
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		ctx := context.Background()
+		if _, err := k.SIS.CreateProfile(ctx, "UNI", &sis.Profile{Code: "REG", Source: src.Name(), Mode: sis.ModeSynchronize, DeactivateMissing: true}); err != nil {
+			t.Fatal(err)
+		}
+		run := func() *sis.Run {
+			t.Helper()
+			r, err := k.SIS.StartRun(ctx, "UNI", "REG", sis.RunOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r, err = k.SIS.Wait(ctx, r.ID); err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		src.Add("monday.xml", sisFileOf("s1", "s2", "s3"))
+		if r := run(); r.Created != 3 {
+			t.Fatalf("first run %+v", r)
+		}
+		after := lastSeq(t, k, "UNI")
+		src.Add("tuesday.xml", sisFileOf("s1"))
+		if r := run(); r.Deactivated != 2 {
+			t.Fatalf("second run %+v", r)
+		}
+		var got []string
+		for _, e := range trail(t, k, "UNI", after) {
+			got = append(got, e.Action+" "+e.Subject+" "+e.Details)
+		}
+		want := []string{`update s2 {"status":{"new":"INACTIVE","old":"ACTIVE"}}`, `update s3 {"status":{"new":"INACTIVE","old":"ACTIVE"}}`}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("entries %q, want %q", got, want)
+		}
+
+		staff := patron.WithActor(ctx, patron.Actor{Institution: "UNI", ID: "librarian"})
+		u, err := k.Patrons.Get(staff, "UNI", "s1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.UserGroup, u.CampusCode = "GRAD", "NORTH"
+		if _, err := k.Patrons.Replace(staff, "UNI", "s1", u.Version, u); err != nil {
+			t.Fatal(err)
+		}
+		after = lastSeq(t, k, "UNI")
+		if _, err := k.Patrons.RestoreSISFields(staff, "UNI", "s1", nil); err != nil {
+			t.Fatal(err)
+		}
+		es := trail(t, k, "UNI", after)
+		if len(es) != 1 || es[0].What != "field provenance" || es[0].Details != `{"overrides":{"removed":["campus_code","user_group"]}}` {
+			t.Fatalf("entries of the restore: %+v", es)
+		}
+	}, func(c *patronkit.Config) {
+		src = patronkittest.NewSource("registrar")
+		c.Sources = []sis.Source{src}
+	})
+}

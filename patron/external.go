@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/patronkit/patronkit/fault"
 )
@@ -16,22 +17,46 @@ import (
 // DeactivateMissing makes INACTIVE the active external users of how.Owner
 // whose internal ids are not in seen: the users a full, clean load did not
 // find in the SIS's file. Unless how.AllowStaff, STAFF records stay as
-// they are. It returns how many it changed.
+// they are. Each user made inactive is on the audit trail, committed with
+// the change. It returns how many it changed.
 func (s *Service) DeactivateMissing(ctx context.Context, inst string, how ExternalApply, seen map[string]bool) (int, error) {
 	gone, err := s.missing(ctx, inst, how, seen)
 	if err != nil {
 		return 0, err
 	}
-	db := s.conn(ctx)
 	for chunk := range slices.Chunk(gone, 500) {
-		err := db.Model(&User{}).Where("id IN ? AND status = ?", chunk, StatusActive).
-			Updates(map[string]any{"status": StatusInactive, "version": gorm.Expr("version + 1"), "updated_at": s.clock()}).Error
+		err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
+			var pids []string
+			if s.audit != nil {
+				err := tx.Model(&User{}).Clauses(clause.Locking{Strength: "UPDATE"}).
+					Where("id IN ? AND status = ?", chunk, StatusActive).Order("primary_id_key").Pluck("primary_id", &pids).Error
+				if err != nil {
+					return err
+				}
+			}
+			err := tx.Model(&User{}).Where("id IN ? AND status = ?", chunk, StatusActive).
+				Updates(map[string]any{"status": StatusInactive, "version": gorm.Expr("version + 1"), "updated_at": s.clock()}).Error
+			if err != nil {
+				return err
+			}
+			// The users' entries commit with the change, kept in one call.
+			es := make([]AuditEvent, len(pids))
+			for i, pid := range pids {
+				es[i] = s.event(ctx, inst, AuditUpdate, pid, "user")
+				es[i].Details = deactivated
+			}
+			return s.keepMany(ctx, es)
+		})
 		if err != nil {
 			return 0, err
 		}
 	}
 	return len(gone), nil
 }
+
+// deactivated is the details of the entry of a user DeactivateMissing
+// made inactive (see ChangeDetails).
+var deactivated = ChangeDetails(&User{Status: StatusActive}, &User{Status: StatusInactive})
 
 // CountMissing tells how many users DeactivateMissing would make inactive,
 // and changes nobody: what a dry run reports.
