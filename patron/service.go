@@ -402,8 +402,8 @@ func (s *Service) emit(ctx context.Context, inst, action, primaryID, what string
 }
 
 // record is emit for a change, within its transaction, or a read whose
-// data must not leave unrecorded (a record, a list, attachments): a sink that tells it could not keep the event
-// (AuditRecorder) fails the call.
+// data must not leave unrecorded (a record, attachments): a sink that
+// tells it could not keep the event (AuditRecorder) fails the call.
 func (s *Service) record(ctx context.Context, inst, action, primaryID, what string) error {
 	if s.audit == nil {
 		return nil
