@@ -93,6 +93,17 @@ func (t teeAudit) RecordAudit(ctx context.Context, e patron.AuditEvent) error {
 	return nil
 }
 
+// RecordAudits gives the host's sink only the events the trail kept.
+func (t teeAudit) RecordAudits(ctx context.Context, es []patron.AuditEvent) error {
+	if err := t.trail.RecordAudits(ctx, es); err != nil {
+		return err
+	}
+	for _, e := range es {
+		t.host.Audit(ctx, e)
+	}
+	return nil
+}
+
 // Config configures a Kit. A nil *Config, or any zero field, takes the
 // documented default.
 type Config struct {

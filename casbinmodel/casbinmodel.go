@@ -297,42 +297,90 @@ func StaffSubject(institution, primaryID string) string {
 // on their own record or another's. An action that is not one of Actions
 // is an error (a mistake of the adapter, not a refusal).
 func (en *Enforcer) Allow(ctx context.Context, d Decision) (bool, error) {
+	v, err := en.Decide(ctx, d)
+	return v.Allowed, err
+}
+
+// Verdict is a decision (see Decide) with what it was made on, for the
+// audit trail to name.
+type Verdict struct {
+	// Allowed tells whether the subject may do the action.
+	Allowed bool
+	// Library is where the action was allowed: the decision's library,
+	// or, for a decision of the whole institution, the library of the
+	// role that allowed it ("*" for a role held in every library).
+	// Empty when refused.
+	Library string
+	// Roles are the roles a staff subject holds, as "role@library"
+	// ("@*" for every library), sorted: for a decision in a library,
+	// those that hold there; for one of the whole institution, all of
+	// them. Empty for a patron.
+	Roles []string
+}
+
+// Decide is Allow, telling where the action was allowed and with which
+// roles the subject holds: it reads them once, for the decision and the
+// verdict alike.
+func (en *Enforcer) Decide(ctx context.Context, d Decision) (Verdict, error) {
 	if !IsAction(d.Action) {
-		return false, fmt.Errorf("casbinmodel: %q is not an action (see Actions)", d.Action)
+		return Verdict{}, fmt.Errorf("casbinmodel: %q is not an action (see Actions)", d.Action)
 	}
 	e, err := en.enforcer(ctx)
 	if err != nil {
-		return false, err
+		return Verdict{}, err
 	}
 	whose := WhoseOther
 	if d.Own {
 		whose = WhoseOwn
 	}
 	sub := StaffSubject(d.Institution, d.Subject)
+	var v Verdict
 	if d.Patron {
 		sub = PatronRole
-	} else if err := en.syncRoles(ctx, e, sub); err != nil {
-		return false, err
+	} else {
+		if err := en.syncRoles(ctx, e, sub); err != nil {
+			return Verdict{}, err
+		}
+		held, err := e.GetFilteredGroupingPolicy(0, sub)
+		if err != nil {
+			return Verdict{}, err
+		}
+		for _, r := range held {
+			if len(r) >= 3 && (d.Library == "" || r[2] == d.Library || r[2] == "*") {
+				v.Roles = append(v.Roles, r[1]+"@"+r[2])
+			}
+		}
+		slices.Sort(v.Roles)
 	}
 	if d.Library != "" {
-		return e.Enforce(sub, d.Library, d.Action, whose)
+		ok, err := e.Enforce(sub, d.Library, d.Action, whose)
+		if err != nil || !ok {
+			return Verdict{Roles: v.Roles}, err
+		}
+		v.Allowed, v.Library = true, d.Library
+		return v, nil
 	}
 	// What belongs to the whole institution: a role in any library counts.
 	domains := []string{"*"}
 	if !d.Patron {
 		ds, err := e.GetDomainsForUser(sub)
 		if err != nil {
-			return false, err
+			return Verdict{}, err
 		}
+		slices.Sort(ds) // the same verdict every time
 		domains = append(domains, ds...)
 	}
 	for _, dom := range domains {
 		ok, err := e.Enforce(sub, dom, d.Action, whose)
-		if err != nil || ok {
-			return ok, err
+		if err != nil {
+			return Verdict{}, err
+		}
+		if ok {
+			v.Allowed, v.Library = true, dom
+			return v, nil
 		}
 	}
-	return false, nil
+	return v, nil
 }
 
 // AssignRole gives a staff user a role in a library ("*" for all). With

@@ -3,6 +3,7 @@ package casbinmodel_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -77,6 +78,40 @@ func TestRolesAreScopedToLibraries(t *testing.T) {
 	}
 	if allow(t, e, req("UNI", "boss", "", "users.delete")) {
 		t.Fatal("a revoked role still decides")
+	}
+}
+
+// A verdict names where the action was allowed and the roles the subject
+// holds: those that hold in the library decided on, or all of them with
+// their libraries for what concerns the whole institution.
+func TestAVerdictNamesItsLibraryAndTheRolesHeld(t *testing.T) {
+	ctx := context.Background()
+	e, err := casbinmodel.NewEnforcer(casbinmodel.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range [][2]string{{"circulation-desk-operator", "MAIN"}, {"auditor", "WEST"}, {"user-manager", "*"}} {
+		if err := e.AssignRole(ctx, "UNI", "desk", r[0], r[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		d    casbinmodel.Decision
+		want string
+	}{
+		{casbinmodel.Decision{Institution: "UNI", Subject: "desk", Library: "MAIN", Action: "loans.checkout"}, "true MAIN [circulation-desk-operator@MAIN user-manager@*]"},
+		{casbinmodel.Decision{Institution: "UNI", Subject: "desk", Library: "WEST", Action: "loans.checkout"}, "false  [auditor@WEST user-manager@*]"},
+		{casbinmodel.Decision{Institution: "UNI", Subject: "desk", Action: "users.read"}, "true * [auditor@WEST circulation-desk-operator@MAIN user-manager@*]"},
+		{casbinmodel.Decision{Institution: "UNI", Subject: "desk", Action: "loans.checkout"}, "true MAIN [auditor@WEST circulation-desk-operator@MAIN user-manager@*]"},
+		{casbinmodel.Decision{Institution: "UNI", Subject: "s1", Patron: true, Own: true, Action: "users.read"}, "true * []"},
+	} {
+		v, err := e.Decide(ctx, c.d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(v.Allowed, " ", v.Library, " ", v.Roles); got != c.want {
+			t.Errorf("%+v: %s, want %s", c.d, got, c.want)
+		}
 	}
 }
 

@@ -43,13 +43,17 @@ func (s *Service) auditRead(ctx context.Context, inst, primaryID, what string, d
 }
 
 // auditReads records a read of what naming several patrons: one event
-// per subject not the actor themself, given together.
-func (s *Service) auditReads(ctx context.Context, inst, what string, subjects []patron.AuditSubject) error {
+// per subject (its PrimaryID and Details) not the actor themself, given
+// together.
+func (s *Service) auditReads(ctx context.Context, inst, what string, subjects []patron.AuditEvent) error {
 	if s.patrons == nil {
 		return nil
 	}
-	subjects = slices.DeleteFunc(subjects, func(sub patron.AuditSubject) bool { return self(ctx, inst, sub.PrimaryID) })
-	return s.patrons.RecordAuditMany(ctx, inst, patron.AuditRead, what, subjects)
+	subjects = slices.DeleteFunc(subjects, func(sub patron.AuditEvent) bool { return self(ctx, inst, sub.PrimaryID) })
+	for i := range subjects {
+		subjects[i].Action, subjects[i].What = patron.AuditRead, what
+	}
+	return s.patrons.RecordAuditMany(ctx, inst, subjects)
 }
 
 // auditChange records a change (action patron.AuditCreate or

@@ -421,7 +421,7 @@ func (s *Service) auditLoans(ctx context.Context, inst, what string, loans []Loa
 		}
 		ids[p] = append(ids[p], l.ID)
 	}
-	subs := make([]patron.AuditSubject, 0, len(order))
+	subs := make([]patron.AuditEvent, 0, len(order))
 	for _, p := range order {
 		dd := maps.Clone(d)
 		if len(ids[p]) == 1 {
@@ -429,7 +429,7 @@ func (s *Service) auditLoans(ctx context.Context, inst, what string, loans []Loa
 		} else {
 			dd["loan_ids"] = ids[p]
 		}
-		subs = append(subs, patron.AuditSubject{PrimaryID: p, Details: details(dd)})
+		subs = append(subs, patron.AuditEvent{PrimaryID: p, Details: details(dd)})
 	}
 	return s.auditReads(ctx, inst, what, subs)
 }

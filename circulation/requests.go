@@ -424,7 +424,7 @@ func (s *Service) auditRequests(ctx context.Context, inst string, rs []Request, 
 		}
 		ids[p] = append(ids[p], r.ID)
 	}
-	subs := make([]patron.AuditSubject, 0, len(order))
+	subs := make([]patron.AuditEvent, 0, len(order))
 	for _, p := range order {
 		dd := maps.Clone(d)
 		if len(ids[p]) == 1 {
@@ -432,7 +432,7 @@ func (s *Service) auditRequests(ctx context.Context, inst string, rs []Request, 
 		} else {
 			dd["request_ids"] = ids[p]
 		}
-		subs = append(subs, patron.AuditSubject{PrimaryID: p, Details: details(dd)})
+		subs = append(subs, patron.AuditEvent{PrimaryID: p, Details: details(dd)})
 	}
 	return s.auditReads(ctx, inst, "requests", subs)
 }

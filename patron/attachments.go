@@ -149,7 +149,7 @@ func (s *Service) AddAttachment(ctx context.Context, inst, primaryID string, a A
 }
 
 // Attachments lists a user's attachments, newest first, without their
-// content.
+// content, once the read is on the audit trail (or fails).
 func (s *Service) Attachments(ctx context.Context, inst, primaryID string) ([]Attachment, error) {
 	db := s.conn(ctx)
 	u, err := findUser(db, inst, primaryID)
@@ -160,13 +160,15 @@ func (s *Service) Attachments(ctx context.Context, inst, primaryID string) ([]At
 	if err := db.Where("user_id = ?", u.ID).Order("created_date DESC, id DESC").Find(&out).Error; err != nil {
 		return nil, err
 	}
-	s.emit(ctx, inst, AuditRead, u.PrimaryID, "attachments")
+	if err := s.record(ctx, inst, AuditRead, u.PrimaryID, "attachments"); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
-// AttachmentContent returns one attachment of a user and its bytes. An id
-// that is not one of this user's attachments is NotFound, whoever it
-// belongs to.
+// AttachmentContent returns one attachment of a user and its bytes, once
+// the read is on the audit trail (or fails). An id that is not one of
+// this user's attachments is NotFound, whoever it belongs to.
 func (s *Service) AttachmentContent(ctx context.Context, inst, primaryID, id string) (*Attachment, []byte, error) {
 	db := s.conn(ctx)
 	u, err := findUser(db, inst, primaryID)
@@ -189,7 +191,9 @@ func (s *Service) AttachmentContent(ctx context.Context, inst, primaryID, id str
 	if err != nil {
 		return nil, nil, err
 	}
-	s.emit(ctx, inst, AuditRead, u.PrimaryID, "attachments")
+	if err := s.record(ctx, inst, AuditRead, u.PrimaryID, "attachments"); err != nil {
+		return nil, nil, err
+	}
 	return &a, c.Content, nil
 }
 

@@ -3,10 +3,8 @@ package patron
 import (
 	"context"
 	"slices"
-	"sync"
 
 	"github.com/patronkit/patronkit/internal/keys"
-	"github.com/patronkit/patronkit/internal/txctx"
 )
 
 // Audit tells the service's AuditSink that the actor in ctx did action
@@ -43,52 +41,6 @@ func ownRead(e AuditEvent) bool {
 		keys.Fold(e.Actor.ID) == keys.Fold(e.PrimaryID)
 }
 
-// AuditSubject is one user an event of RecordAuditMany is about: their
-// primary_id and the details of the event for them (see AuditEvent).
-type AuditSubject struct {
-	PrimaryID string
-	Details   string
-}
-
-// RecordAuditMany is RecordAudit for one action of the actor in ctx on
-// the part what of several users at once, such as a read of a list that
-// names several borrowers: one event per subject, in order. Within a
-// transaction ctx carries, the events are given one after the other
-// through it; otherwise they are given all at once, so that a sink that
-// writes concurrent events together (the kit's trail) writes them in one
-// go, and the call returns when every one is kept. Its error is the
-// first the sink gave: the caller fails, the data is not handed out.
-func (s *Service) RecordAuditMany(ctx context.Context, inst, action, what string, subjects []AuditSubject) error {
-	if s.audit == nil || len(subjects) == 0 {
-		return nil
-	}
-	es := make([]AuditEvent, len(subjects))
-	for i, sub := range subjects {
-		es[i] = s.event(ctx, inst, action, sub.PrimaryID, what)
-		es[i].Details = sub.Details
-	}
-	if _, ok := s.audit.(AuditRecorder); !ok || len(es) == 1 || txctx.In(ctx) {
-		for _, e := range es {
-			if err := s.keep(ctx, e); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	errs := make([]error, len(es))
-	var wg sync.WaitGroup
-	for i := range es {
-		wg.Go(func() { errs[i] = s.keep(ctx, es[i]) })
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // PrimaryIDs returns the primary_ids, as the records spell them now, of
 // the users of inst whose internal ids are ids (see ID), keyed by id; an
 // id no user holds is left out. It reads nothing else of the records and
@@ -111,4 +63,23 @@ func (s *Service) PrimaryIDs(ctx context.Context, inst string, ids []string) (ma
 		}
 	}
 	return out, nil
+}
+
+// RecordAuditMany is RecordAudit for several events at once, such as the
+// users a read of a list returns: each event gives its Action, PrimaryID,
+// What and Details, and the service sets its time, institution (inst),
+// actor and origin from ctx. A sink that keeps several events in one call
+// (AuditBatchRecorder, the kit's trail) gets them so, in one statement;
+// any other gets them one by one. Its error is the sink's.
+func (s *Service) RecordAuditMany(ctx context.Context, inst string, events []AuditEvent) error {
+	if s.audit == nil || len(events) == 0 {
+		return nil
+	}
+	es := make([]AuditEvent, len(events))
+	for i, in := range events {
+		e := s.event(ctx, inst, in.Action, in.PrimaryID, in.What)
+		e.Details = in.Details
+		es[i] = e
+	}
+	return s.keepMany(ctx, es)
 }

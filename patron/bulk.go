@@ -87,11 +87,11 @@ func (s *Service) createMany(ctx context.Context, inst string, in []*User, hashe
 		eachSegment(u, func(_ string, seg *Segment) { seg.ID, seg.UserID = keys.NewID(), u.ID })
 		users = append(users, u)
 	}
-	err = s.inTx(ctx, func(_ context.Context, tx *gorm.DB) error {
+	err = s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		if err := tx.Omit(segmentAssociations...).CreateInBatches(users, 100).Error; err != nil {
 			return err
 		}
-		return firstErr(
+		err := firstErr(
 			insertAll(tx, users, func(u *User) []Identifier { return u.Identifiers }),
 			insertAll(tx, users, func(u *User) []Address { return u.Addresses }),
 			insertAll(tx, users, func(u *User) []Email { return u.Emails }),
@@ -101,6 +101,15 @@ func (s *Service) createMany(ctx context.Context, inst string, in []*User, hashe
 			insertAll(tx, users, func(u *User) []Statistic { return u.Statistics }),
 			insertAll(tx, users, func(u *User) []ProxyFor { return u.ProxyFor }),
 		)
+		if err != nil || s.audit == nil {
+			return err
+		}
+		// The users' entries commit with them, kept in one call.
+		es := make([]AuditEvent, len(users))
+		for i, u := range users {
+			es[i] = s.changeEvent(ctx, inst, AuditCreate, nil, u)
+		}
+		return s.keepMany(ctx, es)
 	})
 	if err != nil {
 		// A write of another process came between: apply them one by one.
@@ -115,7 +124,6 @@ func (s *Service) createMany(ctx context.Context, inst string, in []*User, hashe
 		out[i] = Applied{PrimaryID: u.PrimaryID, Effect: EffectCreated, UserID: u.ID}
 		created := s.finishRead(u)
 		s.changed(ctx, Change{Institution: inst, Action: Created, After: created})
-		s.emit(ctx, inst, AuditCreate, u.PrimaryID, "user")
 	}
 	return left
 }

@@ -24,7 +24,10 @@
 //   - DeletionHook: acts inside the transaction that deletes a user (the
 //     kit takes the user's roles away here);
 //   - Listener: told after a user was created, changed or deleted;
-//   - AuditSink: told who read, changed or exported which user.
+//   - AuditSink: told who read, changed or exported which user, and for a
+//     change which fields it changed (ChangeDetails); a sink that tells
+//     whether it kept an event (AuditRecorder) has the call fail when it
+//     did not, before the data leaves or with the change rolled back.
 //
 // Hosts may implement those four interfaces (or use the Func adapters).
 // Everything else in this package is for hosts to call, not to implement.

@@ -2,12 +2,14 @@ package patron
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/patronkit/patronkit/fault"
 )
@@ -15,22 +17,46 @@ import (
 // DeactivateMissing makes INACTIVE the active external users of how.Owner
 // whose internal ids are not in seen: the users a full, clean load did not
 // find in the SIS's file. Unless how.AllowStaff, STAFF records stay as
-// they are. It returns how many it changed.
+// they are. Each user made inactive is on the audit trail, committed with
+// the change. It returns how many it changed.
 func (s *Service) DeactivateMissing(ctx context.Context, inst string, how ExternalApply, seen map[string]bool) (int, error) {
 	gone, err := s.missing(ctx, inst, how, seen)
 	if err != nil {
 		return 0, err
 	}
-	db := s.conn(ctx)
 	for chunk := range slices.Chunk(gone, 500) {
-		err := db.Model(&User{}).Where("id IN ? AND status = ?", chunk, StatusActive).
-			Updates(map[string]any{"status": StatusInactive, "version": gorm.Expr("version + 1"), "updated_at": s.clock()}).Error
+		err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
+			var pids []string
+			if s.audit != nil {
+				err := tx.Model(&User{}).Clauses(clause.Locking{Strength: "UPDATE"}).
+					Where("id IN ? AND status = ?", chunk, StatusActive).Order("primary_id_key").Pluck("primary_id", &pids).Error
+				if err != nil {
+					return err
+				}
+			}
+			err := tx.Model(&User{}).Where("id IN ? AND status = ?", chunk, StatusActive).
+				Updates(map[string]any{"status": StatusInactive, "version": gorm.Expr("version + 1"), "updated_at": s.clock()}).Error
+			if err != nil {
+				return err
+			}
+			// The users' entries commit with the change, kept in one call.
+			es := make([]AuditEvent, len(pids))
+			for i, pid := range pids {
+				es[i] = s.event(ctx, inst, AuditUpdate, pid, "user")
+				es[i].Details = deactivated
+			}
+			return s.keepMany(ctx, es)
+		})
 		if err != nil {
 			return 0, err
 		}
 	}
 	return len(gone), nil
 }
+
+// deactivated is the details of the entry of a user DeactivateMissing
+// made inactive (see ChangeDetails).
+var deactivated = ChangeDetails(&User{Status: StatusActive}, &User{Status: StatusInactive})
 
 // CountMissing tells how many users DeactivateMissing would make inactive,
 // and changes nobody: what a dry run reports.
@@ -98,13 +124,29 @@ func (s *Service) RestoreSISFields(ctx context.Context, inst, primaryID string, 
 		if err := tx.Model(&User{}).Where("id = ?", u.ID).Update("sis_hash", "").Error; err != nil {
 			return err
 		}
-		return s.record(ctx, inst, AuditUpdate, primaryID, "field provenance")
+		if s.audit == nil {
+			return nil
+		}
+		e := s.event(ctx, inst, AuditUpdate, u.PrimaryID, "field provenance")
+		e.Details = overridesDetails(restored)
+		return s.keep(ctx, e)
 	})
 	if err != nil {
 		return nil, s.translate(err)
 	}
 	sort.Strings(restored)
 	return restored, nil
+}
+
+// overridesDetails are the details of the entry of RestoreSISFields: the
+// retained fields no longer held by hand, {"overrides":{"removed":[...]}}
+// ("{}" for none).
+func overridesDetails(restored []string) string {
+	if len(restored) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(map[string]any{"overrides": map[string]any{"removed": slices.Sorted(slices.Values(restored))}})
+	return string(b)
 }
 
 // EachOfProfile calls fn with every user whose external_id names profile,

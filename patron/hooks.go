@@ -109,9 +109,9 @@ type AuditEvent struct {
 	PrimaryID   string
 	// What names the part of the record concerned ("user", "notes"...).
 	What string
-	// Details tell more: for a change, the fields changed with their old
-	// and new values (a JSON object; secrets such as the PIN only as
-	// "changed"); for a read of several records, which ones.
+	// Details tell more: for a change of a user record, the fields
+	// changed with their old and new values (see ChangeDetails; secrets
+	// such as the PIN only as "changed").
 	Details string
 	// Origin is the way in the call came by, as ctx carried it.
 	Origin Origin
@@ -159,6 +159,15 @@ type AuditSink interface {
 type AuditRecorder interface {
 	AuditSink
 	RecordAudit(ctx context.Context, e AuditEvent) error
+}
+
+// AuditBatchRecorder is an AuditRecorder that keeps several events in
+// one call, all or none: the service gives it the entries of a list read
+// or of a batch of created users at once, rather than one call each. The
+// privacy module's audit trail is one (one statement per transaction).
+type AuditBatchRecorder interface {
+	AuditRecorder
+	RecordAudits(ctx context.Context, es []AuditEvent) error
 }
 
 // AuditFunc adapts a function to an AuditSink.

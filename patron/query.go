@@ -29,7 +29,9 @@ type Page struct {
 }
 
 // List returns a page of an institution's users, ordered by last name,
-// first name and primary_id. Listed users carry core fields only.
+// first name and primary_id. Listed users carry core fields only. Each
+// user listed is on the audit trail before the page is returned; when
+// the entries cannot be written, List fails.
 func (s *Service) List(ctx context.Context, inst string, q Query) (Page, error) {
 	if q.Limit <= 0 {
 		q.Limit = 10
@@ -66,11 +68,19 @@ func (s *Service) List(ctx context.Context, inst string, q Query) (Page, error) 
 	if err := db.Order("last_name, first_name, primary_id_key").Limit(q.Limit).Offset(q.Offset).Find(&page.Users).Error; err != nil {
 		return Page{}, err
 	}
+	var es []AuditEvent
 	for i := range page.Users {
 		u := &page.Users[i]
 		s.finishRead(u)
 		u.Warnings = nil // computed from segments, which a list does not carry
-		s.emit(ctx, inst, AuditRead, u.PrimaryID, "user list")
+		if s.audit != nil {
+			es = append(es, s.event(ctx, inst, AuditRead, u.PrimaryID, "user list"))
+		}
+	}
+	// One entry per user listed, all kept in one call before the page
+	// leaves; a page whose entries cannot be written is not handed out.
+	if err := s.keepMany(ctx, es); err != nil {
+		return Page{}, err
 	}
 	if page.Users == nil {
 		page.Users = []User{}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -195,7 +196,7 @@ func (s *Service) Create(ctx context.Context, inst string, in *User) (*User, err
 		if err := insertSegments(tx, &u, "", nil); err != nil {
 			return err
 		}
-		return s.record(ctx, inst, AuditCreate, u.PrimaryID, "user") // commits with the user
+		return s.recordChange(ctx, inst, AuditCreate, nil, &u) // commits with the user
 	})
 	if err != nil {
 		return nil, s.translate(err)
@@ -348,7 +349,7 @@ func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
 		if err := deleteAttachments(tx, u.ID); err != nil {
 			return err
 		}
-		return s.record(ctx, inst, AuditDelete, u.PrimaryID, "user")
+		return s.recordChange(ctx, inst, AuditDelete, u, nil)
 	})
 	if err != nil {
 		return s.translate(err)
@@ -403,14 +404,55 @@ func (s *Service) emit(ctx context.Context, inst, action, primaryID, what string
 	}
 }
 
-// record is emit for a change, within its transaction, or a read of a
-// whole record: a sink that tells it could not keep the event
-// (AuditRecorder) fails the call.
+// record is emit for a change, within its transaction, or a read whose
+// data must not leave unrecorded (a record, attachments): a sink that
+// tells it could not keep the event (AuditRecorder) fails the call.
 func (s *Service) record(ctx context.Context, inst, action, primaryID, what string) error {
 	if s.audit == nil {
 		return nil
 	}
 	return s.keep(ctx, s.event(ctx, inst, action, primaryID, what))
+}
+
+// recordChange records the change of a user record from before to after
+// (nil before: a creation; nil after: a deletion), with the fields it
+// changed as its details (ChangeDetails), within the change's
+// transaction.
+func (s *Service) recordChange(ctx context.Context, inst, action string, before, after *User) error {
+	if s.audit == nil {
+		return nil
+	}
+	return s.keep(ctx, s.changeEvent(ctx, inst, action, before, after))
+}
+
+// changeEvent is the event of recordChange.
+func (s *Service) changeEvent(ctx context.Context, inst, action string, before, after *User) AuditEvent {
+	subject := after
+	if subject == nil {
+		subject = before
+	}
+	e := s.event(ctx, inst, action, subject.PrimaryID, "user")
+	e.Details = ChangeDetails(before, after)
+	return e
+}
+
+// keepMany gives es to the sink in one call when it keeps several events
+// at once (AuditBatchRecorder), else one by one; it returns the sink's
+// error when it tells.
+func (s *Service) keepMany(ctx context.Context, es []AuditEvent) error {
+	es = slices.DeleteFunc(es, ownRead)
+	if len(es) == 0 || s.audit == nil {
+		return nil
+	}
+	if r, ok := s.audit.(AuditBatchRecorder); ok {
+		return r.RecordAudits(ctx, es)
+	}
+	for _, e := range es {
+		if err := s.keep(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // keep gives e to the sink, and returns the sink's error when it tells.

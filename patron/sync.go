@@ -341,10 +341,23 @@ func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string
 			return nil
 		}
 		if cur == nil {
-			return s.syncCreate(ctx, tx, inst, u, hash, rule, dry, &res, &after)
+			err = s.syncCreate(ctx, tx, inst, u, hash, rule, dry, &res, &after)
+		} else {
+			before = cloneUser(cur)
+			err = s.syncUpdate(ctx, tx, inst, cur, u, hash, rule, dry, &res, &after)
 		}
-		before = cloneUser(cur)
-		return s.syncUpdate(ctx, tx, inst, cur, u, hash, rule, dry, &res, &after)
+		if err != nil || after == nil {
+			return err
+		}
+		// The entry commits with the user: a user whose entry cannot be
+		// written is not applied, and fails.
+		switch res.Effect {
+		case EffectCreated:
+			return s.recordChange(ctx, inst, AuditCreate, nil, after)
+		case EffectUpdated:
+			return s.recordChange(ctx, inst, AuditUpdate, before, after)
+		}
+		return nil
 	})
 	if rule.DryRun && errors.Is(err, errDryRun) {
 		err = nil
@@ -368,10 +381,8 @@ func (s *Service) syncOne(ctx context.Context, inst string, u *User, hash string
 	switch res.Effect {
 	case EffectCreated:
 		s.changed(ctx, Change{Institution: inst, Action: Created, After: out})
-		s.emit(ctx, inst, AuditCreate, out.PrimaryID, "user")
 	case EffectUpdated:
 		s.changed(ctx, Change{Institution: inst, Action: Updated, Before: s.finishRead(before), After: out})
-		s.emit(ctx, inst, AuditUpdate, out.PrimaryID, "user")
 	}
 	return res
 }

@@ -116,7 +116,7 @@ func (s *Service) Replace(ctx context.Context, inst, primaryID string, version i
 		if err != nil {
 			return err
 		}
-		return s.record(ctx, inst, AuditUpdate, after.PrimaryID, "user")
+		return s.recordChange(ctx, inst, AuditUpdate, before, after)
 	})
 	if err != nil {
 		return nil, s.translate(err)

@@ -177,6 +177,27 @@ func (s *Service) RecordAudit(ctx context.Context, e patron.AuditEvent) error {
 	return s.Record(ctx, EntryOf(e))
 }
 
+// RecordAudits records es, all or none (patron.AuditBatchRecorder): within
+// a transaction ctx carries in one statement of it, otherwise in one
+// transaction of their own.
+func (s *Service) RecordAudits(ctx context.Context, es []patron.AuditEvent) error {
+	entries := make([]*Entry, len(es))
+	for i, e := range es {
+		if e.Institution == "" {
+			return errors.New("privacy: an audit entry needs an institution")
+		}
+		en := EntryOf(e)
+		entries[i] = &en
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	if txctx.In(ctx) {
+		return s.append(txctx.DB(ctx, s.db), entries)
+	}
+	return s.write(ctx, entries)
+}
+
 // EntryOf is the entry recording an audit event (without its sequence and
 // hashes, which Record gives it).
 func EntryOf(e patron.AuditEvent) Entry {

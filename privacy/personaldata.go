@@ -135,8 +135,9 @@ type AccessLogEntry struct {
 	Actor string `json:"actor,omitempty"`
 	// ActorKind is staff, patron or system (ActorStaff...).
 	ActorKind string `json:"actor_kind"`
-	// Roles are the roles the actor held, Library the libraries they
-	// held them in ("*" for all), when the way in named them.
+	// Roles are the roles the actor held, each as "role@library" ("@*"
+	// for every library), and Library the library they allowed the
+	// access in, when the way in named them.
 	Roles   []string `json:"roles"`
 	Library string   `json:"library,omitempty"`
 	// Action is one of patron's Audit* actions (read, update, export...);

@@ -110,7 +110,7 @@ func TestTheAuditorSearchesTheTrailByEachFilterAndPages(t *testing.T) {
 			t.Fatalf("jdoe's entries: %+v", p)
 		}
 		d := p.Entries[1]
-		if d.ActorID != "desk" || d.ActorKind != "staff" || !slices.Equal(d.ActorRoles, []string{"circulation-desk-operator"}) || d.ActorLibrary != "MAIN" ||
+		if d.ActorID != "desk" || d.ActorKind != "staff" || !slices.Equal(d.ActorRoles, []string{"circulation-desk-operator@MAIN"}) || d.ActorLibrary != "MAIN" ||
 			d.Action != "read" || d.Subject != "jdoe" || d.Via != "http GET /api/users/:primary_id" || len(d.Hash) != 64 {
 			t.Fatalf("the desk's read: %+v", d)
 		}
@@ -214,7 +214,7 @@ func TestTheCSVExportHasItsRowsAndIsOnTheTrail(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(rows) != 3 || !slices.Equal(rows[0], privacy.CSVHeader) || rows[1][0] != "4" || rows[1][7] != "alice" || rows[2][0] != "3" || rows[2][7] != "jdoe" ||
-				rows[1][4] != "circulation-desk-operator" || rows[1][5] != "MAIN" {
+				rows[1][4] != "circulation-desk-operator@MAIN" || rows[1][5] != "MAIN" {
 				t.Fatalf("%s: rows %q", how.query, rows)
 			}
 		}
@@ -225,7 +225,7 @@ func TestTheCSVExportHasItsRowsAndIsOnTheTrail(t *testing.T) {
 			t.Fatalf("the exports on the trail: %+v", p)
 		}
 		e := p.Entries[0]
-		if e.ActorID != "audit" || !slices.Equal(e.ActorRoles, []string{"auditor"}) || e.ActorLibrary != "*" || e.What != "audit trail" ||
+		if e.ActorID != "audit" || !slices.Equal(e.ActorRoles, []string{"auditor@*"}) || e.ActorLibrary != "*" || e.What != "audit trail" ||
 			e.Subject != "" || e.Details != `{"actor":"desk"}` || e.Via != "http GET /api/audit/entries" {
 			t.Fatalf("the export's entry: %+v", e)
 		}
@@ -313,7 +313,7 @@ func TestAPatronsAccessLogShowsStaffReadsByRoleAndLibrary(t *testing.T) {
 					t.Fatalf("jdoe's access log: %+v", log)
 				}
 				r, c := log.Entries[0], log.Entries[1]
-				if r.Action != "read" || r.What != "user" || r.ActorKind != "staff" || !slices.Equal(r.Roles, []string{"circulation-desk-operator"}) || r.Library != "MAIN" {
+				if r.Action != "read" || r.What != "user" || r.ActorKind != "staff" || !slices.Equal(r.Roles, []string{"circulation-desk-operator@MAIN"}) || r.Library != "MAIN" {
 					t.Errorf("the desk's read: %+v", r)
 				}
 				if named != (r.Actor != nil && *r.Actor == "desk") || (!named && r.Actor != nil) {
@@ -404,6 +404,43 @@ func TestAnSISRunReportIsAReadOfEveryUserItNames(t *testing.T) {
 			if body := res.Body.String(); strings.Contains(body, "s1001") || !strings.Contains(res.Header().Get("Content-Type"), "problem") {
 				t.Fatalf("a report without its entries (%s): %s %s", accept, res.Header().Get("Content-Type"), body)
 			}
+		}
+	})
+}
+
+// A staff user's read through the API names, on the trail, the roles they
+// hold and the library the roles allowed it in: every role with its
+// library for a read of a user record, which concerns the whole
+// institution. Its entry and a list's are kept before the answer; when
+// they cannot be, the read fails.
+func TestAStaffReadThroughTheAPINamesTheirRolesAndLibrary(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		s := newServer(t, db, nil)
+		s.create("DEMO", &patron.User{PrimaryID: "jdoe", FirstName: "Jane", LastName: "Doe"})
+		s.grant("DEMO", "desk", "circulation-desk-operator", "MAIN")
+		s.grant("DEMO", "desk", "auditor", "WEST")
+		s.do("DEMO/desk/staff", "GET", "/api/users/jdoe", nil, "X-Request-ID", "req-staff-1").status(200)
+		s.do("DEMO/desk/staff", "GET", "/api/users?q=doe", nil, "X-Request-ID", "req-staff-2").status(200)
+		es, err := s.kit.Privacy.Entries(context.Background(), "DEMO", 1, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) != 2 {
+			t.Fatalf("entries of the reads: %+v", es)
+		}
+		for i, what := range []string{"user", "user list"} {
+			e := es[i]
+			if e.Action != patron.AuditRead || e.ActorID != "desk" || e.ActorKind != "staff" || e.Subject != "jdoe" || e.What != what ||
+				e.ActorRoles != "auditor@WEST,circulation-desk-operator@MAIN" || e.ActorLibrary != "MAIN" {
+				t.Fatalf("entry %d: %+v", i, e)
+			}
+		}
+		if err := db.Exec("DROP TABLE pk_privacy_audit").Error; err != nil {
+			t.Fatal(err)
+		}
+		r := s.do("DEMO/desk/staff", "GET", "/api/users?q=doe", nil)
+		if r.Code != 500 || strings.Contains(r.Body.String(), "jdoe") {
+			t.Fatalf("a list whose entries could not be written: %d %s", r.Code, r.Body)
 		}
 	})
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -140,51 +139,19 @@ func actorContext(ctx context.Context, who Who) context.Context {
 	return patron.WithActor(ctx, patron.Actor{Institution: who.Institution, ID: who.ID, Patron: who.Patron})
 }
 
-// originContext names the request's route and id, and the roles a staff
-// principal holds with the libraries they hold them in, as the way in of
-// the calls made with ctx, for the audit trail.
-func originContext(ctx context.Context, c *gin.Context, roles []string, libraries string) context.Context {
-	return patron.WithOrigin(ctx, patron.Origin{Via: "http " + c.Request.Method + " " + c.FullPath(), RequestID: c.GetString(requestIDKey),
-		Roles: roles, Library: libraries})
-}
-
-// heldRoles are the roles a staff principal holds, sorted, and the
-// libraries they hold them in, sorted and comma-separated ("*" for all),
-// read once per request; none for a patron. A failure to read them leaves
-// them out of the trail (the request was authorized on them already) and
-// is logged.
-func (a *api) heldRoles(c *gin.Context) ([]string, string) {
-	if v, ok := c.Get(rolesKey); ok {
-		h := v.(held)
-		return h.roles, h.libraries
+// originContext names the request's route and id as the way in of the
+// calls made with ctx, for the audit trail, and for a staff principal
+// the roles and library of the last decision that let the request
+// through (see decide): the roles they hold in that library, or all of
+// them with their libraries when the route concerns the whole
+// institution, and the library the roles allowed it in.
+func originContext(ctx context.Context, c *gin.Context) context.Context {
+	o := patron.Origin{Via: "http " + c.Request.Method + " " + c.FullPath(), RequestID: c.GetString(requestIDKey)}
+	if v, ok := c.Get(verdictKey); ok {
+		v := v.(casbinmodel.Verdict)
+		o.Roles, o.Library = v.Roles, v.Library
 	}
-	var h held
-	if who := a.who(c); who.ID != "" && !who.Patron {
-		pairs, err := a.kit.Access.Roles(c.Request.Context(), who.Institution, who.ID)
-		if err != nil {
-			a.opts.Logger.Error("ginapi: reading the principal's roles for the audit trail", "request_id", c.GetString(requestIDKey), "error", err)
-		}
-		var libs []string
-		for _, p := range pairs {
-			if !slices.Contains(h.roles, p[0]) {
-				h.roles = append(h.roles, p[0])
-			}
-			if !slices.Contains(libs, p[1]) {
-				libs = append(libs, p[1])
-			}
-		}
-		slices.Sort(h.roles)
-		slices.Sort(libs)
-		h.libraries = strings.Join(libs, ",")
-	}
-	c.Set(rolesKey, h)
-	return h.roles, h.libraries
-}
-
-// held is what heldRoles keeps of a request.
-type held struct {
-	roles     []string
-	libraries string
+	return patron.WithOrigin(ctx, o)
 }
 
 // allowIn asks the enforcer again, for the route's action in library:
@@ -243,15 +210,28 @@ func (a *api) permits(c *gin.Context, library string) (bool, error) {
 // action in library ("" for the institution: a role held in any library
 // counts), on their own record or account or another's as the route says
 // (Route.Whose).
+// A staff principal's verdict, when it allows, is kept for the audit
+// trail (originContext).
 func (a *api) decide(c *gin.Context, library string) (bool, error) {
-	return a.ask(c, a.action(c), library, a.own(c))
+	v, err := a.verdict(c, a.action(c), library, a.own(c))
+	if err == nil && v.Allowed && !a.who(c).Patron {
+		c.Set(verdictKey, v)
+	}
+	return v.Allowed, err
 }
 
 // ask asks the enforcer whether the principal may do action in library,
 // on their own record (own) or another's.
 func (a *api) ask(c *gin.Context, action, library string, own bool) (bool, error) {
+	v, err := a.verdict(c, action, library, own)
+	return v.Allowed, err
+}
+
+// verdict is ask's decision, with where it was allowed and the roles it
+// read.
+func (a *api) verdict(c *gin.Context, action, library string, own bool) (casbinmodel.Verdict, error) {
 	who := a.who(c)
-	return a.kit.Access.Allow(c.Request.Context(), casbinmodel.Decision{
+	return a.kit.Access.Decide(c.Request.Context(), casbinmodel.Decision{
 		Institution: who.Institution,
 		Subject:     who.ID,
 		Patron:      who.Patron,

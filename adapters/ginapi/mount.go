@@ -135,7 +135,7 @@ const (
 	whoKey       = "patronkit.who"
 	unmatchedKey = "patronkit.unmatched"
 	routeKey     = "patronkit.route"
-	rolesKey     = "patronkit.roles"
+	verdictKey   = "patronkit.verdict"
 )
 
 func (a *api) who(c *gin.Context) Who {
@@ -147,8 +147,7 @@ func (a *api) who(c *gin.Context) Who {
 // ctx returns the request's context carrying the actor, and the way in
 // with a staff principal's roles, for the services.
 func (a *api) ctx(c *gin.Context) context.Context {
-	roles, libraries := a.heldRoles(c)
-	return originContext(actorContext(c.Request.Context(), a.who(c)), c, roles, libraries)
+	return originContext(actorContext(c.Request.Context(), a.who(c)), c)
 }
 
 // path is the URL path of a resource below the mount, each part escaped.

@@ -270,14 +270,14 @@ func (s *Service) Report(ctx context.Context, inst, id string, fn func(Outcome) 
 		if err := s.conn(ctx).Where("run_id = ? AND seq > ?", id, last).Order("seq").Limit(1000).Find(&page).Error; err != nil {
 			return err
 		}
-		var subjects []patron.AuditSubject
+		var subjects []patron.AuditEvent
 		for _, o := range page {
 			if o.PrimaryID != "" && !named[o.PrimaryID] {
 				named[o.PrimaryID] = true
-				subjects = append(subjects, patron.AuditSubject{PrimaryID: o.PrimaryID, Details: string(d)})
+				subjects = append(subjects, patron.AuditEvent{Action: patron.AuditRead, What: "sis report", PrimaryID: o.PrimaryID, Details: string(d)})
 			}
 		}
-		if err := s.patrons.RecordAuditMany(ctx, inst, patron.AuditRead, "sis report", subjects); err != nil {
+		if err := s.patrons.RecordAuditMany(ctx, inst, subjects); err != nil {
 			return err
 		}
 		for _, o := range page {
