@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -231,6 +232,25 @@ func TestSISRunEntriesCommitWithTheirUsers(t *testing.T) {
 		if len(es) != 1 || es[0].Action != patron.AuditUpdate || es[0].Subject != "s1" ||
 			es[0].Details != `{"last_name":{"new":"Changed","old":"Student"}}` || es[0].ActorKind != privacy.ActorSystem {
 			t.Fatalf("entries of the second run: %+v", es)
+		}
+
+		// An export is on the trail, user by user, before it leaves.
+		after = lastSeq(t, k, "UNI")
+		var out bytes.Buffer
+		if err := k.SIS.Export(ctx, "UNI", "REG", sis.ExportUsers, &out); err != nil {
+			t.Fatal(err)
+		}
+		es = trail(t, k, "UNI", after)
+		if len(es) != 2 || es[0].Action != patron.AuditExport || es[1].Action != patron.AuditExport ||
+			!slices.Contains([]string{es[0].Subject + es[1].Subject, es[1].Subject + es[0].Subject}, "s1s3") {
+			t.Fatalf("entries of the export: %+v", es)
+		}
+		if err := k.DB.Exec("ALTER TABLE pk_privacy_audit DROP COLUMN details").Error; err != nil {
+			t.Fatal(err)
+		}
+		out.Reset()
+		if err := k.SIS.Export(ctx, "UNI", "REG", sis.ExportUsers, &out); err == nil || strings.Contains(out.String(), "s1") {
+			t.Fatalf("an export without its entries: %v %q", err, out.String())
 		}
 	}, func(c *patronkit.Config) {
 		src = patronkittest.NewSource("registrar")

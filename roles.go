@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -124,17 +126,23 @@ func (r *StaffRoles) Replace(ctx context.Context, inst, primaryID, tag string, r
 			return nil, &fault.Error{Kind: fault.Forbidden, Detail: fmt.Sprintf("your roles do not allow roles.assign in library %s, where the role %s would change", ro.Scope, ro.RoleType)}
 		}
 	}
+	// Each change is on the trail, or undone: the policy store keeps
+	// roles outside the kit's transactions.
 	for _, ro := range removed {
 		if err := r.access.RevokeRole(ctx, inst, u.PrimaryID, ro.RoleType, ro.Scope); err != nil {
 			return nil, err
 		}
-		r.patrons.Audit(ctx, inst, patron.AuditUpdate, u.PrimaryID, "user_roles: "+ro.RoleType+" in "+ro.Scope+" taken away")
+		if err := r.patrons.RecordAudit(ctx, inst, patron.AuditUpdate, u.PrimaryID, "user_roles", roleDetails(ro, "removed")); err != nil {
+			return nil, errors.Join(err, r.access.AssignRole(ctx, inst, u.PrimaryID, ro.RoleType, ro.Scope))
+		}
 	}
 	for _, ro := range added {
 		if err := r.access.AssignRole(ctx, inst, u.PrimaryID, ro.RoleType, ro.Scope); err != nil {
 			return nil, err
 		}
-		r.patrons.Audit(ctx, inst, patron.AuditUpdate, u.PrimaryID, "user_roles: "+ro.RoleType+" in "+ro.Scope+" given")
+		if err := r.patrons.RecordAudit(ctx, inst, patron.AuditUpdate, u.PrimaryID, "user_roles", roleDetails(ro, "added")); err != nil {
+			return nil, errors.Join(err, r.access.RevokeRole(ctx, inst, u.PrimaryID, ro.RoleType, ro.Scope))
+		}
 	}
 	return r.held(ctx, inst, u.PrimaryID)
 }
@@ -194,4 +202,12 @@ func (r *StaffRoles) check(ctx context.Context, inst string, u *patron.User, hel
 	}
 	casbinmodel.SortUserRoles(out)
 	return out, nil
+}
+
+// roleDetails are the details of a role's change on the audit trail:
+// {"user_roles":{"added":[{"role_type":...,"scope":...}]}} (or
+// "removed").
+func roleDetails(ro casbinmodel.UserRole, how string) string {
+	b, _ := json.Marshal(map[string]map[string][]map[string]string{"user_roles": {how: {{"role_type": ro.RoleType, "scope": ro.Scope}}}}) // strings only: cannot fail
+	return string(b)
 }

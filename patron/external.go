@@ -151,7 +151,9 @@ func overridesDetails(restored []string) string {
 
 // EachOfProfile calls fn with every user whose external_id names profile,
 // whole with segments, in a stable order, reading them a page at a time.
-// Each user read is audited as exported.
+// Each user read is on the audit trail as exported, a page's users
+// together, before fn is given any of them; when their entries cannot be
+// written, it fails.
 func (s *Service) EachOfProfile(ctx context.Context, inst, profile string, fn func(*User) error) error {
 	db := s.conn(ctx)
 	last := ""
@@ -167,10 +169,16 @@ func (s *Service) EachOfProfile(ctx context.Context, inst, profile string, fn fu
 		if err := loadSegmentsOf(db, page); err != nil {
 			return err
 		}
+		// The page's exports are on the trail before any of it leaves.
+		es := make([]AuditEvent, len(page))
 		for i := range page {
-			u := s.finishRead(&page[i])
-			s.emit(ctx, inst, AuditExport, u.PrimaryID, "user")
-			if err := fn(u); err != nil {
+			es[i] = AuditEvent{Action: AuditExport, PrimaryID: page[i].PrimaryID, What: "user"}
+		}
+		if err := s.RecordAuditMany(ctx, inst, es); err != nil {
+			return err
+		}
+		for i := range page {
+			if err := fn(s.finishRead(&page[i])); err != nil {
 				return err
 			}
 		}

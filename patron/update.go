@@ -36,7 +36,9 @@ func (s *Service) Overrides(ctx context.Context, inst, primaryID string) ([]Fiel
 	if err := s.conn(ctx).Where("user_id = ?", u.ID).Order("field").Find(&out).Error; err != nil {
 		return nil, err
 	}
-	s.emit(ctx, inst, AuditRead, u.PrimaryID, "field provenance")
+	if err := s.record(ctx, inst, AuditRead, u.PrimaryID, "field provenance"); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

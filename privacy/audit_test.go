@@ -323,6 +323,9 @@ func TestNothingLeavesOrChangesWhenItsEntryCannotBeWritten(t *testing.T) {
 		if got, err := k.Patrons.Get(staffCtx(), inst, u.PrimaryID); err == nil || got != nil {
 			t.Fatalf("a read left without its entry: %v, %v", got, err)
 		}
+		if got, err := k.Patrons.Overrides(staffCtx(), inst, u.PrimaryID); err == nil || got != nil {
+			t.Fatalf("the provenance of fields left without its entry: %v, %v", got, err)
+		}
 		if _, err := k.Patrons.Create(staffCtx(), inst, &patron.User{PrimaryID: "unrecorded", FirstName: "U", LastName: "R"}); err == nil {
 			t.Fatal("a user was created without an entry")
 		}
