@@ -299,7 +299,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 		a, b := "out", "in"
 		if cfg.workload == "account" {
-			a, b = "me", "loans"
+			a, b = "me", "user"
 		}
 		fmt.Fprintf(tw, "clients\tops/s\t%[1]s n\t%[1]s p50\t%[1]s p95\t%[1]s p99\t%[2]s n\t%[2]s p50\t%[2]s p95\t%[2]s p99\terrors\tload avg\tCPU busy\tcircload CPU\t\n", a, b)
 		var best *phaseResult
