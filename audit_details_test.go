@@ -225,12 +225,14 @@ func TestSISRunEntriesCommitWithTheirUsers(t *testing.T) {
 		}
 		after := lastSeq(t, k, "UNI")
 		src.Add("tuesday.xml", sisFileOf("s1=Changed", "s3", "s2"))
-		if r := run(); r.Updated != 1 || r.Unchanged != 1 || r.Failed != 1 {
+		r := run()
+		if r.Updated != 1 || r.Unchanged != 1 || r.Failed != 1 {
 			t.Fatalf("second run %+v", r)
 		}
 		es = trail(t, k, "UNI", after)
 		if len(es) != 1 || es[0].Action != patron.AuditUpdate || es[0].Subject != "s1" ||
-			es[0].Details != `{"last_name":{"new":"Changed","old":"Student"}}` || es[0].ActorKind != privacy.ActorSystem {
+			es[0].Details != `{"last_name":{"new":"Changed","old":"Student"}}` || es[0].ActorKind != privacy.ActorSystem ||
+			es[0].ActorID != "system:sis" || es[0].Via != "sis run of profile REG" || es[0].RequestID != r.ID {
 			t.Fatalf("entries of the second run: %+v", es)
 		}
 

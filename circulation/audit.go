@@ -99,11 +99,15 @@ func (s *Service) subject(ctx context.Context, inst, userID, recorded string) (s
 	return m[userID], nil
 }
 
-// withJobActor returns ctx with the job's actor when it carries none, so
-// that the trail names the job that changed a patron's data.
+// withJobActor returns ctx with the job's actor, and the job as the way
+// in, when it carries none, so that the trail names the job that changed
+// a patron's data.
 func withJobActor(ctx context.Context, inst, job string) context.Context {
 	if _, ok := patron.ActorFrom(ctx); ok {
 		return ctx
+	}
+	if _, ok := patron.OriginFrom(ctx); !ok {
+		ctx = patron.WithOrigin(ctx, patron.Origin{Via: "job " + job})
 	}
 	return patron.WithActor(ctx, patron.Actor{Institution: inst, ID: "system:" + job})
 }

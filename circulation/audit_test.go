@@ -306,6 +306,15 @@ func TestEveryChangeOfAPatronsCirculationIsOnTheTrailWithWhatChanged(t *testing.
 			t.Fatalf("ExpireRequests: %d, %v", n, err)
 		}
 		got := changesSince(t, k, from)
+		jobs, err := k.Privacy.Entries(context.Background(), auditInst, from, 100000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range jobs {
+			if want := "job " + strings.TrimPrefix(e.ActorID, "system:"); e.ActorKind == "system" && e.Via != want {
+				t.Fatalf("a job's entry came by %q, want %q: %+v", e.Via, want, e)
+			}
+		}
 		lostFees := must[[]circulation.Fee](t)(k.Circulation.Fees(me, auditInst, pid, true))
 		lostFee := lostFees[slices.IndexFunc(lostFees, func(f circulation.Fee) bool { return f.Type == circulation.FeeLostItem })]
 		lh := must[[]circulation.Loan](t)(k.Circulation.Loans(me, auditInst, pid, false))

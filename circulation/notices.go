@@ -232,9 +232,7 @@ func (s *Service) readRecipient(ctx context.Context, inst, userID string) (*reci
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := patron.ActorFrom(ctx); !ok {
-		ctx = patron.WithActor(ctx, patron.Actor{Institution: inst, ID: "system:notices"})
-	}
+	ctx = withJobActor(ctx, inst, "notices")
 	u, err := ps.GetByID(ctx, inst, userID, patron.KindEmails, patron.KindPhones)
 	if err != nil {
 		return nil, err
@@ -450,7 +448,7 @@ func (s *Service) sendNotice(ctx context.Context, n *Notice) (bool, error) {
 	}
 	upd := map[string]any{"status": NoticeSent, "sent_at": s.loanClock(), "error": ""}
 	if s.patrons != nil {
-		actx := patron.WithActor(ctx, patron.Actor{Institution: n.Institution, ID: "system:notices"})
+		actx := patron.WithActor(patron.WithOrigin(ctx, patron.Origin{Via: "job notices"}), patron.Actor{Institution: n.Institution, ID: "system:notices"})
 		name := fmt.Sprintf("%s-%s-%s.txt", n.Kind, now.Format("20060102-150405"), n.ID[len(n.ID)-6:])
 		text := n.Body
 		if n.Subject != "" {

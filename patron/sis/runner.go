@@ -46,6 +46,13 @@ type pendingUser struct {
 // execute runs a profile's files (or the upload) to the end and records
 // the outcome; it never panics the process.
 func (s *Service) execute(ctx context.Context, p *Profile, run *Run, upload *spooled, holder string) {
+	// The audit trail names the run as the way in of what it writes; the
+	// actor is who started it, or the profile's schedule (system:sis).
+	if _, ok := patron.ActorFrom(ctx); !ok {
+		ctx = patron.WithActor(ctx, patron.Actor{Institution: run.Institution, ID: "system:sis"})
+	}
+	o, _ := patron.OriginFrom(ctx)
+	ctx = patron.WithOrigin(ctx, patron.Origin{Via: "sis run of profile " + p.Code, RequestID: run.ID, Roles: o.Roles, Library: o.Library})
 	now := s.now().UTC()
 	run.Status, run.StartedAt = RunRunning, &now
 	s.save(ctx, run)
