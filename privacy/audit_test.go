@@ -15,6 +15,7 @@ import (
 
 	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patronkittest"
 	"github.com/patronkit/patronkit/privacy"
@@ -432,6 +433,46 @@ func TestSignInFailuresAndLockoutsAreOnTheTrail(t *testing.T) {
 		}
 		if b := verify(t, k); b != nil {
 			t.Fatalf("the chain: %+v", b)
+		}
+	})
+}
+
+// Two instances write one institution's trail at once, with changes in
+// transactions of their own between the reads: each extends the chain
+// where the other left it, and the chain holds every entry, whole.
+func TestTwoInstancesExtendOneChain(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		one := patronkittest.On(t, db)
+		two := patronkittest.On(t, db)
+		u := patronkittest.User(t, one, inst)
+		var wg sync.WaitGroup
+		for _, k := range []*patronkittest.Kit{one, two, one, two} {
+			wg.Go(func() {
+				for i := range 25 {
+					if _, err := k.Patrons.Get(staffCtx(), inst, u.PrimaryID); err != nil {
+						t.Error(err)
+						return
+					}
+					if i%10 == 0 {
+						if err := k.InTx(staffCtx(), func(ctx context.Context, tx *gorm.DB) error {
+							_, err := k.Patrons.Get(ctx, inst, u.PrimaryID)
+							return err
+						}); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for _, k := range []*patronkittest.Kit{one, two} {
+			if b := verify(t, k); b != nil {
+				t.Fatal(b)
+			}
+		}
+		if es := entries(t, one); len(es) != 1+4*(25+3) {
+			t.Fatalf("%d entries, want %d", len(es), 1+4*(25+3))
 		}
 	})
 }
