@@ -171,7 +171,7 @@ func Migrations() []*gormigrate.Migration {
 		// audit.verify, for auditors) and the patron's own access log
 		// (account.access_log), for databases whose policy was seeded
 		// before they existed.
-		ID: "202612060102_casbin_audit_policies",
+		ID: "202612050102_casbin_audit_policies",
 		Migrate: func(tx *gorm.DB) error {
 			var n int64
 			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {

@@ -321,7 +321,7 @@ func TestADatabaseSeededOnActionsGetsThePersonalDataPermissions(t *testing.T) {
 // administrator neither; a line a policy author removes afterwards stays
 // removed.
 func TestADatabaseSeededBeforeTheAuditActionsGetsTheirPermissions(t *testing.T) {
-	const migration = "202612060102_casbin_audit_policies"
+	const migration = "202612050102_casbin_audit_policies"
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		all := casbinmodel.Migrations()
 		i := slices.IndexFunc(all, func(m *gormigrate.Migration) bool { return m.ID == migration })

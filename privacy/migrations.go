@@ -41,7 +41,7 @@ func Migrations() []*gormigrate.Migration {
 		// page without sorting every entry of the user first. They take
 		// the place of the indexes on (institution, subject) and
 		// (institution, actor_id), which they cover.
-		ID: "202612060101_privacy_audit_search_indexes",
+		ID: "202612050101_privacy_audit_search_indexes",
 		Migrate: func(tx *gorm.DB) error {
 			for _, q := range []string{
 				"CREATE INDEX pk_privacy_audit_subject_seq ON pk_privacy_audit (institution, subject, seq)",
