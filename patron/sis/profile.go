@@ -28,6 +28,10 @@ const (
 	RuleRelative = "relative"
 	// RuleNone leaves the purge date as the file gives it.
 	RuleNone = "none"
+	// RuleDefault sets the purge date some days after the expiry date
+	// when the file gives none, as Alma's profile does; a date the file
+	// gives is kept (purge only).
+	RuleDefault = "default"
 )
 
 // Profile is an integration profile: how one SIS's files reach an
@@ -65,9 +69,10 @@ type Profile struct {
 	ExpiryRule string `json:"expiry_rule" gorm:"size:16;not null" validate:"required,oneof=file fixed relative"`
 	ExpiryDate string `json:"expiry_date,omitempty" gorm:"size:10" validate:"required_if=ExpiryRule fixed,omitempty,datetime=2006-01-02"`
 	ExpiryDays int    `json:"expiry_days,omitempty" validate:"min=0,max=36500"`
-	// PurgeRule is none (as the file says), fixed (PurgeDate) or relative
-	// (PurgeDays after the expiry date).
-	PurgeRule string `json:"purge_rule" gorm:"size:16;not null" validate:"required,oneof=none fixed relative"`
+	// PurgeRule is none (as the file says), fixed (PurgeDate), relative
+	// (PurgeDays after the expiry date) or default (PurgeDays after the
+	// expiry date when the file gives no purge date).
+	PurgeRule string `json:"purge_rule" gorm:"size:16;not null" validate:"required,oneof=none fixed relative default"`
 	PurgeDate string `json:"purge_date,omitempty" gorm:"size:10" validate:"required_if=PurgeRule fixed,omitempty,datetime=2006-01-02"`
 	PurgeDays int    `json:"purge_days,omitempty" validate:"min=0,max=36500"`
 
@@ -122,7 +127,10 @@ func (p *Profile) dates(u *patron.User, fileDate time.Time) {
 	switch p.PurgeRule {
 	case RuleFixed:
 		u.PurgeDate = p.PurgeDate
-	case RuleRelative:
+	case RuleRelative, RuleDefault:
+		if p.PurgeRule == RuleDefault && u.PurgeDate != "" {
+			break
+		}
 		if exp, err := time.Parse(time.DateOnly, u.ExpiryDate); err == nil {
 			u.PurgeDate = exp.AddDate(0, 0, p.PurgeDays).Format(time.DateOnly)
 		}

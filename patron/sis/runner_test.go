@@ -228,6 +228,16 @@ func TestExpiryAndPurgeRules(t *testing.T) {
 		if u, _ := e.patrons.Get(e.ctx, "UNI", "f2"); u.ExpiryDate != "2027-08-31" {
 			t.Fatalf("expiry from the file: %s", u.ExpiryDate)
 		}
+		// A default purge date: a year after the expiry date, unless the
+		// file gives one.
+		e.profile(t, sis.Profile{Code: "DEFAULT", PurgeRule: sis.RuleDefault, PurgeDays: 365})
+		withPurge := strings.Replace(userXML("d2", "D", "D"), "<status>", "<purge_date>2030-01-15Z</purge_date><status>", 1)
+		e.run(t, "DEFAULT", usersXML(userXML("d1", "D", "D"), withPurge), false)
+		for id, want := range map[string]string{"d1": "2028-08-30", "d2": "2030-01-15"} {
+			if u, _ := e.patrons.Get(e.ctx, "UNI", id); u.PurgeDate != want {
+				t.Errorf("%s: purge date %s, want %s", id, u.PurgeDate, want)
+			}
+		}
 	})
 }
 
