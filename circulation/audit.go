@@ -3,6 +3,7 @@ package circulation
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 	"time"
 
@@ -121,4 +122,49 @@ func stampOf(t *time.Time) any {
 		return nil
 	}
 	return stamp(*t)
+}
+
+// auditRows records a read of what of the patrons rows name: one event
+// per patron (named as their record is now, see subjects), its details d
+// and the ids of their rows (kind_id for one, kind_ids for several). of
+// gives a row's user id, the primary_id it recorded, and its id.
+func auditRows[T any](ctx context.Context, s *Service, inst, what, kind string, rows []T, of func(T) (userID, primaryID, id string), d map[string]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	userIDs := make([]string, len(rows))
+	recorded := map[string]string{}
+	for i, r := range rows {
+		uid, pid, _ := of(r)
+		userIDs[i] = uid
+		recorded[uid] = pid
+	}
+	pids, err := s.subjects(ctx, inst, userIDs, func(id string) string { return recorded[id] })
+	if err != nil {
+		return err
+	}
+	var order []string
+	ids := map[string][]string{}
+	for _, r := range rows {
+		uid, _, id := of(r)
+		p, ok := pids[uid]
+		if !ok {
+			continue
+		}
+		if _, seen := ids[p]; !seen {
+			order = append(order, p)
+		}
+		ids[p] = append(ids[p], id)
+	}
+	subs := make([]patron.AuditEvent, 0, len(order))
+	for _, p := range order {
+		dd := maps.Clone(d)
+		if len(ids[p]) == 1 {
+			dd[kind+"_id"] = ids[p][0]
+		} else {
+			dd[kind+"_ids"] = ids[p]
+		}
+		subs = append(subs, patron.AuditEvent{PrimaryID: p, Details: details(dd)})
+	}
+	return s.auditReads(ctx, inst, what, subs)
 }

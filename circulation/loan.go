@@ -3,7 +3,6 @@ package circulation
 import (
 	"context"
 	"errors"
-	"maps"
 	"strings"
 	"time"
 
@@ -396,42 +395,7 @@ func (s *Service) ItemLoansPage(ctx context.Context, inst, barcode string, limit
 // per patron, its details d and their loans' ids (loan_id for one,
 // loan_ids for several).
 func (s *Service) auditLoans(ctx context.Context, inst, what string, loans []Loan, d map[string]any) error {
-	if len(loans) == 0 {
-		return nil
-	}
-	userIDs := make([]string, len(loans))
-	recorded := map[string]string{}
-	for i, l := range loans {
-		userIDs[i] = l.UserID
-		recorded[l.UserID] = l.PrimaryID
-	}
-	pids, err := s.subjects(ctx, inst, userIDs, func(id string) string { return recorded[id] })
-	if err != nil {
-		return err
-	}
-	var order []string
-	ids := map[string][]string{}
-	for _, l := range loans {
-		p, ok := pids[l.UserID]
-		if !ok {
-			continue
-		}
-		if _, seen := ids[p]; !seen {
-			order = append(order, p)
-		}
-		ids[p] = append(ids[p], l.ID)
-	}
-	subs := make([]patron.AuditEvent, 0, len(order))
-	for _, p := range order {
-		dd := maps.Clone(d)
-		if len(ids[p]) == 1 {
-			dd["loan_id"] = ids[p][0]
-		} else {
-			dd["loan_ids"] = ids[p]
-		}
-		subs = append(subs, patron.AuditEvent{PrimaryID: p, Details: details(dd)})
-	}
-	return s.auditReads(ctx, inst, what, subs)
+	return auditRows(ctx, s, inst, what, "loan", loans, func(l Loan) (string, string, string) { return l.UserID, l.PrimaryID, l.ID }, d)
 }
 
 // Loan returns the loan id, open or closed, with its Overdue flag. The

@@ -399,42 +399,7 @@ func (s *Service) auditRequestChange(ctx context.Context, r *Request, changed ma
 // several patrons: one "requests" event per patron, its details d and
 // their requests' ids (request_id for one, request_ids for several).
 func (s *Service) auditRequests(ctx context.Context, inst string, rs []Request, d map[string]any) error {
-	if len(rs) == 0 {
-		return nil
-	}
-	userIDs := make([]string, len(rs))
-	recorded := map[string]string{}
-	for i, r := range rs {
-		userIDs[i] = r.UserID
-		recorded[r.UserID] = r.PrimaryID
-	}
-	pids, err := s.subjects(ctx, inst, userIDs, func(id string) string { return recorded[id] })
-	if err != nil {
-		return err
-	}
-	var order []string
-	ids := map[string][]string{}
-	for _, r := range rs {
-		p, ok := pids[r.UserID]
-		if !ok {
-			continue
-		}
-		if _, seen := ids[p]; !seen {
-			order = append(order, p)
-		}
-		ids[p] = append(ids[p], r.ID)
-	}
-	subs := make([]patron.AuditEvent, 0, len(order))
-	for _, p := range order {
-		dd := maps.Clone(d)
-		if len(ids[p]) == 1 {
-			dd["request_id"] = ids[p][0]
-		} else {
-			dd["request_ids"] = ids[p]
-		}
-		subs = append(subs, patron.AuditEvent{PrimaryID: p, Details: details(dd)})
-	}
-	return s.auditReads(ctx, inst, "requests", subs)
+	return auditRows(ctx, s, inst, "requests", "request", rs, func(r Request) (string, string, string) { return r.UserID, r.PrimaryID, r.ID }, d)
 }
 
 func requestTarget(r *Request) string {
