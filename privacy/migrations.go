@@ -1,6 +1,8 @@
 package privacy
 
 import (
+	"time"
+
 	"github.com/go-gormigrate/gormigrate/v2"
 	"gorm.io/gorm"
 )
@@ -91,8 +93,27 @@ func Migrations() []*gormigrate.Migration {
 			}
 			return tx.Migrator().DropTable(&redactionV1{})
 		},
+	}, {
+		// Legal holds on users (LegalHolds), which stop their deletion.
+		ID: "202612050303_privacy_legal_holds",
+		Migrate: func(tx *gorm.DB) error {
+			return tx.Migrator().CreateTable(&legalHoldV1{})
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Migrator().DropTable(&legalHoldV1{})
+		},
 	}}
 }
+
+type legalHoldV1 struct {
+	Institution string    `gorm:"primaryKey;size:64"`
+	UserID      string    `gorm:"primaryKey;size:36"`
+	Reason      string    `gorm:"size:1024;not null"`
+	SetBy       string    `gorm:"size:255;not null"`
+	SetAt       time.Time `gorm:"not null"`
+}
+
+func (legalHoldV1) TableName() string { return "pk_privacy_legal_holds" }
 
 type redactionV1 struct {
 	Institution  string `gorm:"primaryKey;size:64"`
