@@ -320,6 +320,9 @@ type Kit struct {
 	// Privacy keeps the tamper-evident audit trail of who read, changed
 	// or exported which user (see privacy.Service).
 	Privacy *privacy.Service
+	// LegalHolds keeps the legal holds staff set on users; a held user
+	// is not deleted (it is one of the deletion guards).
+	LegalHolds *privacy.LegalHolds
 	// Logger is the kit's logger.
 	Logger *slog.Logger
 	// Now is the kit's clock.
@@ -431,8 +434,13 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A user with open loans cannot be deleted.
+	// A user with open loans cannot be deleted, nor one on legal hold.
 	patrons.AddDeletionGuard(circ.DeletionGuard())
+	holds, err := privacy.NewLegalHolds(db, patrons, c.Now)
+	if err != nil {
+		return nil, err
+	}
+	patrons.AddDeletionGuard(holds)
 	rolesGoWithUsers(patrons, access, c.Logger)
 	roles := &StaffRoles{patrons: patrons, circulation: circ, access: access}
 	pdata, err := privacy.NewPersonalDataService(privacy.PersonalDataOptions{Patrons: patrons, Circulation: circ, Account: own,
@@ -440,7 +448,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Kit{Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
+	return &Kit{Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS

@@ -33,6 +33,8 @@ var actions = []Action{
 	{"users.statistics", "Add and remove a user's statistical categories."},
 	{"users.proxies", "Add and remove the users a user may borrow for (proxy for)."},
 	{"users.personal_data", "Download everything held about a user as one document (their personal data: record, circulation, notices, files, SIS runs, settings), for a request of access; the export is audited."},
+	{"users.legal_hold", "Set, replace or lift a legal hold on a user (with its reason): a held user is not deleted, purged or erased; audited."},
+	{"users.legal_hold.read", "Read the legal hold on a user: its reason, who set it and when."},
 	{"users.overrides.read", "Read which fields of an external user staff changed by hand (kept over the SIS)."},
 	{"users.overrides.restore", "Hand fields changed by hand back to the SIS."},
 	{"attachments.read", "List and download the files kept with a user's record (notices sent, uploads)."},

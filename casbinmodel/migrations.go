@@ -184,7 +184,32 @@ func Migrations() []*gormigrate.Migration {
 			}
 			return nil
 		},
+	}, {
+		// Legal holds on users (users.legal_hold for user
+		// administrators, users.legal_hold.read for them and auditors),
+		// for databases whose policy was seeded before they existed.
+		ID: "202612050302_casbin_legal_hold_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			for _, g := range legalHoldActionsAdded {
+				if err := addRule(tx, rule{Ptype: "p", V0: g[0], V1: g[1], V2: g[2], V3: g[3]}); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
 	}}
+}
+
+// legalHoldActionsAdded are the default lines of the actions on legal
+// holds, added to a policy seeded before them.
+var legalHoldActionsAdded = []grant{
+	{"user-administrator", "*", "users.legal_hold", WhoseAny},
+	{"user-administrator", "*", "users.legal_hold.read", WhoseAny},
+	{"auditor", "*", "users.legal_hold.read", WhoseAny},
 }
 
 // auditActionsAdded are the default lines of the actions on the audit

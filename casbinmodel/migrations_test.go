@@ -372,3 +372,59 @@ func TestADatabaseSeededBeforeTheAuditActionsGetsTheirPermissions(t *testing.T) 
 		}
 	})
 }
+
+// A database whose policy was seeded before legal holds gets their lines:
+// a user administrator sets, lifts and reads a hold, an auditor reads it,
+// a desk neither; a line a policy author removes afterwards stays removed.
+func TestADatabaseSeededBeforeLegalHoldsGetsTheirPermissions(t *testing.T) {
+	const migration = "202612050302_casbin_legal_hold_policies"
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		all := casbinmodel.Migrations()
+		i := slices.IndexFunc(all, func(m *gormigrate.Migration) bool { return m.ID == migration })
+		if i < 0 {
+			t.Fatalf("no migration %s", migration)
+		}
+		if err := migrate.Run(context.Background(), db, all[:i]); err != nil {
+			t.Fatal(err)
+		}
+		isNew := func(l []string) bool { return strings.HasPrefix(l[2], "users.legal_hold") }
+		for _, l := range casbinmodel.DefaultPolicyLines() {
+			if !isNew(l) {
+				addRow(t, db, "p", l...)
+			}
+		}
+		addRow(t, db, "g", "UNI/audit", "auditor", "*")
+		addRow(t, db, "g", "UNI/boss", "user-administrator", "*")
+		addRow(t, db, "g", "UNI/desk", "circulation-desk-operator", "*")
+		upgrade(t, db)
+		if got, want := policyRows(t, db), joined(casbinmodel.DefaultPolicyLines()); !slices.Equal(got, want) {
+			t.Errorf("after the upgrade the policy is\n  %s\nwant the default\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+		e, err := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			d    casbinmodel.Decision
+			want bool
+		}{
+			{casbinmodel.Decision{Institution: "UNI", Subject: "boss", Action: "users.legal_hold"}, true},
+			{casbinmodel.Decision{Institution: "UNI", Subject: "boss", Action: "users.legal_hold.read"}, true},
+			{casbinmodel.Decision{Institution: "UNI", Subject: "audit", Action: "users.legal_hold.read"}, true},
+			{casbinmodel.Decision{Institution: "UNI", Subject: "audit", Action: "users.legal_hold"}, false},
+			{casbinmodel.Decision{Institution: "UNI", Subject: "desk", Action: "users.legal_hold"}, false},
+			{casbinmodel.Decision{Institution: "UNI", Subject: "desk", Action: "users.legal_hold.read"}, false},
+			{casbinmodel.Decision{Institution: "UNI", Subject: "s1", Patron: true, Action: "users.legal_hold.read", Own: true}, false},
+		} {
+			if ok, err := e.Allow(context.Background(), c.d); err != nil || ok != c.want {
+				t.Errorf("%+v: allowed %v (%v), want %v", c.d, ok, err, c.want)
+			}
+		}
+
+		deleteRow(t, db, "auditor", "*", "users.legal_hold.read", "*")
+		upgrade(t, db)
+		if slices.Contains(policyRows(t, db), "auditor, *, users.legal_hold.read, *") {
+			t.Error("a line the policy author removed came back")
+		}
+	})
+}

@@ -638,13 +638,31 @@ func (s *Service) Verify(ctx context.Context, inst string) (*Break, error) {
 		if err := db.Where("institution = ? AND seq > ? AND seq <= ?", inst, last, h.Seq).Order("seq").Limit(verifyBatch).Find(&es).Error; err != nil {
 			return nil, err
 		}
+		var forgotten map[int64]redaction // read when an entry of the batch does not match its hash
 		for i := range es {
 			e := &es[i]
-			switch {
-			case e.Seq > expect:
+			if e.Seq > expect {
 				return &Break{Institution: inst, Seq: expect, Reason: Removed, Detail: fmt.Sprintf("entries %d to %d are missing", expect, e.Seq-1)}, nil
-			case entryHash(e.PrevHash, e) != e.Hash:
-				return &Break{Institution: inst, Seq: e.Seq, Reason: Altered, Detail: "its content does not match its hash"}, nil
+			}
+			if got := entryHash(e.PrevHash, e); got != e.Hash {
+				// A forgotten entry keeps the hash it was written
+				// with, the chain's, beside a redaction signed for
+				// what it holds now (see Forget).
+				if forgotten == nil {
+					var err error
+					if forgotten, err = redactionsOf(db, inst, e.Seq, es[len(es)-1].Seq); err != nil {
+						return nil, err
+					}
+				}
+				r, ok := forgotten[e.Seq]
+				if ok && len(s.key) == 0 {
+					return nil, errors.New("privacy: the trail has forgotten entries; they cannot be checked without the key")
+				}
+				if !ok || !s.redactionHolds(r, e, got) {
+					return &Break{Institution: inst, Seq: e.Seq, Reason: Altered, Detail: "its content does not match its hash"}, nil
+				}
+			}
+			switch {
 			case e.PrevHash != prev:
 				return &Break{Institution: inst, Seq: e.Seq, Reason: Altered, Detail: "it does not follow the entry before"}, nil
 			}
@@ -722,6 +740,11 @@ func (s *Service) Prune(ctx context.Context, inst string, before time.Time) (int
 			return res.Error
 		}
 		dropped = res.RowsAffected
+		if err := tx.Session(&gorm.Session{NewDB: true}).Where("institution = ? AND seq <= ?", inst, cp.Seq).Delete(&redaction{}).Error; err != nil {
+			return err
+		}
+		// A forgotten entry's hash is the one it was written with:
+		// the chain goes on from it.
 		return tx.Session(&gorm.Session{NewDB: true}).Model(&head{}).Where("institution = ?", inst).Updates(map[string]any{
 			"checkpoint_seq": cp.Seq, "checkpoint_hash": cp.Hash, "checkpoint_at_us": cp.AtUS,
 			"checkpoint_sig": s.sign("checkpoint", inst, cp.Seq, cp.Hash, cp.AtUS),

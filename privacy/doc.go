@@ -10,7 +10,11 @@
 // leaves a checkpoint signed with the HMAC key of Options, from which the
 // rest of the chain is verified. Search pages through a trail, the newest
 // first, by user, actor, action, way in and time, WriteCSV exports it, and
-// AccessLog answers what others did with one user's data.
+// AccessLog answers what others did with one user's data. Forget takes a
+// purged or erased user's name off the trail (a pseudonym or a tombstone
+// in its place) with a redaction signed with the same key, so that the
+// chain still verifies and a forgetting forged without the key is found;
+// RecordErasure records the hash of an erasure's report on the trail.
 //
 // It knows no web framework: the HTTP adapter (adapters/ginapi) calls it.
 package privacy

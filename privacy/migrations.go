@@ -1,6 +1,8 @@
 package privacy
 
 import (
+	"time"
+
 	"github.com/go-gormigrate/gormigrate/v2"
 	"gorm.io/gorm"
 )
@@ -58,8 +60,71 @@ func Migrations() []*gormigrate.Migration {
 			}
 			return nil
 		},
+	}, {
+		// Forgetting a user (Forget): the signed redactions of the
+		// entries that no longer name them, and indexes that find a
+		// user's entries in any case (MySQL's collation ignores case
+		// already, and its indexes on subject and actor_id serve).
+		ID: "202612050301_privacy_audit_redactions",
+		Migrate: func(tx *gorm.DB) error {
+			if err := tx.Migrator().CreateTable(&redactionV1{}); err != nil {
+				return err
+			}
+			if tx.Dialector.Name() == "mysql" {
+				return nil
+			}
+			for _, q := range []string{
+				"CREATE INDEX pk_privacy_audit_subject_lower ON pk_privacy_audit (institution, LOWER(subject))",
+				"CREATE INDEX pk_privacy_audit_actor_lower ON pk_privacy_audit (institution, LOWER(actor_id))",
+			} {
+				if err := tx.Exec(q).Error; err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		Rollback: func(tx *gorm.DB) error {
+			if tx.Dialector.Name() != "mysql" {
+				for _, name := range []string{"pk_privacy_audit_subject_lower", "pk_privacy_audit_actor_lower"} {
+					if err := tx.Migrator().DropIndex(&entryV1{}, name); err != nil {
+						return err
+					}
+				}
+			}
+			return tx.Migrator().DropTable(&redactionV1{})
+		},
+	}, {
+		// Legal holds on users (LegalHolds), which stop their deletion.
+		ID: "202612050303_privacy_legal_holds",
+		Migrate: func(tx *gorm.DB) error {
+			return tx.Migrator().CreateTable(&legalHoldV1{})
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Migrator().DropTable(&legalHoldV1{})
+		},
 	}}
 }
+
+type legalHoldV1 struct {
+	Institution string    `gorm:"primaryKey;size:64"`
+	UserID      string    `gorm:"primaryKey;size:36"`
+	Reason      string    `gorm:"size:1024;not null"`
+	SetBy       string    `gorm:"size:255;not null"`
+	SetAt       time.Time `gorm:"not null"`
+}
+
+func (legalHoldV1) TableName() string { return "pk_privacy_legal_holds" }
+
+type redactionV1 struct {
+	Institution  string `gorm:"primaryKey;size:64"`
+	Seq          int64  `gorm:"primaryKey;autoIncrement:false"`
+	Hash         string `gorm:"size:64;not null"`
+	RedactedHash string `gorm:"size:64;not null"`
+	AtUS         int64  `gorm:"column:at_us;not null"`
+	Sig          string `gorm:"size:64;not null"`
+}
+
+func (redactionV1) TableName() string { return "pk_privacy_redactions" }
 
 type entryV1 struct {
 	Institution  string `gorm:"primaryKey;size:64"`

@@ -43,6 +43,10 @@ var allowed = map[string]string{
 	"DELETE /api/users/:primary_id":        "admin",
 	"GET /api/users/:primary_id/overrides": "admin manager auditor",
 
+	"GET /api/users/:primary_id/legal-hold":    "admin auditor",
+	"PUT /api/users/:primary_id/legal-hold":    "admin",
+	"DELETE /api/users/:primary_id/legal-hold": "admin",
+
 	"GET /api/users/:primary_id/personal-data": "admin auditor",
 
 	"GET /api/users/:primary_id/attachments":                   "admin desk manager auditor",

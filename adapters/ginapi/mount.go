@@ -118,6 +118,7 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	a.requestRoutes(g)
 	a.meRoutes(g)
 	a.personalDataRoutes(g)
+	a.legalHoldRoutes(g)
 	a.auditRoutes(g)
 	if len(g.missing) > 0 {
 		return fmt.Errorf("ginapi: routes without an action in the route table: %s", strings.Join(g.missing, ", "))

@@ -1367,6 +1367,46 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	if err := s.kit.Access.AssignRole(context.Background(), oaInst, aud, "auditor", "*"); err != nil {
 		t.Fatal(err)
 	}
+
+	// A legal hold: set by a user administrator, read by an auditor, it
+	// refuses the user's deletion with its reason until it is lifted.
+	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users", map[string]any{"primary_id": "held", "first_name": "Hal", "last_name": "Held"})
+	noHold := s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/held/legal-hold", nil).header.Get("ETag")
+	if noHold != `"none"` {
+		t.Errorf("no hold's ETag %q", noHold)
+	}
+	s.do(t, http.StatusPreconditionRequired, admin, http.MethodPut, "/api/users/held/legal-hold", map[string]any{"reason": "claim 42"})
+	s.do(t, http.StatusPreconditionFailed, admin, http.MethodPut, "/api/users/held/legal-hold", map[string]any{"reason": "claim 42"}, "If-Match", `"0123"`)
+	var bad ginapi.Problem
+	oaJSON(t, s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPut, "/api/users/held/legal-hold", map[string]any{"reason": "  "}, "If-Match", noHold), &bad)
+	if len(bad.Errors) != 1 || bad.Errors[0].Field != "reason" {
+		t.Errorf("an empty reason: %+v", bad)
+	}
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPut, "/api/users/held/legal-hold", map[string]any{"reason": strings.Repeat("r", 1025)}, "If-Match", noHold)
+	s.do(t, http.StatusBadRequest, admin, http.MethodPut, "/api/users/held/legal-hold", `{"reason": 1}`, "If-Match", noHold)
+	s.do(t, http.StatusBadRequest, admin, http.MethodPut, "/api/users/held/legal-hold", `{"reason": "x", "until": "never"}`, "If-Match", noHold)
+	s.do(t, http.StatusUnsupportedMediaType, admin, http.MethodPut, "/api/users/held/legal-hold", "reason=x", "Content-Type", "text/plain", "If-Match", noHold)
+	s.do(t, http.StatusNotFound, admin, http.MethodPut, "/api/users/nobody/legal-hold", map[string]any{"reason": "claim 42"}, "If-Match", noHold)
+	s.do(t, http.StatusForbidden, aud, http.MethodPut, "/api/users/held/legal-hold", map[string]any{"reason": "claim 42"}, "If-Match", noHold)
+	var hold map[string]any
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodPut, "/api/users/held/legal-hold", map[string]any{"reason": "claim 42 of the insurer"}, "If-Match", noHold), &hold)
+	if hold["reason"] != "claim 42 of the insurer" || hold["set_by"] != admin || hold["primary_id"] != "held" {
+		t.Errorf("the hold set: %v", hold)
+	}
+	var heldRefused ginapi.Problem
+	oaJSON(t, s.do(t, http.StatusConflict, admin, http.MethodDelete, "/api/users/held", nil), &heldRefused)
+	if len(heldRefused.Reasons) != 1 || !strings.Contains(heldRefused.Reasons[0], "legal hold") || !strings.Contains(heldRefused.Reasons[0], "claim 42 of the insurer") {
+		t.Errorf("the deletion of a held user: %+v", heldRefused)
+	}
+	oaJSON(t, s.do(t, http.StatusOK, aud, http.MethodGet, "/api/users/HELD/legal-hold", nil), &hold)
+	if hold["reason"] != "claim 42 of the insurer" {
+		t.Errorf("the hold read: %v", hold)
+	}
+	s.do(t, http.StatusPreconditionFailed, admin, http.MethodPut, "/api/users/held/legal-hold", map[string]any{"reason": "another"}, "If-Match", noHold)
+	s.do(t, http.StatusForbidden, aud, http.MethodDelete, "/api/users/held/legal-hold", nil)
+	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/held/legal-hold", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodDelete, "/api/users/held/legal-hold", nil)
+	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/held", nil)
 	var trail struct {
 		Entries []map[string]any `json:"entries"`
 		Next    string           `json:"next"`

@@ -1,0 +1,267 @@
+package privacy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/txctx"
+)
+
+// Forgotten is what the details of a forgotten entry say in place of what
+// they held (the fields changed, with their old and new values).
+const Forgotten = "[forgotten]"
+
+// ErrForgetNeedsKey is Forget's answer when the service has no key
+// (Options.Key, patronkit.Config.AuditKey): without it the kit cannot
+// take a user's name off the trail and keep the trail verifiable, so a
+// purge or an erasure that must forget the user cannot be done.
+var ErrForgetNeedsKey = errors.New("privacy: forgetting a user on the audit trail needs the audit key")
+
+// redaction is the signed record that an entry of the trail was forgotten:
+// the hash the entry was written with (the chain's, which stays in the
+// entry's hash column and in the next entry's prev_hash) and the hash of
+// its content as Forget left it, signed with the key together with the
+// institution and sequence number.
+type redaction struct {
+	Institution  string `gorm:"primaryKey;size:64"`
+	Seq          int64  `gorm:"primaryKey;autoIncrement:false"`
+	Hash         string `gorm:"size:64"`
+	RedactedHash string `gorm:"size:64"`
+	AtUS         int64  `gorm:"column:at_us"`
+	Sig          string `gorm:"size:64"`
+}
+
+func (redaction) TableName() string { return "pk_privacy_redactions" }
+
+// Tombstone is a replacement for Forget that names no one: "erased:"
+// followed by 32 random hexadecimal digits, different every time. Give a
+// pseudonym instead (a keyed hash of the user) where the entries of one
+// forgotten user must still be told apart from those of another.
+func Tombstone() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "erased:" + hex.EncodeToString(b[:])
+}
+
+// forgetBatch is how many entries Forget reads and changes at a time.
+const forgetBatch = 500
+
+// Forget takes the user primaryID off inst's trail and returns how many
+// entries it changed: every entry whose subject is that user (in any
+// case), and every entry the user made as a patron, names replacement in
+// their place (a pseudonym, or a Tombstone), and its details, which may
+// hold the user's data (old and new values of their fields), are replaced
+// by Forgotten. The rest stays: the time, the action, what part of the
+// record, the actor's kind, roles and library, the way in and request id,
+// and members of staff and jobs that acted (the trail keeps who of the
+// library did what, even on a forgotten user).
+//
+// It works within the transaction ctx carries (a purge's, an erasure's),
+// or in one of its own: all the user's entries are forgotten, or none.
+// It holds the head of inst's chain until that transaction ends.
+//
+// The chain stays verifiable. An entry's hash is the chain's (the next
+// entry's prev_hash covers it), so a forgotten entry keeps the hash it was
+// written with, and Forget records beside it a redaction signed with the
+// key (HMAC-SHA-256 over the institution, the sequence number, that hash
+// and the hash of the forgotten content). Verify accepts an entry whose
+// content does not match its hash only with a valid redaction for exactly
+// that content, and goes on along the chain from the hash it was written
+// with: whoever changes a forgotten entry afterwards, or "forgets" an
+// entry without the key (changing its subject, copying a redaction from
+// another entry), is found. Entries written by every version of the kit
+// are forgotten alike, since nothing of how they were hashed changes.
+// This needs the key: without it Forget refuses with ErrForgetNeedsKey and
+// the kit cannot take names off its trail.
+//
+// What the hash an entry keeps cannot hide: someone holding a forgotten
+// entry who guesses all of what it held (its subject, and its details if
+// it had any) can check the guess against that hash. A forgotten entry
+// names no one, but it is pseudonymous rather than anonymous towards who
+// already knows whom to look for.
+//
+// An entry whose content does not match its hash (altered behind the
+// kit's back) is not forgotten: Forget answers the Break and changes
+// nothing, so that it never signs what the kit did not write. A
+// replacement that is empty, longer than 255 characters, not UTF-8 text,
+// or the user's own primary_id is Invalid.
+func (s *Service) Forget(ctx context.Context, inst, primaryID, replacement string) (int64, error) {
+	if len(s.key) == 0 {
+		return 0, ErrForgetNeedsKey
+	}
+	var fields []fault.FieldError
+	if inst == "" || primaryID == "" {
+		fields = append(fields, fault.FieldError{Field: "primary_id", Code: "required", Message: "the institution and the user are needed"})
+	}
+	switch {
+	case replacement == "" || !utf8.ValidString(replacement) || strings.ContainsFunc(replacement, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		fields = append(fields, fault.FieldError{Field: "replacement", Code: "bad_format", Message: "must be text without control characters"})
+	case utf8.RuneCountInString(replacement) > 255:
+		fields = append(fields, fault.FieldError{Field: "replacement", Code: "too_long", Message: "must be at most 255 characters"})
+	case strings.ToLower(replacement) == strings.ToLower(primaryID):
+		fields = append(fields, fault.FieldError{Field: "replacement", Code: "out_of_range", Message: "must not be the user's primary_id"})
+	}
+	if len(fields) > 0 {
+		return 0, &fault.Error{Kind: fault.Invalid, Detail: "the user cannot be forgotten so", Fields: fields}
+	}
+	var n int64
+	err := txctx.Transaction(ctx, s.db, func(ctx context.Context, tx *gorm.DB) error {
+		var err error
+		n, err = s.forget(tx, inst, primaryID, replacement)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func (s *Service) forget(tx *gorm.DB, inst, primaryID, replacement string) (int64, error) {
+	db := func() *gorm.DB { return tx.Session(&gorm.Session{NewDB: true}) }
+	h, err := takeHead(db(), inst) // one at a time with writers and Prune
+	if err != nil || h == nil {
+		return 0, err
+	}
+	who := strings.ToLower(primaryID)
+	match := "(LOWER(subject) = ? OR (actor_kind = ? AND LOWER(actor_id) = ?))"
+	if tx.Dialector.Name() == "mysql" { // its collation ignores case, and keeps the indexes in use
+		match = "(subject = ? OR (actor_kind = ? AND actor_id = ?))"
+	}
+	at := s.now().UnixMicro()
+	var total int64
+	var last int64
+	for {
+		var es []Entry
+		err := db().Where("institution = ? AND seq > ? AND seq <= ? AND "+match, inst, last, h.Seq, who, ActorPatron, who).
+			Order("seq").Limit(forgetBatch).Find(&es).Error
+		if err != nil {
+			return 0, err
+		}
+		if len(es) == 0 {
+			return total, nil
+		}
+		last = es[len(es)-1].Seq
+		n, err := s.forgetBatch(db, inst, es, who, replacement, at)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+		if len(es) < forgetBatch {
+			return total, nil
+		}
+	}
+}
+
+func isSubject(e *Entry, who string) bool { return strings.ToLower(e.Subject) == who }
+
+func isPatronActor(e *Entry, who string) bool {
+	return e.ActorKind == ActorPatron && strings.ToLower(e.ActorID) == who
+}
+
+// forgetBatch forgets the entries es (as read, before any change) that
+// are about or by who.
+func (s *Service) forgetBatch(db func() *gorm.DB, inst string, es []Entry, who, replacement string, at int64) (int64, error) {
+	seqs := make([]int64, len(es))
+	for i := range es {
+		seqs[i] = es[i].Seq
+	}
+	var rs []redaction
+	if err := db().Where("institution = ? AND seq IN ?", inst, seqs).Find(&rs).Error; err != nil {
+		return 0, err
+	}
+	known := make(map[int64]redaction, len(rs))
+	for _, r := range rs {
+		known[r.Seq] = r
+	}
+	var subjects, actors, details []int64
+	out := make([]redaction, 0, len(es))
+	for i := range es {
+		e := es[i]
+		subject, actor := isSubject(&e, who), isPatronActor(&e, who)
+		if !subject && !actor { // the database's collation matched another spelling
+			continue
+		}
+		if b := s.checkEntry(&e, known); b != nil {
+			return 0, b
+		}
+		if subject {
+			e.Subject = replacement
+			subjects = append(subjects, e.Seq)
+		}
+		if actor {
+			e.ActorID = replacement
+			actors = append(actors, e.Seq)
+		}
+		if e.Details != "" && e.Details != Forgotten {
+			e.Details = Forgotten
+			details = append(details, e.Seq)
+		}
+		r := redaction{Institution: inst, Seq: e.Seq, Hash: e.Hash, RedactedHash: entryHash(e.PrevHash, &e), AtUS: at}
+		r.Sig = s.signRedaction(r)
+		out = append(out, r)
+	}
+	for _, u := range []struct {
+		col  string
+		val  string
+		seqs []int64
+	}{{"subject", replacement, subjects}, {"actor_id", replacement, actors}, {"details", Forgotten, details}} {
+		if len(u.seqs) == 0 {
+			continue
+		}
+		if err := db().Model(&Entry{}).Where("institution = ? AND seq IN ?", inst, u.seqs).Update(u.col, u.val).Error; err != nil {
+			return 0, err
+		}
+	}
+	if len(out) == 0 {
+		return 0, nil
+	}
+	return int64(len(out)), db().Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "institution"}, {Name: "seq"}},
+		DoUpdates: clause.AssignmentColumns([]string{"hash", "redacted_hash", "at_us", "sig"}),
+	}).CreateInBatches(out, sqliteRows).Error
+}
+
+// checkEntry is nil when e holds what the kit wrote, or what a signed
+// redaction of it left; otherwise the Break Verify would report.
+func (s *Service) checkEntry(e *Entry, known map[int64]redaction) *Break {
+	got := entryHash(e.PrevHash, e)
+	if got == e.Hash {
+		return nil
+	}
+	if r, ok := known[e.Seq]; ok && s.redactionHolds(r, e, got) {
+		return nil
+	}
+	return &Break{Institution: e.Institution, Seq: e.Seq, Reason: Altered, Detail: "its content does not match its hash"}
+}
+
+// redactionHolds tells whether r, signed with the key, is the redaction of
+// e whose content hashes to got.
+func (s *Service) redactionHolds(r redaction, e *Entry, got string) bool {
+	return len(s.key) > 0 && r.Hash == e.Hash && r.RedactedHash == got && s.signed(r.Sig, "redaction", r.Institution, r.Seq, r.Hash+":"+r.RedactedHash, r.AtUS)
+}
+
+func (s *Service) signRedaction(r redaction) string {
+	return s.sign("redaction", r.Institution, r.Seq, r.Hash+":"+r.RedactedHash, r.AtUS)
+}
+
+// redactionsOf reads the redactions of inst's entries from seq from to to.
+func redactionsOf(db *gorm.DB, inst string, from, to int64) (map[int64]redaction, error) {
+	var rs []redaction
+	if err := db.Where("institution = ? AND seq >= ? AND seq <= ?", inst, from, to).Find(&rs).Error; err != nil {
+		return nil, fmt.Errorf("privacy: reading the forgotten entries: %w", err)
+	}
+	m := make(map[int64]redaction, len(rs))
+	for _, r := range rs {
+		m[r.Seq] = r
+	}
+	return m, nil
+}
