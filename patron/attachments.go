@@ -238,12 +238,24 @@ func findUser(db *gorm.DB, inst, primaryID string) (*User, error) {
 }
 
 // deleteAttachments removes every attachment of a user, content first.
-func deleteAttachments(tx *gorm.DB, userID string) error {
+func deleteAttachments(tx *gorm.DB, userID string, note func(table string, rows int64)) error {
 	ids := tx.Session(&gorm.Session{NewDB: true}).Model(&Attachment{}).Select("id").Where("user_id = ?", userID)
-	if err := tx.Where("attachment_id IN (?)", ids).Delete(&attachmentContent{}).Error; err != nil {
-		return err
+	for _, q := range []struct {
+		del   *gorm.DB
+		model any
+	}{
+		{tx.Where("attachment_id IN (?)", ids), &attachmentContent{}},
+		{tx.Where("user_id = ?", userID), &Attachment{}},
+	} {
+		res := q.del.Delete(q.model)
+		if res.Error != nil {
+			return res.Error
+		}
+		if note != nil {
+			note(res.Statement.Table, res.RowsAffected)
+		}
 	}
-	return tx.Where("user_id = ?", userID).Delete(&Attachment{}).Error
+	return nil
 }
 
 // validateAttachment checks a normalized attachment, and that it is not

@@ -297,11 +297,29 @@ func (s *Service) LockUser(ctx context.Context, inst, id string) error {
 // Refused error lists every reason. The deletion hooks act in the same
 // transaction.
 func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
+	_, err := s.DeleteCounted(ctx, inst, primaryID)
+	return err
+}
+
+// RemovedRows is how many rows of one table deleting a user removed.
+type RemovedRows struct {
+	Table string `json:"table"`
+	Rows  int64  `json:"rows"`
+}
+
+// DeleteCounted is Delete, answering how many rows of each table of the
+// record it removed, in the order it removed them (the user's row last
+// but for the attachments): for a proof of erasure. What the deletion
+// hooks remove is theirs to count.
+func (s *Service) DeleteCounted(ctx context.Context, inst, primaryID string) ([]RemovedRows, error) {
 	u, err := loadUser(s.conn(ctx), inst, primaryID)
 	if err != nil {
-		return s.translate(err)
+		return nil, s.translate(err)
 	}
+	var removed []RemovedRows
+	note := func(table string, rows int64) { removed = append(removed, RemovedRows{table, rows}) }
 	err = s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
+		removed = removed[:0]
 		// The user's row first: its lock makes what a guard watches
 		// (a check-out, a request) that takes a share lock on it (see
 		// LockUser) wait for this delete, or this delete wait for it,
@@ -331,12 +349,19 @@ func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
 				return err
 			}
 		}
-		if err := deleteSegments(tx, u.ID, ""); err != nil {
+		if err := deleteSegments(tx, u.ID, "", note); err != nil {
 			return err
 		}
-		if err := tx.Where("user_id = ?", u.ID).Delete(&FieldOverride{}).Error; err != nil {
-			return err
+		res = tx.Where("user_id = ?", u.ID).Delete(&FieldOverride{})
+		if res.Error != nil {
+			return res.Error
 		}
+		note(res.Statement.Table, res.RowsAffected)
+		res = tx.Where("institution = ? AND primary_id_key = ?", inst, u.PrimaryIDKey).Delete(&SignInFailures{})
+		if res.Error != nil {
+			return res.Error
+		}
+		note(res.Statement.Table, res.RowsAffected)
 		res = tx.Where("id = ? AND version = ?", u.ID, u.Version).Delete(&User{})
 		if res.Error != nil {
 			return res.Error
@@ -344,18 +369,19 @@ func (s *Service) Delete(ctx context.Context, inst, primaryID string) error {
 		if res.RowsAffected == 0 {
 			return &fault.Error{Kind: fault.Stale, Detail: "the user changed while it was being deleted; try again"}
 		}
+		note(res.Statement.Table, res.RowsAffected)
 		// After the user's row: an attachment being added at the same
 		// time holds that row, so its commit comes first and it goes too.
-		if err := deleteAttachments(tx, u.ID); err != nil {
+		if err := deleteAttachments(tx, u.ID, note); err != nil {
 			return err
 		}
 		return s.recordChange(ctx, inst, AuditDelete, u, nil)
 	})
 	if err != nil {
-		return s.translate(err)
+		return nil, s.translate(err)
 	}
 	s.changed(ctx, Change{Institution: inst, Action: Deleted, Before: s.finishRead(u)})
-	return nil
+	return removed, nil
 }
 
 // readUser hands a caller the user a read loaded, once the read is on

@@ -3,6 +3,7 @@ package patron_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -305,6 +306,37 @@ func TestGetSegmentsReadsOnlyTheListsAsked(t *testing.T) {
 		}
 		if _, err := f.svc.GetSegments(f.ctx, "UNI", "nobody"); !errors.Is(err, fault.ErrNotFound) {
 			t.Fatalf("unknown user: %v", err)
+		}
+	})
+}
+
+// DeleteCounted tells how many rows of each table deleting a user
+// removed: segments, provenance, sign-in failures, the record, its files.
+func TestDeleteCountedTellsTheRowsOfEachTable(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, patron.Options{})
+		mustCreate(t, f, "UNI", jane())
+		mustAttach(t, f, "UNI", "jdoe", patron.Attachment{FileName: "form.pdf"}, []byte("%PDF-1.4"))
+		if _, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "0000", "192.0.2.1"); err == nil {
+			t.Fatal("a wrong PIN signed in")
+		}
+		removed, err := f.svc.DeleteCounted(f.ctx, "UNI", "jdoe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int64{}
+		for _, r := range removed {
+			got[r.Table] += r.Rows
+		}
+		want := map[string]int64{"pk_user_identifiers": 1, "pk_user_addresses": 1, "pk_user_emails": 2, "pk_user_phones": 1, "pk_user_notes": 2,
+			"pk_user_blocks": 1, "pk_user_statistics": 1, "pk_user_proxies": 0, "pk_user_field_overrides": 0, "pk_signin_failures": 2,
+			"pk_users": 1, "pk_user_attachment_contents": 1, "pk_user_attachments": 1}
+		if !maps.Equal(got, want) {
+			t.Fatalf("removed %v, want %v", got, want)
+		}
+		var left int64
+		if err := db.Table("pk_signin_failures").Count(&left).Error; err != nil || left != 0 {
+			t.Fatalf("sign-in failures left: %d, %v", left, err)
 		}
 	})
 }

@@ -178,15 +178,20 @@ var segmentModelOf = map[string]any{
 }
 
 // deleteSegments removes the segments of a user: all of them, or only those
-// of segment type only.
-func deleteSegments(tx *gorm.DB, userID string, only string) error {
+// of segment type only; note, when not nil, is told how many rows of each
+// table went.
+func deleteSegments(tx *gorm.DB, userID string, only string, note func(table string, rows int64)) error {
 	for _, m := range segmentModels {
 		q := tx.Where("user_id = ?", userID)
 		if only != "" {
 			q = q.Where("segment_type = ?", only)
 		}
-		if err := q.Delete(m).Error; err != nil {
-			return err
+		res := q.Delete(m)
+		if res.Error != nil {
+			return res.Error
+		}
+		if note != nil {
+			note(res.Statement.Table, res.RowsAffected)
 		}
 	}
 	return nil

@@ -106,7 +106,7 @@ func (s *Service) Replace(ctx context.Context, inst, primaryID string, version i
 		if cur.IsExternal() {
 			only = SegmentInternal // ...and only the Internal ones of an external user
 		}
-		if err := deleteSegments(tx, cur.ID, only); err != nil {
+		if err := deleteSegments(tx, cur.ID, only, nil); err != nil {
 			return err
 		}
 		held := map[string]bool{}
