@@ -454,7 +454,13 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	own, err := account.NewService(account.Options{Patrons: patrons, Circulation: circ, Now: c.Now, DB: db})
+
+	retention, err := privacy.NewRetention(db, privacy.RetentionOptions{Rules: c.RetentionRules, LastBorrowerDays: c.LastBorrowerDays,
+		PseudonymKey: c.PseudonymKey, Patrons: patrons, Now: c.Now, Logger: c.Logger, Instance: c.Instance})
+	if err != nil {
+		return nil, err
+	}
+	own, err := account.NewService(account.Options{Patrons: patrons, Circulation: circ, Now: c.Now, DB: db, History: retention})
 	if err != nil {
 		return nil, err
 	}
@@ -464,11 +470,6 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	roles := &StaffRoles{patrons: patrons, circulation: circ, access: access}
 	pdata, err := privacy.NewPersonalDataService(privacy.PersonalDataOptions{Patrons: patrons, Circulation: circ, Account: own,
 		Roles: access.UserRoles, SIS: loads, Trail: trail, Now: c.Now})
-	if err != nil {
-		return nil, err
-	}
-	retention, err := privacy.NewRetention(db, privacy.RetentionOptions{Rules: c.RetentionRules, LastBorrowerDays: c.LastBorrowerDays,
-		PseudonymKey: c.PseudonymKey, Patrons: patrons, Now: c.Now, Logger: c.Logger, Instance: c.Instance})
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/patronkit/patronkit/account"
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/dberr"
@@ -134,18 +135,19 @@ func (r RetentionRule) cutoff(now time.Time) (time.Time, bool) {
 const (
 	// HistoryLibraryRule follows the library's retention rule: the
 	// default.
-	HistoryLibraryRule = "library_rule"
+	HistoryLibraryRule = account.HistoryLibraryRule
 	// HistoryForever keeps the patron's returned loans with their name
-	// whatever the library's rule.
-	HistoryForever = "forever"
+	// whatever the library's rule (and the last-borrower window).
+	HistoryForever = account.HistoryForever
 	// HistoryNever anonymizes the patron's loans as soon as they are
-	// returned and their fees closed, at the next run; no staff user can
-	// keep them.
-	HistoryNever = "never"
+	// returned and their fees closed, at the next run, whatever the
+	// library's rule and the last-borrower window; no staff user can keep
+	// them.
+	HistoryNever = account.HistoryNever
 )
 
 // HistoryChoices lists the choices a patron may make.
-var HistoryChoices = []string{HistoryLibraryRule, HistoryForever, HistoryNever}
+var HistoryChoices = account.HistoryChoices
 
 // RetentionOptions configures a Retention.
 type RetentionOptions struct {
@@ -643,6 +645,15 @@ func (r *Retention) AnonymizeUser(ctx context.Context, inst, userID string) (Cou
 	})
 	return counts, err
 }
+
+// DeleteHistory is AnonymizeUser for a patron's "delete my history now"
+// (account.LoanHistory).
+func (r *Retention) DeleteHistory(ctx context.Context, inst, userID string) (account.HistoryDeleted, error) {
+	c, err := r.AnonymizeUser(ctx, inst, userID)
+	return account.HistoryDeleted{Loans: c.Loans, Fees: c.Fees, Requests: c.Requests, Notices: c.Notices}, err
+}
+
+var _ account.LoanHistory = (*Retention)(nil)
 
 // loansWithOpenFees answers which loans of the batch have a fee still
 // open.
