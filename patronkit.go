@@ -290,9 +290,32 @@ type Config struct {
 	// 2 minutes.
 	SISLeaseTTL time.Duration
 
+	// RetentionRules say how long closed loans, fees, requests, notices
+	// and SIS outcomes keep the patron they are about before they are
+	// anonymized (privacy.RetentionRule: immediately, after N days or
+	// never, per kind, institution, library and user group, the most
+	// specific rule winning). Default: none, every record keeps its
+	// patron forever. A patron may still choose to keep their loan
+	// history forever or never (GET/PATCH /me/settings, loan_history).
+	RetentionRules []privacy.RetentionRule
+	// LastBorrowerDays keeps the last borrower of each item on its latest
+	// loan for that many days after the return, whatever the rules.
+	// Default: 0, none.
+	LastBorrowerDays int
+	// PseudonymKey gives each anonymized record a pseudonym of its patron
+	// (HMAC-SHA-256 of their internal id with the key), so that repeat
+	// borrowing can be counted; keep it secret. Default: none, no
+	// pseudonym.
+	PseudonymKey []byte
+	// RetentionEvery is how often Start anonymizes what the retention
+	// rules and the patrons' choices say is due, in every institution;
+	// one instance at a time does it. Default: 1 hour; negative: never
+	// (Kit.Retention.Anonymize runs it on demand).
+	RetentionEvery time.Duration
+
 	// Instance names this instance of the host's application where
-	// instances share the database: in the leases of the SIS runs it
-	// holds. Default: "instance-" and 12 random hex digits, new at each
+	// instances share the database: in the leases of the SIS runs and the
+	// anonymization runs it holds. Default: "instance-" and 12 random hex digits, new at each
 	// New.
 	Instance string
 }
@@ -323,6 +346,9 @@ type Kit struct {
 	// LegalHolds keeps the legal holds staff set on users; a held user
 	// is not deleted (it is one of the deletion guards).
 	LegalHolds *privacy.LegalHolds
+	// Retention anonymizes closed records once their retention has
+	// passed (Config.RetentionRules; see privacy.Retention).
+	Retention *privacy.Retention
 	// Logger is the kit's logger.
 	Logger *slog.Logger
 	// Now is the kit's clock.
@@ -334,6 +360,7 @@ type Kit struct {
 	policyRefresh    time.Duration
 	circulationEvery time.Duration
 	auditRetention   time.Duration
+	retentionEvery   time.Duration
 	stop             chan struct{}
 	stopOnce         sync.Once
 	background       sync.WaitGroup
@@ -430,7 +457,13 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	own, err := account.NewService(account.Options{Patrons: patrons, Circulation: circ, Now: c.Now, DB: db})
+
+	retention, err := privacy.NewRetention(db, privacy.RetentionOptions{Rules: c.RetentionRules, LastBorrowerDays: c.LastBorrowerDays,
+		PseudonymKey: c.PseudonymKey, Patrons: patrons, Now: c.Now, Logger: c.Logger, Instance: c.Instance})
+	if err != nil {
+		return nil, err
+	}
+	own, err := account.NewService(account.Options{Patrons: patrons, Circulation: circ, Now: c.Now, DB: db, History: retention})
 	if err != nil {
 		return nil, err
 	}
@@ -448,7 +481,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Kit{Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
+	return &Kit{Retention: retention, retentionEvery: c.RetentionEvery, Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS
@@ -456,7 +489,8 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 // policies, circulation's jobs, and the deletion of forgotten failed
 // sign-ins (patron.Service.ExpireSignInFailures) at once and every 5
 // minutes, and, with AuditRetention, the dropping of old audit entries at
-// once and every day. Each job works in transactions of its own, whatever ctx
+// once and every day, and the anonymization of closed records whose
+// retention has passed every RetentionEvery (privacy.Retention). Each job works in transactions of its own, whatever ctx
 // carries. Call it once per instance, after Migrate.
 func (k *Kit) Start(ctx context.Context) {
 	ctx = txctx.Without(ctx) // the jobs' transactions are their own
@@ -504,6 +538,7 @@ func (k *Kit) Start(ctx context.Context) {
 			k.Logger.Error("patronkit: re-reading the access policies", "error", err)
 		}
 	})
+	k.every(ctx, k.retentionEvery, time.Hour, func() { k.anonymize(ctx) })
 	k.every(ctx, k.circulationEvery, 5*time.Minute, func() {
 		level, counts := slog.LevelDebug, []any{}
 		for _, job := range []struct {
@@ -526,6 +561,26 @@ func (k *Kit) Start(ctx context.Context) {
 		}
 		k.Logger.Log(ctx, level, "patronkit: circulation jobs ran", counts...)
 	})
+}
+
+// anonymize runs the anonymization of every institution, once: an
+// institution another instance is anonymizing is left to it.
+func (k *Kit) anonymize(ctx context.Context) {
+	insts, err := k.Retention.Institutions(ctx)
+	if err != nil {
+		k.Logger.Error("patronkit: listing the institutions to anonymize", "error", err)
+	}
+	for _, inst := range insts {
+		run, err := k.Retention.Anonymize(ctx, inst, false)
+		switch {
+		case errors.Is(err, privacy.ErrRunInProgress):
+			k.Logger.Debug("patronkit: another instance is anonymizing", "institution", inst)
+		case err != nil:
+			k.Logger.Error("patronkit: anonymizing closed records", "institution", inst, "error", err)
+		default:
+			k.Logger.Debug("patronkit: closed records anonymized", "institution", inst, "run_id", run.ID, "loans", run.Counts.Loans, "fees", run.Counts.Fees)
+		}
+	}
 }
 
 // every runs job every d (def when d is 0; never when d is negative) until

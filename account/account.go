@@ -43,6 +43,49 @@ type Options struct {
 	// transaction on it (or in the transaction the context carries).
 	// Required.
 	DB *gorm.DB
+	// History keeps the patron's choice about their loan history and
+	// deletes it on request (the kit wires privacy.Retention). Default:
+	// none; the settings show HistoryLibraryRule and refuse a change.
+	History LoanHistory
+}
+
+// The patron's choices about their loan history (Settings.LoanHistory),
+// as privacy.Retention keeps them.
+const (
+	// HistoryLibraryRule follows the library's retention rules.
+	HistoryLibraryRule = "library_rule"
+	// HistoryForever keeps their returned loans with their name.
+	HistoryForever = "forever"
+	// HistoryNever anonymizes their loans once returned and their fees
+	// closed, at the next anonymization run; no staff user can keep them.
+	HistoryNever = "never"
+)
+
+// HistoryChoices lists the choices a patron may make about their loan
+// history.
+var HistoryChoices = []string{HistoryLibraryRule, HistoryForever, HistoryNever}
+
+// LoanHistory keeps each patron's choice about their loan history and
+// anonymizes their history on request. Only the patron's own account
+// changes the choice: staff have no call for it.
+type LoanHistory interface {
+	// HistoryChoice answers the choice of the user (by internal id),
+	// HistoryLibraryRule when they made none.
+	HistoryChoice(ctx context.Context, inst, userID string) (string, error)
+	// SetHistoryChoice stores it, in the transaction ctx carries.
+	SetHistoryChoice(ctx context.Context, inst, userID, choice string) error
+	// DeleteHistory anonymizes every closed loan, fee, request and
+	// notice of the user now (a returned loan with a fee still open is
+	// kept) and answers how many of each.
+	DeleteHistory(ctx context.Context, inst, userID string) (HistoryDeleted, error)
+}
+
+// HistoryDeleted counts what "delete my history now" anonymized.
+type HistoryDeleted struct {
+	Loans    int64 `json:"loans"`
+	Fees     int64 `json:"fees"`
+	Requests int64 `json:"requests"`
+	Notices  int64 `json:"notices"`
 }
 
 // Service answers a patron about their own account and carries out what
@@ -52,6 +95,7 @@ type Service struct {
 	patrons *patron.Service
 	circ    *circulation.Service
 	now     func() time.Time
+	history LoanHistory
 }
 
 // NewService returns a Service over the patron and circulation services.
@@ -62,7 +106,7 @@ func NewService(o Options) (*Service, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{db: o.DB, patrons: o.Patrons, circ: o.Circulation, now: o.Now}, nil
+	return &Service{db: o.DB, patrons: o.Patrons, circ: o.Circulation, now: o.Now, history: o.History}, nil
 }
 
 // View is what a patron may see of their own record: the notes meant for
@@ -95,6 +139,9 @@ type Overview struct {
 	OnHoldShelf int
 	// Balance is what the patron owes, in minor units per currency.
 	Balance map[string]int64
+	// LoanHistory is the patron's choice about their loan history (one
+	// of HistoryChoices).
+	LoanHistory string
 }
 
 // Overview answers the patron's account at a glance.
@@ -107,8 +154,39 @@ func (s *Service) Overview(ctx context.Context, inst, primaryID string) (*Overvi
 	if err != nil {
 		return nil, err
 	}
+	choice, err := s.historyChoice(ctx, inst, u.ID)
+	if err != nil {
+		return nil, err
+	}
 	return &Overview{User: View(u), Loans: acc.Loans, OverdueLoans: acc.OverdueLoans, Requests: acc.Requests,
-		OnHoldShelf: acc.OnHoldShelf, Balance: acc.Balance}, nil
+		OnHoldShelf: acc.OnHoldShelf, Balance: acc.Balance, LoanHistory: choice}, nil
+}
+
+func (s *Service) historyChoice(ctx context.Context, inst, userID string) (string, error) {
+	if s.history == nil {
+		return HistoryLibraryRule, nil
+	}
+	return s.history.HistoryChoice(ctx, inst, userID)
+}
+
+// DeleteHistory anonymizes the patron's closed loans, fees, requests and
+// notices now ("delete my history"): they stay for the library's
+// statistics without the patron's name. A returned loan with a fee still
+// open is kept until the fee closes. Refused when the kit keeps no
+// history choices (Options.History).
+func (s *Service) DeleteHistory(ctx context.Context, inst, primaryID string) (*HistoryDeleted, error) {
+	u, err := s.patrons.Get(ctx, inst, primaryID)
+	if err != nil {
+		return nil, err
+	}
+	if s.history == nil {
+		return nil, &fault.Error{Kind: fault.Refused, Detail: "the loan history cannot be deleted here", Reasons: []string{"no_history_service"}}
+	}
+	d, err := s.history.DeleteHistory(ctx, inst, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
 }
 
 // Terms answers the terms of use the patron would get for the item with

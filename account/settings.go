@@ -37,6 +37,11 @@ type Settings struct {
 	NoticeOptOuts     []string `json:"notice_opt_outs"`
 	// OptionalNotices are the kinds of notices a patron may opt out of.
 	OptionalNotices []string `json:"optional_notices"`
+	// LoanHistory is the patron's choice about their returned loans:
+	// HistoryLibraryRule, HistoryForever or HistoryNever;
+	// LoanHistoryChoices lists them.
+	LoanHistory        string   `json:"loan_history"`
+	LoanHistoryChoices []string `json:"loan_history_choices"`
 	// Version is the version of the patron's record.
 	Version int `json:"-"`
 }
@@ -55,11 +60,14 @@ type SettingsChange struct {
 	// NoticeOptOuts replaces the kinds of notices the patron opts out of:
 	// each one of circulation.OptionalNotices.
 	NoticeOptOuts *[]string `json:"notice_opt_outs"`
+	// LoanHistory is the patron's choice about their returned loans, one
+	// of HistoryChoices.
+	LoanHistory *string `json:"loan_history"`
 }
 
 // SettingsFields names the fields of a SettingsChange, as an adapter
 // receives them: all a patron may change of their record themselves.
-var SettingsFields = []string{"preferred_email", "preferred_phone", "preferred_address", "sms", "preferred_language", "notice_opt_outs"}
+var SettingsFields = []string{"preferred_email", "preferred_phone", "preferred_address", "sms", "preferred_language", "notice_opt_outs", "loan_history"}
 
 // CheckFields refuses the fields named that a patron may not change
 // themselves (any not in SettingsFields: their name, group, expiry...
@@ -109,6 +117,10 @@ func (s *Service) settingsOf(ctx context.Context, inst string, u *patron.User) (
 	if err != nil {
 		return nil, err
 	}
+	out.LoanHistoryChoices = HistoryChoices
+	if out.LoanHistory, err = s.historyChoice(ctx, inst, u.ID); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -116,7 +128,7 @@ func (s *Service) settingsOf(ctx context.Context, inst string, u *patron.User) (
 // which of their email addresses, phones and addresses is preferred,
 // whether notices come by SMS (to their preferred phone, which SMS then
 // follows when another phone becomes preferred), their language, and the
-// notices they opt out of. It answers the settings as they are then.
+// notices they opt out of, and their choice about their loan history. It answers the settings as they are then.
 //
 // A contact id that is not one of the patron's, SMS without a preferred
 // phone, or a notice kind one may not opt out of is Invalid, each field
@@ -165,6 +177,15 @@ func (s *Service) ChangeSettings(ctx context.Context, inst, primaryID string, in
 	if in.PreferredLanguage != nil {
 		u.PreferredLanguage = strings.TrimSpace(*in.PreferredLanguage)
 	}
+	if in.LoanHistory != nil {
+		*in.LoanHistory = strings.ToLower(strings.TrimSpace(*in.LoanHistory))
+		switch {
+		case !slices.Contains(HistoryChoices, *in.LoanHistory):
+			bad = append(bad, fault.FieldError{Field: "loan_history", Code: "unknown_value", Message: "must be one of: " + strings.Join(HistoryChoices, ", ")})
+		case s.history == nil:
+			bad = append(bad, fault.FieldError{Field: "loan_history", Code: "read_only", Message: "the library keeps no choice about loan history here"})
+		}
+	}
 	if len(bad) > 0 {
 		return nil, &fault.Error{Kind: fault.Invalid, Detail: "the settings are not valid", Fields: bad}
 	}
@@ -192,6 +213,9 @@ func (s *Service) ChangeSettings(ctx context.Context, inst, primaryID string, in
 			if _, err := s.circ.SetNoticeOptOuts(ctx, inst, u.PrimaryID, *in.NoticeOptOuts); err != nil {
 				return err
 			}
+		}
+		if in.LoanHistory != nil {
+			return s.history.SetHistoryChoice(ctx, inst, u.ID, *in.LoanHistory)
 		}
 		return nil
 	})

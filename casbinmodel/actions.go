@@ -45,6 +45,7 @@ var actions = []Action{
 
 	{"audit.read", "Search the audit trail of who read, changed or exported which user (by user, actor, action, way in and time) and export a search as CSV; the export is itself on the trail."},
 	{"audit.verify", "Verify that the audit trail is whole: no entry altered, inserted or removed behind the kit's back."},
+	{"privacy.anonymize", "Read the retention rules, run the anonymization of closed loans, fees, requests, notices and SIS outcomes now (or dry, counting), and read a run's report; each run is on the audit trail."},
 
 	{"sis.profiles.read", "Read the SIS integration profiles."},
 	{"sis.profiles.write", "Create, change and delete SIS integration profiles."},
@@ -79,6 +80,7 @@ var actions = []Action{
 	{"account.loans.renew", "The patron's own account: renew their loans."},
 	{"account.requests.place", "The patron's own account: place a hold request."},
 	{"account.requests.cancel", "The patron's own account: cancel one of their requests."},
+	{"account.history.delete", "The patron's own account: delete their loan history now (their closed loans, fees, requests and notices are anonymized)."},
 	{"account.settings.write", "The patron's own account: change their settings (preferred contacts, language, notices)."},
 }
 

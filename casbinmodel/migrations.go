@@ -185,6 +185,24 @@ func Migrations() []*gormigrate.Migration {
 			return nil
 		},
 	}, {
+		// The anonymization of closed records (privacy.anonymize, for
+		// user administrators) and the patron's "delete my history now"
+		// (account.history.delete), for databases whose policy was seeded
+		// before they existed.
+		ID: "202612050202_casbin_retention_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			for _, g := range retentionActionsAdded {
+				if err := addRule(tx, rule{Ptype: "p", V0: g[0], V1: g[1], V2: g[2], V3: g[3]}); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}, {
 		// Legal holds on users (users.legal_hold for user
 		// administrators, users.legal_hold.read for them and auditors),
 		// for databases whose policy was seeded before they existed.
@@ -202,6 +220,14 @@ func Migrations() []*gormigrate.Migration {
 			return nil
 		},
 	}}
+}
+
+// retentionActionsAdded are the default lines of the anonymization and of
+// the patron's "delete my history now", added to a policy seeded before
+// them.
+var retentionActionsAdded = []grant{
+	{"patron", "*", "account.history.delete", WhoseOwn},
+	{"user-administrator", "*", "privacy.anonymize", WhoseAny},
 }
 
 // legalHoldActionsAdded are the default lines of the actions on legal

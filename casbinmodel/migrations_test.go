@@ -428,3 +428,48 @@ func TestADatabaseSeededBeforeLegalHoldsGetsTheirPermissions(t *testing.T) {
 		}
 	})
 }
+
+// A database whose policy was seeded before the anonymization and "delete
+// my history now" existed gets their default lines: a user administrator
+// anonymizes, a patron deletes their own history, a desk neither.
+func TestADatabaseSeededBeforeRetentionGetsItsPermissions(t *testing.T) {
+	const migration = "202612050202_casbin_retention_policies"
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		all := casbinmodel.Migrations()
+		i := slices.IndexFunc(all, func(m *gormigrate.Migration) bool { return m.ID == migration })
+		if i < 0 {
+			t.Fatalf("no migration %s", migration)
+		}
+		if err := migrate.Run(context.Background(), db, all[:i]); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range casbinmodel.DefaultPolicyLines() {
+			if l[2] != "privacy.anonymize" && l[2] != "account.history.delete" {
+				addRow(t, db, "p", l...)
+			}
+		}
+		addRow(t, db, "g", "UNI/boss", "user-administrator", "*")
+		addRow(t, db, "g", "UNI/desk", "circulation-desk-operator", "*")
+		upgrade(t, db)
+		if got, want := policyRows(t, db), joined(casbinmodel.DefaultPolicyLines()); !slices.Equal(got, want) {
+			t.Errorf("after the upgrade the policy is\n  %s\nwant the default\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+		e, err := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			d    casbinmodel.Decision
+			want bool
+		}{
+			{casbinmodel.Decision{Institution: "UNI", Subject: "boss", Action: "privacy.anonymize"}, true},
+			{casbinmodel.Decision{Institution: "UNI", Subject: "desk", Action: "privacy.anonymize"}, false},
+			{casbinmodel.Decision{Institution: "UNI", Subject: "s1", Patron: true, Action: "account.history.delete", Own: true}, true},
+			{casbinmodel.Decision{Institution: "UNI", Subject: "s1", Patron: true, Action: "account.history.delete", Own: false}, false},
+		} {
+			if ok, err := e.Allow(context.Background(), c.d); err != nil || ok != c.want {
+				t.Errorf("%+v: allowed %v (%v), want %v", c.d, ok, err, c.want)
+			}
+		}
+	})
+}

@@ -88,6 +88,7 @@ func On(t testing.TB, db *gorm.DB, opts ...Option) *Kit {
 		Logger:           slog.New(slog.DiscardHandler),
 		PolicyRefresh:    -1,
 		CirculationEvery: -1,
+		RetentionEvery:   -1,
 	}
 	for _, o := range opts {
 		o(cfg)

@@ -10,3 +10,6 @@ func SetCSVBatch(t interface{ Cleanup(func()) }, n int) {
 	csvBatch = n
 	t.Cleanup(func() { csvBatch = old })
 }
+
+// SetAfterBatch calls f after each batch a run of r commits (or counts).
+func SetAfterBatch(r *Retention, f func(kind string)) { r.afterBatch = f }

@@ -61,6 +61,35 @@ func Migrations() []*gormigrate.Migration {
 			return nil
 		},
 	}, {
+		// Retention: the reports of the anonymization runs, what an
+		// anonymized record keeps of its patron, the lease that lets one
+		// instance at a time anonymize an institution's records, the
+		// patrons' choices about their loan history, and an index to find
+		// the fees of a batch of loans.
+		ID: "202612050201_privacy_retention",
+		Migrate: func(tx *gorm.DB) error {
+			for _, t := range []any{&anonymizationRunV1{}, &anonymizedV1{}, &retentionLeaseV1{}, &historyChoiceV1{}} {
+				if err := tx.Migrator().CreateTable(t); err != nil {
+					return err
+				}
+			}
+			for _, q := range []string{
+				"CREATE INDEX pk_privacy_anonymization_runs_inst ON pk_privacy_anonymization_runs (institution, started_at)",
+				"CREATE INDEX pk_circ_fees_loan ON pk_circ_fees (institution, loan_id)",
+			} {
+				if err := tx.Exec(q).Error; err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		Rollback: func(tx *gorm.DB) error {
+			if err := tx.Migrator().DropIndex("pk_circ_fees", "pk_circ_fees_loan"); err != nil {
+				return err
+			}
+			return tx.Migrator().DropTable(&historyChoiceV1{}, &retentionLeaseV1{}, &anonymizedV1{}, &anonymizationRunV1{})
+		},
+	}, {
 		// Forgetting a user (Forget): the signed redactions of the
 		// entries that no longer name them, and indexes that find a
 		// user's entries in any case (MySQL's collation ignores case
@@ -158,3 +187,55 @@ type headV1 struct {
 }
 
 func (headV1) TableName() string { return "pk_privacy_heads" }
+
+// The tables as migration 202612050201 creates them.
+
+type anonymizationRunV1 struct {
+	ID           string `gorm:"primaryKey;size:36"`
+	Institution  string `gorm:"size:64;not null"`
+	DryRun       bool   `gorm:"not null"`
+	Status       string `gorm:"size:16;not null"`
+	Instance     string `gorm:"size:128;not null"`
+	NLoans       int64  `gorm:"not null;default:0"`
+	NFees        int64  `gorm:"not null;default:0"`
+	NRequests    int64  `gorm:"not null;default:0"`
+	NNotices     int64  `gorm:"not null;default:0"`
+	NSISOutcomes int64  `gorm:"column:n_sis_outcomes;not null;default:0"`
+	Error        string `gorm:"size:2000"`
+	StartedAt    time.Time
+	FinishedAt   *time.Time
+}
+
+func (anonymizationRunV1) TableName() string { return "pk_privacy_anonymization_runs" }
+
+type anonymizedV1 struct {
+	Kind                string `gorm:"primaryKey;size:16"`
+	RecordID            string `gorm:"primaryKey;size:36"`
+	Institution         string `gorm:"size:64;not null"`
+	UserGroup           string `gorm:"size:64"`
+	JobCategory         string `gorm:"size:255"`
+	RecordType          string `gorm:"size:16"`
+	AccountType         string `gorm:"size:16"`
+	StatisticCategories string `gorm:"size:1000"`
+	Pseudonym           string `gorm:"size:64"`
+	AnonymizedAt        time.Time
+}
+
+func (anonymizedV1) TableName() string { return "pk_privacy_anonymized" }
+
+type retentionLeaseV1 struct {
+	Institution string    `gorm:"primaryKey;size:64"`
+	Holder      string    `gorm:"size:128;not null"`
+	ExpiresAt   time.Time `gorm:"not null"`
+}
+
+func (retentionLeaseV1) TableName() string { return "pk_privacy_retention_leases" }
+
+type historyChoiceV1 struct {
+	Institution string `gorm:"primaryKey;size:64"`
+	UserID      string `gorm:"primaryKey;size:36"`
+	Choice      string `gorm:"size:16;not null"`
+	UpdatedAt   time.Time
+}
+
+func (historyChoiceV1) TableName() string { return "pk_privacy_history_choices" }

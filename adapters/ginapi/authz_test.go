@@ -129,6 +129,11 @@ var allowed = map[string]string{
 	"GET /api/audit/entries": "auditor",
 	"GET /api/audit/verify":  "auditor",
 	"PATCH /api/me/settings": "self patron",
+
+	"GET /api/privacy/retention":                  "admin",
+	"POST /api/privacy/anonymization-runs":        "admin",
+	"GET /api/privacy/anonymization-runs/:run_id": "admin",
+	"POST /api/me/loans/history/delete":           "self patron",
 }
 
 func init() {

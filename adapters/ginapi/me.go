@@ -52,6 +52,9 @@ type meAnswer struct {
 	Requests     int          `json:"requests"`
 	OnHoldShelf  int          `json:"on_hold_shelf"`
 	Balance      []Money      `json:"balance"`
+	// LoanHistory is the patron's choice about their loan history
+	// (library_rule, forever or never; PATCH /me/settings changes it).
+	LoanHistory string `json:"loan_history"`
 }
 
 func (a *api) me(c *gin.Context) {
@@ -61,7 +64,7 @@ func (a *api) me(c *gin.Context) {
 		return
 	}
 	writeVersioned(c, http.StatusOK, o.User.Version, meAnswer{User: o.User, Loans: o.Loans, OverdueLoans: o.OverdueLoans, Requests: o.Requests,
-		OnHoldShelf: o.OnHoldShelf, Balance: moneyOf(o.Balance)})
+		OnHoldShelf: o.OnHoldShelf, Balance: moneyOf(o.Balance), LoanHistory: o.LoanHistory})
 }
 
 func (a *api) pagedLoans(c *gin.Context, page func(ctx context.Context, inst, primaryID string, limit, offset int) ([]circulation.Loan, int64, error)) {

@@ -1542,6 +1542,23 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	s.do(t, http.StatusUnauthorized, "", http.MethodGet, "/api/me", nil)
 	s.do(t, http.StatusTooManyRequests, "locked", http.MethodGet, "/api/me/requests", nil)
 
+	// Retention: the rules, a dry run and a run, their reports; the
+	// patron's choice and "delete my history now".
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/privacy/retention", nil)
+	var dryRun struct {
+		ID string `json:"id"`
+	}
+	oaJSON(t, s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/privacy/anonymization-runs?dry_run=true", nil), &dryRun)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/privacy/anonymization-runs/"+dryRun.ID, nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/privacy/anonymization-runs/nothing", nil)
+	s.do(t, http.StatusBadRequest, admin, http.MethodPost, "/api/privacy/anonymization-runs?dry_run=maybe", nil)
+	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/privacy/anonymization-runs", nil)
+	s.do(t, http.StatusForbidden, aud, http.MethodPost, "/api/privacy/anonymization-runs", nil)
+	s.do(t, http.StatusUnprocessableEntity, me, http.MethodPatch, "/api/me/settings", map[string]any{"loan_history": "sometimes"}, asPatron...)
+	s.do(t, http.StatusOK, me, http.MethodPatch, "/api/me/settings", map[string]any{"loan_history": "forever"}, asPatron...)
+	s.do(t, http.StatusOK, me, http.MethodPost, "/api/me/loans/history/delete", nil, asPatron...)
+	s.do(t, http.StatusForbidden, admin, http.MethodPost, "/api/me/loans/history/delete", nil)
+
 	// Deletions.
 	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/sponsor", nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/sponsor", nil)
