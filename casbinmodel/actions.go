@@ -35,6 +35,7 @@ var actions = []Action{
 	{"users.personal_data", "Download everything held about a user as one document (their personal data: record, circulation, notices, files, SIS runs, settings), for a request of access; the export is audited."},
 	{"users.legal_hold", "Set, replace or lift a legal hold on a user (with its reason): a held user is not deleted, purged or erased; audited."},
 	{"users.legal_hold.read", "Read the legal hold on a user: its reason, who set it and when."},
+	{"users.erase", "Erase a user now, on request: the same guards as a deletion (a legal hold among them); their closed loans, fees and requests anonymized, the audit trail forgetting their name; answers the proof of erasure, whose hash is on the trail."},
 	{"users.overrides.read", "Read which fields of an external user staff changed by hand (kept over the SIS)."},
 	{"users.overrides.restore", "Hand fields changed by hand back to the SIS."},
 	{"attachments.read", "List and download the files kept with a user's record (notices sent, uploads)."},

@@ -219,6 +219,17 @@ func Migrations() []*gormigrate.Migration {
 			}
 			return nil
 		},
+	}, {
+		// Erasure on request (users.erase, for user administrators), for
+		// databases whose policy was seeded before it existed.
+		ID: "202612050402_casbin_erasure_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addRule(tx, rule{Ptype: "p", V0: "user-administrator", V1: "*", V2: "users.erase", V3: WhoseAny})
+		},
 	}}
 }
 

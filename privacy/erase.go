@@ -65,15 +65,15 @@ var anonymizedTables = []struct {
 // needs the audit key (Config.AuditKey): without it the trail cannot
 // forget, and Erase refuses before changing anything.
 func (e *Eraser) Erase(ctx context.Context, inst, primaryID string) (*ErasureProof, error) {
+	id, spelled, err := e.patrons.ID(ctx, inst, primaryID)
+	if err != nil {
+		return nil, err
+	}
 	if len(e.trail.key) == 0 {
 		return nil, &fault.Error{Kind: fault.Refused, Detail: "erasing a user needs the audit key (Config.AuditKey), so that the audit trail can forget their name"}
 	}
 	var proof *ErasureProof
-	err := txctx.Transaction(ctx, e.db, func(ctx context.Context, tx *gorm.DB) error {
-		id, spelled, err := e.patrons.ID(ctx, inst, primaryID)
-		if err != nil {
-			return err
-		}
+	err = txctx.Transaction(ctx, e.db, func(ctx context.Context, tx *gorm.DB) error {
 		counts, err := e.retention.AnonymizeUser(ctx, inst, id)
 		if err != nil {
 			return err

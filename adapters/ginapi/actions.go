@@ -49,6 +49,7 @@ var routeTable = []Route{
 	{http.MethodGet, "/users/:primary_id/legal-hold", "users.legal_hold.read", WhoseNamed},
 	{http.MethodPut, "/users/:primary_id/legal-hold", "users.legal_hold", WhoseNamed},
 	{http.MethodDelete, "/users/:primary_id/legal-hold", "users.legal_hold", WhoseNamed},
+	{http.MethodPost, "/users/:primary_id/erasure", "users.erase", WhoseNamed},
 	{http.MethodGet, "/users/:primary_id/overrides", "users.overrides.read", WhoseNamed},
 	{http.MethodPost, "/users/:primary_id/restore-sis-fields", "users.overrides.restore", WhoseNamed},
 	{http.MethodPost, "/users/:primary_id/user_identifiers", "users.identifiers", WhoseNamed},

@@ -46,6 +46,7 @@ var allowed = map[string]string{
 	"GET /api/users/:primary_id/legal-hold":    "admin auditor",
 	"PUT /api/users/:primary_id/legal-hold":    "admin",
 	"DELETE /api/users/:primary_id/legal-hold": "admin",
+	"POST /api/users/:primary_id/erasure":      "admin",
 
 	"GET /api/users/:primary_id/personal-data": "admin auditor",
 

@@ -11,12 +11,23 @@ import (
 	"github.com/patronkit/patronkit/privacy"
 )
 
-// legalHoldRoutes registers the legal hold on a user: set (or replace),
-// lift, read.
+// legalHoldRoutes registers the legal hold on a user (set or replace,
+// lift, read) and the erasure it stops.
 func (a *api) legalHoldRoutes(g *routes) {
 	g.GET("/users/:primary_id/legal-hold", a.getLegalHold)
 	g.PUT("/users/:primary_id/legal-hold", a.setLegalHold)
 	g.DELETE("/users/:primary_id/legal-hold", a.clearLegalHold)
+	g.POST("/users/:primary_id/erasure", a.eraseUser)
+}
+
+// eraseUser erases a user now and answers the proof of erasure.
+func (a *api) eraseUser(c *gin.Context) {
+	proof, err := a.kit.Erasure.Erase(a.ctx(c), a.who(c).Institution, c.Param("primary_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, proof)
 }
 
 // legalHoldBody is the body of PUT /users/{primary_id}/legal-hold.

@@ -106,6 +106,7 @@ func oaNewServer(t *testing.T) *oaServer {
 		Email:          circulation.NotifierFunc(func(context.Context, circulation.Message) error { return nil }),
 
 		MaxAttachmentBytes: oaMaxAttachment,
+		AuditKey:           []byte("the library's secret"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -1404,9 +1405,25 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	}
 	s.do(t, http.StatusPreconditionFailed, admin, http.MethodPut, "/api/users/held/legal-hold", map[string]any{"reason": "another"}, "If-Match", noHold)
 	s.do(t, http.StatusForbidden, aud, http.MethodDelete, "/api/users/held/legal-hold", nil)
+	var eraseRefused ginapi.Problem
+	oaJSON(t, s.do(t, http.StatusConflict, admin, http.MethodPost, "/api/users/held/erasure", nil), &eraseRefused)
+	if len(eraseRefused.Reasons) != 1 || !strings.Contains(eraseRefused.Reasons[0], "claim 42 of the insurer") {
+		t.Errorf("the erasure of a held user: %+v", eraseRefused)
+	}
+	s.do(t, http.StatusForbidden, aud, http.MethodPost, "/api/users/held/erasure", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodPost, "/api/users/nobody/erasure", nil)
 	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/held/legal-hold", nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodDelete, "/api/users/held/legal-hold", nil)
-	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/held", nil)
+	var proof struct {
+		Report map[string]any `json:"report"`
+		Hash   string         `json:"hash"`
+		Seq    int64          `json:"seq"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodPost, "/api/users/held/erasure", nil), &proof)
+	if len(proof.Hash) != 64 || proof.Seq == 0 || !strings.HasPrefix(fmt.Sprint(proof.Report["subject"]), "erased:") {
+		t.Errorf("the proof of erasure: %+v", proof)
+	}
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/held", nil)
 	var trail struct {
 		Entries []map[string]any `json:"entries"`
 		Next    string           `json:"next"`
