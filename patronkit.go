@@ -313,6 +313,18 @@ type Config struct {
 	// (Kit.Retention.Anonymize runs it on demand).
 	RetentionEvery time.Duration
 
+	// Purge says which users a purge removes (Kit.Purge): those whose
+	// purge date plus Purge.GraceDays has passed, of Purge.RecordTypes
+	// and Purge.UserGroups, a balance up to Purge.FeeThreshold per
+	// currency waived first. Default: see privacy.PurgeOptions (no
+	// grace, every record type and group, any balance keeps the user).
+	// Purging needs AuditKey.
+	Purge privacy.PurgeOptions
+	// PurgeEvery is how often Start purges every institution with the
+	// Purge options; one instance at a time does it. Default: 0, never
+	// (Kit.Purge.Purge runs it on demand, dry or not).
+	PurgeEvery time.Duration
+
 	// Instance names this instance of the host's application where
 	// instances share the database: in the leases of the SIS runs and the
 	// anonymization runs it holds. Default: "instance-" and 12 random hex digits, new at each
@@ -352,6 +364,9 @@ type Kit struct {
 	// Erasure erases one user now, on request, with a proof of erasure
 	// (see privacy.Eraser; it needs AuditKey).
 	Erasure *privacy.Eraser
+	// Purge removes the users whose purge date has passed
+	// (Config.Purge; see privacy.Purger; it needs AuditKey).
+	Purge *privacy.Purger
 	// Logger is the kit's logger.
 	Logger *slog.Logger
 	// Now is the kit's clock.
@@ -364,6 +379,7 @@ type Kit struct {
 	circulationEvery time.Duration
 	auditRetention   time.Duration
 	retentionEvery   time.Duration
+	purgeEvery       time.Duration
 	stop             chan struct{}
 	stopOnce         sync.Once
 	background       sync.WaitGroup
@@ -488,7 +504,14 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Kit{Erasure: erasure, Retention: retention, retentionEvery: c.RetentionEvery, Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
+	purger, err := privacy.NewPurger(db, erasure, circ, c.Purge, c.Instance, c.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if c.PurgeEvery > 0 && len(c.AuditKey) == 0 {
+		return nil, errors.New("patronkit: PurgeEvery needs AuditKey, so that the audit trail can forget the purged users")
+	}
+	return &Kit{Purge: purger, purgeEvery: c.PurgeEvery, Erasure: erasure, Retention: retention, retentionEvery: c.RetentionEvery, Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS
@@ -497,7 +520,9 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 // sign-ins (patron.Service.ExpireSignInFailures) at once and every 5
 // minutes, and, with AuditRetention, the dropping of old audit entries at
 // once and every day, and the anonymization of closed records whose
-// retention has passed every RetentionEvery (privacy.Retention). Each job works in transactions of its own, whatever ctx
+// retention has passed every RetentionEvery (privacy.Retention), and,
+// with PurgeEvery, the purge of the users past their purge date every
+// PurgeEvery (privacy.Purger). Each job works in transactions of its own, whatever ctx
 // carries. Call it once per instance, after Migrate.
 func (k *Kit) Start(ctx context.Context) {
 	ctx = txctx.Without(ctx) // the jobs' transactions are their own
@@ -546,6 +571,9 @@ func (k *Kit) Start(ctx context.Context) {
 		}
 	})
 	k.every(ctx, k.retentionEvery, time.Hour, func() { k.anonymize(ctx) })
+	if k.purgeEvery > 0 {
+		k.every(ctx, k.purgeEvery, 0, func() { k.purge(ctx) })
+	}
 	k.every(ctx, k.circulationEvery, 5*time.Minute, func() {
 		level, counts := slog.LevelDebug, []any{}
 		for _, job := range []struct {
@@ -586,6 +614,26 @@ func (k *Kit) anonymize(ctx context.Context) {
 			k.Logger.Error("patronkit: anonymizing closed records", "institution", inst, "error", err)
 		default:
 			k.Logger.Debug("patronkit: closed records anonymized", "institution", inst, "run_id", run.ID, "loans", run.Counts.Loans, "fees", run.Counts.Fees)
+		}
+	}
+}
+
+// purge purges every institution, once: an institution another instance
+// is purging is left to it.
+func (k *Kit) purge(ctx context.Context) {
+	insts, err := k.Purge.Institutions(ctx)
+	if err != nil {
+		k.Logger.Error("patronkit: listing the institutions to purge", "error", err)
+	}
+	for _, inst := range insts {
+		run, err := k.Purge.Purge(ctx, inst, false)
+		switch {
+		case errors.Is(err, privacy.ErrPurgeInProgress):
+			k.Logger.Debug("patronkit: another instance is purging", "institution", inst)
+		case err != nil:
+			k.Logger.Error("patronkit: purging users", "institution", inst, "error", err)
+		default:
+			k.Logger.Info("patronkit: users purged", "institution", inst, "run_id", run.ID, "purged", run.Purged, "kept", run.Kept)
 		}
 	}
 }

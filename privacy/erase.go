@@ -59,20 +59,33 @@ var anonymizedTables = []struct {
 //     changes;
 //   - their entries on the audit trail lose their name, a tombstone in
 //     its place (Service.Forget), and an entry records the SHA-256 of the
-//     report (Service.RecordErasure).
+//     report (Service.RecordErasure);
+//   - the reports of earlier purges that named them (a dry run's, one
+//     that kept them) name them by the tombstone instead.
 //
 // The report counts, per table, the rows removed and anonymized. Erasing
 // needs the audit key (Config.AuditKey): without it the trail cannot
 // forget, and Erase refuses before changing anything.
 func (e *Eraser) Erase(ctx context.Context, inst, primaryID string) (*ErasureProof, error) {
+	proof, _, err := e.erase(ctx, inst, primaryID)
+	return proof, err
+}
+
+// errNoAuditKey refuses an erasure without the audit key.
+var errNoAuditKey = &fault.Error{Kind: fault.Refused, Detail: "erasing a user needs the audit key (Config.AuditKey), so that the audit trail can forget their name"}
+
+// erase is Erase, which also answers who the trail names in the user's
+// place (the tombstone).
+func (e *Eraser) erase(ctx context.Context, inst, primaryID string) (*ErasureProof, string, error) {
 	id, spelled, err := e.patrons.ID(ctx, inst, primaryID)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if len(e.trail.key) == 0 {
-		return nil, &fault.Error{Kind: fault.Refused, Detail: "erasing a user needs the audit key (Config.AuditKey), so that the audit trail can forget their name"}
+		return nil, "", errNoAuditKey
 	}
 	var proof *ErasureProof
+	tomb := Tombstone()
 	err = txctx.Transaction(ctx, e.db, func(ctx context.Context, tx *gorm.DB) error {
 		counts, err := e.retention.AnonymizeUser(ctx, inst, id)
 		if err != nil {
@@ -87,7 +100,6 @@ func (e *Eraser) Erase(ctx context.Context, inst, primaryID string) (*ErasurePro
 			return res.Error
 		}
 		removed = append(removed, patron.RemovedRows{Table: historyChoice{}.TableName(), Rows: res.RowsAffected})
-		tomb := Tombstone()
 		forgotten, err := e.trail.Forget(ctx, inst, spelled, tomb)
 		if err != nil {
 			return err
@@ -99,11 +111,19 @@ func (e *Eraser) Erase(ctx context.Context, inst, primaryID string) (*ErasurePro
 		for _, t := range anonymizedTables {
 			report.Tables = append(report.Tables, ErasureCount{Table: t.table, Anonymized: t.n(counts)})
 		}
+		// The reports of earlier purges (a dry run's, a kept user's)
+		// name them by the tombstone from now on.
+		res = tx.Exec("UPDATE pk_privacy_purge_outcomes SET primary_id = ? WHERE LOWER(primary_id) = LOWER(?) AND run_id IN (SELECT id FROM pk_privacy_purge_runs WHERE institution = ?)",
+			tomb, spelled, inst)
+		if res.Error != nil {
+			return res.Error
+		}
+		report.Tables = append(report.Tables, ErasureCount{Table: PurgeOutcome{}.TableName(), Anonymized: res.RowsAffected})
 		proof, err = e.trail.RecordErasure(ctx, inst, tomb, report)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return proof, nil
+	return proof, tomb, nil
 }

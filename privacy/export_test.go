@@ -13,3 +13,6 @@ func SetCSVBatch(t interface{ Cleanup(func()) }, n int) {
 
 // SetAfterBatch calls f after each batch a run of r commits (or counts).
 func SetAfterBatch(r *Retention, f func(kind string)) { r.afterBatch = f }
+
+// SetPurgeAfterBatch calls f after each batch a purge of p goes through.
+func SetPurgeAfterBatch(p *Purger, f func()) { p.afterBatch = f }

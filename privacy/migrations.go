@@ -131,8 +131,72 @@ func Migrations() []*gormigrate.Migration {
 		Rollback: func(tx *gorm.DB) error {
 			return tx.Migrator().DropTable(&legalHoldV1{})
 		},
+	}, {
+		// Purges (Purger): the runs' reports, what each did with each
+		// user, the lease that lets one instance at a time purge an
+		// institution, and an index to find the users past their purge
+		// date.
+		ID: "202612050501_privacy_purge_runs",
+		Migrate: func(tx *gorm.DB) error {
+			for _, t := range []any{&purgeRunV1{}, &purgeOutcomeV1{}, &purgeLeaseV1{}} {
+				if err := tx.Migrator().CreateTable(t); err != nil {
+					return err
+				}
+			}
+			for _, q := range []string{
+				"CREATE INDEX pk_privacy_purge_runs_inst ON pk_privacy_purge_runs (institution, started_at)",
+				"CREATE INDEX pk_users_purge_date ON pk_users (institution, purge_date)",
+			} {
+				if err := tx.Exec(q).Error; err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		Rollback: func(tx *gorm.DB) error {
+			if err := tx.Migrator().DropIndex("pk_users", "pk_users_purge_date"); err != nil {
+				return err
+			}
+			return tx.Migrator().DropTable(&purgeLeaseV1{}, &purgeOutcomeV1{}, &purgeRunV1{})
+		},
 	}}
 }
+
+// The tables as migration 202612050501 creates them.
+
+type purgeRunV1 struct {
+	ID          string `gorm:"primaryKey;size:36"`
+	Institution string `gorm:"size:64;not null"`
+	DryRun      bool   `gorm:"not null"`
+	Status      string `gorm:"size:16;not null"`
+	Instance    string `gorm:"size:128;not null"`
+	NPurged     int64  `gorm:"column:n_purged;not null;default:0"`
+	NKept       int64  `gorm:"column:n_kept;not null;default:0"`
+	Error       string `gorm:"size:2000"`
+	StartedAt   time.Time
+	FinishedAt  *time.Time
+}
+
+func (purgeRunV1) TableName() string { return "pk_privacy_purge_runs" }
+
+type purgeOutcomeV1 struct {
+	RunID     string `gorm:"primaryKey;size:36"`
+	Seq       int64  `gorm:"primaryKey;autoIncrement:false"`
+	PrimaryID string `gorm:"size:255;not null"`
+	Purged    bool   `gorm:"not null"`
+	Waived    string `gorm:"type:text"`
+	Reasons   string `gorm:"type:text"`
+}
+
+func (purgeOutcomeV1) TableName() string { return "pk_privacy_purge_outcomes" }
+
+type purgeLeaseV1 struct {
+	Institution string    `gorm:"primaryKey;size:64"`
+	Holder      string    `gorm:"size:128;not null"`
+	ExpiresAt   time.Time `gorm:"not null"`
+}
+
+func (purgeLeaseV1) TableName() string { return "pk_privacy_purge_leases" }
 
 type legalHoldV1 struct {
 	Institution string    `gorm:"primaryKey;size:64"`
