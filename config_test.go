@@ -22,6 +22,7 @@ import (
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
 	"github.com/patronkit/patronkit/patronkittest"
+	"github.com/patronkit/patronkit/privacy"
 )
 
 // Each test below gives one setting in the Config and watches the module
@@ -376,4 +377,37 @@ func TestNoAuditTrailKeepsNothingButTellsTheHostsSink(t *testing.T) {
 		c.NoAuditTrail = true
 		c.Audit = patron.AuditFunc(func(_ context.Context, e patron.AuditEvent) { told = append(told, e.Action) })
 	})
+}
+
+// The purge needs the audit key to run on its own, refuses negative
+// options, and Start runs it every PurgeEvery.
+func TestStartPurgesEveryPurgeEvery(t *testing.T) {
+	db := dbtest.Open(t, sqldb.SQLite)
+	for cfg, want := range map[*patronkit.Config]string{
+		{PurgeEvery: time.Hour}:                                                  "AuditKey",
+		{Purge: privacy.PurgeOptions{GraceDays: -1}}:                             "GraceDays",
+		{Purge: privacy.PurgeOptions{FeeThreshold: map[string]int64{"USD": -1}}}: "threshold",
+	} {
+		if _, err := patronkit.New(db, cfg); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+v: %v", cfg.Purge, err)
+		}
+	}
+	k := patronkittest.New(t, func(c *patronkit.Config) { c.AuditKey, c.PurgeEvery = []byte("a key"), 10*time.Millisecond })
+	gone := patronkittest.User(t, k, "UNI", func(u *patron.User) { u.PurgeDate = "2026-08-01" })
+	kept := patronkittest.User(t, k, "UNI", func(u *patron.User) { u.PurgeDate = "2026-09-01" })
+	ctx := context.Background()
+	k.Start(ctx)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, _, err := k.Patrons.ID(ctx, "UNI", gone.PrimaryID); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Start did not purge")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, _, err := k.Patrons.ID(ctx, "UNI", kept.PrimaryID); err != nil {
+		t.Fatalf("a user purged on their purge date: %v", err)
+	}
 }
