@@ -230,6 +230,17 @@ func Migrations() []*gormigrate.Migration {
 			}
 			return addRule(tx, rule{Ptype: "p", V0: "user-administrator", V1: "*", V2: "users.erase", V3: WhoseAny})
 		},
+	}, {
+		// The purge (privacy.purge, for user administrators), for
+		// databases whose policy was seeded before it existed.
+		ID: "202612050502_casbin_purge_policies",
+		Migrate: func(tx *gorm.DB) error {
+			var n int64
+			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+				return err
+			}
+			return addRule(tx, rule{Ptype: "p", V0: "user-administrator", V1: "*", V2: "privacy.purge", V3: WhoseAny})
+		},
 	}}
 }
 

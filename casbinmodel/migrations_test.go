@@ -474,41 +474,43 @@ func TestADatabaseSeededBeforeRetentionGetsItsPermissions(t *testing.T) {
 	})
 }
 
-// A database whose policy was seeded before erasure on request gets its
-// line: a user administrator erases, a desk does not.
-func TestADatabaseSeededBeforeErasureGetsItsPermission(t *testing.T) {
-	const migration = "202612050402_casbin_erasure_policies"
-	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
-		all := casbinmodel.Migrations()
-		i := slices.IndexFunc(all, func(m *gormigrate.Migration) bool { return m.ID == migration })
-		if i < 0 {
-			t.Fatalf("no migration %s", migration)
-		}
-		if err := migrate.Run(context.Background(), db, all[:i]); err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range casbinmodel.DefaultPolicyLines() {
-			if l[2] != "users.erase" {
-				addRow(t, db, "p", l...)
-			}
-		}
-		addRow(t, db, "g", "UNI/boss", "user-administrator", "*")
-		addRow(t, db, "g", "UNI/desk", "circulation-desk-operator", "*")
-		upgrade(t, db)
-		e, err := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range []struct {
-			d    casbinmodel.Decision
-			want bool
-		}{
-			{casbinmodel.Decision{Institution: "UNI", Subject: "boss", Action: "users.erase"}, true},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "desk", Action: "users.erase"}, false},
-		} {
-			if ok, err := e.Allow(context.Background(), c.d); err != nil || ok != c.want {
-				t.Errorf("%+v: allowed %v (%v), want %v", c.d, ok, err, c.want)
-			}
-		}
-	})
+// A database whose policy was seeded before erasure on request, or before
+// the purge, gets its line: a user administrator erases (purges), a desk
+// does not.
+func TestADatabaseSeededBeforeErasureAndPurgeGetsTheirPermissions(t *testing.T) {
+	for migration, action := range map[string]string{
+		"202612050402_casbin_erasure_policies": "users.erase",
+		"202612050502_casbin_purge_policies":   "privacy.purge",
+	} {
+		t.Run(action, func(t *testing.T) {
+			dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+				all := casbinmodel.Migrations()
+				i := slices.IndexFunc(all, func(m *gormigrate.Migration) bool { return m.ID == migration })
+				if i < 0 {
+					t.Fatalf("no migration %s", migration)
+				}
+				if err := migrate.Run(context.Background(), db, all[:i]); err != nil {
+					t.Fatal(err)
+				}
+				for _, l := range casbinmodel.DefaultPolicyLines() {
+					if l[2] != action {
+						addRow(t, db, "p", l...)
+					}
+				}
+				addRow(t, db, "g", "UNI/boss", "user-administrator", "*")
+				addRow(t, db, "g", "UNI/desk", "circulation-desk-operator", "*")
+				upgrade(t, db)
+				e, err := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for who, want := range map[string]bool{"boss": true, "desk": false} {
+					d := casbinmodel.Decision{Institution: "UNI", Subject: who, Action: action}
+					if ok, err := e.Allow(context.Background(), d); err != nil || ok != want {
+						t.Errorf("%+v: allowed %v (%v), want %v", d, ok, err, want)
+					}
+				}
+			})
+		})
+	}
 }

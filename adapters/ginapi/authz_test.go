@@ -131,10 +131,13 @@ var allowed = map[string]string{
 	"GET /api/audit/verify":  "auditor",
 	"PATCH /api/me/settings": "self patron",
 
-	"GET /api/privacy/retention":                  "admin",
-	"POST /api/privacy/anonymization-runs":        "admin",
-	"GET /api/privacy/anonymization-runs/:run_id": "admin",
-	"POST /api/me/loans/history/delete":           "self patron",
+	"GET /api/privacy/retention":                   "admin",
+	"POST /api/privacy/anonymization-runs":         "admin",
+	"GET /api/privacy/anonymization-runs/:run_id":  "admin",
+	"POST /api/privacy/purge-runs":                 "admin",
+	"GET /api/privacy/purge-runs/:run_id":          "admin",
+	"GET /api/privacy/purge-runs/:run_id/outcomes": "admin",
+	"POST /api/me/loans/history/delete":            "self patron",
 }
 
 func init() {

@@ -121,6 +121,7 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	a.legalHoldRoutes(g)
 	a.auditRoutes(g)
 	a.retentionRoutes(g)
+	a.purgeRoutes(g)
 	if len(g.missing) > 0 {
 		return fmt.Errorf("ginapi: routes without an action in the route table: %s", strings.Join(g.missing, ", "))
 	}

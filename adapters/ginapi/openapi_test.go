@@ -1576,6 +1576,40 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	s.do(t, http.StatusOK, me, http.MethodPost, "/api/me/loans/history/delete", nil, asPatron...)
 	s.do(t, http.StatusForbidden, admin, http.MethodPost, "/api/me/loans/history/delete", nil)
 
+	// The purge: a user past their purge date, listed by a dry run, then
+	// purged; the outcomes as JSON and CSV.
+	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/users", map[string]any{"primary_id": "gone", "first_name": "Gus", "last_name": "Gone", "purge_date": "2000-01-01"})
+	var purgeRun struct {
+		ID     string `json:"id"`
+		Purged int64  `json:"purged"`
+	}
+	oaJSON(t, s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/privacy/purge-runs?dry_run=true", nil), &purgeRun)
+	if purgeRun.Purged != 1 {
+		t.Errorf("the dry purge: %+v", purgeRun)
+	}
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/privacy/purge-runs/"+purgeRun.ID, nil)
+	var outcomes struct {
+		Outcomes []map[string]any `json:"outcomes"`
+	}
+	oaJSON(t, s.do(t, http.StatusOK, admin, http.MethodGet, "/api/privacy/purge-runs/"+purgeRun.ID+"/outcomes?limit=10", nil), &outcomes)
+	if len(outcomes.Outcomes) != 1 || outcomes.Outcomes[0]["primary_id"] != "gone" || outcomes.Outcomes[0]["purged"] != true {
+		t.Errorf("the dry purge's outcomes: %+v", outcomes)
+	}
+	if body := s.do(t, http.StatusOK, admin, http.MethodGet, "/api/privacy/purge-runs/"+purgeRun.ID+"/outcomes", nil, "Accept", "text/csv").body; !strings.HasPrefix(string(body), "seq,primary_id,purged,waived,reasons\n1,gone,true,,") {
+		t.Errorf("the outcomes as CSV: %q", body)
+	}
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/privacy/purge-runs/"+purgeRun.ID+"/outcomes?format=csv", nil)
+	s.do(t, http.StatusBadRequest, admin, http.MethodGet, "/api/privacy/purge-runs/"+purgeRun.ID+"/outcomes?after=x", nil)
+	s.do(t, http.StatusBadRequest, admin, http.MethodGet, "/api/privacy/purge-runs/"+purgeRun.ID+"/outcomes?format=xml", nil)
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodGet, "/api/privacy/purge-runs/"+purgeRun.ID+"/outcomes?limit=5000", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/privacy/purge-runs/nothing", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/privacy/purge-runs/nothing/outcomes", nil)
+	s.do(t, http.StatusBadRequest, admin, http.MethodPost, "/api/privacy/purge-runs?dry_run=maybe", nil)
+	s.do(t, http.StatusForbidden, aud, http.MethodPost, "/api/privacy/purge-runs", nil)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/gone", nil)
+	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/privacy/purge-runs", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/gone", nil)
+
 	// Deletions.
 	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/sponsor", nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/sponsor", nil)

@@ -70,3 +70,97 @@ func (a *api) deleteMyHistory(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, d)
 }
+
+// purgeRoutes registers the purge of users past their purge date: a run
+// now (dry or not), its report and its outcomes (JSON pages or CSV).
+func (a *api) purgeRoutes(g *routes) {
+	g.POST("/privacy/purge-runs", a.purgeNow)
+	g.GET("/privacy/purge-runs/:run_id", a.purgeRun)
+	g.GET("/privacy/purge-runs/:run_id/outcomes", a.purgeOutcomes)
+}
+
+// purgeNow purges the institution's users past their purge date now, or
+// dry (dry_run=true), and answers the run's report (201, Location the
+// report).
+func (a *api) purgeNow(c *gin.Context) {
+	dry := false
+	if v, ok := c.GetQuery("dry_run"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			fail(c, badRequest("dry_run must be true or false", fault.FieldError{Field: "dry_run", Code: "bad_format", Message: "must be true or false"}))
+			return
+		}
+		dry = b
+	}
+	run, err := a.kit.Purge.Purge(a.ctx(c), a.who(c).Institution, dry)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Header("Location", a.path("privacy", "purge-runs", run.ID))
+	c.JSON(http.StatusCreated, run)
+}
+
+func (a *api) purgeRun(c *gin.Context) {
+	run, err := a.kit.Purge.Run(a.ctx(c), a.who(c).Institution, c.Param("run_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, run)
+}
+
+// purgeOutcomes answers a run's outcomes: a page of JSON (after, limit),
+// or the whole of them as CSV (Accept: text/csv or format=csv).
+func (a *api) purgeOutcomes(c *gin.Context) {
+	inst, id := a.who(c).Institution, c.Param("run_id")
+	format := c.Query("format")
+	if format != "" && format != "json" && format != "csv" {
+		fail(c, badRequest("format must be json or csv", fault.FieldError{Field: "format", Code: "unknown_value", Message: "must be json or csv"}))
+		return
+	}
+	if format == "csv" || (format == "" && c.NegotiateFormat(gin.MIMEJSON, "text/csv") == "text/csv") {
+		if _, err := a.kit.Purge.Run(a.ctx(c), inst, id); err != nil {
+			fail(c, err)
+			return
+		}
+		c.Header("Content-Type", "text/csv; charset=utf-8")
+		c.Status(http.StatusOK)
+		if err := a.kit.Purge.WriteCSV(a.ctx(c), c.Writer, inst, id); err != nil {
+			a.opts.Logger.Error("ginapi: writing a purge's outcomes", "request_id", c.GetString(requestIDKey), "error", err)
+		}
+		return
+	}
+	var after int64
+	limit := 0
+	for _, p := range []struct {
+		name string
+		to   func(int64)
+	}{
+		{"after", func(v int64) { after = v }},
+		{"limit", func(v int64) { limit = int(v) }},
+	} {
+		if v, ok := c.GetQuery(p.name); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				fail(c, badRequest(p.name+" must be a number", fault.FieldError{Field: p.name, Code: "bad_format", Message: "must be a number"}))
+				return
+			}
+			if n < 0 || n > 1000000000 {
+				fail(c, &fault.Error{Kind: fault.Invalid, Detail: p.name + " is out of range", Fields: []fault.FieldError{{Field: p.name, Code: "out_of_range", Message: "must be 0 or more (limit: 1 to 1000)"}}})
+				return
+			}
+			p.to(n)
+		}
+	}
+	if _, err := a.kit.Purge.Run(a.ctx(c), inst, id); err != nil {
+		fail(c, err)
+		return
+	}
+	out, err := a.kit.Purge.Outcomes(a.ctx(c), id, after, limit)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"outcomes": out})
+}
