@@ -11,5 +11,6 @@ func SetCSVBatch(t interface{ Cleanup(func()) }, n int) {
 	t.Cleanup(func() { csvBatch = old })
 }
 
-// SetAfterBatch calls f after each batch a run of r commits (or counts).
+// SetAfterBatch calls f after each batch a run of r commits (or counts),
+// from the goroutine that wrote it (two may call it at once).
 func SetAfterBatch(r *Retention, f func(kind string)) { r.afterBatch = f }
