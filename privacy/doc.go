@@ -16,5 +16,13 @@
 // chain still verifies and a forgetting forged without the key is found;
 // RecordErasure records the hash of an erasure's report on the trail.
 //
+// Retention anonymizes closed loans, fees, requests, notices and SIS
+// outcomes once the institution's retention rules (RetentionRule) or the
+// patron's own choice say so: the records stay for statistics, with a
+// snapshot of what does not identify their patron (Anonymized), in
+// batches under a lease that lets one instance at a time work on an
+// institution; AnonymizeUser does it for one user within the caller's
+// transaction.
+//
 // It knows no web framework: the HTTP adapter (adapters/ginapi) calls it.
 package privacy

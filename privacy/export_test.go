@@ -11,7 +11,8 @@ func SetCSVBatch(t interface{ Cleanup(func()) }, n int) {
 	t.Cleanup(func() { csvBatch = old })
 }
 
-// SetAfterBatch calls f after each batch a run of r commits (or counts).
+// SetAfterBatch calls f after each batch a run of r commits (or counts),
+// from the goroutine that wrote it (two may call it at once).
 func SetAfterBatch(r *Retention, f func(kind string)) { r.afterBatch = f }
 
 // SetPurgeAfterBatch calls f after each batch a purge of p goes through.

@@ -9,10 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/account"
@@ -175,7 +178,7 @@ type RetentionOptions struct {
 	// a time anonymize an institution's records. Default: a random name.
 	Instance string
 	// BatchSize is how many records a run reads, and anonymizes in one
-	// transaction, at a time. Default: 1000.
+	// transaction, at a time. Default: 5000.
 	BatchSize int
 	// LeaseTTL is how long a run's hold on its institution lasts unless
 	// renewed (each batch renews it). Default: 5 minutes.
@@ -316,7 +319,7 @@ func NewRetention(db *gorm.DB, o RetentionOptions) (*Retention, error) {
 		o.Instance = "instance-" + keys.NewID()
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = 1000
+		o.BatchSize = 5000
 	}
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = 5 * time.Minute
@@ -546,6 +549,10 @@ type scope struct {
 	rules  []RetentionRule
 }
 
+// sqliteNoIndex finds the terms of the records' own columns in a
+// candidates query.
+var sqliteNoIndex = regexp.MustCompile(`(WHERE|AND) x\.(institution|status|returned_at|updated_at|closed_at|created_at|user_id)\b`)
+
 // candidates reads the next batch of kind's closed records not yet
 // anonymized, after id after, closed at or before upTo.
 func (r *Retention) candidates(db *gorm.DB, kind string, sc *scope, after string, upTo time.Time) ([]candidate, error) {
@@ -579,8 +586,16 @@ func (r *Retention) candidates(db *gorm.DB, kind string, sc *scope, after string
 		user = " AND x.user_id <> ''"
 	}
 	args = append(args, after, r.o.BatchSize)
+	q += user
+	if sc.userID == "" && db.Dialector.Name() == "sqlite" {
+		// A pass over every record reads them in the order of their ids:
+		// SQLite, without statistics, would rather take an index of
+		// another column and sort what it finds, for each batch; the
+		// unary plus keeps those columns out of its choice.
+		q = sqliteNoIndex.ReplaceAllString(q, "$1 +x.$2")
+	}
 	var out []candidate
-	err := db.Raw(q+user+" AND x.id > ? ORDER BY x.id LIMIT ?", args...).Scan(&out).Error
+	err := db.Raw(q+" AND x.id > ? ORDER BY x.id LIMIT ?", args...).Scan(&out).Error
 	return out, err
 }
 
@@ -708,51 +723,113 @@ func (r *Retention) anonymize(ctx context.Context, inst string, dry bool, run *A
 	return nil
 }
 
-// anonymizeKind passes over kind's closed records, a batch at a time.
+// anonymizeKind passes over kind's closed records, a batch at a time:
+// one reader picks the batches due, in the order of their ids, and hands
+// them to writers (two on PostgreSQL and MySQL, whose row locks let
+// batches of different records commit side by side; one on SQLite, which
+// has one writer), each batch in a transaction of its own.
 func (r *Retention) anonymizeKind(ctx context.Context, kind string, sc *scope, upTo time.Time, run *AnonymizationRun) error {
-	after := ""
-	for {
-		if err := ctx.Err(); err != nil {
+	writers := 2
+	if r.db.Dialector.Name() == "sqlite" || sc.dry {
+		writers = 0
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	batches := make(chan []*candidate, writers)
+	var mu sync.Mutex
+	record := func(n int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		run.Counts.add(kind, n)
+	}
+	writeBatch := func(due []*candidate) error {
+		if err := gctx.Err(); err != nil {
 			return err
 		}
-		db := r.db.WithContext(ctx)
-		batch, err := r.candidates(db, kind, sc, after, upTo)
-		if err != nil {
-			return err
-		}
-		if len(batch) == 0 {
-			return nil
-		}
-		after = batch[len(batch)-1].ID
-		due, err := r.due(db, kind, sc, batch)
-		if err != nil {
-			return err
-		}
-		if sc.dry {
-			run.Counts.add(kind, int64(len(due)))
-		} else {
-			err = db.Transaction(func(tx *gorm.DB) error {
-				if err := r.renew(tx, sc.inst); err != nil {
-					return err
-				}
-				n, err := r.write(tx, sc.inst, kind, due, sc.now)
-				if err != nil {
-					return err
-				}
-				run.Counts.add(kind, n)
-				return tx.Model(run).Select("n_loans", "n_fees", "n_requests", "n_notices", "n_sis_outcomes").Updates(run).Error
-			})
-			if err != nil {
+		// A batch begun is finished, whatever happens to ctx meanwhile:
+		// a cancelled run stops between batches, and its report counts
+		// what it did. The report's count grows in the batch's own
+		// transaction (the writers wait for each other only there).
+		var n int64
+		err := r.db.WithContext(context.WithoutCancel(gctx)).Transaction(func(tx *gorm.DB) error {
+			var err error
+			if n, err = r.write(tx, sc.inst, kind, due, sc.now); err != nil {
 				return err
 			}
+			return tx.Exec("UPDATE pk_privacy_anonymization_runs SET n_"+kind+" = n_"+kind+" + ? WHERE id = ?", n, run.ID).Error
+		})
+		if err != nil {
+			return err
 		}
+		record(n)
 		if r.afterBatch != nil {
 			r.afterBatch(kind)
 		}
-		if len(batch) < r.o.BatchSize {
-			return nil
-		}
+		return nil
 	}
+	for range writers {
+		g.Go(func() error {
+			for due := range batches {
+				if err := writeBatch(due); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(batches)
+		after := ""
+		db := r.db.WithContext(gctx)
+		for {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			batch, err := r.candidates(db, kind, sc, after, upTo)
+			if err != nil || len(batch) == 0 {
+				return err
+			}
+			after = batch[len(batch)-1].ID
+			due, err := r.due(db, kind, sc, batch)
+			if err != nil {
+				return err
+			}
+			switch {
+			case sc.dry:
+				record(int64(len(due)))
+				if r.afterBatch != nil {
+					r.afterBatch(kind)
+				}
+			case len(due) == 0:
+			default:
+				// The lease is renewed for each batch: a run that lost it
+				// stops before it writes another.
+				if err := r.renew(db, sc.inst); err != nil {
+					return err
+				}
+				if writers == 0 {
+					if err := writeBatch(due); err != nil {
+						return err
+					}
+				} else {
+					select {
+					case batches <- due:
+					case <-gctx.Done():
+						return gctx.Err()
+					}
+				}
+			}
+			if len(batch) < r.o.BatchSize {
+				return nil
+			}
+		}
+	})
+	err := g.Wait()
+	if cerr := ctx.Err(); cerr != nil {
+		// A query cut short by the cancellation fails with the driver's
+		// own error (a bad connection): the cause is the cancellation.
+		return cerr
+	}
+	return err
 }
 
 // due picks the records of the batch whose retention has passed.
@@ -885,20 +962,26 @@ func (r *Retention) write(tx *gorm.DB, inst, kind string, cs []*candidate, now t
 			RecordType: str(c.RecordType), AccountType: str(c.AccountType), StatisticCategories: strings.Join(cats[c.UserID], ","),
 			Pseudonym: r.pseudonym(c.UserID), AnonymizedAt: now}
 	}
+	// On SQLite the unary plus keeps the planner on the ids' index (see
+	// candidates).
+	where := " WHERE institution = ? AND id IN ? AND user_id <> ''"
+	if tx.Dialector.Name() == "sqlite" {
+		where = " WHERE +institution = ? AND id IN ? AND +user_id <> ''"
+	}
 	var res *gorm.DB
 	switch kind {
 	case RetainLoans:
-		res = tx.Exec("UPDATE pk_circ_loans SET user_id = '', primary_id = '', proxy_primary_id = '' WHERE institution = ? AND id IN ? AND user_id <> ''", inst, ids)
+		res = tx.Exec("UPDATE pk_circ_loans SET user_id = '', primary_id = '', proxy_primary_id = ''"+where, inst, ids)
 	case RetainFees:
 		if err := tx.Exec("UPDATE pk_circ_fee_transactions SET reason = '' WHERE institution = ? AND fee_id IN ?", inst, ids).Error; err != nil {
 			return 0, err
 		}
-		res = tx.Exec("UPDATE pk_circ_fees SET user_id = '', primary_id = '' WHERE institution = ? AND id IN ? AND user_id <> ''", inst, ids)
+		res = tx.Exec("UPDATE pk_circ_fees SET user_id = '', primary_id = ''"+where, inst, ids)
 	case RetainRequests:
 		// closed_by first: MySQL assigns from left to right.
-		res = tx.Exec("UPDATE pk_circ_requests SET closed_by = CASE WHEN closed_by = primary_id THEN '' ELSE closed_by END, user_id = '', primary_id = '', delivery_address = '' WHERE institution = ? AND id IN ? AND user_id <> ''", inst, ids)
+		res = tx.Exec("UPDATE pk_circ_requests SET closed_by = CASE WHEN closed_by = primary_id THEN '' ELSE closed_by END, user_id = '', primary_id = '', delivery_address = ''"+where, inst, ids)
 	case RetainNotices:
-		res = tx.Exec("UPDATE pk_circ_notices SET user_id = '', primary_id = '', recipient = '', subject = '', body = '', error = '', attachment_id = '' WHERE institution = ? AND id IN ? AND user_id <> ''", inst, ids)
+		res = tx.Exec("UPDATE pk_circ_notices SET user_id = '', primary_id = '', recipient = '', subject = '', body = '', error = '', attachment_id = ''"+where, inst, ids)
 	default:
 		return 0, fmt.Errorf("privacy: no records of kind %q", kind)
 	}
@@ -908,7 +991,7 @@ func (r *Retention) write(tx *gorm.DB, inst, kind string, cs []*candidate, now t
 	if res.RowsAffected != int64(len(ids)) {
 		return 0, fmt.Errorf("privacy: %d of %d %s were anonymized meanwhile by someone else", int64(len(ids))-res.RowsAffected, len(ids), kind)
 	}
-	if err := tx.CreateInBatches(rows, 500).Error; err != nil {
+	if err := tx.CreateInBatches(rows, 1000).Error; err != nil {
 		return 0, err
 	}
 	return res.RowsAffected, nil

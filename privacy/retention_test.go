@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/patron/sis"
 	"github.com/patronkit/patronkit/patronkittest"
 	"github.com/patronkit/patronkit/privacy"
 )
@@ -432,7 +434,9 @@ func TestACancelledRunResumesWithoutDoingAnythingTwice(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		privacy.SetAfterBatch(r, func(string) { cancel() })
 		first, err := r.Anonymize(ctx, "UNI", false)
-		if !errors.Is(err, context.Canceled) || first == nil || first.Status != privacy.RunFailed || first.Counts.Loans != 2 {
+		// (Two writers on PostgreSQL and MySQL: the batch beside the
+		// first may be written too, not the rest.)
+		if !errors.Is(err, context.Canceled) || first == nil || first.Status != privacy.RunFailed || first.Counts.Loans < 2 || first.Counts.Total() >= p.want.Total() {
 			t.Fatalf("the cancelled run %+v, %v", first, err)
 		}
 		if got, err := r.Run(context.Background(), "UNI", first.ID); err != nil || got.Counts != first.Counts || got.Status != privacy.RunFailed {
@@ -448,7 +452,7 @@ func TestACancelledRunResumesWithoutDoingAnythingTwice(t *testing.T) {
 		total.Fees += second.Counts.Fees
 		total.Requests += second.Counts.Requests
 		total.Notices += second.Counts.Notices
-		if total != p.want || second.Counts.Loans != 1 {
+		if total != p.want || second.Counts.Total() == 0 {
 			t.Errorf("the runs did %+v then %+v, want %+v in all", first.Counts, second.Counts, p.want)
 		}
 		var snaps int64
@@ -472,10 +476,9 @@ func TestTwoInstancesAnonymizeOnce(t *testing.T) {
 		}
 		var second *privacy.AnonymizationRun
 		var secondErr error
+		var once sync.Once
 		privacy.SetAfterBatch(r1, func(string) {
-			if second == nil && secondErr == nil {
-				second, secondErr = k2.Retention.Anonymize(context.Background(), "UNI", false)
-			}
+			once.Do(func() { second, secondErr = k2.Retention.Anonymize(context.Background(), "UNI", false) })
 		})
 		first, err := r1.Anonymize(context.Background(), "UNI", false)
 		if err != nil {
@@ -547,4 +550,45 @@ func TestAnonymizeUserJoinsTheCallersTransaction(t *testing.T) {
 			t.Errorf("run %+v, the audit event %+v", run, e)
 		}
 	}, allImmediately, func(c *patronkit.Config) { c.Audit = audit })
+}
+
+// What an SIS run did with each record loses the record's primary_id once
+// the run ended longer ago than the rule says.
+func TestSISOutcomesAreAnonymizedAfterTheirRetention(t *testing.T) {
+	src := patronkittest.NewSource("registrar")
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		ctx := context.Background()
+		if _, err := k.SIS.CreateProfile(ctx, "UNI", &sis.Profile{Code: "REG", Source: src.Name(), Mode: sis.ModeSynchronize}); err != nil {
+			t.Fatal(err)
+		}
+		src.Add(t.Name()+".xml", sisUsers("ann-sis", "ben-sis", "cat-sis"))
+		r, err := k.SIS.StartRun(ctx, "UNI", "REG", sis.RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err = k.SIS.Wait(ctx, r.ID); err != nil || r.Status != sis.RunSucceeded {
+			t.Fatalf("the SIS run %+v, %v", r, err)
+		}
+		named := func() (n int64) {
+			t.Helper()
+			if err := k.DB.Raw("SELECT COUNT(*) FROM pk_sis_outcomes WHERE run_id = ? AND primary_id <> ''", r.ID).Scan(&n).Error; err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if named() != 3 {
+			t.Fatalf("%d outcomes name their user", named())
+		}
+		k.Clock.Advance(29 * 24 * time.Hour)
+		if c := anonymize(t, k, false); c != (privacy.Counts{}) || named() != 3 {
+			t.Errorf("29 days after the run: %+v, %d named", c, named())
+		}
+		k.Clock.Advance(2 * 24 * time.Hour)
+		if c := anonymize(t, k, true); c != (privacy.Counts{SISOutcomes: 3}) || named() != 3 {
+			t.Errorf("a dry run 31 days after: %+v, %d named", c, named())
+		}
+		if c := anonymize(t, k, false); c != (privacy.Counts{SISOutcomes: 3}) || named() != 0 {
+			t.Errorf("31 days after: %+v, %d named", c, named())
+		}
+	}, rules(privacy.RetentionRule{Kind: privacy.RetainSISOutcomes, Anonymize: privacy.AnonymizeAfterDays, Days: 30}), withSource(src, &auditLog{}))
 }

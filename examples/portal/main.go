@@ -32,6 +32,7 @@ import (
 	"github.com/patronkit/patronkit/adapters/sqldb"
 	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/patron/sis"
+	"github.com/patronkit/patronkit/privacy"
 )
 
 // Institution is the code of the demo institution.
@@ -154,6 +155,11 @@ func openKit(ctx context.Context, dsn, data string, log *slog.Logger, seedDemo b
 		SMS:              sms,
 		NoticeTemplates:  noticeTemplates(),
 		CirculationEvery: 30 * time.Second,
+		// Retention: closed records lose their patron after a while
+		// (README, "Retention"); the last borrower of an item stays two
+		// weeks.
+		RetentionRules:   demoRetention,
+		LastBorrowerDays: 14,
 	})
 	if err != nil {
 		return nil, err
@@ -189,4 +195,16 @@ func Router(kit *patronkit.Kit, log *slog.Logger) (*gin.Engine, error) {
 		Logger:    log,
 	})
 	return r, err
+}
+
+// demoRetention are the demo's retention rules: loans a year after they
+// closed (undergraduates' loans at SCIENCE after 30 days), fees two years,
+// requests and SIS outcomes 90 days, notices 180 days.
+var demoRetention = []privacy.RetentionRule{
+	{Kind: privacy.RetainLoans, Anonymize: privacy.AnonymizeAfterDays, Days: 365},
+	{Kind: privacy.RetainLoans, Library: "SCIENCE", UserGroup: "UNDERGRAD", Anonymize: privacy.AnonymizeAfterDays, Days: 30},
+	{Kind: privacy.RetainFees, Anonymize: privacy.AnonymizeAfterDays, Days: 730},
+	{Kind: privacy.RetainRequests, Anonymize: privacy.AnonymizeAfterDays, Days: 90},
+	{Kind: privacy.RetainNotices, Anonymize: privacy.AnonymizeAfterDays, Days: 180},
+	{Kind: privacy.RetainSISOutcomes, Anonymize: privacy.AnonymizeAfterDays, Days: 90},
 }
