@@ -12,10 +12,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -145,6 +149,10 @@ func openKit(ctx context.Context, dsn, data string, log *slog.Logger, seedDemo b
 	if err != nil {
 		return nil, err
 	}
+	key, err := auditKey(data)
+	if err != nil {
+		return nil, err
+	}
 	kit, err := patronkit.New(db, &patronkit.Config{
 		Policies: casbinmodel.FromDB(db),
 		Logger:   log,
@@ -160,6 +168,9 @@ func openKit(ctx context.Context, dsn, data string, log *slog.Logger, seedDemo b
 		// weeks.
 		RetentionRules:   demoRetention,
 		LastBorrowerDays: 14,
+		// The audit key signs the trail's checkpoints and lets it forget
+		// an erased user; the demo keeps one in its data folder.
+		AuditKey: key,
 	})
 	if err != nil {
 		return nil, err
@@ -207,4 +218,28 @@ var demoRetention = []privacy.RetentionRule{
 	{Kind: privacy.RetainRequests, Anonymize: privacy.AnonymizeAfterDays, Days: 90},
 	{Kind: privacy.RetainNotices, Anonymize: privacy.AnonymizeAfterDays, Days: 180},
 	{Kind: privacy.RetainSISOutcomes, Anonymize: privacy.AnonymizeAfterDays, Days: 90},
+}
+
+// auditKey is the demo's audit key: PATRONKIT_AUDIT_KEY when set, else
+// the one kept in data/audit.key, made (32 random bytes, hex, readable by
+// the owner only) the first time.
+func auditKey(data string) ([]byte, error) {
+	if k := os.Getenv("PATRONKIT_AUDIT_KEY"); k != "" {
+		return []byte(k), nil
+	}
+	path := filepath.Join(data, "audit.key")
+	if b, err := os.ReadFile(path); err == nil {
+		return bytes.TrimSpace(b), nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	key := []byte(hex.EncodeToString(raw))
+	if err := os.WriteFile(path, append(key, '\n'), 0o600); err != nil {
+		return nil, err
+	}
+	return key, nil
 }
