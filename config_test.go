@@ -392,20 +392,27 @@ func TestStartPurgesEveryPurgeEvery(t *testing.T) {
 			t.Errorf("%+v: %v", cfg.Purge, err)
 		}
 	}
-	k := patronkittest.New(t, func(c *patronkit.Config) { c.AuditKey, c.PurgeEvery = []byte("a key"), 10*time.Millisecond })
+	// A listener hears of each deletion once it is committed.
+	deleted := make(chan string, 4)
+	k := patronkittest.New(t, func(c *patronkit.Config) {
+		c.AuditKey, c.PurgeEvery = []byte("a key"), 10*time.Millisecond
+		c.Listeners = []patron.Listener{patron.ListenerFunc(func(_ context.Context, ch patron.Change) {
+			if ch.Action == patron.Deleted {
+				deleted <- ch.Before.PrimaryID
+			}
+		})}
+	})
 	gone := patronkittest.User(t, k, "UNI", func(u *patron.User) { u.PurgeDate = "2026-08-01" })
 	kept := patronkittest.User(t, k, "UNI", func(u *patron.User) { u.PurgeDate = "2026-09-01" })
 	ctx := context.Background()
 	k.Start(ctx)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if _, _, err := k.Patrons.ID(ctx, "UNI", gone.PrimaryID); err != nil {
-			break
+	select {
+	case id := <-deleted:
+		if id != gone.PrimaryID {
+			t.Fatalf("Start purged %s, want %s", id, gone.PrimaryID)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("Start did not purge")
-		}
-		time.Sleep(10 * time.Millisecond)
+	case <-time.After(time.Minute):
+		t.Fatal("Start did not purge")
 	}
 	if _, _, err := k.Patrons.ID(ctx, "UNI", kept.PrimaryID); err != nil {
 		t.Fatalf("a user purged on their purge date: %v", err)
