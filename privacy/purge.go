@@ -16,7 +16,6 @@ import (
 
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/fault"
-	"github.com/patronkit/patronkit/internal/dberr"
 	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/internal/txctx"
 	"github.com/patronkit/patronkit/patron"
@@ -99,14 +98,6 @@ type PurgeOutcome struct {
 // TableName places outcomes in the pk_ namespace.
 func (PurgeOutcome) TableName() string { return "pk_privacy_purge_outcomes" }
 
-type purgeLease struct {
-	Institution string    `gorm:"primaryKey;size:64"`
-	Holder      string    `gorm:"size:128;not null"`
-	ExpiresAt   time.Time `gorm:"not null"`
-}
-
-func (purgeLease) TableName() string { return "pk_privacy_purge_leases" }
-
 // ErrPurgeInProgress says another purge of the institution holds its
 // lease.
 var ErrPurgeInProgress = &fault.Error{Kind: fault.Refused, Detail: "another purge of the institution is in progress", Reasons: []string{"run_in_progress"}}
@@ -121,6 +112,7 @@ type Purger struct {
 	circ       *circulation.Service
 	o          PurgeOptions
 	instance   string
+	lease      *lease
 	log        *slog.Logger
 	afterBatch func() // tests
 }
@@ -163,7 +155,8 @@ func NewPurger(db *gorm.DB, eraser *Eraser, circ *circulation.Service, o PurgeOp
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Purger{db: db, eraser: eraser, circ: circ, o: o, instance: instance, log: log}, nil
+	return &Purger{db: db, eraser: eraser, circ: circ, o: o, instance: instance, log: log,
+		lease: &lease{table: "pk_privacy_purge_leases", holder: instance, ttl: o.LeaseTTL, now: eraser.now, busy: ErrPurgeInProgress, what: "purge"}}, nil
 }
 
 // Institutions lists the institutions that have users with a purge date.
@@ -202,11 +195,11 @@ func (p *Purger) Purge(ctx context.Context, inst string, dryRun bool) (*PurgeRun
 		return nil, errNoAuditKey
 	}
 	if !dryRun {
-		if err := p.acquire(ctx, inst); err != nil {
+		if err := p.lease.acquire(ctx, p.db, inst); err != nil {
 			return nil, err
 		}
 		defer func() {
-			if err := p.db.WithContext(context.WithoutCancel(ctx)).Where("institution = ? AND holder = ?", inst, p.instance).Delete(&purgeLease{}).Error; err != nil {
+			if err := p.lease.release(ctx, p.db, inst); err != nil {
 				p.log.Error("privacy: releasing the purge lease", "institution", inst, "error", err)
 			}
 		}()
@@ -254,7 +247,7 @@ func (p *Purger) purge(ctx context.Context, inst string, dry bool, run *PurgeRun
 		}
 		db := p.db.WithContext(ctx)
 		if !dry {
-			if err := p.renew(db, inst); err != nil {
+			if err := p.lease.renew(db, inst); err != nil {
 				return err
 			}
 		}
@@ -480,45 +473,4 @@ func (p *Purger) WriteCSV(ctx context.Context, w io.Writer, inst, id string) err
 	}
 	cw.Flush()
 	return cw.Error()
-}
-
-// acquire takes inst's purge lease for this instance: a new row, an
-// expired one or its own.
-func (p *Purger) acquire(ctx context.Context, inst string) error {
-	now := p.eraser.now().UTC()
-	db := p.db.WithContext(ctx)
-	res := db.Model(&purgeLease{}).Where("institution = ? AND (expires_at < ? OR holder = ?)", inst, now, p.instance).
-		Updates(map[string]any{"holder": p.instance, "expires_at": now.Add(p.o.LeaseTTL)})
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected == 1 || p.holds(db, inst) {
-		// (MySQL counts a row set to what it held as unchanged.)
-		return nil
-	}
-	err := db.Create(&purgeLease{Institution: inst, Holder: p.instance, ExpiresAt: now.Add(p.o.LeaseTTL)}).Error
-	if err != nil && dberr.Duplicate(p.db, err) {
-		return ErrPurgeInProgress
-	}
-	return err
-}
-
-// holds tells whether this instance holds inst's purge lease.
-func (p *Purger) holds(db *gorm.DB, inst string) bool {
-	var n int64
-	return db.Model(&purgeLease{}).Where("institution = ? AND holder = ?", inst, p.instance).Count(&n).Error == nil && n == 1
-}
-
-// renew extends the purge lease; it fails when another instance took it
-// over.
-func (p *Purger) renew(db *gorm.DB, inst string) error {
-	res := db.Model(&purgeLease{}).Where("institution = ? AND holder = ?", inst, p.instance).
-		Update("expires_at", p.eraser.now().UTC().Add(p.o.LeaseTTL))
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected == 0 && !p.holds(db, inst) {
-		return errors.New("privacy: the purge lost its lease: another instance took the institution over")
-	}
-	return nil
 }

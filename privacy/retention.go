@@ -21,7 +21,6 @@ import (
 	"github.com/patronkit/patronkit/account"
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/fault"
-	"github.com/patronkit/patronkit/internal/dberr"
 	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/internal/txctx"
 	"github.com/patronkit/patronkit/patron"
@@ -193,6 +192,7 @@ type RetentionOptions struct {
 type Retention struct {
 	db         *gorm.DB
 	o          RetentionOptions
+	lease      *lease
 	afterBatch func(kind string) // tests
 }
 
@@ -274,14 +274,6 @@ type Anonymized struct {
 // TableName places the snapshots in the pk_ namespace.
 func (Anonymized) TableName() string { return "pk_privacy_anonymized" }
 
-type retentionLease struct {
-	Institution string    `gorm:"primaryKey;size:64"`
-	Holder      string    `gorm:"size:128;not null"`
-	ExpiresAt   time.Time `gorm:"not null"`
-}
-
-func (retentionLease) TableName() string { return "pk_privacy_retention_leases" }
-
 type historyChoice struct {
 	Institution string `gorm:"primaryKey;size:64"`
 	UserID      string `gorm:"primaryKey;size:36"`
@@ -324,7 +316,8 @@ func NewRetention(db *gorm.DB, o RetentionOptions) (*Retention, error) {
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = 5 * time.Minute
 	}
-	return &Retention{db: db, o: o}, nil
+	return &Retention{db: db, o: o, lease: &lease{table: "pk_privacy_retention_leases", holder: o.Instance, ttl: o.LeaseTTL, now: o.Now,
+		busy: ErrRunInProgress, what: "anonymization run"}}, nil
 }
 
 // Rules returns the retention rules that apply to inst, the most specific
@@ -428,11 +421,11 @@ func (r *Retention) Institutions(ctx context.Context) ([]string, error) {
 func (r *Retention) Anonymize(ctx context.Context, inst string, dryRun bool) (*AnonymizationRun, error) {
 	ctx = txctx.Without(ctx)
 	if !dryRun {
-		if err := r.acquire(ctx, inst); err != nil {
+		if err := r.lease.acquire(ctx, r.db, inst); err != nil {
 			return nil, err
 		}
 		defer func() {
-			if err := r.db.WithContext(context.WithoutCancel(ctx)).Where("institution = ? AND holder = ?", inst, r.o.Instance).Delete(&retentionLease{}).Error; err != nil {
+			if err := r.lease.release(ctx, r.db, inst); err != nil {
 				r.o.Logger.Error("privacy: releasing the anonymization lease", "institution", inst, "error", err)
 			}
 		}()
@@ -473,47 +466,6 @@ func withJob(ctx context.Context, inst string) context.Context {
 		ctx = patron.WithOrigin(ctx, patron.Origin{Via: "job anonymization"})
 	}
 	return patron.WithActor(ctx, patron.Actor{Institution: inst, ID: "system:anonymization"})
-}
-
-// acquire takes inst's lease for this instance: a new row, an expired one
-// or its own.
-func (r *Retention) acquire(ctx context.Context, inst string) error {
-	now := r.o.Now().UTC()
-	db := r.db.WithContext(ctx)
-	res := db.Model(&retentionLease{}).Where("institution = ? AND (expires_at < ? OR holder = ?)", inst, now, r.o.Instance).
-		Updates(map[string]any{"holder": r.o.Instance, "expires_at": now.Add(r.o.LeaseTTL)})
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected == 1 || r.holds(db, inst) {
-		// (MySQL counts a row set to what it held as unchanged.)
-		return nil
-	}
-	err := db.Create(&retentionLease{Institution: inst, Holder: r.o.Instance, ExpiresAt: now.Add(r.o.LeaseTTL)}).Error
-	if err != nil && dberr.Duplicate(r.db, err) {
-		return ErrRunInProgress
-	}
-	return err
-}
-
-// holds tells whether this instance holds inst's lease.
-func (r *Retention) holds(db *gorm.DB, inst string) bool {
-	var n int64
-	return db.Model(&retentionLease{}).Where("institution = ? AND holder = ?", inst, r.o.Instance).Count(&n).Error == nil && n == 1
-}
-
-// renew extends the lease through tx; it fails when another instance took
-// it over.
-func (r *Retention) renew(tx *gorm.DB, inst string) error {
-	res := tx.Model(&retentionLease{}).Where("institution = ? AND holder = ?", inst, r.o.Instance).
-		Update("expires_at", r.o.Now().UTC().Add(r.o.LeaseTTL))
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected == 0 && !r.holds(tx, inst) {
-		return errors.New("privacy: the run lost its lease: another instance took the institution over")
-	}
-	return nil
 }
 
 // candidate is a closed record that may be anonymized.
@@ -803,7 +755,7 @@ func (r *Retention) anonymizeKind(ctx context.Context, kind string, sc *scope, u
 			default:
 				// The lease is renewed for each batch: a run that lost it
 				// stops before it writes another.
-				if err := r.renew(db, sc.inst); err != nil {
+				if err := r.lease.renew(db, sc.inst); err != nil {
 					return err
 				}
 				if writers == 0 {
@@ -1022,7 +974,7 @@ func (r *Retention) anonymizeOutcomes(ctx context.Context, sc *scope, upTo time.
 			}
 			run.Counts.add(RetainSISOutcomes, n)
 		} else if err := db.Transaction(func(tx *gorm.DB) error {
-			if err := r.renew(tx, sc.inst); err != nil {
+			if err := r.lease.renew(tx, sc.inst); err != nil {
 				return err
 			}
 			res := tx.Exec("UPDATE pk_sis_outcomes SET primary_id = '', ref = '', reason = '', changes = '' WHERE run_id IN ? AND primary_id <> ''", runs)
