@@ -264,3 +264,18 @@ func outOfRange(typ *json.UnmarshalTypeError) bool {
 	lit = strings.TrimPrefix(lit, "-")
 	return lit != "" && !strings.ContainsFunc(lit, func(r rune) bool { return r < '0' || r > '9' })
 }
+
+// dryRun reads the query parameter dry_run (false when absent). A value
+// that is not a boolean answers 400 naming it, and ok is false.
+func dryRun(c *gin.Context) (dry, ok bool) {
+	v, given := c.GetQuery("dry_run")
+	if !given {
+		return false, true
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		fail(c, badRequest("dry_run must be true or false", fault.FieldError{Field: "dry_run", Code: "bad_format", Message: "must be true or false"}))
+		return false, false
+	}
+	return b, true
+}

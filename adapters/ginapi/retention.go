@@ -33,14 +33,9 @@ func (a *api) retentionRules(c *gin.Context) {
 // anonymizeNow runs the anonymization of the institution now, or dry
 // (dry_run=true), and answers its report (201, Location the report).
 func (a *api) anonymizeNow(c *gin.Context) {
-	dry := false
-	if v, ok := c.GetQuery("dry_run"); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			fail(c, badRequest("dry_run must be true or false", fault.FieldError{Field: "dry_run", Code: "bad_format", Message: "must be true or false"}))
-			return
-		}
-		dry = b
+	dry, ok := dryRun(c)
+	if !ok {
+		return
 	}
 	run, err := a.kit.Retention.Anonymize(a.ctx(c), a.who(c).Institution, dry)
 	if err != nil {
@@ -83,14 +78,9 @@ func (a *api) purgeRoutes(g *routes) {
 // dry (dry_run=true), and answers the run's report (201, Location the
 // report).
 func (a *api) purgeNow(c *gin.Context) {
-	dry := false
-	if v, ok := c.GetQuery("dry_run"); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			fail(c, badRequest("dry_run must be true or false", fault.FieldError{Field: "dry_run", Code: "bad_format", Message: "must be true or false"}))
-			return
-		}
-		dry = b
+	dry, ok := dryRun(c)
+	if !ok {
+		return
 	}
 	run, err := a.kit.Purge.Purge(a.ctx(c), a.who(c).Institution, dry)
 	if err != nil {

@@ -127,14 +127,9 @@ var uploadTypes = map[string]string{
 // startRun starts a run now: from the profile's source, or from a file in
 // the body (multipart part "file", or the raw file with its media type).
 func (a *api) startRun(c *gin.Context) {
-	dry := false
-	if v, ok := c.GetQuery("dry_run"); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			fail(c, badRequest("dry_run must be true or false"))
-			return
-		}
-		dry = b
+	dry, ok := dryRun(c)
+	if !ok {
+		return
 	}
 	o := sis.RunOptions{DryRun: dry}
 	if c.Request.ContentLength != 0 && c.Request.Body != nil && c.Request.Body != http.NoBody {
