@@ -25,6 +25,18 @@ const actionsMigration = "202612020101_casbin_actions"
 // have them), with the roles given (subject, role, library).
 func earlierRelease(t *testing.T, db *gorm.DB, migrationID string, drop func(line []string) bool, roles ...[3]string) {
 	t.Helper()
+	seededRelease(t, db, migrationID, casbinmodel.LegacyPolicyLines(), drop, roles...)
+}
+
+// earlierActionsRelease is earlierRelease for a release whose policy was
+// on actions already: its default policy, without the lines drop selects.
+func earlierActionsRelease(t *testing.T, db *gorm.DB, migrationID string, drop func(line []string) bool, roles ...[3]string) {
+	t.Helper()
+	seededRelease(t, db, migrationID, casbinmodel.DefaultPolicyLines(), drop, roles...)
+}
+
+func seededRelease(t *testing.T, db *gorm.DB, migrationID string, lines [][]string, drop func(line []string) bool, roles ...[3]string) {
+	t.Helper()
 	all := casbinmodel.Migrations()
 	i := slices.IndexFunc(all, func(m *gormigrate.Migration) bool { return m.ID == migrationID })
 	if i < 0 {
@@ -33,7 +45,7 @@ func earlierRelease(t *testing.T, db *gorm.DB, migrationID string, drop func(lin
 	if err := migrate.Run(context.Background(), db, all[:i]); err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range casbinmodel.LegacyPolicyLines() {
+	for _, l := range lines {
 		if drop == nil || !drop(l) {
 			addRow(t, db, "p", l...)
 		}
@@ -260,255 +272,84 @@ func TestADatabaseSeededEarlierGetsTheLaterDefaultPermissions(t *testing.T) {
 	}
 }
 
-// A database whose policy on actions was seeded before the actions on
-// personal data gets their default lines, once: the user administrators
-// and auditors may download a user's personal data, a patron their own,
-// a desk not; a line a policy author removes afterwards stays removed.
-func TestADatabaseSeededOnActionsGetsThePersonalDataPermissions(t *testing.T) {
-	const migration = "202612040101_casbin_personal_data_policies"
-	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
-		all := casbinmodel.Migrations()
-		i := slices.IndexFunc(all, func(m *gormigrate.Migration) bool { return m.ID == migration })
-		if i < 0 {
-			t.Fatalf("no migration %s", migration)
-		}
-		if err := migrate.Run(context.Background(), db, all[:i]); err != nil {
-			t.Fatal(err)
-		}
-		isNew := func(l []string) bool { return strings.HasSuffix(l[2], ".personal_data") }
-		for _, l := range casbinmodel.DefaultPolicyLines() {
-			if !isNew(l) {
-				addRow(t, db, "p", l...)
-			}
-		}
-		addRow(t, db, "g", "UNI/audit", "auditor", "*")
-		addRow(t, db, "g", "UNI/boss", "user-administrator", "*")
-		addRow(t, db, "g", "UNI/desk", "circulation-desk-operator", "*")
-		upgrade(t, db)
-		if got, want := policyRows(t, db), joined(casbinmodel.DefaultPolicyLines()); !slices.Equal(got, want) {
-			t.Errorf("after the upgrade the policy is\n  %s\nwant the default\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
-		}
-		e, err := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range []struct {
-			d    casbinmodel.Decision
-			want bool
-		}{
-			{casbinmodel.Decision{Institution: "UNI", Subject: "audit", Action: "users.personal_data"}, true},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "boss", Action: "users.personal_data"}, true},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "desk", Action: "users.personal_data"}, false},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "s1", Patron: true, Action: "account.personal_data", Own: true}, true},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "s1", Patron: true, Action: "users.personal_data"}, false},
-		} {
-			if ok, err := e.Allow(context.Background(), c.d); err != nil || ok != c.want {
-				t.Errorf("%+v: allowed %v (%v), want %v", c.d, ok, err, c.want)
-			}
-		}
-
-		deleteRow(t, db, "auditor", "*", "users.personal_data", "*")
-		upgrade(t, db)
-		if slices.Contains(policyRows(t, db), "auditor, *, users.personal_data, *") {
-			t.Error("a line the policy author removed came back")
-		}
-	})
-}
-
-// A database whose policy was seeded before the actions on the audit
-// trail gets their default lines, once: auditors may search and verify the
-// trail, a patron read their own access log, a desk and a user
-// administrator neither; a line a policy author removes afterwards stays
-// removed.
-func TestADatabaseSeededBeforeTheAuditActionsGetsTheirPermissions(t *testing.T) {
-	const migration = "202612050102_casbin_audit_policies"
-	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
-		all := casbinmodel.Migrations()
-		i := slices.IndexFunc(all, func(m *gormigrate.Migration) bool { return m.ID == migration })
-		if i < 0 {
-			t.Fatalf("no migration %s", migration)
-		}
-		if err := migrate.Run(context.Background(), db, all[:i]); err != nil {
-			t.Fatal(err)
-		}
-		isNew := func(l []string) bool { return strings.HasPrefix(l[2], "audit.") || l[2] == "account.access_log" }
-		for _, l := range casbinmodel.DefaultPolicyLines() {
-			if !isNew(l) {
-				addRow(t, db, "p", l...)
-			}
-		}
-		addRow(t, db, "g", "UNI/audit", "auditor", "*")
-		addRow(t, db, "g", "UNI/boss", "user-administrator", "*")
-		addRow(t, db, "g", "UNI/desk", "circulation-desk-operator", "*")
-		upgrade(t, db)
-		if got, want := policyRows(t, db), joined(casbinmodel.DefaultPolicyLines()); !slices.Equal(got, want) {
-			t.Errorf("after the upgrade the policy is\n  %s\nwant the default\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
-		}
-		e, err := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range []struct {
-			d    casbinmodel.Decision
-			want bool
-		}{
-			{casbinmodel.Decision{Institution: "UNI", Subject: "audit", Action: "audit.read"}, true},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "audit", Action: "audit.verify"}, true},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "boss", Action: "audit.read"}, false},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "desk", Action: "audit.read"}, false},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "desk", Action: "audit.verify"}, false},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "s1", Patron: true, Action: "account.access_log", Own: true}, true},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "s1", Patron: true, Action: "audit.read"}, false},
-		} {
-			if ok, err := e.Allow(context.Background(), c.d); err != nil || ok != c.want {
-				t.Errorf("%+v: allowed %v (%v), want %v", c.d, ok, err, c.want)
-			}
-		}
-
-		deleteRow(t, db, "auditor", "*", "audit.verify", "*")
-		upgrade(t, db)
-		if slices.Contains(policyRows(t, db), "auditor, *, audit.verify, *") {
-			t.Error("a line the policy author removed came back")
-		}
-	})
-}
-
-// A database whose policy was seeded before legal holds gets their lines:
-// a user administrator sets, lifts and reads a hold, an auditor reads it,
-// a desk neither; a line a policy author removes afterwards stays removed.
-func TestADatabaseSeededBeforeLegalHoldsGetsTheirPermissions(t *testing.T) {
-	const migration = "202612050302_casbin_legal_hold_policies"
-	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
-		all := casbinmodel.Migrations()
-		i := slices.IndexFunc(all, func(m *gormigrate.Migration) bool { return m.ID == migration })
-		if i < 0 {
-			t.Fatalf("no migration %s", migration)
-		}
-		if err := migrate.Run(context.Background(), db, all[:i]); err != nil {
-			t.Fatal(err)
-		}
-		isNew := func(l []string) bool { return strings.HasPrefix(l[2], "users.legal_hold") }
-		for _, l := range casbinmodel.DefaultPolicyLines() {
-			if !isNew(l) {
-				addRow(t, db, "p", l...)
-			}
-		}
-		addRow(t, db, "g", "UNI/audit", "auditor", "*")
-		addRow(t, db, "g", "UNI/boss", "user-administrator", "*")
-		addRow(t, db, "g", "UNI/desk", "circulation-desk-operator", "*")
-		upgrade(t, db)
-		if got, want := policyRows(t, db), joined(casbinmodel.DefaultPolicyLines()); !slices.Equal(got, want) {
-			t.Errorf("after the upgrade the policy is\n  %s\nwant the default\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
-		}
-		e, err := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range []struct {
-			d    casbinmodel.Decision
-			want bool
-		}{
-			{casbinmodel.Decision{Institution: "UNI", Subject: "boss", Action: "users.legal_hold"}, true},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "boss", Action: "users.legal_hold.read"}, true},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "audit", Action: "users.legal_hold.read"}, true},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "audit", Action: "users.legal_hold"}, false},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "desk", Action: "users.legal_hold"}, false},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "desk", Action: "users.legal_hold.read"}, false},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "s1", Patron: true, Action: "users.legal_hold.read", Own: true}, false},
-		} {
-			if ok, err := e.Allow(context.Background(), c.d); err != nil || ok != c.want {
-				t.Errorf("%+v: allowed %v (%v), want %v", c.d, ok, err, c.want)
-			}
-		}
-
-		deleteRow(t, db, "auditor", "*", "users.legal_hold.read", "*")
-		upgrade(t, db)
-		if slices.Contains(policyRows(t, db), "auditor, *, users.legal_hold.read, *") {
-			t.Error("a line the policy author removed came back")
-		}
-	})
-}
-
-// A database whose policy was seeded before the anonymization and "delete
-// my history now" existed gets their default lines: a user administrator
-// anonymizes, a patron deletes their own history, a desk neither.
-func TestADatabaseSeededBeforeRetentionGetsItsPermissions(t *testing.T) {
-	const migration = "202612050202_casbin_retention_policies"
-	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
-		all := casbinmodel.Migrations()
-		i := slices.IndexFunc(all, func(m *gormigrate.Migration) bool { return m.ID == migration })
-		if i < 0 {
-			t.Fatalf("no migration %s", migration)
-		}
-		if err := migrate.Run(context.Background(), db, all[:i]); err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range casbinmodel.DefaultPolicyLines() {
-			if l[2] != "privacy.anonymize" && l[2] != "account.history.delete" {
-				addRow(t, db, "p", l...)
-			}
-		}
-		addRow(t, db, "g", "UNI/boss", "user-administrator", "*")
-		addRow(t, db, "g", "UNI/desk", "circulation-desk-operator", "*")
-		upgrade(t, db)
-		if got, want := policyRows(t, db), joined(casbinmodel.DefaultPolicyLines()); !slices.Equal(got, want) {
-			t.Errorf("after the upgrade the policy is\n  %s\nwant the default\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
-		}
-		e, err := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range []struct {
-			d    casbinmodel.Decision
-			want bool
-		}{
-			{casbinmodel.Decision{Institution: "UNI", Subject: "boss", Action: "privacy.anonymize"}, true},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "desk", Action: "privacy.anonymize"}, false},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "s1", Patron: true, Action: "account.history.delete", Own: true}, true},
-			{casbinmodel.Decision{Institution: "UNI", Subject: "s1", Patron: true, Action: "account.history.delete", Own: false}, false},
-		} {
-			if ok, err := e.Allow(context.Background(), c.d); err != nil || ok != c.want {
-				t.Errorf("%+v: allowed %v (%v), want %v", c.d, ok, err, c.want)
-			}
-		}
-	})
-}
-
-// A database whose policy was seeded before erasure on request, or before
-// the purge, gets its line: a user administrator erases (purges), a desk
-// does not.
-func TestADatabaseSeededBeforeErasureAndPurgeGetsTheirPermissions(t *testing.T) {
-	for migration, action := range map[string]string{
-		"202612050402_casbin_erasure_policies": "users.erase",
-		"202612050502_casbin_purge_policies":   "privacy.purge",
-	} {
-		t.Run(action, func(t *testing.T) {
+// A database whose policy on actions was seeded before a later action
+// gets its default lines, once: the policy upgraded is the default, each
+// role may do what the default lets it, and a line a policy author removes
+// afterwards stays removed.
+func TestADatabaseSeededOnActionsGetsTheLaterPermissions(t *testing.T) {
+	type decision struct {
+		d    casbinmodel.Decision
+		want bool
+	}
+	d := func(sub, action string, want bool) decision {
+		return decision{casbinmodel.Decision{Institution: "UNI", Subject: sub, Action: action}, want}
+	}
+	own := func(action string, want bool) decision {
+		return decision{casbinmodel.Decision{Institution: "UNI", Subject: "s1", Patron: true, Action: action, Own: true}, want}
+	}
+	other := func(action string, want bool) decision {
+		return decision{casbinmodel.Decision{Institution: "UNI", Subject: "s1", Patron: true, Action: action}, want}
+	}
+	roles := [][3]string{{"UNI/audit", "auditor", "*"}, {"UNI/boss", "user-administrator", "*"}, {"UNI/desk", "circulation-desk-operator", "*"}}
+	for _, c := range []struct {
+		migration string
+		missing   func(l []string) bool // the lines the earlier release lacked
+		decisions []decision
+		removed   []string // a line the policy author removes, which must not come back
+	}{{
+		migration: "202612040101_casbin_personal_data_policies",
+		missing:   func(l []string) bool { return strings.HasSuffix(l[2], ".personal_data") },
+		decisions: []decision{d("audit", "users.personal_data", true), d("boss", "users.personal_data", true), d("desk", "users.personal_data", false),
+			own("account.personal_data", true), other("users.personal_data", false)},
+		removed: []string{"auditor", "*", "users.personal_data", "*"},
+	}, {
+		migration: "202612050102_casbin_audit_policies",
+		missing:   func(l []string) bool { return strings.HasPrefix(l[2], "audit.") || l[2] == "account.access_log" },
+		decisions: []decision{d("audit", "audit.read", true), d("audit", "audit.verify", true), d("boss", "audit.read", false), d("desk", "audit.read", false),
+			d("desk", "audit.verify", false), own("account.access_log", true), other("audit.read", false)},
+		removed: []string{"auditor", "*", "audit.verify", "*"},
+	}, {
+		migration: "202612050202_casbin_retention_policies",
+		missing:   func(l []string) bool { return l[2] == "privacy.anonymize" || l[2] == "account.history.delete" },
+		decisions: []decision{d("boss", "privacy.anonymize", true), d("desk", "privacy.anonymize", false), own("account.history.delete", true), other("account.history.delete", false)},
+	}, {
+		migration: "202612050302_casbin_legal_hold_policies",
+		missing:   func(l []string) bool { return strings.HasPrefix(l[2], "users.legal_hold") },
+		decisions: []decision{d("boss", "users.legal_hold", true), d("boss", "users.legal_hold.read", true), d("audit", "users.legal_hold.read", true),
+			d("audit", "users.legal_hold", false), d("desk", "users.legal_hold", false), d("desk", "users.legal_hold.read", false), own("users.legal_hold.read", false)},
+		removed: []string{"auditor", "*", "users.legal_hold.read", "*"},
+	}, {
+		migration: "202612050402_casbin_erasure_policies",
+		missing:   func(l []string) bool { return l[2] == "users.erase" },
+		decisions: []decision{d("boss", "users.erase", true), d("desk", "users.erase", false)},
+	}, {
+		migration: "202612050502_casbin_purge_policies",
+		missing:   func(l []string) bool { return l[2] == "privacy.purge" },
+		decisions: []decision{d("boss", "privacy.purge", true), d("desk", "privacy.purge", false)},
+	}} {
+		t.Run(c.migration, func(t *testing.T) {
 			dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
-				all := casbinmodel.Migrations()
-				i := slices.IndexFunc(all, func(m *gormigrate.Migration) bool { return m.ID == migration })
-				if i < 0 {
-					t.Fatalf("no migration %s", migration)
-				}
-				if err := migrate.Run(context.Background(), db, all[:i]); err != nil {
-					t.Fatal(err)
-				}
-				for _, l := range casbinmodel.DefaultPolicyLines() {
-					if l[2] != action {
-						addRow(t, db, "p", l...)
-					}
-				}
-				addRow(t, db, "g", "UNI/boss", "user-administrator", "*")
-				addRow(t, db, "g", "UNI/desk", "circulation-desk-operator", "*")
+				earlierActionsRelease(t, db, c.migration, c.missing, roles...)
 				upgrade(t, db)
+				if got, want := policyRows(t, db), joined(casbinmodel.DefaultPolicyLines()); !slices.Equal(got, want) {
+					t.Errorf("after the upgrade the policy is\n  %s\nwant the default\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+				}
 				e, err := casbinmodel.NewEnforcer(casbinmodel.FromDB(db))
 				if err != nil {
 					t.Fatal(err)
 				}
-				for who, want := range map[string]bool{"boss": true, "desk": false} {
-					d := casbinmodel.Decision{Institution: "UNI", Subject: who, Action: action}
-					if ok, err := e.Allow(context.Background(), d); err != nil || ok != want {
-						t.Errorf("%+v: allowed %v (%v), want %v", d, ok, err, want)
+				for _, x := range c.decisions {
+					if ok, err := e.Allow(context.Background(), x.d); err != nil || ok != x.want {
+						t.Errorf("%+v: allowed %v (%v), want %v", x.d, ok, err, x.want)
 					}
+				}
+				if c.removed == nil {
+					return
+				}
+				deleteRow(t, db, c.removed...)
+				upgrade(t, db)
+				if slices.Contains(policyRows(t, db), strings.Join(c.removed, ", ")) {
+					t.Error("a line the policy author removed came back")
 				}
 			})
 		})
