@@ -153,94 +153,38 @@ func Migrations() []*gormigrate.Migration {
 		// administrators and auditors) and the patron's own
 		// (account.personal_data), for databases whose policy was seeded
 		// before they existed.
-		ID: "202612040101_casbin_personal_data_policies",
-		Migrate: func(tx *gorm.DB) error {
-			var n int64
-			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
-				return err
-			}
-			for _, g := range personalDataActionsAdded {
-				if err := addRule(tx, rule{Ptype: "p", V0: g[0], V1: g[1], V2: g[2], V3: g[3]}); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
+		ID:      "202612040101_casbin_personal_data_policies",
+		Migrate: addToSeeded(personalDataActionsAdded),
 	}, {
 		// The audit trail's search, export and verification (audit.read,
 		// audit.verify, for auditors) and the patron's own access log
 		// (account.access_log), for databases whose policy was seeded
 		// before they existed.
-		ID: "202612050102_casbin_audit_policies",
-		Migrate: func(tx *gorm.DB) error {
-			var n int64
-			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
-				return err
-			}
-			for _, g := range auditActionsAdded {
-				if err := addRule(tx, rule{Ptype: "p", V0: g[0], V1: g[1], V2: g[2], V3: g[3]}); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
+		ID:      "202612050102_casbin_audit_policies",
+		Migrate: addToSeeded(auditActionsAdded),
 	}, {
 		// The anonymization of closed records (privacy.anonymize, for
 		// user administrators) and the patron's "delete my history now"
 		// (account.history.delete), for databases whose policy was seeded
 		// before they existed.
-		ID: "202612050202_casbin_retention_policies",
-		Migrate: func(tx *gorm.DB) error {
-			var n int64
-			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
-				return err
-			}
-			for _, g := range retentionActionsAdded {
-				if err := addRule(tx, rule{Ptype: "p", V0: g[0], V1: g[1], V2: g[2], V3: g[3]}); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
+		ID:      "202612050202_casbin_retention_policies",
+		Migrate: addToSeeded(retentionActionsAdded),
 	}, {
 		// Legal holds on users (users.legal_hold for user
 		// administrators, users.legal_hold.read for them and auditors),
 		// for databases whose policy was seeded before they existed.
-		ID: "202612050302_casbin_legal_hold_policies",
-		Migrate: func(tx *gorm.DB) error {
-			var n int64
-			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
-				return err
-			}
-			for _, g := range legalHoldActionsAdded {
-				if err := addRule(tx, rule{Ptype: "p", V0: g[0], V1: g[1], V2: g[2], V3: g[3]}); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
+		ID:      "202612050302_casbin_legal_hold_policies",
+		Migrate: addToSeeded(legalHoldActionsAdded),
 	}, {
 		// Erasure on request (users.erase, for user administrators), for
 		// databases whose policy was seeded before it existed.
-		ID: "202612050402_casbin_erasure_policies",
-		Migrate: func(tx *gorm.DB) error {
-			var n int64
-			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
-				return err
-			}
-			return addRule(tx, rule{Ptype: "p", V0: "user-administrator", V1: "*", V2: "users.erase", V3: WhoseAny})
-		},
+		ID:      "202612050402_casbin_erasure_policies",
+		Migrate: addToSeeded([]grant{{"user-administrator", "*", "users.erase", WhoseAny}}),
 	}, {
 		// The purge (privacy.purge, for user administrators), for
 		// databases whose policy was seeded before it existed.
-		ID: "202612050502_casbin_purge_policies",
-		Migrate: func(tx *gorm.DB) error {
-			var n int64
-			if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
-				return err
-			}
-			return addRule(tx, rule{Ptype: "p", V0: "user-administrator", V1: "*", V2: "privacy.purge", V3: WhoseAny})
-		},
+		ID:      "202612050502_casbin_purge_policies",
+		Migrate: addToSeeded([]grant{{"user-administrator", "*", "privacy.purge", WhoseAny}}),
 	}}
 }
 
@@ -274,4 +218,22 @@ var personalDataActionsAdded = []grant{
 	{"patron", "*", "account.personal_data", WhoseOwn},
 	{"user-administrator", "*", "users.personal_data", WhoseAny},
 	{"auditor", "*", "users.personal_data", WhoseAny},
+}
+
+// addToSeeded is the migration that adds the default lines grants to a
+// policy seeded before them; an empty policy (seeded later, with them) is
+// left alone.
+func addToSeeded(grants []grant) func(tx *gorm.DB) error {
+	return func(tx *gorm.DB) error {
+		var n int64
+		if err := tx.Table(RuleTable).Count(&n).Error; err != nil || n == 0 {
+			return err
+		}
+		for _, g := range grants {
+			if err := addRule(tx, rule{Ptype: "p", V0: g[0], V1: g[1], V2: g[2], V3: g[3]}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
