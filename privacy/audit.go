@@ -345,15 +345,10 @@ func (s *Service) appendFromEnd(ctx context.Context, es []*Entry) bool {
 	var q strings.Builder
 	q.WriteString("WITH moved AS (UPDATE pk_privacy_heads SET seq = ?, hash = ?, sig = ? WHERE institution = ? AND seq = ? AND hash = ? RETURNING 1) " +
 		"INSERT INTO pk_privacy_audit (" + entryColumns + ") SELECT * FROM (VALUES ")
-	args := []any{seq, hash, s.sign("head", inst, seq, hash, 0), inst, end.seq, end.hash}
-	for i, e := range es {
-		if i > 0 {
-			q.WriteString(",")
-		}
-		q.WriteString("(?::text,?::bigint,?::bigint,?::text,?::text,?::text,?::text,?::text,?::text,?::text,?::text,?::text,?::text,?::text,?::text)")
-		args = append(args, e.Institution, e.Seq, e.AtUS, e.ActorID, e.ActorKind, e.ActorRoles, e.ActorLibrary,
-			e.Action, e.Subject, e.What, e.Details, e.Via, e.RequestID, e.PrevHash, e.Hash)
-	}
+	// The values of a VALUES list have no column to take their types
+	// from: they are cast.
+	args := valueRows(&q, es, "(?::text,?::bigint,?::bigint,?::text,?::text,?::text,?::text,?::text,?::text,?::text,?::text,?::text,?::text,?::text,?::text)",
+		[]any{seq, hash, s.sign("head", inst, seq, hash, 0), inst, end.seq, end.hash})
 	q.WriteString(") AS entries WHERE EXISTS (SELECT 1 FROM moved)")
 	res := s.db.WithContext(ctx).Session(&gorm.Session{NewDB: true}).Exec(q.String(), args...)
 	if res.Error != nil || res.RowsAffected != int64(len(es)) {
@@ -432,16 +427,23 @@ const entryColumns = "institution, seq, at_us, actor_id, actor_kind, actor_roles
 func insertValues(es []*Entry) (string, []any) {
 	var q strings.Builder
 	q.WriteString("INSERT INTO pk_privacy_audit (" + entryColumns + ") VALUES ")
-	args := make([]any, 0, 15*len(es))
+	args := valueRows(&q, es, "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", make([]any, 0, 15*len(es)))
+	return q.String(), args
+}
+
+// valueRows writes a row of placeholders per entry to q, separated by
+// commas, and appends the entries' values, in entryColumns' order, to
+// args.
+func valueRows(q *strings.Builder, es []*Entry, row string, args []any) []any {
 	for i, e := range es {
 		if i > 0 {
 			q.WriteString(",")
 		}
-		q.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+		q.WriteString(row)
 		args = append(args, e.Institution, e.Seq, e.AtUS, e.ActorID, e.ActorKind, e.ActorRoles, e.ActorLibrary,
 			e.Action, e.Subject, e.What, e.Details, e.Via, e.RequestID, e.PrevHash, e.Hash)
 	}
-	return q.String(), args
+	return args
 }
 
 // sqliteRows is the most entries one statement inserts on SQLite, whose
