@@ -64,6 +64,21 @@ type txKit struct {
 	heard *heard
 }
 
+// library gives UNI of k the library MAIN, its item B1 and the terms of
+// use.
+func library(ctx context.Context, t *testing.T, k *patronkit.Kit, terms circulation.Terms) {
+	t.Helper()
+	if _, err := k.Circulation.CreateLibrary(ctx, "UNI", &circulation.Library{Code: "MAIN", Name: "Main"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Circulation.CreateItem(ctx, "UNI", &circulation.Item{Barcode: "B1", Title: "Book", Library: "MAIN"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Circulation.ReplaceRules(ctx, "UNI", 0, []circulation.Rule{{Terms: terms}}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func newTxKit(t *testing.T, db *gorm.DB, cfg patronkit.Config) *txKit {
 	t.Helper()
 	h := &heard{}
@@ -255,16 +270,7 @@ func TestAHostsCirculationCallsCommitWithIt(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		k := newTxKit(t, db, patronkit.Config{})
 		ctx := k.ctx
-		if _, err := k.Circulation.CreateLibrary(ctx, "UNI", &circulation.Library{Code: "MAIN", Name: "Main"}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := k.Circulation.CreateItem(ctx, "UNI", &circulation.Item{Barcode: "B1", Title: "Book", Library: "MAIN"}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := k.Circulation.ReplaceRules(ctx, "UNI", 0, []circulation.Rule{{Terms: circulation.Terms{LoanPeriod: 14, LoanPeriodUnit: circulation.Days,
-			MaxLoans: 5, Currency: "USD"}}}, nil); err != nil {
-			t.Fatal(err)
-		}
+		library(ctx, t, k.Kit, circulation.Terms{LoanPeriod: 14, LoanPeriodUnit: circulation.Days, MaxLoans: 5, Currency: "USD"})
 		for _, commit := range []bool{false, true} {
 			err := k.InTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 				// A patron created in the transaction borrows in it.
@@ -402,15 +408,7 @@ func TestAHostCannotDeleteAPatronItLentToInTheSameTransaction(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
 		k := newTxKit(t, db, patronkit.Config{})
 		ctx := k.ctx
-		if _, err := k.Circulation.CreateLibrary(ctx, "UNI", &circulation.Library{Code: "MAIN", Name: "Main"}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := k.Circulation.CreateItem(ctx, "UNI", &circulation.Item{Barcode: "B1", Title: "Book", Library: "MAIN"}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := k.Circulation.ReplaceRules(ctx, "UNI", 0, []circulation.Rule{{Terms: circulation.Terms{LoanPeriod: 14, LoanPeriodUnit: circulation.Days, Currency: "USD"}}}, nil); err != nil {
-			t.Fatal(err)
-		}
+		library(ctx, t, k.Kit, circulation.Terms{LoanPeriod: 14, LoanPeriodUnit: circulation.Days, Currency: "USD"})
 		if _, err := k.Patrons.Create(ctx, "UNI", &patron.User{PrimaryID: "jdoe", FirstName: "Jane", LastName: "Doe"}); err != nil {
 			t.Fatal(err)
 		}
@@ -448,15 +446,7 @@ func TestAHostsDeletionSeesALoanCommittedSinceItsFirstRead(t *testing.T) {
 		if err := k.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := k.Circulation.CreateLibrary(ctx, "UNI", &circulation.Library{Code: "MAIN", Name: "Main"}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := k.Circulation.CreateItem(ctx, "UNI", &circulation.Item{Barcode: "B1", Title: "Book", Library: "MAIN"}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := k.Circulation.ReplaceRules(ctx, "UNI", 0, []circulation.Rule{{Terms: circulation.Terms{LoanPeriod: 14, LoanPeriodUnit: circulation.Days, Currency: "USD"}}}, nil); err != nil {
-			t.Fatal(err)
-		}
+		library(ctx, t, k, circulation.Terms{LoanPeriod: 14, LoanPeriodUnit: circulation.Days, Currency: "USD"})
 		if _, err := k.Patrons.Create(ctx, "UNI", &patron.User{PrimaryID: "jdoe", FirstName: "Jane", LastName: "Doe"}); err != nil {
 			t.Fatal(err)
 		}
