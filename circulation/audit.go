@@ -7,16 +7,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/patronkit/patronkit/internal/keys"
 	"github.com/patronkit/patronkit/patron"
 )
-
-// self tells whether the actor of ctx is the patron primaryID of inst.
-func self(ctx context.Context, inst, primaryID string) bool {
-	a, ok := patron.ActorFrom(ctx)
-	return ok && a.Patron && (a.Institution == "" || a.Institution == inst) && a.ID != "" &&
-		keys.Fold(a.ID) == keys.Fold(primaryID)
-}
 
 // details writes the details of an event: d as JSON (a map of plain
 // values and changes), or "" for none.
@@ -35,22 +27,22 @@ func details(d map[string]any) string {
 func change(old, new any) map[string]any { return map[string]any{"old": old, "new": new} }
 
 // auditRead records that the actor of ctx read what of the patron
-// primaryID, unless they are that patron; its error fails the read.
+// primaryID (the patron service leaves out a patron's reads of their own
+// data); its error fails the read.
 func (s *Service) auditRead(ctx context.Context, inst, primaryID, what string, d map[string]any) error {
-	if s.patrons == nil || self(ctx, inst, primaryID) {
+	if s.patrons == nil {
 		return nil
 	}
 	return s.patrons.RecordAudit(ctx, inst, patron.AuditRead, primaryID, what, details(d))
 }
 
 // auditReads records a read of what naming several patrons: one event
-// per subject (its PrimaryID and Details) not the actor themself, given
-// together.
+// per subject (its PrimaryID and Details), given together (the patron
+// service leaves out a patron's reads of their own data).
 func (s *Service) auditReads(ctx context.Context, inst, what string, subjects []patron.AuditEvent) error {
 	if s.patrons == nil {
 		return nil
 	}
-	subjects = slices.DeleteFunc(subjects, func(sub patron.AuditEvent) bool { return self(ctx, inst, sub.PrimaryID) })
 	for i := range subjects {
 		subjects[i].Action, subjects[i].What = patron.AuditRead, what
 	}

@@ -37,8 +37,8 @@ func (s *Service) RecordAudit(ctx context.Context, inst, action, primaryID, what
 // would be personal data kept for nothing. Their changes and exports
 // (their personal-data download) are recorded like anyone's.
 func ownRead(e AuditEvent) bool {
-	return e.Action == AuditRead && e.Actor.Patron && e.Actor.Institution == e.Institution &&
-		keys.Fold(e.Actor.ID) == keys.Fold(e.PrimaryID)
+	return e.Action == AuditRead && e.Actor.Patron && (e.Actor.Institution == "" || e.Actor.Institution == e.Institution) &&
+		e.Actor.ID != "" && keys.Fold(e.Actor.ID) == keys.Fold(e.PrimaryID)
 }
 
 // PrimaryIDs returns the primary_ids, as the records spell them now, of
