@@ -702,14 +702,12 @@ func (k *Kit) Close() {
 // patron module knows nothing of roles: this is wired here, through its
 // hooks.
 func rolesGoWithUsers(patrons *patron.Service, access *casbinmodel.Enforcer, log *slog.Logger) {
-	patrons.AddDeletionHook(patron.DeletionHookFunc(func(ctx context.Context, tx *gorm.DB, u *patron.User) error {
-		return access.RemoveRolesWith(tx, u.Institution, u.PrimaryID)
-	}))
+	patrons.AddDeletionHook(rolesHook{access})
 	patrons.AddListener(patron.ListenerFunc(func(ctx context.Context, c patron.Change) {
 		var err error
 		switch {
 		case c.Action == patron.Deleted && c.Before != nil:
-			err = access.RemoveRoles(ctx, c.Institution, c.Before.PrimaryID)
+			err = access.ForgetRoles(ctx, c.Institution, c.Before.PrimaryID)
 		case c.Action == patron.Updated && c.Before != nil && c.After != nil && c.Before.PrimaryID != c.After.PrimaryID:
 			err = access.MoveRoles(ctx, c.Institution, c.Before.PrimaryID, c.After.PrimaryID)
 		}
@@ -717,6 +715,27 @@ func rolesGoWithUsers(patrons *patron.Service, access *casbinmodel.Enforcer, log
 			log.Error("patronkit: updating the roles of a user", "institution", c.Institution, "action", c.Action, "error", err)
 		}
 	}))
+}
+
+// rolesHook deletes the stored roles of the users being deleted, in
+// their transaction: one statement for a batch (patron.BatchDeletionHook).
+type rolesHook struct{ access *casbinmodel.Enforcer }
+
+func (h rolesHook) UserDeleting(ctx context.Context, tx *gorm.DB, u *patron.User) error {
+	return h.access.RemoveRolesWith(tx, u.Institution, u.PrimaryID)
+}
+
+func (h rolesHook) UsersDeleting(ctx context.Context, tx *gorm.DB, users []*patron.User) error {
+	byInst := map[string][]string{}
+	for _, u := range users {
+		byInst[u.Institution] = append(byInst[u.Institution], u.PrimaryID)
+	}
+	for inst, ids := range byInst {
+		if err := h.access.RemoveRolesWith(tx, inst, ids...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // InTx runs fn in a transaction on the kit's database and commits it when

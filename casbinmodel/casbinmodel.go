@@ -435,17 +435,25 @@ func (en *Enforcer) Roles(ctx context.Context, institution, primaryID string) ([
 // those of the primary_id written in any case, as primary ids are. With
 // FromDB the rows are deleted. The kit calls it when a user is deleted.
 func (en *Enforcer) RemoveRoles(ctx context.Context, institution, primaryID string) error {
-	e, err := en.enforcer(ctx)
-	if err != nil {
-		return err
-	}
-	sub := StaffSubject(institution, primaryID)
 	if db := en.policies.db; db != nil {
 		if err := en.RemoveRolesWith(db.WithContext(ctx), institution, primaryID); err != nil {
 			return err
 		}
 	}
-	held, err := heldSubjects(e, sub)
+	return en.ForgetRoles(ctx, institution, primaryID)
+}
+
+// ForgetRoles takes the roles of a staff user out of this enforcer's
+// memory (and out of the table, when it still holds some), once their
+// stored rows went with RemoveRolesWith in the transaction that deleted
+// the user: the kit calls it when that transaction has committed. A user
+// without roles costs no query.
+func (en *Enforcer) ForgetRoles(ctx context.Context, institution, primaryID string) error {
+	e, err := en.enforcer(ctx)
+	if err != nil {
+		return err
+	}
+	held, err := heldSubjects(e, StaffSubject(institution, primaryID))
 	if err != nil {
 		return err
 	}
@@ -454,22 +462,27 @@ func (en *Enforcer) RemoveRoles(ctx context.Context, institution, primaryID stri
 			return err
 		}
 	}
-	e.InvalidateCache()
+	if len(held) > 0 {
+		e.InvalidateCache()
+	}
 	return nil
 }
 
-// RemoveRolesWith deletes the stored roles of a staff user (the primary_id
-// in any case, in every library) through tx, a transaction on the database
-// FromDB keeps the rules in, so that they go in the same commit as what
-// else tx writes: the kit passes the transaction that deletes the user.
-// Every enforcer sees it at its next decision about that user. It does
-// nothing when the policies are not kept in a database.
-func (en *Enforcer) RemoveRolesWith(tx *gorm.DB, institution, primaryID string) error {
-	if en.policies.db == nil || tx == nil {
+// RemoveRolesWith deletes the stored roles of staff users (each
+// primary_id in any case, in every library) through tx, a transaction on
+// the database FromDB keeps the rules in, so that they go in the same
+// commit as what else tx writes: the kit passes the transaction that
+// deletes the users. Every enforcer sees it at its next decision about
+// them. It does nothing when the policies are not kept in a database.
+func (en *Enforcer) RemoveRolesWith(tx *gorm.DB, institution string, primaryIDs ...string) error {
+	if en.policies.db == nil || tx == nil || len(primaryIDs) == 0 {
 		return nil
 	}
-	return tx.Table(RuleTable).Where("ptype = ? AND LOWER(v0) = ?", "g", strings.ToLower(StaffSubject(institution, primaryID))).
-		Delete(&rule{}).Error
+	subs := make([]string, len(primaryIDs))
+	for i, p := range primaryIDs {
+		subs[i] = strings.ToLower(StaffSubject(institution, p))
+	}
+	return tx.Table(RuleTable).Where("ptype = ? AND LOWER(v0) IN ?", "g", subs).Delete(&rule{}).Error
 }
 
 // MoveRoles gives the roles of a staff user's former primary_id (in any

@@ -188,24 +188,43 @@ func (s *Service) Balance(ctx context.Context, inst, primaryID string) (map[stri
 }
 
 func (s *Service) balance(db *gorm.DB, inst, userID string) (map[string]int64, error) {
+	owed, err := s.balances(db, inst, []string{userID})
+	if owed[userID] == nil {
+		return map[string]int64{}, err
+	}
+	return owed[userID], err
+}
+
+// balances is balance for several users at once, by user id; a user who
+// owes nothing is left out.
+func (s *Service) balances(db *gorm.DB, inst string, userIDs []string) (map[string]map[string]int64, error) {
 	// One row per open fee: a SUM would overflow in SQLite and not fit an
 	// int64 from PostgreSQL or MySQL past the largest int64.
 	var rows []struct {
+		UserID   string
 		Currency string
 		Owed     int64
 	}
-	if err := db.Model(&Fee{}).Select("currency, amount - paid - waived AS owed").
-		Where("institution = ? AND user_id = ? AND status = ?", inst, userID, FeeOpen).
+	if err := db.Model(&Fee{}).Select("user_id, currency, amount - paid - waived AS owed").
+		Where("institution = ? AND user_id IN ? AND status = ?", inst, userIDs, FeeOpen).
 		Scan(&rows).Error; err != nil {
 		return nil, err
 	}
-	out := map[string]int64{}
+	out := map[string]map[string]int64{}
 	for _, r := range rows {
-		out[r.Currency] = AddOwed(out[r.Currency], r.Owed)
+		if out[r.UserID] == nil {
+			out[r.UserID] = map[string]int64{}
+		}
+		out[r.UserID][r.Currency] = AddOwed(out[r.UserID][r.Currency], r.Owed)
 	}
-	for c, v := range out {
-		if v == 0 {
-			delete(out, c)
+	for id, m := range out {
+		for c, v := range m {
+			if v == 0 {
+				delete(m, c)
+			}
+		}
+		if len(m) == 0 {
+			delete(out, id)
 		}
 	}
 	return out, nil

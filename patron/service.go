@@ -317,70 +317,21 @@ func (s *Service) DeleteCounted(ctx context.Context, inst, primaryID string) ([]
 		return nil, s.translate(err)
 	}
 	var removed []RemovedRows
-	note := func(table string, rows int64) { removed = append(removed, RemovedRows{table, rows}) }
 	err = s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
-		removed = removed[:0]
-		// The user's row first: its lock makes what a guard watches
-		// (a check-out, a request) that takes a share lock on it (see
-		// LockUser) wait for this delete, or this delete wait for it,
-		// so that the guards below, reading within this transaction,
-		// see what was committed before.
-		res := tx.Model(&User{}).Where("id = ? AND version = ?", u.ID, u.Version).Update("version", gorm.Expr("version + 1"))
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return &fault.Error{Kind: fault.Stale, Detail: "the user changed while it was being deleted; try again"}
-		}
-		u.Version++
-		var reasons []string
-		for _, g := range s.guards {
-			r, err := g.DeletionReasons(ctx, u)
-			if err != nil {
-				return err
-			}
-			reasons = append(reasons, r...)
-		}
-		if len(reasons) > 0 {
-			return &fault.Error{Kind: fault.Refused, Detail: fmt.Sprintf("user %q cannot be deleted", u.PrimaryID), Reasons: reasons}
-		}
-		for _, h := range s.hooks {
-			if err := h.UserDeleting(ctx, tx, u); err != nil {
-				return err
-			}
-		}
-		if err := deleteSegments(tx, u.ID, "", note); err != nil {
+		d, err := s.PrepareDeletion(ctx, inst, []string{u.ID})
+		if err != nil {
 			return err
 		}
-		res = tx.Where("user_id = ?", u.ID).Delete(&FieldOverride{})
-		if res.Error != nil {
-			return res.Error
+		if len(d.Users) == 0 {
+			return notFound("the user was deleted meanwhile")
 		}
-		note(res.Statement.Table, res.RowsAffected)
-		res = tx.Where("institution = ? AND primary_id_key = ?", inst, u.PrimaryIDKey).Delete(&SignInFailures{})
-		if res.Error != nil {
-			return res.Error
-		}
-		note(res.Statement.Table, res.RowsAffected)
-		res = tx.Where("id = ? AND version = ?", u.ID, u.Version).Delete(&User{})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return &fault.Error{Kind: fault.Stale, Detail: "the user changed while it was being deleted; try again"}
-		}
-		note(res.Statement.Table, res.RowsAffected)
-		// After the user's row: an attachment being added at the same
-		// time holds that row, so its commit comes first and it goes too.
-		if err := deleteAttachments(tx, u.ID, note); err != nil {
-			return err
-		}
-		return s.recordChange(ctx, inst, AuditDelete, u, nil)
+		rs, err := d.Delete(ctx, u.ID)
+		removed = rs[u.ID]
+		return err
 	})
 	if err != nil {
 		return nil, s.translate(err)
 	}
-	s.changed(ctx, Change{Institution: inst, Action: Deleted, Before: s.finishRead(u)})
 	return removed, nil
 }
 

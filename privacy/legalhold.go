@@ -193,15 +193,32 @@ func (h *LegalHolds) of(ctx context.Context, inst, userID string) (*LegalHold, e
 // deleted (nor purged, nor erased), and the reason says why and since
 // when.
 func (h *LegalHolds) DeletionReasons(ctx context.Context, u *patron.User) ([]string, error) {
-	hold, err := h.of(ctx, u.Institution, u.ID)
-	if err != nil || hold == nil {
-		return nil, err
+	rs, err := h.DeletionReasonsMany(ctx, []*patron.User{u})
+	return rs[u.ID], err
+}
+
+// DeletionReasonsMany implements patron.BatchDeletionGuard, in one query
+// per institution.
+func (h *LegalHolds) DeletionReasonsMany(ctx context.Context, users []*patron.User) (map[string][]string, error) {
+	byInst := map[string][]string{}
+	for _, u := range users {
+		byInst[u.Institution] = append(byInst[u.Institution], u.ID)
 	}
-	by := ""
-	if hold.SetBy != "" {
-		by = " by " + hold.SetBy
+	out := map[string][]string{}
+	for inst, ids := range byInst {
+		var hs []LegalHold
+		if err := txctx.DB(ctx, h.db).Where("institution = ? AND user_id IN ?", inst, ids).Find(&hs).Error; err != nil {
+			return nil, err
+		}
+		for _, hold := range hs {
+			by := ""
+			if hold.SetBy != "" {
+				by = " by " + hold.SetBy
+			}
+			out[hold.UserID] = []string{fmt.Sprintf("a legal hold set%s on %s: %s", by, hold.SetAt.UTC().Format(time.DateOnly), hold.Reason)}
+		}
 	}
-	return []string{fmt.Sprintf("a legal hold set%s on %s: %s", by, hold.SetAt.Format(time.DateOnly), hold.Reason)}, nil
+	return out, nil
 }
 
 func invalidReason(code, msg string) error {
