@@ -159,6 +159,29 @@ func Migrations() []*gormigrate.Migration {
 			}
 			return tx.Migrator().DropTable(&purgeLeaseV1{}, &purgeOutcomeV1{}, &purgeRunV1{})
 		},
+	}, {
+		// Primary ids are the same whatever their case: the trail is
+		// searched, and an erased user forgotten, by the user and the
+		// actor in lower case. On PostgreSQL and SQLite the indexes
+		// by user and by actor become indexes of those in lower case
+		// (MySQL's collation already ignores case).
+		ID: "202612060401_privacy_audit_case_free_indexes",
+		Migrate: func(tx *gorm.DB) error {
+			if tx.Dialector.Name() == "mysql" {
+				return nil
+			}
+			for _, q := range []string{
+				"CREATE INDEX pk_privacy_audit_subject_key ON pk_privacy_audit (institution, LOWER(subject), seq)",
+				"CREATE INDEX pk_privacy_audit_actor_key ON pk_privacy_audit (institution, LOWER(actor_id), seq)",
+				"DROP INDEX pk_privacy_audit_subject_seq",
+				"DROP INDEX pk_privacy_audit_actor_seq",
+			} {
+				if err := tx.Exec(q).Error; err != nil {
+					return err
+				}
+			}
+			return nil
+		},
 	}}
 }
 

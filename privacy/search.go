@@ -28,9 +28,11 @@ const (
 // must all hold.
 type Query struct {
 	// Subject is the primary_id of the user the entries concern, as the
-	// trail records it (the spelling of the record at the time).
+	// trail records it (the spelling of the record at the time), in any
+	// case.
 	Subject string
-	// Actor is the primary_id of who acted (or the job, "system:sis").
+	// Actor is the primary_id of who acted (or the job, "system:sis"),
+	// in any case.
 	Actor string
 	// Action is one of patron's Audit* actions (read, update, export...).
 	Action string
@@ -83,11 +85,17 @@ func (q Query) Validate() error {
 // newest first.
 func (s *Service) where(ctx context.Context, inst string, q Query) *gorm.DB {
 	db := txctx.DB(ctx, s.db).Model(&Entry{}).Where("institution = ?", inst)
+	// Primary ids are the same whatever their case; MySQL's collation
+	// ignores it, the others match in lower case (on indexes of those).
+	subject, actor := "LOWER(subject) = ?", "LOWER(actor_id) = ?"
+	if db.Dialector.Name() == "mysql" {
+		subject, actor = "subject = ?", "actor_id = ?"
+	}
 	if q.Subject != "" {
-		db = db.Where("subject = ?", q.Subject)
+		db = db.Where(subject, strings.ToLower(q.Subject))
 	}
 	if q.Actor != "" {
-		db = db.Where("actor_id = ?", q.Actor)
+		db = db.Where(actor, strings.ToLower(q.Actor))
 	}
 	if q.Action != "" {
 		db = db.Where("action = ?", q.Action)

@@ -74,7 +74,9 @@ func TestSearchFiltersTheTrailNewestFirst(t *testing.T) {
 		}{
 			{"everything", privacy.Query{}, []int64{7, 6, 5, 4, 3, 2, 1}},
 			{"subject", privacy.Query{Subject: "alice"}, []int64{4, 2, 1}},
+			{"subject in another case", privacy.Query{Subject: "Alice"}, []int64{4, 2, 1}},
 			{"actor", privacy.Query{Actor: "desk"}, []int64{7, 6, 2, 1}},
+			{"actor in another case", privacy.Query{Actor: "DESK"}, []int64{7, 6, 2, 1}},
 			{"action", privacy.Query{Action: patron.AuditUpdate}, []int64{3, 2}},
 			{"via http", privacy.Query{Via: "http"}, []int64{7, 6, 5, 4, 2, 1}},
 			{"via http GET", privacy.Query{Via: "http GET"}, []int64{6, 5, 4, 1}},
