@@ -3,6 +3,7 @@ package privacy
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -51,7 +52,8 @@ var anonymizedTables = []struct {
 //
 //   - their closed loans, fees, requests and notices and their SIS
 //     outcomes are anonymized whatever the retention rules
-//     (Retention.AnonymizeUser), and their loan history choice goes;
+//     (Retention.AnonymizeUser; the counts are in the report rather
+//     than an entry of their own), and their loan history choice goes;
 //   - their record goes with its segments, attachments, PIN and sign-in
 //     state (patron.Service.DeleteCounted), once every deletion guard
 //     agreed: open loans, active requests, a balance, a legal hold, the
@@ -77,53 +79,127 @@ var errNoAuditKey = &fault.Error{Kind: fault.Refused, Detail: "erasing a user ne
 // erase is Erase, which also answers who the trail names in the user's
 // place (the tombstone).
 func (e *Eraser) erase(ctx context.Context, inst, primaryID string) (*ErasureProof, string, error) {
-	id, spelled, err := e.patrons.ID(ctx, inst, primaryID)
+	id, _, err := e.patrons.ID(ctx, inst, primaryID)
 	if err != nil {
 		return nil, "", err
 	}
 	if len(e.trail.key) == 0 {
 		return nil, "", errNoAuditKey
 	}
-	var proof *ErasureProof
-	tomb := Tombstone()
+	var done erasedUser
 	err = txctx.Transaction(ctx, e.db, func(ctx context.Context, tx *gorm.DB) error {
-		counts, err := e.retention.AnonymizeUser(ctx, inst, id)
+		d, err := e.patrons.PrepareDeletion(ctx, inst, []string{id})
 		if err != nil {
 			return err
 		}
-		removed, err := e.patrons.DeleteCounted(ctx, inst, spelled)
-		if err != nil {
+		if len(d.Users) == 0 {
+			return &fault.Error{Kind: fault.NotFound, Detail: "the user was deleted meanwhile"}
+		}
+		if err := d.Refusal(id); err != nil {
 			return err
 		}
-		res := tx.Where("institution = ? AND user_id = ?", inst, id).Delete(&historyChoice{})
-		if res.Error != nil {
-			return res.Error
-		}
-		removed = append(removed, patron.RemovedRows{Table: historyChoice{}.TableName(), Rows: res.RowsAffected})
-		forgotten, err := e.trail.Forget(ctx, inst, spelled, tomb)
-		if err != nil {
-			return err
-		}
-		report := ErasureReport{Institution: inst, Subject: tomb, At: e.now().UTC(), Forgotten: forgotten}
-		for _, r := range removed {
-			report.Tables = append(report.Tables, ErasureCount{Table: r.Table, Removed: r.Rows})
-		}
-		for _, t := range anonymizedTables {
-			report.Tables = append(report.Tables, ErasureCount{Table: t.table, Anonymized: t.n(counts)})
-		}
-		// The reports of earlier purges (a dry run's, a kept user's)
-		// name them by the tombstone from now on.
-		res = tx.Exec("UPDATE pk_privacy_purge_outcomes SET primary_id = ? WHERE LOWER(primary_id) = LOWER(?) AND run_id IN (SELECT id FROM pk_privacy_purge_runs WHERE institution = ?)",
-			tomb, spelled, inst)
-		if res.Error != nil {
-			return res.Error
-		}
-		report.Tables = append(report.Tables, ErasureCount{Table: PurgeOutcome{}.TableName(), Anonymized: res.RowsAffected})
-		proof, err = e.trail.RecordErasure(ctx, inst, tomb, report)
+		out, err := e.eraseHeld(ctx, tx, inst, d, d.Users)
+		done = out[id]
 		return err
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	return proof, tomb, nil
+	return done.proof, done.tomb, nil
+}
+
+// erasedUser is what erasing a user left: who the trail names in their
+// place, and the proof.
+type erasedUser struct {
+	tomb  string
+	proof *ErasureProof
+}
+
+// eraseHeld erases users, held by the deletion d without objection, in
+// the transaction ctx carries (tx), in a few statements whatever their
+// number, and answers each one's tombstone and proof by user id.
+func (e *Eraser) eraseHeld(ctx context.Context, tx *gorm.DB, inst string, d *patron.Deletion, users []*patron.User) (map[string]erasedUser, error) {
+	refs := make([]userRef, len(users))
+	ids := make([]string, len(users))
+	tombs := make(map[string]string, len(users)) // by primary_id in lower case
+	for i, u := range users {
+		refs[i], ids[i] = userRef{ID: u.ID, PrimaryID: u.PrimaryID}, u.ID
+		tombs[strings.ToLower(u.PrimaryID)] = Tombstone()
+	}
+	counts, err := e.retention.anonymizeUsers(ctx, tx, inst, refs, false)
+	if err != nil {
+		return nil, err
+	}
+	removed, err := d.Delete(ctx, ids...)
+	if err != nil {
+		return nil, err
+	}
+	choices, err := countBy(tx, "SELECT user_id AS k, COUNT(*) AS n FROM "+historyChoice{}.TableName()+" WHERE institution = ? AND user_id IN ? GROUP BY user_id", inst, ids)
+	if err != nil {
+		return nil, err
+	}
+	if len(choices) > 0 {
+		if err := tx.Where("institution = ? AND user_id IN ?", inst, ids).Delete(&historyChoice{}).Error; err != nil {
+			return nil, err
+		}
+	}
+	forgotten, err := e.trail.forgetMany(tx, inst, tombs)
+	if err != nil {
+		return nil, err
+	}
+	// The reports of earlier purges (a dry run's, a kept user's) name
+	// them by their tombstones from now on.
+	renamed, err := e.renameOutcomes(tx, inst, tombs)
+	if err != nil {
+		return nil, err
+	}
+	at := e.now().UTC()
+	us := make([]erased, len(users))
+	for i, u := range users {
+		who := strings.ToLower(u.PrimaryID)
+		report := ErasureReport{Institution: inst, Subject: tombs[who], At: at, Forgotten: forgotten[who]}
+		for _, r := range removed[u.ID] {
+			report.Tables = append(report.Tables, ErasureCount{Table: r.Table, Removed: r.Rows})
+		}
+		report.Tables = append(report.Tables, ErasureCount{Table: historyChoice{}.TableName(), Removed: choices[u.ID]})
+		for _, t := range anonymizedTables {
+			report.Tables = append(report.Tables, ErasureCount{Table: t.table, Anonymized: t.n(counts[u.ID])})
+		}
+		report.Tables = append(report.Tables, ErasureCount{Table: PurgeOutcome{}.TableName(), Anonymized: renamed[who]})
+		us[i] = erased{replacement: tombs[who], report: report}
+	}
+	proofs, err := e.trail.recordErasures(ctx, inst, us)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]erasedUser, len(users))
+	for i, u := range users {
+		out[u.ID] = erasedUser{tomb: us[i].replacement, proof: proofs[i]}
+	}
+	return out, nil
+}
+
+// renameOutcomes gives the outcomes of inst's purges that name the users
+// of tombs (by primary_id in lower case) their tombstones instead, in one
+// statement, and answers how many of each.
+func (e *Eraser) renameOutcomes(tx *gorm.DB, inst string, tombs map[string]string) (map[string]int64, error) {
+	whos := make([]string, 0, len(tombs))
+	for w := range tombs {
+		whos = append(whos, w)
+	}
+	const runs = "run_id IN (SELECT id FROM pk_privacy_purge_runs WHERE institution = ?)"
+	n, err := countBy(tx, "SELECT LOWER(primary_id) AS k, COUNT(*) AS n FROM "+PurgeOutcome{}.TableName()+" WHERE LOWER(primary_id) IN ? AND "+runs+" GROUP BY LOWER(primary_id)", whos, inst)
+	if err != nil || len(n) == 0 {
+		return n, err
+	}
+	var b strings.Builder
+	var args []any
+	b.WriteString("CASE LOWER(primary_id)")
+	for w := range n {
+		b.WriteString(" WHEN ? THEN ?")
+		args = append(args, w, tombs[w])
+	}
+	b.WriteString(" ELSE primary_id END")
+	args = append(args, whos, inst)
+	return n, tx.Exec("UPDATE "+PurgeOutcome{}.TableName()+" SET primary_id = "+b.String()+" WHERE LOWER(primary_id) IN ? AND "+runs, args...).Error
 }

@@ -158,3 +158,80 @@ func TestEraseNeedsTheAuditKey(t *testing.T) {
 		t.Fatalf("the user is gone: %v", err)
 	}
 }
+
+// Users erased together, as a purge erases a batch, each get a report of
+// their own rows: what one had is not counted for the other, and each
+// has a tombstone of their own on a trail that still verifies.
+func TestUsersErasedTogetherEachGetTheirOwnReport(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		ctx := staffCtx()
+		ann := patronkittest.User(t, k, inst, func(u *patron.User) {
+			u.PrimaryID = "ann"
+			u.Emails = []patron.Email{{EmailAddress: "ann@example.edu", Preferred: true}, {EmailAddress: "ann2@example.edu"}}
+		})
+		patronkittest.User(t, k, inst, func(u *patron.User) {
+			u.PrimaryID = "bob"
+			u.Identifiers = []patron.Identifier{{IDType: "BARCODE", Value: "BOB-1"}}
+		})
+		kept := patronkittest.User(t, k, inst)
+		it := patronkittest.Item(t, k, inst)
+		patronkittest.Loan(t, k, inst, ann, it)
+		if _, err := k.Circulation.CheckIn(ctx, inst, it.Barcode); err != nil {
+			t.Fatal(err)
+		}
+		for _, who := range []string{"ann", "bob", kept.PrimaryID} {
+			if _, err := k.Patrons.Get(ctx, inst, who); err != nil {
+				t.Fatal(err)
+			}
+		}
+		proofs, err := privacy.EraseTogether(ctx, k.Erasure, inst, "ann", "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := func(who, table string, anonymized bool) int64 {
+			var r privacy.ErasureReport
+			if err := json.Unmarshal(proofs[who].Report, &r); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range r.Tables {
+				if c.Table == table {
+					if anonymized {
+						return c.Anonymized
+					}
+					return c.Removed
+				}
+			}
+			t.Fatalf("the report of %s has no %s", who, table)
+			return 0
+		}
+		for _, c := range []struct {
+			who, table string
+			anonymized bool
+			want       int64
+		}{
+			{"ann", "pk_user_emails", false, 2}, {"bob", "pk_user_emails", false, 0},
+			{"ann", "pk_user_identifiers", false, 0}, {"bob", "pk_user_identifiers", false, 1},
+			{"ann", "pk_users", false, 1}, {"bob", "pk_users", false, 1},
+			{"ann", "pk_circ_loans", true, 1}, {"bob", "pk_circ_loans", true, 0},
+		} {
+			if got := count(c.who, c.table, c.anonymized); got != c.want {
+				t.Errorf("%s: %s counted %d, want %d", c.who, c.table, got, c.want)
+			}
+		}
+		var ra, rb privacy.ErasureReport
+		_ = json.Unmarshal(proofs["ann"].Report, &ra)
+		_ = json.Unmarshal(proofs["bob"].Report, &rb)
+		if ra.Subject == rb.Subject || ra.Forgotten == 0 || rb.Forgotten == 0 {
+			t.Fatalf("tombstones %q and %q, forgotten %d and %d", ra.Subject, rb.Subject, ra.Forgotten, rb.Forgotten)
+		}
+		if n := rowsNaming(t, k, "pk_privacy_audit", "ann@", "BOB-1", `"ann"`, `"bob"`); n != 0 {
+			t.Fatalf("%d entries of the trail still name them", n)
+		}
+		if _, err := k.Patrons.Get(ctx, inst, kept.PrimaryID); err != nil {
+			t.Fatalf("the other user: %v", err)
+		}
+		if b := verify(t, k); b != nil {
+			t.Fatalf("the trail no longer verifies: %+v", b)
+		}
+	}, withKey)
+}

@@ -82,24 +82,53 @@ func CanonicalJSON(report any) ([]byte, string, error) {
 // Within the transaction ctx carries (the erasure's) it commits or rolls
 // back with it; otherwise it is written at once. It returns the proof.
 func (s *Service) RecordErasure(ctx context.Context, inst, replacement string, report any) (*ErasureProof, error) {
-	if inst == "" || replacement == "" {
-		return nil, errors.New("privacy: an erasure's entry needs an institution and who the trail names instead")
-	}
-	doc, sum, err := CanonicalJSON(report)
+	proofs, err := s.recordErasures(ctx, inst, []erased{{replacement, report}})
 	if err != nil {
 		return nil, err
 	}
+	return proofs[0], nil
+}
+
+// erased is a user erased: who the trail names in their place, and the
+// report of their erasure.
+type erased struct {
+	replacement string
+	report      any
+}
+
+// recordErasures is RecordErasure for several users at once, their
+// entries written together; it answers the proofs in the order of us.
+func (s *Service) recordErasures(ctx context.Context, inst string, us []erased) ([]*ErasureProof, error) {
 	actor, _ := patron.ActorFrom(ctx)
 	origin, _ := patron.OriginFrom(ctx)
-	e := EntryOf(patron.AuditEvent{At: s.now(), Institution: inst, Actor: actor, Action: patron.AuditDelete,
-		PrimaryID: replacement, What: ErasureWhat, Details: "sha256:" + sum, Origin: origin})
+	proofs := make([]*ErasureProof, len(us))
+	entries := make([]*Entry, len(us))
+	for i, u := range us {
+		if inst == "" || u.replacement == "" {
+			return nil, errors.New("privacy: an erasure's entry needs an institution and who the trail names instead")
+		}
+		doc, sum, err := CanonicalJSON(u.report)
+		if err != nil {
+			return nil, err
+		}
+		e := EntryOf(patron.AuditEvent{At: s.now(), Institution: inst, Actor: actor, Action: patron.AuditDelete,
+			PrimaryID: u.replacement, What: ErasureWhat, Details: "sha256:" + sum, Origin: origin})
+		entries[i], proofs[i] = &e, &ErasureProof{Report: doc, Hash: sum}
+	}
+	if len(us) == 0 {
+		return proofs, nil
+	}
+	var err error
 	if txctx.In(ctx) {
-		err = s.append(txctx.DB(ctx, s.db), []*Entry{&e})
+		err = s.append(txctx.DB(ctx, s.db), entries)
 	} else {
-		err = s.write(txctx.Without(ctx), []*Entry{&e})
+		err = s.write(txctx.Without(ctx), entries)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &ErasureProof{Report: doc, Hash: sum, Seq: e.Seq}, nil
+	for i, e := range entries {
+		proofs[i].Seq = e.Seq
+	}
+	return proofs, nil
 }

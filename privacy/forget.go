@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -126,80 +127,99 @@ func (s *Service) Forget(ctx context.Context, inst, primaryID, replacement strin
 }
 
 func (s *Service) forget(tx *gorm.DB, inst, primaryID, replacement string) (int64, error) {
-	db := func() *gorm.DB { return tx.Session(&gorm.Session{NewDB: true}) }
-	h, err := takeHead(db(), inst) // one at a time with writers and Prune
-	if err != nil || h == nil {
-		return 0, err
-	}
 	who := strings.ToLower(primaryID)
-	match := "(LOWER(subject) = ? OR (actor_kind = ? AND LOWER(actor_id) = ?))"
+	n, err := s.forgetMany(tx, inst, map[string]string{who: replacement})
+	return n[who], err
+}
+
+// forgetMany is Forget for several users at once through tx: by, keyed
+// by primary_id in lower case, names who the trail names in each one's
+// place. It reads the trail once for all of them and answers how many
+// entries it forgot of each.
+func (s *Service) forgetMany(tx *gorm.DB, inst string, by map[string]string) (map[string]int64, error) {
+	db := func() *gorm.DB { return tx.Session(&gorm.Session{NewDB: true}) }
+	total := make(map[string]int64, len(by))
+	h, err := takeHead(db(), inst) // one at a time with writers and Prune
+	if err != nil || h == nil || len(by) == 0 {
+		return total, err
+	}
+	whos := make([]string, 0, len(by))
+	for w := range by {
+		whos = append(whos, w)
+	}
+	slices.Sort(whos)
+	match := "(LOWER(subject) IN ? OR (actor_kind = ? AND LOWER(actor_id) IN ?))"
 	if tx.Dialector.Name() == "mysql" { // its collation ignores case, and keeps the indexes in use
-		match = "(subject = ? OR (actor_kind = ? AND actor_id = ?))"
+		match = "(subject IN ? OR (actor_kind = ? AND actor_id IN ?))"
 	}
 	at := s.now().UnixMicro()
-	var total int64
 	var last int64
 	for {
 		var es []Entry
-		err := db().Where("institution = ? AND seq > ? AND seq <= ? AND "+match, inst, last, h.Seq, who, ActorPatron, who).
+		err := db().Where("institution = ? AND seq > ? AND seq <= ? AND "+match, inst, last, h.Seq, whos, ActorPatron, whos).
 			Order("seq").Limit(forgetBatch).Find(&es).Error
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		if len(es) == 0 {
 			return total, nil
 		}
 		last = es[len(es)-1].Seq
-		n, err := s.forgetBatch(db, inst, es, who, replacement, at)
-		if err != nil {
-			return 0, err
+		if err := s.forgetBatch(db, inst, es, by, total, at); err != nil {
+			return nil, err
 		}
-		total += n
 		if len(es) < forgetBatch {
 			return total, nil
 		}
 	}
 }
 
-func isSubject(e *Entry, who string) bool { return strings.ToLower(e.Subject) == who }
-
-func isPatronActor(e *Entry, who string) bool {
-	return e.ActorKind == ActorPatron && strings.ToLower(e.ActorID) == who
-}
-
 // forgetBatch forgets the entries es (as read, before any change) that
-// are about or by who.
-func (s *Service) forgetBatch(db func() *gorm.DB, inst string, es []Entry, who, replacement string, at int64) (int64, error) {
+// are about or by one of the users of by (see forgetMany), counting them
+// per user in total (an entry about one and by another counts for both).
+func (s *Service) forgetBatch(db func() *gorm.DB, inst string, es []Entry, by map[string]string, total map[string]int64, at int64) error {
 	seqs := make([]int64, len(es))
 	for i := range es {
 		seqs[i] = es[i].Seq
 	}
 	var rs []redaction
 	if err := db().Where("institution = ? AND seq IN ?", inst, seqs).Find(&rs).Error; err != nil {
-		return 0, err
+		return err
 	}
 	known := make(map[int64]redaction, len(rs))
 	for _, r := range rs {
 		known[r.Seq] = r
 	}
 	var subjects, actors, details []int64
+	subjectTo, actorTo := map[string]string{}, map[string]string{}
 	out := make([]redaction, 0, len(es))
 	for i := range es {
 		e := es[i]
-		subject, actor := isSubject(&e, who), isPatronActor(&e, who)
-		if !subject && !actor { // the database's collation matched another spelling
+		subject, actor := strings.ToLower(e.Subject), ""
+		if e.ActorKind == ActorPatron {
+			actor = strings.ToLower(e.ActorID)
+		}
+		subjectRepl, isSubject := by[subject]
+		actorRepl, isActor := by[actor]
+		if !isSubject && !isActor { // the database's collation matched another spelling
 			continue
 		}
 		if b := s.checkEntry(&e, known); b != nil {
-			return 0, b
+			return b
 		}
-		if subject {
-			e.Subject = replacement
+		if isSubject {
+			e.Subject = subjectRepl
 			subjects = append(subjects, e.Seq)
+			subjectTo[subject] = subjectRepl
+			total[subject]++
 		}
-		if actor {
-			e.ActorID = replacement
+		if isActor {
+			e.ActorID = actorRepl
 			actors = append(actors, e.Seq)
+			actorTo[actor] = actorRepl
+			if !isSubject || actor != subject {
+				total[actor]++
+			}
 		}
 		if e.Details != "" && e.Details != Forgotten {
 			e.Details = Forgotten
@@ -211,20 +231,35 @@ func (s *Service) forgetBatch(db func() *gorm.DB, inst string, es []Entry, who, 
 	}
 	for _, u := range []struct {
 		col  string
-		val  string
+		to   map[string]string
 		seqs []int64
-	}{{"subject", replacement, subjects}, {"actor_id", replacement, actors}, {"details", Forgotten, details}} {
+	}{{"subject", subjectTo, subjects}, {"actor_id", actorTo, actors}, {"details", nil, details}} {
 		if len(u.seqs) == 0 {
 			continue
 		}
-		if err := db().Model(&Entry{}).Where("institution = ? AND seq IN ?", inst, u.seqs).Update(u.col, u.val).Error; err != nil {
-			return 0, err
+		// Each name becomes its own replacement: one statement whatever
+		// the number of users.
+		set, args := "?", []any{Forgotten}
+		if u.to != nil {
+			var b strings.Builder
+			args = args[:0]
+			b.WriteString("CASE LOWER(" + u.col + ")")
+			for from, to := range u.to {
+				b.WriteString(" WHEN ? THEN ?")
+				args = append(args, from, to)
+			}
+			b.WriteString(" ELSE " + u.col + " END")
+			set = b.String()
+		}
+		args = append(args, inst, u.seqs)
+		if err := db().Exec("UPDATE "+Entry{}.TableName()+" SET "+u.col+" = "+set+" WHERE institution = ? AND seq IN ?", args...).Error; err != nil {
+			return err
 		}
 	}
 	if len(out) == 0 {
-		return 0, nil
+		return nil
 	}
-	return int64(len(out)), db().Clauses(clause.OnConflict{
+	return db().Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "institution"}, {Name: "seq"}},
 		DoUpdates: clause.AssignmentColumns([]string{"hash", "redacted_hash", "at_us", "sig"}),
 	}).CreateInBatches(out, sqliteRows).Error

@@ -40,8 +40,9 @@ type PurgeOptions struct {
 	// currency is kept. Default: 0 in every currency, any balance keeps
 	// the user.
 	FeeThreshold map[string]int64
-	// BatchSize is how many users a run reads at a time; a cancelled run
-	// stops between users and saves its report. Default: 200.
+	// BatchSize is how many users a run reads, checks and purges at a
+	// time, in one transaction; a cancelled run stops between batches
+	// and saves its report. Default: 1000.
 	BatchSize int
 	// LeaseTTL is how long a run's hold on its institution lasts unless
 	// renewed (each batch renews it): another instance takes over a
@@ -144,7 +145,7 @@ func NewPurger(db *gorm.DB, eraser *Eraser, circ *circulation.Service, o PurgeOp
 		o.UserGroups[i] = strings.ToLower(strings.TrimSpace(g))
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = 200
+		o.BatchSize = 1000
 	}
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = 5 * time.Minute
@@ -170,22 +171,24 @@ func (p *Purger) Institutions(ctx context.Context) ([]string, error) {
 // Purge purges the users of inst whose purge date (plus the grace) has
 // passed, of the record types and user groups of the options, in batches
 // of users read by id, and returns the run's report, which it keeps (Run,
-// Outcomes). Each user goes in a transaction of their own (it joins none
-// ctx carries): a balance within the threshold in every currency is
-// waived (PurgeWaiverReason, on the audit trail through circulation) and
-// the user erased as Eraser.Erase erases them (their closed records
-// anonymized, the trail forgetting them, the proof recorded), or, when a
-// deletion guard objects or the balance is over the threshold, nothing
-// changes and the user is kept with every reason.
+// Outcomes). Each batch goes in a transaction of its own (it joins none
+// ctx carries), in a few statements whatever its size: the users' rows
+// are locked and every deletion guard asked about all of them at once;
+// a user's balance within the threshold in every currency is waived
+// (PurgeWaiverReason, on the audit trail through circulation); the users
+// no guard holds are erased together as Eraser.Erase erases one (their
+// closed records anonymized, their record removed, the trail forgetting
+// them, a proof recorded for each). A user a guard holds, or whose
+// balance is over the threshold, is kept unchanged with every reason.
 //
-// Dry, it goes through the same steps for each user in a transaction it
+// Dry, it goes through the same steps for each batch in a transaction it
 // rolls back, so that it lists exactly the outcomes a run would have
 // (every guard asked), and changes nothing but its report.
 //
-// A run whose ctx ends stops between users with the status RunCancelled
-// and returns ctx's error: what it did stays done, and the next run finds
-// the users it purged gone. One run at a time (not dry) works on an
-// institution, whichever instance it runs on: a second gets
+// A run whose ctx ends stops between batches with the status
+// RunCancelled and returns ctx's error: what it did stays done, and the
+// next run finds the users it purged gone. One run at a time (not dry)
+// works on an institution, whichever instance it runs on: a second gets
 // ErrPurgeInProgress. The actor ctx carries is the one of the waivers and
 // erasures; without one it is the job "system:purge". Purging needs the
 // audit key, as erasing does.
@@ -267,14 +270,8 @@ func (p *Purger) purge(ctx context.Context, inst string, dry bool, run *PurgeRun
 			return nil
 		}
 		after = batch[len(batch)-1].ID
-		for _, c := range batch {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			seq++
-			if err := p.one(actx, inst, c, dry, run, seq); err != nil {
-				return err
-			}
+		if err := p.batch(actx, inst, batch, dry, run, &seq); err != nil {
+			return err
 		}
 		if err := db.Model(run).Updates(map[string]any{"n_purged": run.Purged, "n_kept": run.Kept}).Error; err != nil {
 			return err
@@ -285,115 +282,204 @@ func (p *Purger) purge(ctx context.Context, inst string, dry bool, run *PurgeRun
 	}
 }
 
-// errRollBack ends a user's transaction without keeping what it did.
+// errRollBack ends a transaction without keeping what it did.
 var errRollBack = errors.New("privacy: rolled back")
 
-// one purges (or, dry, tries) the user c, and saves the outcome.
-func (p *Purger) one(ctx context.Context, inst string, c purgeCandidate, dry bool, run *PurgeRun, seq int64) error {
-	out := &PurgeOutcome{RunID: run.ID, Seq: seq, PrimaryID: c.PrimaryID}
+// openFee is a fee of a user the purge may waive.
+type openFee struct {
+	ID       string
+	UserID   string
+	Currency string
+	Owed     int64
+}
+
+// batch purges (or, dry, tries) the users of a batch, in one transaction
+// (rolled back when dry), and saves their outcomes, numbered from *seq
+// on: their rows locked and every guard asked for all of them at once,
+// the balances within the threshold waived user by user (a savepoint
+// each), then those whom no guard holds erased together (Eraser).
+func (p *Purger) batch(ctx context.Context, inst string, batch []purgeCandidate, dry bool, run *PurgeRun, seq *int64) error {
+	ids := make([]string, len(batch))
+	for i, c := range batch {
+		ids[i] = c.ID
+	}
+	var outs []*PurgeOutcome
 	err := txctx.Transaction(ctx, p.db, func(ctx context.Context, tx *gorm.DB) error {
-		out.Waived, out.Reasons, out.Purged = nil, nil, false
-		var fees []struct {
-			ID       string
-			Currency string
-			Owed     int64
-		}
-		if err := tx.Raw("SELECT id, currency, amount - paid - waived AS owed FROM pk_circ_fees WHERE institution = ? AND user_id = ? AND status = ? ORDER BY id",
-			inst, c.ID, circulation.FeeOpen).Scan(&fees).Error; err != nil {
-			return err
-		}
-		owed := map[string]int64{}
-		for _, f := range fees {
-			owed[f.Currency] = circulation.AddOwed(owed[f.Currency], f.Owed)
-		}
-		currencies := make([]string, 0, len(owed))
-		for cur := range owed {
-			currencies = append(currencies, cur)
-		}
-		slices.Sort(currencies)
-		var over []string
-		for _, cur := range currencies {
-			if owed[cur] > p.o.FeeThreshold[cur] {
-				over = append(over, "owes "+circulation.FormatMoney(owed[cur], cur)+" over the threshold "+circulation.FormatMoney(p.o.FeeThreshold[cur], cur))
-			}
-		}
-		var waivers []string
-		if len(over) == 0 {
-			for _, f := range fees {
-				if f.Owed <= 0 {
-					continue
-				}
-				fee, err := p.circ.Waive(ctx, inst, c.PrimaryID, f.ID, f.Owed, PurgeWaiverReason)
-				if err != nil {
-					if fe, ok := fault.As(err); ok && fe.Kind == fault.Refused && len(fe.Reasons) > 0 {
-						out.Waived, out.Reasons = nil, fe.Reasons
-						return errRollBack
-					}
-					return err
-				}
-				for i := len(fee.Transactions) - 1; i >= 0; i-- {
-					if x := fee.Transactions[i]; x.Kind == circulation.Waiver && x.Reason == PurgeWaiverReason && x.Amount == f.Owed {
-						waivers = append(waivers, x.ID)
-						break
-					}
-				}
-				if out.Waived == nil {
-					out.Waived = map[string]int64{}
-				}
-				out.Waived[f.Currency] += f.Owed
-			}
-		}
-		_, tomb, err := p.eraser.erase(ctx, inst, c.PrimaryID)
-		if fe, ok := fault.As(err); ok && fe.Kind == fault.Refused && len(fe.Reasons) > 0 {
-			// The balance's own objections give way to the threshold's.
-			out.Reasons = over
-			for _, r := range fe.Reasons {
-				balance := false
-				for _, cur := range currencies {
-					balance = balance || r == "owes "+circulation.FormatMoney(owed[cur], cur)
-				}
-				if !balance || len(over) == 0 {
-					out.Reasons = append(out.Reasons, r)
-				}
-			}
-			out.Waived = nil
-			return errRollBack
-		}
+		outs = outs[:0]
+		d, err := p.eraser.patrons.PrepareDeletion(ctx, inst, ids)
 		if err != nil {
 			return err
 		}
-		if len(over) > 0 { // no guard of circulation's objected
-			out.Reasons = over
-			return errRollBack
+		var fees []openFee
+		if err := tx.Raw("SELECT id, user_id, currency, amount - paid - waived AS owed FROM pk_circ_fees WHERE institution = ? AND user_id IN ? AND status = ? ORDER BY id",
+			inst, ids, circulation.FeeOpen).Scan(&fees).Error; err != nil {
+			return err
 		}
-		if len(waivers) > 0 {
+		feesOf := map[string][]openFee{}
+		for _, f := range fees {
+			feesOf[f.UserID] = append(feesOf[f.UserID], f)
+		}
+		var (
+			purge  []*patron.User
+			of     = map[string]*PurgeOutcome{}
+			waived []string // the purge's waivers
+		)
+		for _, u := range d.Users {
+			out := &PurgeOutcome{RunID: run.ID, PrimaryID: u.PrimaryID}
+			outs, of[u.ID] = append(outs, out), out
+			over, balance := p.overThreshold(feesOf[u.ID])
+			for _, r := range d.Reasons[u.ID] {
+				if !balance[r] { // the balance's own objections give way to the threshold's
+					out.Reasons = append(out.Reasons, r)
+				}
+			}
+			out.Reasons = append(over, out.Reasons...)
+			if len(out.Reasons) > 0 {
+				continue
+			}
+			ws, reasons, err := p.waive(ctx, d, u, feesOf[u.ID], out)
+			if err != nil {
+				return err
+			}
+			if len(reasons) > 0 {
+				out.Reasons = reasons
+				continue
+			}
+			waived = append(waived, ws...)
+			purge = append(purge, u)
+		}
+		done, err := p.eraser.eraseHeld(ctx, tx, inst, d, purge)
+		if err != nil {
+			return err
+		}
+		if len(waived) > 0 {
 			// Anonymizing the closed fees cleared the reasons of their
 			// waivers; the purge's own names nobody and stays.
-			if err := tx.Exec("UPDATE pk_circ_fee_transactions SET reason = ? WHERE institution = ? AND id IN ?", PurgeWaiverReason, inst, waivers).Error; err != nil {
+			if err := tx.Exec("UPDATE pk_circ_fee_transactions SET reason = ? WHERE institution = ? AND id IN ?", PurgeWaiverReason, inst, waived).Error; err != nil {
 				return err
 			}
 		}
-		out.Purged = true
+		for _, u := range purge {
+			out := of[u.ID]
+			out.Purged = true
+			if !dry {
+				out.PrimaryID = done[u.ID].tomb
+			}
+		}
+		for _, out := range outs {
+			if !out.Purged {
+				out.Waived = nil
+			}
+		}
 		if dry {
 			return errRollBack
 		}
-		out.PrimaryID = tomb
-		return tx.Create(out).Error
+		p.number(outs, seq)
+		return tx.CreateInBatches(outs, 200).Error
 	})
 	switch {
 	case errors.Is(err, errRollBack):
+		p.number(outs, seq)
+		if err := p.db.WithContext(ctx).CreateInBatches(outs, 200).Error; err != nil {
+			return err
+		}
 	case err != nil:
-		return fmt.Errorf("privacy: purging %s: %w", c.PrimaryID, err)
+		return fmt.Errorf("privacy: purging a batch of users: %w", err)
 	}
-	if out.Purged {
-		run.Purged++
-	} else {
-		run.Kept++
+	for _, out := range outs {
+		if out.Purged {
+			run.Purged++
+		} else {
+			run.Kept++
+		}
 	}
-	if out.Purged && !dry {
-		return nil // saved with the erasure
+	return nil
+}
+
+// number gives outs their sequence numbers, after *seq.
+func (p *Purger) number(outs []*PurgeOutcome, seq *int64) {
+	for _, out := range outs {
+		*seq++
+		out.Seq = *seq
 	}
-	return p.db.WithContext(ctx).Create(out).Error
+}
+
+// overThreshold answers, for a user's open fees, the reasons their
+// balance is over the threshold (none when it is within it in every
+// currency), and the balance's own objections as the circulation guard
+// words them.
+func (p *Purger) overThreshold(fees []openFee) ([]string, map[string]bool) {
+	owed := map[string]int64{}
+	for _, f := range fees {
+		owed[f.Currency] = circulation.AddOwed(owed[f.Currency], f.Owed)
+	}
+	currencies := make([]string, 0, len(owed))
+	for cur := range owed {
+		currencies = append(currencies, cur)
+	}
+	slices.Sort(currencies)
+	var over []string
+	balance := map[string]bool{}
+	for _, cur := range currencies {
+		balance["owes "+circulation.FormatMoney(owed[cur], cur)] = true
+		if owed[cur] > p.o.FeeThreshold[cur] {
+			over = append(over, "owes "+circulation.FormatMoney(owed[cur], cur)+" over the threshold "+circulation.FormatMoney(p.o.FeeThreshold[cur], cur))
+		}
+	}
+	return over, balance
+}
+
+// waive waives what the user u of the deletion d owes of fees (within the
+// threshold) through circulation, in a savepoint, and asks the guards
+// about u again: it answers the waivers' transaction ids and fills
+// out.Waived, or, when circulation refuses or a guard still objects, the
+// reasons, and nothing waived.
+func (p *Purger) waive(ctx context.Context, d *patron.Deletion, u *patron.User, fees []openFee, out *PurgeOutcome) ([]string, []string, error) {
+	if !slices.ContainsFunc(fees, func(f openFee) bool { return f.Owed > 0 }) {
+		return nil, nil, nil
+	}
+	var waivers, reasons []string
+	err := txctx.Transaction(ctx, p.db, func(ctx context.Context, tx *gorm.DB) error {
+		waivers, out.Waived = nil, nil
+		for _, f := range fees {
+			if f.Owed <= 0 {
+				continue
+			}
+			fee, err := p.circ.Waive(ctx, u.Institution, u.PrimaryID, f.ID, f.Owed, PurgeWaiverReason)
+			if err != nil {
+				if fe, ok := fault.As(err); ok && fe.Kind == fault.Refused && len(fe.Reasons) > 0 {
+					reasons = fe.Reasons
+					return errRollBack
+				}
+				return err
+			}
+			for i := len(fee.Transactions) - 1; i >= 0; i-- {
+				if x := fee.Transactions[i]; x.Kind == circulation.Waiver && x.Reason == PurgeWaiverReason && x.Amount == f.Owed {
+					waivers = append(waivers, x.ID)
+					break
+				}
+			}
+			if out.Waived == nil {
+				out.Waived = map[string]int64{}
+			}
+			out.Waived[f.Currency] += f.Owed
+		}
+		if err := d.Ask(ctx, u.ID); err != nil {
+			return err
+		}
+		if reasons = d.Reasons[u.ID]; len(reasons) > 0 {
+			return errRollBack
+		}
+		return nil
+	})
+	if errors.Is(err, errRollBack) {
+		out.Waived = nil
+		return nil, reasons, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return waivers, nil, nil
 }
 
 // Run returns the report of one purge of inst (NotFound when there is

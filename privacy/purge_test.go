@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit"
+	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patron"
@@ -347,4 +348,39 @@ func TestTwoInstancesPurgeOnce(t *testing.T) {
 			t.Errorf("the second afterwards %+v, %v", again, err)
 		}
 	})
+}
+
+// A purged member of staff takes their roles along, in every library,
+// whether purged alone or in a batch with others: nobody who later gets
+// their primary_id inherits them.
+func TestPurgedStaffLoseTheirRoles(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		ctx := context.Background()
+		for _, id := range []string{"old-desk", "old-admin", "plain"} {
+			patronkittest.User(t, k, inst, purgeable(longPast, func(u *patron.User) { u.PrimaryID = id }))
+		}
+		for _, r := range [][3]string{{"old-desk", "circulation-desk-operator", "MAIN"}, {"old-admin", "user-administrator", "*"}, {"old-admin", "auditor", "*"}} {
+			if err := k.Access.AssignRole(ctx, inst, r[0], r[1], r[2]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		run, err := k.Purge.Purge(ctx, inst, false)
+		if err != nil || run.Purged != 3 {
+			t.Fatalf("run %+v, %v", run, err)
+		}
+		for _, id := range []string{"old-desk", "old-admin"} {
+			if roles, err := k.Access.Roles(ctx, inst, id); err != nil || len(roles) != 0 {
+				t.Errorf("%s still has %v (%v)", id, roles, err)
+			}
+		}
+		var stored int64
+		k.DB.Table(casbinmodel.RuleTable).Where("ptype = 'g' AND LOWER(v0) LIKE ?", "%/old-%").Count(&stored)
+		if stored != 0 {
+			t.Errorf("%d stored roles left", stored)
+		}
+		patronkittest.User(t, k, inst, func(u *patron.User) { u.PrimaryID = "old-admin" })
+		if ok, err := k.Access.Allow(ctx, casbinmodel.Decision{Institution: inst, Subject: "old-admin", Action: "users.read"}); ok || err != nil {
+			t.Fatalf("the new old-admin may read users (%v)", err)
+		}
+	}, withKey)
 }

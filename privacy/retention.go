@@ -491,14 +491,14 @@ func (c *candidate) closed() time.Time {
 	return time.Time{}
 }
 
-// scope is what a pass over a kind anonymizes: by the rules (userID
-// empty), or every closed record of one user.
+// scope is what a pass over a kind anonymizes: by the rules (userIDs
+// empty), or every closed record of some users.
 type scope struct {
-	inst   string
-	userID string
-	dry    bool
-	now    time.Time
-	rules  []RetentionRule
+	inst    string
+	userIDs []string
+	dry     bool
+	now     time.Time
+	rules   []RetentionRule
 }
 
 // sqliteNoIndex finds the terms of the records' own columns in a
@@ -531,15 +531,15 @@ func (r *Retention) candidates(db *gorm.DB, kind string, sc *scope, after string
 			" WHERE x.institution = ? AND x.status IN ? AND x.created_at <= ?"
 		args = append(args, []string{circulation.NoticeSent, circulation.NoticeFailed, circulation.NoticeSkipped}, upTo)
 	}
-	if sc.userID != "" {
-		user = " AND x.user_id = ?"
-		args = append(args, sc.userID)
+	if len(sc.userIDs) > 0 {
+		user = " AND x.user_id IN ?"
+		args = append(args, sc.userIDs)
 	} else {
 		user = " AND x.user_id <> ''"
 	}
 	args = append(args, after, r.o.BatchSize)
 	q += user
-	if sc.userID == "" && db.Dialector.Name() == "sqlite" {
+	if len(sc.userIDs) == 0 && db.Dialector.Name() == "sqlite" {
 		// A pass over every record reads them in the order of their ids:
 		// SQLite, without statistics, would rather take an index of
 		// another column and sort what it finds, for each batch; the
@@ -561,56 +561,125 @@ func (r *Retention) candidates(db *gorm.DB, kind string, sc *scope, after string
 func (r *Retention) AnonymizeUser(ctx context.Context, inst, userID string) (Counts, error) {
 	var counts Counts
 	err := txctx.Transaction(ctx, r.db, func(ctx context.Context, tx *gorm.DB) error {
-		var primaryID string
-		if err := tx.Raw("SELECT primary_id FROM pk_users WHERE institution = ? AND id = ?", inst, userID).Scan(&primaryID).Error; err != nil {
+		var users []userRef
+		if err := tx.Raw("SELECT id, primary_id FROM pk_users WHERE institution = ? AND id = ?", inst, userID).Scan(&users).Error; err != nil {
 			return err
 		}
-		counts = Counts{}
-		sc := &scope{inst: inst, userID: userID, now: r.o.Now().UTC()}
-		for _, kind := range RetentionKinds[:4] {
-			after := ""
-			for {
-				batch, err := r.candidates(tx, kind, sc, after, sc.now)
-				if err != nil {
-					return err
-				}
-				if len(batch) == 0 {
-					break
-				}
-				after = batch[len(batch)-1].ID
-				keep := map[string]bool{}
-				if kind == RetainLoans {
-					if keep, err = r.loansWithOpenFees(tx, inst, batch); err != nil {
-						return err
-					}
-				}
-				var ids []*candidate
-				for i := range batch {
-					if !keep[batch[i].ID] {
-						ids = append(ids, &batch[i])
-					}
-				}
-				n, err := r.write(tx, inst, kind, ids, sc.now)
-				if err != nil {
-					return err
-				}
-				counts.add(kind, n)
-			}
+		if len(users) == 0 {
+			users = []userRef{{ID: userID}}
 		}
-		if primaryID != "" {
-			res := tx.Exec("UPDATE pk_sis_outcomes SET primary_id = '', ref = '', reason = '', changes = '' WHERE run_id IN (SELECT id FROM pk_sis_runs WHERE institution = ?) AND primary_id = ?", inst, primaryID)
-			if res.Error != nil {
-				return res.Error
-			}
-			counts.SISOutcomes = res.RowsAffected
-		}
-		if counts.Total() == 0 || primaryID == "" {
-			return nil
-		}
-		details, _ := json.Marshal(map[string]any{"counts": counts})
-		return r.o.Patrons.RecordAudit(ctx, inst, "update", primaryID, "anonymization", string(details))
+		per, err := r.anonymizeUsers(ctx, tx, inst, users, true)
+		counts = per[userID]
+		return err
 	})
 	return counts, err
+}
+
+// userRef names a user by internal id and primary_id.
+type userRef struct {
+	ID        string
+	PrimaryID string
+}
+
+// anonymizeUsers is AnonymizeUser for a batch of users, through tx (the
+// transaction ctx carries), in a few statements per kind whatever their
+// number; it answers the counts per user id and, when record, records
+// them on the trail, one entry per user whose primary_id is known and who
+// had anything anonymized (an erasure records them in its report
+// instead).
+func (r *Retention) anonymizeUsers(ctx context.Context, tx *gorm.DB, inst string, users []userRef, record bool) (map[string]Counts, error) {
+	per := make(map[string]Counts, len(users))
+	if len(users) == 0 {
+		return per, nil
+	}
+	ids := make([]string, len(users))
+	for i, u := range users {
+		ids[i] = u.ID
+	}
+	sc := &scope{inst: inst, userIDs: ids, now: r.o.Now().UTC()}
+	for _, kind := range RetentionKinds[:4] {
+		after := ""
+		for {
+			batch, err := r.candidates(tx, kind, sc, after, sc.now)
+			if err != nil {
+				return nil, err
+			}
+			if len(batch) == 0 {
+				break
+			}
+			after = batch[len(batch)-1].ID
+			keep := map[string]bool{}
+			if kind == RetainLoans {
+				if keep, err = r.loansWithOpenFees(tx, inst, batch); err != nil {
+					return nil, err
+				}
+			}
+			var cs []*candidate
+			for i := range batch {
+				if !keep[batch[i].ID] {
+					cs = append(cs, &batch[i])
+				}
+			}
+			if _, err := r.write(tx, inst, kind, cs, sc.now); err != nil {
+				return nil, err
+			}
+			for _, c := range cs {
+				n := per[c.UserID]
+				n.add(kind, 1)
+				per[c.UserID] = n
+			}
+		}
+	}
+	byPrimaryID := map[string]string{}
+	var named []string
+	for _, u := range users {
+		if u.PrimaryID != "" {
+			byPrimaryID[u.PrimaryID] = u.ID
+			named = append(named, u.PrimaryID)
+		}
+	}
+	if len(named) > 0 {
+		outcomes, err := countBy(tx, "SELECT primary_id AS k, COUNT(*) AS n FROM pk_sis_outcomes WHERE run_id IN (SELECT id FROM pk_sis_runs WHERE institution = ?) AND primary_id IN ? GROUP BY primary_id", inst, named)
+		if err != nil {
+			return nil, err
+		}
+		if len(outcomes) > 0 {
+			if err := tx.Exec("UPDATE pk_sis_outcomes SET primary_id = '', ref = '', reason = '', changes = '' WHERE run_id IN (SELECT id FROM pk_sis_runs WHERE institution = ?) AND primary_id IN ?", inst, named).Error; err != nil {
+				return nil, err
+			}
+		}
+		for pid, n := range outcomes {
+			if id, ok := byPrimaryID[pid]; ok {
+				c := per[id]
+				c.SISOutcomes += n
+				per[id] = c
+			}
+		}
+	}
+	var es []patron.AuditEvent
+	for _, u := range users {
+		if c := per[u.ID]; record && c.Total() > 0 && u.PrimaryID != "" {
+			details, _ := json.Marshal(map[string]any{"counts": c})
+			es = append(es, patron.AuditEvent{Action: "update", PrimaryID: u.PrimaryID, What: "anonymization", Details: string(details)})
+		}
+	}
+	return per, r.o.Patrons.RecordAuditMany(ctx, inst, es)
+}
+
+// countBy runs a query answering k (a key) and n (a count) per row.
+func countBy(tx *gorm.DB, q string, args ...any) (map[string]int64, error) {
+	var rows []struct {
+		K string
+		N int64
+	}
+	if err := tx.Raw(q, args...).Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.K] = r.N
+	}
+	return out, nil
 }
 
 // DeleteHistory is AnonymizeUser for a patron's "delete my history now"
