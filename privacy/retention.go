@@ -29,7 +29,12 @@ import (
 // The kinds of records a retention rule applies to.
 const (
 	// RetainLoans are returned loans (a loan declared lost stays as it is:
-	// the item may still come back and the patron be charged).
+	// the item may still come back and the patron be charged). A loan
+	// that carried a fee counts from the day the fee closed, and stays
+	// as long as a fee of it is open or still names the patron: the
+	// fee's loan_id would otherwise name the borrower of an anonymized
+	// loan (and its pseudonym). Keep fees no longer than loans to have
+	// loans go by their own rule.
 	RetainLoans = "loans"
 	// RetainFees are closed fees (paid or waived in full), with their
 	// payments and waivers.
@@ -45,9 +50,12 @@ const (
 	RetainSISOutcomes = "sis_outcomes"
 )
 
-// RetentionKinds lists the kinds of records, in the order a run treats
-// them.
+// RetentionKinds lists the kinds of records.
 var RetentionKinds = []string{RetainLoans, RetainFees, RetainRequests, RetainNotices, RetainSISOutcomes}
+
+// runOrder is the order a run treats the kinds in: fees before loans, so
+// that a fee anonymized lets its loan go in the same run.
+var runOrder = []string{RetainFees, RetainLoans, RetainRequests, RetainNotices, RetainSISOutcomes}
 
 // When a rule anonymizes.
 const (
@@ -597,7 +605,7 @@ func (r *Retention) anonymizeUsers(ctx context.Context, tx *gorm.DB, inst string
 		ids[i] = u.ID
 	}
 	sc := &scope{inst: inst, userIDs: ids, now: r.o.Now().UTC()}
-	for _, kind := range RetentionKinds[:4] {
+	for _, kind := range runOrder[:4] {
 		after := ""
 		for {
 			batch, err := r.candidates(tx, kind, sc, after, sc.now)
@@ -610,7 +618,7 @@ func (r *Retention) anonymizeUsers(ctx context.Context, tx *gorm.DB, inst string
 			after = batch[len(batch)-1].ID
 			keep := map[string]bool{}
 			if kind == RetainLoans {
-				if keep, err = r.loansWithOpenFees(tx, inst, batch); err != nil {
+				if keep, err = r.loansWithNamedFees(tx, inst, batch); err != nil {
 					return nil, err
 				}
 			}
@@ -691,15 +699,15 @@ func (r *Retention) DeleteHistory(ctx context.Context, inst, userID string) (acc
 
 var _ account.LoanHistory = (*Retention)(nil)
 
-// loansWithOpenFees answers which loans of the batch have a fee still
-// open.
-func (r *Retention) loansWithOpenFees(db *gorm.DB, inst string, batch []candidate) (map[string]bool, error) {
+// loansWithNamedFees answers which loans of the batch have a fee still
+// open, or still naming the patron (see due).
+func (r *Retention) loansWithNamedFees(db *gorm.DB, inst string, batch []candidate) (map[string]bool, error) {
 	ids := make([]string, len(batch))
 	for i, c := range batch {
 		ids[i] = c.ID
 	}
 	var open []string
-	err := db.Raw("SELECT DISTINCT loan_id FROM pk_circ_fees WHERE institution = ? AND loan_id IN ? AND status = ?", inst, ids, circulation.FeeOpen).Scan(&open).Error
+	err := db.Raw("SELECT DISTINCT loan_id FROM pk_circ_fees WHERE institution = ? AND loan_id IN ? AND (status = ? OR user_id <> '')", inst, ids, circulation.FeeOpen).Scan(&open).Error
 	m := make(map[string]bool, len(open))
 	for _, id := range open {
 		m[id] = true
@@ -715,7 +723,7 @@ func (r *Retention) anonymize(ctx context.Context, inst string, dry bool, run *A
 	if err := db.Model(&historyChoice{}).Where("institution = ? AND choice = ?", inst, HistoryNever).Count(&nevers).Error; err != nil {
 		return err
 	}
-	for _, kind := range RetentionKinds {
+	for _, kind := range runOrder {
 		upTo, any := time.Time{}, false
 		for _, x := range sc.rules {
 			if c, ok := x.cutoff(sc.now); ok && x.Kind == kind {
@@ -869,13 +877,16 @@ func (r *Retention) due(db *gorm.DB, kind string, sc *scope, batch []candidate) 
 		var fees []struct {
 			LoanID    string
 			Status    string
+			UserID    string
 			UpdatedAt time.Time
 		}
-		if err := db.Raw("SELECT loan_id, status, updated_at FROM pk_circ_fees WHERE institution = ? AND loan_id IN ?", sc.inst, ids).Scan(&fees).Error; err != nil {
+		if err := db.Raw("SELECT loan_id, status, user_id, updated_at FROM pk_circ_fees WHERE institution = ? AND loan_id IN ?", sc.inst, ids).Scan(&fees).Error; err != nil {
 			return nil, err
 		}
 		for _, f := range fees {
-			if f.Status != circulation.FeeClosed {
+			// A fee open, or still naming the patron, keeps its loan:
+			// its loan_id would name the borrower of the anonymized loan.
+			if f.Status != circulation.FeeClosed || f.UserID != "" {
 				keep[f.LoanID] = true
 			} else if f.UpdatedAt.After(closed[f.LoanID]) {
 				closed[f.LoanID] = f.UpdatedAt

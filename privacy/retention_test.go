@@ -124,7 +124,9 @@ func TestWithoutRulesEveryRecordIsKept(t *testing.T) {
 }
 
 // A loan that carried a fee is counted from the day the fee closed, and
-// kept while the fee is open; the fee follows its own rule.
+// kept while the fee is open; the fee follows its own rule, and while it
+// names the patron it keeps its loan too: an anonymized loan is never
+// linked (by the fee's loan_id) to a fee that names its borrower.
 func TestALoanWithAFeeCountsFromTheFeeClosing(t *testing.T) {
 	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
 		ctx := context.Background()
@@ -148,15 +150,18 @@ func TestALoanWithAFeeCountsFromTheFeeClosing(t *testing.T) {
 			t.Fatalf("anonymized 6 days after the fee closed (loan: 16 days after the return): %+v", got)
 		}
 		k.Clock.Advance(2 * 24 * time.Hour)
-		if got := anonymize(t, k, false); got.Loans != 1 {
-			t.Fatalf("not anonymized 8 days after the fee closed: %+v", got)
+		if got := anonymize(t, k, false); got.Loans != 0 {
+			t.Fatalf("the loan was anonymized while its fee names the patron: %+v", got)
 		}
-		if holder(t, k, "pk_circ_loans", l.ID) != "" || holder(t, k, "pk_circ_fees", fees[0].ID) != u.ID {
-			t.Error("the loan kept its borrower, or the fee lost its patron")
+		if holder(t, k, "pk_circ_loans", l.ID) != u.ID || holder(t, k, "pk_circ_fees", fees[0].ID) != u.ID {
+			t.Error("the loan or the fee lost its patron before the fee's rule")
 		}
 		k.Clock.Advance(30 * 24 * time.Hour)
-		if got := anonymize(t, k, false); got.Fees != 1 {
-			t.Fatalf("the fee, 38 days closed: %+v", got)
+		if got := anonymize(t, k, false); got.Fees != 1 || got.Loans != 1 {
+			t.Fatalf("the fee, 38 days closed, and its loan with it: %+v", got)
+		}
+		if holder(t, k, "pk_circ_loans", l.ID) != "" || holder(t, k, "pk_circ_fees", fees[0].ID) != "" {
+			t.Error("the loan or the fee kept its patron")
 		}
 	}, rules(
 		privacy.RetentionRule{Kind: privacy.RetainLoans, Anonymize: privacy.AnonymizeAfterDays, Days: 7},
