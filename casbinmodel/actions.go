@@ -47,7 +47,7 @@ var actions = []Action{
 	{"audit.read", "Search the audit trail of who read, changed or exported which user (by user, actor, action, way in and time) and export a search as CSV; the export is itself on the trail."},
 	{"audit.verify", "Verify that the audit trail is whole: no entry altered, inserted or removed behind the kit's back."},
 	{"privacy.anonymize", "Read the retention rules, run the anonymization of closed loans, fees, requests, notices and SIS outcomes now (or dry, counting), and read a run's report; each run is on the audit trail."},
-	{"privacy.purge", "Purge the users past their purge date (and its grace) now, or dry: each erased with the guards of a deletion, a balance within the threshold waived, every kept user listed with its reasons; read a run's report and outcomes (JSON, CSV)."},
+	{"privacy.purge", "Purge the users past their purge date (and its grace) now, or dry: each erased with the guards of a deletion, a balance within the threshold waived, every kept user listed with its reasons; read a run's report and outcomes (JSON, CSV); ask a running purge to stop."},
 
 	{"sis.profiles.read", "Read the SIS integration profiles."},
 	{"sis.profiles.write", "Create, change and delete SIS integration profiles."},

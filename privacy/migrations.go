@@ -182,6 +182,16 @@ func Migrations() []*gormigrate.Migration {
 			}
 			return nil
 		},
+	}, {
+		// A purge run can be asked to stop (Purger.Cancel), from any
+		// instance: the run reads the request between batches.
+		ID: "202612060402_privacy_purge_cancel",
+		Migrate: func(tx *gorm.DB) error {
+			return tx.Migrator().AddColumn(&purgeRunV2{}, "CancelRequested")
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Migrator().DropColumn(&purgeRunV2{}, "CancelRequested")
+		},
 	}}
 }
 
@@ -201,6 +211,14 @@ type purgeRunV1 struct {
 }
 
 func (purgeRunV1) TableName() string { return "pk_privacy_purge_runs" }
+
+// purgeRunV2 is the run as migration 202612060402 leaves it.
+type purgeRunV2 struct {
+	purgeRunV1      `gorm:"embedded"`
+	CancelRequested bool `gorm:"not null;default:false"`
+}
+
+func (purgeRunV2) TableName() string { return "pk_privacy_purge_runs" }
 
 type purgeOutcomeV1 struct {
 	RunID     string `gorm:"primaryKey;size:36"`

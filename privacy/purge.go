@@ -66,13 +66,16 @@ type PurgeRun struct {
 	// Status is RunRunning, RunDone, RunCancelled or RunFailed (Error
 	// says why; what it counted was done, and the next run does the
 	// rest).
-	Status   string     `json:"status" gorm:"size:16;not null"`
-	Instance string     `json:"-" gorm:"size:128;not null"`
-	Purged   int64      `json:"purged" gorm:"column:n_purged;not null"`
-	Kept     int64      `json:"kept" gorm:"column:n_kept;not null"`
-	Error    string     `json:"error,omitempty" gorm:"size:2000"`
-	Started  time.Time  `json:"started_date" gorm:"column:started_at"`
-	Finished *time.Time `json:"finished_date,omitempty" gorm:"column:finished_at"`
+	Status   string `json:"status" gorm:"size:16;not null"`
+	Instance string `json:"-" gorm:"size:128;not null"`
+	Purged   int64  `json:"purged" gorm:"column:n_purged;not null"`
+	Kept     int64  `json:"kept" gorm:"column:n_kept;not null"`
+	Error    string `json:"error,omitempty" gorm:"size:2000"`
+	// CancelRequested tells that someone asked the run to stop
+	// (Purger.Cancel): it stops after the batch it is in.
+	CancelRequested bool       `json:"cancel_requested" gorm:"not null;default:false"`
+	Started         time.Time  `json:"started_date" gorm:"column:started_at"`
+	Finished        *time.Time `json:"finished_date,omitempty" gorm:"column:finished_at"`
 }
 
 // TableName places runs in the pk_ namespace.
@@ -187,7 +190,9 @@ func (p *Purger) Institutions(ctx context.Context) ([]string, error) {
 //
 // A run whose ctx ends stops between batches with the status
 // RunCancelled and returns ctx's error: what it did stays done, and the
-// next run finds the users it purged gone. One run at a time (not dry)
+// next run finds the users it purged gone. A run asked to stop (Cancel,
+// from any instance) stops so between batches too, and returns no error.
+// One run at a time (not dry)
 // works on an institution, whichever instance it runs on: a second gets
 // ErrPurgeInProgress. The actor ctx carries is the one of the waivers and
 // erasures; without one it is the job "system:purge". Purging needs the
@@ -216,6 +221,8 @@ func (p *Purger) Purge(ctx context.Context, inst string, dryRun bool) (*PurgeRun
 	done := p.eraser.now().UTC()
 	run.Finished, run.Status = &done, RunDone
 	switch {
+	case errors.Is(err, errCancelRequested):
+		run.Status, err = RunCancelled, nil
 	case err != nil && ctx.Err() != nil:
 		run.Status, err = RunCancelled, ctx.Err()
 	case err != nil:
@@ -278,6 +285,14 @@ func (p *Purger) purge(ctx context.Context, inst string, dry bool, run *PurgeRun
 		}
 		if p.afterBatch != nil {
 			p.afterBatch()
+		}
+		var asked []bool
+		if err := db.Model(run).Where("id = ?", run.ID).Pluck("cancel_requested", &asked).Error; err != nil {
+			return err
+		}
+		if len(asked) == 1 && asked[0] {
+			run.CancelRequested = true
+			return errCancelRequested
 		}
 	}
 }
@@ -480,6 +495,33 @@ func (p *Purger) waive(ctx context.Context, d *patron.Deletion, u *patron.User, 
 		return nil, nil, err
 	}
 	return waivers, nil, nil
+}
+
+// errCancelRequested stops a run that was asked to stop.
+var errCancelRequested = errors.New("privacy: the purge was asked to stop")
+
+// ErrRunEnded refuses to cancel a run that is no longer running.
+var ErrRunEnded = &fault.Error{Kind: fault.Refused, Detail: "the run has ended", Reasons: []string{"run_ended"}}
+
+// Cancel asks the running purge id of inst to stop, whichever instance
+// runs it: it stops after the batch it is in, with the status
+// RunCancelled, what it did staying done; the next run does the rest.
+// It answers the run's report as it stands. A run that has ended is
+// refused (ErrRunEnded); an unknown one is NotFound.
+func (p *Purger) Cancel(ctx context.Context, inst, id string) (*PurgeRun, error) {
+	res := txctx.DB(ctx, p.db).Model(&PurgeRun{}).Where("institution = ? AND id = ? AND status = ?", inst, id, RunRunning).
+		Update("cancel_requested", true)
+	if res.Error != nil {
+		return nil, res.Error
+	}
+	run, err := p.Run(ctx, inst, id)
+	if err != nil {
+		return nil, err
+	}
+	if res.RowsAffected == 0 && run.Status != RunRunning {
+		return nil, ErrRunEnded
+	}
+	return run, nil
 }
 
 // Run returns the report of one purge of inst (NotFound when there is

@@ -16,6 +16,7 @@ import (
 	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/internal/dbtest"
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patronkittest"
 	"github.com/patronkit/patronkit/privacy"
@@ -381,6 +382,53 @@ func TestPurgedStaffLoseTheirRoles(t *testing.T) {
 		patronkittest.User(t, k, inst, func(u *patron.User) { u.PrimaryID = "old-admin" })
 		if ok, err := k.Access.Allow(ctx, casbinmodel.Decision{Institution: inst, Subject: "old-admin", Action: "users.read"}); ok || err != nil {
 			t.Fatalf("the new old-admin may read users (%v)", err)
+		}
+	}, withKey)
+}
+
+// A run asked to stop, from anywhere, stops after its batch: what it did
+// stays done and the next run does the rest; an ended run cannot be
+// cancelled.
+func TestAPurgeAskedToStopStopsBetweenBatches(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		ctx := context.Background()
+		for range 5 {
+			patronkittest.User(t, k, inst, purgeable(longPast))
+		}
+		p, err := privacy.NewPurger(k.DB, k.Erasure, k.Circulation, privacy.PurgeOptions{BatchSize: 2}, "one", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var asked *privacy.PurgeRun
+		privacy.SetPurgeAfterBatch(p, func() {
+			if asked != nil {
+				return
+			}
+			var ids []string
+			k.DB.Model(&privacy.PurgeRun{}).Where("status = ?", privacy.RunRunning).Pluck("id", &ids)
+			if len(ids) != 1 {
+				t.Errorf("running runs: %v", ids)
+				return
+			}
+			// Another instance's purger asks.
+			if asked, err = k.Purge.Cancel(ctx, inst, ids[0]); err != nil || !asked.CancelRequested || asked.Status != privacy.RunRunning {
+				t.Errorf("cancel: %+v, %v", asked, err)
+			}
+		})
+		run, err := p.Purge(ctx, inst, false)
+		if err != nil || run.Status != privacy.RunCancelled || run.Purged != 2 || !run.CancelRequested {
+			t.Fatalf("the run asked to stop: %+v, %v", run, err)
+		}
+		if _, err := k.Purge.Cancel(ctx, inst, run.ID); !errors.Is(err, privacy.ErrRunEnded) {
+			t.Fatalf("cancelling an ended run: %v", err)
+		}
+		if _, err := k.Purge.Cancel(ctx, "OTHER", run.ID); !errors.Is(err, fault.ErrNotFound) {
+			t.Fatalf("another institution's run: %v", err)
+		}
+		privacy.SetPurgeAfterBatch(p, nil)
+		next, err := p.Purge(ctx, inst, false)
+		if err != nil || next.Status != privacy.RunDone || next.Purged != 3 {
+			t.Fatalf("the next run %+v, %v", next, err)
 		}
 	}, withKey)
 }

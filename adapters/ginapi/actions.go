@@ -141,6 +141,7 @@ var routeTable = []Route{
 	{http.MethodPost, "/privacy/purge-runs", "privacy.purge", WhoseNone},
 	{http.MethodGet, "/privacy/purge-runs/:run_id", "privacy.purge", WhoseNone},
 	{http.MethodGet, "/privacy/purge-runs/:run_id/outcomes", "privacy.purge", WhoseNone},
+	{http.MethodPost, "/privacy/purge-runs/:run_id/cancel", "privacy.purge", WhoseNone},
 	{http.MethodPost, "/me/loans/history/delete", "account.history.delete", WhoseSelf},
 	{http.MethodPost, "/me/loans/renew", "account.loans.renew", WhoseSelf},
 	{http.MethodPost, "/me/requests", "account.requests.place", WhoseSelf},

@@ -137,6 +137,7 @@ var allowed = map[string]string{
 	"POST /api/privacy/purge-runs":                 "admin",
 	"GET /api/privacy/purge-runs/:run_id":          "admin",
 	"GET /api/privacy/purge-runs/:run_id/outcomes": "admin",
+	"POST /api/privacy/purge-runs/:run_id/cancel":  "admin",
 	"POST /api/me/loans/history/delete":            "self patron",
 }
 

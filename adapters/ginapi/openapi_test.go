@@ -31,6 +31,7 @@ import (
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
+	"github.com/patronkit/patronkit/privacy"
 )
 
 // oaInst is the institution of every principal of these tests.
@@ -1604,6 +1605,26 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodGet, "/api/privacy/purge-runs/"+purgeRun.ID+"/outcomes?limit=5000", nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/privacy/purge-runs/nothing", nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/privacy/purge-runs/nothing/outcomes", nil)
+	// Cancel: an ended run is refused, a running one (another instance's)
+	// is asked to stop after its batch.
+	s.do(t, http.StatusConflict, admin, http.MethodPost, "/api/privacy/purge-runs/"+purgeRun.ID+"/cancel", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodPost, "/api/privacy/purge-runs/nothing/cancel", nil)
+	s.do(t, http.StatusForbidden, aud, http.MethodPost, "/api/privacy/purge-runs/"+purgeRun.ID+"/cancel", nil)
+	running := privacy.PurgeRun{ID: "run-elsewhere", Institution: oaInst, Status: privacy.RunRunning, Instance: "other", Started: time.Now().UTC()}
+	if err := s.db.Create(&running).Error; err != nil {
+		t.Fatal(err)
+	}
+	var asked struct {
+		Status          string `json:"status"`
+		CancelRequested bool   `json:"cancel_requested"`
+	}
+	oaJSON(t, s.do(t, http.StatusAccepted, admin, http.MethodPost, "/api/privacy/purge-runs/run-elsewhere/cancel", nil), &asked)
+	if asked.Status != privacy.RunRunning || !asked.CancelRequested {
+		t.Errorf("the running run asked to stop: %+v", asked)
+	}
+	if err := s.db.Model(&running).Update("status", privacy.RunCancelled).Error; err != nil {
+		t.Fatal(err)
+	}
 	s.do(t, http.StatusBadRequest, admin, http.MethodPost, "/api/privacy/purge-runs?dry_run=maybe", nil)
 	s.do(t, http.StatusForbidden, aud, http.MethodPost, "/api/privacy/purge-runs", nil)
 	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/users/gone", nil)

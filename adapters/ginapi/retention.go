@@ -72,6 +72,18 @@ func (a *api) purgeRoutes(g *routes) {
 	g.POST("/privacy/purge-runs", a.purgeNow)
 	g.GET("/privacy/purge-runs/:run_id", a.purgeRun)
 	g.GET("/privacy/purge-runs/:run_id/outcomes", a.purgeOutcomes)
+	g.POST("/privacy/purge-runs/:run_id/cancel", a.cancelPurge)
+}
+
+// cancelPurge asks a running purge to stop after its batch (202, the
+// report as it stands).
+func (a *api) cancelPurge(c *gin.Context) {
+	run, err := a.kit.Purge.Cancel(a.ctx(c), a.who(c).Institution, c.Param("run_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, run)
 }
 
 // purgeNow purges the institution's users past their purge date now, or
