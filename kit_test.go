@@ -22,6 +22,7 @@ import (
 	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patronkittest"
+	"github.com/patronkit/patronkit/privacy"
 )
 
 // TestARoleAssignedOnOneInstanceHoldsOnAnother runs two kits on one
@@ -335,4 +336,97 @@ func TestMigrateReportsPolicyLinesItDropsToTheKitsLogger(t *testing.T) {
 			t.Fatalf("the line carried over does not hold: %v", err)
 		}
 	})
+}
+
+// jobLog is a log handler that hands over the attributes of the records
+// of one message.
+type jobLog struct {
+	msg string
+	ch  chan map[string]int64
+}
+
+func (j jobLog) Enabled(context.Context, slog.Level) bool { return true }
+func (j jobLog) WithAttrs([]slog.Attr) slog.Handler       { return j }
+func (j jobLog) WithGroup(string) slog.Handler            { return j }
+func (j jobLog) Handle(_ context.Context, rec slog.Record) error {
+	if rec.Message != j.msg {
+		return nil
+	}
+	m := map[string]int64{}
+	rec.Attrs(func(a slog.Attr) bool {
+		if a.Value.Kind() == slog.KindInt64 {
+			m[a.Key] = a.Value.Int64()
+		}
+		return true
+	})
+	select {
+	case j.ch <- m:
+	default: // a run nobody waits for
+	}
+	return nil
+}
+
+// wait hands over the next record of the message with key above 0.
+func (j jobLog) wait(t *testing.T, key string) map[string]int64 {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-j.ch:
+			if m[key] > 0 {
+				return m
+			}
+		case <-deadline:
+			t.Fatalf("no %q with %s", j.msg, key)
+			return nil
+		}
+	}
+}
+
+// Start anonymizes what the retention rules say is due, every
+// RetentionEvery, by itself.
+func TestStartAnonymizesWhatIsDue(t *testing.T) {
+	ctx := context.Background()
+	log := jobLog{msg: "patronkit: closed records anonymized", ch: make(chan map[string]int64, 1)}
+	k := patronkittest.New(t, func(c *patronkit.Config) {
+		c.Logger, c.RetentionEvery = slog.New(log), 10*time.Millisecond
+		c.RetentionRules = []privacy.RetentionRule{{Kind: privacy.RetainLoans, Anonymize: privacy.AnonymizeImmediately}}
+	})
+	t.Cleanup(k.Close)
+	u, it := patronkittest.User(t, k, "UNI"), patronkittest.Item(t, k, "UNI")
+	l := patronkittest.Loan(t, k, "UNI", u, it)
+	if _, err := k.Circulation.CheckIn(ctx, "UNI", it.Barcode); err != nil {
+		t.Fatal(err)
+	}
+	k.Start(ctx)
+	if m := log.wait(t, "loans"); m["loans"] != 1 {
+		t.Fatalf("anonymized %v", m)
+	}
+	var holder string
+	if err := k.DB.Raw("SELECT user_id FROM pk_circ_loans WHERE id = ?", l.ID).Scan(&holder).Error; err != nil || holder != "" {
+		t.Fatalf("the loan still names %q (%v)", holder, err)
+	}
+}
+
+// Start purges the users past their purge date every PurgeEvery, by
+// itself.
+func TestStartPurgesUsersPastTheirPurgeDate(t *testing.T) {
+	ctx := context.Background()
+	log := jobLog{msg: "patronkit: users purged", ch: make(chan map[string]int64, 1)}
+	k := patronkittest.New(t, func(c *patronkit.Config) {
+		c.Logger, c.PurgeEvery, c.AuditKey = slog.New(log), 10*time.Millisecond, []byte("the library's key")
+	})
+	t.Cleanup(k.Close)
+	patronkittest.User(t, k, "UNI", func(u *patron.User) { u.PrimaryID, u.PurgeDate = "gone", "2000-01-01" })
+	patronkittest.User(t, k, "UNI", func(u *patron.User) { u.PrimaryID = "stays" })
+	k.Start(ctx)
+	if m := log.wait(t, "purged"); m["purged"] != 1 {
+		t.Fatalf("purged %v", m)
+	}
+	if _, _, err := k.Patrons.ID(ctx, "UNI", "gone"); !errors.Is(err, fault.ErrNotFound) {
+		t.Fatalf("gone: %v", err)
+	}
+	if _, _, err := k.Patrons.ID(ctx, "UNI", "stays"); err != nil {
+		t.Fatalf("stays: %v", err)
+	}
 }
