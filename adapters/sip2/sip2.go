@@ -231,6 +231,9 @@ var ErrServerClosed = errors.New("sip2: server closed")
 // set) and serves each in a goroutine until Shutdown; then it returns
 // ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
+	if ln == nil {
+		return errors.New("sip2: Serve needs a listener")
+	}
 	ln, err := s.listen(ln)
 	if err != nil {
 		return err
