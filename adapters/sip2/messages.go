@@ -251,7 +251,6 @@ func (c *conn) login(req *request) (*response, error) {
 		return nil, fmt.Errorf("library %s has time zone %q: %w", l.Code, l.TimeZone, err)
 	}
 	c.account, c.library, c.settings, c.loc = u.PrimaryID, l.Code, st, loc
-	c.verified = map[string]bool{}
 	return newResponse("94").fixed("1"), nil
 }
 
@@ -291,7 +290,8 @@ type patronCheck struct {
 // findPatron reads the patron AA names (a primary_id, or a barcode
 // identifier) and checks the PIN AD: a wrong one counts toward the
 // lockout of the patron's sign-ins, with the kiosk's address as the
-// source.
+// source. An empty AD is a wrong PIN (not counted) unless the account's
+// settings let it through (EmptyPIN).
 func (c *conn) findPatron(ctx context.Context, req *request) (patronCheck, error) {
 	aa, ad := req.field("AA"), req.field("AD")
 	inst := c.s.opts.Institution
@@ -306,10 +306,9 @@ func (c *conn) findPatron(ctx context.Context, req *request) (patronCheck, error
 		return patronCheck{}, err
 	}
 	pc := patronCheck{user: u}
-	key := keys.Fold(u.PrimaryID)
 	switch {
 	case ad == "":
-		pc.pin = c.settings.EmptyPIN || c.verified[key]
+		pc.pin = c.settings.EmptyPIN
 		if !pc.pin {
 			pc.msg = "please enter your PIN"
 		}
@@ -324,7 +323,6 @@ func (c *conn) findPatron(ctx context.Context, req *request) (patronCheck, error
 			return patronCheck{}, err
 		} else {
 			pc.pin = true
-			c.verified[key] = true
 		}
 	}
 	return pc, nil
@@ -1095,13 +1093,9 @@ func minorUnits(s, cur string) (int64, bool) {
 	return n, err == nil
 }
 
-// endSession ends the patron's session (35): their PIN must be entered
-// again on this connection.
+// endSession ends the patron's session (35). Nothing of the patron is
+// kept between messages (each checks its own PIN), so there is nothing
+// to forget.
 func (c *conn) endSession(req *request) (*response, error) {
-	aa := req.field("AA")
-	delete(c.verified, keys.Fold(aa))
-	if u, err := c.s.kit.Patrons.GetByIdentifier(c.ctx(req, casbinmodel.Verdict{}), c.s.opts.Institution, "BARCODE", aa); err == nil {
-		delete(c.verified, keys.Fold(u.PrimaryID))
-	}
-	return newResponse("36").fixed("Y", c.date()).field("AO", c.ao(req.field("AO"))).field("AA", aa), nil
+	return newResponse("36").fixed("Y", c.date()).field("AO", c.ao(req.field("AO"))).field("AA", req.field("AA")), nil
 }

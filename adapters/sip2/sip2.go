@@ -350,8 +350,6 @@ type conn struct {
 	s   *Server
 	nc  net.Conn
 	src string
-	// busy is true while a message is being answered.
-	busy atomic.Bool
 
 	// What the connection signed in as (93), and settings.
 	account  string
@@ -361,13 +359,10 @@ type conn struct {
 	loc      *time.Location
 	// last is the last answer sent, for 97.
 	last []byte
-	// verified are the patrons whose PIN was checked on this
-	// connection, until their session ends (35).
-	verified map[string]bool
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
-	return &conn{s: s, nc: nc, src: source(nc.RemoteAddr()), settings: s.opts.Default, loc: time.UTC, verified: map[string]bool{}}
+	return &conn{s: s, nc: nc, src: source(nc.RemoteAddr()), settings: s.opts.Default, loc: time.UTC}
 }
 
 // wake makes an idle connection's read return, so that it closes.
@@ -414,7 +409,6 @@ func (c *conn) serve() {
 			return // gone, idle, or shutting down
 		}
 		msg := strings.TrimRight(strings.TrimLeft(string(buf), "\n"), "\r\n")
-		c.busy.Store(true)
 		var out []byte
 		if tooLong {
 			out = c.resend()
@@ -427,6 +421,5 @@ func (c *conn) serve() {
 				return
 			}
 		}
-		c.busy.Store(false)
 	}
 }

@@ -182,9 +182,9 @@ func TestAPatronsVisit(t *testing.T) {
 		if es.code != "36" || es.fixed[0] != 'Y' {
 			t.Fatalf("end session: %q", es.raw)
 		}
-		// After the session, the PIN is asked again.
-		if co := ks.send(checkout(inst, "alice", "", book.Barcode)); co.fixed[0] != '0' || co.f("AF") == "" {
-			t.Errorf("check-out without a PIN after the session ended: %q", co.raw)
+		// Every message checks its own PIN: none, nothing lent.
+		if co := ks.send(checkout(inst, "alice", "", book.Barcode)); co.fixed[0] != '0' || co.f("AF") != "please enter your PIN" {
+			t.Errorf("check-out without a PIN: %q", co.raw)
 		}
 
 		// On the audit trail: the kiosk's account, by SIP2, in MAIN.
@@ -475,3 +475,30 @@ func TestManyKiosksAtOnce(t *testing.T) {
 }
 
 func timeIn(name string) (*time.Location, error) { return time.LoadLocation(name) }
+
+func TestCheckOutOfAnItemOnLoanToThePatronRenewsIt(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		f := setup(t, k)
+		ks := f.signedIn(t, kioskID)
+		it := f.item(t, "MAIN")
+		first := ks.send(checkout(inst, "alice", patronPW, it.Barcode))
+		if first.fixed[:2] != "1N" {
+			t.Fatalf("check-out: %q", first.raw)
+		}
+		k.Clock.Set(patronkittest.Start.Add(7 * 24 * time.Hour))
+		// The kiosk's renewal policy N: refused, the item being on loan.
+		noRenew := "11NN" + strings.TrimPrefix(checkout(inst, "alice", patronPW, it.Barcode), "11YN")
+		if rp := ks.send(noRenew); rp.fixed[0] != '0' || !strings.Contains(rp.f("AF"), "is on loan") {
+			t.Errorf("check-out again, renewal policy N: %q", rp.raw)
+		}
+		// Y: renewed, and the answer says so.
+		rp := ks.send(checkout(inst, "alice", patronPW, it.Barcode))
+		if rp.code != "12" || rp.fixed[:2] != "1Y" || rp.f("AH") <= first.f("AH") {
+			t.Errorf("check-out again, renewal policy Y: %q (first due %q)", rp.raw, first.f("AH"))
+		}
+		loans, err := k.Circulation.Loans(context.Background(), inst, "alice", true)
+		if err != nil || len(loans) != 1 || loans[0].Renewals != 1 {
+			t.Errorf("loans after the renewal: %+v %v", loans, err)
+		}
+	})
+}

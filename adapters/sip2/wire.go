@@ -157,7 +157,8 @@ func parse(raw []byte, charset string, verify bool) (*request, error) {
 		return r, errUnknown
 	}
 	text := decode(body[2:], charset)
-	if utf8.RuneCountInString(text) < n {
+	if utf8.RuneCountInString(text) < n || strings.ContainsFunc(text, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+		// Short, or holding a control character no field may hold.
 		return r, errMalformed
 	}
 	// The fixed fields are ASCII; cut at their length in characters.

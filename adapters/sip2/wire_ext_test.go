@@ -62,7 +62,7 @@ func TestFramingAndErrors(t *testing.T) {
 		ks.sums = true
 		// Unknown commands, truncated messages and garbage: 96, the
 		// connection serving on; hold (15) is refused in its own answer.
-		for _, m := range [][]byte{[]byte("XY\r"), []byte("55whatever|\r"), []byte("2300\r"), {0xff, 0xfe, 0x00, 0x01, '\r'}, []byte("\r")} {
+		for _, m := range [][]byte{[]byte("XY\r"), []byte("55whatever|\r"), []byte("2300\r"), []byte("23001" + sipNow() + "AOUNI|AAal\x00ice|AD1234|\r"), {0xff, 0xfe, 0x00, 0x01, '\r'}, []byte("\r")} {
 			ks.writeRaw(m)
 			if rp := ks.read(); rp.code != "96" {
 				t.Errorf("%q: %q", m, rp.raw)
