@@ -54,6 +54,28 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestSIP2Workload lends and takes back through self-check kiosks over
+// SIP2, both shapes, without errors.
+func TestSIP2Workload(t *testing.T) {
+	args := []string{"-workload", "sip2", "-patrons", "20", "-items", "60", "-clients", "3", "-pause", "10ms", "-duration", "1s",
+		"-steps", "1,2", "-step-duration", "1s", "-p95", "10s"}
+	var out bytes.Buffer
+	if err := run(context.Background(), args, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	text := out.String()
+	t.Log("\n" + text)
+	for _, op := range []string{"SIP2 check-out", "SIP2 check-in"} {
+		m := regexp.MustCompile(`(?m)^\s*` + op + `\s+(\d+)\s+(\d+)\s`).FindStringSubmatch(text)
+		if m == nil || m[1] == "0" || m[2] != "0" {
+			t.Errorf("paced %s: %q", op, m)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^best step: \d+ clients?, \d+ ops/s, SIP2 check-out p95`).MatchString(text) {
+		t.Error("no best step of the SIP2 workload")
+	}
+}
+
 // TestAccountWorkload reads the accounts and records of patrons with
 // loans, with the audit trail and without.
 func TestAccountWorkload(t *testing.T) {
