@@ -91,17 +91,25 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout)
+	interrupted := ctx.Err() != nil // before stop, which ends ctx too
 	stop()
+	os.Exit(exitCode(err, interrupted, os.Stderr))
+}
+
+// exitCode tells what a run's error is, on stderr, and answers the exit
+// status: 2 for -h, 1 for a failure or an interruption, 0 otherwise.
+func exitCode(err error, interrupted bool, stderr io.Writer) int {
 	switch {
+	case err == nil:
+		return 0
 	case errors.Is(err, flag.ErrHelp):
-		os.Exit(2)
-	case err != nil && ctx.Err() != nil:
-		fmt.Fprintln(os.Stderr, "circload: interrupted")
-		os.Exit(1)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "circload:", err)
-		os.Exit(1)
+		return 2
+	case interrupted:
+		fmt.Fprintln(stderr, "circload: interrupted")
+	default:
+		fmt.Fprintln(stderr, "circload:", err)
 	}
+	return 1
 }
 
 // config is what the flags say.

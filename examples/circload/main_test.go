@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"regexp"
 	"strconv"
 	"strings"
@@ -109,5 +110,20 @@ func TestFlags(t *testing.T) {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("%v: no error", args)
 		}
+	}
+}
+
+// A failure is told as it is, not as an interruption.
+func TestExitCode(t *testing.T) {
+	var out bytes.Buffer
+	if code := exitCode(errors.New("connecting: refused"), false, &out); code != 1 || out.String() != "circload: connecting: refused\n" {
+		t.Errorf("a failure: %d %q", code, out.String())
+	}
+	out.Reset()
+	if code := exitCode(context.Canceled, true, &out); code != 1 || out.String() != "circload: interrupted\n" {
+		t.Errorf("an interruption: %d %q", code, out.String())
+	}
+	if code := exitCode(nil, false, &out); code != 0 {
+		t.Errorf("success: %d", code)
 	}
 }
