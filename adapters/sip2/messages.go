@@ -292,10 +292,23 @@ type patronCheck struct {
 // lockout of the patron's sign-ins, with the kiosk's address as the
 // source. An empty AD is a wrong PIN (not counted) unless the account's
 // settings let it through (EmptyPIN).
-func (c *conn) findPatron(ctx context.Context, req *request) (patronCheck, error) {
+//
+// With full false the answer holds the patron's primary_id only, read
+// without the record (a check-out or a payment needs no more, and the
+// service it calls reads what it needs).
+func (c *conn) findPatron(ctx context.Context, req *request, full bool) (patronCheck, error) {
 	aa, ad := req.field("AA"), req.field("AD")
 	inst := c.s.opts.Institution
-	u, err := c.s.kit.Patrons.Get(ctx, inst, aa)
+	var u *patron.User
+	var err error
+	if full {
+		u, err = c.s.kit.Patrons.Get(ctx, inst, aa)
+	} else {
+		var spelled string
+		if _, spelled, err = c.s.kit.Patrons.ID(ctx, inst, aa); err == nil {
+			u = &patron.User{PrimaryID: spelled}
+		}
+	}
 	if errors.Is(err, fault.ErrNotFound) {
 		u, err = c.s.kit.Patrons.GetByIdentifier(ctx, inst, "BARCODE", aa)
 	}
@@ -433,7 +446,7 @@ func (c *conn) patronOf(req *request, actions ...string) (patronInfo, context.Co
 		}
 	}
 	ctx := c.ctx(req, pi.verdict)
-	check, err := c.findPatron(ctx, req)
+	check, err := c.findPatron(ctx, req, true)
 	if err != nil || check.user == nil {
 		pi.check = check
 		return pi, ctx, err
@@ -691,7 +704,7 @@ func (c *conn) checkOut(req *request) (*response, error) {
 		return refusal(req, notAllowed("lend items", c.library), c.date()), nil
 	}
 	ctx := c.ctx(req, v)
-	pc, err := c.findPatron(ctx, req)
+	pc, err := c.findPatron(ctx, req, false)
 	if err != nil {
 		return nil, err
 	}
@@ -844,7 +857,7 @@ func (c *conn) renew(req *request) (*response, error) {
 		return refusal(req, notAllowed("renew loans", c.library), c.date()), nil
 	}
 	ctx := c.ctx(req, v)
-	pc, err := c.findPatron(ctx, req)
+	pc, err := c.findPatron(ctx, req, false)
 	if err != nil {
 		return nil, err
 	}
@@ -876,7 +889,7 @@ func (c *conn) renewAll(req *request) (*response, error) {
 		return refusal(req, notAllowed("renew loans", c.library), c.date()), nil
 	}
 	ctx := c.ctx(req, v)
-	pc, err := c.findPatron(ctx, req)
+	pc, err := c.findPatron(ctx, req, false)
 	if err != nil {
 		return nil, err
 	}
@@ -1012,7 +1025,7 @@ func (c *conn) feePaid(req *request) (*response, error) {
 		return refusal(req, notAllowed("take payments", c.library), c.date()), nil
 	}
 	ctx := c.ctx(req, v)
-	pc, err := c.findPatron(ctx, req)
+	pc, err := c.findPatron(ctx, req, false)
 	if err != nil {
 		return nil, err
 	}
