@@ -31,6 +31,18 @@ type kiosk struct {
 	seq     int
 	sums    bool             // add AY/AZ to requests
 	charset *charmap.Charmap // nil: UTF-8
+	// fatal ends the test, or (set by a test running kiosks in
+	// goroutines) the goroutine. Default: t.Fatalf.
+	fatal func(format string, args ...any)
+}
+
+func (k *kiosk) fatalf(format string, args ...any) {
+	if k.fatal != nil {
+		k.fatal(format, args...)
+		return
+	}
+	k.t.Helper()
+	k.t.Fatalf(format, args...)
 }
 
 func dial(t testing.TB, addr string) *kiosk {
@@ -69,7 +81,7 @@ func (k *kiosk) bytesOf(s string) []byte {
 	}
 	b, err := k.charset.NewEncoder().Bytes([]byte(s))
 	if err != nil {
-		k.t.Fatalf("encoding %q: %v", s, err)
+		k.fatalf("encoding %q: %v", s, err)
 	}
 	return b
 }
@@ -80,7 +92,7 @@ func (k *kiosk) textOf(b []byte) string {
 	}
 	out, err := k.charset.NewDecoder().Bytes(b)
 	if err != nil {
-		k.t.Fatal(err)
+		k.fatalf("decoding: %v", err)
 	}
 	return string(out)
 }
@@ -100,7 +112,7 @@ func (k *kiosk) frame(msg string) []byte {
 func (k *kiosk) writeRaw(b []byte) {
 	k.t.Helper()
 	if _, err := k.nc.Write(b); err != nil {
-		k.t.Fatal(err)
+		k.fatalf("writing: %v", err)
 	}
 }
 
@@ -141,13 +153,13 @@ func (k *kiosk) read() reply {
 	k.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
 	line, err := k.r.ReadBytes('\r')
 	if err != nil {
-		k.t.Fatalf("reading an answer: %v (read %q)", err, line)
+		k.fatalf("reading an answer: %v (read %q)", err, line)
 	}
 	line = line[:len(line)-1]
 	rp := reply{fields: map[string][]string{}}
 	if n := len(line); n >= 6 && string(line[n-6:n-4]) == "AZ" {
 		if got, want := string(line[n-4:]), sipSum(line[:n-4]); got != want {
-			k.t.Fatalf("answer %q: checksum %s, want %s", line, got, want)
+			k.fatalf("answer %q: checksum %s, want %s", line, got, want)
 		}
 		rp.sum = true
 		line = line[:n-6]
@@ -159,16 +171,16 @@ func (k *kiosk) read() reply {
 	text := k.textOf(line)
 	rp.raw = text
 	if len(text) < 2 {
-		k.t.Fatalf("answer %q has no command", text)
+		k.fatalf("answer %q has no command", text)
 	}
 	rp.code = text[:2]
 	n, ok := answerFixed[rp.code]
 	if !ok {
-		k.t.Fatalf("answer %q: unexpected command %s", text, rp.code)
+		k.fatalf("answer %q: unexpected command %s", text, rp.code)
 	}
 	rest := []rune(text[2:])
 	if len(rest) < n {
-		k.t.Fatalf("answer %q: fixed part shorter than %d", text, n)
+		k.fatalf("answer %q: fixed part shorter than %d", text, n)
 	}
 	rp.fixed = string(rest[:n])
 	for _, f := range strings.Split(string(rest[n:]), "|") {
@@ -176,7 +188,7 @@ func (k *kiosk) read() reply {
 			continue
 		}
 		if len(f) < 2 {
-			k.t.Fatalf("answer %q: field %q has no id", text, f)
+			k.fatalf("answer %q: field %q has no id", text, f)
 		}
 		rp.fields[f[:2]] = append(rp.fields[f[:2]], f[2:])
 	}

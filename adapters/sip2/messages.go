@@ -70,7 +70,7 @@ func (c *conn) answer(raw []byte) []byte {
 	if c.account == "" && req.code != "93" && req.code != "99" {
 		resp = refusal(req, "sign in first (login, 93)", c.date())
 	} else {
-		resp, err = c.dispatch(req)
+		resp, err = c.safely(req)
 		if err != nil {
 			c.s.log.Error("sip2: answering a message failed", "command", req.code, "account", c.account, "error", err)
 			resp = refusal(req, "the library system cannot answer now; please ask at the desk", c.date())
@@ -164,6 +164,17 @@ func refusal(req *request, msg, date string) *response {
 	return newResponse("96")
 }
 
+// safely is dispatch, a panic turned into an error: the kiosk gets a
+// refusal and the connection goes on.
+func (c *conn) safely(req *request) (resp *response, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return c.dispatch(req)
+}
+
 // dispatch answers a message read.
 func (c *conn) dispatch(req *request) (*response, error) {
 	switch req.code {
@@ -222,6 +233,11 @@ func (c *conn) login(req *request) (*response, error) {
 	id, pw := req.field("CN"), req.field("CO")
 	lib := req.field("CP")
 	fail := newResponse("94").fixed("0")
+	// A connection whose login fails is signed out, whatever it was.
+	c.account, c.library, c.settings, c.loc = "", "", c.s.opts.Default, time.UTC
+	defer func() {
+		c.s.log.Info("sip2: a kiosk signed in", "account", id, "library", lib, "remote", c.nc.RemoteAddr().String(), "ok", c.account != "")
+	}()
 	u, err := c.s.kit.Patrons.SignIn(c.s.ctx, c.s.opts.Institution, id, pw, c.src)
 	if err != nil {
 		if _, ok := fault.As(err); ok {
@@ -1049,6 +1065,9 @@ func (c *conn) feePaid(req *request) (*response, error) {
 				break
 			}
 		}
+	}
+	if cur == "" {
+		cur = "USD"
 	}
 	amount, ok := minorUnits(req.field("BV"), cur)
 	if !ok {

@@ -2,6 +2,8 @@ package sip2_test
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -314,6 +316,14 @@ func TestSignInFailuresCountTowardTheLockout(t *testing.T) {
 	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
 		f := setup(t, k)
 		ctx := context.Background()
+		// A failed login signs a connection out.
+		again := f.signedIn(t, readerID)
+		if rp := again.send(login(readerID, "wrong", "MAIN")); rp.fixed != "0" {
+			t.Fatalf("a wrong password: %q", rp.raw)
+		}
+		if rp := again.send(patronStatus(inst, "alice", patronPW)); rp.f("BL") != "N" || !strings.Contains(rp.f("AF"), "sign in first") {
+			t.Errorf("patron status after a failed login: %q", rp.raw)
+		}
 		ks := dial(t, f.addr)
 		for range 5 {
 			if rp := ks.send(login(kioskID, "wrong", "MAIN")); rp.fixed != "0" {
@@ -447,9 +457,13 @@ func TestManyKiosksAtOnce(t *testing.T) {
 			kiosks[i] = f.signedIn(t, kioskID)
 		}
 		var wg sync.WaitGroup
-		errs := make(chan string, 4*n)
+		errs := make(chan string, 8*n)
 		for i, ks := range kiosks {
 			wg.Add(1)
+			ks.fatal = func(format string, args ...any) {
+				errs <- fmt.Sprintf(format, args...)
+				runtime.Goexit()
+			}
 			go func() {
 				defer wg.Done()
 				v := visits[i]
