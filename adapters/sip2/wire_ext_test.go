@@ -19,8 +19,10 @@ import (
 
 	"golang.org/x/text/encoding/charmap"
 
+	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/adapters/sip2"
 	"github.com/patronkit/patronkit/circulation"
+	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patronkittest"
 )
@@ -263,4 +265,51 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// Shutdown lets a connection finish the message it is answering (here,
+// an item the host's catalog is slow to describe), closes the idle ones
+// at once, and returns once all are closed.
+func TestShutdownFinishesTheMessageInFlight(t *testing.T) {
+	var started, release chan struct{}
+	slowCatalog := func(c *patronkit.Config) {
+		c.Items = circulation.ItemLookupFunc(func(ctx context.Context, inst, barcode string) (*circulation.Item, error) {
+			if barcode != "SLOW-1" {
+				return nil, &fault.Error{Kind: fault.NotFound, Detail: "no such item"}
+			}
+			close(started)
+			<-release
+			return &circulation.Item{Barcode: "SLOW-1", Title: "Slowly described", Library: "MAIN"}, nil
+		})
+	}
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		started, release = make(chan struct{}), make(chan struct{})
+		f := setup(t, k)
+		busy := f.signedIn(t, kioskID)
+		idle := f.signedIn(t, kioskID)
+		busy.writeRaw(busy.frame(itemInfo(inst, "SLOW-1")))
+		<-started
+		done := make(chan error, 1)
+		go func() { done <- f.srv.Shutdown(context.Background()) }()
+		idle.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := idle.r.ReadByte(); !errors.Is(err, io.EOF) {
+			t.Fatalf("the idle connection at shutdown: %v, want EOF", err)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Shutdown returned (%v) before the message in flight was answered", err)
+		default:
+		}
+		close(release)
+		if rp := busy.read(); rp.code != "18" || rp.f("AJ") != "Slowly described" {
+			t.Errorf("the message in flight: %q", rp.raw)
+		}
+		busy.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := busy.r.ReadByte(); !errors.Is(err, io.EOF) {
+			t.Errorf("the busy connection after its answer: %v, want EOF", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	}, slowCatalog)
 }
