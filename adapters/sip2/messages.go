@@ -68,12 +68,12 @@ func (c *conn) answer(raw []byte) []byte {
 	}
 	var resp *response
 	if c.account == "" && req.code != "93" && req.code != "99" {
-		resp = refusal(req, "sign in first (login, 93)", c.date())
+		resp = c.refuse(req, "sign in first (login, 93)")
 	} else {
 		resp, err = c.safely(req)
 		if err != nil {
 			c.s.log.Error("sip2: answering a message failed", "command", req.code, "account", c.account, "error", err)
-			resp = refusal(req, "the library system cannot answer now; please ask at the desk", c.date())
+			resp = c.refuse(req, "the library system cannot answer now; please ask at the desk")
 		}
 	}
 	sum := c.settings.Checksums == ChecksumsOn || c.settings.Checksums == ChecksumsAuto && req.checked
@@ -124,9 +124,15 @@ func (c *conn) ao(sent string) string {
 	return sent
 }
 
-// refusal is the answer to req that refuses it, with msg on the screen.
-func refusal(req *request, msg, date string) *response {
-	ao, aa, ab := req.field("AO"), req.field("AA"), req.field("AB")
+// refuse is the answer to req that refuses it, with msg on the screen.
+func (c *conn) refuse(req *request, msg string) *response {
+	return refusal(req, msg, c.date(), c.ao(req.field("AO")))
+}
+
+// refusal is the answer to req that refuses it, with msg on the screen,
+// dated date, with the institution id ao.
+func refusal(req *request, msg, date, ao string) *response {
+	aa, ab := req.field("AA"), req.field("AB")
 	switch req.code {
 	case "93":
 		return newResponse("94").fixed("0")
@@ -201,7 +207,7 @@ func (c *conn) dispatch(req *request) (*response, error) {
 	case "35":
 		return c.endSession(req)
 	}
-	return refusal(req, "not supported", c.date()), nil
+	return c.refuse(req, "not supported"), nil
 }
 
 // ctx is the context of the service calls of req: the kiosk's account as
@@ -490,7 +496,7 @@ func (c *conn) patronStatus(req *request) (*response, error) {
 		return nil, err
 	}
 	if pi.refusal != "" {
-		return refusal(req, pi.refusal, c.date()), nil
+		return c.refuse(req, pi.refusal), nil
 	}
 	if req.code == "01" && pi.check.user != nil {
 		note := req.field("AL")
@@ -558,7 +564,7 @@ func (c *conn) patronInformation(req *request) (*response, error) {
 		return nil, err
 	}
 	if pi.refusal != "" {
-		return refusal(req, pi.refusal, c.date()), nil
+		return c.refuse(req, pi.refusal), nil
 	}
 	u := pi.check.user
 	var onShelf, waiting, overdue []string
@@ -717,7 +723,7 @@ func (c *conn) checkOut(req *request) (*response, error) {
 		return nil, err
 	}
 	if !v.Allowed {
-		return refusal(req, notAllowed("lend items", c.library), c.date()), nil
+		return c.refuse(req, notAllowed("lend items", c.library)), nil
 	}
 	ctx := c.ctx(req, v)
 	pc, err := c.findPatron(ctx, req, false)
@@ -725,11 +731,11 @@ func (c *conn) checkOut(req *request) (*response, error) {
 		return nil, err
 	}
 	if pc.user == nil || !pc.pin {
-		return refusal(req, pc.msg, c.date()), nil
+		return c.refuse(req, pc.msg), nil
 	}
 	it, msg, err := c.itemFor(ctx, req.field("AB"))
 	if err != nil || it == nil {
-		return refusal(req, msg, c.date()), err
+		return c.refuse(req, msg), err
 	}
 	if it.Library != c.library {
 		iv, err := c.may("loans.checkout", it.Library)
@@ -737,7 +743,7 @@ func (c *conn) checkOut(req *request) (*response, error) {
 			return nil, err
 		}
 		if !iv.Allowed {
-			return refusal(req, notAllowed("lend items", it.Library), c.date()), nil
+			return c.refuse(req, notAllowed("lend items", it.Library)), nil
 		}
 	}
 	inst := c.s.opts.Institution
@@ -749,7 +755,7 @@ func (c *conn) checkOut(req *request) (*response, error) {
 			}
 		}
 		if msg, ok := refused(err); ok {
-			return refusal(req, msg, c.date()), nil
+			return c.refuse(req, msg), nil
 		}
 		return nil, err
 	}
@@ -774,9 +780,9 @@ func (c *conn) openLoan(ctx context.Context, primaryID, barcode string) (*circul
 // the loan's library, and answers code (12 or 30).
 func (c *conn) renewLoan(req *request, ctx context.Context, u *patron.User, it *circulation.Item, l *circulation.Loan, code string) (*response, error) {
 	fail := func(msg string) *response {
-		r := refusal(req, msg, c.date())
+		r := c.refuse(req, msg)
 		if code == "12" {
-			r = refusal(&request{code: "11", fields: req.fields}, msg, c.date())
+			r = c.refuse(&request{code: "11", fields: req.fields}, msg)
 		}
 		return r
 	}
@@ -807,21 +813,21 @@ func (c *conn) checkIn(req *request) (*response, error) {
 		return nil, err
 	}
 	if !v.Allowed {
-		return refusal(req, notAllowed("take items back", c.library), c.date()), nil
+		return c.refuse(req, notAllowed("take items back", c.library)), nil
 	}
 	ctx := c.ctx(req, v)
 	it, msg, err := c.itemFor(ctx, req.field("AB"))
 	if err != nil || it == nil {
-		return refusal(req, msg, c.date()), err
+		return c.refuse(req, msg), err
 	}
 	inst := c.s.opts.Institution
 	l, err := c.s.kit.Circulation.CheckIn(ctx, inst, it.Barcode)
 	if err != nil {
 		if errors.Is(err, fault.ErrNotFound) {
-			return refusal(req, "item "+it.Barcode+" is not on loan", c.date()), nil
+			return c.refuse(req, "item "+it.Barcode+" is not on loan"), nil
 		}
 		if msg, ok := refused(err); ok {
-			return refusal(req, msg, c.date()), nil
+			return c.refuse(req, msg), nil
 		}
 		return nil, err
 	}
@@ -870,7 +876,7 @@ func (c *conn) renew(req *request) (*response, error) {
 		return nil, err
 	}
 	if !v.Allowed {
-		return refusal(req, notAllowed("renew loans", c.library), c.date()), nil
+		return c.refuse(req, notAllowed("renew loans", c.library)), nil
 	}
 	ctx := c.ctx(req, v)
 	pc, err := c.findPatron(ctx, req, false)
@@ -878,18 +884,18 @@ func (c *conn) renew(req *request) (*response, error) {
 		return nil, err
 	}
 	if pc.user == nil || !pc.pin {
-		return refusal(req, pc.msg, c.date()), nil
+		return c.refuse(req, pc.msg), nil
 	}
 	it, msg, err := c.itemFor(ctx, req.field("AB"))
 	if err != nil || it == nil {
-		return refusal(req, msg, c.date()), err
+		return c.refuse(req, msg), err
 	}
 	l, err := c.openLoan(ctx, pc.user.PrimaryID, it.Barcode)
 	if err != nil {
 		return nil, err
 	}
 	if l == nil {
-		return refusal(req, "item "+it.Barcode+" is not on loan to you", c.date()), nil
+		return c.refuse(req, "item "+it.Barcode+" is not on loan to you"), nil
 	}
 	return c.renewLoan(req, ctx, pc.user, it, l, "30")
 }
@@ -902,7 +908,7 @@ func (c *conn) renewAll(req *request) (*response, error) {
 		return nil, err
 	}
 	if !v.Allowed {
-		return refusal(req, notAllowed("renew loans", c.library), c.date()), nil
+		return c.refuse(req, notAllowed("renew loans", c.library)), nil
 	}
 	ctx := c.ctx(req, v)
 	pc, err := c.findPatron(ctx, req, false)
@@ -910,7 +916,7 @@ func (c *conn) renewAll(req *request) (*response, error) {
 		return nil, err
 	}
 	if pc.user == nil || !pc.pin {
-		return refusal(req, pc.msg, c.date()), nil
+		return c.refuse(req, pc.msg), nil
 	}
 	inst := c.s.opts.Institution
 	loans, err := c.s.kit.Circulation.Loans(ctx, inst, pc.user.PrimaryID, true)
@@ -927,7 +933,7 @@ func (c *conn) renewAll(req *request) (*response, error) {
 	})
 	if err != nil {
 		if msg, ok := refused(err); ok {
-			return refusal(req, msg, c.date()), nil
+			return c.refuse(req, msg), nil
 		}
 		return nil, err
 	}
@@ -978,12 +984,12 @@ func (c *conn) itemInformation(req *request) (*response, error) {
 		return nil, err
 	}
 	if !v.Allowed {
-		return refusal(req, notAllowed("read items", c.library), c.date()), nil
+		return c.refuse(req, notAllowed("read items", c.library)), nil
 	}
 	ctx := c.ctx(req, v)
 	it, msg, err := c.itemFor(ctx, req.field("AB"))
 	if err != nil || it == nil {
-		return refusal(req, msg, c.date()), err
+		return c.refuse(req, msg), err
 	}
 	inst := c.s.opts.Institution
 	r := newResponse("18").fixed(circulationStatus(it.Status), "00", "01", c.date())
@@ -1038,7 +1044,7 @@ func (c *conn) feePaid(req *request) (*response, error) {
 		return nil, err
 	}
 	if !v.Allowed {
-		return refusal(req, notAllowed("take payments", c.library), c.date()), nil
+		return c.refuse(req, notAllowed("take payments", c.library)), nil
 	}
 	ctx := c.ctx(req, v)
 	pc, err := c.findPatron(ctx, req, false)
@@ -1046,7 +1052,7 @@ func (c *conn) feePaid(req *request) (*response, error) {
 		return nil, err
 	}
 	if pc.user == nil || !pc.pin {
-		return refusal(req, pc.msg, c.date()), nil
+		return c.refuse(req, pc.msg), nil
 	}
 	inst, pid := c.s.opts.Institution, pc.user.PrimaryID
 	cur := strings.ToUpper(strings.TrimSpace(req.fixedAt(22, 3)))
@@ -1071,7 +1077,7 @@ func (c *conn) feePaid(req *request) (*response, error) {
 	}
 	amount, ok := minorUnits(req.field("BV"), cur)
 	if !ok {
-		return refusal(req, fmt.Sprintf("the amount %q is not an amount of %s", req.field("BV"), cur), c.date()), nil
+		return c.refuse(req, fmt.Sprintf("the amount %q is not an amount of %s", req.field("BV"), cur)), nil
 	}
 	var due []circulation.Fee
 	var total int64
@@ -1082,10 +1088,10 @@ func (c *conn) feePaid(req *request) (*response, error) {
 		}
 	}
 	if feeID != "" && len(due) == 0 {
-		return refusal(req, "no open fee "+feeID+" in "+cur, c.date()), nil
+		return c.refuse(req, "no open fee "+feeID+" in "+cur), nil
 	}
 	if amount > total {
-		return refusal(req, fmt.Sprintf("the payment %s %s is more than the %s %s owed", money(amount, cur), cur, money(total, cur), cur), c.date()), nil
+		return c.refuse(req, fmt.Sprintf("the payment %s %s is more than the %s %s owed", money(amount, cur), cur, money(total, cur), cur)), nil
 	}
 	slices.SortStableFunc(due, func(a, b circulation.Fee) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	var paid []string
@@ -1106,7 +1112,7 @@ func (c *conn) feePaid(req *request) (*response, error) {
 	})
 	if err != nil {
 		if msg, ok := refused(err); ok {
-			return refusal(req, msg, c.date()), nil
+			return c.refuse(req, msg), nil
 		}
 		return nil, err
 	}

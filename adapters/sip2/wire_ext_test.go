@@ -181,6 +181,9 @@ func TestAccountSettings(t *testing.T) {
 		if st.f("AN") != "SCIENCE" || st.f("AO") != "UNI-MAIN" || st.fixed[12:16] != "2026" || st.fixed[20:24] != "   Z" {
 			t.Errorf("SC status: %q", st.raw)
 		}
+		if rp := ks.send(checkout("OTHER", "nobody", "", book.Barcode)); rp.fixed[0] != '0' || rp.f("AO") != "UNI-MAIN" {
+			t.Errorf("a refusal's AO: %q", rp.raw)
+		}
 		co := ks.send(checkout("OTHER", søren.PrimaryID, "", book.Barcode))
 		if co.fixed[0] != '1' || co.f("AO") != "UNI-MAIN" || !strings.Contains(co.f("AH"), "   Z") {
 			t.Errorf("check-out without a PIN: %q", co.raw)
