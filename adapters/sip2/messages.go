@@ -242,7 +242,7 @@ func (c *conn) login(req *request) (*response, error) {
 	// A connection whose login fails is signed out, whatever it was.
 	c.account, c.library, c.settings, c.loc = "", "", c.s.opts.Default, time.UTC
 	defer func() {
-		c.s.log.Info("sip2: a kiosk signed in", "account", id, "library", lib, "remote", c.nc.RemoteAddr().String(), "ok", c.account != "")
+		c.s.log.Info("sip2: a kiosk's login", "account", id, "library", lib, "remote", c.nc.RemoteAddr().String(), "ok", c.account != "")
 	}()
 	u, err := c.s.kit.Patrons.SignIn(c.s.ctx, c.s.opts.Institution, id, pw, c.src)
 	if err != nil {
