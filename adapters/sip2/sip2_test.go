@@ -3,13 +3,17 @@ package sip2_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/adapters/sip2"
+	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patronkittest"
@@ -515,4 +519,44 @@ func TestCheckOutOfAnItemOnLoanToThePatronRenewsIt(t *testing.T) {
 			t.Errorf("loans after the renewal: %+v %v", loans, err)
 		}
 	})
+}
+
+// The self-check role of casbinmodel/POLICIES.md lends, takes back and
+// renews in its library, and reads no patron accounts.
+func TestTheSelfCheckRoleOfThePolicies(t *testing.T) {
+	policy := filepath.Join(t.TempDir(), "policy.csv")
+	lines := casbinmodel.DefaultPolicy() + "\np, self-check, *, loans.checkout, *\np, self-check, *, loans.checkin, *\np, self-check, *, loans.renew, *\n"
+	if err := os.WriteFile(policy, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		f := setup(t, k)
+		patronkittest.User(t, k, inst, func(u *patron.User) {
+			u.PrimaryID, u.RecordType, u.PINNumber = "kiosk-main-1", patron.RecordStaff, kioskPW
+		})
+		if err := k.Access.AssignRole(context.Background(), inst, "kiosk-main-1", "self-check", "MAIN"); err != nil {
+			t.Fatal(err)
+		}
+		ks := f.signedIn(t, "kiosk-main-1")
+		if st := ks.send(scStatus()); st.fixed[:4] != "YYYY" {
+			t.Errorf("SC status: %q", st.raw)
+		}
+		it := f.item(t, "MAIN")
+		if rp := ks.send(checkout(inst, "alice", patronPW, it.Barcode)); rp.fixed[0] != '1' {
+			t.Errorf("check-out: %q", rp.raw)
+		}
+		if rp := ks.send(patronInfo(inst, "alice", patronPW, 2, 0, 0)); rp.f("BL") != "N" || rp.has("AU") || !strings.Contains(rp.f("AF"), "may not read patrons' accounts") {
+			t.Errorf("patron information: %q", rp.raw)
+		}
+		if rp := ks.send(feePaid(inst, "alice", patronPW, "1.00", "USD", "")); rp.fixed[0] != 'N' || !strings.Contains(rp.f("AF"), "may not take payments") {
+			t.Errorf("fee paid: %q", rp.raw)
+		}
+		if rp := ks.send(checkin(inst, it.Barcode)); rp.fixed[0] != '1' {
+			t.Errorf("check-in: %q", rp.raw)
+		}
+		sci := f.item(t, "SCIENCE")
+		if rp := ks.send(checkout(inst, "alice", patronPW, sci.Barcode)); rp.fixed[0] != '0' || !strings.Contains(rp.f("AF"), "SCIENCE") {
+			t.Errorf("check-out of a SCIENCE item: %q", rp.raw)
+		}
+	}, func(c *patronkit.Config) { c.Policies = casbinmodel.FromFiles("", policy) })
 }
