@@ -58,7 +58,7 @@ func TestRun(t *testing.T) {
 // TestSIP2Workload lends and takes back through self-check kiosks over
 // SIP2, both shapes, without errors.
 func TestSIP2Workload(t *testing.T) {
-	args := []string{"-workload", "sip2", "-patrons", "20", "-items", "60", "-clients", "3", "-pause", "10ms", "-duration", "1s",
+	args := []string{"-workload", "sip2", "-patrons", "20", "-items", "60", "-clients", "3", "-pause", "10ms", "-duration", "2s",
 		"-steps", "1,2", "-step-duration", "1s", "-p95", "10s"}
 	var out bytes.Buffer
 	if err := run(context.Background(), args, &out); err != nil {
