@@ -353,7 +353,6 @@ type conn struct {
 
 	// What the connection signed in as (93), and settings.
 	account  string
-	roles    []string
 	library  string
 	settings Settings
 	loc      *time.Location

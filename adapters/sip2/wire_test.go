@@ -16,3 +16,19 @@ func TestChecksumVectors(t *testing.T) {
 		}
 	}
 }
+
+// Whatever bytes come, parse answers a request or an error, never a
+// panic, in every character set.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"990 402.00AY1AZFCB4", "9300CNa|COb|CPc|", "63001" + "20260901    120000" + "Y         AOX|AAy|BP1|BQ5|", "11", "AZ", "AY1AZ", "\xff\xfe|AB", "35"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, cs := range []string{UTF8, CP850, Latin1} {
+			r, err := parse(b, cs, true)
+			if err == nil && (r == nil || len(r.code) != 2) {
+				t.Fatalf("parse(%q) = %+v without an error", b, r)
+			}
+		}
+	})
+}
