@@ -284,6 +284,15 @@ func TestRefusalsReachTheScreen(t *testing.T) {
 			t.Errorf("a renewal past the limit: %q", rp.raw)
 		}
 
+		// The most loans the terms allow.
+		dave := patronkittest.User(t, k, inst, func(u *patron.User) { u.PINNumber = "7531" })
+		for range 5 {
+			patronkittest.Loan(t, k, inst, dave, f.item(t, "MAIN"))
+		}
+		if rp := ks.send(checkout(inst, dave.PrimaryID, "7531", free.Barcode)); rp.fixed[0] != '0' || !strings.Contains(rp.f("AF"), "already has 5 loans") {
+			t.Errorf("a patron at the loan limit: %q", rp.raw)
+		}
+
 		// A kiosk whose account may not lend nor take back.
 		ro := f.signedIn(t, readerID)
 		if st := ro.send(scStatus()); st.fixed[:4] != "YNNN" {
