@@ -383,6 +383,8 @@ type Kit struct {
 	stop             chan struct{}
 	stopOnce         sync.Once
 	background       sync.WaitGroup
+	closeMu          sync.Mutex
+	onClose          []func()
 }
 
 // New wires a Kit over db. It validates cfg and returns an error, never
@@ -672,8 +674,25 @@ func (k *Kit) RefreshPolicies(ctx context.Context) error {
 	return k.Access.Load(ctx)
 }
 
-// Close stops the background work and waits for running jobs to end.
+// OnClose registers fn to run when Close is called, first of all, the
+// last registered first: an adapter serving the kit (a SIP2 server) stops
+// taking new work there and finishes what it holds.
+func (k *Kit) OnClose(fn func()) {
+	k.closeMu.Lock()
+	defer k.closeMu.Unlock()
+	k.onClose = append(k.onClose, fn)
+}
+
+// Close stops the adapters registered with OnClose and the background
+// work, and waits for running jobs to end.
 func (k *Kit) Close() {
+	k.closeMu.Lock()
+	fns := k.onClose
+	k.onClose = nil
+	k.closeMu.Unlock()
+	for i := len(fns) - 1; i >= 0; i-- {
+		fns[i]()
+	}
 	k.stopOnce.Do(func() { close(k.stop) })
 	k.background.Wait()
 	k.SIS.Close()

@@ -35,6 +35,7 @@ type driver struct {
 	readers  []string // the readers' tokens (account workload)
 	readIDs  []string // the readers' primary_ids, in the same order
 	workload string
+	sip2Addr string // sip2 workload: the SIP2 server
 	http     *http.Client
 	barcodes []string
 	patrons  []string
@@ -122,10 +123,18 @@ func (d *driver) phase(ctx context.Context, n int, pause, length time.Duration) 
 			clients[i].items = append(clients[i].items, d.barcodes[j])
 		}
 	}
+	var wg sync.WaitGroup
+	if d.workload == "sip2" {
+		// The kiosks sign in before the phase begins (not measured); one
+		// that cannot tells at its first operation.
+		for _, c := range clients {
+			wg.Go(func() { _, _ = c.kiosk(ctx) })
+		}
+		wg.Wait()
+	}
 	before := readLoad()
 	start := time.Now()
 	deadline := start.Add(length)
-	var wg sync.WaitGroup
 	for _, c := range clients {
 		wg.Go(func() { c.loop(ctx, pause, deadline) })
 	}
@@ -163,9 +172,10 @@ type client struct {
 	open       []string // barcodes on loan, oldest first
 	stuck      []string // barcodes whose check-in failed
 	ops        [nOps]*opStats
-	token      string // who the client signs in as
-	reader     string // account workload: the primary_id of the patron it signs in as
-	reads      int    // account workload: reads so far
+	token      string     // who the client signs in as
+	reader     string     // account workload: the primary_id of the patron it signs in as
+	reads      int        // account workload: reads so far
+	sip        *kioskConn // sip2 workload: the client's connection
 }
 
 // step runs one operation of the workload and records its time.
@@ -187,7 +197,13 @@ func (c *client) step(ctx context.Context) {
 		item, who := c.items[c.nextItem%len(c.items)], c.patrons[c.nextPatron%len(c.patrons)]
 		c.nextItem++
 		c.nextPatron++
-		took, ok := c.do(ctx, opOut, http.MethodPost, "/loans", map[string]string{"primary_id": who, "barcode": item}, http.StatusCreated)
+		var took time.Duration
+		var ok bool
+		if c.d.workload == "sip2" {
+			took, ok = c.sipDo(ctx, opOut, item, who)
+		} else {
+			took, ok = c.do(ctx, opOut, http.MethodPost, "/loans", map[string]string{"primary_id": who, "barcode": item}, http.StatusCreated)
+		}
 		if ok {
 			c.ops[opOut].samples = append(c.ops[opOut].samples, took)
 			c.open = append(c.open, item)
@@ -195,7 +211,7 @@ func (c *client) step(ctx context.Context) {
 		return
 	}
 	item := c.open[0]
-	took, ok := c.do(ctx, opIn, http.MethodPost, "/returns", map[string]string{"barcode": item}, http.StatusOK)
+	took, ok := c.checkIn(ctx, item)
 	c.open = c.open[1:]
 	if ok {
 		c.ops[opIn].samples = append(c.ops[opIn].samples, took)
@@ -222,9 +238,21 @@ func (c *client) loop(ctx context.Context, pause time.Duration, deadline time.Ti
 // drain takes back the client's open loans.
 func (c *client) drain(ctx context.Context) {
 	for _, item := range slices.Concat(c.stuck, c.open) {
-		c.do(ctx, opIn, http.MethodPost, "/returns", map[string]string{"barcode": item}, http.StatusOK)
+		c.checkIn(ctx, item)
 	}
 	c.open, c.stuck = nil, nil
+	if c.sip != nil {
+		c.sip.nc.Close()
+		c.sip = nil
+	}
+}
+
+// checkIn takes item back, by the workload's way in.
+func (c *client) checkIn(ctx context.Context, item string) (time.Duration, bool) {
+	if c.d.workload == "sip2" {
+		return c.sipDo(ctx, opIn, item, "")
+	}
+	return c.do(ctx, opIn, http.MethodPost, "/returns", map[string]string{"barcode": item}, http.StatusOK)
 }
 
 // do sends one operation and times it until the whole answer is read. It

@@ -24,6 +24,13 @@
 // out) or 200 (check-in) counts as an error; errors are counted, the first
 // few printed, and make the command exit non-zero.
 //
+// With -workload sip2 the check-outs and check-ins come from self-check
+// kiosks instead, over SIP2 (adapters/sip2): each client is a kiosk with
+// a connection of its own, signed in once as a kiosk account that lets
+// patrons through without a PIN (as the desk's token stands for a
+// session), sending check-out (11) and check-in (09) messages with
+// checksums.
+//
 // With -workload account it measures the reads of patron records instead:
 // -readers patrons, each with -loans open loans (lent through the service
 // before measuring), sign in as patrons (a bearer token each) and read
@@ -52,6 +59,7 @@
 //	go run ./examples/circload -db "$PATRONKIT_TEST_POSTGRES_DSN"
 //	go run ./examples/circload -shape open -steps 1,2,4,8 -step-duration 10s
 //	go run ./examples/circload -shape paced -cpuprofile circload.prof
+//	go run ./examples/circload -db "$PATRONKIT_TEST_POSTGRES_DSN" -workload sip2
 //	go run ./examples/circload -db "$PATRONKIT_TEST_POSTGRES_DSN" -workload account
 //	go run ./examples/circload -db "$PATRONKIT_TEST_POSTGRES_DSN" -workload account -audit=false
 package main
@@ -83,17 +91,25 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout)
+	interrupted := ctx.Err() != nil // before stop, which ends ctx too
 	stop()
+	os.Exit(exitCode(err, interrupted, os.Stderr))
+}
+
+// exitCode tells what a run's error is, on stderr, and answers the exit
+// status: 2 for -h, 1 for a failure or an interruption, 0 otherwise.
+func exitCode(err error, interrupted bool, stderr io.Writer) int {
 	switch {
+	case err == nil:
+		return 0
 	case errors.Is(err, flag.ErrHelp):
-		os.Exit(2)
-	case err != nil && ctx.Err() != nil:
-		fmt.Fprintln(os.Stderr, "circload: interrupted")
-		os.Exit(1)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "circload:", err)
-		os.Exit(1)
+		return 2
+	case interrupted:
+		fmt.Fprintln(stderr, "circload: interrupted")
+	default:
+		fmt.Fprintln(stderr, "circload:", err)
 	}
+	return 1
 }
 
 // config is what the flags say.
@@ -133,7 +149,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.hold, "hold", 2, "loans each client keeps open before it takes one back")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured phases to this file")
 	fs.BoolVar(&c.verbose, "v", false, "log every request to stderr")
-	fs.StringVar(&c.workload, "workload", "desk", "desk (check-out and check-in by staff) or account (patrons reading GET /me, staff reading their records GET /users/{id})")
+	fs.StringVar(&c.workload, "workload", "desk", "desk (check-out and check-in by staff), account (patrons reading GET /me, staff reading their records GET /users/{id}) or sip2 (check-out and check-in by self-check kiosks over SIP2)")
 	fs.IntVar(&c.readers, "readers", 10, "account workload: patrons whose accounts are read")
 	fs.IntVar(&c.loans, "loans", 100, "account workload: open loans of each of those patrons")
 	fs.BoolVar(&c.audit, "audit", true, "keep the audit trail (false: patronkit.Config.NoAuditTrail, to measure its cost)")
@@ -155,8 +171,8 @@ func parseFlags(args []string) (*config, error) {
 		}
 		c.steps = append(c.steps, n)
 	}
-	if c.workload != "desk" && c.workload != "account" {
-		return nil, fmt.Errorf("-workload must be desk or account, not %q", c.workload)
+	if c.workload != "desk" && c.workload != "account" && c.workload != "sip2" {
+		return nil, fmt.Errorf("-workload must be desk, account or sip2, not %q", c.workload)
 	}
 	if c.workload == "account" && (c.readers < 1 || c.loans < 0 || c.readers > c.patrons || c.readers*c.loans > c.items) {
 		return nil, fmt.Errorf("-readers (1..-patrons) patrons with -loans loans each need -readers × -loans items at most -items")
@@ -218,8 +234,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 
 	opNames = deskOps
-	if cfg.workload == "account" {
+	switch cfg.workload {
+	case "account":
 		opNames = accountOps
+	case "sip2":
+		opNames = sip2Ops
 	}
 	inst := "LOAD" + time.Now().UTC().Format("20060102T150405") + "-" + randomHex(2)
 	start := time.Now()
@@ -244,6 +263,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	srv, base, err := serve(kit, inst, ds.staff, readers, cfg.verbose)
 	if err != nil {
 		return err
+	}
+	var sip2Addr string
+	if cfg.workload == "sip2" {
+		if sip2Addr, err = serveSIP2(ctx, kit, inst); err != nil {
+			return fmt.Errorf("starting the SIP2 server: %w", err)
+		}
+		fmt.Fprintf(out, "sip2 workload: each client is a self-check kiosk on a SIP2 connection of its own (signed in once), lending and taking back\n")
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -273,6 +299,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		readers:  srv.readers,
 		readIDs:  readers,
 		workload: cfg.workload,
+		sip2Addr: sip2Addr,
 		http: &http.Client{Transport: &http.Transport{
 			MaxIdleConns:        most + 8,
 			MaxIdleConnsPerHost: most + 8,

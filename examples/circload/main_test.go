@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"regexp"
 	"strconv"
 	"strings"
@@ -54,6 +55,28 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestSIP2Workload lends and takes back through self-check kiosks over
+// SIP2, both shapes, without errors.
+func TestSIP2Workload(t *testing.T) {
+	args := []string{"-workload", "sip2", "-patrons", "20", "-items", "60", "-clients", "3", "-pause", "10ms", "-duration", "2s",
+		"-steps", "1,2", "-step-duration", "1s", "-p95", "10s"}
+	var out bytes.Buffer
+	if err := run(context.Background(), args, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	text := out.String()
+	t.Log("\n" + text)
+	for _, op := range []string{"SIP2 check-out", "SIP2 check-in"} {
+		m := regexp.MustCompile(`(?m)^\s*` + op + `\s+(\d+)\s+(\d+)\s`).FindStringSubmatch(text)
+		if m == nil || m[1] == "0" || m[2] != "0" {
+			t.Errorf("paced %s: %q", op, m)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^best step: \d+ clients?, \d+ ops/s, SIP2 check-out p95`).MatchString(text) {
+		t.Error("no best step of the SIP2 workload")
+	}
+}
+
 // TestAccountWorkload reads the accounts and records of patrons with
 // loans, with the audit trail and without.
 func TestAccountWorkload(t *testing.T) {
@@ -87,5 +110,20 @@ func TestFlags(t *testing.T) {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("%v: no error", args)
 		}
+	}
+}
+
+// A failure is told as it is, not as an interruption.
+func TestExitCode(t *testing.T) {
+	var out bytes.Buffer
+	if code := exitCode(errors.New("connecting: refused"), false, &out); code != 1 || out.String() != "circload: connecting: refused\n" {
+		t.Errorf("a failure: %d %q", code, out.String())
+	}
+	out.Reset()
+	if code := exitCode(context.Canceled, true, &out); code != 1 || out.String() != "circload: interrupted\n" {
+		t.Errorf("an interruption: %d %q", code, out.String())
+	}
+	if code := exitCode(nil, false, &out); code != 0 {
+		t.Errorf("success: %d", code)
 	}
 }

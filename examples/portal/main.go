@@ -4,6 +4,7 @@
 //	go run ./examples/portal                 # SQLite file under ./patronkit-data, demo data
 //	go run ./examples/portal -db 'postgres://user:pass@127.0.0.1/patronkit'
 //	go run ./examples/portal -seed=false -addr 127.0.0.1:9000
+//	go run ./examples/portal -sip2 127.0.0.1:6001   # also serve self-check kiosks over SIP2
 //	go run ./examples/portal sis-run -profile SIS examples/portal/sample/users.xml   # load a file from the shell
 //	go run ./examples/portal audit-verify -institution DEMO   # verify the audit trail; exit status 1 when broken
 //
@@ -33,6 +34,7 @@ import (
 
 	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/adapters/ginapi"
+	"github.com/patronkit/patronkit/adapters/sip2"
 	"github.com/patronkit/patronkit/adapters/sqldb"
 	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/patron/sis"
@@ -53,7 +55,8 @@ func main() {
 }
 
 // run starts the portal and serves until ctx ends. When ready is not nil it
-// receives the address listened on once requests are accepted. The
+// receives the address listened on once requests are accepted, then, with
+// -sip2, the SIP2 server's. The
 // subcommand sis-run loads a file through a profile instead (see sisRun),
 // audit-verify verifies the audit trail (see auditVerify).
 func run(ctx context.Context, args []string, ready chan<- string) error {
@@ -68,6 +71,7 @@ func run(ctx context.Context, args []string, ready chan<- string) error {
 	seedDemo := fs.Bool("seed", true, "seed the demo institution when the database has no users")
 	dsn, data := storageFlags(fs)
 	ch := channelFlags(fs)
+	sip2Addr := fs.String("sip2", "", "also serve self-check kiosks over SIP2 on this address (e.g. 127.0.0.1:6001)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: portal [flags]              serve the demo portal\n       portal sis-run [flags] FILE     load an SIS file (portal sis-run -h)\n       portal audit-verify [flags]     verify the audit trail (portal audit-verify -h)")
 		fs.PrintDefaults()
@@ -101,6 +105,18 @@ func run(ctx context.Context, args []string, ready chan<- string) error {
 	fmt.Printf("patronkit portal on http://%s (API under /api, document at /api/openapi.json)\n", ln.Addr())
 	if ready != nil {
 		ready <- ln.Addr().String()
+	}
+	if *sip2Addr != "" {
+		// Kit.Close (deferred above) shuts it down.
+		kiosks, err := sip2.Listen(kit, *sip2Addr, &sip2.Options{Institution: Institution, Logger: log})
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("sip2: %w", err)
+		}
+		fmt.Printf("SIP2 for self-check kiosks on %s (institution %s)\n", kiosks.Addr(), Institution)
+		if ready != nil {
+			ready <- kiosks.Addr().String()
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)

@@ -52,7 +52,7 @@ func TestPortalStartsSeedsAndServes(t *testing.T) {
 	if code, body := get("librarian", "1111", "/api/openapi.json"); code != 200 || !strings.Contains(body, `"openapi":"3.0.3"`) {
 		t.Fatalf("openapi.json: %d %.200s", code, body)
 	}
-	if code, body := get("librarian", "1111", "/api/users?limit=100"); code != 200 || !strings.Contains(body, `"total_record_count":10`) {
+	if code, body := get("librarian", "1111", "/api/users?limit=100"); code != 200 || !strings.Contains(body, `"total_record_count":11`) {
 		t.Fatalf("the demo seed: %d %.300s", code, body)
 	}
 	if code, _ := get("desk", "2222", "/api/users/student1"); code != 200 {
@@ -97,7 +97,7 @@ func TestPortalStartsSeedsAndServes(t *testing.T) {
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	defer cancel2()
 	base = start(ctx2, done)
-	if code, body := get("librarian", "1111", "/api/users?limit=100"); code != 200 || !strings.Contains(body, `"total_record_count":10`) {
+	if code, body := get("librarian", "1111", "/api/users?limit=100"); code != 200 || !strings.Contains(body, `"total_record_count":11`) {
 		t.Fatalf("after a restart: %d %.300s", code, body)
 	}
 	cancel2()

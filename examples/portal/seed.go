@@ -26,6 +26,10 @@ var demoStaff = []struct {
 	{patron.User{PrimaryID: "auditor", FirstName: "Audrey", LastName: "Auditor", RecordType: patron.RecordStaff, UserGroup: "STAFF", PINNumber: "9999",
 		Emails: []patron.Email{{EmailAddress: "auditor@demo.example", Preferred: true, EmailTypes: patron.Codes{"work"}}}},
 		"auditor", "*"},
+	// The self-check kiosk signs in over SIP2 (-sip2): it lends, takes
+	// back and renews at MAIN as the desk does.
+	{patron.User{PrimaryID: "kiosk", FirstName: "Self-check", LastName: "Kiosk", RecordType: patron.RecordStaff, UserGroup: "STAFF", PINNumber: "6001"},
+		"circulation-desk-operator", "MAIN"},
 }
 
 // demoPatrons are the patrons of the demo, with varied segments.
