@@ -34,6 +34,11 @@ type route struct {
 
 // routes are the routes of Alma's users API that patronkit serves.
 func (a *api) routes() []route {
+	return slices.Concat(a.userRoutes(), a.loanRoutes())
+}
+
+// userRoutes are Alma's routes on users.
+func (a *api) userRoutes() []route {
 	return []route{
 		{http.MethodGet, "/users", "users.read", false, "", a.listUsers},
 		{http.MethodPost, "/users", "users.create", false, "", a.createUser},
