@@ -114,7 +114,7 @@ func (a *api) fail(c *gin.Context, err error) {
 		}
 		a.almaErrors(c, http.StatusBadRequest, errs)
 	case fault.NotFound:
-		a.almaError(c, http.StatusBadRequest, a.notFoundCode(c), e.Detail)
+		a.almaError(c, http.StatusBadRequest, a.notFoundCode(c, e.Detail), e.Detail)
 	case fault.Conflict:
 		a.almaError(c, http.StatusBadRequest, codeUserExists, e.Detail)
 	case fault.Refused, fault.Stale:
@@ -134,9 +134,10 @@ func (a *api) fail(c *gin.Context, err error) {
 }
 
 // notFoundCode is Alma's code of a lookup that found nothing: the
-// route's own (a fee, a loan...), or the user's.
-func (a *api) notFoundCode(c *gin.Context) string {
-	if rt, ok := c.Get(routeKey); ok && rt.(route).NotFound != "" {
+// user's when detail speaks of a user, else the route's own (a fee, a
+// loan...).
+func (a *api) notFoundCode(c *gin.Context, detail string) string {
+	if rt, ok := c.Get(routeKey); ok && rt.(route).NotFound != "" && !strings.Contains(detail, "user") {
 		return rt.(route).NotFound
 	}
 	if t := c.Query("user_id_type"); t != "" && !strings.EqualFold(t, "all_unique") {
