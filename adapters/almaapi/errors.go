@@ -134,10 +134,11 @@ func (a *api) fail(c *gin.Context, err error) {
 }
 
 // notFoundCode is Alma's code of a lookup that found nothing: the
-// user's when detail speaks of a user, else the route's own (a fee, a
-// loan...).
+// user's when detail says no user is found (the patron service's words),
+// else the route's own (a fee, a loan...).
 func (a *api) notFoundCode(c *gin.Context, detail string) string {
-	if rt, ok := c.Get(routeKey); ok && rt.(route).NotFound != "" && !strings.Contains(detail, "user") {
+	noUser := strings.HasPrefix(detail, "no such user") || strings.HasPrefix(detail, "no user ")
+	if rt, ok := c.Get(routeKey); ok && rt.(route).NotFound != "" && !noUser {
 		return rt.(route).NotFound
 	}
 	if t := c.Query("user_id_type"); t != "" && !strings.EqualFold(t, "all_unique") {

@@ -71,7 +71,12 @@ func (a *api) answer(c *gin.Context, status int, v any) {
 // body reads the request body (up to MaxBodyBytes), and whether it is
 // XML: by Content-Type, or by its first character when none is given.
 func (a *api) body(c *gin.Context) ([]byte, bool, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, a.opts.MaxBodyBytes))
+	return a.bodyUpTo(c, a.opts.MaxBodyBytes)
+}
+
+// bodyUpTo is body with a limit of its own.
+func (a *api) bodyUpTo(c *gin.Context, limit int64) ([]byte, bool, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
