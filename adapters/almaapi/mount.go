@@ -242,7 +242,7 @@ func (a *api) ctx(c *gin.Context) context.Context {
 	if len(name) > 48 {
 		name = append(name[:47], '…')
 	}
-	o := patron.Origin{Via: "alma-api " + c.Request.Method + " " + a.base + c.FullPath() + " key " + k.ID + " (" + string(name) + ")", RequestID: c.GetString(requestIDKey)}
+	o := patron.Origin{Via: "alma-api " + c.Request.Method + " " + c.FullPath() + " key " + k.ID + " (" + string(name) + ")", RequestID: c.GetString(requestIDKey)}
 	if v, ok := c.Get(verdictKey); ok {
 		v := v.(casbinmodel.Verdict)
 		o.Roles, o.Library = v.Roles, v.Library
