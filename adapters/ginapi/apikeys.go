@@ -2,6 +2,7 @@ package ginapi
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -9,7 +10,8 @@ import (
 )
 
 // apiKeyRoutes registers the API keys of other applications: make one
-// (its secret answered once), list them, revoke one.
+// (its secret answered once; one acting as another STAFF user needs
+// users.staff too), list them, revoke one.
 func (a *api) apiKeyRoutes(g *routes) {
 	g.POST("/api-keys", a.createAPIKey)
 	g.GET("/api-keys", a.listAPIKeys)
@@ -20,6 +22,11 @@ func (a *api) createAPIKey(c *gin.Context) {
 	var in apikeys.New
 	if err := decodeJSON(c, a.opts.MaxBodyBytes, &in); err != nil {
 		fail(c, err)
+		return
+	}
+	// A key is a credential of the staff user it acts as: making one for
+	// another is like setting their PIN, a user administrator's action.
+	if !strings.EqualFold(strings.TrimSpace(in.StaffID), a.who(c).ID) && !a.allowStaffRecord(c, in.StaffID, "make an API key acting as another STAFF user") {
 		return
 	}
 	k, err := a.kit.APIKeys.Create(a.ctx(c), a.who(c).Institution, in)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/apikeys"
+	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patron"
 )
@@ -96,6 +99,34 @@ func TestAPIKeysAreMadeOnceListedAndRevoked(t *testing.T) {
 		s.do(boss, http.MethodDelete, "/api/api-keys/"+made.ID, nil).status(http.StatusNoContent)
 		if _, err := s.kit.APIKeys.Authenticate(ctx, made.Secret); !errors.Is(err, apikeys.ErrRevoked) {
 			t.Errorf("revoked: %v", err)
+		}
+	})
+}
+
+// A key is a credential of the staff user it acts as: a role that may
+// manage keys but not STAFF records (users.staff) makes keys acting as
+// its own user only.
+func TestAKeyForAnotherStaffUserNeedsUsersStaff(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		policy := filepath.Join(t.TempDir(), "policy.csv")
+		if err := os.WriteFile(policy, []byte(casbinmodel.DefaultPolicy()+"\np, key-keeper, *, api_keys.manage, *\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		model := filepath.Join(t.TempDir(), "model.conf")
+		if err := os.WriteFile(model, []byte(casbinmodel.DefaultModel()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := newServer(t, db, &patronkit.Config{Policies: casbinmodel.FromFiles(model, policy)})
+		s.create("UNI", &patron.User{PrimaryID: "keeper", FirstName: "K", LastName: "Keeper", RecordType: patron.RecordStaff})
+		s.create("UNI", &patron.User{PrimaryID: "boss", FirstName: "B", LastName: "Boss", RecordType: patron.RecordStaff})
+		s.grant("UNI", "keeper", "key-keeper", "*")
+		s.grant("UNI", "boss", "user-administrator", "*")
+		s.do("UNI/keeper/staff", http.MethodPost, "/api/api-keys", `{"name":"escalate","staff_id":"boss"}`).refused(t, "a key acting as the boss", http.StatusForbidden, "")
+		s.do("UNI/keeper/staff", http.MethodPost, "/api/api-keys", `{"name":"mine","staff_id":"KEEPER"}`).status(http.StatusCreated)
+		s.do("UNI/boss/staff", http.MethodPost, "/api/api-keys", `{"name":"for keeper","staff_id":"keeper"}`).status(http.StatusCreated)
+		var n int64
+		if err := db.Table("pk_api_keys").Where("staff_id = ?", "boss").Count(&n).Error; err != nil || n != 0 {
+			t.Errorf("a refused key was made (%d, %v)", n, err)
 		}
 	})
 }
