@@ -22,7 +22,10 @@
 // the call, 500 for the server's own failure. The routes of Alma's users
 // API that patronkit has no data for (deposits, purchase requests,
 // resource sharing, Leganto notifications...) answer Alma's error for an
-// unsupported operation (400, 401873).
+// unsupported operation (400, 401873); a method a path does not take
+// answers 405 with Allow, and a path the API does not have 404, both in
+// Alma's body (a path deeper than one of the API's is left to the host's
+// engine).
 package almaapi
 
 import (
@@ -32,6 +35,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -79,16 +83,67 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	a := &api{kit: kit, opts: o, base: strings.TrimSuffix(r.BasePath(), "/")}
 	g := r.Group("", a.begin, a.authenticate)
 	served := map[[2]string]bool{}
+	var paths []string
 	for _, rt := range a.routes() {
 		g.Handle(rt.Method, rt.Path, a.authorize(rt), rt.handle)
 		served[[2]string{rt.Method, rt.Path}] = true
+		paths = append(paths, rt.Path)
 	}
 	for _, r := range specRoutes {
 		if !served[r] {
 			g.Handle(r[0], r[1], a.unsupported)
+			served[r] = true
+		}
+		paths = append(paths, r[1])
+	}
+	// A method a path does not take: 405 with Allow, in Alma's body.
+	slices.Sort(paths)
+	for _, p := range slices.Compact(paths) {
+		var allow []string
+		for _, m := range methods {
+			if served[[2]string{m, p}] {
+				allow = append(allow, m)
+			}
+		}
+		for _, m := range methods {
+			if !served[[2]string{m, p}] {
+				g.Handle(m, p, a.notAllowed(allow))
+			}
+		}
+	}
+	// Any other path below the mount, but deeper than a path of the API
+	// (Gin does not go back up its tree to try another branch): Alma's
+	// error, not the engine's page. A route of the host there stays the
+	// host's.
+	for _, p := range []string{"", "/:resource", "/:resource/*rest"} {
+		for _, m := range methods {
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						o.Logger.Warn("almaapi: a route of the host below the mount leaves some requests to the engine", "path", p, "error", r)
+					}
+				}()
+				g.Handle(m, p, a.noResource)
+			}()
 		}
 	}
 	return nil
+}
+
+// methods are those the API answers for.
+var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch}
+
+// notAllowed answers a method that a path of the API does not take.
+func (a *api) notAllowed(allow []string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Header("Allow", strings.Join(allow, ", "))
+		a.almaError(c, http.StatusMethodNotAllowed, codeNotSupported, "The operation is not supported: "+c.Request.Method+" is not a method of "+c.FullPath()+"; its methods are "+strings.Join(allow, ", ")+".")
+	}
+}
+
+// noResource answers a path that is not one of Alma's users API.
+func (a *api) noResource(c *gin.Context) {
+	a.almaError(c, http.StatusNotFound, codeNotSupported, "The operation is not supported: this API has no resource at "+c.Request.URL.Path+".")
 }
 
 const (

@@ -83,5 +83,22 @@ func TestEveryRouteOfAlmasSpecificationAnswersInAlmasShape(t *testing.T) {
 		almaErr(t, s.do(http.MethodPost, "/almaws/v1/users/api/purchase-requests?format=json", "{}"), http.StatusBadRequest, "401873")
 		// Behind the key, as every route.
 		almaErr(t, s.do(http.MethodGet, "/almaws/v1/users/api/deposits", "", "Authorization", ""), http.StatusUnauthorized, "UNAUTHORIZED")
+		// A method a path does not take, and a path the API does not have.
+		w := s.do(http.MethodPatch, "/almaws/v1/users/api?format=json", "{}")
+		almaErr(t, w, http.StatusMethodNotAllowed, "401873")
+		if allow := w.Header().Get("Allow"); allow != "GET, POST, PUT, DELETE" {
+			t.Errorf("Allow %q", allow)
+		}
+		for _, p := range []string{"/almaws/v1/bibs/99", "/almaws/v1", "/almaws/v1/conf"} {
+			w := s.do(http.MethodGet, p+"?format=json", "")
+			if w.Code != http.StatusNotFound && w.Code != http.StatusMethodNotAllowed && w.Code != http.StatusBadRequest {
+				t.Errorf("GET %s: %d %s", p, w.Code, w.Body)
+				continue
+			}
+			var e almaError
+			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || !e.ErrorsExist {
+				t.Errorf("GET %s: %d is not Alma's error body: %s", p, w.Code, w.Body)
+			}
+		}
 	})
 }
