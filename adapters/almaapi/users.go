@@ -2,6 +2,7 @@ package almaapi
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -184,25 +185,37 @@ func byIDType(c *gin.Context) (string, bool) {
 	return t, t != "" && !strings.EqualFold(t, "all_unique")
 }
 
-// user reads the user the path names (:user_id, of user_id_type).
+// user reads the user the path names (:user_id, of user_id_type): with
+// all_unique (the default), the primary_id, else an identifier of any
+// type, as Alma.
 func (a *api) user(c *gin.Context) (*patron.User, error) {
 	if t, ok := byIDType(c); ok {
 		return a.kit.Patrons.GetByIdentifier(a.ctx(c), a.inst(c), t, c.Param("user_id"))
 	}
-	return a.kit.Patrons.Get(a.ctx(c), a.inst(c), c.Param("user_id"))
+	u, err := a.kit.Patrons.Get(a.ctx(c), a.inst(c), c.Param("user_id"))
+	if errors.Is(err, fault.ErrNotFound) {
+		if byID, err2 := a.kit.Patrons.GetByAnyIdentifier(a.ctx(c), a.inst(c), c.Param("user_id")); err2 == nil {
+			return byID, nil
+		}
+	}
+	return u, err
 }
 
 // primaryID is the primary_id of the user the path names: read through
-// the identifier when user_id_type names one.
+// an identifier when user_id_type names its type, or when no primary_id
+// is the one named (all_unique).
 func (a *api) primaryID(c *gin.Context) (string, error) {
-	if _, ok := byIDType(c); ok {
-		u, err := a.user(c)
-		if err != nil {
-			return "", err
+	if _, ok := byIDType(c); !ok {
+		_, spelled, err := a.kit.Patrons.ID(a.ctx(c), a.inst(c), c.Param("user_id"))
+		if err == nil || !errors.Is(err, fault.ErrNotFound) {
+			return spelled, err
 		}
-		return u.PrimaryID, nil
 	}
-	return c.Param("user_id"), nil
+	u, err := a.user(c)
+	if err != nil {
+		return "", err
+	}
+	return u.PrimaryID, nil
 }
 
 // writeUser answers one user, in the view and with the counts the request

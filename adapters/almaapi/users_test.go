@@ -86,6 +86,12 @@ func TestAUserPostedInXMLReadsBackInXMLAndJSON(t *testing.T) {
 			t.Errorf("brief with counts:\n%s", w.Body)
 		}
 
+		// all_unique (the default): the primary_id, else an identifier of any type.
+		if u := read(t, want(t, s.do(http.MethodGet, "/almaws/v1/users/johns02", ""), http.StatusOK).Body.Bytes(), true); u.PrimaryID != "johns" {
+			t.Errorf("by an identifier without its type: %s", u.PrimaryID)
+		}
+		want(t, s.do(http.MethodGet, "/almaws/v1/users/Johns02/loans?user_id_type=all_unique", ""), http.StatusOK)
+
 		// Alma's refusals.
 		almaErr(t, s.do(http.MethodGet, "/almaws/v1/users/nobody", ""), http.StatusBadRequest, "401861")
 		almaErr(t, s.do(http.MethodGet, "/almaws/v1/users/nobody?user_id_type=02&format=json", ""), http.StatusBadRequest, "401890")
