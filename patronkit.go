@@ -4,7 +4,9 @@
 //
 // A host opens its database, builds a Kit with New, runs Migrate once at
 // start (it is locked against a second instance), and mounts the HTTP API
-// with adapters/ginapi.Mount under a route group behind its own login.
+// with adapters/ginapi.Mount under a route group behind its own login (and,
+// for clients written for Alma, Alma's users API with adapters/almaapi.Mount,
+// behind the API keys of Kit.APIKeys).
 //
 // Hosts may implement: patron.DeletionGuard, patron.DeletionHook,
 // patron.Listener and patron.AuditSink (hooks, with Func adapters),
