@@ -111,10 +111,10 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 			}
 		}
 	}
-	// Any other path below the mount, but deeper than a path of the API
-	// (Gin does not go back up its tree to try another branch): Alma's
-	// error, not the engine's page. A route of the host there stays the
-	// host's.
+	// Any other path below the mount: Alma's error, not the engine's
+	// page; but not a path that starts as one of the API's and goes on
+	// (Gin does not go back up its tree to try another branch), which
+	// the engine answers. A route of the host there stays the host's.
 	for _, p := range []string{"", "/:resource", "/:resource/*rest"} {
 		for _, m := range methods {
 			func() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -88,7 +89,7 @@ func parseQ(q string) []patron.Term {
 		} else {
 			field = "ALL"
 		}
-		out = append(out, patron.Term{Field: field, Value: strings.ReplaceAll(value, "_", " ")})
+		out = append(out, patron.Term{Field: field, Value: value})
 	}
 	return out
 }
@@ -113,14 +114,14 @@ func (a *api) listUsers(c *gin.Context) {
 		return
 	}
 	order, _, _ := strings.Cut(c.Query("order_by"), ",")
-	q := patron.Query{Terms: parseQ(c.Query("q")), OrderBy: strings.ToLower(strings.TrimSpace(order)), Limit: max(limit, 1), Offset: offset}
+	q := patron.Query{Terms: parseQ(c.Query("q")), OrderBy: strings.ToLower(strings.TrimSpace(order)), Limit: limit, Offset: offset}
+	if limit == 0 { // the count only: no user is read (nor audited as read)
+		q.Limit, q.Offset = 1, math.MaxInt32
+	}
 	page, err := a.kit.Patrons.List(a.ctx(c), a.inst(c), q)
 	if err != nil {
 		a.fail(c, err)
 		return
-	}
-	if limit == 0 {
-		page.Users = nil
 	}
 	desc, err := a.descs(c)
 	if err != nil {

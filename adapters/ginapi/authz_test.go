@@ -137,7 +137,11 @@ var allowed = map[string]string{
 	"POST /api/privacy/purge-runs":                 "admin",
 	"GET /api/privacy/purge-runs/:run_id":          "admin",
 	"GET /api/privacy/purge-runs/:run_id/outcomes": "admin",
-	"POST /api/me/loans/history/delete":            "self patron",
+
+	"POST /api/api-keys":                "admin",
+	"GET /api/api-keys":                 "admin",
+	"DELETE /api/api-keys/:key_id":      "admin",
+	"POST /api/me/loans/history/delete": "self patron",
 }
 
 func init() {
