@@ -70,3 +70,32 @@ func roundTrip(t *testing.T, u *patron.User, inXML bool) *patron.User {
 	}
 	return out
 }
+
+// Alma's own single users (Ex Libris's example in XML and JSON, a real
+// answer of Alma's API) read as bodies of the API; the example's XML and
+// JSON read alike, but for what the two files themselves say apart.
+func TestAlmasUserSamplesReadAsAPIBodies(t *testing.T) {
+	dir := conformance.AlmaDir(t)
+	read := func(name string) *patron.User {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _, err := ReadAPIUser(data, filepath.Ext(name) == ".xml", Limits{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return u
+	}
+	x, j := read("exlibris_doc_example_user.xml"), read("exlibris_doc_example_user.json")
+	for _, u := range []*patron.User{x, j} {
+		if u.PrimaryID != "johns" || u.LastName != "Smith" || u.UserGroup != "08" || u.BirthDate != "1979-01-11" || len(u.Identifiers) != 1 ||
+			u.Identifiers[0].SegmentType != "" || len(u.Addresses) != 1 || len(u.Phones) != 1 || len(u.Blocks) != 1 || len(u.Notes) != 1 {
+			t.Errorf("Ex Libris's example read as %+v", u)
+		}
+	}
+	if u := read("uio_user_response.json"); u.PrimaryID == "" || u.LastName == "" {
+		t.Errorf("a real answer read as %+v", u)
+	}
+}
