@@ -4,7 +4,9 @@
 //
 // A host opens its database, builds a Kit with New, runs Migrate once at
 // start (it is locked against a second instance), and mounts the HTTP API
-// with adapters/ginapi.Mount under a route group behind its own login.
+// with adapters/ginapi.Mount under a route group behind its own login (and,
+// for clients written for Alma, Alma's users API with adapters/almaapi.Mount,
+// behind the API keys of Kit.APIKeys).
 //
 // Hosts may implement: patron.DeletionGuard, patron.DeletionHook,
 // patron.Listener and patron.AuditSink (hooks, with Func adapters),
@@ -63,6 +65,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/account"
+	"github.com/patronkit/patronkit/apikeys"
 	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/internal/migrate"
@@ -367,6 +370,9 @@ type Kit struct {
 	// Purge removes the users whose purge date has passed
 	// (Config.Purge; see privacy.Purger; it needs AuditKey).
 	Purge *privacy.Purger
+	// APIKeys keeps the keys other applications call the kit with (the
+	// Alma users API of adapters/almaapi), each acting as a STAFF user.
+	APIKeys *apikeys.Service
 	// Logger is the kit's logger.
 	Logger *slog.Logger
 	// Now is the kit's clock.
@@ -513,7 +519,11 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if c.PurgeEvery > 0 && len(c.AuditKey) == 0 {
 		return nil, errors.New("patronkit: PurgeEvery needs AuditKey, so that the audit trail can forget the purged users")
 	}
-	return &Kit{Purge: purger, purgeEvery: c.PurgeEvery, Erasure: erasure, Retention: retention, retentionEvery: c.RetentionEvery, Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
+	keyring, err := apikeys.NewService(db, patrons, c.Now)
+	if err != nil {
+		return nil, err
+	}
+	return &Kit{APIKeys: keyring, Purge: purger, purgeEvery: c.PurgeEvery, Erasure: erasure, Retention: retention, retentionEvery: c.RetentionEvery, Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS
@@ -792,7 +802,7 @@ func TxFrom(ctx context.Context) *gorm.DB {
 
 // Migrations lists every module's schema migrations in the order they run.
 func Migrations() []*gormigrate.Migration {
-	return slices.Concat(patron.Migrations(), casbinmodel.Migrations(), sis.Migrations(), circulation.Migrations(), kitMigrations(), privacy.Migrations())
+	return slices.Concat(patron.Migrations(), casbinmodel.Migrations(), sis.Migrations(), circulation.Migrations(), kitMigrations(), privacy.Migrations(), apikeys.Migrations())
 }
 
 // kitMigrations are the changes that span modules.

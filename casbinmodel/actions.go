@@ -84,6 +84,8 @@ var actions = []Action{
 	{"account.requests.cancel", "The patron's own account: cancel one of their requests."},
 	{"account.history.delete", "The patron's own account: delete their loan history now (their closed loans, fees, requests and notices are anonymized)."},
 	{"account.settings.write", "The patron's own account: change their settings (preferred contacts, language, notices)."},
+
+	{"api_keys.manage", "Make, list and revoke the API keys other applications call the kit with (the Alma users API): each acts as a STAFF user, whose roles decide what it may do; its secret is shown once. A key acting as another STAFF user than one's own needs users.staff too."},
 }
 
 // Actions lists every action the policies may name, with what it lets a

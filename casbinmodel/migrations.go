@@ -185,6 +185,12 @@ func Migrations() []*gormigrate.Migration {
 		// databases whose policy was seeded before it existed.
 		ID:      "202612050502_casbin_purge_policies",
 		Migrate: addToSeeded([]grant{{"user-administrator", "*", "privacy.purge", WhoseAny}}),
+	}, {
+		// The API keys of other applications (api_keys.manage, for user
+		// administrators), for databases whose policy was seeded before
+		// it existed.
+		ID:      "202612060102_casbin_api_key_policies",
+		Migrate: addToSeeded([]grant{{"user-administrator", "*", "api_keys.manage", WhoseAny}}),
 	}}
 }
 

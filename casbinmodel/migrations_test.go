@@ -326,6 +326,10 @@ func TestADatabaseSeededOnActionsGetsTheLaterPermissions(t *testing.T) {
 		migration: "202612050502_casbin_purge_policies",
 		missing:   func(l []string) bool { return l[2] == "privacy.purge" },
 		decisions: []decision{d("boss", "privacy.purge", true), d("desk", "privacy.purge", false)},
+	}, {
+		migration: "202612060102_casbin_api_key_policies",
+		missing:   func(l []string) bool { return l[2] == "api_keys.manage" },
+		decisions: []decision{d("boss", "api_keys.manage", true), d("desk", "api_keys.manage", false), d("audit", "api_keys.manage", false)},
 	}} {
 		t.Run(c.migration, func(t *testing.T) {
 			dbtest.Each(t, func(t *testing.T, db *gorm.DB) {

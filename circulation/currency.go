@@ -251,3 +251,8 @@ func andList(xs []string) string {
 	}
 	return strings.Join(xs[:len(xs)-1], ", ") + " and " + xs[len(xs)-1]
 }
+
+// Currency is the first of the currencies the library accepts
+// (Options.Currencies; USD by default): the currency of a fee whose
+// charge names none, as Alma's users API sends them.
+func (s *Service) Currency() string { return s.currencies.codes[0] }

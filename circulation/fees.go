@@ -112,6 +112,13 @@ type Transaction struct {
 	Reason string `json:"reason,omitempty" gorm:"size:1000"`
 	// By is the actor who took the payment or granted the waiver.
 	By string `json:"by,omitempty" gorm:"column:actor;size:255"`
+	// Method, Comment and ExternalID tell more of a payment, when the
+	// desk or another system gave them (PayWith): how it was paid (CASH,
+	// CREDIT_CARD, ONLINE...), a note, and the payment system's own id
+	// of the transaction.
+	Method     string `json:"method,omitempty" gorm:"size:64"`
+	Comment    string `json:"comment,omitempty" gorm:"size:1000"`
+	ExternalID string `json:"external_transaction_id,omitempty" gorm:"size:255"`
 	// At is when it happened (UTC).
 	At time.Time `json:"date"`
 }
@@ -282,7 +289,20 @@ func (s *Service) AddFee(ctx context.Context, inst, primaryID string, in NewFee)
 // one of another patron) is NotFound. See Fee for how concurrent payments
 // are kept apart.
 func (s *Service) Pay(ctx context.Context, inst, primaryID, feeID string, amount int64) (*Fee, error) {
-	return s.take(ctx, inst, primaryID, feeID, Payment, amount, "")
+	return s.take(ctx, inst, primaryID, feeID, Payment, amount, "", PaymentDetails{})
+}
+
+// PaymentDetails tell more of a payment (see Transaction): each is
+// optional; Method is at most 64 characters, Comment 1000 and ExternalID
+// 255, or the payment is Invalid naming the field (method, comment,
+// external_transaction_id).
+type PaymentDetails struct {
+	Method, Comment, ExternalID string
+}
+
+// PayWith is Pay, with the payment's details kept on its transaction.
+func (s *Service) PayWith(ctx context.Context, inst, primaryID, feeID string, amount int64, d PaymentDetails) (*Fee, error) {
+	return s.take(ctx, inst, primaryID, feeID, Payment, amount, "", d)
 }
 
 // Waive forgives amount (minor units) of the fee feeID of the patron
@@ -291,11 +311,11 @@ func (s *Service) Pay(ctx context.Context, inst, primaryID, feeID string, amount
 // the actor of ctx (patron.ActorFrom) is the fee's patron, the waiver is
 // Refused. Amounts are checked as Pay checks them.
 func (s *Service) Waive(ctx context.Context, inst, primaryID, feeID string, amount int64, reason string) (*Fee, error) {
-	return s.take(ctx, inst, primaryID, feeID, Waiver, amount, strings.TrimSpace(reason))
+	return s.take(ctx, inst, primaryID, feeID, Waiver, amount, strings.TrimSpace(reason), PaymentDetails{})
 }
 
 // take records a payment or a waiver.
-func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string, amount int64, reason string) (*Fee, error) {
+func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string, amount int64, reason string, d PaymentDetails) (*Fee, error) {
 	// The fee first: someone else's fee is NotFound, whatever the amount.
 	uid, pid, err := s.userOf(ctx, inst, primaryID)
 	if err != nil {
@@ -312,6 +332,10 @@ func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string,
 	if kind == Waiver {
 		c.note("reason", reason, true, 1000)
 	}
+	d.Method, d.Comment, d.ExternalID = strings.TrimSpace(d.Method), strings.TrimSpace(d.Comment), strings.TrimSpace(d.ExternalID)
+	c.note("method", d.Method, false, 64)
+	c.note("comment", d.Comment, false, 1000)
+	c.note("external_transaction_id", d.ExternalID, false, 255)
 	if err := c.err(kind); err != nil {
 		return nil, err
 	}
@@ -348,7 +372,7 @@ func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string,
 					Message: fmt.Sprintf("is more than the %s that remains", FormatMoney(cur.Remaining(), cur.Currency))}}}
 		}
 		if err := tx.Create(&Transaction{ID: keys.NewID(), Institution: inst, FeeID: fee.ID, Kind: kind, Amount: amount,
-			Reason: reason, By: a.ID, At: now}).Error; err != nil {
+			Reason: reason, By: a.ID, At: now, Method: d.Method, Comment: d.Comment, ExternalID: d.ExternalID}).Error; err != nil {
 			return err
 		}
 		cur, err := s.fee(tx, inst, uid, fee.ID)

@@ -190,6 +190,26 @@ func Migrations() []*gormigrate.Migration {
 		Rollback: func(tx *gorm.DB) error {
 			return tx.Migrator().DropTable(&noticePrefsV1{}, &noticeV1{})
 		},
+	}, {
+		// The details of a payment (method, comment, the payment system's
+		// id), which Alma's users API sends.
+		ID: "202612060103_circulation_payment_details",
+		Migrate: func(tx *gorm.DB) error {
+			for _, f := range []string{"Method", "Comment", "ExternalID"} {
+				if err := tx.Migrator().AddColumn(&transactionV2{}, f); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		Rollback: func(tx *gorm.DB) error {
+			for _, f := range []string{"ExternalID", "Comment", "Method"} {
+				if err := tx.Migrator().DropColumn(&transactionV2{}, f); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
 	}}
 }
 
@@ -489,3 +509,12 @@ type noticePrefsV1 struct {
 }
 
 func (noticePrefsV1) TableName() string { return "pk_circ_notice_prefs" }
+
+// transactionV2 is a fee transaction with the details of a payment.
+type transactionV2 struct {
+	Method     string `gorm:"size:64"`
+	Comment    string `gorm:"size:1000"`
+	ExternalID string `gorm:"size:255"`
+}
+
+func (transactionV2) TableName() string { return "pk_circ_fee_transactions" }

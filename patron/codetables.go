@@ -76,3 +76,12 @@ func clipRunes(s string, n int) string {
 	}
 	return string(r[:n])
 }
+
+// CodeLabels lists the labels of every code table of an institution, by
+// table and code: what a writer of Alma's formats needs to describe each
+// code of a record in one read.
+func (s *Service) CodeLabels(ctx context.Context, inst string) ([]CodeLabel, error) {
+	out := []CodeLabel{}
+	err := s.conn(ctx).Where("institution = ?", inst).Order("code_table, code").Find(&out).Error
+	return out, err
+}

@@ -54,3 +54,31 @@ func TestModulesFindAndHoldUsersByInternalID(t *testing.T) {
 		}
 	})
 }
+
+// Alma's all_unique lookup: the user holding an identifier of a value,
+// whatever its type, in the institution; none when users of several
+// types hold it.
+func TestAUserIsFoundByAnIdentifierOfAnyType(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, patron.Options{})
+		for _, u := range []*patron.User{
+			{PrimaryID: "a", FirstName: "A", LastName: "A", Identifiers: []patron.Identifier{{IDType: "BARCODE", Value: "B-1"}, {IDType: "UNIV_ID", Value: "shared"}}},
+			{PrimaryID: "b", FirstName: "B", LastName: "B", Identifiers: []patron.Identifier{{IDType: "LIBRARY_ID", Value: "SHARED"}}},
+		} {
+			if _, err := f.svc.Create(f.ctx, "UNI", u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if u, err := f.svc.GetByAnyIdentifier(f.ctx, "UNI", " b-1 "); err != nil || u.PrimaryID != "a" {
+			t.Errorf("by B-1: %+v, %v", u, err)
+		}
+		for _, v := range []string{"shared", "none", "bad\x00"} {
+			if _, err := f.svc.GetByAnyIdentifier(f.ctx, "UNI", v); !errors.Is(err, fault.ErrNotFound) {
+				t.Errorf("%q: %v, want NotFound", v, err)
+			}
+		}
+		if _, err := f.svc.GetByAnyIdentifier(f.ctx, "OTHER", "B-1"); !errors.Is(err, fault.ErrNotFound) {
+			t.Errorf("another institution: %v, want NotFound", err)
+		}
+	})
+}

@@ -16,10 +16,40 @@ type Query struct {
 	Status      string
 	AccountType string
 	RecordType  string
+	// Terms match words against one field each, every term and every
+	// word of it (Alma's q=last_name~smith AND first_name~john): see
+	// Term.
+	Terms []Term
+	// OrderBy orders the page: "" or "last_name" (last name, first name,
+	// primary_id), "first_name" (first name, last name, primary_id) or
+	// "primary_id".
+	OrderBy string
 	// Limit is the page size: default 10, at most 100.
 	Limit int
 	// Offset is how many matching users to pass over.
 	Offset int
+}
+
+// Term is one condition of Query.Terms: every word of Value must be in
+// Field, one of TermFields (case-insensitive; a "*" in a word stands for
+// anything). ALL is every field Q matches.
+type Term struct {
+	Field string
+	Value string
+}
+
+// TermFields are the fields a Term may name.
+var TermFields = []string{"primary_id", "first_name", "last_name", "email", "identifiers", "user_group", "ALL"}
+
+// termClauses are the conditions a word (a LIKE pattern) meets in each
+// field of a Term; ALL is Q's.
+var termClauses = map[string]string{
+	"primary_id":  `primary_id_key LIKE ? ESCAPE '!'`,
+	"first_name":  `LOWER(first_name) LIKE ? ESCAPE '!'`,
+	"last_name":   `LOWER(last_name) LIKE ? ESCAPE '!'`,
+	"email":       `EXISTS (SELECT 1 FROM pk_user_emails e WHERE e.user_id = pk_users.id AND LOWER(e.email_address) LIKE ? ESCAPE '!')`,
+	"identifiers": `EXISTS (SELECT 1 FROM pk_user_identifiers i WHERE i.user_id = pk_users.id AND i.value_key LIKE ? ESCAPE '!')`,
+	"user_group":  `LOWER(user_group) LIKE ? ESCAPE '!'`,
 }
 
 // Page is one page of a list, with the count of all matches.
@@ -45,6 +75,23 @@ func (s *Service) List(ctx context.Context, inst string, q Query) (Page, error) 
 			bad = append(bad, *e)
 		}
 	}
+	for _, t := range q.Terms {
+		if _, ok := termClauses[t.Field]; !ok && t.Field != "ALL" {
+			bad = append(bad, fault.FieldError{Field: "q", Code: "unknown_value", Message: "cannot search the field " + t.Field + "; the fields are " + strings.Join(TermFields, ", ")})
+		} else if e := TextError("q", t.Value, false); e != nil {
+			bad = append(bad, *e)
+		}
+	}
+	order := "last_name, first_name, primary_id_key"
+	switch q.OrderBy {
+	case "", "last_name":
+	case "first_name":
+		order = "first_name, last_name, primary_id_key"
+	case "primary_id":
+		order = "primary_id_key"
+	default:
+		bad = append(bad, fault.FieldError{Field: "order_by", Code: "unknown_value", Message: "must be last_name, first_name or primary_id"})
+	}
 	if len(bad) > 0 {
 		return Page{}, &fault.Error{Kind: fault.Invalid, Detail: "the query is not valid", Fields: bad}
 	}
@@ -61,11 +108,22 @@ func (s *Service) List(ctx context.Context, inst string, q Query) (Page, error) 
 			` OR EXISTS (SELECT 1 FROM pk_user_emails e WHERE e.user_id = pk_users.id AND LOWER(e.email_address) LIKE ? ESCAPE '!')`,
 			like, like, like, like, like)
 	}
+	for _, t := range q.Terms {
+		for _, word := range strings.Fields(strings.ToLower(t.Value)) {
+			like := "%" + strings.ReplaceAll(escapeLike(strings.Trim(word, "*")), "*", "%") + "%"
+			if t.Field != "ALL" {
+				db = db.Where(termClauses[t.Field], like)
+				continue
+			}
+			db = db.Where(termClauses["first_name"]+" OR "+termClauses["last_name"]+" OR "+termClauses["primary_id"]+" OR "+termClauses["identifiers"]+" OR "+termClauses["email"],
+				like, like, like, like, like)
+		}
+	}
 	var page Page
 	if err := db.Count(&page.TotalRecordCount).Error; err != nil {
 		return Page{}, err
 	}
-	if err := db.Order("last_name, first_name, primary_id_key").Limit(q.Limit).Offset(q.Offset).Find(&page.Users).Error; err != nil {
+	if err := db.Order(order).Limit(q.Limit).Offset(q.Offset).Find(&page.Users).Error; err != nil {
 		return Page{}, err
 	}
 	var es []AuditEvent

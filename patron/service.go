@@ -241,6 +241,26 @@ func (s *Service) GetByIdentifier(ctx context.Context, inst, idType, value strin
 	return s.readUser(ctx, inst, u, err)
 }
 
+// GetByAnyIdentifier returns the user holding an identifier of value,
+// whatever its type, as Alma's all_unique lookup does after the
+// primary_id. None, or identifiers of several users with that value (of
+// different types), is NotFound.
+func (s *Service) GetByAnyIdentifier(ctx context.Context, inst, value string) (*User, error) {
+	if !Findable(value) {
+		return nil, notFound("no user with an identifier %q", value)
+	}
+	var ids []Identifier
+	err := s.conn(ctx).Where("institution = ? AND value_key = ?", inst, keys.Fold(value)).Limit(2).Find(&ids).Error
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) != 1 && !(len(ids) == 2 && ids[0].UserID == ids[1].UserID) {
+		return nil, notFound("no user with an identifier %q", value)
+	}
+	u, err := loadWhere(s.conn(ctx), parallel(ctx), "institution = ? AND id = ?", inst, ids[0].UserID)
+	return s.readUser(ctx, inst, u, err)
+}
+
 // GetByID is GetSegments for a user named by internal id: for modules
 // that keep rows about users (circulation's loans, whose patron may have
 // changed primary_id since). An id no user of inst holds is NotFound.

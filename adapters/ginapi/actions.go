@@ -147,6 +147,9 @@ var routeTable = []Route{
 	{http.MethodPost, "/me/requests", "account.requests.place", WhoseSelf},
 	{http.MethodDelete, "/me/requests/:request_id", "account.requests.cancel", WhoseSelf},
 	{http.MethodPatch, "/me/settings", "account.settings.write", WhoseSelf},
+	{http.MethodPost, "/api-keys", "api_keys.manage", WhoseNone},
+	{http.MethodGet, "/api-keys", "api_keys.manage", WhoseNone},
+	{http.MethodDelete, "/api-keys/:key_id", "api_keys.manage", WhoseNone},
 }
 
 // Routes lists every route Mount registers (besides HEAD on each GET

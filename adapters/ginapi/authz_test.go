@@ -138,7 +138,11 @@ var allowed = map[string]string{
 	"GET /api/privacy/purge-runs/:run_id":          "admin",
 	"GET /api/privacy/purge-runs/:run_id/outcomes": "admin",
 	"POST /api/privacy/purge-runs/:run_id/cancel":  "admin",
-	"POST /api/me/loans/history/delete":            "self patron",
+
+	"POST /api/api-keys":                "admin",
+	"GET /api/api-keys":                 "admin",
+	"DELETE /api/api-keys/:key_id":      "admin",
+	"POST /api/me/loans/history/delete": "self patron",
 }
 
 func init() {

@@ -1631,6 +1631,19 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/privacy/purge-runs", nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/gone", nil)
 
+	// API keys: made, listed, revoked.
+	var key struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+	}
+	oaJSON(t, s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/api-keys", map[string]any{"name": "IdM", "staff_id": "staff1", "read_only": true, "expires_at": "2099-01-01T00:00:00Z"}), &key)
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPost, "/api/api-keys", map[string]any{"name": "IdM", "staff_id": "jdoe"})
+	s.do(t, http.StatusBadRequest, admin, http.MethodPost, "/api/api-keys", "{")
+	s.do(t, http.StatusForbidden, aud, http.MethodPost, "/api/api-keys", map[string]any{"name": "IdM", "staff_id": "staff1"})
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/api-keys", nil)
+	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/api-keys/"+key.ID, nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodDelete, "/api/api-keys/nothing", nil)
+
 	// Deletions.
 	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/sponsor", nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/sponsor", nil)

@@ -33,6 +33,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/patronkit/patronkit"
+	"github.com/patronkit/patronkit/adapters/almaapi"
 	"github.com/patronkit/patronkit/adapters/ginapi"
 	"github.com/patronkit/patronkit/adapters/sip2"
 	"github.com/patronkit/patronkit/adapters/sqldb"
@@ -206,8 +207,9 @@ func openKit(ctx context.Context, dsn, data string, log *slog.Logger, seedDemo b
 	return kit, nil
 }
 
-// Router builds the portal's Gin engine: /healthz, and the SDK under /api
-// with HTTP Basic sign-in by primary_id and PIN.
+// Router builds the portal's Gin engine: /healthz, the SDK under /api
+// with HTTP Basic sign-in by primary_id and PIN, and Alma's users API
+// under /almaws/v1 with API keys.
 func Router(kit *patronkit.Kit, log *slog.Logger) (*gin.Engine, error) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -221,7 +223,12 @@ func Router(kit *patronkit.Kit, log *slog.Logger) (*gin.Engine, error) {
 		Principal: ginapi.BasicPIN(kit.Patrons, Institution),
 		Logger:    log,
 	})
-	return r, err
+	if err != nil {
+		return nil, err
+	}
+	// Alma's users API, for the scripts and connectors written for Alma,
+	// with the API keys staff make under /api/api-keys.
+	return r, almaapi.Mount(r.Group("/almaws/v1"), kit, &almaapi.Options{Logger: log})
 }
 
 // demoRetention are the demo's retention rules: loans a year after they

@@ -26,8 +26,9 @@ import (
 // command shows is not empty (a CSV has rows), a renewal renews, a sis-run
 // loads, the audit trail verifies.
 //
-// Placeholders in upper case (FEE_ID, RUN_ID) take the id the latest
-// answer gave: fee_id, or the id of an SIS run.
+// Placeholders in upper case (FEE_ID, RUN_ID, API_KEY) take the id the
+// latest answer gave: fee_id, the id of an SIS run, or the secret of an
+// API key.
 func TestTheREADMEWalkThrough(t *testing.T) {
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -120,6 +121,8 @@ func TestTheREADMEWalkThrough(t *testing.T) {
 					if _, err := kit.SIS.Wait(ctx, s); err != nil {
 						t.Fatalf("waiting for run %s: %v", s, err)
 					}
+				case k == "secret" && strings.Contains(line, "/api-keys"):
+					ids["API_KEY"] = s // an API key's secret, shown once
 				case strings.HasSuffix(k, "_id") && k != "primary_id" && k != "title_id" && k != "request_id":
 					ids[strings.ToUpper(k)] = s
 				}

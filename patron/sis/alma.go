@@ -2,6 +2,7 @@ package sis
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/patronkit/patronkit/patron"
 )
@@ -262,6 +263,8 @@ type segment[T any] struct {
 	zero   T
 	of     func(*patron.User) *[]T
 	fields *fieldTable[T]
+	// typed is the segment_type field, nil for a list without one.
+	typed *field[T]
 }
 
 // segmentNames names a segment list in each format.
@@ -291,6 +294,11 @@ type almaSegment interface {
 
 func newSegment[T any](names segmentNames, zero T, of func(*patron.User) *[]T, fields ...field[T]) *segment[T] {
 	s := &segment[T]{segmentNames: names, zero: zero, of: of, fields: newFieldTable(fields...)}
+	for i := range s.fields.all {
+		if s.fields.all[i].name == segmentTypeName {
+			s.typed = &s.fields.all[i]
+		}
+	}
 	s.csvBools = map[string]bool{}
 	for _, f := range s.fields.all {
 		if f.readable && f.inCSV {
@@ -330,10 +338,30 @@ func (s *segment[T]) each(u *patron.User, fn func([]fieldValue) error) error {
 // external is the segment every segment of an SIS record gets.
 var external = patron.Segment{SegmentType: patron.SegmentExternal}
 
-// segmentType is the segment_type attribute of a segment: written, never
-// read.
+// segmentTypeName is the name of a segment's segment_type attribute.
+const segmentTypeName = "segment_type"
+
+// setType sets the segment_type of x to what a document of Alma's users
+// API sent (see ReadAPIUser): External or Internal in any case, as it is
+// otherwise, for the validator to name.
+func (s *segment[T]) setType(x *T, sent string) {
+	if s.typed == nil {
+		return
+	}
+	switch sent = strings.TrimSpace(sent); {
+	case strings.EqualFold(sent, patron.SegmentExternal):
+		sent = patron.SegmentExternal
+	case strings.EqualFold(sent, patron.SegmentInternal):
+		sent = patron.SegmentInternal
+	}
+	*s.typed.str(x) = sent
+}
+
+// segmentType is the segment_type attribute of a segment: written, and
+// read only from Alma's users API (an SIS file's segments are all
+// External).
 func segmentType[T any](at func(*T) *patron.Segment) field[T] {
-	return textField("segment_type", func(x *T) *string { return &at(x).SegmentType }).attribute().required().writtenOnly().notInCSV()
+	return textField(segmentTypeName, func(x *T) *string { return &at(x).SegmentType }).attribute().required().writtenOnly().notInCSV()
 }
 
 // userFields are the fields of Alma's user record that patron.User holds,

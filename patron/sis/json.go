@@ -80,6 +80,10 @@ type jsonWalker struct {
 
 	cur *jsonUser // the user being read
 
+	// keepTypes reads each segment's segment_type (Alma's users API);
+	// an SIS file's segments are all External.
+	keepTypes bool
+
 	// failed is the error that stopped the file, once explained (or the
 	// error emit returned, passed on as it is).
 	failed error
@@ -577,7 +581,15 @@ func (s *segment[T]) readJSON(w *jsonWalker, u *patron.User, path string) error 
 	*list = nil
 	return w.list(path, func(p string) error {
 		x := s.add(u)
+		if w.keepTypes {
+			s.setType(x, "")
+		}
 		ok, err := w.obj(p, func(k string) error {
+			if k == segmentTypeName && w.keepTypes {
+				t, err := w.str(p + "." + k)
+				s.setType(x, t)
+				return err
+			}
 			if f := s.fields.byJSON[k]; f != nil {
 				return readJSONField(w, f, p+"."+k, x)
 			}

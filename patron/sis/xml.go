@@ -81,6 +81,9 @@ type userReader struct {
 	line0  int // the element's first line, less one
 	labels labelSet
 	buf    []byte
+	// keepTypes reads each segment's segment_type (Alma's users API);
+	// an SIS file's segments are all External.
+	keepTypes bool
 }
 
 // decode decodes the user element in chunk, which starts on the given
@@ -308,6 +311,9 @@ func (p *userReader) user(u *patron.User) error {
 func (s *segment[T]) readXML(p *userReader, u *patron.User) error {
 	return p.list(s.item, func(el xml.StartElement) error {
 		x := s.add(u)
+		if p.keepTypes {
+			s.setType(x, attr(el, segmentTypeName))
+		}
 		err := readXMLAttrs(p, s.fields, el, x)
 		if err == nil {
 			err = readXMLFields(p, s.fields, x)
