@@ -1005,7 +1005,9 @@ func (r *Retention) write(tx *gorm.DB, inst, kind string, cs []*candidate, now t
 	case RetainLoans:
 		res = tx.Exec("UPDATE pk_circ_loans SET user_id = '', primary_id = '', proxy_primary_id = ''"+where, inst, ids)
 	case RetainFees:
-		if err := tx.Exec("UPDATE pk_circ_fee_transactions SET reason = '' WHERE institution = ? AND fee_id IN ?", inst, ids).Error; err != nil {
+		// A payment's method stays, for statistics; its comment and
+		// receipt number may name the patron.
+		if err := tx.Exec("UPDATE pk_circ_fee_transactions SET reason = '', comment = '', external_id = '' WHERE institution = ? AND fee_id IN ?", inst, ids).Error; err != nil {
 			return 0, err
 		}
 		res = tx.Exec("UPDATE pk_circ_fees SET user_id = '', primary_id = ''"+where, inst, ids)

@@ -302,7 +302,11 @@ func seedClosed(t *testing.T, k *patronkittest.Kit) closedRecords {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.Circulation.Pay(ctx, "UNI", p.user.PrimaryID, f.ID, 300); err != nil {
+	// A payment whose details name the patron (a comment, a receipt
+	// number holding their barcode), as a payment taken through Alma's
+	// API may.
+	if _, err := k.Circulation.PayWith(ctx, "UNI", p.user.PrimaryID, f.ID, 300, circulation.PaymentDetails{
+		Method: "CASH", Comment: "paid by Wilhelmina-Q at the desk", ExternalID: "receipt usr-bc-7731"}); err != nil {
 		t.Fatal(err)
 	}
 	p.fee = f.ID
