@@ -555,6 +555,14 @@ func (r *Retention) candidates(db *gorm.DB, kind string, sc *scope, after string
 		q = sqliteNoIndex.ReplaceAllString(q, "$1 +x.$2")
 	}
 	var out []candidate
+	if len(sc.userIDs) > 0 {
+		// Every record of a few users at once, found through the
+		// index by user: ordered by id and limited, the planner would
+		// rather walk every record in the order of their ids.
+		err := db.Raw(q+" AND x.id > ?", args[:len(args)-1]...).Scan(&out).Error
+		slices.SortFunc(out, func(a, b candidate) int { return strings.Compare(a.ID, b.ID) })
+		return out, err
+	}
 	err := db.Raw(q+" AND x.id > ? ORDER BY x.id LIMIT ?", args...).Scan(&out).Error
 	return out, err
 }
@@ -604,38 +612,11 @@ func (r *Retention) anonymizeUsers(ctx context.Context, tx *gorm.DB, inst string
 	for i, u := range users {
 		ids[i] = u.ID
 	}
-	sc := &scope{inst: inst, userIDs: ids, now: r.o.Now().UTC()}
-	for _, kind := range runOrder[:4] {
-		after := ""
-		for {
-			batch, err := r.candidates(tx, kind, sc, after, sc.now)
-			if err != nil {
-				return nil, err
-			}
-			if len(batch) == 0 {
-				break
-			}
-			after = batch[len(batch)-1].ID
-			keep := map[string]bool{}
-			if kind == RetainLoans {
-				if keep, err = r.loansWithNamedFees(tx, inst, batch); err != nil {
-					return nil, err
-				}
-			}
-			var cs []*candidate
-			for i := range batch {
-				if !keep[batch[i].ID] {
-					cs = append(cs, &batch[i])
-				}
-			}
-			if _, err := r.write(tx, inst, kind, cs, sc.now); err != nil {
-				return nil, err
-			}
-			for _, c := range cs {
-				n := per[c.UserID]
-				n.add(kind, 1)
-				per[c.UserID] = n
-			}
+	// A few users at a time, all their closed records at once (see
+	// candidates): as many rows in memory as they have records.
+	for part := range slices.Chunk(ids, userChunk) {
+		if err := r.anonymizeUserRecords(tx, inst, part, per); err != nil {
+			return nil, err
 		}
 	}
 	byPrimaryID := map[string]string{}
@@ -672,6 +653,50 @@ func (r *Retention) anonymizeUsers(ctx context.Context, tx *gorm.DB, inst string
 		}
 	}
 	return per, r.o.Patrons.RecordAuditMany(ctx, inst, es)
+}
+
+// userChunk is how many users anonymizeUsers reads the records of at
+// once.
+const userChunk = 100
+
+// anonymizeUserRecords anonymizes the closed records of the users ids
+// (kind by kind, fees before loans), adding the counts to per.
+func (r *Retention) anonymizeUserRecords(tx *gorm.DB, inst string, ids []string, per map[string]Counts) error {
+	sc := &scope{inst: inst, userIDs: ids, now: r.o.Now().UTC()}
+	for _, kind := range runOrder[:4] {
+		after := ""
+		for {
+			batch, err := r.candidates(tx, kind, sc, after, sc.now)
+			if err != nil {
+				return err
+			}
+			if len(batch) == 0 {
+				break
+			}
+			after = batch[len(batch)-1].ID
+			keep := map[string]bool{}
+			if kind == RetainLoans {
+				if keep, err = r.loansWithNamedFees(tx, inst, batch); err != nil {
+					return err
+				}
+			}
+			var cs []*candidate
+			for i := range batch {
+				if !keep[batch[i].ID] {
+					cs = append(cs, &batch[i])
+				}
+			}
+			if _, err := r.write(tx, inst, kind, cs, sc.now); err != nil {
+				return err
+			}
+			for _, c := range cs {
+				n := per[c.UserID]
+				n.add(kind, 1)
+				per[c.UserID] = n
+			}
+		}
+	}
+	return nil
 }
 
 // countBy runs a query answering k (a key) and n (a count) per row.
