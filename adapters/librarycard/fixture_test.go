@@ -3,6 +3,7 @@ package librarycard_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -119,7 +120,7 @@ func newLibrary(t *testing.T, k *patronkittest.Kit, opts ...func(*librarycard.Op
 
 	gin.SetMode(gin.TestMode)
 	e := gin.New()
-	o := &librarycard.Options{Institution: Institution}
+	o := &librarycard.Options{Institution: Institution, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
 	for _, f := range opts {
 		f(o)
 	}
@@ -232,4 +233,28 @@ func (v *visitor) lacks(texts ...string) *visitor {
 		}
 	}
 	return v
+}
+
+var deliveryValue = regexp.MustCompile(`value="(delivery:[^"]+)"`)
+
+// deliveryChoice is the first delivery choice of the request form shown.
+func (v *visitor) deliveryChoice() string {
+	v.t.Helper()
+	m := deliveryValue.FindStringSubmatch(v.body)
+	if m == nil {
+		v.t.Fatalf("the page offers no delivery:\n%.3000s", v.body)
+	}
+	return m[1]
+}
+
+func blockOf(desc string) patron.Block {
+	return patron.Block{BlockType: "GENERAL", BlockDescription: desc, BlockStatus: "ACTIVE"}
+}
+
+// testWriter writes the pages' log to the test's.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }

@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -210,7 +211,7 @@ func (c *card) recoverPages(g *gin.Context) {
 			if r == http.ErrAbortHandler {
 				panic(r)
 			}
-			c.opts.Logger.Error("librarycard: page panicked", "path", g.Request.URL.Path, "panic", fmt.Sprint(r))
+			c.opts.Logger.Error("librarycard: page panicked", "path", g.Request.URL.Path, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			c.failPage(g, http.StatusInternalServerError, "error.server")
 		}
 	}()

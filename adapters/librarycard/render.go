@@ -24,7 +24,7 @@ var templateFiles embed.FS
 
 // pageTemplates are the templates of the pages, each rendered inside
 // layout.html.
-var pageTemplates = []string{"signin", "overview", "loans", "requests", "history", "fees", "messages", "settings", "item", "error"}
+var pageTemplates = []string{"signin", "overview", "loans", "requests", "history", "fees", "messages", "settings", "items", "error"}
 
 // pageSet holds every page's template, parsed once.
 type pageSet struct {
@@ -102,6 +102,9 @@ func (v *view) T(key string, args ...any) string {
 
 // Theme answers the theme.
 func (v *view) Theme() *Theme { return v.card.theme.Theme }
+
+// Logo answers the address of the theme's logo, checked by Mount.
+func (v *view) Logo() template.URL { return template.URL(v.card.theme.LogoURL) }
 
 // URL answers the address of a page below the mount ("" for the overview).
 func (v *view) URL(p string) string { return v.card.path(p) }
@@ -289,3 +292,6 @@ func (v *view) Seq(n int) []int {
 	}
 	return out
 }
+
+// Shows tells whether the theme shows a page (one of Pages).
+func (v *view) Shows(page string) bool { return v.card.theme.shows(page) }

@@ -134,6 +134,10 @@ func (t *Theme) compile() (*theme, error) {
 		}
 		th.colors[k] = v
 	}
+	if l := strings.ToLower(t.LogoURL); l != "" && !strings.HasPrefix(l, "https://") && !strings.HasPrefix(l, "http://") &&
+		!strings.HasPrefix(l, "/") && !strings.HasPrefix(l, "data:image/") || strings.ContainsAny(l, "\"<>\n") {
+		return nil, fmt.Errorf("librarycard: theme logo %q is not an http(s), /path or data:image/ address", t.LogoURL)
+	}
 	for _, f := range []string{t.Font, t.HeadingFont} {
 		if f != "" && !goodFont.MatchString(f) {
 			return nil, fmt.Errorf("librarycard: theme font %q is not a CSS font-family list this theme takes", f)

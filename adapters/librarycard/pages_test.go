@@ -1,0 +1,192 @@
+package librarycard_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/patronkit/patronkit/circulation"
+	"github.com/patronkit/patronkit/patronkittest"
+)
+
+// TestLoansRenewChosenAndAll: the loans page shows due dates, the overdue
+// mark and the fine accruing; renewing none chosen is refused next to the
+// choice (422) and renews nothing; renewing the chosen loan or all shows
+// each loan's outcome, with the reason of each loan not renewed.
+func TestLoansRenewChosenAndAll(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		lib := newLibrary(t, k)
+		ctx := context.Background()
+		v := lib.visitor().signIn("student1", "3333").at("/card/")
+		v.get("/card/loans").status(http.StatusOK).has("<title>Loans – My Library Card</title>", "Your loans (2)", "MAIN-1", "MAIN-2",
+			`<strong class="tag danger">Overdue</strong>`, "Fines accruing on overdue loans", `<label for="loan-`+lib.overdue.ID+`" class="sr-only">`)
+		v.post("/card/loans/renew", url.Values{"scope": {"selected"}}).status(http.StatusUnprocessableEntity).
+			has(`id="loans-error"`, "Choose at least one loan to renew", `aria-describedby="loans-error"`)
+		if l, _ := k.Circulation.Loan(ctx, Institution, lib.overdue.ID); l.Renewals != 0 {
+			t.Fatalf("a refused renewal renewed: %+v", l)
+		}
+		v.post("/card/loans/renew", url.Values{"scope": {"selected"}, "loan_id": {lib.overdue.ID}}).status(http.StatusOK).
+			has("Renewed: 1. Not renewed: 0.", "Renewed, due")
+		if l, _ := k.Circulation.Loan(ctx, Institution, lib.overdue.ID); l.Renewals != 1 {
+			t.Fatalf("the chosen loan was not renewed: %+v", l)
+		}
+		v.post("/card/loans/renew", url.Values{"scope": {"all"}}).status(http.StatusOK).
+			has("Renewed: 0. Not renewed: 2.", "Not renewed:", "renewing would not move the due date", "item MAIN-2 is requested by another patron")
+		if l, _ := k.Circulation.Loan(ctx, Institution, lib.requested.ID); l.Renewals != 0 {
+			t.Fatalf("a requested loan was renewed: %+v", l)
+		}
+		// Another patron's loan named in the form is not theirs to renew.
+		f := lib.visitor().signIn("faculty1", "4444")
+		f.get("/card/loans").post("/card/loans/renew", url.Values{"scope": {"selected"}, "loan_id": {lib.requested.ID}}).status(http.StatusOK).
+			has("Renovados: 0. No renovados: 1.")
+		if l, _ := k.Circulation.Loan(ctx, Institution, lib.requested.ID); l.Renewals != 0 {
+			t.Fatalf("another patron renewed the loan: %+v", l)
+		}
+	})
+}
+
+// TestRequestsCancel: the requests page shows the status, the place in
+// the queue and the pickup library; cancel takes the request away; a
+// request of another patron is not found and stays.
+func TestRequestsCancel(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		lib := newLibrary(t, k)
+		ctx := context.Background()
+		f := lib.visitor().signIn("faculty1", "4444")
+		f.get("/card/requests?lang=en").has("Your requests (1)", "Middlemarch", "MAIN-2", "Waiting", "<td>1</td>", "<td>MAIN</td>").lacks("Cosmos")
+		f.post("/card/requests/"+lib.studentRequest.ID+"/cancel", nil).status(http.StatusNotFound)
+		if r, _ := k.Circulation.Request(ctx, Institution, "student1", lib.studentRequest.ID); r.Status != circulation.RequestWaiting {
+			t.Fatalf("another patron cancelled the request: %+v", r)
+		}
+		v := lib.visitor().signIn("student1", "3333")
+		v.get("/card/requests").has("Cosmos").post("/card/requests/"+lib.studentRequest.ID+"/cancel", nil).status(http.StatusOK).
+			at("/card/requests").has("The request was cancelled.", "You have no requests.")
+		if r, _ := k.Circulation.Request(ctx, Institution, "student1", lib.studentRequest.ID); r.Status != circulation.RequestCancelled {
+			t.Fatalf("the request was not cancelled: %+v", r)
+		}
+	})
+}
+
+// TestFeesAndMessages: the fees page shows the open fees, the balance and
+// the fines accruing; the blocks and messages page the blocks with what
+// they stop and the notes meant for the patron, never those for staff.
+func TestFeesAndMessages(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		lib := newLibrary(t, k)
+		v := lib.visitor().signIn("student1", "3333")
+		v.get("/card/fees").status(http.StatusOK).has("Open fees (1)", "Replacement card", "2.50 USD", "Accruing on overdue loans", "1.75 USD")
+		v.get("/card/messages").status(http.StatusOK).has("Welcome to the library, Sam.", "There are no blocks on your account.").lacks("Staff only")
+		ctx := context.Background()
+		if _, err := k.Patrons.AddBlock(ctx, Institution, "student1", blockOf("Unpaid bill")); err != nil {
+			t.Fatal(err)
+		}
+		v.get("/card/messages").has("Unpaid bill", "It stops: borrowing, renewing, requesting")
+		v.get("/card/").has("Blocks on your account: 1")
+	})
+}
+
+// TestSettingsChangeAndFieldErrors: a change of language is saved and the
+// pages follow it; opt-outs are stored; SMS without a phone is refused
+// next to its field (422) and changes nothing.
+func TestSettingsChangeAndFieldErrors(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		lib := newLibrary(t, k)
+		ctx := context.Background()
+		v := lib.visitor().signIn("student1", "3333")
+		v.get("/card/settings").status(http.StatusOK).has(`<label for="preferred_language">Language</label>`, "sam@example.edu", "1 College Road, Springfield")
+		form := url.Values{"preferred_language": {"en"}, "notices_shown": {"1"}, "sms": {"on"}, "notice_opt_outs": {"due_soon"}, "loan_history": {"library_rule"}}
+		v.post("/card/settings", form).status(http.StatusUnprocessableEntity).
+			has(`id="sms-error"`, "Text messages need a preferred phone.", `aria-describedby="sms-error"`)
+		if outs, _ := k.Circulation.NoticeOptOuts(ctx, Institution, "student1"); len(outs) != 0 {
+			t.Fatalf("a refused change stored opt-outs: %v", outs)
+		}
+		form.Del("sms")
+		form.Set("preferred_language", "es")
+		v.post("/card/settings", form).status(http.StatusOK).at("/card/settings").has(`<html lang="es">`, "Su configuración se guardó.")
+		if outs, _ := k.Circulation.NoticeOptOuts(ctx, Institution, "student1"); len(outs) != 1 || outs[0] != "due_soon" {
+			t.Fatalf("opt-outs stored: %v", outs)
+		}
+		if u, _ := k.Patrons.Get(ctx, Institution, "student1"); u.PreferredLanguage != "es" {
+			t.Fatalf("language stored: %q", u.PreferredLanguage)
+		}
+		// A field the form does not have (the patron's name) is not read.
+		v.post("/card/settings", url.Values{"first_name": {"Mallory"}}).status(http.StatusOK)
+		if u, _ := k.Patrons.Get(ctx, Institution, "student1"); u.FirstName != "Sam" {
+			t.Fatalf("the name changed: %q", u.FirstName)
+		}
+	})
+}
+
+// TestLoanHistoryChoiceAndDelete: the history page shows the returned
+// loans and the patron's choice; "delete my history" needs its box
+// ticked (422 next to it, nothing deleted), then anonymizes the history.
+func TestLoanHistoryChoiceAndDelete(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		lib := newLibrary(t, k)
+		ctx := context.Background()
+		v := lib.visitor().signIn("student1", "3333")
+		v.get("/card/history").status(http.StatusOK).has("Your past loans (1)", "MAIN-4", "as the library&#39;s rules say")
+		v.post("/card/history/delete", nil).status(http.StatusUnprocessableEntity).has(`id="confirm-error"`, "Tick the box to confirm.")
+		if _, n, _ := k.Account.LoanHistory(ctx, Institution, "student1", 0, 0); n != 1 {
+			t.Fatalf("history without confirmation: %d loans left, want 1", n)
+		}
+		v.post("/card/history/delete", url.Values{"confirm": {"yes"}}).status(http.StatusOK).has("Removed your name from 1 loans", "You have no past loans.")
+		if _, n, _ := k.Account.LoanHistory(ctx, Institution, "student1", 0, 0); n != 0 {
+			t.Fatalf("history after deletion: %d loans left", n)
+		}
+		v.get("/card/settings").post("/card/settings", url.Values{"loan_history": {"never"}}).status(http.StatusOK).has("Your settings were saved.")
+		v.get("/card/history").has("remove my name once returned")
+	})
+}
+
+// TestItemPageQuoteQueueAndRequest: the item page shows the loan period
+// the patron would get (undergraduates four weeks, faculty to the end of
+// semester), their place in the queue, and a request form offering only
+// the pickup libraries and delivery their terms allow, with the fee; a
+// pickup the form did not offer is refused next to the choice.
+func TestItemPageQuoteQueueAndRequest(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		lib := newLibrary(t, k)
+		ctx := context.Background()
+		v := lib.visitor().signIn("student1", "3333")
+		v.get("/card/items?barcode=MAIN-2").status(http.StatusOK).at("/card/items/MAIN-2").has("<title>Middlemarch – Item – My Library Card</title>", "You have it on loan.")
+		v.get("/card/items/MAIN-5").has("You may borrow it for 4 weeks.", "It is on the shelf: no request is needed.").lacks("Place the request")
+		v.get("/card/items/MAIN-3").has("You are number 1 of 1 in the queue.")
+		v.get("/card/items/NOPE").status(http.StatusNotFound)
+		f := lib.visitor().signIn("faculty1", "4444")
+		f.get("/card/items/MAIN-1?lang=en").has("You may borrow it until "+semesterEnd+".", "A request now would be number 1 in the queue (0 before you).",
+			"Pick up at Main Library", "Pick up at Science Library", "Deliver to 9 Faculty Row, Springfield (fee 5.00 USD)")
+		v.get("/card/items/MAIN-6").has("You may borrow it for 4 weeks.")
+		lib.k.Clock.Advance(0)
+		if _, err := k.Circulation.CheckOut(ctx, Institution, "faculty1", "MAIN-6", circulation.CheckOutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		v.get("/card/items/MAIN-6").has("Pick up at Main Library").lacks("Science Library", "Deliver to")
+		v.post("/card/items/MAIN-6/request", url.Values{"pickup": {"library:SCIENCE"}}).status(http.StatusUnprocessableEntity).has(`id="pickup-error"`, "Choose where to get it.")
+		if rs, _ := k.Circulation.ItemRequests(ctx, Institution, "MAIN-6"); len(rs) != 0 {
+			t.Fatalf("a refused request was placed: %+v", rs)
+		}
+		v.post("/card/items/MAIN-6/request", url.Values{"pickup": {"library:MAIN"}}).status(http.StatusOK).at("/card/requests").has("The request was placed.", "A Brief History of Time")
+		if rs, _ := k.Circulation.ItemRequests(ctx, Institution, "MAIN-6"); len(rs) != 1 || rs[0].PrimaryID != "student1" || rs[0].PickupLibrary != "MAIN" {
+			t.Fatalf("requests of MAIN-6: %+v", rs)
+		}
+		f.get("/card/items/MAIN-1").post("/card/items/MAIN-1/request", url.Values{"pickup": {f.deliveryChoice()}}).status(http.StatusOK).at("/card/requests")
+		fees, _ := k.Circulation.Fees(ctx, Institution, "faculty1", true)
+		if len(fees) != 1 || fees[0].Amount != 500 || fees[0].Type != circulation.FeeDelivery {
+			t.Fatalf("delivery fee: %+v", fees)
+		}
+	})
+}
+
+// TestSecondPatronSeesNoneOfTheFirst: each patron's pages show their own
+// account only.
+func TestSecondPatronSeesNoneOfTheFirst(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		lib := newLibrary(t, k)
+		f := lib.visitor().signIn("faculty1", "4444")
+		for _, p := range []string{"/card/", "/card/loans", "/card/requests", "/card/history", "/card/fees", "/card/messages", "/card/settings"} {
+			f.get(p).status(http.StatusOK).lacks("student1", "Sam", "MAIN-1<", "MAIN-4", "Replacement card", "sam@example.edu", "College Road", "Welcome to the library", lib.studentRequest.ID)
+		}
+	})
+}
