@@ -78,7 +78,7 @@ type Options struct {
 	// cookie is Secure when the request came over TLS.
 	SecureCookie bool
 	// PageSize is how many loans a page of the loans and the history
-	// shows. Default: 50.
+	// shows. Default: 100.
 	PageSize int
 	// Location is the time zone dates are shown in. Default: UTC.
 	Location *time.Location
@@ -127,7 +127,7 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 		o.CookieName = "patronkit_card"
 	}
 	if o.PageSize <= 0 {
-		o.PageSize = 50
+		o.PageSize = 100
 	}
 	if o.Location == nil {
 		o.Location = time.UTC

@@ -2,6 +2,8 @@ package librarycard
 
 import (
 	"errors"
+	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -57,9 +59,25 @@ func (c *card) overview(r *request) {
 	r.show(c, http.StatusOK, PageOverview, d)
 }
 
+// loanRow is one loan of the loans page, made ready in Go: the page is
+// rendered for 100 loans at a time.
+type loanRow struct {
+	ID, Barcode, Due, Fine string
+	// Item is the address of the item's page.
+	Item     template.URL
+	Overdue  bool
+	Renewals int
+	// Choose is the text of the loan's box, for screen readers.
+	Choose string
+	// Result is what the renewal just asked did; Renewed the loan's due
+	// date after it.
+	Result  *circulation.RenewResult
+	Renewed string
+}
+
 // loansData is what the loans page shows.
 type loansData struct {
-	Loans      []circulation.Loan
+	Loans      []loanRow
 	Total      int64
 	Page       int
 	Pages      int
@@ -86,12 +104,23 @@ func (c *card) loadLoans(r *request, d *loansData) error {
 	if err != nil {
 		return err
 	}
-	d.Loans, d.Total, d.Pages = ls, total, int((total+int64(size)-1)/int64(size))
+	d.Total, d.Pages = total, int((total+int64(size)-1)/int64(size))
 	d.Accruing = map[string]int64{}
+	loc := c.opts.Location
+	choose, renewed := c.theme.text(r.lang, "loans.choose_item"), c.theme.text(r.lang, "loans.renewed")
+	d.Loans = make([]loanRow, 0, len(ls))
 	for _, l := range ls {
+		row := loanRow{ID: l.ID, Barcode: l.ItemBarcode, Item: template.URL(c.path("/items/" + url.PathEscape(l.ItemBarcode))), Due: l.DueAt.In(loc).Format("2006-01-02 15:04"), Overdue: l.Overdue,
+			Renewals: l.Renewals, Choose: fmt.Sprintf(choose, l.ItemBarcode)}
 		if l.AccruedFine > 0 {
 			d.Accruing[l.FineCurrency] = circulation.AddOwed(d.Accruing[l.FineCurrency], l.AccruedFine)
+			row.Fine = circulation.FormatMoney(l.AccruedFine, l.FineCurrency)
 		}
+		if res, ok := d.Results[l.ID]; ok {
+			row.Result = &res
+			row.Renewed = fmt.Sprintf(renewed, res.DueAt.In(loc).Format("2006-01-02 15:04"))
+		}
+		d.Loans = append(d.Loans, row)
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ func TestLoansRenewChosenAndAll(t *testing.T) {
 		ctx := context.Background()
 		v := lib.visitor().signIn("student1", "3333").at("/card/")
 		v.get("/card/loans").status(http.StatusOK).has("<title>Loans – My Library Card</title>", "Your loans (2)", "MAIN-1", "MAIN-2",
-			`<strong class="tag danger">Overdue</strong>`, "Fines accruing on overdue loans", `<label for="loan-`+lib.overdue.ID+`" class="sr-only">`)
+			`<strong class="tag danger">Overdue</strong>`, "Fines accruing on overdue loans", `<input type="checkbox" name="loan_id" value="`+lib.overdue.ID+`">`)
 		v.post("/card/loans/renew", url.Values{"scope": {"selected"}}).status(http.StatusUnprocessableEntity).
 			has(`id="loans-error"`, "Choose at least one loan to renew", `aria-describedby="loans-error"`)
 		if l, _ := k.Circulation.Loan(ctx, Institution, lib.overdue.ID); l.Renewals != 0 {

@@ -4,6 +4,7 @@
 //	go run ./examples/portal                 # SQLite file under ./patronkit-data, demo data
 //	go run ./examples/portal -db 'postgres://user:pass@127.0.0.1/patronkit'
 //	go run ./examples/portal -seed=false -addr 127.0.0.1:9000
+//	go run ./examples/portal -card-theme vendor   # the patron's pages at /card in a second brand
 //	go run ./examples/portal sis-run -profile SIS examples/portal/sample/users.xml   # load a file from the shell
 //	go run ./examples/portal audit-verify -institution DEMO   # verify the audit trail; exit status 1 when broken
 //
@@ -68,6 +69,7 @@ func run(ctx context.Context, args []string, ready chan<- string) error {
 	seedDemo := fs.Bool("seed", true, "seed the demo institution when the database has no users")
 	dsn, data := storageFlags(fs)
 	ch := channelFlags(fs)
+	card := fs.String("card-theme", CardDefault, "theme of the patron's pages at /card: default or vendor")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: portal [flags]              serve the demo portal\n       portal sis-run [flags] FILE     load an SIS file (portal sis-run -h)\n       portal audit-verify [flags]     verify the audit trail (portal audit-verify -h)")
 		fs.PrintDefaults()
@@ -93,12 +95,15 @@ func run(ctx context.Context, args []string, ready chan<- string) error {
 	if err != nil {
 		return err
 	}
+	if err := mountCard(r, kit, log, *card); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Printf("patronkit portal on http://%s (API under /api, document at /api/openapi.json)\n", ln.Addr())
+	fmt.Printf("patronkit portal on http://%s (API under /api, document at /api/openapi.json, patron pages at /card)\n", ln.Addr())
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
