@@ -190,3 +190,39 @@ func TestSecondPatronSeesNoneOfTheFirst(t *testing.T) {
 		}
 	})
 }
+
+// TestAuditTrailOfThePages: what a patron changes through the pages is on
+// the audit trail as theirs, with the page's way in and request id; what
+// they only read of their own account is not.
+func TestAuditTrailOfThePages(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		lib := newLibrary(t, k)
+		ctx := context.Background()
+		before, err := k.Privacy.Entries(ctx, Institution, 0, 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := lib.visitor().signIn("student1", "3333")
+		for _, p := range []string{"/card/", "/card/loans", "/card/requests", "/card/history", "/card/fees", "/card/messages", "/card/items/MAIN-5", "/card/settings"} {
+			v.get(p).status(http.StatusOK)
+		}
+		v.post("/card/settings", url.Values{"preferred_language": {"es"}}).status(http.StatusOK)
+		reqID := v.res.Request.Response.Header.Get("X-Request-ID")
+		after, err := k.Privacy.Entries(ctx, Institution, int64(len(before)), 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := false
+		for _, e := range after {
+			if e.Action == "read" {
+				t.Errorf("a patron's read of their own account is on the trail: %+v", e)
+			}
+			if e.ActorID == "student1" && e.Subject == "student1" && e.Via == "web POST /card/settings" && e.RequestID == reqID && reqID != "" {
+				changed = true
+			}
+		}
+		if !changed {
+			t.Fatalf("the change of settings is not on the trail as the patron's, by the page (request %q): %+v", reqID, after)
+		}
+	})
+}

@@ -166,7 +166,9 @@ func (c *card) page(name, action string, h func(*request)) gin.HandlerFunc {
 			return
 		}
 		ctx := patron.WithActor(g.Request.Context(), patron.Actor{Institution: w.Institution, ID: w.ID, Patron: w.Patron})
-		o := patron.Origin{Via: "web " + g.Request.Method + " " + g.FullPath()}
+		id := newToken()[:16]
+		g.Header("X-Request-ID", id)
+		o := patron.Origin{Via: "web " + g.Request.Method + " " + g.FullPath(), RequestID: id}
 		if !w.Patron {
 			o.Roles, o.Library = v.Roles, v.Library
 		}

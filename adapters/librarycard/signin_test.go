@@ -2,10 +2,14 @@ package librarycard_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/gin-gonic/gin"
+
+	"github.com/patronkit/patronkit/adapters/librarycard"
 	"github.com/patronkit/patronkit/patronkittest"
 )
 
@@ -77,4 +81,37 @@ func TestFormsNeedTheirToken(t *testing.T) {
 		other.get("/card/signin")
 		other.post("/card/signin", url.Values{"primary_id": {"student1"}, "pin": {"3333"}, "csrf": {"not-the-session-token"}}).status(http.StatusForbidden)
 	})
+}
+
+// TestSessionCookieIsSecureOnTLS: over TLS, or when the host says TLS
+// ends in front of it, the session cookie is Secure.
+func TestSessionCookieIsSecureOnTLS(t *testing.T) {
+	k := patronkittest.New(t)
+	for name, o := range map[string]*librarycard.Options{
+		"tls":            {Institution: Institution},
+		"tls in a proxy": {Institution: Institution, SecureCookie: true},
+	} {
+		e := gin.New()
+		if err := librarycard.Mount(e.Group("/card"), k.Kit, o); err != nil {
+			t.Fatal(err)
+		}
+		var srv *httptest.Server
+		if o.SecureCookie {
+			srv = httptest.NewServer(e)
+		} else {
+			srv = httptest.NewTLSServer(e)
+		}
+		res, err := srv.Client().Get(srv.URL + "/card/signin")
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if set := res.Header.Get("Set-Cookie"); !strings.Contains(set, "; Secure") || !strings.Contains(set, "HttpOnly") {
+			t.Errorf("%s: session cookie %q", name, set)
+		}
+		if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+			t.Errorf("%s: content security policy %q", name, csp)
+		}
+	}
 }
