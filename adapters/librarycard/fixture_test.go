@@ -79,6 +79,7 @@ func newLibrary(t *testing.T, k *patronkittest.Kit, opts ...func(*librarycard.Op
 	lib.student = patronkittest.User(t, k, Institution, func(u *patron.User) {
 		u.PrimaryID, u.FirstName, u.LastName, u.UserGroup, u.PINNumber, u.PreferredLanguage = "student1", "Sam", "Student", "UNDERGRAD", "3333", "en"
 		u.ExpiryDate = "2027-08-31"
+		u.Identifiers = []patron.Identifier{{IDType: "BARCODE", Value: "S-2001"}}
 		u.Emails = []patron.Email{{EmailAddress: "sam@example.edu", Preferred: true}}
 		u.Addresses = []patron.Address{{Line1: "1 College Road", City: "Springfield", Preferred: true}}
 		u.Notes = []patron.Note{{NoteText: "Welcome to the library, Sam.", UserViewable: true}, {NoteText: "Staff only: check ID next time"}}

@@ -13,9 +13,9 @@
 // account.settings.write, account.history.delete) and with the same audit
 // trail.
 //
-// A patron signs in with their primary_id (or a barcode, as the patron
-// service resolves it) and PIN, guarded by the patron service's lockout as
-// the API's sign-in is; or the host signs them in with its own login (SSO)
+// A patron signs in with their primary_id (or their card's barcode, where
+// the kit's Config.SignInIdentifiers names BARCODE) and PIN, guarded by the
+// patron service's lockout as the API's sign-in is; or the host signs them in with its own login (SSO)
 // through Options.Principal, the same kind of resolver the API takes. The
 // session is a cookie, encrypted and authenticated (gorilla/securecookie),
 // HttpOnly, SameSite=Lax, Secure on TLS; every form carries a CSRF token,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/adapters/librarycard"
 	"github.com/patronkit/patronkit/patronkittest"
 )
@@ -114,4 +115,15 @@ func TestSessionCookieIsSecureOnTLS(t *testing.T) {
 			t.Errorf("%s: content security policy %q", name, csp)
 		}
 	}
+}
+
+// TestSignInWithTheCardsBarcode: where the kit lets identifiers sign in
+// (Config.SignInIdentifiers), a patron signs in with their card's barcode
+// and PIN.
+func TestSignInWithTheCardsBarcode(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		lib := newLibrary(t, k)
+		lib.visitor().signIn("S-2001", "3333").status(http.StatusOK).at("/card/").has("Hello, Sam Student.")
+		lib.visitor().signIn("S-2001", "0000").status(http.StatusUnauthorized)
+	}, func(c *patronkit.Config) { c.SignInIdentifiers = []string{"BARCODE"} })
 }

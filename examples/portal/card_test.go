@@ -52,7 +52,8 @@ func cardPortal(t *testing.T, theme string) *httptest.Server {
 
 // TestCardPagesInBothThemes: the demo serves the patron's pages at /card
 // in the default theme and, with -card-theme vendor, in the second brand;
-// a demo patron signs in with their PIN and sees their loans.
+// a demo patron signs in with their PIN (and their primary_id, or in the
+// vendor theme the barcode of their card) and sees their loans.
 func TestCardPagesInBothThemes(t *testing.T) {
 	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 	for theme, name := range map[string]string{CardDefault: "My Library Card", CardVendor: "Northwind University Libraries"} {
@@ -69,7 +70,8 @@ func TestCardPagesInBothThemes(t *testing.T) {
 		if res.Request.URL.Path != "/card/signin" || m == nil || !bytes.Contains(b, []byte(name)) {
 			t.Fatalf("%s: /card/loans without sign-in: %s %.500s", theme, res.Request.URL.Path, b)
 		}
-		res, err = c.PostForm(srv.URL+"/card/signin", url.Values{"csrf": {string(m[1])}, "primary_id": {"student1"}, "pin": {"3333"}, "next": {"/card/loans"}})
+		id := map[string]string{CardDefault: "student1", CardVendor: "S0001"}[theme]
+		res, err = c.PostForm(srv.URL+"/card/signin", url.Values{"csrf": {string(m[1])}, "primary_id": {id}, "pin": {"3333"}, "next": {"/card/loans"}})
 		if err != nil {
 			t.Fatal(err)
 		}

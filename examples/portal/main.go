@@ -176,6 +176,8 @@ func openKit(ctx context.Context, dsn, data string, log *slog.Logger, seedDemo b
 		// The audit key signs the trail's checkpoints and lets it forget
 		// an erased user; the demo keeps one in its data folder.
 		AuditKey: key,
+		// Patrons sign in with their card's barcode too.
+		SignInIdentifiers: []string{"BARCODE"},
 	})
 	if err != nil {
 		return nil, err
