@@ -1,6 +1,7 @@
 package librarycard
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"html/template"
@@ -62,7 +63,7 @@ func (c *card) overview(r *request) {
 // loanRow is one loan of the loans page, made ready in Go: the page is
 // rendered for 100 loans at a time.
 type loanRow struct {
-	ID, Barcode, Due, Fine string
+	ID, Barcode, Title, Due, Fine string
 	// Item is the address of the item's page.
 	Item     template.URL
 	Overdue  bool
@@ -105,13 +106,18 @@ func (c *card) loadLoans(r *request, d *loansData) error {
 		return err
 	}
 	d.Total, d.Pages = total, int((total+int64(size)-1)/int64(size))
+	titles, err := c.titles(r, ls)
+	if err != nil {
+		return err
+	}
 	d.Accruing = map[string]int64{}
 	loc := c.opts.Location
 	choose, renewed := c.theme.text(r.lang, "loans.choose_item"), c.theme.text(r.lang, "loans.renewed")
 	d.Loans = make([]loanRow, 0, len(ls))
 	for _, l := range ls {
-		row := loanRow{ID: l.ID, Barcode: l.ItemBarcode, Item: template.URL(c.path("/items/" + url.PathEscape(l.ItemBarcode))), Due: l.DueAt.In(loc).Format("2006-01-02 15:04"), Overdue: l.Overdue,
-			Renewals: l.Renewals, Choose: fmt.Sprintf(choose, l.ItemBarcode)}
+		title := cmp.Or(titles[l.ItemID], l.ItemBarcode) // an item since deleted has none
+		row := loanRow{ID: l.ID, Barcode: l.ItemBarcode, Title: title, Item: template.URL(c.path("/items/" + url.PathEscape(l.ItemBarcode))),
+			Due: l.DueAt.In(loc).Format("2006-01-02 15:04"), Overdue: l.Overdue, Renewals: l.Renewals, Choose: fmt.Sprintf(choose, title)}
 		if l.AccruedFine > 0 {
 			d.Accruing[l.FineCurrency] = circulation.AddOwed(d.Accruing[l.FineCurrency], l.AccruedFine)
 			row.Fine = circulation.FormatMoney(l.AccruedFine, l.FineCurrency)
@@ -204,8 +210,18 @@ func (c *card) cancelRequest(r *request) {
 	r.g.Redirect(http.StatusSeeOther, c.path("/requests")+"?done=cancelled")
 }
 
+// titles answers the titles of the loans' items, by item id.
+func (c *card) titles(r *request, ls []circulation.Loan) (map[string]string, error) {
+	ids := make([]string, 0, len(ls))
+	for _, l := range ls {
+		ids = append(ids, l.ItemID)
+	}
+	return c.kit.Circulation.ItemTitles(r.ctx, r.who.Institution, ids)
+}
+
 // historyData is what the loan history page shows.
 type historyData struct {
+	Titles  map[string]string
 	Loans   []circulation.Loan
 	Total   int64
 	Page    int
@@ -222,6 +238,9 @@ func (c *card) loadHistory(r *request, d *historyData) error {
 		return err
 	}
 	d.Loans, d.Total, d.Pages = ls, total, int((total+int64(size)-1)/int64(size))
+	if d.Titles, err = c.titles(r, ls); err != nil {
+		return err
+	}
 	o, err := c.kit.Account.Overview(r.ctx, r.who.Institution, r.who.ID)
 	if err != nil {
 		return err

@@ -19,7 +19,7 @@ func TestLoansRenewChosenAndAll(t *testing.T) {
 		lib := newLibrary(t, k)
 		ctx := context.Background()
 		v := lib.visitor().signIn("student1", "3333").at("/card/")
-		v.get("/card/loans").status(http.StatusOK).has("<title>Loans – My Library Card</title>", "Your loans (2)", "MAIN-1", "MAIN-2",
+		v.get("/card/loans").status(http.StatusOK).has("<title>Loans – My Library Card</title>", "Your loans (2)", "The Origin of Species", "MAIN-1", "Middlemarch", "MAIN-2",
 			`<strong class="tag danger">Overdue</strong>`, "Fines accruing on overdue loans", `<input type="checkbox" name="loan_id" value="`+lib.overdue.ID+`">`)
 		v.post("/card/loans/renew", url.Values{"scope": {"selected"}}).status(http.StatusUnprocessableEntity).
 			has(`id="loans-error"`, "Choose at least one loan to renew", `aria-describedby="loans-error"`)
@@ -126,7 +126,7 @@ func TestLoanHistoryChoiceAndDelete(t *testing.T) {
 		lib := newLibrary(t, k)
 		ctx := context.Background()
 		v := lib.visitor().signIn("student1", "3333")
-		v.get("/card/history").status(http.StatusOK).has("Your past loans (1)", "MAIN-4", "as the library&#39;s rules say")
+		v.get("/card/history").status(http.StatusOK).has("Your past loans (1)", "Silent Spring", "MAIN-4", "as the library&#39;s rules say")
 		v.post("/card/history/delete", nil).status(http.StatusUnprocessableEntity).has(`id="confirm-error"`, "Tick the box to confirm.")
 		if _, n, _ := k.Account.LoanHistory(ctx, Institution, "student1", 0, 0); n != 1 {
 			t.Fatalf("history without confirmation: %d loans left, want 1", n)
