@@ -167,6 +167,8 @@ func TestItemPageQuoteQueueAndRequest(t *testing.T) {
 		if rs, _ := k.Circulation.ItemRequests(ctx, Institution, "MAIN-6"); len(rs) != 0 {
 			t.Fatalf("a refused request was placed: %+v", rs)
 		}
+		v.post("/card/items/MAIN-6/request", url.Values{"pickup": {"library:MAIN"}, "not_needed_after": {"2020-01-01"}}).status(http.StatusUnprocessableEntity).
+			has(`id="not_needed_after-error"`, `aria-describedby="not_needed_after-error"`)
 		v.post("/card/items/MAIN-6/request", url.Values{"pickup": {"library:MAIN"}}).status(http.StatusOK).at("/card/requests").has("The request was placed.", "A Brief History of Time")
 		if rs, _ := k.Circulation.ItemRequests(ctx, Institution, "MAIN-6"); len(rs) != 1 || rs[0].PrimaryID != "student1" || rs[0].PickupLibrary != "MAIN" {
 			t.Fatalf("requests of MAIN-6: %+v", rs)
