@@ -86,9 +86,11 @@ func TestCardPagesInBothThemes(t *testing.T) {
 	}
 }
 
-// TestCardScreenshots signs student1 in through Chromium in each theme
-// and takes the loans page's picture; with PATRONKIT_SCREENSHOTS=1 it
-// writes them as README's docs/card-default.png and docs/card-vendor.png.
+// TestCardScreenshots signs student1 in through Chromium in each theme,
+// checks the sign-in and loans pages with axe-core (the theme's colours
+// must keep WCAG 2.1 AA contrast) and takes the loans page's picture; with
+// PATRONKIT_SCREENSHOTS=1 it writes them as README's docs/card-default.png
+// and docs/card-vendor.png.
 func TestCardScreenshots(t *testing.T) {
 	path, err := chromium()
 	if err != nil {
@@ -102,12 +104,34 @@ func TestCardScreenshots(t *testing.T) {
 	if err := chromedp.Do(browser); err != nil {
 		t.Fatalf("starting %s: %v", path, err)
 	}
+	axe, err := os.ReadFile(filepath.Join("..", "..", "adapters", "librarycard", "testdata", "axe.min.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accessible := func(ctx context.Context, theme string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](string(axe))); err != nil {
+			t.Fatal(err)
+		}
+		vs, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}).
+			then(r => r.violations.map(v => v.id + ": " + v.nodes.map(n => n.target.join(" ")).join(", ")))`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vs {
+			t.Errorf("%s theme: WCAG violation %s", theme, v)
+		}
+	}
 	for theme, name := range map[string]string{CardDefault: "My Library Card", CardVendor: "Northwind University Libraries"} {
 		srv := cardPortal(t, theme)
 		ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
 		ctx, cancelTime := context.WithTimeout(ctx, time.Minute)
-		err := chromedp.Do(ctx, chromedp.EmulateViewport(960, 640), chromedp.Navigate(srv.URL+"/card/signin?next=/card/loans"),
-			chromedp.SendKeys(chromedp.CSS("#primary_id"), "student1"), chromedp.SendKeys(chromedp.CSS("#pin"), "3333\r"),
+		err := chromedp.Do(ctx, chromedp.EmulateViewport(960, 640), chromedp.Navigate(srv.URL+"/card/signin?next=/card/loans"))
+		if err != nil {
+			t.Fatalf("%s: %v", theme, err)
+		}
+		accessible(ctx, theme)
+		err = chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#primary_id"), "student1"), chromedp.SendKeys(chromedp.CSS("#pin"), "3333\r"),
 			chromedp.WaitVisible(chromedp.CSS("table")))
 		if err != nil {
 			t.Fatalf("%s: signing in: %v", theme, err)
@@ -117,6 +141,7 @@ func TestCardScreenshots(t *testing.T) {
 			t.Fatalf("%s: page title %q: %v", theme, title, err)
 		}
 		shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		accessible(ctx, theme)
 		cancelTime()
 		cancel()
 		if err != nil {
