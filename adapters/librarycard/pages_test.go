@@ -228,3 +228,19 @@ func TestAuditTrailOfThePages(t *testing.T) {
 		}
 	})
 }
+
+// TestLoansPageEscapesWhatItShows: a title or barcode holding markup is
+// shown as text on the loans page, never as markup.
+func TestLoansPageEscapesWhatItShows(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		lib := newLibrary(t, k)
+		it := patronkittest.Item(t, k, Institution, func(it *circulation.Item) {
+			it.Barcode, it.Title = `X"<b>1`, `<script>alert("t")</script> & co`
+		})
+		patronkittest.Loan(t, k, Institution, lib.student, it)
+		v := lib.visitor().signIn("student1", "3333")
+		v.get("/card/loans").status(http.StatusOK).
+			has(`&lt;script&gt;alert(&#34;t&#34;)&lt;/script&gt; &amp; co`, `X&#34;&lt;b&gt;1`, `href="/card/items/X%22%3Cb%3E1"`).
+			lacks(`<script>`, `<b>1`)
+	})
+}
