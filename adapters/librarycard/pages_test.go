@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/patronkittest"
@@ -242,5 +243,27 @@ func TestLoansPageEscapesWhatItShows(t *testing.T) {
 		v.get("/card/loans").status(http.StatusOK).
 			has(`&lt;script&gt;alert(&#34;t&#34;)&lt;/script&gt; &amp; co`, `X&#34;&lt;b&gt;1`, `href="/card/items/X%22%3Cb%3E1"`).
 			lacks(`<script>`, `<b>1`)
+	})
+}
+
+// TestOverviewAlertsAndHoldShelf: the overview warns of a loan due within
+// three days and of an item ready to pick up; the requests page shows
+// until when it waits on the hold shelf.
+func TestOverviewAlertsAndHoldShelf(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		lib := newLibrary(t, k)
+		ctx := context.Background()
+		v := lib.visitor().signIn("student1", "3333")
+		v.get("/card/").lacks("Loans due within three days", "Ready to pick up")
+		k.Clock.Set(lib.requested.DueAt.Add(-48 * time.Hour))
+		if _, err := k.Circulation.CheckIn(ctx, Institution, "MAIN-3"); err != nil {
+			t.Fatal(err)
+		}
+		r, err := k.Circulation.Request(ctx, Institution, "student1", lib.studentRequest.ID)
+		if err != nil || r.Status != circulation.RequestOnHoldShelf || r.HoldUntil == nil {
+			t.Fatalf("the request is not on the hold shelf: %+v %v", r, err)
+		}
+		v.get("/card/").has("Loans due within three days: 1", "Ready to pick up: 1")
+		v.get("/card/requests").has("Ready to pick up", r.HoldUntil.UTC().Format("2006-01-02 15:04"))
 	})
 }
