@@ -2,8 +2,10 @@ package librarycard_test
 
 import (
 	"context"
+	"html"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,6 +85,27 @@ func TestFeesAndMessages(t *testing.T) {
 			t.Fatal(err)
 		}
 		v.get("/card/messages").has("Unpaid bill", "It stops: borrowing, renewing, requesting")
+		// The latest notices sent, with their texts.
+		if _, err := k.Circulation.QueueDueNotices(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.Circulation.SendNotices(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ns, err := k.Account.Notices(ctx, Institution, "student1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := 0
+		for _, n := range ns {
+			if n.Status == circulation.NoticeSent {
+				sent++
+				v.get("/card/messages").has(html.EscapeString(n.Subject), html.EscapeString(strings.TrimSpace(strings.SplitN(n.Body, "\n", 2)[0])))
+			}
+		}
+		if sent == 0 {
+			t.Fatalf("no notice was sent to show: %+v", ns)
+		}
 		v.get("/card/").has("Blocks on your account: 1")
 	})
 }
