@@ -155,6 +155,12 @@ type Config struct {
 	SignInCacheFor  time.Duration
 	SignInCacheSize int
 
+	// SignInIdentifiers are the identifier types (such as BARCODE) whose
+	// value signs its user in as the primary_id does, where no user has
+	// the value as primary_id: the API's BasicPIN and the library card
+	// pages take a card's barcode. Default: none.
+	SignInIdentifiers []string
+
 	// DeletionGuards are asked before a user is deleted, besides the
 	// modules' own. Default: none.
 	DeletionGuards []patron.DeletionGuard
@@ -452,6 +458,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 		SignInSources:            c.SignInSources,
 		SignInCacheFor:           c.SignInCacheFor,
 		SignInCacheSize:          c.SignInCacheSize,
+		SignInIdentifiers:        c.SignInIdentifiers,
 		Audit:                    sink,
 		Logger:                   c.Logger,
 

@@ -183,6 +183,24 @@ func (s *Service) Item(ctx context.Context, inst, barcode string) (*Item, error)
 	return it, nil
 }
 
+// ItemTitles answers the titles of the items of inst named by their ids
+// (Loan.ItemID), by id, in one read: for a list of loans that shows what
+// each is of. An id no item of inst holds is left out.
+func (s *Service) ItemTitles(ctx context.Context, inst string, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []struct{ ID, Title string }
+	if err := s.conn(ctx).Model(&Item{}).Select("id", "title").Where("institution = ? AND id IN ?", inst, ids).Find(&rows).Error; err != nil {
+		return nil, s.translate(err)
+	}
+	for _, r := range rows {
+		out[r.ID] = r.Title
+	}
+	return out, nil
+}
+
 // ReplaceItem replaces an item with in, whole. version is the version the
 // caller read; an item changed since is Stale. The barcode may change (to
 // one not taken); an empty status keeps the current one.

@@ -51,6 +51,11 @@ type Options struct {
 	// no cache) and 10,000.
 	SignInCacheFor  time.Duration
 	SignInCacheSize int
+	// SignInIdentifiers are the identifier types (BARCODE, UNIV_ID) whose
+	// value also signs its user in, where no user has the value as
+	// primary_id: a patron types the barcode of their card. An identifier
+	// marked INACTIVE does not. Default: none, only the primary_id.
+	SignInIdentifiers []string
 	// Audit receives an event for every read, change and export of a user.
 	// Default: none.
 	Audit AuditSink

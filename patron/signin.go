@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,8 @@ type signInGuard struct {
 	mu      sync.Mutex // makes finding or adding a budget one step
 	budgets *lru.Cache[string, *sourceBudget]
 
+	idTypes []string // identifier types that sign in (Options.SignInIdentifiers)
+
 	cacheFor time.Duration
 	creds    *lru.Cache[[sha256.Size]byte, verifiedCredential] // nil: no cache
 	credKey  []byte
@@ -84,6 +87,7 @@ func (g *signInGuard) configure(opts Options) error {
 		return fmt.Errorf("patron: MaxAccountSignInFailures (%d) cannot be lower than MaxSignInFailures (%d)", g.maxAccountFails, g.maxFails)
 	}
 	g.lockout = cmp.Or(opts.Lockout, 15*time.Minute)
+	g.idTypes = slices.Clone(opts.SignInIdentifiers)
 	g.burst = cmp.Or(opts.SignInBurst, 20)
 	g.refill = cmp.Or(opts.SignInRefill, 3*time.Second)
 	var err error
@@ -120,6 +124,10 @@ type verifiedCredential struct {
 // address, or what else tells one client from another (a kiosk's name).
 // Callers that cannot tell pass one fixed name for all their clients, who
 // then share one budget.
+//
+// primaryID may instead be the value of an identifier of one of the
+// types Options.SignInIdentifiers names (a barcode), where no user has it
+// as primary_id; the sign-in is then that user's, their failures counted.
 //
 // A user signs in when the PIN matches, the account is active and no lock
 // holds. Guards, in the order they apply:
@@ -176,6 +184,17 @@ func (s *Service) SignIn(ctx context.Context, inst, primaryID, pin, source strin
 
 	var u User
 	err := db.Where("institution = ? AND primary_id_key = ?", inst, key).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) && len(g.idTypes) > 0 {
+		// An identifier of a type that signs in (a barcode) names its
+		// user; the failures then count against that user.
+		var id Identifier
+		err = db.Where("institution = ? AND id_type IN ? AND value_key = ? AND (status IS NULL OR status <> ?)", inst, g.idTypes, key, "INACTIVE").
+			Take(&id).Error
+		if err == nil {
+			err = db.Where("institution = ? AND id = ?", inst, id.UserID).Take(&u).Error
+			key = u.PrimaryIDKey
+		}
+	}
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		// The same work as a wrong PIN, so that timing does not tell
 		// which users exist; nothing is stored for a name nobody holds.

@@ -404,3 +404,34 @@ func TestSignInFailuresTableIsReplacedOnUpgrade(t *testing.T) {
 		wantKind(t, err, fault.Locked)
 	})
 }
+
+// TestSignInByAnIdentifier: with SignInIdentifiers, a barcode signs its
+// user in as the primary_id does; a wrong PIN by barcode counts against
+// that user (and locks them); an INACTIVE barcode, or one of a type not
+// named, signs nobody in; without the option only the primary_id does.
+func TestSignInByAnIdentifier(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, patron.Options{SignInIdentifiers: []string{"BARCODE"}, MaxSignInFailures: 2})
+		u := jane()
+		u.Identifiers = append(u.Identifiers, patron.Identifier{IDType: "BARCODE", Value: "OLD-7", Status: "INACTIVE"}, patron.Identifier{IDType: "UNIV_ID", Value: "U-9"})
+		mustCreate(t, f, "UNI", u)
+		if got, err := f.svc.SignIn(f.ctx, "UNI", "b-100", "1234", "192.0.2.1"); err != nil || got.PrimaryID != "jdoe" {
+			t.Fatalf("sign-in by barcode: %v %v", got, err)
+		}
+		for _, v := range []string{"OLD-7", "U-9"} {
+			_, err := f.svc.SignIn(f.ctx, "UNI", v, "1234", "192.0.2.1")
+			wantKind(t, err, fault.Unauthenticated)
+		}
+		for range 2 {
+			_, err := f.svc.SignIn(f.ctx, "UNI", "B-100", "0000", "192.0.2.2")
+			wantKind(t, err, fault.Unauthenticated)
+		}
+		// The barcode's failures locked jdoe for that source, by either name.
+		_, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "1234", "192.0.2.2")
+		wantKind(t, err, fault.Locked)
+
+		plain := newFixture(t, db, patron.Options{})
+		_, err = plain.svc.SignIn(plain.ctx, "UNI", "B-100", "1234", "192.0.2.3")
+		wantKind(t, err, fault.Unauthenticated)
+	})
+}

@@ -67,3 +67,9 @@ func clientSource(c *gin.Context) string {
 	}
 	return p.String()
 }
+
+// ClientSource is the sign-in source of a request as BasicPIN counts it
+// (the client's address, an IPv6 one cut to its /64 network), for a host
+// or an adapter that signs patrons in with patron.Service.SignIn through
+// a form of its own (the library card pages do).
+func ClientSource(c *gin.Context) string { return clientSource(c) }

@@ -5,6 +5,7 @@
 //	go run ./examples/portal -db 'postgres://user:pass@127.0.0.1/patronkit'
 //	go run ./examples/portal -seed=false -addr 127.0.0.1:9000
 //	go run ./examples/portal -sip2 127.0.0.1:6001   # also serve self-check kiosks over SIP2
+//	go run ./examples/portal -card-theme vendor   # the patron's pages at /card in a second brand
 //	go run ./examples/portal sis-run -profile SIS examples/portal/sample/users.xml   # load a file from the shell
 //	go run ./examples/portal audit-verify -institution DEMO   # verify the audit trail; exit status 1 when broken
 //
@@ -73,6 +74,7 @@ func run(ctx context.Context, args []string, ready chan<- string) error {
 	dsn, data := storageFlags(fs)
 	ch := channelFlags(fs)
 	sip2Addr := fs.String("sip2", "", "also serve self-check kiosks over SIP2 on this address (e.g. 127.0.0.1:6001)")
+	card := fs.String("card-theme", CardDefault, "theme of the patron's pages at /card: default or vendor")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: portal [flags]              serve the demo portal\n       portal sis-run [flags] FILE     load an SIS file (portal sis-run -h)\n       portal audit-verify [flags]     verify the audit trail (portal audit-verify -h)")
 		fs.PrintDefaults()
@@ -98,12 +100,15 @@ func run(ctx context.Context, args []string, ready chan<- string) error {
 	if err != nil {
 		return err
 	}
+	if err := mountCard(r, kit, log, *card); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Printf("patronkit portal on http://%s (API under /api, document at /api/openapi.json)\n", ln.Addr())
+	fmt.Printf("patronkit portal on http://%s (API under /api, document at /api/openapi.json, patron pages at /card)\n", ln.Addr())
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -188,6 +193,8 @@ func openKit(ctx context.Context, dsn, data string, log *slog.Logger, seedDemo b
 		// The audit key signs the trail's checkpoints and lets it forget
 		// an erased user; the demo keeps one in its data folder.
 		AuditKey: key,
+		// Patrons sign in with their card's barcode too.
+		SignInIdentifiers: []string{"BARCODE"},
 	})
 	if err != nil {
 		return nil, err
