@@ -445,7 +445,7 @@ func TestACancelledRunResumesWithoutDoingAnythingTwice(t *testing.T) {
 		first, err := r.Anonymize(ctx, "UNI", false)
 		// (Two writers on PostgreSQL and MySQL: the batch beside the
 		// first may be written too, not the rest.)
-		if !errors.Is(err, context.Canceled) || first == nil || first.Status != privacy.RunFailed || first.Counts.Loans < 2 || first.Counts.Total() >= p.want.Total() {
+		if !errors.Is(err, context.Canceled) || first == nil || first.Status != privacy.RunFailed || first.Counts.Total() == 0 || first.Counts.Total() >= p.want.Total() {
 			t.Fatalf("the cancelled run %+v, %v", first, err)
 		}
 		if got, err := r.Run(context.Background(), "UNI", first.ID); err != nil || got.Counts != first.Counts || got.Status != privacy.RunFailed {
