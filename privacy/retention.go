@@ -657,7 +657,7 @@ func (r *Retention) anonymizeUsers(ctx context.Context, tx *gorm.DB, inst string
 
 // userChunk is how many users anonymizeUsers reads the records of at
 // once.
-const userChunk = 100
+const userChunk = 500
 
 // anonymizeUserRecords anonymizes the closed records of the users ids
 // (kind by kind, fees before loans), adding the counts to per.
