@@ -98,7 +98,7 @@ func (e *Eraser) erase(ctx context.Context, inst, primaryID string) (*ErasurePro
 		if err := d.Refusal(id); err != nil {
 			return err
 		}
-		out, err := e.eraseHeld(ctx, tx, inst, d, d.Users)
+		out, err := e.eraseHeld(ctx, tx, inst, d, d.Users, "")
 		done = out[id]
 		return err
 	})
@@ -117,8 +117,9 @@ type erasedUser struct {
 
 // eraseHeld erases users, held by the deletion d without objection, in
 // the transaction ctx carries (tx), in a few statements whatever their
-// number, and answers each one's tombstone and proof by user id.
-func (e *Eraser) eraseHeld(ctx context.Context, tx *gorm.DB, inst string, d *patron.Deletion, users []*patron.User) (map[string]erasedUser, error) {
+// number, and answers each one's tombstone and proof by user id. A purge
+// names its own run (purgeRun), whose outcomes cannot name them yet.
+func (e *Eraser) eraseHeld(ctx context.Context, tx *gorm.DB, inst string, d *patron.Deletion, users []*patron.User, purgeRun string) (map[string]erasedUser, error) {
 	refs := make([]userRef, len(users))
 	ids := make([]string, len(users))
 	tombs := make(map[string]string, len(users)) // by primary_id in lower case
@@ -149,7 +150,7 @@ func (e *Eraser) eraseHeld(ctx context.Context, tx *gorm.DB, inst string, d *pat
 	}
 	// The reports of earlier purges (a dry run's, a kept user's) name
 	// them by their tombstones from now on.
-	renamed, err := e.renameOutcomes(tx, inst, tombs)
+	renamed, err := e.renameOutcomes(tx, inst, tombs, purgeRun)
 	if err != nil {
 		return nil, err
 	}
@@ -179,16 +180,24 @@ func (e *Eraser) eraseHeld(ctx context.Context, tx *gorm.DB, inst string, d *pat
 	return out, nil
 }
 
-// renameOutcomes gives the outcomes of inst's purges that name the users
-// of tombs (by primary_id in lower case) their tombstones instead, in one
-// statement, and answers how many of each.
-func (e *Eraser) renameOutcomes(tx *gorm.DB, inst string, tombs map[string]string) (map[string]int64, error) {
+// renameOutcomes gives the outcomes of inst's purges but the run except
+// that name the users of tombs (by primary_id in lower case) their
+// tombstones instead, in one statement, and answers how many of each.
+func (e *Eraser) renameOutcomes(tx *gorm.DB, inst string, tombs map[string]string, except string) (map[string]int64, error) {
+	var earlier []string
+	if err := tx.Raw("SELECT id FROM pk_privacy_purge_runs WHERE institution = ? AND id <> ?", inst, except).Scan(&earlier).Error; err != nil || len(earlier) == 0 {
+		return map[string]int64{}, err
+	}
 	whos := make([]string, 0, len(tombs))
 	for w := range tombs {
 		whos = append(whos, w)
 	}
-	const runs = "run_id IN (SELECT id FROM pk_privacy_purge_runs WHERE institution = ?)"
-	n, err := countBy(tx, "SELECT LOWER(primary_id) AS k, COUNT(*) AS n FROM "+PurgeOutcome{}.TableName()+" WHERE LOWER(primary_id) IN ? AND "+runs+" GROUP BY LOWER(primary_id)", whos, inst)
+	const runs = "run_id IN ?"
+	key := "LOWER(primary_id)" // as indexed; MySQL's collation ignores case
+	if tx.Dialector.Name() == "mysql" {
+		key = "primary_id"
+	}
+	n, err := countBy(tx, "SELECT LOWER(primary_id) AS k, COUNT(*) AS n FROM "+PurgeOutcome{}.TableName()+" WHERE "+key+" IN ? AND "+runs+" GROUP BY LOWER(primary_id)", whos, earlier)
 	if err != nil || len(n) == 0 {
 		return n, err
 	}
@@ -200,6 +209,6 @@ func (e *Eraser) renameOutcomes(tx *gorm.DB, inst string, tombs map[string]strin
 		args = append(args, w, tombs[w])
 	}
 	b.WriteString(" ELSE primary_id END")
-	args = append(args, whos, inst)
-	return n, tx.Exec("UPDATE "+PurgeOutcome{}.TableName()+" SET primary_id = "+b.String()+" WHERE LOWER(primary_id) IN ? AND "+runs, args...).Error
+	args = append(args, whos, earlier)
+	return n, tx.Exec("UPDATE "+PurgeOutcome{}.TableName()+" SET primary_id = "+b.String()+" WHERE "+key+" IN ? AND "+runs, args...).Error
 }

@@ -43,7 +43,7 @@ func EraseTogether(ctx context.Context, e *Eraser, inst string, primaryIDs ...st
 		if err != nil {
 			return err
 		}
-		done, err := e.eraseHeld(ctx, tx, inst, d, d.Users)
+		done, err := e.eraseHeld(ctx, tx, inst, d, d.Users, "")
 		for _, u := range d.Users {
 			out[u.PrimaryID] = done[u.ID].proof
 		}

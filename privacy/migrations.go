@@ -192,6 +192,22 @@ func Migrations() []*gormigrate.Migration {
 		Rollback: func(tx *gorm.DB) error {
 			return tx.Migrator().DropColumn(&purgeRunV2{}, "CancelRequested")
 		},
+	}, {
+		// An erasure renames the user in the outcomes of earlier purges
+		// (a dry run's, one that kept them): an index by primary_id (in
+		// lower case but on MySQL, whose collation ignores case) finds
+		// them without reading every outcome.
+		ID: "202612060403_privacy_purge_outcomes_by_user",
+		Migrate: func(tx *gorm.DB) error {
+			q := "CREATE INDEX pk_privacy_purge_outcomes_user ON pk_privacy_purge_outcomes (LOWER(primary_id))"
+			if tx.Dialector.Name() == "mysql" {
+				q = "CREATE INDEX pk_privacy_purge_outcomes_user ON pk_privacy_purge_outcomes (primary_id)"
+			}
+			return tx.Exec(q).Error
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Migrator().DropIndex("pk_privacy_purge_outcomes", "pk_privacy_purge_outcomes_user")
+		},
 	}}
 }
 

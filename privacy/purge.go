@@ -363,7 +363,7 @@ func (p *Purger) batch(ctx context.Context, inst string, batch []purgeCandidate,
 			waived = append(waived, ws...)
 			purge = append(purge, u)
 		}
-		done, err := p.eraser.eraseHeld(ctx, tx, inst, d, purge)
+		done, err := p.eraser.eraseHeld(ctx, tx, inst, d, purge, run.ID)
 		if err != nil {
 			return err
 		}

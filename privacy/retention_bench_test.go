@@ -47,33 +47,13 @@ func BenchmarkAnonymize(b *testing.B) {
 		for range b.N {
 			b.StopTimer()
 			seedBench(b, db, n)
-			runtime.GC()
-			var peak atomic.Uint64
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			wg.Go(func() {
-				var m runtime.MemStats
-				t := time.NewTicker(20 * time.Millisecond)
-				defer t.Stop()
-				for {
-					runtime.ReadMemStats(&m)
-					if m.HeapInuse > peak.Load() {
-						peak.Store(m.HeapInuse)
-					}
-					select {
-					case <-stop:
-						return
-					case <-t.C:
-					}
-				}
-			})
+			peak := watchHeap()
 			b.StartTimer()
 			start := time.Now()
 			run, err := k.Retention.Anonymize(context.Background(), "UNI", false)
 			took := time.Since(start)
 			b.StopTimer()
-			close(stop)
-			wg.Wait()
+			heap := peak()
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -81,7 +61,7 @@ func BenchmarkAnonymize(b *testing.B) {
 				b.Fatalf("anonymized %+v, want %+v", run.Counts, want)
 			}
 			b.ReportMetric(float64(run.Counts.Total())/took.Seconds(), "records/s")
-			b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
+			b.ReportMetric(heap, "peak-heap-MiB")
 			b.StartTimer()
 		}
 	})
@@ -175,5 +155,35 @@ func seedBench(b *testing.B, db *gorm.DB, n int) {
 	var got int64
 	if err := db.Raw("SELECT COUNT(*) FROM pk_circ_loans").Scan(&got).Error; err != nil || got != int64(n) {
 		b.Fatalf("seeded %d loans (%v), want %d", got, err, n)
+	}
+}
+
+// watchHeap samples the heap in use every 20 ms, after a collection, until
+// the function it returns is called, which answers the peak in MiB.
+func watchHeap() func() float64 {
+	runtime.GC()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var m runtime.MemStats
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return func() float64 {
+		close(stop)
+		wg.Wait()
+		return float64(peak.Load()) / (1 << 20)
 	}
 }
