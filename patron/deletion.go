@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/tally"
 	"github.com/patronkit/patronkit/internal/txctx"
 )
 
@@ -45,7 +46,12 @@ type Deletion struct {
 	// Reasons are the guards' objections per user id; a user without
 	// any may go.
 	Reasons map[string][]string
-	done    map[string]bool
+	// Unrecorded leaves the deletions off the audit trail, for a caller
+	// that records them itself in the same transaction: an erasure
+	// records its proof of erasure in their place, under a name that is
+	// not the user's.
+	Unrecorded bool
+	done       map[string]bool
 }
 
 // errDeletionNeedsTx says PrepareDeletion was called outside a
@@ -195,7 +201,7 @@ func (d *Deletion) Delete(ctx context.Context, ids ...string) (map[string][]Remo
 			return nil, err
 		}
 	}
-	n, err := countBy(tx, "SELECT user_id AS k, COUNT(*) AS n FROM pk_user_field_overrides WHERE user_id IN ? GROUP BY user_id", userIDs)
+	n, err := tally.By(tx, "SELECT user_id AS k, COUNT(*) AS n FROM pk_user_field_overrides WHERE user_id IN ? GROUP BY user_id", userIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +209,7 @@ func (d *Deletion) Delete(ctx context.Context, ids ...string) (map[string][]Remo
 	if err := del(&FieldOverride{}, "user_id IN ?", userIDs); err != nil {
 		return nil, err
 	}
-	byKeyN, err := countBy(tx, "SELECT primary_id_key AS k, COUNT(*) AS n FROM pk_signin_failures WHERE institution = ? AND primary_id_key IN ? GROUP BY primary_id_key", d.inst, keys)
+	byKeyN, err := tally.By(tx, "SELECT primary_id_key AS k, COUNT(*) AS n FROM pk_signin_failures WHERE institution = ? AND primary_id_key IN ? GROUP BY primary_id_key", d.inst, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +235,7 @@ func (d *Deletion) Delete(ctx context.Context, ids ...string) (map[string][]Remo
 	per(User{}.TableName(), n)
 	// After the users' rows: an attachment being added at the same time
 	// holds its user's row, so its commit comes first and it goes too.
-	n, err = countBy(tx, "SELECT a.user_id AS k, COUNT(*) AS n FROM pk_user_attachment_contents c JOIN pk_user_attachments a ON a.id = c.attachment_id WHERE a.user_id IN ? GROUP BY a.user_id", userIDs)
+	n, err = tally.By(tx, "SELECT a.user_id AS k, COUNT(*) AS n FROM pk_user_attachment_contents c JOIN pk_user_attachments a ON a.id = c.attachment_id WHERE a.user_id IN ? GROUP BY a.user_id", userIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +244,7 @@ func (d *Deletion) Delete(ctx context.Context, ids ...string) (map[string][]Remo
 	if err := del(&attachmentContent{}, "attachment_id IN (?)", attached); err != nil {
 		return nil, err
 	}
-	n, err = countBy(tx, "SELECT user_id AS k, COUNT(*) AS n FROM pk_user_attachments WHERE user_id IN ? GROUP BY user_id", userIDs)
+	n, err = tally.By(tx, "SELECT user_id AS k, COUNT(*) AS n FROM pk_user_attachments WHERE user_id IN ? GROUP BY user_id", userIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +252,7 @@ func (d *Deletion) Delete(ctx context.Context, ids ...string) (map[string][]Remo
 	if err := del(&Attachment{}, "user_id IN ?", userIDs); err != nil {
 		return nil, err
 	}
-	if s.audit != nil {
+	if s.audit != nil && !d.Unrecorded {
 		es := make([]AuditEvent, len(users))
 		for i, u := range users {
 			es[i] = s.changeEvent(ctx, d.inst, AuditDelete, u, nil)
@@ -306,22 +312,6 @@ func (d *Deletion) Refusal(id string) error {
 		}
 	}
 	return &fault.Error{Kind: fault.Refused, Detail: fmt.Sprintf("user %q cannot be deleted", name), Reasons: slices.Clone(r)}
-}
-
-// countBy runs a query answering k (a key) and n (a count) per row.
-func countBy(tx *gorm.DB, q string, args ...any) (map[string]int64, error) {
-	var rows []struct {
-		K string
-		N int64
-	}
-	if err := tx.Raw(q, args...).Scan(&rows).Error; err != nil {
-		return nil, err
-	}
-	out := make(map[string]int64, len(rows))
-	for _, r := range rows {
-		out[r.K] = r.N
-	}
-	return out, nil
 }
 
 // segmentCount is how many segments of model's table u has, as loaded.

@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/tally"
 	"github.com/patronkit/patronkit/internal/txctx"
 	"github.com/patronkit/patronkit/patron"
 )
@@ -60,8 +61,9 @@ var anonymizedTables = []struct {
 //     host's own; an objection is Refused with every reason, and nothing
 //     changes;
 //   - their entries on the audit trail lose their name, a tombstone in
-//     its place (Service.Forget), and an entry records the SHA-256 of the
-//     report (Service.RecordErasure);
+//     its place (Service.Forget), and an entry records the deletion with
+//     the SHA-256 of the report (Service.RecordErasure), under the
+//     tombstone;
 //   - the reports of earlier purges that named them (a dry run's, one
 //     that kept them) name them by the tombstone instead.
 //
@@ -131,11 +133,15 @@ func (e *Eraser) eraseHeld(ctx context.Context, tx *gorm.DB, inst string, d *pat
 	if err != nil {
 		return nil, err
 	}
+	// The proof of erasure records each deletion, under the tombstone:
+	// an entry naming the user, to be forgotten at once, would be
+	// written for nothing.
+	d.Unrecorded = true
 	removed, err := d.Delete(ctx, ids...)
 	if err != nil {
 		return nil, err
 	}
-	choices, err := countBy(tx, "SELECT user_id AS k, COUNT(*) AS n FROM "+historyChoice{}.TableName()+" WHERE institution = ? AND user_id IN ? GROUP BY user_id", inst, ids)
+	choices, err := tally.By(tx, "SELECT user_id AS k, COUNT(*) AS n FROM "+historyChoice{}.TableName()+" WHERE institution = ? AND user_id IN ? GROUP BY user_id", inst, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +203,7 @@ func (e *Eraser) renameOutcomes(tx *gorm.DB, inst string, tombs map[string]strin
 	if tx.Dialector.Name() == "mysql" {
 		key = "primary_id"
 	}
-	n, err := countBy(tx, "SELECT LOWER(primary_id) AS k, COUNT(*) AS n FROM "+PurgeOutcome{}.TableName()+" WHERE "+key+" IN ? AND "+runs+" GROUP BY LOWER(primary_id)", whos, earlier)
+	n, err := tally.By(tx, "SELECT LOWER(primary_id) AS k, COUNT(*) AS n FROM "+PurgeOutcome{}.TableName()+" WHERE "+key+" IN ? AND "+runs+" GROUP BY LOWER(primary_id)", whos, earlier)
 	if err != nil || len(n) == 0 {
 		return n, err
 	}

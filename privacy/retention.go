@@ -22,6 +22,7 @@ import (
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/keys"
+	"github.com/patronkit/patronkit/internal/tally"
 	"github.com/patronkit/patronkit/internal/txctx"
 	"github.com/patronkit/patronkit/patron"
 )
@@ -628,7 +629,7 @@ func (r *Retention) anonymizeUsers(ctx context.Context, tx *gorm.DB, inst string
 		}
 	}
 	if len(named) > 0 {
-		outcomes, err := countBy(tx, "SELECT primary_id AS k, COUNT(*) AS n FROM pk_sis_outcomes WHERE run_id IN (SELECT id FROM pk_sis_runs WHERE institution = ?) AND primary_id IN ? GROUP BY primary_id", inst, named)
+		outcomes, err := tally.By(tx, "SELECT primary_id AS k, COUNT(*) AS n FROM pk_sis_outcomes WHERE run_id IN (SELECT id FROM pk_sis_runs WHERE institution = ?) AND primary_id IN ? GROUP BY primary_id", inst, named)
 		if err != nil {
 			return nil, err
 		}
@@ -697,22 +698,6 @@ func (r *Retention) anonymizeUserRecords(tx *gorm.DB, inst string, ids []string,
 		}
 	}
 	return nil
-}
-
-// countBy runs a query answering k (a key) and n (a count) per row.
-func countBy(tx *gorm.DB, q string, args ...any) (map[string]int64, error) {
-	var rows []struct {
-		K string
-		N int64
-	}
-	if err := tx.Raw(q, args...).Scan(&rows).Error; err != nil {
-		return nil, err
-	}
-	out := make(map[string]int64, len(rows))
-	for _, r := range rows {
-		out[r.K] = r.N
-	}
-	return out, nil
 }
 
 // DeleteHistory is AnonymizeUser for a patron's "delete my history now"
