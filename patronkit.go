@@ -73,6 +73,7 @@ import (
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
 	"github.com/patronkit/patronkit/privacy"
+	"github.com/patronkit/patronkit/sets"
 )
 
 // teeAudit gives each audit event to the kit's trail, then to the host's
@@ -379,6 +380,9 @@ type Kit struct {
 	// APIKeys keeps the keys other applications call the kit with (the
 	// Alma users API of adapters/almaapi), each acting as a STAFF user.
 	APIKeys *apikeys.Service
+	// Sets keeps the sets of users (saved queries and uploaded lists) the
+	// jobs over many users take (see sets.Service).
+	Sets *sets.Service
 	// Logger is the kit's logger.
 	Logger *slog.Logger
 	// Now is the kit's clock.
@@ -530,7 +534,11 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Kit{APIKeys: keyring, Purge: purger, purgeEvery: c.PurgeEvery, Erasure: erasure, Retention: retention, retentionEvery: c.RetentionEvery, Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
+	userSets, err := sets.NewService(db, patrons, c.Now)
+	if err != nil {
+		return nil, err
+	}
+	return &Kit{Sets: userSets, APIKeys: keyring, Purge: purger, purgeEvery: c.PurgeEvery, Erasure: erasure, Retention: retention, retentionEvery: c.RetentionEvery, Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS
@@ -809,7 +817,7 @@ func TxFrom(ctx context.Context) *gorm.DB {
 
 // Migrations lists every module's schema migrations in the order they run.
 func Migrations() []*gormigrate.Migration {
-	return slices.Concat(patron.Migrations(), casbinmodel.Migrations(), sis.Migrations(), circulation.Migrations(), kitMigrations(), privacy.Migrations(), apikeys.Migrations())
+	return slices.Concat(patron.Migrations(), casbinmodel.Migrations(), sis.Migrations(), circulation.Migrations(), kitMigrations(), privacy.Migrations(), apikeys.Migrations(), sets.Migrations())
 }
 
 // kitMigrations are the changes that span modules.
