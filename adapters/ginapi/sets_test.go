@@ -1,0 +1,145 @@
+package ginapi_test
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
+
+	"github.com/patronkit/patronkit"
+	"github.com/patronkit/patronkit/adapters/ginapi"
+	"github.com/patronkit/patronkit/internal/dbtest"
+	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/sets"
+)
+
+// A user administrator makes a query set and an itemized set from a CSV
+// file, lists them, reads one with its count and its members in pages,
+// freezes the query set and deletes a set; other staff may not; a set not
+// valid is refused naming the field and nothing is made.
+func TestSetsAreMadeReadFrozenAndDeleted(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		s := newServer(t, db, &patronkit.Config{})
+		s.grant("UNI", "boss", "user-administrator", "*")
+		s.grant("UNI", "desk", "circulation-desk-operator", "*")
+		const boss = "UNI/boss/staff"
+		for _, id := range []string{"ann", "bob", "cy"} {
+			s.create("UNI", &patron.User{PrimaryID: id, FirstName: "F", LastName: strings.ToUpper(id), UserGroup: "GRAD", ExpiryDate: "2026-12-31"})
+		}
+		s.create("UNI", &patron.User{PrimaryID: "dan", FirstName: "F", LastName: "Dan", UserGroup: "STAFF"})
+
+		for name, c := range map[string]struct {
+			body        any
+			contentType string
+			status      int
+			field       string
+		}{
+			"no name":        {`{"query":{"user_group":"GRAD"}}`, "application/json", http.StatusUnprocessableEntity, "name"},
+			"a bad status":   {`{"name":"x","query":{"status":"gone"}}`, "application/json", http.StatusUnprocessableEntity, "query.status"},
+			"a bad date":     {`{"name":"x","query":{"expiry_date_to":"31/12/2026"}}`, "application/json", http.StatusUnprocessableEntity, "query.expiry_date_to"},
+			"unknown field":  {`{"name":"x","query":{"group":"GRAD"}}`, "application/json", http.StatusBadRequest, ""},
+			"not json":       {`{`, "application/json", http.StatusBadRequest, ""},
+			"xml":            {`<set/>`, "application/xml", http.StatusUnsupportedMediaType, ""},
+			"a file unnamed": {"ann\n", "text/csv", http.StatusUnprocessableEntity, "name"},
+		} {
+			s.do(boss, http.MethodPost, "/api/sets", c.body, "Content-Type", c.contentType).refused(t, name, c.status, c.field)
+		}
+		s.do(boss, http.MethodPost, "/api/sets?name=x", "ghost\n", "Content-Type", "text/csv").refused(t, "nobody", http.StatusUnprocessableEntity, "file")
+		s.do("UNI/desk/staff", http.MethodPost, "/api/sets", `{"name":"x"}`).refused(t, "desk", http.StatusForbidden, "")
+		s.do("UNI/desk/staff", http.MethodGet, "/api/sets", nil).refused(t, "desk reads", http.StatusForbidden, "")
+		s.do("UNI/ann/patron", http.MethodGet, "/api/sets", nil).refused(t, "a patron", http.StatusForbidden, "")
+		var n int64
+		if err := db.Table("pk_sets").Count(&n).Error; err != nil || n != 0 {
+			t.Fatalf("refused sets left %d rows (%v)", n, err)
+		}
+
+		var grads sets.Set
+		r := s.do(boss, http.MethodPost, "/api/sets", `{"name":"Grads","query":{"user_group":"GRAD","expiry_date_to":"2026-12-31"}}`).status(http.StatusCreated)
+		r.json(&grads)
+		if grads.MemberCount != 3 || grads.Kind != sets.KindQuery || r.Header().Get("Location") != "/api/sets/"+grads.ID {
+			t.Fatalf("made %+v at %q", grads, r.Header().Get("Location"))
+		}
+		var listed sets.Made
+		s.do(boss, http.MethodPost, "/api/sets?name=List&id_type=primary_id", "ANN\n\nghost\ndan\n", "Content-Type", "text/csv").status(http.StatusCreated).json(&listed)
+		if listed.MemberCount != 2 || !slices.Equal(listed.NotFound, []sets.Line{{Line: 3, Value: "ghost"}}) {
+			t.Fatalf("made from a file %+v", listed)
+		}
+
+		var page sets.Members
+		s.do(boss, http.MethodGet, "/api/sets/"+grads.ID+"/members?limit=2", nil).status(http.StatusOK).json(&page)
+		if page.TotalRecordCount != 3 || len(page.Members) != 2 || page.Members[0].PrimaryID != "ann" || page.Next != "bob" {
+			t.Fatalf("the first page %+v", page)
+		}
+		after := page.Next
+		page = sets.Members{}
+		s.do(boss, http.MethodGet, "/api/sets/"+grads.ID+"/members?limit=2&after="+after, nil).status(http.StatusOK).json(&page)
+		if len(page.Members) != 1 || page.Members[0].PrimaryID != "cy" || page.Next != "" {
+			t.Fatalf("the second page %+v", page)
+		}
+		s.do(boss, http.MethodGet, "/api/sets/"+grads.ID+"/members?limit=101", nil).refused(t, "a page of 101", http.StatusBadRequest, "limit")
+
+		var frozen sets.Set
+		s.do(boss, http.MethodPost, "/api/sets/"+grads.ID+"/freeze", `{"name":"Grads in September"}`).status(http.StatusCreated).json(&frozen)
+		if frozen.Kind != sets.KindItemized || frozen.MemberCount != 3 || frozen.FrozenFrom != grads.ID || frozen.Name != "Grads in September" {
+			t.Fatalf("frozen %+v", frozen)
+		}
+		s.do(boss, http.MethodPost, "/api/sets/"+frozen.ID+"/freeze", nil).refused(t, "freeze an itemized set", http.StatusConflict, "")
+		s.do(boss, http.MethodPost, "/api/sets/"+grads.ID+"/freeze", `{"name":"`+strings.Repeat("n", 256)+`"}`).refused(t, "a long name", http.StatusUnprocessableEntity, "name")
+
+		var list sets.Page
+		s.do(boss, http.MethodGet, "/api/sets", nil).status(http.StatusOK).json(&list)
+		if list.TotalRecordCount != 3 || len(list.Sets) != 3 || list.Sets[1].ID != listed.ID || list.Sets[1].MemberCount != 2 {
+			t.Fatalf("the list %+v", list)
+		}
+		s.do("OTHER/boss/staff", http.MethodGet, "/api/sets/"+grads.ID, nil).status(http.StatusForbidden)
+		s.grant("OTHER", "boss", "user-administrator", "*")
+		s.do("OTHER/boss/staff", http.MethodGet, "/api/sets/"+grads.ID, nil).refused(t, "another institution", http.StatusNotFound, "")
+		s.do("OTHER/boss/staff", http.MethodDelete, "/api/sets/"+grads.ID, nil).refused(t, "another institution deletes", http.StatusNotFound, "")
+
+		s.do(boss, http.MethodDelete, "/api/sets/"+listed.ID, nil).status(http.StatusNoContent)
+		s.do(boss, http.MethodGet, "/api/sets/"+listed.ID, nil).refused(t, "deleted", http.StatusNotFound, "")
+		var got sets.Set
+		s.do(boss, http.MethodGet, "/api/sets/"+grads.ID, nil).status(http.StatusOK).json(&got)
+		if got.MemberCount != 3 || got.Query == nil || got.Query.UserGroup != "GRAD" {
+			t.Errorf("read %+v", got)
+		}
+	})
+}
+
+// A file of identifiers larger than the mount's upload limit is refused
+// (413) and makes nothing.
+func TestASetFileOverTheLimitIsRefused(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		s := newServer(t, db, &patronkit.Config{})
+		s.grant("UNI", "boss", "user-administrator", "*")
+		s.create("UNI", &patron.User{PrimaryID: "ann", FirstName: "F", LastName: "Ann"})
+		s.limitUploads(t, 64)
+		file := strings.Repeat("ann\n", 40)
+		s.do("UNI/boss/staff", http.MethodPost, "/api/sets?name=x", file, "Content-Type", "text/csv").refused(t, "too large", http.StatusRequestEntityTooLarge, "")
+		var n int64
+		if err := db.Table("pk_sets").Count(&n).Error; err != nil || n != 0 {
+			t.Fatalf("a refused file left %d sets (%v)", n, err)
+		}
+	})
+}
+
+// limitUploads mounts the API again on a new engine of s, with the
+// upload limit n.
+func (s *server) limitUploads(t *testing.T, n int64) {
+	t.Helper()
+	r := gin.New()
+	err := ginapi.Mount(r.Group("/api"), s.kit, &ginapi.Options{MaxUploadBytes: n, Principal: func(c *gin.Context) (ginapi.Who, error) {
+		parts := strings.Split(c.GetHeader("X-Test-Who"), "/")
+		if len(parts) != 3 {
+			return ginapi.Who{}, nil
+		}
+		return ginapi.Who{Institution: parts[0], ID: parts[1], Patron: parts[2] == "patron"}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.r = r
+}
