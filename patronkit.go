@@ -340,6 +340,16 @@ type Config struct {
 	// anonymization runs it holds. Default: "instance-" and 12 random hex digits, new at each
 	// New.
 	Instance string
+
+	// SetJobBatchSize is how many users a job over a set (Kit.Sets: an
+	// update of user information) changes at a time, in one transaction;
+	// a job is cancelled and resumed between batches. Default: 500.
+	SetJobBatchSize int
+	// SetJobLeaseTTL is how long a running job's hold on it lasts unless
+	// renewed (each batch renews it): another instance resumes a
+	// stopped instance's job after it (sets.Service.Resume). Default: 5
+	// minutes.
+	SetJobLeaseTTL time.Duration
 }
 
 // Kit is patronkit wired over one database: the services of each module and
@@ -534,7 +544,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	userSets, err := sets.NewService(db, patrons, c.Now)
+	userSets, err := sets.NewService(db, patrons, sets.Options{Now: c.Now, Instance: c.Instance, BatchSize: c.SetJobBatchSize, LeaseTTL: c.SetJobLeaseTTL})
 	if err != nil {
 		return nil, err
 	}

@@ -171,23 +171,35 @@ type Page struct {
 	Next             string `json:"next,omitempty"`
 }
 
-// Service keeps the sets of users.
+// Service keeps the sets of users and runs the jobs over them. It is safe
+// for concurrent use, and on several instances over one database: a
+// lease lets one instance at a time run a job.
 type Service struct {
 	db      *gorm.DB
 	patrons *patron.Service
 	now     func() time.Time
+	o       Options
 }
 
-// NewService returns the sets kept in db, of the users of patrons; now is
-// the clock of the sets' dates (time.Now when nil).
-func NewService(db *gorm.DB, patrons *patron.Service, now func() time.Time) (*Service, error) {
+// NewService returns the sets kept in db, of the users of patrons, and
+// their jobs, as o says.
+func NewService(db *gorm.DB, patrons *patron.Service, o Options) (*Service, error) {
 	if db == nil || patrons == nil {
 		return nil, errors.New("sets: NewService needs a *gorm.DB and the patron service")
 	}
-	if now == nil {
-		now = time.Now
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	return &Service{db: db, patrons: patrons, now: now}, nil
+	if o.Instance == "" {
+		o.Instance = "sets-" + keys.NewID()
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 500
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 5 * time.Minute
+	}
+	return &Service{db: db, patrons: patrons, now: o.Now, o: o}, nil
 }
 
 func (s *Service) conn(ctx context.Context) *gorm.DB { return txctx.DB(ctx, s.db).WithContext(ctx) }
@@ -664,6 +676,17 @@ func Migrations() []*gormigrate.Migration {
 			return tx.Exec("CREATE INDEX pk_sets_inst ON pk_sets (institution, id)").Error
 		},
 		Rollback: func(tx *gorm.DB) error { return tx.Migrator().DropTable(&memberV1{}, &setV1{}) },
+	}, {
+		// The jobs over sets: each job, the users it works on (fixed when
+		// it starts) and what it did to each.
+		ID: "202612060503_set_jobs",
+		Migrate: func(tx *gorm.DB) error {
+			if err := tx.Migrator().CreateTable(&jobV1{}, &jobItemV1{}, &jobOutcomeV1{}); err != nil {
+				return err
+			}
+			return tx.Exec("CREATE INDEX pk_set_jobs_status ON pk_set_jobs (status, lease_until)").Error
+		},
+		Rollback: func(tx *gorm.DB) error { return tx.Migrator().DropTable(&jobOutcomeV1{}, &jobItemV1{}, &jobV1{}) },
 	}}
 }
 
@@ -687,3 +710,44 @@ type memberV1 struct {
 }
 
 func (memberV1) TableName() string { return "pk_set_members" }
+
+type jobV1 struct {
+	ID              string    `gorm:"primaryKey;size:36"`
+	Institution     string    `gorm:"size:64;not null"`
+	SetID           string    `gorm:"size:36;not null"`
+	Kind            string    `gorm:"size:16;not null"`
+	Fields          string    `gorm:"type:text"`
+	Status          string    `gorm:"size:16;not null"`
+	Total           int64     `gorm:"not null"`
+	Done            int64     `gorm:"not null"`
+	Changed         int64     `gorm:"column:n_changed;not null"`
+	Unchanged       int64     `gorm:"column:n_unchanged;not null"`
+	Refused         int64     `gorm:"column:n_refused;not null"`
+	CancelRequested bool      `gorm:"not null;default:false"`
+	Cursor          string    `gorm:"size:36;not null"`
+	Holder          string    `gorm:"size:128;not null"`
+	LeaseUntil      time.Time `gorm:"not null"`
+	CreatedBy       string    `gorm:"size:255;not null"`
+	CreatedAt       time.Time `gorm:"not null"`
+	FinishedAt      *time.Time
+}
+
+func (jobV1) TableName() string { return "pk_set_jobs" }
+
+type jobItemV1 struct {
+	JobID  string `gorm:"primaryKey;size:36"`
+	UserID string `gorm:"primaryKey;size:36"`
+}
+
+func (jobItemV1) TableName() string { return "pk_set_job_items" }
+
+type jobOutcomeV1 struct {
+	JobID     string `gorm:"primaryKey;size:36"`
+	Seq       int64  `gorm:"primaryKey;autoIncrement:false"`
+	PrimaryID string `gorm:"size:255;not null"`
+	Outcome   string `gorm:"size:16;not null"`
+	Changes   string `gorm:"type:text"`
+	Reasons   string `gorm:"type:text"`
+}
+
+func (jobOutcomeV1) TableName() string { return "pk_set_job_outcomes" }
