@@ -564,6 +564,9 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 func (k *Kit) Start(ctx context.Context) {
 	ctx = txctx.Without(ctx) // the jobs' transactions are their own
 	k.SIS.Start(ctx, k.scheduleEvery)
+	// The jobs over sets that a stopped instance left, or that started
+	// and were not run, go on from where they stopped.
+	k.Sets.ResumeInBackground(ctx, func(err error) { k.Logger.Error("patronkit: resuming the jobs over sets", "error", err) })
 	expire := func() {
 		n, err := k.Patrons.ExpireSignInFailures(ctx)
 		if err != nil {
@@ -731,6 +734,7 @@ func (k *Kit) Close() {
 	k.stopOnce.Do(func() { close(k.stop) })
 	k.background.Wait()
 	k.SIS.Close()
+	k.Sets.Close()
 	k.Privacy.Close()
 	for _, src := range k.sources {
 		if c, ok := src.(io.Closer); ok {

@@ -334,7 +334,8 @@ func TestADatabaseSeededOnActionsGetsTheLaterPermissions(t *testing.T) {
 		migration: "202612060502_casbin_set_policies",
 		missing:   func(l []string) bool { return strings.HasPrefix(l[2], "sets.") },
 		decisions: []decision{d("boss", "sets.read", true), d("boss", "sets.manage", true), d("desk", "sets.read", false),
-			d("desk", "sets.manage", false), d("audit", "sets.read", false), other("sets.read", false)},
+			d("desk", "sets.manage", false), d("audit", "sets.read", false), other("sets.read", false),
+			d("boss", "sets.jobs", true), d("desk", "sets.jobs", false)},
 		removed: []string{"user-administrator", "*", "sets.read", "*"},
 	}} {
 		t.Run(c.migration, func(t *testing.T) {

@@ -126,14 +126,17 @@ func (s *Service) PreviewUpdate(ctx context.Context, inst, id string, fields map
 	if sample == 0 {
 		sample = 10
 	}
+	if _, err := s.load(ctx, inst, id); err != nil {
+		return nil, err
+	}
 	if sample < 1 || sample > 100 {
 		return nil, &fault.Error{Kind: fault.Invalid, Detail: "the preview is not valid", Fields: []fault.FieldError{{Field: "sample", Code: "out_of_range", Message: "must be 1..100"}}}
 	}
-	if err := patron.CheckBatchFields(fields); err != nil {
-		return nil, err
-	}
 	set, err := s.load(ctx, inst, id)
 	if err != nil {
+		return nil, err
+	}
+	if err := patron.CheckBatchFields(fields); err != nil {
 		return nil, err
 	}
 	p := &Preview{Sample: []patron.BatchOutcome{}}
@@ -168,13 +171,13 @@ func (s *Service) PreviewUpdate(ctx context.Context, inst, id string, fields map
 // Resume) does the work. Fields not valid are Invalid naming each; an
 // unknown set is NotFound.
 func (s *Service) StartUpdate(ctx context.Context, inst, id string, fields map[string]string) (*Job, error) {
-	if err := patron.CheckBatchFields(fields); err != nil {
-		return nil, err
-	}
 	var job *Job
 	err := txctx.Transaction(ctx, s.db, func(ctx context.Context, tx *gorm.DB) error {
 		set, err := s.load(ctx, inst, id)
 		if err != nil {
+			return err
+		}
+		if err := patron.CheckBatchFields(fields); err != nil {
 			return err
 		}
 		actor, _ := patron.ActorFrom(ctx)
@@ -401,4 +404,49 @@ func (s *Service) Resume(ctx context.Context) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// Launch runs the job id of inst in the background (see Run), until it
+// ends or the service closes; what goes wrong is given to report (when not
+// nil). A job another instance holds is left to it.
+func (s *Service) Launch(ctx context.Context, inst, id string, report func(error)) {
+	s.running.Add(1)
+	go func() {
+		defer s.running.Done()
+		bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		stop := context.AfterFunc(s.stop, cancel)
+		defer stop()
+		if _, err := s.Run(bg, inst, id); err != nil && !errors.Is(err, ErrJobInProgress) && report != nil {
+			report(err)
+		}
+	}()
+}
+
+// ResumeInBackground is Resume in the background, until it is done or
+// the service closes; what goes wrong is given to report (when not nil).
+func (s *Service) ResumeInBackground(ctx context.Context, report func(error)) {
+	s.running.Add(1)
+	go func() {
+		defer s.running.Done()
+		bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		stop := context.AfterFunc(s.stop, cancel)
+		defer stop()
+		if _, err := s.Resume(bg); err != nil && bg.Err() == nil && report != nil {
+			report(err)
+		}
+	}()
+}
+
+// Wait blocks until the jobs this service runs in the background (Launch,
+// ResumeInBackground) have ended.
+func (s *Service) Wait() { s.running.Wait() }
+
+// Close stops the jobs this service runs after the batch each is in
+// (they stay running, their leases given up, for Resume) and waits for
+// them.
+func (s *Service) Close() {
+	s.closing()
+	s.running.Wait()
 }

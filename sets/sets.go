@@ -28,6 +28,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -179,6 +180,10 @@ type Service struct {
 	patrons *patron.Service
 	now     func() time.Time
 	o       Options
+
+	stop    context.Context // ends when the service closes
+	closing context.CancelFunc
+	running sync.WaitGroup
 }
 
 // NewService returns the sets kept in db, of the users of patrons, and
@@ -199,7 +204,8 @@ func NewService(db *gorm.DB, patrons *patron.Service, o Options) (*Service, erro
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 5 * time.Minute
 	}
-	return &Service{db: db, patrons: patrons, now: o.Now, o: o}, nil
+	stop, closing := context.WithCancel(context.Background())
+	return &Service{db: db, patrons: patrons, now: o.Now, o: o, stop: stop, closing: closing}, nil
 }
 
 func (s *Service) conn(ctx context.Context) *gorm.DB { return txctx.DB(ctx, s.db).WithContext(ctx) }

@@ -156,6 +156,11 @@ var routeTable = []Route{
 	{http.MethodGet, "/sets/:set_id/members", "sets.read", WhoseNone},
 	{http.MethodPost, "/sets/:set_id/freeze", "sets.manage", WhoseNone},
 	{http.MethodDelete, "/sets/:set_id", "sets.manage", WhoseNone},
+	{http.MethodPost, "/sets/:set_id/preview", "sets.jobs", WhoseNone},
+	{http.MethodPost, "/sets/:set_id/jobs", "sets.jobs", WhoseNone},
+	{http.MethodGet, "/jobs/:job_id", "sets.jobs", WhoseNone},
+	{http.MethodGet, "/jobs/:job_id/outcomes", "sets.jobs", WhoseNone},
+	{http.MethodPost, "/jobs/:job_id/cancel", "sets.jobs", WhoseNone},
 }
 
 // Routes lists every route Mount registers (besides HEAD on each GET

@@ -146,6 +146,12 @@ var allowed = map[string]string{
 	"POST /api/sets/:set_id/freeze": "admin",
 	"DELETE /api/sets/:set_id":      "admin",
 
+	"POST /api/sets/:set_id/preview": "admin",
+	"POST /api/sets/:set_id/jobs":    "admin",
+	"GET /api/jobs/:job_id":          "admin",
+	"GET /api/jobs/:job_id/outcomes": "admin",
+	"POST /api/jobs/:job_id/cancel":  "admin",
+
 	"POST /api/api-keys":                "admin",
 	"GET /api/api-keys":                 "admin",
 	"DELETE /api/api-keys/:key_id":      "admin",
@@ -188,6 +194,7 @@ func concrete(path string) string {
 	path = strings.ReplaceAll(path, ":request_id", demoRequest)
 	path = strings.ReplaceAll(path, ":notice_id", "no-such-notice")
 	path = strings.ReplaceAll(path, ":set_id", "no-such-set")
+	path = strings.ReplaceAll(path, ":job_id", "no-such-job")
 	return strings.ReplaceAll(path, ":segment_id", "no-such-segment")
 }
 

@@ -1662,6 +1662,19 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	}
 	oaJSON(t, s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/sets/"+set.ID+"/freeze", map[string]any{"name": "Frozen"}), &frozen)
 	s.do(t, http.StatusConflict, admin, http.MethodPost, "/api/sets/"+frozen.ID+"/freeze", nil)
+	// A job over a set: previewed, started, followed, its outcomes read.
+	update := map[string]any{"fields": map[string]any{"campus_code": "NORTH", "purge_date": nil}, "sample": 2}
+	s.do(t, http.StatusOK, admin, http.MethodPost, "/api/sets/"+set.ID+"/preview", update)
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPost, "/api/sets/"+set.ID+"/preview", map[string]any{"fields": map[string]any{"status": "gone"}})
+	var job struct {
+		ID string `json:"id"`
+	}
+	oaJSON(t, s.do(t, http.StatusAccepted, admin, http.MethodPost, "/api/sets/"+set.ID+"/jobs", update), &job)
+	s.kit.Sets.Wait()
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/jobs/"+job.ID, nil)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/jobs/"+job.ID+"/outcomes", nil)
+	s.do(t, http.StatusConflict, admin, http.MethodPost, "/api/jobs/"+job.ID+"/cancel", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/jobs/nothing", nil)
 	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/sets/"+frozen.ID, nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/sets/"+frozen.ID, nil)
 

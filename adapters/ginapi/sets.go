@@ -2,10 +2,13 @@ package ginapi
 
 import (
 	"fmt"
+	"math"
 	"mime"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/patronkit/patronkit/fault"
 
 	"github.com/patronkit/patronkit/sets"
 )
@@ -21,6 +24,123 @@ func (a *api) setRoutes(g *routes) {
 	g.GET("/sets/:set_id/members", a.setMembers)
 	g.POST("/sets/:set_id/freeze", a.freezeSet)
 	g.DELETE("/sets/:set_id", a.deleteSet)
+	g.POST("/sets/:set_id/preview", a.previewSetJob)
+	g.POST("/sets/:set_id/jobs", a.startSetJob)
+	g.GET("/jobs/:job_id", a.getSetJob)
+	g.GET("/jobs/:job_id/outcomes", a.setJobOutcomes)
+	g.POST("/jobs/:job_id/cancel", a.cancelSetJob)
+}
+
+// updateBody is the body of a preview and of a job: the fields to set
+// (JSON name to value, "" or null to clear).
+type updateBody struct {
+	Kind   string             `json:"kind,omitempty"`
+	Fields map[string]*string `json:"fields"`
+	Sample int                `json:"sample,omitempty"`
+}
+
+// fields are the body's fields, null read as "" (clear).
+func (b updateBody) fields() map[string]string {
+	out := make(map[string]string, len(b.Fields))
+	for k, v := range b.Fields {
+		if v != nil {
+			out[k] = *v
+		} else {
+			out[k] = ""
+		}
+	}
+	return out
+}
+
+// readUpdate decodes the body of a preview or a job; a kind other than
+// update is 422 naming it.
+func (a *api) readUpdate(c *gin.Context) (updateBody, bool) {
+	var in updateBody
+	if err := decodeJSON(c, a.opts.MaxBodyBytes, &in); err != nil {
+		fail(c, err)
+		return in, false
+	}
+	if in.Kind != "" && in.Kind != sets.JobUpdate {
+		fail(c, &fault.Error{Kind: fault.Invalid, Detail: "the job is not valid", Fields: []fault.FieldError{{Field: "kind", Code: "unknown_value", Message: "must be update"}}})
+		return in, false
+	}
+	return in, true
+}
+
+// previewSetJob answers what an update job would do to the set: the
+// count, and for a sample the change of each, field by field. Nothing is
+// written.
+func (a *api) previewSetJob(c *gin.Context) {
+	in, ok := a.readUpdate(c)
+	if !ok {
+		return
+	}
+	p, err := a.kit.Sets.PreviewUpdate(a.ctx(c), a.who(c).Institution, c.Param("set_id"), in.fields(), in.Sample)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, p)
+}
+
+// startSetJob starts an update job over the set's members now and runs
+// it in the background (202, Location the job).
+func (a *api) startSetJob(c *gin.Context) {
+	in, ok := a.readUpdate(c)
+	if !ok {
+		return
+	}
+	inst := a.who(c).Institution
+	job, err := a.kit.Sets.StartUpdate(a.ctx(c), inst, c.Param("set_id"), in.fields())
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	a.kit.Sets.Launch(a.ctx(c), inst, job.ID, func(err error) {
+		a.opts.Logger.Error("ginapi: running a job over a set", "job", job.ID, "error", err)
+	})
+	c.Header("Location", a.path("jobs", job.ID))
+	c.JSON(http.StatusAccepted, job)
+}
+
+func (a *api) getSetJob(c *gin.Context) {
+	job, err := a.kit.Sets.Job(a.ctx(c), a.who(c).Institution, c.Param("job_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, job)
+}
+
+// setJobOutcomes answers a page of what a job did to each member, after
+// the sequence number after.
+func (a *api) setJobOutcomes(c *gin.Context) {
+	limit, err := intParam(c, "limit", 100, 1000)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	after, err := intParam(c, "after", 0, math.MaxInt)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	os, err := a.kit.Sets.Outcomes(a.ctx(c), a.who(c).Institution, c.Param("job_id"), int64(after), limit)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"outcomes": os})
+}
+
+// cancelSetJob asks a running job to stop after its batch (202).
+func (a *api) cancelSetJob(c *gin.Context) {
+	job, err := a.kit.Sets.Cancel(a.ctx(c), a.who(c).Institution, c.Param("job_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, job)
 }
 
 // createSet makes a query set from a JSON body, or an itemized set from a

@@ -1,6 +1,7 @@
 package ginapi_test
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -123,6 +124,86 @@ func TestASetFileOverTheLimitIsRefused(t *testing.T) {
 		if err := db.Table("pk_sets").Count(&n).Error; err != nil || n != 0 {
 			t.Fatalf("a refused file left %d sets (%v)", n, err)
 		}
+	})
+}
+
+// A user administrator previews an update of the members of a set (the
+// count, each field's change, an external user refused), which writes
+// nothing, then starts it: it runs in the background and its progress
+// and outcomes are read; bad fields are refused naming the field; a job
+// ended cannot be cancelled; other staff may not run jobs.
+func TestAnUpdateOfASetIsPreviewedAndRun(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		s := newServer(t, db, &patronkit.Config{})
+		s.grant("UNI", "boss", "user-administrator", "*")
+		s.grant("UNI", "desk", "circulation-desk-operator", "*")
+		const boss = "UNI/boss/staff"
+		for _, id := range []string{"ann", "bob"} {
+			s.create("UNI", &patron.User{PrimaryID: id, FirstName: "F", LastName: id, UserGroup: "GRAD", ExpiryDate: "2026-12-31"})
+		}
+		s.create("UNI", &patron.User{PrimaryID: "eve", FirstName: "F", LastName: "Eve", UserGroup: "GRAD", ExpiryDate: "2027-01-31", AccountType: "EXTERNAL", ExternalID: "SIS"})
+		var set sets.Set
+		s.do(boss, http.MethodPost, "/api/sets", `{"name":"Grads","query":{"user_group":"GRAD"}}`).status(http.StatusCreated).json(&set)
+
+		for name, c := range map[string]struct {
+			body   string
+			status int
+			field  string
+		}{
+			"no field":      {`{"fields":{}}`, http.StatusUnprocessableEntity, "fields"},
+			"a name":        {`{"fields":{"last_name":"X"}}`, http.StatusUnprocessableEntity, "last_name"},
+			"a bad date":    {`{"fields":{"expiry_date":"soon"}}`, http.StatusUnprocessableEntity, "expiry_date"},
+			"status clear":  {`{"fields":{"status":null}}`, http.StatusUnprocessableEntity, "status"},
+			"another kind":  {`{"kind":"notify","fields":{"status":"ACTIVE"}}`, http.StatusUnprocessableEntity, "kind"},
+			"a big sample":  {`{"fields":{"status":"ACTIVE"},"sample":101}`, http.StatusUnprocessableEntity, "sample"},
+			"not an object": {`{"fields":["status"]}`, http.StatusBadRequest, ""},
+		} {
+			s.do(boss, http.MethodPost, "/api/sets/"+set.ID+"/preview", c.body).refused(t, "preview: "+name, c.status, c.field)
+			if name != "a big sample" {
+				s.do(boss, http.MethodPost, "/api/sets/"+set.ID+"/jobs", c.body).refused(t, "job: "+name, c.status, c.field)
+			}
+		}
+		s.do(boss, http.MethodPost, "/api/sets/nothing/jobs", `{"fields":{"status":"ACTIVE"}}`).refused(t, "no set", http.StatusNotFound, "")
+		s.do("UNI/desk/staff", http.MethodPost, "/api/sets/"+set.ID+"/jobs", `{"fields":{"status":"ACTIVE"}}`).refused(t, "desk", http.StatusForbidden, "")
+
+		body := `{"fields":{"user_group":"ALUMNI","expiry_date":null}}`
+		var p sets.Preview
+		s.do(boss, http.MethodPost, "/api/sets/"+set.ID+"/preview", body).status(http.StatusOK).json(&p)
+		if p.Total != 3 || len(p.Sample) != 3 || p.Sample[0].Changes["user_group"] != [2]string{"GRAD", "ALUMNI"} || p.Sample[2].Outcome != "refused" {
+			t.Fatalf("preview %+v", p)
+		}
+		var n int64
+		if err := db.Table("pk_set_jobs").Count(&n).Error; err != nil || n != 0 {
+			t.Fatalf("a preview or refused job left %d jobs (%v)", n, err)
+		}
+
+		var job sets.Job
+		r := s.do(boss, http.MethodPost, "/api/sets/"+set.ID+"/jobs", body).status(http.StatusAccepted)
+		r.json(&job)
+		if job.Total != 3 || r.Header().Get("Location") != "/api/jobs/"+job.ID {
+			t.Fatalf("started %+v at %q", job, r.Header().Get("Location"))
+		}
+		s.kit.Sets.Wait()
+		s.do(boss, http.MethodGet, "/api/jobs/"+job.ID, nil).status(http.StatusOK).json(&job)
+		if job.Status != sets.JobDone || job.Done != 3 || job.Changed != 2 || job.Refused != 1 {
+			t.Fatalf("the job %+v", job)
+		}
+		var os struct {
+			Outcomes []sets.JobOutcome `json:"outcomes"`
+		}
+		s.do(boss, http.MethodGet, "/api/jobs/"+job.ID+"/outcomes?after=1&limit=5", nil).status(http.StatusOK).json(&os)
+		if len(os.Outcomes) != 2 || os.Outcomes[0].Seq != 2 {
+			t.Errorf("outcomes %+v", os)
+		}
+		u, err := s.kit.Patrons.Get(context.Background(), "UNI", "ann")
+		if err != nil || u.UserGroup != "ALUMNI" || u.ExpiryDate != "" {
+			t.Errorf("ann after the job: %+v, %v", u, err)
+		}
+		s.do(boss, http.MethodPost, "/api/jobs/"+job.ID+"/cancel", nil).refused(t, "cancel an ended job", http.StatusConflict, "")
+		s.do(boss, http.MethodGet, "/api/jobs/"+job.ID+"/outcomes?limit=1001", nil).refused(t, "a page of 1001", http.StatusBadRequest, "limit")
+		s.grant("OTHER", "boss", "user-administrator", "*")
+		s.do("OTHER/boss/staff", http.MethodGet, "/api/jobs/"+job.ID, nil).refused(t, "another institution", http.StatusNotFound, "")
+		s.do("OTHER/boss/staff", http.MethodPost, "/api/jobs/"+job.ID+"/cancel", nil).refused(t, "another institution cancels", http.StatusNotFound, "")
 	})
 }
 
