@@ -2,6 +2,8 @@ package patron
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -39,8 +41,10 @@ type BatchOutcome struct {
 	// none): {"user_group": ["GRAD", "ALUMNI"]}.
 	Changes map[string][2]string `json:"changes,omitempty"`
 	// Reasons say why a refused user was left as they were: the fields
-	// the SIS keeps for an external user.
+	// the SIS keeps for an external user, or (RestoreMany) a change since.
 	Reasons []fault.FieldError `json:"reasons,omitempty"`
+	// Version is the record's version after (a change: the new one).
+	Version int `json:"-"`
 }
 
 // CheckBatchFields refuses, as Invalid naming each field, values no user
@@ -49,13 +53,7 @@ type BatchOutcome struct {
 // control characters. Values "" clear the field; status is upper-cased.
 func CheckBatchFields(set map[string]string) error {
 	var bad []fault.FieldError
-	for _, f := range slices.Sorted(func(yield func(string) bool) {
-		for k := range set {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, f := range slices.Sorted(maps.Keys(set)) {
 		v := set[f]
 		switch {
 		case !slices.Contains(BatchFields, f):
@@ -128,13 +126,48 @@ func (s *Service) UpdateMany(ctx context.Context, inst string, ids []string, set
 	if err := CheckBatchFields(set); err != nil {
 		return nil, err
 	}
-	fields := slices.Sorted(func(yield func(string) bool) {
-		for k := range set {
-			if !yield(k) {
-				return
-			}
+	items := make([]BatchItem, len(ids))
+	for i, id := range ids {
+		items[i] = BatchItem{UserID: id, Fields: set}
+	}
+	return s.applyMany(ctx, inst, items, dry)
+}
+
+// BatchItem is one user's change in RestoreMany: the fields to set (JSON
+// name to value, "" to clear), if the record is still at Version.
+type BatchItem struct {
+	UserID  string
+	Version int
+	Fields  map[string]string
+}
+
+// ChangedSince is the code of the reason RestoreMany gives for a user
+// whose record changed after the version it was to restore.
+const ChangedSince = "changed_since"
+
+// RestoreMany is UpdateMany with fields of each user's own, each applied
+// only if the user's record is still at the item's version (what undoes
+// a batch of changes: a user changed since is refused with the reason
+// ChangedSince and left as they are). Users given the same fields are
+// changed by one UPDATE.
+func (s *Service) RestoreMany(ctx context.Context, inst string, items []BatchItem) ([]BatchOutcome, error) {
+	for _, it := range items {
+		if err := CheckBatchFields(it.Fields); err != nil {
+			return nil, err
 		}
-	})
+	}
+	return s.applyMany(ctx, inst, items, false)
+}
+
+// applyMany is UpdateMany and RestoreMany: items with a Version refuse a
+// user whose record is at another.
+func (s *Service) applyMany(ctx context.Context, inst string, items []BatchItem, dry bool) ([]BatchOutcome, error) {
+	byID := make(map[string]BatchItem, len(items))
+	ids := make([]string, len(items))
+	for i, it := range items {
+		byID[it.UserID] = it
+		ids[i] = it.UserID
+	}
 	var out []BatchOutcome
 	err := s.inTx(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		out = nil
@@ -146,37 +179,47 @@ func (s *Service) UpdateMany(ctx context.Context, inst string, ids []string, set
 		if err := q.Find(&users).Error; err != nil {
 			return err
 		}
-		var changed []string
+		groups := map[string][]string{} // fields' key: users changed to them
+		groupFields := map[string]map[string]string{}
 		var events []AuditEvent
 		overrides := map[string][]string{} // field: external users whose retained field changed
 		var afters []*User
 		var befores []*User
 		for i := range users {
 			before := &users[i]
+			it := byID[before.ID]
+			fields := slices.Sorted(maps.Keys(it.Fields))
 			after := cloneUser(before)
-			o := BatchOutcome{UserID: before.ID, PrimaryID: before.PrimaryID, Outcome: BatchUnchanged}
+			o := BatchOutcome{UserID: before.ID, PrimaryID: before.PrimaryID, Outcome: BatchUnchanged, Version: before.Version}
+			if it.Version != 0 && it.Version != before.Version {
+				o.Outcome = BatchRefused
+				o.Reasons = []fault.FieldError{{Field: "version", Code: ChangedSince, Message: fmt.Sprintf("the user changed since (version %d, not %d): left as they are", before.Version, it.Version)}}
+				out = append(out, o)
+				continue
+			}
 			for _, f := range fields {
 				p := coreValue(after, f)
-				if *p == set[f] {
+				if *p == it.Fields[f] {
 					continue
 				}
 				if o.Changes == nil {
 					o.Changes = map[string][2]string{}
 				}
-				o.Changes[f] = [2]string{*p, set[f]}
-				*p = set[f]
+				o.Changes[f] = [2]string{*p, it.Fields[f]}
+				*p = it.Fields[f]
 			}
 			if before.IsExternal() {
-				for _, fe := range externalCoreRule(before, after) {
-					o.Reasons = append(o.Reasons, fe)
-				}
+				o.Reasons = append(o.Reasons, externalCoreRule(before, after)...)
 			}
 			switch {
 			case len(o.Reasons) > 0:
 				o.Outcome = BatchRefused
 			case len(o.Changes) > 0:
 				o.Outcome = BatchChanged
-				changed = append(changed, before.ID)
+				o.Version = before.Version + 1
+				key := fieldsKey(it.Fields)
+				groups[key] = append(groups[key], before.ID)
+				groupFields[key] = it.Fields
 				after.Version = before.Version + 1
 				befores, afters = append(befores, before), append(afters, after)
 				ev := s.event(ctx, inst, AuditUpdate, before.PrimaryID, "user")
@@ -192,27 +235,22 @@ func (s *Service) UpdateMany(ctx context.Context, inst string, ids []string, set
 			}
 			out = append(out, o)
 		}
-		if dry || len(changed) == 0 {
+		if dry || len(groups) == 0 {
 			return nil
 		}
 		now := s.clock()
-		cols := map[string]any{"version": gorm.Expr("version + 1"), "updated_at": now}
-		for _, f := range fields {
-			col := f
-			cols[col] = set[f]
-		}
-		if err := tx.Model(&User{}).Where("institution = ? AND id IN ?", inst, changed).Updates(cols).Error; err != nil {
-			return err
+		for _, key := range slices.Sorted(maps.Keys(groups)) {
+			cols := map[string]any{"version": gorm.Expr("version + 1"), "updated_at": now}
+			for f, v := range groupFields[key] {
+				cols[f] = v
+			}
+			if err := tx.Model(&User{}).Where("institution = ? AND id IN ?", inst, groups[key]).Updates(cols).Error; err != nil {
+				return err
+			}
 		}
 		by := actorOf(ctx).ID
 		var rows []FieldOverride
-		for _, f := range slices.Sorted(func(yield func(string) bool) {
-			for k := range overrides {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
+		for _, f := range slices.Sorted(maps.Keys(overrides)) {
 			if err := tx.Where("field = ? AND user_id IN ?", f, overrides[f]).Delete(&FieldOverride{}).Error; err != nil {
 				return err
 			}
@@ -240,4 +278,16 @@ func (s *Service) UpdateMany(ctx context.Context, inst string, ids []string, set
 		return nil, err
 	}
 	return out, nil
+}
+
+// fieldsKey is a key of the fields and values of a change.
+func fieldsKey(fields map[string]string) string {
+	var b strings.Builder
+	for _, f := range slices.Sorted(maps.Keys(fields)) {
+		b.WriteString(f)
+		b.WriteByte(0)
+		b.WriteString(fields[f])
+		b.WriteByte(0)
+	}
+	return b.String()
 }

@@ -43,17 +43,25 @@ const (
 	JobCancelled = "cancelled"
 )
 
-// JobUpdate is the kind of the job that sets or clears fields of every
-// member of a set (Alma's "Update User Information").
-const JobUpdate = "update"
+// Kinds of job.
+const (
+	// JobUpdate sets or clears fields of every member of a set (Alma's
+	// "Update User Information").
+	JobUpdate = "update"
+	// JobUndo gives back to each user an update job changed the values
+	// it changed, unless the user changed again since.
+	JobUndo = "undo"
+)
 
 // Job is a job over a set of users, with its progress.
 type Job struct {
 	ID          string `json:"id" gorm:"primaryKey;size:36"`
 	Institution string `json:"-" gorm:"size:64;not null"`
 	SetID       string `json:"set_id" gorm:"size:36;not null"`
-	// Kind is JobUpdate.
+	// Kind is JobUpdate or JobUndo.
 	Kind string `json:"kind" gorm:"size:16;not null"`
+	// UndoOf is, for an undo, the update job it undoes.
+	UndoOf string `json:"undo_of,omitempty" gorm:"size:36;not null;default:''"`
 	// Fields are the fields an update job sets, by JSON name ("" clears).
 	Fields map[string]string `json:"fields" gorm:"serializer:json;type:text"`
 	// Status is JobRunning, JobDone or JobCancelled.
@@ -83,8 +91,11 @@ func (Job) TableName() string { return "pk_set_jobs" }
 // from 1): changed (with the fields' values before and after), unchanged,
 // or refused with the reasons.
 type JobOutcome struct {
-	JobID     string               `json:"-" gorm:"primaryKey;size:36"`
-	Seq       int64                `json:"seq" gorm:"primaryKey;autoIncrement:false"`
+	JobID  string `json:"-" gorm:"primaryKey;size:36"`
+	Seq    int64  `json:"seq" gorm:"primaryKey;autoIncrement:false"`
+	UserID string `json:"-" gorm:"size:36;not null"`
+	// Version is the version of a changed user's record after the change.
+	Version   int                  `json:"-" gorm:"column:version_after;not null"`
 	PrimaryID string               `json:"primary_id" gorm:"size:255;not null"`
 	Outcome   string               `json:"outcome" gorm:"size:16;not null"`
 	Changes   map[string][2]string `json:"changes,omitempty" gorm:"serializer:json;type:text"`
@@ -346,13 +357,19 @@ func (s *Service) batch(ctx context.Context, inst, id string) (bool, error) {
 		}
 		// The changes are the job's creator's, made through the job.
 		ctx = patron.WithOrigin(patron.WithActor(ctx, patron.Actor{Institution: inst, ID: j.CreatedBy}), patron.Origin{Via: "job " + j.ID})
-		out, err := s.patrons.UpdateMany(ctx, inst, ids, j.Fields, false)
+		var out []patron.BatchOutcome
+		var err error
+		if j.Kind == JobUndo {
+			out, err = s.restore(ctx, tx, inst, j.UndoOf, ids)
+		} else {
+			out, err = s.patrons.UpdateMany(ctx, inst, ids, j.Fields, false)
+		}
 		if err != nil {
 			return err
 		}
 		rows := make([]JobOutcome, len(out))
 		for i, o := range out {
-			rows[i] = JobOutcome{JobID: id, Seq: j.Done + int64(i) + 1, PrimaryID: o.PrimaryID, Outcome: o.Outcome, Changes: o.Changes, Reasons: o.Reasons}
+			rows[i] = JobOutcome{JobID: id, Seq: j.Done + int64(i) + 1, UserID: o.UserID, Version: o.Version, PrimaryID: o.PrimaryID, Outcome: o.Outcome, Changes: o.Changes, Reasons: o.Reasons}
 			switch o.Outcome {
 			case patron.BatchChanged:
 				j.Changed++
@@ -449,4 +466,76 @@ func (s *Service) Wait() { s.running.Wait() }
 func (s *Service) Close() {
 	s.closing()
 	s.running.Wait()
+}
+
+// StartUndo starts the undo of the update job id of inst, ended (done or
+// cancelled): a job giving back to each user the update changed the old
+// value of every field it changed, unless the user's record changed again
+// since (those are refused, with the reason patron.ChangedSince, and
+// listed in its outcomes). Run (or Resume, Launch) does the work. A job
+// running, an undo, or an update undone already is Refused.
+func (s *Service) StartUndo(ctx context.Context, inst, id string) (*Job, error) {
+	var job *Job
+	err := txctx.Transaction(ctx, s.db, func(ctx context.Context, tx *gorm.DB) error {
+		orig, err := s.Job(ctx, inst, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case orig.Kind != JobUpdate:
+			return &fault.Error{Kind: fault.Refused, Detail: "only an update can be undone", Reasons: []string{"not_an_update"}}
+		case orig.Status == JobRunning:
+			return &fault.Error{Kind: fault.Refused, Detail: "the job is running: cancel it, then undo it", Reasons: []string{"job_running"}}
+		}
+		var n int64
+		if err := tx.Model(&Job{}).Where("institution = ? AND undo_of = ?", inst, id).Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			return &fault.Error{Kind: fault.Refused, Detail: "the job was undone already", Reasons: []string{"undone"}}
+		}
+		actor, _ := patron.ActorFrom(ctx)
+		now := s.now().UTC().Truncate(time.Second)
+		job = &Job{ID: keys.NewID(), Institution: inst, SetID: orig.SetID, Kind: JobUndo, UndoOf: orig.ID, Fields: map[string]string{},
+			Status: JobRunning, CreatedBy: actor.ID, CreatedAt: now, LeaseUntil: now}
+		if err := tx.Create(job).Error; err != nil {
+			return err
+		}
+		if !uuidText.MatchString(job.ID) {
+			return fmt.Errorf("sets: a job id %q is not a UUID", job.ID)
+		}
+		if err := tx.Exec("INSERT INTO pk_set_job_items (job_id, user_id) SELECT '"+job.ID+"', o.user_id FROM pk_set_job_outcomes o WHERE o.job_id = ? AND o.outcome = ?",
+			orig.ID, patron.BatchChanged).Error; err != nil {
+			return err
+		}
+		if err := tx.Model(&jobItem{}).Where("job_id = ?", job.ID).Count(&job.Total).Error; err != nil {
+			return err
+		}
+		return tx.Model(&Job{}).Where("id = ?", job.ID).Update("total", job.Total).Error
+	})
+	if err != nil {
+		return nil, err
+	}
+	return job, nil
+}
+
+// restore gives the users ids back the values the update job orig
+// changed, each if their record is still at the version orig left.
+func (s *Service) restore(ctx context.Context, tx *gorm.DB, inst, orig string, ids []string) ([]patron.BatchOutcome, error) {
+	var done []JobOutcome
+	if err := tx.Where("job_id = ? AND outcome = ? AND user_id IN ?", orig, patron.BatchChanged, ids).Find(&done).Error; err != nil {
+		return nil, err
+	}
+	items := make([]patron.BatchItem, len(done))
+	for i, o := range done {
+		fields := make(map[string]string, len(o.Changes))
+		for f, c := range o.Changes {
+			fields[f] = c[0]
+		}
+		items[i] = patron.BatchItem{UserID: o.UserID, Version: o.Version, Fields: fields}
+	}
+	if len(items) == 0 {
+		return nil, nil
+	}
+	return s.patrons.RestoreMany(ctx, inst, items)
 }

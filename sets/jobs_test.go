@@ -254,3 +254,72 @@ func mapsEqual(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// The undo of an update gives every user it changed their old values
+// back, unless the user changed again since (refused, named with the
+// reason, left as they are); a job is undone once, an undo is not undone,
+// a running job is not undone.
+func TestAnUndoRestoresWhatTheUpdateChangedUnlessChangedSince(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		set := grads(t, k)
+		job, err := k.Sets.StartUpdate(staff, "UNI", set.ID, map[string]string{"user_group": "ALUMNI", "expiry_date": "2027-06-30"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.Sets.StartUndo(staff, "UNI", job.ID); !errors.Is(err, fault.ErrRefused) {
+			t.Errorf("undoing a running job: %v", err)
+		}
+		if _, err := k.Sets.Run(context.Background(), "UNI", job.ID); err != nil {
+			t.Fatal(err)
+		}
+		bob, err := k.Patrons.Get(staff, "UNI", "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.Patrons.UpdateMany(staff, "UNI", []string{bob.ID}, map[string]string{"campus_code": "NORTH"}, false); err != nil {
+			t.Fatal(err)
+		}
+		undo, err := k.Sets.StartUndo(staff, "UNI", job.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if undo.Kind != sets.JobUndo || undo.UndoOf != job.ID || undo.Total != 3 {
+			t.Fatalf("the undo %+v", undo)
+		}
+		got, err := k.Sets.Run(context.Background(), "UNI", undo.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != sets.JobDone || got.Changed != 2 || got.Refused != 1 || got.Done != 3 {
+			t.Fatalf("undone %+v", got)
+		}
+		os, err := k.Sets.Outcomes(staff, "UNI", undo.ID, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range os {
+			if o.PrimaryID == "bob" && (o.Outcome != patron.BatchRefused || len(o.Reasons) != 1 || o.Reasons[0].Code != patron.ChangedSince) {
+				t.Errorf("bob's outcome %+v", o)
+			}
+		}
+		for id, want := range map[string][2]string{"ann": {"GRAD", "2026-12-31"}, "cy": {"GRAD", "2026-12-31"}, "bob": {"ALUMNI", "2027-06-30"}, "eve": {"GRAD", "2026-12-31"}} {
+			u, err := k.Patrons.Get(staff, "UNI", id)
+			if err != nil || u.UserGroup != want[0] || u.ExpiryDate != want[1] {
+				t.Errorf("%s after the undo: %q %q (%v), want %v", id, u.UserGroup, u.ExpiryDate, err, want)
+			}
+		}
+		trail, err := k.Privacy.Search(staff, "UNI", privacy.Query{Subject: "ann", Action: patron.AuditUpdate})
+		if err != nil || len(trail.Entries) != 2 || !strings.Contains(trail.Entries[0].Details, `"user_group":{"new":"GRAD","old":"ALUMNI"}`) {
+			t.Errorf("ann's trail: %+v, %v", trail, err)
+		}
+		if _, err := k.Sets.StartUndo(staff, "UNI", job.ID); !errors.Is(err, fault.ErrRefused) {
+			t.Errorf("undoing twice: %v", err)
+		}
+		if _, err := k.Sets.StartUndo(staff, "UNI", undo.ID); !errors.Is(err, fault.ErrRefused) {
+			t.Errorf("undoing an undo: %v", err)
+		}
+		if _, err := k.Sets.StartUndo(staff, "OTHER", job.ID); !errors.Is(err, fault.ErrNotFound) {
+			t.Errorf("another institution undoes: %v", err)
+		}
+	}, batchOf(2))
+}

@@ -690,7 +690,16 @@ func Migrations() []*gormigrate.Migration {
 			if err := tx.Migrator().CreateTable(&jobV1{}, &jobItemV1{}, &jobOutcomeV1{}); err != nil {
 				return err
 			}
-			return tx.Exec("CREATE INDEX pk_set_jobs_status ON pk_set_jobs (status, lease_until)").Error
+			for _, q := range []string{
+				"CREATE INDEX pk_set_jobs_status ON pk_set_jobs (status, lease_until)",
+				"CREATE INDEX pk_set_jobs_undo ON pk_set_jobs (institution, undo_of)",
+				"CREATE INDEX pk_set_job_outcomes_user ON pk_set_job_outcomes (job_id, user_id)",
+			} {
+				if err := tx.Exec(q).Error; err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 		Rollback: func(tx *gorm.DB) error { return tx.Migrator().DropTable(&jobOutcomeV1{}, &jobItemV1{}, &jobV1{}) },
 	}}
@@ -722,6 +731,7 @@ type jobV1 struct {
 	Institution     string    `gorm:"size:64;not null"`
 	SetID           string    `gorm:"size:36;not null"`
 	Kind            string    `gorm:"size:16;not null"`
+	UndoOf          string    `gorm:"size:36;not null;default:''"`
 	Fields          string    `gorm:"type:text"`
 	Status          string    `gorm:"size:16;not null"`
 	Total           int64     `gorm:"not null"`
@@ -750,6 +760,8 @@ func (jobItemV1) TableName() string { return "pk_set_job_items" }
 type jobOutcomeV1 struct {
 	JobID     string `gorm:"primaryKey;size:36"`
 	Seq       int64  `gorm:"primaryKey;autoIncrement:false"`
+	UserID    string `gorm:"size:36;not null"`
+	Version   int    `gorm:"column:version_after;not null"`
 	PrimaryID string `gorm:"size:255;not null"`
 	Outcome   string `gorm:"size:16;not null"`
 	Changes   string `gorm:"type:text"`
