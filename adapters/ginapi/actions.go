@@ -161,6 +161,7 @@ var routeTable = []Route{
 	{http.MethodGet, "/jobs/:job_id", "sets.jobs", WhoseNone},
 	{http.MethodGet, "/jobs/:job_id/outcomes", "sets.jobs", WhoseNone},
 	{http.MethodPost, "/jobs/:job_id/cancel", "sets.jobs", WhoseNone},
+	{http.MethodPost, "/jobs/:job_id/undo", "sets.jobs", WhoseNone},
 }
 
 // Routes lists every route Mount registers (besides HEAD on each GET

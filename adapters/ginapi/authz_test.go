@@ -151,6 +151,7 @@ var allowed = map[string]string{
 	"GET /api/jobs/:job_id":          "admin",
 	"GET /api/jobs/:job_id/outcomes": "admin",
 	"POST /api/jobs/:job_id/cancel":  "admin",
+	"POST /api/jobs/:job_id/undo":    "admin",
 
 	"POST /api/api-keys":                "admin",
 	"GET /api/api-keys":                 "admin",

@@ -29,6 +29,23 @@ func (a *api) setRoutes(g *routes) {
 	g.GET("/jobs/:job_id", a.getSetJob)
 	g.GET("/jobs/:job_id/outcomes", a.setJobOutcomes)
 	g.POST("/jobs/:job_id/cancel", a.cancelSetJob)
+	g.POST("/jobs/:job_id/undo", a.undoSetJob)
+}
+
+// undoSetJob starts the undo of an ended update job and runs it in the
+// background (202, Location the undo).
+func (a *api) undoSetJob(c *gin.Context) {
+	inst := a.who(c).Institution
+	job, err := a.kit.Sets.StartUndo(a.ctx(c), inst, c.Param("job_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	a.kit.Sets.Launch(a.ctx(c), inst, job.ID, func(err error) {
+		a.opts.Logger.Error("ginapi: undoing a job over a set", "job", job.ID, "error", err)
+	})
+	c.Header("Location", a.path("jobs", job.ID))
+	c.JSON(http.StatusAccepted, job)
 }
 
 // updateBody is the body of a preview and of a job: the fields to set

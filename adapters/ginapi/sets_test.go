@@ -200,6 +200,19 @@ func TestAnUpdateOfASetIsPreviewedAndRun(t *testing.T) {
 			t.Errorf("ann after the job: %+v, %v", u, err)
 		}
 		s.do(boss, http.MethodPost, "/api/jobs/"+job.ID+"/cancel", nil).refused(t, "cancel an ended job", http.StatusConflict, "")
+
+		var undo sets.Job
+		r = s.do(boss, http.MethodPost, "/api/jobs/"+job.ID+"/undo", nil).status(http.StatusAccepted)
+		r.json(&undo)
+		if undo.Kind != sets.JobUndo || undo.UndoOf != job.ID || undo.Total != 2 || r.Header().Get("Location") != "/api/jobs/"+undo.ID {
+			t.Fatalf("the undo %+v", undo)
+		}
+		s.kit.Sets.Wait()
+		if u, err := s.kit.Patrons.Get(context.Background(), "UNI", "ann"); err != nil || u.UserGroup != "GRAD" || u.ExpiryDate != "2026-12-31" {
+			t.Errorf("ann after the undo: %+v, %v", u, err)
+		}
+		s.do(boss, http.MethodPost, "/api/jobs/"+job.ID+"/undo", nil).refused(t, "undo twice", http.StatusConflict, "")
+		s.do("OTHER/boss/staff", http.MethodPost, "/api/jobs/"+job.ID+"/undo", nil).status(http.StatusForbidden)
 		s.do(boss, http.MethodGet, "/api/jobs/"+job.ID+"/outcomes?limit=1001", nil).refused(t, "a page of 1001", http.StatusBadRequest, "limit")
 		s.grant("OTHER", "boss", "user-administrator", "*")
 		s.do("OTHER/boss/staff", http.MethodGet, "/api/jobs/"+job.ID, nil).refused(t, "another institution", http.StatusNotFound, "")
