@@ -38,7 +38,7 @@ type BatchOutcome struct {
 	// Outcome is BatchChanged, BatchUnchanged or BatchRefused.
 	Outcome string `json:"outcome"`
 	// Changes are, per field changed, its value before and after ("" for
-	// none): {"user_group": ["GRAD", "ALUMNI"]}.
+	// none): {"user_group": ["GRAD", "ALUMNI"]}; none for a refused user.
 	Changes map[string][2]string `json:"changes,omitempty"`
 	// Reasons say why a refused user was left as they were: the fields
 	// the SIS keeps for an external user, or (RestoreMany) a change since.
@@ -214,6 +214,7 @@ func (s *Service) applyMany(ctx context.Context, inst string, items []BatchItem,
 			switch {
 			case len(o.Reasons) > 0:
 				o.Outcome = BatchRefused
+				o.Changes = nil // nothing changed: the reasons say why
 			case len(o.Changes) > 0:
 				o.Outcome = BatchChanged
 				o.Version = before.Version + 1

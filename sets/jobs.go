@@ -2,8 +2,14 @@ package sets
 
 import (
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -538,4 +544,58 @@ func (s *Service) restore(ctx context.Context, tx *gorm.DB, inst, orig string, i
 		return nil, nil
 	}
 	return s.patrons.RestoreMany(ctx, inst, items)
+}
+
+// OutcomesCSVHeader is the first row of WriteCSV: per member, the
+// sequence number, primary_id, outcome, the fields changed ("field: old
+// -> new", separated by "; ") and the reasons of a refusal.
+var OutcomesCSVHeader = []string{"seq", "primary_id", "outcome", "changes", "reasons"}
+
+// WriteCSV writes every outcome of the job id of inst to w as CSV, in
+// the order the job went (a page at a time): the report of the job. A
+// cell starting with =, +, -, @ or a tab is written after a quote ('),
+// so that a spreadsheet does not take it for a formula. An unknown job is
+// NotFound, and nothing is written.
+func (s *Service) WriteCSV(ctx context.Context, w io.Writer, inst, id string) error {
+	if _, err := s.Job(ctx, inst, id); err != nil {
+		return err
+	}
+	cw := csv.NewWriter(w)
+	if err := cw.Write(OutcomesCSVHeader); err != nil {
+		return err
+	}
+	after := int64(0)
+	for {
+		page, err := s.Outcomes(ctx, inst, id, after, 1000)
+		if err != nil {
+			return err
+		}
+		for _, o := range page {
+			var changes, reasons []string
+			for _, f := range slices.Sorted(maps.Keys(o.Changes)) {
+				changes = append(changes, f+": "+o.Changes[f][0]+" -> "+o.Changes[f][1])
+			}
+			for _, r := range o.Reasons {
+				reasons = append(reasons, r.Field+": "+r.Message)
+			}
+			if err := cw.Write([]string{strconv.FormatInt(o.Seq, 10), cell(o.PrimaryID), o.Outcome,
+				cell(strings.Join(changes, "; ")), cell(strings.Join(reasons, "; "))}); err != nil {
+				return err
+			}
+			after = o.Seq
+		}
+		if len(page) < 1000 {
+			break
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// cell keeps a spreadsheet from taking s for a formula.
+func cell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }

@@ -1673,6 +1673,8 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	s.kit.Sets.Wait()
 	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/jobs/"+job.ID, nil)
 	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/jobs/"+job.ID+"/outcomes", nil)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/jobs/"+job.ID+"/outcomes?format=csv", nil)
+	s.do(t, http.StatusBadRequest, admin, http.MethodGet, "/api/jobs/"+job.ID+"/outcomes?format=xml", nil)
 	s.do(t, http.StatusConflict, admin, http.MethodPost, "/api/jobs/"+job.ID+"/cancel", nil)
 	s.do(t, http.StatusAccepted, admin, http.MethodPost, "/api/jobs/"+job.ID+"/undo", nil)
 	s.kit.Sets.Wait()

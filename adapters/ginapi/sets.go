@@ -130,8 +130,27 @@ func (a *api) getSetJob(c *gin.Context) {
 }
 
 // setJobOutcomes answers a page of what a job did to each member, after
-// the sequence number after.
+// the sequence number after; or the whole of them as CSV (Accept:
+// text/csv or format=csv).
 func (a *api) setJobOutcomes(c *gin.Context) {
+	inst, id := a.who(c).Institution, c.Param("job_id")
+	format := c.Query("format")
+	if format != "" && format != "json" && format != "csv" {
+		fail(c, badRequest("format must be json or csv", fault.FieldError{Field: "format", Code: "unknown_value", Message: "must be json or csv"}))
+		return
+	}
+	if format == "csv" || (format == "" && c.NegotiateFormat(gin.MIMEJSON, "text/csv") == "text/csv") {
+		if _, err := a.kit.Sets.Job(a.ctx(c), inst, id); err != nil {
+			fail(c, err)
+			return
+		}
+		c.Header("Content-Type", "text/csv; charset=utf-8")
+		c.Status(http.StatusOK)
+		if err := a.kit.Sets.WriteCSV(a.ctx(c), c.Writer, inst, id); err != nil {
+			a.opts.Logger.Error("ginapi: writing a job's outcomes", "request_id", c.GetString(requestIDKey), "error", err)
+		}
+		return
+	}
 	limit, err := intParam(c, "limit", 100, 1000)
 	if err != nil {
 		fail(c, err)

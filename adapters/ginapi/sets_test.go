@@ -195,6 +195,14 @@ func TestAnUpdateOfASetIsPreviewedAndRun(t *testing.T) {
 		if len(os.Outcomes) != 2 || os.Outcomes[0].Seq != 2 {
 			t.Errorf("outcomes %+v", os)
 		}
+		csvBody := s.do(boss, http.MethodGet, "/api/jobs/"+job.ID+"/outcomes", nil, "Accept", "text/csv").status(http.StatusOK).Body.String()
+		wantCSV := "seq,primary_id,outcome,changes,reasons\n" +
+			"1,ann,changed,expiry_date: 2026-12-31 -> ; user_group: GRAD -> ALUMNI,\n" +
+			"2,bob,changed,expiry_date: 2026-12-31 -> ; user_group: GRAD -> ALUMNI,\n" +
+			"3,eve,refused,,\"expiry_date: is kept by the SIS for an external user; only user_group, job_category, pin_number, preferred_language, campus_code and rs_library may be changed by hand\"\n"
+		if csvBody != wantCSV {
+			t.Errorf("the CSV report\n%s\nwant\n%s", csvBody, wantCSV)
+		}
 		u, err := s.kit.Patrons.Get(context.Background(), "UNI", "ann")
 		if err != nil || u.UserGroup != "ALUMNI" || u.ExpiryDate != "" {
 			t.Errorf("ann after the job: %+v, %v", u, err)
