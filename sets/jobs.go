@@ -73,7 +73,8 @@ type Job struct {
 	// Status is JobRunning, JobDone or JobCancelled.
 	Status string `json:"status" gorm:"size:16;not null"`
 	// Total is how many members the set had when the job started (the
-	// job works on those); Done how many it handled so far.
+	// job works on those); Done how many it handled so far (a member
+	// deleted since is done without an outcome).
 	Total     int64 `json:"total" gorm:"not null"`
 	Done      int64 `json:"done" gorm:"not null"`
 	Changed   int64 `json:"changed" gorm:"column:n_changed;not null"`
@@ -374,8 +375,9 @@ func (s *Service) batch(ctx context.Context, inst, id string) (bool, error) {
 			return err
 		}
 		rows := make([]JobOutcome, len(out))
+		seq := j.Changed + j.Unchanged + j.Refused
 		for i, o := range out {
-			rows[i] = JobOutcome{JobID: id, Seq: j.Done + int64(i) + 1, UserID: o.UserID, Version: o.Version, PrimaryID: o.PrimaryID, Outcome: o.Outcome, Changes: o.Changes, Reasons: o.Reasons}
+			rows[i] = JobOutcome{JobID: id, Seq: seq + int64(i) + 1, UserID: o.UserID, Version: o.Version, PrimaryID: o.PrimaryID, Outcome: o.Outcome, Changes: o.Changes, Reasons: o.Reasons}
 			switch o.Outcome {
 			case patron.BatchChanged:
 				j.Changed++
@@ -390,13 +392,22 @@ func (s *Service) batch(ctx context.Context, inst, id string) (bool, error) {
 				return err
 			}
 		}
-		// A member deleted since the job started is passed over.
-		j.Done += int64(len(out))
+		// A member deleted since the job started is passed over: done,
+		// without an outcome.
+		j.Done += int64(len(ids))
 		j.Cursor = ids[len(ids)-1]
 		more = true
-		return tx.Model(&Job{}).Where("id = ? AND holder = ?", id, s.o.Instance).Updates(map[string]any{
+		res := tx.Model(&Job{}).Where("id = ? AND holder = ?", id, s.o.Instance).Updates(map[string]any{
 			"done": j.Done, "n_changed": j.Changed, "n_unchanged": j.Unchanged, "n_refused": j.Refused,
-			"cursor": j.Cursor, "lease_until": now.Add(s.o.LeaseTTL)}).Error
+			"cursor": j.Cursor, "lease_until": now.Add(s.o.LeaseTTL)})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected != 1 {
+			// Another instance took the job over: this batch is undone.
+			return errors.New("sets: the job lost its lease: another instance took it over")
+		}
+		return nil
 	})
 	return more, err
 }
