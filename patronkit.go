@@ -336,8 +336,8 @@ type Config struct {
 	PurgeEvery time.Duration
 
 	// Instance names this instance of the host's application where
-	// instances share the database: in the leases of the SIS runs and the
-	// anonymization runs it holds. Default: "instance-" and 12 random hex digits, new at each
+	// instances share the database: in the leases of the SIS runs, the
+	// anonymization runs and the jobs over sets it holds. Default: "instance-" and 12 random hex digits, new at each
 	// New.
 	Instance string
 
