@@ -73,6 +73,7 @@ import (
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patron/sis"
 	"github.com/patronkit/patronkit/privacy"
+	"github.com/patronkit/patronkit/sets"
 )
 
 // teeAudit gives each audit event to the kit's trail, then to the host's
@@ -335,10 +336,20 @@ type Config struct {
 	PurgeEvery time.Duration
 
 	// Instance names this instance of the host's application where
-	// instances share the database: in the leases of the SIS runs and the
-	// anonymization runs it holds. Default: "instance-" and 12 random hex digits, new at each
+	// instances share the database: in the leases of the SIS runs, the
+	// anonymization runs and the jobs over sets it holds. Default: "instance-" and 12 random hex digits, new at each
 	// New.
 	Instance string
+
+	// SetJobBatchSize is how many users a job over a set (Kit.Sets: an
+	// update of user information) changes at a time, in one transaction;
+	// a job is cancelled and resumed between batches. Default: 500.
+	SetJobBatchSize int
+	// SetJobLeaseTTL is how long a running job's hold on it lasts unless
+	// renewed (each batch renews it): another instance resumes a
+	// stopped instance's job after it (sets.Service.Resume). Default: 5
+	// minutes.
+	SetJobLeaseTTL time.Duration
 }
 
 // Kit is patronkit wired over one database: the services of each module and
@@ -379,6 +390,9 @@ type Kit struct {
 	// APIKeys keeps the keys other applications call the kit with (the
 	// Alma users API of adapters/almaapi), each acting as a STAFF user.
 	APIKeys *apikeys.Service
+	// Sets keeps the sets of users (saved queries and uploaded lists) the
+	// jobs over many users take (see sets.Service).
+	Sets *sets.Service
 	// Logger is the kit's logger.
 	Logger *slog.Logger
 	// Now is the kit's clock.
@@ -530,7 +544,11 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Kit{APIKeys: keyring, Purge: purger, purgeEvery: c.PurgeEvery, Erasure: erasure, Retention: retention, retentionEvery: c.RetentionEvery, Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
+	userSets, err := sets.NewService(db, patrons, sets.Options{Now: c.Now, Instance: c.Instance, BatchSize: c.SetJobBatchSize, LeaseTTL: c.SetJobLeaseTTL})
+	if err != nil {
+		return nil, err
+	}
+	return &Kit{Sets: userSets, APIKeys: keyring, Purge: purger, purgeEvery: c.PurgeEvery, Erasure: erasure, Retention: retention, retentionEvery: c.RetentionEvery, Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS
@@ -546,6 +564,9 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 func (k *Kit) Start(ctx context.Context) {
 	ctx = txctx.Without(ctx) // the jobs' transactions are their own
 	k.SIS.Start(ctx, k.scheduleEvery)
+	// The jobs over sets that a stopped instance left, or that started
+	// and were not run, go on from where they stopped.
+	k.Sets.ResumeInBackground(ctx, func(err error) { k.Logger.Error("patronkit: resuming the jobs over sets", "error", err) })
 	expire := func() {
 		n, err := k.Patrons.ExpireSignInFailures(ctx)
 		if err != nil {
@@ -713,6 +734,7 @@ func (k *Kit) Close() {
 	k.stopOnce.Do(func() { close(k.stop) })
 	k.background.Wait()
 	k.SIS.Close()
+	k.Sets.Close()
 	k.Privacy.Close()
 	for _, src := range k.sources {
 		if c, ok := src.(io.Closer); ok {
@@ -809,7 +831,7 @@ func TxFrom(ctx context.Context) *gorm.DB {
 
 // Migrations lists every module's schema migrations in the order they run.
 func Migrations() []*gormigrate.Migration {
-	return slices.Concat(patron.Migrations(), casbinmodel.Migrations(), sis.Migrations(), circulation.Migrations(), kitMigrations(), privacy.Migrations(), apikeys.Migrations())
+	return slices.Concat(patron.Migrations(), casbinmodel.Migrations(), sis.Migrations(), circulation.Migrations(), kitMigrations(), privacy.Migrations(), apikeys.Migrations(), sets.Migrations())
 }
 
 // kitMigrations are the changes that span modules.

@@ -86,6 +86,10 @@ var actions = []Action{
 	{"account.settings.write", "The patron's own account: change their settings (preferred contacts, language, notices)."},
 
 	{"api_keys.manage", "Make, list and revoke the API keys other applications call the kit with (the Alma users API): each acts as a STAFF user, whose roles decide what it may do; its secret is shown once. A key acting as another STAFF user than one's own needs users.staff too."},
+
+	{"sets.read", "List the sets of users and read one: its count and its members in pages (each member read is on the audit trail)."},
+	{"sets.manage", "Make sets of users (a saved query, or a file of identifiers, its lines naming no user reported), freeze a query set into an itemized one, and delete sets."},
+	{"sets.jobs", "Run jobs over a set of users: preview an update of user information (the count, and for a sample each field's change), start it (every member changed in the background, each change on the audit trail), follow its progress and outcomes, ask it to stop, and undo an ended update (every field it changed given back, unless the user changed since)."},
 }
 
 // Actions lists every action the policies may name, with what it lets a

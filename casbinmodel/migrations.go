@@ -191,6 +191,17 @@ func Migrations() []*gormigrate.Migration {
 		// it existed.
 		ID:      "202612060102_casbin_api_key_policies",
 		Migrate: addToSeeded([]grant{{"user-administrator", "*", "api_keys.manage", WhoseAny}}),
+	}, {
+		// The sets of users and the jobs over them (sets.read,
+		// sets.manage, sets.jobs, for user
+		// administrators), for databases whose policy was seeded before
+		// they existed.
+		ID: "202612060502_casbin_set_policies",
+		Migrate: addToSeeded([]grant{
+			{"user-administrator", "*", "sets.read", WhoseAny},
+			{"user-administrator", "*", "sets.manage", WhoseAny},
+			{"user-administrator", "*", "sets.jobs", WhoseAny},
+		}),
 	}}
 }
 

@@ -330,6 +330,13 @@ func TestADatabaseSeededOnActionsGetsTheLaterPermissions(t *testing.T) {
 		migration: "202612060102_casbin_api_key_policies",
 		missing:   func(l []string) bool { return l[2] == "api_keys.manage" },
 		decisions: []decision{d("boss", "api_keys.manage", true), d("desk", "api_keys.manage", false), d("audit", "api_keys.manage", false)},
+	}, {
+		migration: "202612060502_casbin_set_policies",
+		missing:   func(l []string) bool { return strings.HasPrefix(l[2], "sets.") },
+		decisions: []decision{d("boss", "sets.read", true), d("boss", "sets.manage", true), d("desk", "sets.read", false),
+			d("desk", "sets.manage", false), d("audit", "sets.read", false), other("sets.read", false),
+			d("boss", "sets.jobs", true), d("desk", "sets.jobs", false)},
+		removed: []string{"user-administrator", "*", "sets.read", "*"},
 	}} {
 		t.Run(c.migration, func(t *testing.T) {
 			dbtest.Each(t, func(t *testing.T, db *gorm.DB) {

@@ -150,6 +150,18 @@ var routeTable = []Route{
 	{http.MethodPost, "/api-keys", "api_keys.manage", WhoseNone},
 	{http.MethodGet, "/api-keys", "api_keys.manage", WhoseNone},
 	{http.MethodDelete, "/api-keys/:key_id", "api_keys.manage", WhoseNone},
+	{http.MethodPost, "/sets", "sets.manage", WhoseNone},
+	{http.MethodGet, "/sets", "sets.read", WhoseNone},
+	{http.MethodGet, "/sets/:set_id", "sets.read", WhoseNone},
+	{http.MethodGet, "/sets/:set_id/members", "sets.read", WhoseNone},
+	{http.MethodPost, "/sets/:set_id/freeze", "sets.manage", WhoseNone},
+	{http.MethodDelete, "/sets/:set_id", "sets.manage", WhoseNone},
+	{http.MethodPost, "/sets/:set_id/preview", "sets.jobs", WhoseNone},
+	{http.MethodPost, "/sets/:set_id/jobs", "sets.jobs", WhoseNone},
+	{http.MethodGet, "/jobs/:job_id", "sets.jobs", WhoseNone},
+	{http.MethodGet, "/jobs/:job_id/outcomes", "sets.jobs", WhoseNone},
+	{http.MethodPost, "/jobs/:job_id/cancel", "sets.jobs", WhoseNone},
+	{http.MethodPost, "/jobs/:job_id/undo", "sets.jobs", WhoseNone},
 }
 
 // Routes lists every route Mount registers (besides HEAD on each GET

@@ -139,6 +139,20 @@ var allowed = map[string]string{
 	"GET /api/privacy/purge-runs/:run_id/outcomes": "admin",
 	"POST /api/privacy/purge-runs/:run_id/cancel":  "admin",
 
+	"POST /api/sets":                "admin",
+	"GET /api/sets":                 "admin",
+	"GET /api/sets/:set_id":         "admin",
+	"GET /api/sets/:set_id/members": "admin",
+	"POST /api/sets/:set_id/freeze": "admin",
+	"DELETE /api/sets/:set_id":      "admin",
+
+	"POST /api/sets/:set_id/preview": "admin",
+	"POST /api/sets/:set_id/jobs":    "admin",
+	"GET /api/jobs/:job_id":          "admin",
+	"GET /api/jobs/:job_id/outcomes": "admin",
+	"POST /api/jobs/:job_id/cancel":  "admin",
+	"POST /api/jobs/:job_id/undo":    "admin",
+
 	"POST /api/api-keys":                "admin",
 	"GET /api/api-keys":                 "admin",
 	"DELETE /api/api-keys/:key_id":      "admin",
@@ -180,6 +194,8 @@ func concrete(path string) string {
 	path = strings.ReplaceAll(path, ":fee_id", "no-such-fee")
 	path = strings.ReplaceAll(path, ":request_id", demoRequest)
 	path = strings.ReplaceAll(path, ":notice_id", "no-such-notice")
+	path = strings.ReplaceAll(path, ":set_id", "no-such-set")
+	path = strings.ReplaceAll(path, ":job_id", "no-such-job")
 	return strings.ReplaceAll(path, ":segment_id", "no-such-segment")
 }
 

@@ -123,6 +123,7 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	a.retentionRoutes(g)
 	a.purgeRoutes(g)
 	a.apiKeyRoutes(g)
+	a.setRoutes(g)
 	if len(g.missing) > 0 {
 		return fmt.Errorf("ginapi: routes without an action in the route table: %s", strings.Join(g.missing, ", "))
 	}

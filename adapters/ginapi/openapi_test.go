@@ -1644,6 +1644,45 @@ func TestOpenAPIResponsesMatchTheDocument(t *testing.T) {
 	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/api-keys/"+key.ID, nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodDelete, "/api/api-keys/nothing", nil)
 
+	// Sets of users: a query set and a file, listed, read with their
+	// members, frozen, deleted.
+	var set struct {
+		ID string `json:"id"`
+	}
+	oaJSON(t, s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/sets", map[string]any{"name": "Undergraduates", "query": map[string]any{"user_group": "UNDERGRAD", "has_block": false}}), &set)
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPost, "/api/sets", map[string]any{"name": "x", "query": map[string]any{"status": "gone"}})
+	s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/sets?name=List&id_type=BARCODE", "B0001\nnobody\n", "Content-Type", "text/csv")
+	s.do(t, http.StatusUnsupportedMediaType, admin, http.MethodPost, "/api/sets", "<set/>", "Content-Type", "application/xml")
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/sets?limit=1", nil)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/sets/"+set.ID, nil)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/sets/"+set.ID+"/members?limit=5", nil)
+	s.do(t, http.StatusBadRequest, admin, http.MethodGet, "/api/sets/"+set.ID+"/members?limit=x", nil)
+	var frozen struct {
+		ID string `json:"id"`
+	}
+	oaJSON(t, s.do(t, http.StatusCreated, admin, http.MethodPost, "/api/sets/"+set.ID+"/freeze", map[string]any{"name": "Frozen"}), &frozen)
+	s.do(t, http.StatusConflict, admin, http.MethodPost, "/api/sets/"+frozen.ID+"/freeze", nil)
+	// A job over a set: previewed, started, followed, its outcomes read.
+	update := map[string]any{"fields": map[string]any{"campus_code": "NORTH", "purge_date": nil}, "sample": 2}
+	s.do(t, http.StatusOK, admin, http.MethodPost, "/api/sets/"+set.ID+"/preview", update)
+	s.do(t, http.StatusUnprocessableEntity, admin, http.MethodPost, "/api/sets/"+set.ID+"/preview", map[string]any{"fields": map[string]any{"status": "gone"}})
+	var job struct {
+		ID string `json:"id"`
+	}
+	oaJSON(t, s.do(t, http.StatusAccepted, admin, http.MethodPost, "/api/sets/"+set.ID+"/jobs", update), &job)
+	s.kit.Sets.Wait()
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/jobs/"+job.ID, nil)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/jobs/"+job.ID+"/outcomes", nil)
+	s.do(t, http.StatusOK, admin, http.MethodGet, "/api/jobs/"+job.ID+"/outcomes?format=csv", nil)
+	s.do(t, http.StatusBadRequest, admin, http.MethodGet, "/api/jobs/"+job.ID+"/outcomes?format=xml", nil)
+	s.do(t, http.StatusConflict, admin, http.MethodPost, "/api/jobs/"+job.ID+"/cancel", nil)
+	s.do(t, http.StatusAccepted, admin, http.MethodPost, "/api/jobs/"+job.ID+"/undo", nil)
+	s.kit.Sets.Wait()
+	s.do(t, http.StatusConflict, admin, http.MethodPost, "/api/jobs/"+job.ID+"/undo", nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/jobs/nothing", nil)
+	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/sets/"+frozen.ID, nil)
+	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/sets/"+frozen.ID, nil)
+
 	// Deletions.
 	s.do(t, http.StatusNoContent, admin, http.MethodDelete, "/api/users/sponsor", nil)
 	s.do(t, http.StatusNotFound, admin, http.MethodGet, "/api/users/sponsor", nil)

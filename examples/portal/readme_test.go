@@ -121,6 +121,11 @@ func TestTheREADMEWalkThrough(t *testing.T) {
 					if _, err := kit.SIS.Wait(ctx, s); err != nil {
 						t.Fatalf("waiting for run %s: %v", s, err)
 					}
+				case k == "id" && strings.Contains(line, "/api/sets") && !strings.Contains(line, "/jobs"):
+					ids["SET_ID"] = s // a set just made
+				case k == "id" && strings.Contains(line, "/jobs"):
+					ids["JOB_ID"] = s // a job over a set, run in the background
+					kit.Sets.Wait()
 				case k == "secret" && strings.Contains(line, "/api-keys"):
 					ids["API_KEY"] = s // an API key's secret, shown once
 				case strings.HasSuffix(k, "_id") && k != "primary_id" && k != "title_id" && k != "request_id":

@@ -1,0 +1,296 @@
+package ginapi
+
+import (
+	"fmt"
+	"math"
+	"mime"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/patronkit/patronkit/fault"
+
+	"github.com/patronkit/patronkit/sets"
+)
+
+// setRoutes registers the sets of users: make one (a saved query, or a
+// list of identifiers uploaded as a file), list them, read one with its
+// count and its members in pages, freeze a query set into an itemized
+// one, delete one.
+func (a *api) setRoutes(g *routes) {
+	g.POST("/sets", a.createSet)
+	g.GET("/sets", a.listSets)
+	g.GET("/sets/:set_id", a.getSet)
+	g.GET("/sets/:set_id/members", a.setMembers)
+	g.POST("/sets/:set_id/freeze", a.freezeSet)
+	g.DELETE("/sets/:set_id", a.deleteSet)
+	g.POST("/sets/:set_id/preview", a.previewSetJob)
+	g.POST("/sets/:set_id/jobs", a.startSetJob)
+	g.GET("/jobs/:job_id", a.getSetJob)
+	g.GET("/jobs/:job_id/outcomes", a.setJobOutcomes)
+	g.POST("/jobs/:job_id/cancel", a.cancelSetJob)
+	g.POST("/jobs/:job_id/undo", a.undoSetJob)
+}
+
+// undoSetJob starts the undo of an ended update job and runs it in the
+// background (202, Location the undo).
+func (a *api) undoSetJob(c *gin.Context) {
+	inst := a.who(c).Institution
+	job, err := a.kit.Sets.StartUndo(a.ctx(c), inst, c.Param("job_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	a.kit.Sets.Launch(a.ctx(c), inst, job.ID, func(err error) {
+		a.opts.Logger.Error("ginapi: undoing a job over a set", "job", job.ID, "error", err)
+	})
+	c.Header("Location", a.path("jobs", job.ID))
+	c.JSON(http.StatusAccepted, job)
+}
+
+// updateBody is the body of a preview and of a job: the fields to set
+// (JSON name to value, "" or null to clear).
+type updateBody struct {
+	Kind   string             `json:"kind,omitempty"`
+	Fields map[string]*string `json:"fields"`
+	Sample int                `json:"sample,omitempty"`
+}
+
+// fields are the body's fields, null read as "" (clear).
+func (b updateBody) fields() map[string]string {
+	out := make(map[string]string, len(b.Fields))
+	for k, v := range b.Fields {
+		if v != nil {
+			out[k] = *v
+		} else {
+			out[k] = ""
+		}
+	}
+	return out
+}
+
+// readUpdate decodes the body of a preview or a job; a kind other than
+// update is 422 naming it.
+func (a *api) readUpdate(c *gin.Context) (updateBody, bool) {
+	var in updateBody
+	if err := decodeJSON(c, a.opts.MaxBodyBytes, &in); err != nil {
+		fail(c, err)
+		return in, false
+	}
+	if in.Kind != "" && in.Kind != sets.JobUpdate {
+		fail(c, &fault.Error{Kind: fault.Invalid, Detail: "the job is not valid", Fields: []fault.FieldError{{Field: "kind", Code: "unknown_value", Message: "must be update"}}})
+		return in, false
+	}
+	return in, true
+}
+
+// previewSetJob answers what an update job would do to the set: the
+// count, and for a sample the change of each, field by field. Nothing is
+// written.
+func (a *api) previewSetJob(c *gin.Context) {
+	in, ok := a.readUpdate(c)
+	if !ok {
+		return
+	}
+	p, err := a.kit.Sets.PreviewUpdate(a.ctx(c), a.who(c).Institution, c.Param("set_id"), in.fields(), in.Sample)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, p)
+}
+
+// startSetJob starts an update job over the set's members now and runs
+// it in the background (202, Location the job).
+func (a *api) startSetJob(c *gin.Context) {
+	in, ok := a.readUpdate(c)
+	if !ok {
+		return
+	}
+	inst := a.who(c).Institution
+	job, err := a.kit.Sets.StartUpdate(a.ctx(c), inst, c.Param("set_id"), in.fields())
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	a.kit.Sets.Launch(a.ctx(c), inst, job.ID, func(err error) {
+		a.opts.Logger.Error("ginapi: running a job over a set", "job", job.ID, "error", err)
+	})
+	c.Header("Location", a.path("jobs", job.ID))
+	c.JSON(http.StatusAccepted, job)
+}
+
+func (a *api) getSetJob(c *gin.Context) {
+	job, err := a.kit.Sets.Job(a.ctx(c), a.who(c).Institution, c.Param("job_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, job)
+}
+
+// setJobOutcomes answers a page of what a job did to each member, after
+// the sequence number after; or the whole of them as CSV (Accept:
+// text/csv or format=csv).
+func (a *api) setJobOutcomes(c *gin.Context) {
+	inst, id := a.who(c).Institution, c.Param("job_id")
+	format := c.Query("format")
+	if format != "" && format != "json" && format != "csv" {
+		fail(c, badRequest("format must be json or csv", fault.FieldError{Field: "format", Code: "unknown_value", Message: "must be json or csv"}))
+		return
+	}
+	if format == "csv" || (format == "" && c.NegotiateFormat(gin.MIMEJSON, "text/csv") == "text/csv") {
+		if _, err := a.kit.Sets.Job(a.ctx(c), inst, id); err != nil {
+			fail(c, err)
+			return
+		}
+		c.Header("Content-Type", "text/csv; charset=utf-8")
+		c.Status(http.StatusOK)
+		if err := a.kit.Sets.WriteCSV(a.ctx(c), c.Writer, inst, id); err != nil {
+			a.opts.Logger.Error("ginapi: writing a job's outcomes", "request_id", c.GetString(requestIDKey), "error", err)
+		}
+		return
+	}
+	limit, err := intParam(c, "limit", 100, 1000)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	after, err := intParam(c, "after", 0, math.MaxInt)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	os, err := a.kit.Sets.Outcomes(a.ctx(c), a.who(c).Institution, c.Param("job_id"), int64(after), limit)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"outcomes": os})
+}
+
+// cancelSetJob asks a running job to stop after its batch (202).
+func (a *api) cancelSetJob(c *gin.Context) {
+	job, err := a.kit.Sets.Cancel(a.ctx(c), a.who(c).Institution, c.Param("job_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, job)
+}
+
+// createSet makes a query set from a JSON body, or an itemized set from a
+// file of identifiers sent as text/csv (one a line), with name,
+// description and id_type in the query string (201, Location the set).
+func (a *api) createSet(c *gin.Context) {
+	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if err != nil {
+		mt = ""
+	}
+	inst := a.who(c).Institution
+	switch mt {
+	case gin.MIMEJSON:
+		var in sets.New
+		if err := decodeJSON(c, a.opts.MaxBodyBytes, &in); err != nil {
+			fail(c, err)
+			return
+		}
+		set, err := a.kit.Sets.Create(a.ctx(c), inst, in)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		c.Header("Location", a.path("sets", set.ID))
+		c.JSON(http.StatusCreated, set)
+	case "text/csv":
+		file := http.MaxBytesReader(c.Writer, c.Request.Body, a.opts.MaxUploadBytes)
+		in := sets.NewItemized{Name: c.Query("name"), Description: c.Query("description"), IDType: c.Query("id_type")}
+		made, err := a.kit.Sets.CreateFromFile(a.ctx(c), inst, in, file)
+		if err != nil {
+			a.failUpload(c, err)
+			return
+		}
+		c.Header("Location", a.path("sets", made.ID))
+		c.JSON(http.StatusCreated, made)
+	default:
+		fail(c, &requestError{status: http.StatusUnsupportedMediaType, slug: "unsupported-media-type",
+			detail: "send a query set as application/json, or a file of identifiers, one a line, as text/csv"})
+	}
+}
+
+// failUpload answers a failure of an upload: 413 past MaxUploadBytes.
+func (a *api) failUpload(c *gin.Context, err error) {
+	if tooLarge(err) {
+		fail(c, &requestError{status: http.StatusRequestEntityTooLarge, slug: "too-large", detail: fmt.Sprintf("the file is larger than %d bytes", a.opts.MaxUploadBytes)})
+		return
+	}
+	fail(c, err)
+}
+
+func (a *api) listSets(c *gin.Context) {
+	limit, err := intParam(c, "limit", 20, 100)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	p, err := a.kit.Sets.List(a.ctx(c), a.who(c).Institution, c.Query("after"), limit)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, p)
+}
+
+func (a *api) getSet(c *gin.Context) {
+	set, err := a.kit.Sets.Get(a.ctx(c), a.who(c).Institution, c.Param("set_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, set)
+}
+
+// setMembers answers a page of a set's members, by primary_id after the
+// one given (after), with their count.
+func (a *api) setMembers(c *gin.Context) {
+	limit, err := intParam(c, "limit", 20, 100)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	p, err := a.kit.Sets.Members(a.ctx(c), a.who(c).Institution, c.Param("set_id"), c.Query("after"), limit)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, p)
+}
+
+// freezeSet makes an itemized set of a query set's members now (201,
+// Location the new set); the body, optional, names it: {"name": "..."}.
+func (a *api) freezeSet(c *gin.Context) {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if c.Request.ContentLength != 0 && c.Request.Body != nil && c.Request.Body != http.NoBody {
+		if err := decodeJSON(c, a.opts.MaxBodyBytes, &in); err != nil {
+			fail(c, err)
+			return
+		}
+	}
+	set, err := a.kit.Sets.Freeze(a.ctx(c), a.who(c).Institution, c.Param("set_id"), in.Name)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Header("Location", a.path("sets", set.ID))
+	c.JSON(http.StatusCreated, set)
+}
+
+func (a *api) deleteSet(c *gin.Context) {
+	if err := a.kit.Sets.Delete(a.ctx(c), a.who(c).Institution, c.Param("set_id")); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
