@@ -327,3 +327,47 @@ func TestAnUndoRestoresWhatTheUpdateChangedUnlessChangedSince(t *testing.T) {
 		}
 	}, batchOf(2))
 }
+
+// An erased user leaves the itemized sets, and the jobs' outcomes about
+// them keep what happened but no longer name them nor hold their values.
+func TestAnErasedUserLeavesTheSetsAndTheJobsReports(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		set := grads(t, k)
+		job, err := k.Sets.StartUpdate(staff, "UNI", set.ID, map[string]string{"expiry_date": "2027-06-30"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.Sets.Run(context.Background(), "UNI", job.ID); err != nil {
+			t.Fatal(err)
+		}
+		frozen, err := k.Sets.Freeze(staff, "UNI", set.ID, "Grads, frozen")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := k.Erasure.Erase(staff, "UNI", "ann"); err != nil {
+			t.Fatal(err)
+		}
+		got := outcomes(t, k, job.ID)
+		if _, named := got["ann"]; named || got[""] != "changed" || got["bob"] != "changed" {
+			t.Errorf("outcomes %v", got)
+		}
+		var rows int64
+		k.DB.Table("pk_set_members").Where("set_id = ?", frozen.ID).Count(&rows)
+		if rows != 3 {
+			t.Errorf("%d members left in the frozen set, want bob, cy and eve", rows)
+		}
+		// ann's outcome keeps "changed", without her id or the values;
+		// bob's and cy's keep theirs.
+		var blank, valued int64
+		k.DB.Table("pk_set_job_outcomes").Where("job_id = ? AND user_id = '' AND primary_id = '' AND changes IS NULL", job.ID).Count(&blank)
+		k.DB.Table("pk_set_job_outcomes").Where("job_id = ? AND changes LIKE ?", job.ID, "%2026-12-31%").Count(&valued)
+		if blank != 1 || valued != 2 {
+			t.Errorf("%d outcomes forgotten, %d with their values", blank, valued)
+		}
+		var items int64
+		k.DB.Table("pk_set_job_items").Where("job_id = ?", job.ID).Count(&items)
+		if items != 3 {
+			t.Errorf("%d members left in the job's list, want bob, cy and eve", items)
+		}
+	}, func(c *patronkit.Config) { c.AuditKey = []byte("the library's key") })
+}
