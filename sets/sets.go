@@ -703,13 +703,12 @@ func Migrations() []*gormigrate.Migration {
 		},
 		Rollback: func(tx *gorm.DB) error { return tx.Migrator().DropTable(&jobOutcomeV1{}, &jobItemV1{}, &jobV1{}) },
 	}, {
-		// A user deleted (erased, purged) leaves the sets and the jobs
-		// (DeletionHook): indexes by user find their rows.
+		// A user deleted (erased, purged) leaves the sets and the jobs'
+		// outcomes (DeletionHook): indexes by user find their rows.
 		ID: "202612060504_sets_by_user",
 		Migrate: func(tx *gorm.DB) error {
 			for _, q := range []string{
 				"CREATE INDEX pk_set_members_user ON pk_set_members (user_id)",
-				"CREATE INDEX pk_set_job_items_user ON pk_set_job_items (user_id)",
 				"CREATE INDEX pk_set_job_outcomes_by_user ON pk_set_job_outcomes (user_id)",
 			} {
 				if err := tx.Exec(q).Error; err != nil {
@@ -719,7 +718,7 @@ func Migrations() []*gormigrate.Migration {
 			return nil
 		},
 		Rollback: func(tx *gorm.DB) error {
-			for _, x := range [][2]string{{"pk_set_members", "pk_set_members_user"}, {"pk_set_job_items", "pk_set_job_items_user"}, {"pk_set_job_outcomes", "pk_set_job_outcomes_by_user"}} {
+			for _, x := range [][2]string{{"pk_set_members", "pk_set_members_user"}, {"pk_set_job_outcomes", "pk_set_job_outcomes_by_user"}} {
 				if err := tx.Migrator().DropIndex(x[0], x[1]); err != nil {
 					return err
 				}
