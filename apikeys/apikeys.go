@@ -17,6 +17,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -163,10 +164,35 @@ func (s *Service) Create(ctx context.Context, inst string, in New) (*Made, error
 		at := in.ExpiresAt.UTC().Truncate(time.Second)
 		k.ExpiresAt = &at
 	}
-	if err := txctx.DB(ctx, s.db).Create(&k).Error; err != nil {
-		return nil, fmt.Errorf("apikeys: %w", err)
+	// The key and its entry on the audit trail (about the staff user it
+	// acts as, as a role given to them is) commit together.
+	err := txctx.Transaction(ctx, s.db, func(ctx context.Context, tx *gorm.DB) error {
+		if err := tx.Create(&k).Error; err != nil {
+			return fmt.Errorf("apikeys: %w", err)
+		}
+		return s.record(ctx, inst, &k, "made")
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &Made{Key: k, Secret: secret}, nil
+}
+
+// AuditWhat is the What of the audit trail's entries about keys: an
+// update of the staff user the key acts as, whose details name the key
+// (its id, name, prefix, read-only flag and expiry) and what befell it
+// ("made" or "revoked").
+const AuditWhat = "api key"
+
+// record puts what befell k on the audit trail, in the transaction ctx
+// carries.
+func (s *Service) record(ctx context.Context, inst string, k *Key, what string) error {
+	d := map[string]any{"key": map[string]any{"id": k.ID, "name": k.Name, "prefix": k.Prefix, "read_only": k.ReadOnly, "expires_at": k.ExpiresAt}, "event": what}
+	details, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	return s.patrons.RecordAudit(ctx, inst, patron.AuditUpdate, k.StaffID, AuditWhat, string(details))
 }
 
 // List returns the keys of inst, revoked and expired ones included,
@@ -199,6 +225,9 @@ func (s *Service) Revoke(ctx context.Context, inst, id string) (*Key, error) {
 			at := s.now().UTC().Truncate(time.Second)
 			k.RevokedAt = &at
 			if err := tx.Model(&Key{}).Where("id = ?", k.ID).Update("revoked_at", at).Error; err != nil {
+				return err
+			}
+			if err := s.record(ctx, inst, &k, "revoked"); err != nil {
 				return err
 			}
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/patronkit/patronkit/casbinmodel"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patron"
+	"github.com/patronkit/patronkit/privacy"
 )
 
 // A user administrator makes a key acting as a STAFF user: its secret is
@@ -99,6 +100,29 @@ func TestAPIKeysAreMadeOnceListedAndRevoked(t *testing.T) {
 		s.do(boss, http.MethodDelete, "/api/api-keys/"+made.ID, nil).status(http.StatusNoContent)
 		if _, err := s.kit.APIKeys.Authenticate(ctx, made.Secret); !errors.Is(err, apikeys.ErrRevoked) {
 			t.Errorf("revoked: %v", err)
+		}
+		// Making and revoking (once) are on the trail, about the staff
+		// user the key acts as, by the administrator; never the secret.
+		page, err := s.kit.Privacy.Search(ctx, "UNI", privacy.Query{Subject: "idm"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var events []string
+		for _, e := range page.Entries {
+			if e.What != apikeys.AuditWhat {
+				continue
+			}
+			if e.ActorID != "boss" || !strings.Contains(e.Details, made.ID) || strings.Contains(e.Details, made.Secret[5:]) {
+				t.Errorf("the entry %+v", e)
+			}
+			for _, ev := range []string{"made", "revoked"} {
+				if strings.Contains(e.Details, `"event":"`+ev+`"`) {
+					events = append(events, ev)
+				}
+			}
+		}
+		if strings.Join(events, ",") != "revoked,made" {
+			t.Errorf("the trail's entries about the key: %v", events)
 		}
 	})
 }
