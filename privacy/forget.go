@@ -158,14 +158,14 @@ func (s *Service) forgetMany(tx *gorm.DB, inst string, by map[string]string) (ma
 	// through the indexes by user and by actor: ordered by sequence
 	// number and limited, the planner would rather walk the whole trail.
 	for part := range slices.Chunk(whos, forgetUsers) {
-		var about, by_ []Entry
+		var about, byThem []Entry
 		if err := db().Where("institution = ? AND seq <= ? AND "+subject, inst, h.Seq, part).Find(&about).Error; err != nil {
 			return nil, err
 		}
-		if err := db().Where("institution = ? AND seq <= ? AND actor_kind = ? AND "+actor, inst, h.Seq, ActorPatron, part).Find(&by_).Error; err != nil {
+		if err := db().Where("institution = ? AND seq <= ? AND actor_kind = ? AND "+actor, inst, h.Seq, ActorPatron, part).Find(&byThem).Error; err != nil {
 			return nil, err
 		}
-		es := append(about, by_...)
+		es := append(about, byThem...)
 		slices.SortFunc(es, func(a, b Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 		es = slices.CompactFunc(es, func(a, b Entry) bool { return a.Seq == b.Seq })
 		for batch := range slices.Chunk(es, forgetBatch) {

@@ -546,8 +546,8 @@ func (r *Retention) candidates(db *gorm.DB, kind string, sc *scope, after string
 	} else {
 		user = " AND x.user_id <> ''"
 	}
-	args = append(args, after, r.o.BatchSize)
-	q += user
+	args = append(args, after)
+	q += user + " AND x.id > ?"
 	if len(sc.userIDs) == 0 && db.Dialector.Name() == "sqlite" {
 		// A pass over every record reads them in the order of their ids:
 		// SQLite, without statistics, would rather take an index of
@@ -560,11 +560,11 @@ func (r *Retention) candidates(db *gorm.DB, kind string, sc *scope, after string
 		// Every record of a few users at once, found through the
 		// index by user: ordered by id and limited, the planner would
 		// rather walk every record in the order of their ids.
-		err := db.Raw(q+" AND x.id > ?", args[:len(args)-1]...).Scan(&out).Error
+		err := db.Raw(q, args...).Scan(&out).Error
 		slices.SortFunc(out, func(a, b candidate) int { return strings.Compare(a.ID, b.ID) })
 		return out, err
 	}
-	err := db.Raw(q+" AND x.id > ? ORDER BY x.id LIMIT ?", args...).Scan(&out).Error
+	err := db.Raw(q+" ORDER BY x.id LIMIT ?", append(args, r.o.BatchSize)...).Scan(&out).Error
 	return out, err
 }
 
