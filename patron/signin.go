@@ -146,8 +146,9 @@ type verifiedCredential struct {
 //     account for that source for Lockout: the owner signing in from
 //     elsewhere is not locked out. MaxAccountSignInFailures wrong PINs from
 //     all sources together lock the account for everyone for Lockout.
-//     Failures are counted in the database, only for existing users, and
-//     forgotten once Lockout has passed without a new one. Both kinds of
+//     Failures are counted in the database, for a name nobody holds as for
+//     a user (a lock must not tell who exists), and forgotten once Lockout
+//     has passed without a new one. Both kinds of
 //     lock are logged, with the primary_id and a hash of the source.
 func (s *Service) SignIn(ctx context.Context, inst, primaryID, pin, source string) (*User, error) {
 	if len(primaryID) > 4*maxPrimaryIDChars || !Findable(primaryID) {
@@ -196,12 +197,7 @@ func (s *Service) SignIn(ctx context.Context, inst, primaryID, pin, source strin
 		}
 	}
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		// The same work as a wrong PIN, so that timing does not tell
-		// which users exist; nothing is stored for a name nobody holds.
-		if len(pin) <= maxPINBytes {
-			s.pinMatches("", pin)
-		}
-		return nil, unauthenticated()
+		return nil, s.signInNobody(db, inst, key, primaryID, pin, src, now)
 	}
 	if err != nil {
 		return nil, err
@@ -233,6 +229,28 @@ func (s *Service) SignIn(ctx context.Context, inst, primaryID, pin, source strin
 		s.emit(ctx, inst, AuditLocked, u.PrimaryID, "sign-in locked for "+l)
 	}
 	return nil, unauthenticated()
+}
+
+// signInNobody answers a sign-in to a name nobody holds as it answers a
+// wrong PIN to a held one: the same PIN hash work, and failures counted and
+// locked the same way, so that neither the time, the answer nor a lock
+// tells which users exist. Nothing goes on the audit trail, which is about
+// users.
+func (s *Service) signInNobody(db *gorm.DB, inst, key, primaryID, pin, src string, now time.Time) error {
+	fails, err := failuresOf(db, inst, key, src)
+	if err != nil {
+		return err
+	}
+	if err := fails.locked(now); err != nil {
+		return err
+	}
+	if len(pin) <= maxPINBytes {
+		s.pinMatches("", pin)
+	}
+	if _, err := s.countFailure(db, &User{Institution: inst, PrimaryID: primaryID, PrimaryIDKey: key}, src, now); err != nil {
+		return err
+	}
+	return unauthenticated()
 }
 
 // signInCached accepts a credential the cache holds when the user's row

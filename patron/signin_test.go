@@ -2,6 +2,7 @@ package patron_test
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -68,17 +69,38 @@ func (l *logBuffer) String() string {
 
 func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
-func TestSignInStoresNothingForUnknownOrHugeNames(t *testing.T) {
+func TestSignInAnswersANameNobodyHoldsAsAHeldOne(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, patron.Options{MaxSignInFailures: 3})
+		f := newFixture(t, db, patron.Options{MaxSignInFailures: 3, Lockout: 10 * time.Minute})
 		mustCreate(t, f, "UNI", jane())
-		// Names nobody holds fail, are never locked, and leave nothing.
-		for i := 0; i < 6; i++ {
-			_, err := f.svc.SignIn(f.ctx, "UNI", "nobody", "1234", "192.0.2.1")
-			wantKind(t, err, fault.Unauthenticated)
+		// The same guesses at a user and at a name nobody holds get the
+		// same answers, lock included: a lock does not tell who exists.
+		answers := func(name string) []string {
+			var out []string
+			for i := 0; i < 5; i++ {
+				_, err := f.svc.SignIn(f.ctx, "UNI", name, "0000", "192.0.2.1")
+				e, _ := fault.As(err)
+				if e == nil {
+					t.Fatalf("%s signed in with a wrong PIN", name)
+				}
+				out = append(out, fmt.Sprintf("%d %s %v", e.Kind, e.Detail, e.RetryAfter))
+			}
+			return out
+		}
+		held, nobody := answers("jdoe"), answers("nobody")
+		if strings.Join(held, "\n") != strings.Join(nobody, "\n") {
+			t.Fatalf("a held name and a name nobody holds answer differently:\n%s\n--\n%s", strings.Join(held, "\n"), strings.Join(nobody, "\n"))
+		}
+		if !strings.HasPrefix(nobody[4], fmt.Sprint(fault.Locked)) {
+			t.Fatalf("guesses at a name nobody holds were never locked: %v", nobody)
+		}
+		// Their counts are forgotten like any other.
+		f.clock.Advance(10*time.Minute + time.Second)
+		if _, err := f.svc.ExpireSignInFailures(f.ctx); err != nil {
+			t.Fatal(err)
 		}
 		if n := failureRows(t, db); n != 0 {
-			t.Fatalf("failures of unknown names stored: %d rows", n)
+			t.Fatalf("failures not forgotten after the lockout: %d rows", n)
 		}
 		// A name longer than any primary_id fails at once: no statement,
 		// no PIN hash, nothing stored.
