@@ -245,7 +245,6 @@ func (cs currencies) overLimit(who string, owed map[string]int64, max int64, cur
 	}
 }
 
-
 // Currency is the first of the currencies the library accepts
 // (Options.Currencies; USD by default): the currency of a fee whose
 // charge names none, as Alma's users API sends them.
