@@ -406,13 +406,6 @@ func (s *Service) auditRequests(ctx context.Context, inst string, rs []Request, 
 	return auditRows(ctx, s, inst, "requests", "request", rs, func(r Request) (string, string, string) { return r.UserID, r.PrimaryID, r.ID }, d)
 }
 
-func requestTarget(r *Request) string {
-	if r.Level == RequestTitle {
-		return "title " + r.TitleID
-	}
-	return "item " + r.Barcode
-}
-
 // formatAddress writes an address on one line.
 func formatAddress(a *patron.Address) string {
 	var parts []string
