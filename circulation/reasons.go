@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 	"slices"
 	"strings"
@@ -137,7 +138,10 @@ var reasonFuncs = template.FuncMap{
 // language circulation does not ship adds it). Each code is a template
 // named after it, over the reason's Args.
 type reasonCatalog struct {
-	host  fs.FS
+	host fs.FS
+	// log tells of a host's file that cannot be read or parsed: its
+	// language is then said in English (nil: not told).
+	log   *slog.Logger
 	mu    sync.Mutex
 	cache map[string]*template.Template
 }
@@ -146,13 +150,30 @@ type reasonCatalog struct {
 // the English texts of the reasons circulation gives.
 var builtinReasons = &reasonCatalog{}
 
-// language returns the catalog of lang, nil when there is none.
-func (c *reasonCatalog) language(lang string) (*template.Template, error) {
+// language returns the catalog of lang, nil when there is none or it
+// cannot be read (which is logged, once).
+func (c *reasonCatalog) language(lang string) *template.Template {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if t, ok := c.cache[lang]; ok {
-		return t, nil
+		return t
 	}
+	if c.cache == nil {
+		c.cache = map[string]*template.Template{}
+	}
+	t, err := c.load(lang)
+	if err != nil {
+		if c.log != nil {
+			c.log.Error("circulation: the texts of refusal reasons cannot be read; English is said instead", "language", lang, "error", err)
+		}
+		t = nil
+	}
+	c.cache[lang] = t
+	return t
+}
+
+// load reads the built-in file of lang, then the host's over it.
+func (c *reasonCatalog) load(lang string) (*template.Template, error) {
 	var t *template.Template
 	for _, src := range []fs.FS{builtinTemplates, c.host} {
 		if src == nil {
@@ -176,10 +197,6 @@ func (c *reasonCatalog) language(lang string) (*template.Template, error) {
 			return nil, fmt.Errorf("circulation: reason texts %s: %w", name, err)
 		}
 	}
-	if c.cache == nil {
-		c.cache = map[string]*template.Template{}
-	}
-	c.cache[lang] = t
 	return t, nil
 }
 
@@ -197,8 +214,8 @@ func (c *reasonCatalog) text(lang string, r fault.Reason) string {
 		langs = append(langs, base)
 	}
 	for _, l := range slices.Compact(append(langs, "en")) {
-		t, err := c.language(l)
-		if err != nil || t == nil || t.Lookup(r.Code) == nil {
+		t := c.language(l)
+		if t == nil || t.Lookup(r.Code) == nil {
 			continue
 		}
 		var b strings.Builder

@@ -272,6 +272,8 @@ func TestAHostsReasonTextsReplaceTheBuiltInOnesOneByOne(t *testing.T) {
 		host := fstest.MapFS{
 			"es/reasons.tmpl": {Data: []byte(`{{define "max_loans"}}Ya tienes {{.limit}} libros en préstamo.{{end}}`)},
 			"fr/reasons.tmpl": {Data: []byte(`{{define "max_loans"}}{{.primary_id}} a déjà {{.limit}} prêts{{end}}`)},
+			// Broken: said in English.
+			"de/reasons.tmpl": {Data: []byte(`{{define "max_loans"}}{{.limit`)},
 		}
 		f := newLoanFixtureWith(t, db, circulation.Options{Templates: host})
 		for _, b := range []string{"B1", "B2", "B3"} {
@@ -286,6 +288,7 @@ func TestAHostsReasonTextsReplaceTheBuiltInOnesOneByOne(t *testing.T) {
 			"es": "Ya tienes 3 libros en préstamo.",
 			"fr": "student1 a déjà 3 prêts",
 			"en": r.Text,
+			"de": r.Text,
 		} {
 			if got := f.svc.ReasonText(lang, r); got != want {
 				t.Errorf("in %q: %q, want %q", lang, got, want)

@@ -203,6 +203,7 @@ func NewService(db *gorm.DB, o Options) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.reasons.log = s.log
 	return s, nil
 }
 
