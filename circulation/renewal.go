@@ -67,8 +67,9 @@ func (s *Service) Renew(ctx context.Context, inst, loanID string) (*Loan, error)
 	return out, nil
 }
 
-// notRenewed is the result of a loan not renewed for reasons.
-func notRenewed(id string, due time.Time, reasons ...fault.Reason) RenewResult {
+// renewResult is the result of loan id, due at due, with the reasons it
+// was not renewed (none when it was).
+func renewResult(id string, due time.Time, reasons ...fault.Reason) RenewResult {
 	return RenewResult{LoanID: id, DueAt: due, Reasons: fault.Texts(reasons), Causes: reasons}
 }
 
@@ -128,7 +129,7 @@ func (s *Service) RenewManyIn(ctx context.Context, inst, primaryID string, ids [
 	for _, id := range ids {
 		i := slices.IndexFunc(loans, func(l Loan) bool { return l.ID == id })
 		if i < 0 {
-			out = append(out, notRenewed(id, time.Time{}, cause(ReasonNoOpenLoan, "primary_id", user.PrimaryID, "loan_id", id)))
+			out = append(out, renewResult(id, time.Time{}, cause(ReasonNoOpenLoan, "primary_id", user.PrimaryID, "loan_id", id)))
 			continue
 		}
 		if lib := loans[i].Library; allowed != nil {
@@ -140,7 +141,7 @@ func (s *Service) RenewManyIn(ctx context.Context, inst, primaryID string, ids [
 				libraries[lib] = ok
 			}
 			if !ok {
-				out = append(out, notRenewed(id, loans[i].DueAt, cause(ReasonLibraryNotAllowed, "library", lib)))
+				out = append(out, renewResult(id, loans[i].DueAt, cause(ReasonLibraryNotAllowed, "library", lib)))
 				continue
 			}
 		}
@@ -150,13 +151,13 @@ func (s *Service) RenewManyIn(ctx context.Context, inst, primaryID string, ids [
 			if pe.Kind == fault.Stale {
 				why = cause(ReasonLoanChanged, "loan_id", id)
 			}
-			out = append(out, notRenewed(id, loans[i].DueAt, why))
+			out = append(out, renewResult(id, loans[i].DueAt, why))
 			continue
 		}
 		if err != nil {
 			return out, err
 		}
-		r := notRenewed(id, loans[i].DueAt, reasons...)
+		r := renewResult(id, loans[i].DueAt, reasons...)
 		r.Renewed = len(reasons) == 0
 		if l != nil {
 			r.DueAt = l.DueAt
