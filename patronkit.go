@@ -252,6 +252,8 @@ type Config struct {
 	SMS   circulation.Notifier
 	// NoticeTemplates are the host's notice templates (see
 	// circulation.Options.Templates). Default: the built-in English ones.
+	// Its {language}/reasons.tmpl hold the texts of refusal reasons per
+	// code, over the built-in English and Spanish ones.
 	NoticeTemplates fs.FS
 
 	// MaxFee is the largest amount of one fee, in minor units of its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gorm.io/gorm"
@@ -54,6 +55,10 @@ type Block struct {
 	// ExpiryDate (YYYY-MM-DD) is the last day of a manual block that
 	// expires.
 	ExpiryDate string `json:"expiry_date,omitempty"`
+	// Cause is Description as a reason with its code (ReasonBlocked,
+	// ReasonAccountInactive...), for saying it in the patron's language
+	// (see Service.ReasonText).
+	Cause fault.Reason `json:"-"`
 }
 
 // stops tells whether the block stops action.
@@ -193,12 +198,12 @@ func (s *Service) blocks(ctx context.Context, inst string, u *patron.User) ([]Bl
 	out := []Block{}
 	today := s.today()
 	if u.Status != "" && u.Status != patron.StatusActive {
-		out = append(out, Block{Type: BlockInactive, Automatic: true, Stops: allActions,
-			Description: fmt.Sprintf("the account of %s is inactive", u.PrimaryID)})
+		out = append(out, newBlock(Block{Type: BlockInactive, Automatic: true, Stops: allActions},
+			cause(ReasonAccountInactive, "primary_id", u.PrimaryID)))
 	}
 	if u.ExpiryDate != "" && u.ExpiryDate < today {
-		out = append(out, Block{Type: BlockExpired, Automatic: true, Stops: allActions,
-			Description: fmt.Sprintf("the account of %s expired on %s", u.PrimaryID, u.ExpiryDate)})
+		out = append(out, newBlock(Block{Type: BlockExpired, Automatic: true, Stops: allActions},
+			cause(ReasonAccountExpired, "primary_id", u.PrimaryID, "expiry_date", u.ExpiryDate)))
 	}
 	for _, b := range u.Blocks {
 		if b.BlockStatus != patron.StatusActive || (b.ExpiryDate != "" && b.ExpiryDate < today) {
@@ -208,8 +213,8 @@ func (s *Service) blocks(ctx context.Context, inst string, u *patron.User) ([]Bl
 		if d == "" {
 			d = b.BlockType
 		}
-		out = append(out, Block{Type: b.BlockType, Stops: allActions, ExpiryDate: b.ExpiryDate,
-			Description: fmt.Sprintf("%s is blocked: %s", u.PrimaryID, d)})
+		out = append(out, newBlock(Block{Type: b.BlockType, Stops: allActions, ExpiryDate: b.ExpiryDate},
+			cause(ReasonBlocked, "primary_id", u.PrimaryID, "block_type", b.BlockType, "description", d)))
 	}
 	db := s.conn(ctx)
 	limits, err := loadLimits(db, inst)
@@ -231,7 +236,7 @@ func (s *Service) blocks(ctx context.Context, inst string, u *patron.User) ([]Bl
 			return nil, err
 		}
 		if over, why := s.currencies.overLimit(u.PrimaryID, owed, *l.MaxBalance, l.Currency); over {
-			out = append(out, Block{Type: BlockMaxBalance, Automatic: true, Stops: stops, Description: why})
+			out = append(out, newBlock(Block{Type: BlockMaxBalance, Automatic: true, Stops: stops}, why))
 		}
 	}
 	if l.MaxOverdueLoans != nil {
@@ -241,21 +246,27 @@ func (s *Service) blocks(ctx context.Context, inst string, u *patron.User) ([]Bl
 			return nil, err
 		}
 		if n > int64(*l.MaxOverdueLoans) {
-			out = append(out, Block{Type: BlockMaxOverdue, Automatic: true, Stops: stops,
-				Description: fmt.Sprintf("%s has %d overdue loans, more than the limit of %d", u.PrimaryID, n, *l.MaxOverdueLoans)})
+			out = append(out, newBlock(Block{Type: BlockMaxOverdue, Automatic: true, Stops: stops},
+				cause(ReasonOverdueLimit, "primary_id", u.PrimaryID, "overdue", strconv.FormatInt(n, 10), "limit", strconv.Itoa(*l.MaxOverdueLoans))))
 		}
 	}
 	return out, nil
 }
 
-// stopping returns the blocks that stop action, and their descriptions.
-func stopping(bs []Block, action string) ([]Block, []string) {
+// newBlock is b with its cause r, and r's text as its description.
+func newBlock(b Block, r fault.Reason) Block {
+	b.Description, b.Cause = r.Text, r
+	return b
+}
+
+// stopping returns the blocks that stop action, and their causes.
+func stopping(bs []Block, action string) ([]Block, []fault.Reason) {
 	var out []Block
-	var reasons []string
+	var reasons []fault.Reason
 	for _, b := range bs {
 		if b.stops(action) {
 			out = append(out, b)
-			reasons = append(reasons, b.Description)
+			reasons = append(reasons, b.Cause)
 		}
 	}
 	return out, reasons
@@ -276,9 +287,9 @@ func (e *BlockedError) Unwrap() error { return e.Err }
 
 // refusal is Refused with reasons, a *BlockedError when blocks are among
 // them.
-func refusal(detail string, reasons []string, blocks []Block) error {
+func refusal(detail string, reasons []fault.Reason, blocks []Block) error {
 	if len(blocks) == 0 {
-		return refused(detail, reasons)
+		return refused(detail, reasons...)
 	}
-	return &BlockedError{Err: refused(detail, reasons), Blocks: blocks}
+	return &BlockedError{Err: refused(detail, reasons...), Blocks: blocks}
 }

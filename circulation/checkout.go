@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"gorm.io/gorm"
@@ -69,14 +70,14 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 			return nil, err
 		}
 		if hold == nil || hold.UserID != user.ID {
-			reasons = append(reasons, fmt.Sprintf("item %s is on the hold shelf for another patron", item.Barcode))
+			reasons = append(reasons, cause(ReasonItemOnHoldShelf, "barcode", item.Barcode))
 		}
 	default:
-		reasons = append(reasons, fmt.Sprintf("item %s is %s", item.Barcode, strings.ReplaceAll(item.Status, "_", " ")))
+		reasons = append(reasons, cause(ReasonItemNotAvailable, "barcode", item.Barcode, "status", item.Status))
 	}
 	terms, due, err := s.TermsFor(ctx, inst, user, item, now)
 	if pe, ok := fault.As(err); ok && pe.Kind == fault.Refused {
-		reasons = append(reasons, pe.Reasons...)
+		reasons = append(reasons, pe.Why()...)
 	} else if err != nil {
 		return nil, err
 	}
@@ -119,7 +120,7 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 		}
 		if res.RowsAffected == 0 {
 			return refused(fmt.Sprintf("item %s cannot be lent to %s", item.Barcode, user.PrimaryID),
-				[]string{maxLoansReason(user.PrimaryID, terms.MaxLoans)})
+				maxLoansReason(user.PrimaryID, terms.MaxLoans))
 		}
 		if err := tx.Create(&itemLoanRow{ItemID: item.ID, Institution: inst, LoanID: loan.ID}).Error; err != nil {
 			if errors.Is(s.translate(err), fault.ErrConflict) {
@@ -134,7 +135,7 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 		}
 		if res.RowsAffected == 0 {
 			return refused(fmt.Sprintf("item %s cannot be lent to %s", item.Barcode, user.PrimaryID),
-				[]string{fmt.Sprintf("item %s is no longer available", item.Barcode)})
+				cause(ReasonItemNoLongerAvailable, "barcode", item.Barcode))
 		}
 		if hold != nil {
 			res = tx.Model(&Request{}).Where("id = ? AND version = ? AND status = ?", hold.ID, hold.Version, RequestOnHoldShelf).
@@ -175,19 +176,20 @@ func loanCreated(l *Loan) map[string]any {
 	return d
 }
 
-func maxLoansReason(primaryID string, max int) string {
-	return fmt.Sprintf("%s already has %d loans, the most the terms of use allow", primaryID, max)
+// maxLoansReason is ReasonMaxLoans: the patron holds max loans.
+func maxLoansReason(primaryID string, max int) fault.Reason {
+	return cause(ReasonMaxLoans, "primary_id", primaryID, "limit", strconv.Itoa(max))
 }
 
 func onLoanAlready(barcode, primaryID string) *fault.Error {
 	return refused(fmt.Sprintf("item %s cannot be lent to %s", barcode, primaryID),
-		[]string{fmt.Sprintf("item %s is on loan", barcode)})
+		cause(ReasonItemNotAvailable, "barcode", barcode, "status", StatusOnLoan))
 }
 
 // proxyReasons lists why proxy may not borrow for sponsor.
-func (s *Service) proxyReasons(proxy, sponsor *patron.User) []string {
+func (s *Service) proxyReasons(proxy, sponsor *patron.User) []fault.Reason {
 	today := s.today()
-	var reasons []string
+	var reasons []fault.Reason
 	ok := false
 	for _, p := range proxy.ProxyFor {
 		if keys.Fold(p.PrimaryID) == keys.Fold(sponsor.PrimaryID) && (p.ExpiryDate == "" || p.ExpiryDate >= today) {
@@ -195,13 +197,13 @@ func (s *Service) proxyReasons(proxy, sponsor *patron.User) []string {
 		}
 	}
 	if !ok {
-		reasons = append(reasons, fmt.Sprintf("%s is not an active proxy for %s", proxy.PrimaryID, sponsor.PrimaryID))
+		reasons = append(reasons, cause(ReasonNotProxy, "proxy", proxy.PrimaryID, "primary_id", sponsor.PrimaryID))
 	}
 	if proxy.Status != "" && proxy.Status != patron.StatusActive {
-		reasons = append(reasons, fmt.Sprintf("the account of proxy %s is inactive", proxy.PrimaryID))
+		reasons = append(reasons, cause(ReasonProxyInactive, "proxy", proxy.PrimaryID))
 	}
 	if proxy.ExpiryDate != "" && proxy.ExpiryDate < today {
-		reasons = append(reasons, fmt.Sprintf("the account of proxy %s expired on %s", proxy.PrimaryID, proxy.ExpiryDate))
+		reasons = append(reasons, cause(ReasonProxyExpired, "proxy", proxy.PrimaryID, "expiry_date", proxy.ExpiryDate))
 	}
 	return reasons
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/bojanz/currency"
+
+	"github.com/patronkit/patronkit/fault"
 )
 
 // DefaultMaxFee is the default of Options.MaxFee: 1,000,000.00 in a
@@ -194,9 +196,9 @@ func pow10(n int) *big.Rat {
 // overLimit weighs what a patron owes, per currency, against a balance
 // limit of max minor units of cur: every amount owed counts, converted at
 // the rates, and one in a currency without a rate is over any limit. It
-// returns whether the patron is over the limit, and the description of
-// the block.
-func (cs currencies) overLimit(who string, owed map[string]int64, max int64, cur string) (bool, string) {
+// returns whether the patron is over the limit, and the reason of the
+// block (ReasonBalanceLimit).
+func (cs currencies) overLimit(who string, owed map[string]int64, max int64, cur string) (bool, fault.Reason) {
 	codes := make([]string, 0, len(owed))
 	for c, v := range owed {
 		if v > 0 {
@@ -224,15 +226,14 @@ func (cs currencies) overLimit(who string, owed map[string]int64, max int64, cur
 		}
 		total.Add(total, v)
 	}
-	limit := FormatMoney(max, cur)
-	owes := fmt.Sprintf("%s owes %s", who, andList(parts))
+	args := []string{"primary_id", who, "owed", strings.Join(parts, ", "), "limit", FormatMoney(max, cur)}
 	switch {
 	case len(noRate) > 0:
-		return true, fmt.Sprintf("%s, and %s has no rate to weigh against the limit of %s", owes, andList(noRate), limit)
+		return true, cause(ReasonBalanceLimit, append(args, "no_rate", strings.Join(noRate, ", "))...)
 	case total.Cmp(new(big.Rat).SetInt64(max)) <= 0:
-		return false, ""
+		return false, fault.Reason{}
 	case len(codes) == 1 && codes[0] == cur:
-		return true, fmt.Sprintf("%s, more than the limit of %s", owes, limit)
+		return true, cause(ReasonBalanceLimit, args...)
 	default:
 		// Rounded up: what is shown is more than the limit, as it is.
 		up := new(big.Int).Quo(new(big.Int).Add(total.Num(), new(big.Int).Sub(total.Denom(), big.NewInt(1))), total.Denom())
@@ -240,16 +241,8 @@ func (cs currencies) overLimit(who string, owed map[string]int64, max int64, cur
 		if up.IsInt64() {
 			shown = FormatMoney(up.Int64(), cur)
 		}
-		return true, fmt.Sprintf("%s, %s at the library's rates, more than the limit of %s", owes, shown, limit)
+		return true, cause(ReasonBalanceLimit, append(args, "total", shown)...)
 	}
-}
-
-// andList joins "a", "a and b", "a, b and c".
-func andList(xs []string) string {
-	if len(xs) < 2 {
-		return strings.Join(xs, "")
-	}
-	return strings.Join(xs[:len(xs)-1], ", ") + " and " + xs[len(xs)-1]
 }
 
 // Currency is the first of the currencies the library accepts

@@ -342,7 +342,7 @@ func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string,
 	a, _ := patron.ActorFrom(ctx)
 	if kind == Waiver && a.ID != "" && (a.Institution == "" || a.Institution == inst) &&
 		(a.ID == fee.UserID || keys.Fold(a.ID) == keys.Fold(fee.PrimaryID) || keys.Fold(a.ID) == keys.Fold(primaryID)) {
-		return nil, refused(fmt.Sprintf("fee %s cannot be waived", fee.ID), []string{"staff cannot waive a fee of their own"})
+		return nil, refused(fmt.Sprintf("fee %s cannot be waived", fee.ID), cause(ReasonOwnFee))
 	}
 	col := "paid"
 	if kind == Waiver {
@@ -365,7 +365,7 @@ func (s *Service) take(ctx context.Context, inst, primaryID, feeID, kind string,
 				return err
 			}
 			if cur.Status != FeeOpen {
-				return refused(fmt.Sprintf("fee %s cannot take a %s", fee.ID, kind), []string{fmt.Sprintf("fee %s is closed", fee.ID)})
+				return refused(fmt.Sprintf("fee %s cannot take a %s", fee.ID, kind), cause(ReasonFeeClosed, "fee_id", fee.ID))
 			}
 			return &fault.Error{Kind: fault.Invalid, Detail: "the " + kind + " is not valid",
 				Fields: []fault.FieldError{{Field: "amount", Code: "out_of_range",

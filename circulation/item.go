@@ -279,8 +279,7 @@ func (s *Service) DeleteItem(ctx context.Context, inst, barcode string) error {
 		}
 		switch cur.Status {
 		case StatusOnLoan, StatusOnHoldShelf, StatusInTransit:
-			return &fault.Error{Kind: fault.Refused, Detail: fmt.Sprintf("item %q cannot be deleted", cur.Barcode),
-				Reasons: []string{"the item is " + strings.ReplaceAll(cur.Status, "_", " ")}}
+			return refused(fmt.Sprintf("item %q cannot be deleted", cur.Barcode), cause(ReasonItemInUse, "status", cur.Status))
 		}
 		res := tx.Where("id = ? AND version = ?", cur.ID, cur.Version).Delete(&Item{})
 		if res.Error != nil {

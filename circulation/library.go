@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -263,8 +264,7 @@ func (s *Service) DeleteLibrary(ctx context.Context, inst, code string) error {
 			return err
 		}
 		if n > 0 {
-			return &fault.Error{Kind: fault.Refused, Detail: fmt.Sprintf("library %q cannot be deleted", cur.Code),
-				Reasons: []string{fmt.Sprintf("%d items belong to it", n)}}
+			return refused(fmt.Sprintf("library %q cannot be deleted", cur.Code), cause(ReasonLibraryHasItems, "items", strconv.FormatInt(n, 10)))
 		}
 		if err := tx.Where("library_id = ?", cur.ID).Delete(&closedDateRow{}).Error; err != nil {
 			return err
@@ -317,8 +317,8 @@ func nextOpenDay(db *gorm.DB, l *Library, d time.Time) (time.Time, error) {
 			return day, nil
 		}
 	}
-	return time.Time{}, &fault.Error{Kind: fault.Refused, Detail: fmt.Sprintf("library %q has no open day within a year of %s", l.Code, from),
-		Reasons: []string{"every day from " + from + " to " + to + " is a closed date"}}
+	return time.Time{}, refused(fmt.Sprintf("library %q has no open day within a year of %s", l.Code, from),
+		cause(ReasonNoOpenDay, "library", l.Code, "from", from, "to", to))
 }
 
 func loadLibrary(db *gorm.DB, inst, code string) (*Library, error) {

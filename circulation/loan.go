@@ -165,8 +165,9 @@ type userLoansRow struct {
 
 func (userLoansRow) TableName() string { return "pk_circ_user_loans" }
 
-func refused(detail string, reasons []string) *fault.Error {
-	return &fault.Error{Kind: fault.Refused, Detail: detail, Reasons: reasons}
+// refused is a refusal of detail for reasons, with their codes and texts.
+func refused(detail string, reasons ...fault.Reason) *fault.Error {
+	return fault.Refuse(detail, reasons...)
 }
 
 // patrons returns the patron service, or an error saying it is missing.

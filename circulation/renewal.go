@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"gorm.io/gorm"
@@ -21,6 +22,9 @@ type RenewResult struct {
 	// every reason.
 	Renewed bool     `json:"renewed"`
 	Reasons []string `json:"reasons,omitempty"`
+	// Causes are the same reasons, one for one, with their codes and
+	// named values (see ReasonText).
+	Causes []fault.Reason `json:"causes,omitempty"`
 	// Blocks are the blocks among the reasons a loan was not renewed.
 	Blocks []Block `json:"blocks,omitempty"`
 	// DueAt is the loan's due date after the attempt (UTC); zero when the
@@ -61,6 +65,12 @@ func (s *Service) Renew(ctx context.Context, inst, loanID string) (*Loan, error)
 		return nil, refusal(fmt.Sprintf("loan %s of item %s cannot be renewed", loan.ID, loan.ItemBarcode), reasons, blocked)
 	}
 	return out, nil
+}
+
+// renewResult is the result of loan id, due at due, with the reasons it
+// was not renewed (none when it was).
+func renewResult(id string, due time.Time, reasons ...fault.Reason) RenewResult {
+	return RenewResult{LoanID: id, DueAt: due, Reasons: fault.Texts(reasons), Causes: reasons}
 }
 
 // RenewMany renews loans of the patron primaryID: those named by ids, or
@@ -119,7 +129,7 @@ func (s *Service) RenewManyIn(ctx context.Context, inst, primaryID string, ids [
 	for _, id := range ids {
 		i := slices.IndexFunc(loans, func(l Loan) bool { return l.ID == id })
 		if i < 0 {
-			out = append(out, RenewResult{LoanID: id, Reasons: []string{fmt.Sprintf("%s has no open loan %s", user.PrimaryID, id)}})
+			out = append(out, renewResult(id, time.Time{}, cause(ReasonNoOpenLoan, "primary_id", user.PrimaryID, "loan_id", id)))
 			continue
 		}
 		if lib := loans[i].Library; allowed != nil {
@@ -131,19 +141,24 @@ func (s *Service) RenewManyIn(ctx context.Context, inst, primaryID string, ids [
 				libraries[lib] = ok
 			}
 			if !ok {
-				out = append(out, RenewResult{LoanID: id, DueAt: loans[i].DueAt, Reasons: []string{"your roles do not allow renewals in library " + lib}})
+				out = append(out, renewResult(id, loans[i].DueAt, cause(ReasonLibraryNotAllowed, "library", lib)))
 				continue
 			}
 		}
 		l, reasons, err := s.renew(ctx, inst, user, blocked, &loans[i])
 		if pe, ok := fault.As(err); ok {
-			out = append(out, RenewResult{LoanID: id, DueAt: loans[i].DueAt, Reasons: []string{pe.Detail}})
+			why := fault.Reason{Text: pe.Detail}
+			if pe.Kind == fault.Stale {
+				why = cause(ReasonLoanChanged, "loan_id", id)
+			}
+			out = append(out, renewResult(id, loans[i].DueAt, why))
 			continue
 		}
 		if err != nil {
 			return out, err
 		}
-		r := RenewResult{LoanID: id, Renewed: len(reasons) == 0, Reasons: reasons, DueAt: loans[i].DueAt}
+		r := renewResult(id, loans[i].DueAt, reasons...)
+		r.Renewed = len(reasons) == 0
 		if l != nil {
 			r.DueAt = l.DueAt
 		} else {
@@ -157,33 +172,33 @@ func (s *Service) RenewManyIn(ctx context.Context, inst, primaryID string, ids [
 // renew renews loan for user, or gives the reasons it cannot: first
 // those of the blocks that stop renewals (blocked). The error is for
 // failures (and a Stale loan).
-func (s *Service) renew(ctx context.Context, inst string, user *patron.User, blocked []Block, loan *Loan) (*Loan, []string, error) {
+func (s *Service) renew(ctx context.Context, inst string, user *patron.User, blocked []Block, loan *Loan) (*Loan, []fault.Reason, error) {
 	now := s.loanClock()
-	var reasons []string
+	var reasons []fault.Reason
 	for _, b := range blocked {
-		reasons = append(reasons, b.Description)
+		reasons = append(reasons, b.Cause)
 	}
 	// By id: staff may have changed the item's barcode since the loan.
 	var item Item
 	if err := s.conn(ctx).Where("institution = ? AND id = ?", inst, loan.ItemID).Take(&item).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil, []string{fmt.Sprintf("the item of loan %s is no longer in the inventory", loan.ID)}, nil
+			return nil, []fault.Reason{cause(ReasonItemGone, "loan_id", loan.ID)}, nil
 		}
 		return nil, nil, err
 	}
 	terms, due, err := s.TermsFor(ctx, inst, user, &item, now)
 	if pe, ok := fault.As(err); ok && pe.Kind == fault.Refused {
-		return nil, append(reasons, pe.Reasons...), nil
+		return nil, append(reasons, pe.Why()...), nil
 	} else if err != nil {
 		return nil, nil, err
 	}
 	if others, err := s.othersWaiting(s.conn(ctx), inst, &item, loan.UserID); err != nil {
 		return nil, nil, err
 	} else if others {
-		reasons = append(reasons, fmt.Sprintf("item %s is requested by another patron", item.Barcode))
+		reasons = append(reasons, cause(ReasonItemRequested, "barcode", item.Barcode))
 	}
 	if loan.Renewals >= terms.Renewals {
-		reasons = append(reasons, fmt.Sprintf("the loan was renewed %d times, the most the terms of use allow (%d)", loan.Renewals, terms.Renewals))
+		reasons = append(reasons, cause(ReasonMaxRenewals, "renewals", strconv.Itoa(loan.Renewals), "limit", strconv.Itoa(terms.Renewals)))
 	}
 	if terms.RenewalPeriod > 0 {
 		lib, err := loadLibrary(s.conn(ctx), inst, item.Library)
@@ -196,7 +211,7 @@ func (s *Service) renew(ctx context.Context, inst string, user *patron.User, blo
 		}
 	}
 	if !due.After(loan.DueAt) {
-		reasons = append(reasons, fmt.Sprintf("renewing would not move the due date %s", loan.DueAt.Format(time.RFC3339)))
+		reasons = append(reasons, cause(ReasonDueDateUnchanged, "due_date", loan.DueAt.Format(time.RFC3339)))
 	}
 	if len(reasons) > 0 {
 		return nil, reasons, nil

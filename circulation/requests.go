@@ -199,21 +199,21 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 	now := s.loanClock()
 	var allowed []Item
 	terms := map[string]Terms{}
-	var why []string
+	var why []fault.Reason
 	for _, it := range items {
 		if it.Status == StatusLost || it.Status == StatusMissing {
-			why = append(why, fmt.Sprintf("item %s is %s", it.Barcode, it.Status))
+			why = append(why, cause(ReasonItemNotAvailable, "barcode", it.Barcode, "status", it.Status))
 			continue
 		}
 		t, _, err := s.TermsFor(ctx, inst, user, &it, now)
 		if pe, ok := fault.As(err); ok && pe.Kind == fault.Refused {
-			why = append(why, pe.Reasons...)
+			why = append(why, pe.Why()...)
 			continue
 		} else if err != nil {
 			return nil, err
 		}
 		if !t.RequestsAllowed {
-			why = append(why, fmt.Sprintf("the terms of use do not allow %s to request item %s", user.PrimaryID, it.Barcode))
+			why = append(why, cause(ReasonRequestsNotAllowed, "primary_id", user.PrimaryID, "barcode", it.Barcode))
 			continue
 		}
 		allowed = append(allowed, it)
@@ -237,7 +237,11 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 		return nil, err
 	}
 	if len(mine) > 0 {
-		reasons = append(reasons, fmt.Sprintf("%s already has an active request for %s", user.PrimaryID, requestTarget(&mine[0])))
+		target := []string{"barcode", mine[0].Barcode}
+		if mine[0].Level == RequestTitle {
+			target = []string{"title_id", mine[0].TitleID}
+		}
+		reasons = append(reasons, cause(ReasonAlreadyRequested, append([]string{"primary_id", user.PrimaryID}, target...)...))
 	}
 	var onLoan []Loan
 	if err := db.Select("item_barcode").Where("institution = ? AND user_id = ? AND status = ? AND item_id IN ?", inst, user.ID, LoanOpen, ids).
@@ -245,7 +249,7 @@ func (s *Service) PlaceRequest(ctx context.Context, inst, primaryID string, in N
 		return nil, err
 	}
 	if len(onLoan) > 0 {
-		reasons = append(reasons, fmt.Sprintf("%s has item %s on loan", user.PrimaryID, onLoan[0].ItemBarcode))
+		reasons = append(reasons, cause(ReasonAlreadyOnLoan, "primary_id", user.PrimaryID, "barcode", onLoan[0].ItemBarcode))
 	}
 	if len(reasons) > 0 {
 		return nil, refusal(fmt.Sprintf("%s cannot request %s", user.PrimaryID, target), reasons, blocked)
@@ -400,13 +404,6 @@ func (s *Service) auditRequestChange(ctx context.Context, r *Request, changed ma
 // their requests' ids (request_id for one, request_ids for several).
 func (s *Service) auditRequests(ctx context.Context, inst string, rs []Request, d map[string]any) error {
 	return auditRows(ctx, s, inst, "requests", "request", rs, func(r Request) (string, string, string) { return r.UserID, r.PrimaryID, r.ID }, d)
-}
-
-func requestTarget(r *Request) string {
-	if r.Level == RequestTitle {
-		return "title " + r.TitleID
-	}
-	return "item " + r.Barcode
 }
 
 // formatAddress writes an address on one line.
@@ -600,7 +597,7 @@ func (s *Service) CancelRequest(ctx context.Context, inst, primaryID, id, reason
 		return nil, err
 	}
 	if !slices.Contains(activeRequests, r.Status) {
-		return nil, refused(fmt.Sprintf("request %s cannot be cancelled", r.ID), []string{fmt.Sprintf("request %s is %s", r.ID, r.Status)})
+		return nil, refused(fmt.Sprintf("request %s cannot be cancelled", r.ID), cause(ReasonRequestNotActive, "request_id", r.ID, "status", r.Status))
 	}
 	a, _ := patron.ActorFrom(ctx)
 	if err := s.retry(ctx, func(ctx context.Context, tx *gorm.DB) error {

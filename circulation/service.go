@@ -123,7 +123,11 @@ type Options struct {
 	SMS   Notifier
 	// Templates holds the host's notice templates, {language}/{kind}.tmpl
 	// (e.g. es/due_soon.tmpl), each defining "subject", "body" and "sms";
-	// they take precedence over the built-in English ones. Default: none.
+	// they take precedence over the built-in English ones. Its
+	// {language}/reasons.tmpl are the texts of refusal reasons, one
+	// template per reason code (see ReasonText): they replace the
+	// built-in ones (English and Spanish) code by code, or add a
+	// language. Default: none.
 	Templates fs.FS
 	// DueSoon is how long before its due date a loan gets its due-soon
 	// notice. Default: 2 days.
@@ -159,6 +163,7 @@ type Service struct {
 	patrons     *patron.Service
 	email, sms  Notifier
 	templates   *templates
+	reasons     *reasonCatalog
 	dueSoon     time.Duration
 	noticeClaim time.Duration
 	maxFee      int64
@@ -181,7 +186,7 @@ func NewService(db *gorm.DB, o Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{db: db.Session(&gorm.Session{NewDB: true}), now: o.Now, log: o.Logger, patrons: o.Patrons,
-		email: o.Email, sms: o.SMS, templates: &templates{host: o.Templates}, dueSoon: o.DueSoon, noticeClaim: o.NoticeClaim,
+		email: o.Email, sms: o.SMS, templates: &templates{host: o.Templates}, reasons: &reasonCatalog{host: o.Templates}, dueSoon: o.DueSoon, noticeClaim: o.NoticeClaim,
 		maxFee: o.MaxFee, currencies: cs, items: o.Items}
 	if s.maxFee == 0 {
 		s.maxFee = DefaultMaxFee
@@ -198,6 +203,7 @@ func NewService(db *gorm.DB, o Options) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.reasons.log = s.log
 	return s, nil
 }
 

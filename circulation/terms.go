@@ -456,9 +456,8 @@ func (s *Service) Quote(ctx context.Context, inst string, user *patron.User, ite
 		}
 	}
 	if rule == nil {
-		return Quote{}, &fault.Error{Kind: fault.Refused, Detail: "no terms of use apply to this loan",
-			Reasons: []string{fmt.Sprintf("no rule matches user_group %q, item_policy %q, library %q, material_type %q",
-				user.UserGroup, item.ItemPolicy, item.Library, item.MaterialType)}}
+		return Quote{}, refused("no terms of use apply to this loan", cause(ReasonNoRule,
+			"user_group", user.UserGroup, "item_policy", item.ItemPolicy, "library", item.Library, "material_type", item.MaterialType))
 	}
 	lib, err := loadLibrary(db, inst, item.Library)
 	if err != nil {
@@ -471,7 +470,7 @@ func (s *Service) Quote(ctx context.Context, inst string, user *patron.User, ite
 	due, err := dueDate(db, lib, rule.Terms, at)
 	if err != nil {
 		if pe, ok := fault.As(err); ok && pe.Kind == fault.Refused {
-			pe.Reasons = append(pe.Reasons, "under "+name)
+			pe.Because(cause(ReasonUnderRule, "rule", name))
 		}
 		return Quote{}, s.translate(err)
 	}
@@ -495,8 +494,7 @@ func dueDate(db *gorm.DB, l *Library, t Terms, at time.Time) (time.Time, error) 
 		}
 		due = d
 		if endOf(d, loc).Before(at) {
-			return time.Time{}, &fault.Error{Kind: fault.Refused, Detail: "the loan would be due in the past",
-				Reasons: []string{"the fixed due date " + t.FixedDueDate + " has passed"}}
+			return time.Time{}, refused("the loan would be due in the past", cause(ReasonFixedDueDatePassed, "fixed_due_date", t.FixedDueDate))
 		}
 	case t.LoanPeriodUnit == Minutes:
 		due, endOfDay = local.Add(time.Duration(t.LoanPeriod)*time.Minute), false

@@ -31,7 +31,8 @@ const (
 	// Stale: the record changed since the version the caller read.
 	Stale
 	// Refused: the action is not allowed now; Reasons lists every reason
-	// (e.g. a deletion guard's).
+	// (e.g. a deletion guard's), and Causes the same reasons with their
+	// codes where the module gives them.
 	Refused
 	// Locked: too many failed sign-ins; RetryAfter says for how long.
 	Locked
@@ -52,12 +53,85 @@ type FieldError struct {
 
 // Error is the error a module returns for anything a caller did or can act
 // on. Errors not of this type are internal failures.
+//
+// Reasons are the reasons of a refusal in English; Causes, when the module
+// gives them, are the same reasons one for one with a stable code and its
+// named values, so that an adapter can say them in the patron's language
+// (Refuse and Because keep the two in step; Why reads them).
 type Error struct {
 	Kind       Kind
 	Detail     string
 	Fields     []FieldError
 	Reasons    []string
 	RetryAfter time.Duration
+	Causes     []Reason
+}
+
+// Reason is one reason of a refusal: a stable Code (max_loans, blocked,
+// item_not_available...) with its named values in Args (the limit, the
+// item's barcode and status...), and Text, the reason in English. A
+// reason without a Code has its Text alone.
+type Reason struct {
+	Code string            `json:"code,omitempty"`
+	Args map[string]string `json:"args,omitempty"`
+	Text string            `json:"text"`
+}
+
+// Refuse returns a Refused Error with detail whose Causes are reasons and
+// whose Reasons are their texts.
+func Refuse(detail string, reasons ...Reason) *Error {
+	return (&Error{Kind: Refused, Detail: detail}).Because(reasons...)
+}
+
+// Because adds reasons to e, to its Causes and their texts to its
+// Reasons, and returns e.
+func (e *Error) Because(reasons ...Reason) *Error {
+	for _, r := range reasons {
+		e.Causes = append(e.Causes, r)
+		e.Reasons = append(e.Reasons, r.Text)
+	}
+	return e
+}
+
+// Why returns every reason of e as a Reason (see Explain).
+func (e *Error) Why() []Reason { return Explain(e.Reasons, e.Causes) }
+
+// Texts returns the texts of reasons, in order.
+func Texts(reasons []Reason) []string {
+	if len(reasons) == 0 {
+		return nil
+	}
+	out := make([]string, len(reasons))
+	for i, r := range reasons {
+		out[i] = r.Text
+	}
+	return out
+}
+
+// Explain returns the reasons whose English texts are texts: causes when
+// they are those texts one for one, otherwise each text without a code
+// (reasons added as texts alone, by a module that gives no codes).
+func Explain(texts []string, causes []Reason) []Reason {
+	if len(causes) == len(texts) {
+		same := true
+		for i := range texts {
+			if causes[i].Text != texts[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return causes
+		}
+	}
+	if len(texts) == 0 {
+		return nil
+	}
+	out := make([]Reason, len(texts))
+	for i, t := range texts {
+		out[i] = Reason{Text: t}
+	}
+	return out
 }
 
 func (e *Error) Error() string {

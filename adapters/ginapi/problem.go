@@ -27,6 +27,9 @@ type Problem struct {
 	Reasons   []string           `json:"reasons,omitempty"`
 	// Blocks are the patron's blocks among the reasons of a refusal.
 	Blocks []circulation.Block `json:"blocks,omitempty"`
+	// Causes are Reasons one for one, each with its stable code and named
+	// values where the service gives them.
+	Causes []fault.Reason `json:"causes,omitempty"`
 }
 
 // problem writes a problem response and stops the handler chain.
@@ -56,7 +59,7 @@ func fail(c *gin.Context, err error) {
 		problem(c, http.StatusInternalServerError, "internal", "the server failed; the request id identifies it in the logs")
 		return
 	}
-	p := Problem{Detail: e.Detail, Errors: e.Fields, Reasons: e.Reasons}
+	p := Problem{Detail: e.Detail, Errors: e.Fields, Reasons: e.Reasons, Causes: e.Why()}
 	if be := (*circulation.BlockedError)(nil); errors.As(err, &be) {
 		p.Blocks = be.Blocks
 	}

@@ -182,6 +182,7 @@ func (c *card) loadLoans(r *request, d *loansData) error {
 			row.Fine = circulation.FormatMoney(l.AccruedFine, l.FineCurrency)
 		}
 		if res, ok := d.Results[l.ID]; ok {
+			res.Reasons = c.reasons(r.lang, res.Reasons, res.Causes)
 			row.Result = &res
 			row.Renewed = fmt.Sprintf(renewed, res.DueAt.In(loc).Format("2006-01-02 15:04"))
 		}
@@ -355,6 +356,12 @@ func (c *card) messages(r *request) {
 		c.fail(r.g, err)
 		return
 	}
+	// Each block says why in the page's language.
+	for i, b := range st.Blocks {
+		if b.Cause.Code != "" {
+			st.Blocks[i].Description = c.kit.Circulation.ReasonText(r.lang, b.Cause)
+		}
+	}
 	r.show(c, http.StatusOK, PageMessages, st)
 }
 
@@ -516,7 +523,11 @@ func (c *card) itemView(r *request, barcode string) (*itemData, error) {
 	d := &itemData{Item: it, Errors: map[string]string{}}
 	q, err := c.kit.Account.Terms(r.ctx, inst, id, it.Barcode)
 	if e, ok := fault.As(err); ok && e.Kind == fault.Refused {
-		d.NoLoan = append([]string{e.Detail}, e.Reasons...)
+		// The reasons in the page's language, under its heading; the
+		// detail (in English) when there are none.
+		if d.NoLoan = c.reasons(r.lang, e.Reasons, e.Causes); len(d.NoLoan) == 0 {
+			d.NoLoan = []string{e.Detail}
+		}
 	} else if err != nil {
 		return nil, err
 	} else {
@@ -623,7 +634,13 @@ func (c *card) placeRequest(r *request) {
 			d.Errors[name] = fieldMessage(c, r.lang, name, fe)
 		}
 		if len(e.Fields) == 0 || errors.As(err, &be) {
-			d.Errors["request"] = strings.Join(append([]string{e.Detail}, e.Reasons...), " ")
+			// The page's own words, then the reasons in its language; the
+			// detail (in English) when there are none.
+			why := c.reasons(r.lang, e.Reasons, e.Causes)
+			if len(why) == 0 {
+				why = []string{e.Detail}
+			}
+			d.Errors["request"] = strings.Join(append([]string{c.theme.text(r.lang, "items.cannot_request")}, why...), " ")
 		}
 		r.show(c, http.StatusUnprocessableEntity, PageItems, d)
 		return

@@ -520,7 +520,7 @@ func (c *conn) patronStatus(req *request) (*response, error) {
 			return nil, err
 		}
 	}
-	return c.patronHead(req, "24", pi).opt("AF", pi.check.msg), nil
+	return c.patronHead(req, "24", pi).opt("AF", c.statusMessage(pi)), nil
 }
 
 // patronHead starts a 24 or 64 answer: status, language, date (and for
@@ -754,7 +754,7 @@ func (c *conn) checkOut(req *request) (*response, error) {
 				return c.renewLoan(req, ctx, pc.user, it, own, "12")
 			}
 		}
-		if msg, ok := refused(err); ok {
+		if msg, ok := c.refusedTo(ctx, pc.user, err); ok {
 			return c.refuse(req, msg), nil
 		}
 		return nil, err
@@ -797,7 +797,7 @@ func (c *conn) renewLoan(req *request, ctx context.Context, u *patron.User, it *
 	}
 	nl, err := c.s.kit.Circulation.Renew(ctx, c.s.opts.Institution, l.ID)
 	if err != nil {
-		if msg, ok := refused(err); ok {
+		if msg, ok := c.refusedTo(ctx, u, err); ok {
 			return fail(msg), nil
 		}
 		return nil, err
@@ -932,7 +932,7 @@ func (c *conn) renewAll(req *request) (*response, error) {
 		return v.Allowed, err
 	})
 	if err != nil {
-		if msg, ok := refused(err); ok {
+		if msg, ok := c.refusedTo(ctx, pc.user, err); ok {
 			return c.refuse(req, msg), nil
 		}
 		return nil, err
@@ -944,7 +944,7 @@ func (c *conn) renewAll(req *request) (*response, error) {
 			ok = append(ok, barcodes[r.LoanID])
 		} else {
 			not = append(not, barcodes[r.LoanID])
-			reasons = append(reasons, barcodes[r.LoanID]+": "+strings.Join(r.Reasons, ", "))
+			reasons = append(reasons, barcodes[r.LoanID]+": "+c.renewedNot(ctx, pc.user, r))
 		}
 	}
 	r := newResponse("66").fixed("1", fmt.Sprintf("%04d", min(len(ok), 9999)), fmt.Sprintf("%04d", min(len(not), 9999)), c.date()).

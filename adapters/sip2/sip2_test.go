@@ -232,7 +232,7 @@ func TestRefusalsReachTheScreen(t *testing.T) {
 		}{
 			{"no PIN", checkout(inst, "alice", "", free.Barcode), "please enter your PIN"},
 			{"a wrong PIN", checkout(inst, "alice", "0000", free.Barcode), "wrong PIN"},
-			{"on loan to another", checkout(inst, "alice", patronPW, lent.Barcode), "item " + lent.Barcode + " is on loan"},
+			{"on loan to another", checkout(inst, "alice", patronPW, lent.Barcode), "el ejemplar " + lent.Barcode + " está prestado"},
 			{"an unknown item", checkout(inst, "alice", patronPW, "NO-SUCH"), "item NO-SUCH is not known"},
 			{"an unknown patron", checkout(inst, "nobody", patronPW, free.Barcode), "patron nobody is not known"},
 			{"another library's item", checkout(inst, "alice", patronPW, sci.Barcode), "may not lend items in library SCIENCE"},
@@ -513,9 +513,10 @@ func TestCheckOutOfAnItemOnLoanToThePatronRenewsIt(t *testing.T) {
 			t.Fatalf("check-out: %q", first.raw)
 		}
 		k.Clock.Set(patronkittest.Start.Add(7 * 24 * time.Hour))
-		// The kiosk's renewal policy N: refused, the item being on loan.
+		// The kiosk's renewal policy N: refused, the item being on loan
+		// (said in alice's Spanish).
 		noRenew := "11NN" + strings.TrimPrefix(checkout(inst, "alice", patronPW, it.Barcode), "11YN")
-		if rp := ks.send(noRenew); rp.fixed[0] != '0' || !strings.Contains(rp.f("AF"), "is on loan") {
+		if rp := ks.send(noRenew); rp.fixed[0] != '0' || !strings.Contains(rp.f("AF"), "está prestado") {
 			t.Errorf("check-out again, renewal policy N: %q", rp.raw)
 		}
 		// Y: renewed, and the answer says so.
