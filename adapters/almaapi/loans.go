@@ -129,11 +129,11 @@ func (a *api) listLoans(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
+	pid := who.PrimaryID
 	ls, total, err := a.kit.Circulation.LoansPage(a.ctx(c), a.inst(c), pid, open, limit, offset)
 	if err != nil {
 		a.fail(c, err)
@@ -176,11 +176,11 @@ func (a *api) checkOut(c *gin.Context) {
 			return
 		}
 	}
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
+	pid := who.PrimaryID
 	it, err := a.kit.Circulation.Item(a.ctx(c), a.inst(c), barcode)
 	if err != nil {
 		a.failItem(c, err)
@@ -217,14 +217,8 @@ func (a *api) failItem(c *gin.Context, err error) {
 
 // userLoan reads the loan the path names, which must be the user's.
 func (a *api) userLoan(c *gin.Context) (*circulation.Loan, bool) {
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
-		return nil, false
-	}
-	uid, _, err := a.kit.Patrons.ID(a.ctx(c), a.inst(c), pid)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return nil, false
 	}
 	l, err := a.kit.Circulation.Loan(a.ctx(c), a.inst(c), c.Param("loan_id"))
@@ -232,7 +226,7 @@ func (a *api) userLoan(c *gin.Context) (*circulation.Loan, bool) {
 		a.fail(c, err)
 		return nil, false
 	}
-	if err != nil || l.UserID != uid {
+	if err != nil || l.UserID != who.ID {
 		a.almaError(c, http.StatusBadRequest, codeLoanMissing, "Loan ID "+c.Param("loan_id")+" does not exist.")
 		return nil, false
 	}

@@ -104,11 +104,11 @@ func (a *api) listRequests(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
+	pid := who.PrimaryID
 	rs, err := a.kit.Circulation.Requests(a.ctx(c), a.inst(c), pid, active)
 	if err != nil {
 		a.fail(c, err)
@@ -166,11 +166,11 @@ func (a *api) placeRequest(c *gin.Context) {
 		a.fail(c, &requestError{codeMandatory, "Mandatory field is missing: mms_id or item_barcode (item_pid is not known here)"})
 		return
 	}
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
+	pid := who.PrimaryID
 	libs, err := a.kit.Circulation.NewRequestLibraries(a.ctx(c), a.inst(c), nr)
 	if err != nil {
 		a.failRequest(c, err)
@@ -227,21 +227,16 @@ func (a *api) allowInAnyLibrary(c *gin.Context, libs []string) bool {
 
 // userRequestOf reads the request the path names, of the user.
 func (a *api) userRequestOf(c *gin.Context) (*circulation.Request, string, bool) {
-	pid, err := a.primaryID(c)
+	who, ok := a.pathUser(c)
+	if !ok {
+		return nil, "", false
+	}
+	r, err := a.kit.Circulation.Request(a.ctx(c), a.inst(c), who.PrimaryID, c.Param("request_id"))
 	if err != nil {
 		a.fail(c, err)
 		return nil, "", false
 	}
-	if _, _, err := a.kit.Patrons.ID(a.ctx(c), a.inst(c), pid); err != nil {
-		a.fail(c, err)
-		return nil, "", false
-	}
-	r, err := a.kit.Circulation.Request(a.ctx(c), a.inst(c), pid, c.Param("request_id"))
-	if err != nil {
-		a.fail(c, err)
-		return nil, "", false
-	}
-	return r, pid, true
+	return r, who.PrimaryID, true
 }
 
 func (a *api) getRequest(c *gin.Context) {
