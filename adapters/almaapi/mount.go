@@ -225,14 +225,15 @@ func (a *api) key(c *gin.Context) *apikeys.Key {
 	return key
 }
 
-// authorize refuses a read-only key anything but GET, and asks the
+// authorize refuses a read-only key anything but GET (and the few
+// operations Alma lets it call, readOnlyAllowed), and asks the
 // enforcer whether the key's staff user may do the route's action
 // (a role held in any library counts; the routes that concern one
 // library ask again there). Refusals are Alma's 401.
 func (a *api) authorize(rt route) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		k := a.key(c)
-		if k.ReadOnly && c.Request.Method != http.MethodGet {
+		if k.ReadOnly && c.Request.Method != http.MethodGet && !readOnlyAllowed[[2]string{rt.Method, rt.Path}] {
 			a.almaError(c, http.StatusUnauthorized, codeUnauthorized, unauthorizedMessage+" The key is read-only.")
 			return
 		}

@@ -36,7 +36,7 @@ type route struct {
 
 // routes are the routes of Alma's users API that patronkit serves.
 func (a *api) routes() []route {
-	return slices.Concat(a.userRoutes(), a.loanRoutes(), a.requestRoutes(), a.feeRoutes(), a.attachmentRoutes(), a.personalDataRoutes())
+	return slices.Concat(a.userRoutes(), a.userOpRoutes(), a.loanRoutes(), a.requestRoutes(), a.feeRoutes(), a.attachmentRoutes(), a.personalDataRoutes())
 }
 
 // userRoutes are Alma's routes on users.
