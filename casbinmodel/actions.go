@@ -67,6 +67,7 @@ var actions = []Action{
 	{"loans.checkin", "Take an item back (check-in)."},
 	{"loans.renew", "Renew loans, in their library."},
 	{"loans.lost", "Declare an item lost, in its library."},
+	{"loans.due_date", "Change the due date of a user's open loan by hand (no renewal counted, no terms of use applied), in its library."},
 	{"blocks.read", "Read what blocks a user: manual blocks and automatic ones (fines, overdue loans, expiry)."},
 	{"fees.read", "Read a user's fees and balance."},
 	{"fees.charge", "Charge a user a manual fee."},
