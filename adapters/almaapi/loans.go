@@ -19,6 +19,8 @@ const (
 	codeCannotRenew   = "401822" // Cannot renew loan: Loan ID XXX.
 	codeWrongDesk     = "401153" // Item cannot be loaned from this circulation desk.
 	codeNotLoanable   = "401651" // Item is not loanable.
+	codeNoDueDate     = "401824" // Due date is not in loan object.
+	codeDueInPast     = "401681" // Due date cannot be in the past.
 	defaultCircDesk   = "DEFAULT_CIRC_DESK"
 	almaTimeLayout    = "2006-01-02T15:04:05Z"
 	loanStatusActive  = "ACTIVE"
@@ -111,6 +113,7 @@ func (a *api) loanRoutes() []route {
 		{http.MethodPost, "/users/:user_id/loans", "loans.checkout", true, "", a.checkOut},
 		{http.MethodGet, "/users/:user_id/loans/:loan_id", "loans.read", true, codeLoanMissing, a.getLoan},
 		{http.MethodPost, "/users/:user_id/loans/:loan_id", "loans.renew", true, codeLoanMissing, a.renewLoan},
+		{http.MethodPut, "/users/:user_id/loans/:loan_id", "loans.due_date", true, codeLoanMissing, a.changeDueDate},
 	}
 }
 
@@ -255,6 +258,62 @@ func (a *api) renewLoan(c *gin.Context) {
 	l, err := a.kit.Circulation.Renew(a.ctx(c), a.inst(c), l.ID)
 	if e, ok := fault.As(err); ok && (e.Kind == fault.Refused || e.Kind == fault.Invalid) {
 		a.almaError(c, http.StatusBadRequest, codeCannotRenew, "Cannot renew loan: Loan ID "+c.Param("loan_id")+": "+strings.Join(append([]string{e.Detail}, e.Reasons...), "; "))
+		return
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.answer(c, http.StatusOK, a.loanOut(c, l, a.libraryNames(c)))
+}
+
+// dueDateBody is the item_loan a client sends to change a due date.
+type dueDateBody struct {
+	XMLName xml.Name `xml:"item_loan" json:"-"`
+	DueDate string   `xml:"due_date" json:"due_date"`
+}
+
+// changeDueDate is Alma's PUT .../loans/{loan_id}: the loan's due_date
+// (an instant, as Alma writes it: 2026-10-01T22:59:00Z) set to the
+// body's, in the loan's library; notify_user is accepted (no notice is
+// sent for the change). A due date missing (401824) or not after now
+// (401681), or a closed loan (401652), is refused with Alma's error.
+func (a *api) changeDueDate(c *gin.Context) {
+	if err := boolParam(c, "notify_user"); err != nil {
+		a.fail(c, err)
+		return
+	}
+	body, asXML, err := a.body(c)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	var in dueDateBody
+	if asXML {
+		err = xml.Unmarshal(body, &in)
+	} else {
+		err = json.Unmarshal(body, &in)
+	}
+	if err != nil {
+		a.fail(c, &requestError{codeInvalidXML, "No valid item_loan was given: " + err.Error()})
+		return
+	}
+	if strings.TrimSpace(in.DueDate) == "" {
+		a.fail(c, &requestError{codeNoDueDate, "Due date is not in loan object."})
+		return
+	}
+	due, err := time.Parse(time.RFC3339, strings.TrimSpace(in.DueDate))
+	if err != nil {
+		a.fail(c, badParameter("due_date", "must be a date and time such as 2026-10-01T22:59:00Z"))
+		return
+	}
+	l, ok := a.userLoan(c)
+	if !ok || !a.allowIn(c, l.Library) {
+		return
+	}
+	l, err = a.kit.Circulation.ChangeDueDate(a.ctx(c), a.inst(c), l.ID, due)
+	if e, ok := fault.As(err); ok && e.Kind == fault.Invalid {
+		a.almaError(c, http.StatusBadRequest, codeDueInPast, "Due date cannot be in the past: "+in.DueDate+".")
 		return
 	}
 	if err != nil {
