@@ -158,13 +158,14 @@ type checkOutBody struct {
 	Library  code     `xml:"library" json:"library"`
 }
 
-// checkOut is Alma's POST /users/{user_id}/loans?item_barcode=...: the
-// item is lent by its library (the body's library, when given, must be
+// checkOut is Alma's POST /users/{user_id}/loans?item_barcode=... (or
+// item_pid=, the item's internal id, the item_id of its loans): the item
+// is lent by its library (the body's library, when given, must be
 // it), in which the key's user's roles must allow loans.checkout.
 func (a *api) checkOut(c *gin.Context) {
 	barcode := strings.TrimSpace(c.Query("item_barcode"))
-	if barcode == "" {
-		a.fail(c, &requestError{codeMandatory, "Mandatory field is missing: item_barcode (items are lent by barcode here; item_pid is not supported)"})
+	if barcode == "" && strings.TrimSpace(c.Query("item_pid")) == "" {
+		a.fail(c, &requestError{codeMandatory, "Mandatory field is missing: item_barcode or item_pid"})
 		return
 	}
 	var in checkOutBody
@@ -184,11 +185,12 @@ func (a *api) checkOut(c *gin.Context) {
 		return
 	}
 	pid := who.PrimaryID
-	it, err := a.kit.Circulation.Item(a.ctx(c), a.inst(c), barcode)
+	it, err := a.item(c, barcode)
 	if err != nil {
 		a.failItem(c, err)
 		return
 	}
+	barcode = it.Barcode
 	if lib := strings.TrimSpace(in.Library.Value); lib != "" && !strings.EqualFold(lib, it.Library) {
 		a.almaError(c, http.StatusBadRequest, codeWrongDesk, "Item cannot be loaned from this circulation desk: the item belongs to library "+it.Library+", not "+lib+".")
 		return
@@ -206,6 +208,15 @@ func (a *api) checkOut(c *gin.Context) {
 		return
 	}
 	a.answer(c, http.StatusOK, a.loanOut(c, l, a.libraryNames(c)))
+}
+
+// item is the item a check-out or a request names: by item_barcode, or
+// else by item_pid, the item's internal id (the item_id its loans name).
+func (a *api) item(c *gin.Context, barcode string) (*circulation.Item, error) {
+	if barcode != "" {
+		return a.kit.Circulation.Item(a.ctx(c), a.inst(c), barcode)
+	}
+	return a.kit.Circulation.ItemByID(a.ctx(c), a.inst(c), c.Query("item_pid"))
 }
 
 // failItem answers an item that is not there as Alma does (401651),

@@ -175,3 +175,28 @@ func TestALoansDueDateIsChangedAsAlmaDoes(t *testing.T) {
 		}
 	})
 }
+
+// A check-out names its item by item_pid too: the item's internal id, the
+// item_id its loans name; an unknown one is Alma's 401651.
+func TestAnItemIsLentByItsPIDAsAlmaDoes(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		s := newServer(t, k)
+		patronkittest.Terms(t, k, inst, patronkittest.DefaultRule)
+		patronkittest.User(t, k, inst, func(u *patron.User) { u.PrimaryID = "reader" })
+		other := patronkittest.User(t, k, inst)
+		it := patronkittest.Item(t, k, inst)
+		first := patronkittest.Loan(t, k, inst, other, it)
+		if _, err := k.Circulation.CheckIn(t.Context(), inst, it.Barcode); err != nil {
+			t.Fatal(err)
+		}
+		almaErr(t, s.do(http.MethodPost, "/almaws/v1/users/reader/loans?item_pid=nothing&format=json", ``), http.StatusBadRequest, "401651")
+		w := want(t, s.do(http.MethodPost, "/almaws/v1/users/reader/loans?item_pid="+first.ItemID+"&format=json", ``), http.StatusOK)
+		var l map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &l); err != nil || l["item_barcode"] != it.Barcode || l["user_id"] != "reader" || l["loan_status"] != "ACTIVE" {
+			t.Fatalf("lent by item_pid (%v): %s", err, w.Body)
+		}
+		if ls, err := k.Circulation.Loans(t.Context(), inst, "reader", true); err != nil || len(ls) != 1 || ls[0].ItemID != first.ItemID {
+			t.Errorf("the reader's loans: %+v, %v", ls, err)
+		}
+	})
+}
