@@ -10,7 +10,6 @@ import (
 	"github.com/patronkit/patronkit/internal/dbtest"
 )
 
-
 // A waiting request's pickup library and not-needed-after date change
 // under the rules of placing one: a library owning the item (or an item
 // of the title), any library where the terms allow; a date not in the
