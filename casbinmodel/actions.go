@@ -74,7 +74,7 @@ var actions = []Action{
 	{"fees.pay", "Take a payment of a fee."},
 	{"fees.waive", "Waive a fee, in part or whole."},
 	{"requests.read", "Read the hold requests of a user and an item's queue."},
-	{"requests.place", "Place a hold request for a user, where the request's pickup or item library allows."},
+	{"requests.place", "Place a hold request for a user, and change a waiting one's pickup library and last date of interest (the Alma users API's PUT of a request), where the request's pickup or item library allows."},
 	{"requests.cancel", "Cancel a user's hold request, where its pickup or item library allows."},
 
 	{"account.read", "The patron's own account: read their record and circulation at a glance, loans and loan history, requests, their place in a queue, the terms they would get, fees, blocks, notices and settings."},
