@@ -352,6 +352,14 @@ type Config struct {
 	// stopped instance's job after it (sets.Service.Resume). Default: 5
 	// minutes.
 	SetJobLeaseTTL time.Duration
+
+	// CodeLabelsCacheFor is how long an instance keeps the code tables'
+	// labels in memory (the Alma users API describes the codes of every
+	// answer with them): a change through this instance (an SIS load, the
+	// code tables' routes) shows at once, one through another instance
+	// after this time. Default: 30 seconds
+	// (patron.DefaultCodeLabelsCacheFor); negative: no cache.
+	CodeLabelsCacheFor time.Duration
 }
 
 // Kit is patronkit wired over one database: the services of each module and
@@ -479,6 +487,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 		Logger:                   c.Logger,
 
 		MaxAttachmentBytes: c.MaxAttachmentBytes,
+		CodeLabelsCacheFor: c.CodeLabelsCacheFor,
 	})
 	if err != nil {
 		return nil, err

@@ -202,6 +202,12 @@ func Migrations() []*gormigrate.Migration {
 			{"user-administrator", "*", "sets.manage", WhoseAny},
 			{"user-administrator", "*", "sets.jobs", WhoseAny},
 		}),
+	}, {
+		// A loan's due date changed by hand (loans.due_date, for
+		// fulfillment administrators), for databases whose policy was
+		// seeded before it existed.
+		ID:      "202612070301_casbin_due_date_policies",
+		Migrate: addToSeeded([]grant{{"fulfillment-administrator", "*", "loans.due_date", WhoseAny}}),
 	}}
 }
 

@@ -290,7 +290,8 @@ func TestADatabaseSeededOnActionsGetsTheLaterPermissions(t *testing.T) {
 	other := func(action string, want bool) decision {
 		return decision{casbinmodel.Decision{Institution: "UNI", Subject: "s1", Patron: true, Action: action}, want}
 	}
-	roles := [][3]string{{"UNI/audit", "auditor", "*"}, {"UNI/boss", "user-administrator", "*"}, {"UNI/desk", "circulation-desk-operator", "*"}}
+	roles := [][3]string{{"UNI/audit", "auditor", "*"}, {"UNI/boss", "user-administrator", "*"}, {"UNI/desk", "circulation-desk-operator", "*"},
+		{"UNI/fulfil", "fulfillment-administrator", "*"}}
 	for _, c := range []struct {
 		migration string
 		missing   func(l []string) bool // the lines the earlier release lacked
@@ -337,6 +338,11 @@ func TestADatabaseSeededOnActionsGetsTheLaterPermissions(t *testing.T) {
 			d("desk", "sets.manage", false), d("audit", "sets.read", false), other("sets.read", false),
 			d("boss", "sets.jobs", true), d("desk", "sets.jobs", false)},
 		removed: []string{"user-administrator", "*", "sets.read", "*"},
+	}, {
+		migration: "202612070301_casbin_due_date_policies",
+		missing:   func(l []string) bool { return l[2] == "loans.due_date" },
+		decisions: []decision{d("fulfil", "loans.due_date", true), d("desk", "loans.due_date", false), d("boss", "loans.due_date", false)},
+		removed:   []string{"fulfillment-administrator", "*", "loans.due_date", "*"},
 	}} {
 		t.Run(c.migration, func(t *testing.T) {
 			dbtest.Each(t, func(t *testing.T, db *gorm.DB) {

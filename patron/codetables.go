@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"gorm.io/gorm/clause"
+
+	"github.com/patronkit/patronkit/internal/txctx"
 )
 
 // CodeLabel is one row of a code table: the description of a code that a
@@ -48,6 +50,8 @@ func (s *Service) SaveLabels(ctx context.Context, inst string, labels []CodeLabe
 	sort.Slice(rows, func(i, j int) bool { // a stable order: no deadlocks between runs
 		return rows[i].CodeTable < rows[j].CodeTable || rows[i].CodeTable == rows[j].CodeTable && rows[i].Code < rows[j].Code
 	})
+	s.labels.forget(inst)
+	txctx.AfterCommit(ctx, func() { s.labels.forget(inst) })
 	return s.conn(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "institution"}, {Name: "code_table"}, {Name: "code"}},
 		DoUpdates: clause.AssignmentColumns([]string{"description", "updated_at"}),
@@ -79,9 +83,13 @@ func clipRunes(s string, n int) string {
 
 // CodeLabels lists the labels of every code table of an institution, by
 // table and code: what a writer of Alma's formats needs to describe each
-// code of a record in one read.
+// code of a record in one read. An instance keeps them in memory for
+// Options.CodeLabelsCacheFor: SaveLabels through it takes effect at once,
+// another instance's after that time.
 func (s *Service) CodeLabels(ctx context.Context, inst string) ([]CodeLabel, error) {
-	out := []CodeLabel{}
-	err := s.conn(ctx).Where("institution = ?", inst).Order("code_table, code").Find(&out).Error
-	return out, err
+	return s.labels.get(ctx, inst, s.clock(), func() ([]CodeLabel, error) {
+		out := []CodeLabel{}
+		err := s.conn(ctx).Where("institution = ?", inst).Order("code_table, code").Find(&out).Error
+		return out, err
+	})
 }

@@ -68,6 +68,12 @@ type Options struct {
 	// max_allowed_packet (16 MiB by default on MariaDB) must be larger
 	// than this limit.
 	MaxAttachmentBytes int64
+	// CodeLabelsCacheFor is how long an instance answers CodeLabels from
+	// memory (the Alma users API describes the codes of every answer with
+	// them): SaveLabels through the instance takes effect at once, a
+	// change made through another instance after this time. Default:
+	// DefaultCodeLabelsCacheFor, 30 seconds; negative: no cache.
+	CodeLabelsCacheFor time.Duration
 }
 
 // Service keeps the user records of every institution in one database.
@@ -86,6 +92,7 @@ type Service struct {
 	listeners []Listener
 
 	maxAttachment int64
+	labels        labelCache
 }
 
 // NewService returns a Service over db. It works on a session of db and
@@ -124,6 +131,10 @@ func NewService(db *gorm.DB, opts Options) (*Service, error) {
 	}
 	if s.maxAttachment == 0 {
 		s.maxAttachment = DefaultMaxAttachmentBytes
+	}
+	s.labels.ttl = opts.CodeLabelsCacheFor
+	if s.labels.ttl == 0 {
+		s.labels.ttl = DefaultCodeLabelsCacheFor
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte("no PIN is set"), s.pinCost)
 	if err != nil {

@@ -61,11 +61,11 @@ func (a *api) attachmentRoutes() []route {
 }
 
 func (a *api) listAttachments(c *gin.Context) {
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
+	pid := who.PrimaryID
 	ats, err := a.kit.Patrons.Attachments(a.ctx(c), a.inst(c), pid)
 	if err != nil {
 		a.fail(c, err)
@@ -81,11 +81,11 @@ func (a *api) listAttachments(c *gin.Context) {
 // getAttachment answers one attachment; with expand=content its content
 // too, in base64.
 func (a *api) getAttachment(c *gin.Context) {
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
+	pid := who.PrimaryID
 	at, content, err := a.kit.Patrons.AttachmentContent(a.ctx(c), a.inst(c), pid, c.Param("attachment_id"))
 	if err != nil {
 		a.fail(c, err)
@@ -142,11 +142,11 @@ func (a *api) addAttachment(c *gin.Context) {
 	if ct == "" {
 		ct = mime.TypeByExtension(strings.ToLower(filepath.Ext(in.FileName)))
 	}
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
+	pid := who.PrimaryID
 	at, err := a.kit.Patrons.AddAttachment(a.ctx(c), a.inst(c), pid,
 		patron.Attachment{FileName: strings.TrimSpace(in.FileName), ContentType: ct, Kind: patron.AttachmentUpload, Description: strings.TrimSpace(in.Notes)},
 		bytes.NewReader(content))

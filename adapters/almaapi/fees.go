@@ -135,11 +135,11 @@ func (a *api) listFees(c *gin.Context) {
 		a.fail(c, badParameter("status", "must be ACTIVE, CLOSED or ALL"))
 		return
 	}
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
+	pid := who.PrimaryID
 	fs, err := a.kit.Circulation.Fees(a.ctx(c), a.inst(c), pid, open)
 	if err != nil {
 		a.fail(c, err)
@@ -158,11 +158,11 @@ func (a *api) listFees(c *gin.Context) {
 }
 
 func (a *api) getFee(c *gin.Context) {
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
+	pid := who.PrimaryID
 	f, err := a.kit.Circulation.Fee(a.ctx(c), a.inst(c), pid, c.Param("fee_id"))
 	if err != nil {
 		a.fail(c, err)
@@ -225,11 +225,11 @@ func (a *api) chargeFee(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
+	pid := who.PrimaryID
 	desc := strings.TrimSpace(in.Comment)
 	if desc == "" {
 		desc = "Other"
@@ -267,11 +267,11 @@ func (a *api) feeOp(c *gin.Context) {
 			return
 		}
 	}
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
+	pid := who.PrimaryID
 	ctx, inst := a.ctx(c), a.inst(c)
 	d := circulation.PaymentDetails{Method: c.Query("method"), Comment: c.Query("comment"), ExternalID: c.Query("external_transaction_id")}
 	amountParam := strings.TrimSpace(c.Query("amount"))

@@ -19,6 +19,8 @@ const (
 	codeCannotRenew   = "401822" // Cannot renew loan: Loan ID XXX.
 	codeWrongDesk     = "401153" // Item cannot be loaned from this circulation desk.
 	codeNotLoanable   = "401651" // Item is not loanable.
+	codeNoDueDate     = "401824" // Due date is not in loan object.
+	codeDueInPast     = "401681" // Due date cannot be in the past.
 	defaultCircDesk   = "DEFAULT_CIRC_DESK"
 	almaTimeLayout    = "2006-01-02T15:04:05Z"
 	loanStatusActive  = "ACTIVE"
@@ -111,6 +113,7 @@ func (a *api) loanRoutes() []route {
 		{http.MethodPost, "/users/:user_id/loans", "loans.checkout", true, "", a.checkOut},
 		{http.MethodGet, "/users/:user_id/loans/:loan_id", "loans.read", true, codeLoanMissing, a.getLoan},
 		{http.MethodPost, "/users/:user_id/loans/:loan_id", "loans.renew", true, codeLoanMissing, a.renewLoan},
+		{http.MethodPut, "/users/:user_id/loans/:loan_id", "loans.due_date", true, codeLoanMissing, a.changeDueDate},
 	}
 }
 
@@ -129,11 +132,11 @@ func (a *api) listLoans(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
+	pid := who.PrimaryID
 	ls, total, err := a.kit.Circulation.LoansPage(a.ctx(c), a.inst(c), pid, open, limit, offset)
 	if err != nil {
 		a.fail(c, err)
@@ -155,13 +158,14 @@ type checkOutBody struct {
 	Library  code     `xml:"library" json:"library"`
 }
 
-// checkOut is Alma's POST /users/{user_id}/loans?item_barcode=...: the
-// item is lent by its library (the body's library, when given, must be
+// checkOut is Alma's POST /users/{user_id}/loans?item_barcode=... (or
+// item_pid=, the item's internal id, the item_id of its loans): the item
+// is lent by its library (the body's library, when given, must be
 // it), in which the key's user's roles must allow loans.checkout.
 func (a *api) checkOut(c *gin.Context) {
 	barcode := strings.TrimSpace(c.Query("item_barcode"))
-	if barcode == "" {
-		a.fail(c, &requestError{codeMandatory, "Mandatory field is missing: item_barcode (items are lent by barcode here; item_pid is not supported)"})
+	if barcode == "" && strings.TrimSpace(c.Query("item_pid")) == "" {
+		a.fail(c, &requestError{codeMandatory, "Mandatory field is missing: item_barcode or item_pid"})
 		return
 	}
 	var in checkOutBody
@@ -176,16 +180,17 @@ func (a *api) checkOut(c *gin.Context) {
 			return
 		}
 	}
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
-	it, err := a.kit.Circulation.Item(a.ctx(c), a.inst(c), barcode)
+	pid := who.PrimaryID
+	it, err := a.item(c, barcode)
 	if err != nil {
 		a.failItem(c, err)
 		return
 	}
+	barcode = it.Barcode
 	if lib := strings.TrimSpace(in.Library.Value); lib != "" && !strings.EqualFold(lib, it.Library) {
 		a.almaError(c, http.StatusBadRequest, codeWrongDesk, "Item cannot be loaned from this circulation desk: the item belongs to library "+it.Library+", not "+lib+".")
 		return
@@ -205,6 +210,15 @@ func (a *api) checkOut(c *gin.Context) {
 	a.answer(c, http.StatusOK, a.loanOut(c, l, a.libraryNames(c)))
 }
 
+// item is the item a check-out or a request names: by item_barcode, or
+// else by item_pid, the item's internal id (the item_id its loans name).
+func (a *api) item(c *gin.Context, barcode string) (*circulation.Item, error) {
+	if barcode != "" {
+		return a.kit.Circulation.Item(a.ctx(c), a.inst(c), barcode)
+	}
+	return a.kit.Circulation.ItemByID(a.ctx(c), a.inst(c), c.Query("item_pid"))
+}
+
 // failItem answers an item that is not there as Alma does (401651),
 // other errors as fail.
 func (a *api) failItem(c *gin.Context, err error) {
@@ -217,14 +231,8 @@ func (a *api) failItem(c *gin.Context, err error) {
 
 // userLoan reads the loan the path names, which must be the user's.
 func (a *api) userLoan(c *gin.Context) (*circulation.Loan, bool) {
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
-		return nil, false
-	}
-	uid, _, err := a.kit.Patrons.ID(a.ctx(c), a.inst(c), pid)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return nil, false
 	}
 	l, err := a.kit.Circulation.Loan(a.ctx(c), a.inst(c), c.Param("loan_id"))
@@ -232,7 +240,7 @@ func (a *api) userLoan(c *gin.Context) (*circulation.Loan, bool) {
 		a.fail(c, err)
 		return nil, false
 	}
-	if err != nil || l.UserID != uid {
+	if err != nil || l.UserID != who.ID {
 		a.almaError(c, http.StatusBadRequest, codeLoanMissing, "Loan ID "+c.Param("loan_id")+" does not exist.")
 		return nil, false
 	}
@@ -261,6 +269,62 @@ func (a *api) renewLoan(c *gin.Context) {
 	l, err := a.kit.Circulation.Renew(a.ctx(c), a.inst(c), l.ID)
 	if e, ok := fault.As(err); ok && (e.Kind == fault.Refused || e.Kind == fault.Invalid) {
 		a.almaError(c, http.StatusBadRequest, codeCannotRenew, "Cannot renew loan: Loan ID "+c.Param("loan_id")+": "+strings.Join(append([]string{e.Detail}, e.Reasons...), "; "))
+		return
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.answer(c, http.StatusOK, a.loanOut(c, l, a.libraryNames(c)))
+}
+
+// dueDateBody is the item_loan a client sends to change a due date.
+type dueDateBody struct {
+	XMLName xml.Name `xml:"item_loan" json:"-"`
+	DueDate string   `xml:"due_date" json:"due_date"`
+}
+
+// changeDueDate is Alma's PUT .../loans/{loan_id}: the loan's due_date
+// (an instant, as Alma writes it: 2026-10-01T22:59:00Z) set to the
+// body's, in the loan's library; notify_user is accepted (no notice is
+// sent for the change). A due date missing (401824) or not after now
+// (401681), or a closed loan (401652), is refused with Alma's error.
+func (a *api) changeDueDate(c *gin.Context) {
+	if err := boolParam(c, "notify_user"); err != nil {
+		a.fail(c, err)
+		return
+	}
+	body, asXML, err := a.body(c)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	var in dueDateBody
+	if asXML {
+		err = xml.Unmarshal(body, &in)
+	} else {
+		err = json.Unmarshal(body, &in)
+	}
+	if err != nil {
+		a.fail(c, &requestError{codeInvalidXML, "No valid item_loan was given: " + err.Error()})
+		return
+	}
+	if strings.TrimSpace(in.DueDate) == "" {
+		a.fail(c, &requestError{codeNoDueDate, "Due date is not in loan object."})
+		return
+	}
+	due, err := time.Parse(time.RFC3339, strings.TrimSpace(in.DueDate))
+	if err != nil {
+		a.fail(c, badParameter("due_date", "must be a date and time such as 2026-10-01T22:59:00Z"))
+		return
+	}
+	l, ok := a.userLoan(c)
+	if !ok || !a.allowIn(c, l.Library) {
+		return
+	}
+	l, err = a.kit.Circulation.ChangeDueDate(a.ctx(c), a.inst(c), l.ID, due)
+	if e, ok := fault.As(err); ok && e.Kind == fault.Invalid {
+		a.almaError(c, http.StatusBadRequest, codeDueInPast, "Due date cannot be in the past: "+in.DueDate+".")
 		return
 	}
 	if err != nil {

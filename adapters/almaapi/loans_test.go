@@ -119,3 +119,84 @@ func TestLoansAreListedLentAndRenewedAsAlmaDoes(t *testing.T) {
 		almaErr(t, s.do(http.MethodPost, "/almaws/v1/users/reader/loans?item_barcode="+it3.Barcode+"&format=json", ``, "Authorization", "apikey "+desk), http.StatusUnauthorized, "UNAUTHORIZED")
 	})
 }
+
+// Alma's PUT of a loan changes its due date (JSON or XML body) through
+// circulation's due-date change, in the loan's library and with
+// loans.due_date; a due date missing, in the past or unreadable, a loan
+// of someone else's or closed, answer Alma's errors and change nothing.
+func TestALoansDueDateIsChangedAsAlmaDoes(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		s := newServer(t, k)
+		patronkittest.Terms(t, k, inst, patronkittest.DefaultRule)
+		u := patronkittest.User(t, k, inst, func(u *patron.User) { u.PrimaryID = "reader" })
+		other := patronkittest.User(t, k, inst)
+		it := patronkittest.Item(t, k, inst)
+		l := patronkittest.Loan(t, k, inst, u, it)
+		theirs := patronkittest.Loan(t, k, inst, other, patronkittest.Item(t, k, inst))
+		due := k.Clock.Now().Add(40 * 24 * time.Hour).UTC().Truncate(time.Second)
+		path := "/almaws/v1/users/reader/loans/" + l.ID + "?format=json"
+
+		w := want(t, s.do(http.MethodPut, path, `{"due_date":"`+due.Format(time.RFC3339)+`"}`, "Content-Type", "application/json"), http.StatusOK)
+		var got map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || got["due_date"] != due.Format("2006-01-02T15:04:05Z") || got["loan_id"] != l.ID {
+			t.Fatalf("the loan after the change (%v): %s", err, w.Body)
+		}
+		stored, err := k.Circulation.Loan(t.Context(), inst, l.ID)
+		if err != nil || !stored.DueAt.Equal(due) || stored.Renewals != 0 {
+			t.Fatalf("the loan stored: %+v, %v", stored, err)
+		}
+		later := due.Add(24 * time.Hour)
+		w = want(t, s.do(http.MethodPut, "/almaws/v1/users/reader/loans/"+l.ID, `<item_loan><due_date>`+later.Format(time.RFC3339)+`</due_date></item_loan>`, "Content-Type", "application/xml"), http.StatusOK)
+		if !strings.Contains(w.Body.String(), "<due_date>"+later.Format("2006-01-02T15:04:05Z")+"</due_date>") {
+			t.Errorf("the XML answer: %s", w.Body)
+		}
+
+		almaErr(t, s.do(http.MethodPut, path, `{"loan_id":"`+l.ID+`"}`), http.StatusBadRequest, "401824")
+		almaErr(t, s.do(http.MethodPut, path, `{"due_date":"`+k.Clock.Now().Add(-time.Hour).Format(time.RFC3339)+`"}`), http.StatusBadRequest, "401681")
+		almaErr(t, s.do(http.MethodPut, path, `{"due_date":"next week"}`), http.StatusBadRequest, "401666")
+		almaErr(t, s.do(http.MethodPut, path, `{"due_date":`), http.StatusBadRequest, "401676")
+		almaErr(t, s.do(http.MethodPut, path+"&notify_user=perhaps", `{"due_date":"`+due.Format(time.RFC3339)+`"}`), http.StatusBadRequest, "401666")
+		almaErr(t, s.do(http.MethodPut, "/almaws/v1/users/reader/loans/"+theirs.ID+"?format=json", `{"due_date":"`+due.Format(time.RFC3339)+`"}`), http.StatusBadRequest, "401823")
+		almaErr(t, s.do(http.MethodPut, "/almaws/v1/users/nobody/loans/"+l.ID+"?format=json", `{"due_date":"`+due.Format(time.RFC3339)+`"}`), http.StatusBadRequest, "401861")
+
+		// A desk operator's roles do not change due dates.
+		patronkittest.User(t, k, inst, func(u *patron.User) { u.PrimaryID, u.RecordType = "desk", patron.RecordStaff })
+		if err := k.Access.AssignRole(context.Background(), inst, "desk", "circulation-desk-operator", "*"); err != nil {
+			t.Fatal(err)
+		}
+		almaErr(t, s.do(http.MethodPut, path, `{"due_date":"`+due.Format(time.RFC3339)+`"}`, "Authorization", "apikey "+s.makeKey("desk", "desk", false)), http.StatusUnauthorized, "UNAUTHORIZED")
+
+		if _, err := k.Circulation.CheckIn(t.Context(), inst, it.Barcode); err != nil {
+			t.Fatal(err)
+		}
+		almaErr(t, s.do(http.MethodPut, path, `{"due_date":"`+due.Format(time.RFC3339)+`"}`), http.StatusBadRequest, "401652")
+		if stored, err := k.Circulation.Loan(t.Context(), inst, l.ID); err != nil || !stored.DueAt.Equal(later) {
+			t.Errorf("after the refusals the loan is due %v (%v), want %v", stored.DueAt, err, later)
+		}
+	})
+}
+
+// A check-out names its item by item_pid too: the item's internal id, the
+// item_id its loans name; an unknown one is Alma's 401651.
+func TestAnItemIsLentByItsPIDAsAlmaDoes(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		s := newServer(t, k)
+		patronkittest.Terms(t, k, inst, patronkittest.DefaultRule)
+		patronkittest.User(t, k, inst, func(u *patron.User) { u.PrimaryID = "reader" })
+		other := patronkittest.User(t, k, inst)
+		it := patronkittest.Item(t, k, inst)
+		first := patronkittest.Loan(t, k, inst, other, it)
+		if _, err := k.Circulation.CheckIn(t.Context(), inst, it.Barcode); err != nil {
+			t.Fatal(err)
+		}
+		almaErr(t, s.do(http.MethodPost, "/almaws/v1/users/reader/loans?item_pid=nothing&format=json", ``), http.StatusBadRequest, "401651")
+		w := want(t, s.do(http.MethodPost, "/almaws/v1/users/reader/loans?item_pid="+first.ItemID+"&format=json", ``), http.StatusOK)
+		var l map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &l); err != nil || l["item_barcode"] != it.Barcode || l["user_id"] != "reader" || l["loan_status"] != "ACTIVE" {
+			t.Fatalf("lent by item_pid (%v): %s", err, w.Body)
+		}
+		if ls, err := k.Circulation.Loans(t.Context(), inst, "reader", true); err != nil || len(ls) != 1 || ls[0].ItemID != first.ItemID {
+			t.Errorf("the reader's loans: %+v, %v", ls, err)
+		}
+	})
+}

@@ -22,10 +22,11 @@
 // the call, 500 for the server's own failure. The routes of Alma's users
 // API that patronkit has no data for (deposits, purchase requests,
 // resource sharing, Leganto notifications...) answer Alma's error for an
-// unsupported operation (400, 401873); a method a path does not take
-// answers 405 with Allow, and a path the API does not have 404, both in
-// Alma's body (a path deeper than one of the API's is left to the host's
-// engine).
+// unsupported operation (400, 401873). HEAD answers as GET does (status
+// and headers, Content-Length the GET's body's), without the body. A
+// method a path does not take answers 405 with Allow, and a path the API
+// does not have 404, both in Alma's body (a path deeper than one of the
+// API's is left to the host's engine).
 package almaapi
 
 import (
@@ -36,6 +37,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,15 +86,22 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	g := r.Group("", a.begin, a.authenticate)
 	served := map[[2]string]bool{}
 	var paths []string
+	// HEAD answers as GET does, without the body (Gin routes it apart).
+	handle := func(method, path string, h ...gin.HandlerFunc) {
+		g.Handle(method, path, h...)
+		served[[2]string{method, path}] = true
+		if method == http.MethodGet {
+			g.Handle(http.MethodHead, path, h...)
+			served[[2]string{http.MethodHead, path}] = true
+		}
+	}
 	for _, rt := range a.routes() {
-		g.Handle(rt.Method, rt.Path, a.authorize(rt), rt.handle)
-		served[[2]string{rt.Method, rt.Path}] = true
+		handle(rt.Method, rt.Path, a.authorize(rt), rt.handle)
 		paths = append(paths, rt.Path)
 	}
 	for _, r := range specRoutes {
 		if !served[r] {
-			g.Handle(r[0], r[1], a.unsupported)
-			served[r] = true
+			handle(r[0], r[1], a.unsupported)
 		}
 		paths = append(paths, r[1])
 	}
@@ -131,7 +140,7 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 }
 
 // methods are those the API answers for.
-var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch}
+var methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch}
 
 // notAllowed answers a method that a path of the API does not take.
 func (a *api) notAllowed(allow []string) gin.HandlerFunc {
@@ -160,6 +169,9 @@ func (a *api) begin(c *gin.Context) {
 	id := hex.EncodeToString(b[:])
 	c.Set(requestIDKey, id)
 	c.Header("X-Request-ID", id)
+	if c.Request.Method == http.MethodHead {
+		c.Writer = &headWriter{ResponseWriter: c.Writer}
+	}
 	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
@@ -225,14 +237,15 @@ func (a *api) key(c *gin.Context) *apikeys.Key {
 	return key
 }
 
-// authorize refuses a read-only key anything but GET, and asks the
+// authorize refuses a read-only key anything but GET (and the few
+// operations Alma lets it call, readOnlyAllowed), and asks the
 // enforcer whether the key's staff user may do the route's action
 // (a role held in any library counts; the routes that concern one
 // library ask again there). Refusals are Alma's 401.
 func (a *api) authorize(rt route) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		k := a.key(c)
-		if k.ReadOnly && c.Request.Method != http.MethodGet {
+		if k.ReadOnly && rt.Method != http.MethodGet && !readOnlyAllowed[[2]string{rt.Method, rt.Path}] {
 			a.almaError(c, http.StatusUnauthorized, codeUnauthorized, unauthorizedMessage+" The key is read-only.")
 			return
 		}
@@ -319,3 +332,19 @@ func (a *api) link(c *gin.Context, parts ...string) string {
 	}
 	return b.String()
 }
+
+// headWriter answers a HEAD request: the status and headers its GET
+// would have, the body's length in Content-Length, and no body.
+type headWriter struct {
+	gin.ResponseWriter
+}
+
+func (w *headWriter) Write(b []byte) (int, error) {
+	if !w.Written() {
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	}
+	w.WriteHeaderNow()
+	return len(b), nil
+}
+
+func (w *headWriter) WriteString(s string) (int, error) { return w.Write([]byte(s)) }

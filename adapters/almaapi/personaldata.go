@@ -25,11 +25,11 @@ func (a *api) personalDataRoutes() []route {
 // or the same in XML under <personal_data> (one element a key, a list's
 // items each an element of the list's name).
 func (a *api) personalData(c *gin.Context) {
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
+	pid := who.PrimaryID
 	doc, err := a.kit.PersonalData.PersonalData(a.ctx(c), a.inst(c), pid)
 	if err != nil {
 		a.fail(c, err)

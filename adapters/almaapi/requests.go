@@ -82,6 +82,7 @@ func (a *api) requestRoutes() []route {
 		{http.MethodPost, "/users/:user_id/requests", "requests.place", true, "", a.placeRequest},
 		{http.MethodGet, "/users/:user_id/requests/:request_id", "requests.read", true, codeRequestMissing, a.getRequest},
 		{http.MethodDelete, "/users/:user_id/requests/:request_id", "requests.cancel", true, codeRequestMissing, a.cancelRequest},
+		{http.MethodPut, "/users/:user_id/requests/:request_id", "requests.place", true, codeRequestMissing, a.updateRequest},
 	}
 }
 
@@ -96,6 +97,10 @@ func (a *api) listRequests(c *gin.Context) {
 		return
 	}
 	if t := strings.ToUpper(strings.TrimSpace(c.Query("request_type"))); t != "" && t != "HOLD" {
+		if !almaRequestTypes[t] {
+			a.fail(c, badParameter("request_type", t+" is not one of Alma's request types (HOLD, DIGITIZATION, BOOKING...)"))
+			return
+		}
 		a.answer(c, http.StatusOK, userRequests{Requests: []userRequest{}}) // holds are the only requests kept here
 		return
 	}
@@ -104,11 +109,11 @@ func (a *api) listRequests(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
+	pid := who.PrimaryID
 	rs, err := a.kit.Circulation.Requests(a.ctx(c), a.inst(c), pid, active)
 	if err != nil {
 		a.fail(c, err)
@@ -122,6 +127,32 @@ func (a *api) listRequests(c *gin.Context) {
 	a.answer(c, http.StatusOK, out)
 }
 
+// almaRequestTypes are the request types of Alma's user_request; HOLD
+// is the only one patronkit keeps.
+var almaRequestTypes = map[string]bool{"HOLD": true, "DIGITIZATION": true, "BOOKING": true, "MOVE": true, "WORK_ORDER": true,
+	"TRANSIT": true, "RESOURCE_SHARING_P2P_REQUEST": true, "STAFF_PHYSICAL_DIGITIZATION": true}
+
+// holdOnly checks the request_type and pickup_location_type of a
+// user_request sent: a HOLD (or none) picked up at a library. Another of
+// Alma's types answers Alma's unsupported operation (401873) naming it,
+// a type Alma does not have 401666, a delivery 60308; it returns false
+// when it answered.
+func (a *api) holdOnly(c *gin.Context, requestType, pickupType string) bool {
+	if t := strings.ToUpper(strings.TrimSpace(requestType)); t != "" && t != "HOLD" {
+		if !almaRequestTypes[t] {
+			a.fail(c, badParameter("request_type", t+" is not one of Alma's request types (HOLD, DIGITIZATION, BOOKING...)"))
+			return false
+		}
+		a.almaError(c, http.StatusBadRequest, codeNotSupported, "The operation is not supported: request_type "+t+": only HOLD requests are kept here.")
+		return false
+	}
+	if t := strings.ToUpper(strings.TrimSpace(pickupType)); t != "" && t != "LIBRARY" {
+		a.almaError(c, http.StatusBadRequest, "60308", "Delivery to personal address is not supported through this API.")
+		return false
+	}
+	return true
+}
+
 // newRequestBody is the user_request a client sends to place a hold.
 type newRequestBody struct {
 	XMLName               xml.Name `xml:"user_request" json:"-"`
@@ -132,8 +163,9 @@ type newRequestBody struct {
 }
 
 // placeRequest is Alma's POST /users/{user_id}/requests?mms_id= (a title)
-// or ?item_barcode= (an item; item_pid is not known here), with a
-// user_request body of type HOLD, picked up at a library.
+// or ?item_pid= (an item by its internal id, the item_id of its loans) or
+// ?item_barcode=, with a user_request body of type HOLD, picked up at a
+// library.
 func (a *api) placeRequest(c *gin.Context) {
 	var in newRequestBody
 	if body, asXML, err := a.body(c); err == nil {
@@ -147,12 +179,7 @@ func (a *api) placeRequest(c *gin.Context) {
 			return
 		}
 	}
-	if t := strings.ToUpper(strings.TrimSpace(in.RequestType)); t != "" && t != "HOLD" {
-		a.almaError(c, http.StatusBadRequest, codeNotSupported, "The operation is not supported: only HOLD requests are kept here, not "+t+".")
-		return
-	}
-	if t := strings.ToUpper(strings.TrimSpace(in.PickupLocationType)); t != "" && t != "LIBRARY" {
-		a.almaError(c, http.StatusBadRequest, "60308", "Delivery to personal address is not supported through this API.")
+	if !a.holdOnly(c, in.RequestType, in.PickupLocationType) {
 		return
 	}
 	nr := circulation.NewRequest{TitleID: strings.TrimSpace(c.Query("mms_id")), Barcode: strings.TrimSpace(c.Query("item_barcode")), PickupLibrary: strings.TrimSpace(in.PickupLocationLibrary)}
@@ -162,15 +189,23 @@ func (a *api) placeRequest(c *gin.Context) {
 	} else {
 		nr.NotNeededAfter = d
 	}
+	if nr.Barcode == "" && strings.TrimSpace(c.Query("item_pid")) != "" {
+		it, err := a.item(c, "")
+		if err != nil {
+			a.failRequest(c, err)
+			return
+		}
+		nr.Barcode = it.Barcode
+	}
 	if nr.TitleID == "" && nr.Barcode == "" {
-		a.fail(c, &requestError{codeMandatory, "Mandatory field is missing: mms_id or item_barcode (item_pid is not known here)"})
+		a.fail(c, &requestError{codeMandatory, "Mandatory field is missing: mms_id, item_pid or item_barcode"})
 		return
 	}
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
+	pid := who.PrimaryID
 	libs, err := a.kit.Circulation.NewRequestLibraries(a.ctx(c), a.inst(c), nr)
 	if err != nil {
 		a.failRequest(c, err)
@@ -227,21 +262,16 @@ func (a *api) allowInAnyLibrary(c *gin.Context, libs []string) bool {
 
 // userRequestOf reads the request the path names, of the user.
 func (a *api) userRequestOf(c *gin.Context) (*circulation.Request, string, bool) {
-	pid, err := a.primaryID(c)
+	who, ok := a.pathUser(c)
+	if !ok {
+		return nil, "", false
+	}
+	r, err := a.kit.Circulation.Request(a.ctx(c), a.inst(c), who.PrimaryID, c.Param("request_id"))
 	if err != nil {
 		a.fail(c, err)
 		return nil, "", false
 	}
-	if _, _, err := a.kit.Patrons.ID(a.ctx(c), a.inst(c), pid); err != nil {
-		a.fail(c, err)
-		return nil, "", false
-	}
-	r, err := a.kit.Circulation.Request(a.ctx(c), a.inst(c), pid, c.Param("request_id"))
-	if err != nil {
-		a.fail(c, err)
-		return nil, "", false
-	}
-	return r, pid, true
+	return r, who.PrimaryID, true
 }
 
 func (a *api) getRequest(c *gin.Context) {
@@ -281,4 +311,96 @@ func (a *api) cancelRequest(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// requestChangeBody is the user_request a client sends to change one:
+// a field left out stays as it is.
+type requestChangeBody struct {
+	XMLName               xml.Name `xml:"user_request" json:"-"`
+	RequestType           string   `xml:"request_type" json:"request_type"`
+	PickupLocationType    string   `xml:"pickup_location_type" json:"pickup_location_type"`
+	PickupLocationLibrary *string  `xml:"pickup_location_library" json:"pickup_location_library"`
+	LastInterestDate      *string  `xml:"last_interest_date" json:"last_interest_date"`
+	Comment               string   `xml:"comment" json:"comment"`
+}
+
+// requestFields are Alma's names of the fields of circulation's request.
+var requestFields = map[string]string{"pickup_library": "pickup_location_library", "not_needed_after": "last_interest_date"}
+
+// updateRequest is Alma's PUT .../requests/{request_id}: what circulation
+// lets a waiting hold change (circulation.Service.UpdateRequest), its
+// pickup_location_library and last_interest_date (empty: none); a field
+// the body leaves out stays as it is. It asks requests.place where the
+// request, or its new pickup library, concerns. A comment is refused:
+// patronkit keeps none on a request.
+func (a *api) updateRequest(c *gin.Context) {
+	body, asXML, err := a.body(c)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	var in requestChangeBody
+	if asXML {
+		err = xml.Unmarshal(body, &in)
+	} else {
+		err = json.Unmarshal(body, &in)
+	}
+	if err != nil {
+		a.fail(c, &requestError{codeInvalidXML, "No valid user_request was given: " + err.Error()})
+		return
+	}
+	if !a.holdOnly(c, in.RequestType, in.PickupLocationType) {
+		return
+	}
+	if strings.TrimSpace(in.Comment) != "" {
+		a.fail(c, badParameter("comment", "patronkit keeps no comment on a request"))
+		return
+	}
+	var ch circulation.RequestChange
+	if in.PickupLocationLibrary != nil {
+		ch.PickupLibrary = in.PickupLocationLibrary
+	}
+	if in.LastInterestDate != nil {
+		d, err := sis.Date(*in.LastInterestDate)
+		if err != nil {
+			a.fail(c, badParameter("last_interest_date", err.Error()))
+			return
+		}
+		ch.NotNeededAfter = &d
+	}
+	r, pid, ok := a.userRequestOf(c)
+	if !ok {
+		return
+	}
+	libs, err := a.kit.Circulation.RequestLibraries(a.ctx(c), a.inst(c), r)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	if ch.PickupLibrary != nil && strings.TrimSpace(*ch.PickupLibrary) != "" {
+		libs = append(libs, strings.TrimSpace(*ch.PickupLibrary))
+	}
+	if !a.allowInAnyLibrary(c, libs) {
+		return
+	}
+	r, err = a.kit.Circulation.UpdateRequest(a.ctx(c), a.inst(c), pid, r.ID, ch)
+	if e, ok := fault.As(err); ok && e.Kind == fault.Invalid {
+		var errs []almaErr
+		for _, f := range e.Fields {
+			name := f.Field
+			if n, ok := requestFields[name]; ok {
+				name = n
+			}
+			errs = append(errs, almaErr{codeParameter, name + " parameter is not valid: " + f.Message})
+		}
+		if len(errs) > 0 {
+			a.almaErrors(c, http.StatusBadRequest, errs)
+			return
+		}
+	}
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	a.answer(c, http.StatusOK, a.requestOut(c, r, a.libraryNames(c)))
 }

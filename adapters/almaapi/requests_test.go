@@ -5,11 +5,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patronkittest"
+	"github.com/patronkit/patronkit/privacy"
 )
 
 // requestList is Alma's list of requests, as a client reads it.
@@ -87,5 +90,80 @@ func TestRequestsArePlacedListedAndCancelledAsAlmaDoes(t *testing.T) {
 		if err := json.Unmarshal(sample, &l); err != nil || l.Total != 1 || l.Requests[0].RequestStatus != "NOT_STARTED" || l.Requests[0].PlaceInQueue != 1 {
 			t.Errorf("Alma's sample: %+v, %v", l, err)
 		}
+	})
+}
+
+// Alma's PUT of a request changes what circulation lets a waiting hold
+// change: its pickup library and last interest date (a field left out
+// stays); refusals (a library the user's group may not pick up at, a date
+// passed, a comment, another request type, a request on the hold shelf)
+// answer Alma's errors and change nothing; the change is on the trail.
+// Holds are placed by item_pid (the item's internal id) too, and a
+// request type patronkit does not keep is named in Alma's error.
+func TestARequestIsChangedAndPlacedByItemPIDAsAlmaDoes(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		s := newServer(t, k)
+		rule := patronkittest.DefaultRule
+		rule.Terms.PickupAnyLibrary = true
+		patronkittest.Terms(t, k, inst, rule)
+		patronkittest.User(t, k, inst, func(u *patron.User) { u.PrimaryID = "reader" })
+		other := patronkittest.User(t, k, inst)
+		it := patronkittest.Item(t, k, inst)
+		l := patronkittest.Loan(t, k, inst, other, it)
+		if _, err := k.Circulation.CreateLibrary(t.Context(), inst, &circulation.Library{Code: "SCIENCE", Name: "Science Library"}); err != nil {
+			t.Fatal(err)
+		}
+
+		almaErr(t, s.do(http.MethodPost, "/almaws/v1/users/reader/requests?item_pid=nothing&format=json", `{"request_type":"HOLD"}`), http.StatusBadRequest, "60328")
+		w := want(t, s.do(http.MethodPost, "/almaws/v1/users/reader/requests?item_pid="+l.ItemID+"&format=json", `{"request_type":"HOLD"}`), http.StatusOK)
+		var r map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil || r["barcode"] != it.Barcode || r["request_status"] != "NOT_STARTED" {
+			t.Fatalf("placed by item_pid (%v): %s", err, w.Body)
+		}
+		id, _ := r["request_id"].(string)
+		path := "/almaws/v1/users/reader/requests/" + id + "?format=json"
+		for _, typ := range []string{"DIGITIZATION", "BOOKING", "MOVE", "WORK_ORDER"} {
+			msg := almaErr(t, s.do(http.MethodPost, "/almaws/v1/users/reader/requests?item_pid="+l.ItemID+"&format=json", `{"request_type":"`+typ+`"}`), http.StatusBadRequest, "401873")
+			if !strings.Contains(msg, typ) {
+				t.Errorf("the refusal of %s: %q", typ, msg)
+			}
+			almaErr(t, s.do(http.MethodPut, path, `{"request_type":"`+typ+`"}`), http.StatusBadRequest, "401873")
+		}
+		almaErr(t, s.do(http.MethodPost, "/almaws/v1/users/reader/requests?item_pid="+l.ItemID+"&format=json", `{"request_type":"TELEPORT"}`), http.StatusBadRequest, "401666")
+		almaErr(t, s.do(http.MethodGet, "/almaws/v1/users/reader/requests?request_type=TELEPORT&format=json", ""), http.StatusBadRequest, "401666")
+		want(t, s.do(http.MethodGet, "/almaws/v1/users/reader/requests?request_type=BOOKING&format=json", ""), http.StatusOK)
+
+		w = want(t, s.do(http.MethodPut, path, `{"pickup_location_type":"LIBRARY","pickup_location_library":"science","last_interest_date":"2026-12-24Z"}`, "Content-Type", "application/json"), http.StatusOK)
+		if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil || r["pickup_location_library"] != "SCIENCE" || r["pickup_location"] != "Science Library" || r["last_interest_date"] != "2026-12-24Z" {
+			t.Fatalf("after the change (%v): %s", err, w.Body)
+		}
+		w = want(t, s.do(http.MethodPut, "/almaws/v1/users/reader/requests/"+id, `<user_request><last_interest_date></last_interest_date></user_request>`, "Content-Type", "application/xml"), http.StatusOK)
+		if strings.Contains(w.Body.String(), "last_interest_date") || !strings.Contains(w.Body.String(), "<pickup_location_library>SCIENCE</pickup_location_library>") {
+			t.Errorf("the date taken away, the library kept: %s", w.Body)
+		}
+
+		almaErr(t, s.do(http.MethodPut, path, `{"pickup_location_library":"NOWHERE"}`), http.StatusBadRequest, "401666")
+		almaErr(t, s.do(http.MethodPut, path, `{"last_interest_date":"2026-01-01Z"}`), http.StatusBadRequest, "401666")
+		almaErr(t, s.do(http.MethodPut, path, `{"comment":"please hurry"}`), http.StatusBadRequest, "401666")
+		almaErr(t, s.do(http.MethodPut, path, `{"pickup_location_type":"USER_HOME_ADDRESS"}`), http.StatusBadRequest, "60308")
+		almaErr(t, s.do(http.MethodPut, path, `{"pickup_location_library":`), http.StatusBadRequest, "401676")
+		almaErr(t, s.do(http.MethodPut, "/almaws/v1/users/reader/requests/nothing?format=json", `{"last_interest_date":"2026-12-24Z"}`), http.StatusBadRequest, "401694")
+		almaErr(t, s.do(http.MethodPut, "/almaws/v1/users/"+other.PrimaryID+"/requests/"+id+"?format=json", `{"last_interest_date":"2026-12-24Z"}`), http.StatusBadRequest, "401694")
+		got, err := k.Circulation.Request(t.Context(), inst, "reader", id)
+		if err != nil || got.PickupLibrary != "SCIENCE" || got.NotNeededAfter != "" {
+			t.Errorf("after the refusals: %+v, %v", got, err)
+		}
+		page, err := k.Privacy.Search(t.Context(), inst, privacy.Query{Subject: "reader", Via: "alma-api PUT"})
+		if err != nil || !slices.ContainsFunc(page.Entries, func(e privacy.Entry) bool {
+			return e.Action == "update" && strings.Contains(e.Details, `"pickup_library":{"new":"SCIENCE","old":"`+it.Library+`"}`)
+		}) {
+			t.Errorf("the changes on the trail: %+v, %v", page.Entries, err)
+		}
+
+		// The item back, on the hold shelf for the reader: it waits there.
+		if _, err := k.Circulation.CheckIn(t.Context(), inst, it.Barcode); err != nil {
+			t.Fatal(err)
+		}
+		almaErr(t, s.do(http.MethodPut, path, `{"last_interest_date":"2026-12-24Z"}`), http.StatusBadRequest, "401652")
 	})
 }

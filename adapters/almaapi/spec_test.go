@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -60,6 +61,14 @@ func TestEveryRouteOfAlmasSpecificationAnswersInAlmasShape(t *testing.T) {
 				body = "{}"
 			}
 			w := s.do(o.method, path+"?format=json", body, "Content-Type", "application/json")
+			if o.method == http.MethodGet {
+				// HEAD: the GET's status and headers, no body.
+				h := s.do(http.MethodHead, path+"?format=json", "")
+				if h.Code != w.Code || h.Body.Len() != 0 || h.Header().Get("Content-Type") != w.Header().Get("Content-Type") ||
+					h.Header().Get("Content-Length") != strconv.Itoa(w.Body.Len()) {
+					t.Errorf("HEAD %s: %d %q %q %q, the GET's %d %q %d", o.path, h.Code, h.Header().Get("Content-Type"), h.Header().Get("Content-Length"), h.Body, w.Code, w.Header().Get("Content-Type"), w.Body.Len())
+				}
+			}
 			switch {
 			case w.Code >= 500:
 				t.Errorf("%s %s: %d %s", o.method, o.path, w.Code, w.Body)
@@ -81,12 +90,37 @@ func TestEveryRouteOfAlmasSpecificationAnswersInAlmasShape(t *testing.T) {
 		// The unsupported ones say so.
 		almaErr(t, s.do(http.MethodGet, "/almaws/v1/users/api/deposits", ""), http.StatusBadRequest, "401873")
 		almaErr(t, s.do(http.MethodPost, "/almaws/v1/users/api/purchase-requests?format=json", "{}"), http.StatusBadRequest, "401873")
+		// The operations served since the first release answer Alma's
+		// own errors for what is missing, no longer the unsupported one.
+		for _, c := range []struct{ method, path, body, code string }{
+			{http.MethodPost, "/users/api?op=auth", "", "401664"},
+			{http.MethodPost, "/users/api?op=auth", "", "401866"}, // with a wrong password, below
+			{http.MethodPost, "/users/api?op=refresh", "", "401873"},
+			{http.MethodPut, "/users/api/loans/x1", `{"due_date":"2030-01-01T00:00:00Z"}`, "401823"},
+			{http.MethodPut, "/users/api/loans/x1", `{}`, "401824"},
+			{http.MethodPut, "/users/api/requests/x1", `{"last_interest_date":"2030-01-01Z"}`, "401694"},
+			{http.MethodPut, "/users/api/requests/x1", `{"request_type":"DIGITIZATION"}`, "401873"},
+			{http.MethodPost, "/users/api/loans?item_pid=x1", "", "401651"},
+			{http.MethodPost, "/users/api/requests?item_pid=x1", `{}`, "60328"},
+			{http.MethodPost, "/users/api/requests?item_pid=x1", `{"request_type":"BOOKING"}`, "401873"},
+		} {
+			hdr := []string{"Content-Type", "application/json"}
+			if c.code == "401866" {
+				hdr = append(hdr, "Exl-User-Pw", "wrong")
+			}
+			almaErr(t, s.do(c.method, "/almaws/v1"+c.path+"&format=json", c.body, hdr...), http.StatusBadRequest, c.code)
+		}
+		// A read-only key reads with HEAD too.
+		ro := s.makeKey("ro", "api", true)
+		if w := s.do(http.MethodHead, "/almaws/v1/users/api", "", "Authorization", "apikey "+ro); w.Code != http.StatusOK || w.Body.Len() != 0 {
+			t.Errorf("HEAD with a read-only key: %d %s", w.Code, w.Body)
+		}
 		// Behind the key, as every route.
 		almaErr(t, s.do(http.MethodGet, "/almaws/v1/users/api/deposits", "", "Authorization", ""), http.StatusUnauthorized, "UNAUTHORIZED")
 		// A method a path does not take, and a path the API does not have.
 		w := s.do(http.MethodPatch, "/almaws/v1/users/api?format=json", "{}")
 		almaErr(t, w, http.StatusMethodNotAllowed, "401873")
-		if allow := w.Header().Get("Allow"); allow != "GET, POST, PUT, DELETE" {
+		if allow := w.Header().Get("Allow"); allow != "GET, HEAD, POST, PUT, DELETE" {
 			t.Errorf("Allow %q", allow)
 		}
 		for _, p := range []string{"/almaws/v1/bibs/99", "/almaws/v1", "/almaws/v1/conf"} {

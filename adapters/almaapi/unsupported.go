@@ -60,5 +60,9 @@ var specRoutes = [][2]string{
 // unsupported answers Alma's error for an operation it does not support
 // (after the key is checked, as any request).
 func (a *api) unsupported(c *gin.Context) {
-	a.almaError(c, http.StatusBadRequest, codeNotSupported, "The operation is not supported: patronkit keeps no data for "+c.Request.Method+" "+c.FullPath()+".")
+	method := c.Request.Method
+	if method == http.MethodHead {
+		method = http.MethodGet // HEAD answers as GET does
+	}
+	a.almaError(c, http.StatusBadRequest, codeNotSupported, "The operation is not supported: patronkit keeps no data for "+method+" "+c.FullPath()+".")
 }

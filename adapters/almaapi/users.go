@@ -36,7 +36,7 @@ type route struct {
 
 // routes are the routes of Alma's users API that patronkit serves.
 func (a *api) routes() []route {
-	return slices.Concat(a.userRoutes(), a.loanRoutes(), a.requestRoutes(), a.feeRoutes(), a.attachmentRoutes(), a.personalDataRoutes())
+	return slices.Concat(a.userRoutes(), a.userOpRoutes(), a.loanRoutes(), a.requestRoutes(), a.feeRoutes(), a.attachmentRoutes(), a.personalDataRoutes())
 }
 
 // userRoutes are Alma's routes on users.
@@ -202,21 +202,39 @@ func (a *api) user(c *gin.Context) (*patron.User, error) {
 	return u, err
 }
 
-// primaryID is the primary_id of the user the path names: read through
-// an identifier when user_id_type names its type, or when no primary_id
-// is the one named (all_unique).
-func (a *api) primaryID(c *gin.Context) (string, error) {
+// userRef names a user: their internal id and their primary_id as their
+// record spells it.
+type userRef struct {
+	ID, PrimaryID string
+}
+
+// named is the user the path names (:user_id, of user_id_type): read
+// through an identifier when user_id_type names its type, or when no
+// primary_id is the one named (all_unique).
+func (a *api) named(c *gin.Context) (userRef, error) {
 	if _, ok := byIDType(c); !ok {
-		_, spelled, err := a.kit.Patrons.ID(a.ctx(c), a.inst(c), c.Param("user_id"))
+		id, spelled, err := a.kit.Patrons.ID(a.ctx(c), a.inst(c), c.Param("user_id"))
 		if err == nil || !errors.Is(err, fault.ErrNotFound) {
-			return spelled, err
+			return userRef{id, spelled}, err
 		}
 	}
 	u, err := a.user(c)
 	if err != nil {
-		return "", err
+		return userRef{}, err
 	}
-	return u.PrimaryID, nil
+	return userRef{u.ID, u.PrimaryID}, nil
+}
+
+// pathUser is named for a handler: when the user is not found (or the
+// lookup fails) it answers Alma's error (401861, 401890 by user_id_type)
+// and returns false.
+func (a *api) pathUser(c *gin.Context) (userRef, bool) {
+	u, err := a.named(c)
+	if err != nil {
+		a.fail(c, err)
+		return userRef{}, false
+	}
+	return u, true
 }
 
 // writeUser answers one user, in the view and with the counts the request
@@ -455,12 +473,12 @@ func dropExternal(u *patron.User) {
 }
 
 func (a *api) deleteUser(c *gin.Context) {
-	pid, err := a.primaryID(c)
-	if err != nil {
-		a.fail(c, err)
+	who, ok := a.pathUser(c)
+	if !ok {
 		return
 	}
-	err = a.kit.Patrons.Delete(a.ctx(c), a.inst(c), pid)
+	pid := who.PrimaryID
+	err := a.kit.Patrons.Delete(a.ctx(c), a.inst(c), pid)
 	if e, ok := fault.As(err); ok && e.Kind == fault.Refused {
 		a.almaError(c, http.StatusBadRequest, codeDeleteFailed, "Failed to delete user with identifier "+pid+": "+strings.Join(append([]string{e.Detail}, e.Reasons...), "; "))
 		return
