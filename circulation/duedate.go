@@ -37,7 +37,7 @@ func (s *Service) ChangeDueDate(ctx context.Context, inst, loanID string, due ti
 			Fields: []fault.FieldError{{Field: "due_date", Code: "out_of_range", Message: "must be later than now (" + now.UTC().Format(time.RFC3339) + ")"}}}
 	}
 	if loan.Status != LoanOpen {
-		return nil, refused(fmt.Sprintf("the due date of loan %s cannot be changed", loan.ID), []string{fmt.Sprintf("loan %s is %s", loan.ID, loan.Status)})
+		return nil, refused(fmt.Sprintf("the due date of loan %s cannot be changed", loan.ID), cause(ReasonLoanNotOpen, "loan_id", loan.ID, "status", loan.Status))
 	}
 	due = due.UTC()
 	var lost *time.Time

@@ -101,6 +101,12 @@ const (
 	// ReasonRequestNotActive: the request is no longer active
 	// (request_id, status).
 	ReasonRequestNotActive = "request_not_active"
+	// ReasonRequestNotWaiting: the request is no longer waiting, so it
+	// cannot be changed (request_id, status).
+	ReasonRequestNotWaiting = "request_not_waiting"
+	// ReasonLoanNotOpen: the loan is no longer open, so its due date
+	// cannot be changed (loan_id, status).
+	ReasonLoanNotOpen = "loan_not_open"
 	// ReasonOwnFee: staff may not waive a fee of their own.
 	ReasonOwnFee = "own_fee"
 	// ReasonFeeClosed: the fee is closed (fee_id).

@@ -213,6 +213,8 @@ var reasonSamples = map[string]map[string]string{
 	circulation.ReasonAlreadyRequested:      {"primary_id": "jdoe", "barcode": "B1"},
 	circulation.ReasonAlreadyOnLoan:         {"primary_id": "jdoe", "barcode": "B1"},
 	circulation.ReasonRequestNotActive:      {"request_id": "R1", "status": "cancelled"},
+	circulation.ReasonRequestNotWaiting:     {"request_id": "R1", "status": "on_hold_shelf"},
+	circulation.ReasonLoanNotOpen:           {"loan_id": "L1", "status": "returned"},
 	circulation.ReasonOwnFee:                {},
 	circulation.ReasonFeeClosed:             {"fee_id": "F1"},
 	circulation.ReasonItemInUse:             {"status": "on_loan"},

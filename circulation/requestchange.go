@@ -67,7 +67,7 @@ func (s *Service) UpdateRequest(ctx context.Context, inst, primaryID, id string,
 		return nil, err
 	}
 	if r.Status != RequestWaiting {
-		return nil, refused(fmt.Sprintf("request %s cannot be changed", r.ID), []string{fmt.Sprintf("request %s is %s", r.ID, r.Status)})
+		return nil, refused(fmt.Sprintf("request %s cannot be changed", r.ID), cause(ReasonRequestNotWaiting, "request_id", r.ID, "status", r.Status))
 	}
 	db := s.conn(ctx)
 	if ch.PickupLibrary != nil && !strings.EqualFold(pickup, r.PickupLibrary) {
