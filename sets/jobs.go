@@ -35,6 +35,10 @@ type Options struct {
 	// batch renews it): another instance resumes a crashed instance's job
 	// after it. Default: 5 minutes.
 	LeaseTTL time.Duration
+	// Currency is the ISO 4217 code of the institution's currency, in
+	// which a query set's balance_over is counted. Default: USD (the
+	// kit gives the first of Config.Currencies).
+	Currency string
 }
 
 // Job statuses.
@@ -208,7 +212,7 @@ func (s *Service) StartUpdate(ctx context.Context, inst, id string, fields map[s
 		if !uuidText.MatchString(job.ID) {
 			return fmt.Errorf("sets: a job id %q is not a UUID", job.ID)
 		}
-		cond, args := where(set)
+		cond, args := s.where(set)
 		if err := tx.Exec("INSERT INTO pk_set_job_items (job_id, user_id) SELECT '"+job.ID+"', pk_users.id FROM pk_users WHERE "+cond, args...).Error; err != nil {
 			return err
 		}

@@ -3,7 +3,8 @@
 //
 // A set is either a saved query (a Query: user group, status, record type,
 // account type, SIS profile, campus, expiry and purge date ranges,
-// statistical category, an active block), evaluated each time the set is
+// statistical category, an active block, a balance over an amount, a
+// last activity before a day), evaluated each time the set is
 // used, so that its members are whoever matches then; or an itemized set,
 // a list of users uploaded as a file of identifiers (primary_id or an
 // identifier type, one a line), whose lines naming no user are reported
@@ -112,6 +113,22 @@ type Query struct {
 	// HasBlock, when given, holds the users with (true) or without
 	// (false) an active manual block.
 	HasBlock *bool `json:"has_block,omitempty"`
+	// BalanceOver, when given, holds the users whose open fees leave
+	// more than this to pay, in minor units (cents) of the institution's
+	// currency (Options.Currency; the kit's first of Config.Currencies):
+	// what remains of each open fee charged in that currency, summed.
+	// Fees in another currency are not counted (they are never
+	// converted here). At least 0: 0 holds whoever owes anything.
+	BalanceOver *int64 `json:"balance_over,omitempty"`
+	// ActivityBefore (YYYY-MM-DD, a day in UTC) holds the users whose
+	// last activity is before that day. A user's last activity is the
+	// latest of what is stored of them: a loan (its loan date), a return
+	// (its return date), a request placed, and a change of their record
+	// (its updated_date, which an SIS load, staff or the patron's own
+	// settings move). Successful sign-ins are not stored, so they do not
+	// count; nor do loans and requests anonymized already (they no
+	// longer name the user).
+	ActivityBefore string `json:"last_activity_before,omitempty"`
 }
 
 // New is a query set to make.
@@ -203,6 +220,9 @@ func NewService(db *gorm.DB, patrons *patron.Service, o Options) (*Service, erro
 	}
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 5 * time.Minute
+	}
+	if o.Currency == "" {
+		o.Currency = "USD"
 	}
 	stop, closing := context.WithCancel(context.Background())
 	return &Service{db: db, patrons: patrons, now: o.Now, o: o, stop: stop, closing: closing}, nil
@@ -301,11 +321,18 @@ func (q *Query) normalize() []fault.FieldError {
 			bad = append(bad, fault.FieldError{Field: "query." + r.to, Code: "out_of_range", Message: "must not be before " + r.from})
 		}
 	}
+	if q.BalanceOver != nil && *q.BalanceOver < 0 {
+		bad = append(bad, fault.FieldError{Field: "query.balance_over", Code: "out_of_range", Message: "must be an amount in minor units, at least 0"})
+	}
+	q.ActivityBefore = strings.TrimSpace(q.ActivityBefore)
+	if _, err := time.Parse(time.DateOnly, q.ActivityBefore); q.ActivityBefore != "" && err != nil {
+		bad = append(bad, fault.FieldError{Field: "query.last_activity_before", Code: "invalid_date", Message: "must be a date written YYYY-MM-DD"})
+	}
 	return bad
 }
 
 // where is the condition on pk_users of the members of set.
-func where(set *Set) (string, []any) {
+func (s *Service) where(set *Set) (string, []any) {
 	conds := []string{"pk_users.institution = ?"}
 	args := []any{set.Institution}
 	if set.Kind == KindItemized {
@@ -349,12 +376,27 @@ func where(set *Set) (string, []any) {
 		conds = append(conds, c)
 		args = append(args, patron.StatusActive)
 	}
+	if q.BalanceOver != nil {
+		// The fees table is circulation's (the kit wires both); a sum of
+		// open fees stays far below the largest int64 (each is at most
+		// circulation's MaxFee).
+		conds = append(conds, "(SELECT COALESCE(SUM(f.amount - f.paid - f.waived), 0) FROM pk_circ_fees f "+
+			"WHERE f.institution = pk_users.institution AND f.user_id = pk_users.id AND f.status = 'open' AND f.currency = ?) > ?")
+		args = append(args, s.o.Currency, *q.BalanceOver)
+	}
+	if q.ActivityBefore != "" {
+		day, _ := time.Parse(time.DateOnly, q.ActivityBefore) // checked by normalize
+		conds = append(conds, "pk_users.updated_at < ?",
+			"NOT EXISTS (SELECT 1 FROM pk_circ_loans l WHERE l.institution = pk_users.institution AND l.user_id = pk_users.id AND (l.loaned_at >= ? OR l.returned_at >= ?))",
+			"NOT EXISTS (SELECT 1 FROM pk_circ_requests r WHERE r.institution = pk_users.institution AND r.user_id = pk_users.id AND r.placed_at >= ?)")
+		args = append(args, day, day, day, day)
+	}
 	return strings.Join(conds, " AND "), args
 }
 
 // users is pk_users narrowed to the members of set.
 func (s *Service) users(ctx context.Context, set *Set) *gorm.DB {
-	cond, args := where(set)
+	cond, args := s.where(set)
 	return s.conn(ctx).Table("pk_users").Where(cond, args...)
 }
 
@@ -515,7 +557,7 @@ func (s *Service) Freeze(ctx context.Context, inst, id, name string) (*Set, erro
 		}
 		// The new id is a UUID made here, written into the statement so
 		// that every database takes it as text.
-		cond, args := where(from)
+		cond, args := s.where(from)
 		if err := tx.Exec("INSERT INTO pk_set_members (set_id, user_id) SELECT '"+set.ID+"', pk_users.id FROM pk_users WHERE "+cond, args...).Error; err != nil {
 			return err
 		}

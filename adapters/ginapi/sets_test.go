@@ -12,6 +12,7 @@ import (
 
 	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/adapters/ginapi"
+	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/sets"
@@ -45,6 +46,9 @@ func TestSetsAreMadeReadFrozenAndDeleted(t *testing.T) {
 			"not json":       {`{`, "application/json", http.StatusBadRequest, ""},
 			"xml":            {`<set/>`, "application/xml", http.StatusUnsupportedMediaType, ""},
 			"a file unnamed": {"ann\n", "text/csv", http.StatusUnprocessableEntity, "name"},
+			"a balance < 0":  {`{"name":"x","query":{"balance_over":-1}}`, "application/json", http.StatusUnprocessableEntity, "query.balance_over"},
+			"a balance text": {`{"name":"x","query":{"balance_over":"10"}}`, "application/json", http.StatusBadRequest, ""},
+			"an activity":    {`{"name":"x","query":{"last_activity_before":"2026"}}`, "application/json", http.StatusUnprocessableEntity, "query.last_activity_before"},
 		} {
 			s.do(boss, http.MethodPost, "/api/sets", c.body, "Content-Type", c.contentType).refused(t, name, c.status, c.field)
 		}
@@ -56,6 +60,16 @@ func TestSetsAreMadeReadFrozenAndDeleted(t *testing.T) {
 		if err := db.Table("pk_sets").Count(&n).Error; err != nil || n != 0 {
 			t.Fatalf("refused sets left %d rows (%v)", n, err)
 		}
+
+		if _, err := s.kit.Circulation.AddFee(context.Background(), "UNI", "bob", circulation.NewFee{Amount: 500, Currency: "USD", Description: "Lost card"}); err != nil {
+			t.Fatal(err)
+		}
+		var owing sets.Set
+		s.do(boss, http.MethodPost, "/api/sets", `{"name":"Owing","query":{"balance_over":499,"last_activity_before":"2999-01-01"}}`).status(http.StatusCreated).json(&owing)
+		if owing.MemberCount != 1 || owing.Query == nil || *owing.Query.BalanceOver != 499 || owing.Query.ActivityBefore != "2999-01-01" {
+			t.Errorf("the set of who owes: %+v", owing)
+		}
+		s.do(boss, http.MethodDelete, "/api/sets/"+owing.ID, nil).status(http.StatusNoContent)
 
 		var grads sets.Set
 		r := s.do(boss, http.MethodPost, "/api/sets", `{"name":"Grads","query":{"user_group":"GRAD","expiry_date_to":"2026-12-31"}}`).status(http.StatusCreated)
