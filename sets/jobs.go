@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,6 +75,9 @@ type Job struct {
 	UndoOf string `json:"undo_of,omitempty" gorm:"size:36;not null;default:''"`
 	// Fields are the fields an update job sets, by JSON name ("" clears).
 	Fields map[string]string `json:"fields" gorm:"serializer:json;type:text"`
+	// Segments are the blocks, notes and statistics an update job adds
+	// or removes (see patron.BatchSegments); nil when it touches none.
+	Segments *patron.BatchSegments `json:"segments,omitempty" gorm:"serializer:json;type:text"`
 	// Status is JobRunning, JobDone or JobCancelled.
 	Status string `json:"status" gorm:"size:16;not null"`
 	// Total is how many members the set had when the job started (the
@@ -99,8 +103,9 @@ type Job struct {
 func (Job) TableName() string { return "pk_set_jobs" }
 
 // JobOutcome is what a job did to one member, in the order it went (Seq
-// from 1): changed (with the fields' values before and after), unchanged,
-// or refused with the reasons.
+// from 1): changed (with the fields' values before and after, and the
+// segments added or removed; with reasons when the user's rules refused
+// part of the change), unchanged, or refused with the reasons.
 type JobOutcome struct {
 	JobID  string `json:"-" gorm:"primaryKey;size:36"`
 	Seq    int64  `json:"seq" gorm:"primaryKey;autoIncrement:false"`
@@ -110,7 +115,10 @@ type JobOutcome struct {
 	PrimaryID string               `json:"primary_id" gorm:"size:255;not null"`
 	Outcome   string               `json:"outcome" gorm:"size:16;not null"`
 	Changes   map[string][2]string `json:"changes,omitempty" gorm:"serializer:json;type:text"`
-	Reasons   []fault.FieldError   `json:"reasons,omitempty" gorm:"serializer:json;type:text"`
+	// Segments are the blocks, notes and statistics added or removed,
+	// each whole (what an undo takes away or puts back).
+	Segments []patron.SegmentChange `json:"segments,omitempty" gorm:"serializer:json;type:text"`
+	Reasons  []fault.FieldError     `json:"reasons,omitempty" gorm:"serializer:json;type:text"`
 }
 
 // TableName places outcomes in the pk_ namespace.
@@ -145,6 +153,14 @@ var errNoJob = &fault.Error{Kind: fault.NotFound, Detail: "no job has this id"}
 // it would be refused. Nothing is written but the audit trail's entries
 // of the users shown (read, "job preview").
 func (s *Service) PreviewUpdate(ctx context.Context, inst, id string, fields map[string]string, sample int) (*Preview, error) {
+	return s.PreviewChange(ctx, inst, id, patron.BatchChange{Fields: fields}, sample)
+}
+
+// PreviewChange is PreviewUpdate of a whole change: fields set or cleared
+// and blocks, notes and statistics added or removed (checked by
+// patron.CheckBatch); the sample shows the segments each user would gain
+// or lose.
+func (s *Service) PreviewChange(ctx context.Context, inst, id string, change patron.BatchChange, sample int) (*Preview, error) {
 	if sample == 0 {
 		sample = 10
 	}
@@ -158,7 +174,7 @@ func (s *Service) PreviewUpdate(ctx context.Context, inst, id string, fields map
 	if err != nil {
 		return nil, err
 	}
-	if err := patron.CheckBatchFields(fields); err != nil {
+	if err := patron.CheckBatch(&change); err != nil {
 		return nil, err
 	}
 	p := &Preview{Sample: []patron.BatchOutcome{}}
@@ -172,7 +188,7 @@ func (s *Service) PreviewUpdate(ctx context.Context, inst, id string, fields map
 	if len(ids) == 0 {
 		return p, nil
 	}
-	out, err := s.patrons.UpdateMany(ctx, inst, ids, fields, true)
+	out, err := s.patrons.ChangeMany(ctx, inst, ids, change, true)
 	if err != nil {
 		return nil, err
 	}
@@ -193,19 +209,32 @@ func (s *Service) PreviewUpdate(ctx context.Context, inst, id string, fields map
 // Resume) does the work. Fields not valid are Invalid naming each; an
 // unknown set is NotFound.
 func (s *Service) StartUpdate(ctx context.Context, inst, id string, fields map[string]string) (*Job, error) {
+	return s.StartChange(ctx, inst, id, patron.BatchChange{Fields: fields})
+}
+
+// StartChange is StartUpdate of a whole change: fields set or cleared and
+// blocks, notes and statistics added or removed (checked by
+// patron.CheckBatch).
+func (s *Service) StartChange(ctx context.Context, inst, id string, change patron.BatchChange) (*Job, error) {
 	var job *Job
 	err := txctx.Transaction(ctx, s.db, func(ctx context.Context, tx *gorm.DB) error {
 		set, err := s.load(ctx, inst, id)
 		if err != nil {
 			return err
 		}
-		if err := patron.CheckBatchFields(fields); err != nil {
+		if err := patron.CheckBatch(&change); err != nil {
 			return err
 		}
 		actor, _ := patron.ActorFrom(ctx)
 		now := s.now().UTC().Truncate(time.Second)
-		job = &Job{ID: keys.NewID(), Institution: inst, SetID: set.ID, Kind: JobUpdate, Fields: fields, Status: JobRunning,
+		if change.Fields == nil {
+			change.Fields = map[string]string{}
+		}
+		job = &Job{ID: keys.NewID(), Institution: inst, SetID: set.ID, Kind: JobUpdate, Fields: change.Fields, Status: JobRunning,
 			CreatedBy: actor.ID, CreatedAt: now, LeaseUntil: now}
+		if segs := change.BatchSegments; !reflect.ValueOf(segs).IsZero() {
+			job.Segments = &segs
+		}
 		if err := tx.Create(job).Error; err != nil {
 			return err
 		}
@@ -373,7 +402,11 @@ func (s *Service) batch(ctx context.Context, inst, id string) (bool, error) {
 		if j.Kind == JobUndo {
 			out, err = s.restore(ctx, tx, inst, j.UndoOf, ids)
 		} else {
-			out, err = s.patrons.UpdateMany(ctx, inst, ids, j.Fields, false)
+			change := patron.BatchChange{Fields: j.Fields}
+			if j.Segments != nil {
+				change.BatchSegments = *j.Segments
+			}
+			out, err = s.patrons.ChangeMany(ctx, inst, ids, change, false)
 		}
 		if err != nil {
 			return err
@@ -381,7 +414,7 @@ func (s *Service) batch(ctx context.Context, inst, id string) (bool, error) {
 		rows := make([]JobOutcome, len(out))
 		seq := j.Changed + j.Unchanged + j.Refused
 		for i, o := range out {
-			rows[i] = JobOutcome{JobID: id, Seq: seq + int64(i) + 1, UserID: o.UserID, Version: o.Version, PrimaryID: o.PrimaryID, Outcome: o.Outcome, Changes: o.Changes, Reasons: o.Reasons}
+			rows[i] = JobOutcome{JobID: id, Seq: seq + int64(i) + 1, UserID: o.UserID, Version: o.Version, PrimaryID: o.PrimaryID, Outcome: o.Outcome, Changes: o.Changes, Segments: o.Segments, Reasons: o.Reasons}
 			switch o.Outcome {
 			case patron.BatchChanged:
 				j.Changed++
@@ -553,7 +586,7 @@ func (s *Service) restore(ctx context.Context, tx *gorm.DB, inst, orig string, i
 		for f, c := range o.Changes {
 			fields[f] = c[0]
 		}
-		items[i] = patron.BatchItem{UserID: o.UserID, Version: o.Version, Fields: fields}
+		items[i] = patron.BatchItem{UserID: o.UserID, Version: o.Version, Fields: fields, Undo: o.Segments}
 	}
 	if len(items) == 0 {
 		return nil, nil
@@ -563,7 +596,9 @@ func (s *Service) restore(ctx context.Context, tx *gorm.DB, inst, orig string, i
 
 // OutcomesCSVHeader is the first row of WriteCSV: per member, the
 // sequence number, primary_id, outcome, the fields changed ("field: old
-// -> new", separated by "; ") and the reasons of a refusal.
+// -> new") and the segments added or removed ("user_blocks: + GENERAL:
+// Lost card", "user_notes: - text"), separated by "; ", and the reasons
+// of a refusal.
 var OutcomesCSVHeader = []string{"seq", "primary_id", "outcome", "changes", "reasons"}
 
 // WriteCSV writes every outcome of the job id of inst to w as CSV, in
@@ -589,6 +624,13 @@ func (s *Service) WriteCSV(ctx context.Context, w io.Writer, inst, id string) er
 			var changes, reasons []string
 			for _, f := range slices.Sorted(maps.Keys(o.Changes)) {
 				changes = append(changes, f+": "+o.Changes[f][0]+" -> "+o.Changes[f][1])
+			}
+			for _, sc := range o.Segments {
+				sign := "+"
+				if sc.Op == patron.SegmentRemoved {
+					sign = "-"
+				}
+				changes = append(changes, sc.Kind+": "+sign+" "+sc.Value)
 			}
 			for _, r := range o.Reasons {
 				reasons = append(reasons, r.Field+": "+r.Message)

@@ -767,8 +767,36 @@ func Migrations() []*gormigrate.Migration {
 			}
 			return nil
 		},
+	}, {
+		// An update job adds and removes blocks, notes and statistics:
+		// the job keeps which, each outcome what it added or removed.
+		ID: "202612070501_set_job_segments",
+		Migrate: func(tx *gorm.DB) error {
+			if err := tx.Migrator().AddColumn(&jobV2{}, "Segments"); err != nil {
+				return err
+			}
+			return tx.Migrator().AddColumn(&jobOutcomeV2{}, "Segments")
+		},
+		Rollback: func(tx *gorm.DB) error {
+			if err := tx.Migrator().DropColumn(&jobOutcomeV2{}, "Segments"); err != nil {
+				return err
+			}
+			return tx.Migrator().DropColumn(&jobV2{}, "Segments")
+		},
 	}}
 }
+
+type jobV2 struct {
+	Segments string `gorm:"type:text"`
+}
+
+func (jobV2) TableName() string { return "pk_set_jobs" }
+
+type jobOutcomeV2 struct {
+	Segments string `gorm:"type:text"`
+}
+
+func (jobOutcomeV2) TableName() string { return "pk_set_job_outcomes" }
 
 type setV1 struct {
 	ID          string    `gorm:"primaryKey;size:36"`

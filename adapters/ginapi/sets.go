@@ -9,7 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/patronkit/patronkit/fault"
-
+	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/sets"
 )
 
@@ -49,11 +49,18 @@ func (a *api) undoSetJob(c *gin.Context) {
 }
 
 // updateBody is the body of a preview and of a job: the fields to set
-// (JSON name to value, "" or null to clear).
+// (JSON name to value, "" or null to clear), and the blocks, notes and
+// statistics to add or remove.
 type updateBody struct {
 	Kind   string             `json:"kind,omitempty"`
 	Fields map[string]*string `json:"fields"`
 	Sample int                `json:"sample,omitempty"`
+	patron.BatchSegments
+}
+
+// change is the body's change of each member.
+func (b updateBody) change() patron.BatchChange {
+	return patron.BatchChange{Fields: b.fields(), BatchSegments: b.BatchSegments}
 }
 
 // fields are the body's fields, null read as "" (clear).
@@ -92,7 +99,7 @@ func (a *api) previewSetJob(c *gin.Context) {
 	if !ok {
 		return
 	}
-	p, err := a.kit.Sets.PreviewUpdate(a.ctx(c), a.who(c).Institution, c.Param("set_id"), in.fields(), in.Sample)
+	p, err := a.kit.Sets.PreviewChange(a.ctx(c), a.who(c).Institution, c.Param("set_id"), in.change(), in.Sample)
 	if err != nil {
 		fail(c, err)
 		return
@@ -108,7 +115,7 @@ func (a *api) startSetJob(c *gin.Context) {
 		return
 	}
 	inst := a.who(c).Institution
-	job, err := a.kit.Sets.StartUpdate(a.ctx(c), inst, c.Param("set_id"), in.fields())
+	job, err := a.kit.Sets.StartChange(a.ctx(c), inst, c.Param("set_id"), in.change())
 	if err != nil {
 		fail(c, err)
 		return

@@ -170,6 +170,8 @@ func TestAnUpdateOfASetIsPreviewedAndRun(t *testing.T) {
 			"status clear":  {`{"fields":{"status":null}}`, http.StatusUnprocessableEntity, "status"},
 			"another kind":  {`{"kind":"notify","fields":{"status":"ACTIVE"}}`, http.StatusUnprocessableEntity, "kind"},
 			"a big sample":  {`{"fields":{"status":"ACTIVE"},"sample":101}`, http.StatusUnprocessableEntity, "sample"},
+			"a block":       {`{"add_blocks":[{"block_type":"GENERAL"}]}`, http.StatusUnprocessableEntity, "add_blocks[0].block_description"},
+			"a statistic":   {`{"remove_statistics":[""]}`, http.StatusUnprocessableEntity, "remove_statistics[0]"},
 			"not an object": {`{"fields":["status"]}`, http.StatusBadRequest, ""},
 		} {
 			s.do(boss, http.MethodPost, "/api/sets/"+set.ID+"/preview", c.body).refused(t, "preview: "+name, c.status, c.field)
@@ -180,10 +182,11 @@ func TestAnUpdateOfASetIsPreviewedAndRun(t *testing.T) {
 		s.do(boss, http.MethodPost, "/api/sets/nothing/jobs", `{"fields":{"status":"ACTIVE"}}`).refused(t, "no set", http.StatusNotFound, "")
 		s.do("UNI/desk/staff", http.MethodPost, "/api/sets/"+set.ID+"/jobs", `{"fields":{"status":"ACTIVE"}}`).refused(t, "desk", http.StatusForbidden, "")
 
-		body := `{"fields":{"user_group":"ALUMNI","expiry_date":null}}`
+		body := `{"fields":{"user_group":"ALUMNI","expiry_date":null},"add_blocks":[{"block_type":"GENERAL","block_description":"Graduated"}]}`
 		var p sets.Preview
 		s.do(boss, http.MethodPost, "/api/sets/"+set.ID+"/preview", body).status(http.StatusOK).json(&p)
-		if p.Total != 3 || len(p.Sample) != 3 || p.Sample[0].Changes["user_group"] != [2]string{"GRAD", "ALUMNI"} || p.Sample[2].Outcome != "refused" {
+		if p.Total != 3 || len(p.Sample) != 3 || p.Sample[0].Changes["user_group"] != [2]string{"GRAD", "ALUMNI"} || p.Sample[2].Outcome != "changed" ||
+			len(p.Sample[2].Reasons) != 1 || len(p.Sample[0].Segments) != 1 || p.Sample[0].Segments[0].Value != "GENERAL: Graduated" {
 			t.Fatalf("preview %+v", p)
 		}
 		var n int64
@@ -199,7 +202,7 @@ func TestAnUpdateOfASetIsPreviewedAndRun(t *testing.T) {
 		}
 		s.kit.Sets.Wait()
 		s.do(boss, http.MethodGet, "/api/jobs/"+job.ID, nil).status(http.StatusOK).json(&job)
-		if job.Status != sets.JobDone || job.Done != 3 || job.Changed != 2 || job.Refused != 1 {
+		if job.Status != sets.JobDone || job.Done != 3 || job.Changed != 3 || job.Refused != 0 || job.Segments == nil || len(job.Segments.AddBlocks) != 1 {
 			t.Fatalf("the job %+v", job)
 		}
 		var os struct {
@@ -211,14 +214,14 @@ func TestAnUpdateOfASetIsPreviewedAndRun(t *testing.T) {
 		}
 		csvBody := s.do(boss, http.MethodGet, "/api/jobs/"+job.ID+"/outcomes", nil, "Accept", "text/csv").status(http.StatusOK).Body.String()
 		wantCSV := "seq,primary_id,outcome,changes,reasons\n" +
-			"1,ann,changed,expiry_date: 2026-12-31 -> ; user_group: GRAD -> ALUMNI,\n" +
-			"2,bob,changed,expiry_date: 2026-12-31 -> ; user_group: GRAD -> ALUMNI,\n" +
-			"3,eve,refused,,\"expiry_date: is kept by the SIS for an external user; only user_group, job_category, pin_number, preferred_language, campus_code and rs_library may be changed by hand\"\n"
+			"1,ann,changed,expiry_date: 2026-12-31 -> ; user_group: GRAD -> ALUMNI; user_blocks: + GENERAL: Graduated,\n" +
+			"2,bob,changed,expiry_date: 2026-12-31 -> ; user_group: GRAD -> ALUMNI; user_blocks: + GENERAL: Graduated,\n" +
+			"3,eve,changed,user_group: GRAD -> ALUMNI; user_blocks: + GENERAL: Graduated,\"expiry_date: is kept by the SIS for an external user; only user_group, job_category, pin_number, preferred_language, campus_code and rs_library may be changed by hand\"\n"
 		if csvBody != wantCSV {
 			t.Errorf("the CSV report\n%s\nwant\n%s", csvBody, wantCSV)
 		}
 		u, err := s.kit.Patrons.Get(context.Background(), "UNI", "ann")
-		if err != nil || u.UserGroup != "ALUMNI" || u.ExpiryDate != "" {
+		if err != nil || u.UserGroup != "ALUMNI" || u.ExpiryDate != "" || len(u.Blocks) != 1 {
 			t.Errorf("ann after the job: %+v, %v", u, err)
 		}
 		s.do(boss, http.MethodPost, "/api/jobs/"+job.ID+"/cancel", nil).refused(t, "cancel an ended job", http.StatusConflict, "")
@@ -226,11 +229,11 @@ func TestAnUpdateOfASetIsPreviewedAndRun(t *testing.T) {
 		var undo sets.Job
 		r = s.do(boss, http.MethodPost, "/api/jobs/"+job.ID+"/undo", nil).status(http.StatusAccepted)
 		r.json(&undo)
-		if undo.Kind != sets.JobUndo || undo.UndoOf != job.ID || undo.Total != 2 || r.Header().Get("Location") != "/api/jobs/"+undo.ID {
+		if undo.Kind != sets.JobUndo || undo.UndoOf != job.ID || undo.Total != 3 || r.Header().Get("Location") != "/api/jobs/"+undo.ID {
 			t.Fatalf("the undo %+v", undo)
 		}
 		s.kit.Sets.Wait()
-		if u, err := s.kit.Patrons.Get(context.Background(), "UNI", "ann"); err != nil || u.UserGroup != "GRAD" || u.ExpiryDate != "2026-12-31" {
+		if u, err := s.kit.Patrons.Get(context.Background(), "UNI", "ann"); err != nil || u.UserGroup != "GRAD" || u.ExpiryDate != "2026-12-31" || len(u.Blocks) != 0 {
 			t.Errorf("ann after the undo: %+v, %v", u, err)
 		}
 		s.do(boss, http.MethodPost, "/api/jobs/"+job.ID+"/undo", nil).refused(t, "undo twice", http.StatusConflict, "")
