@@ -544,7 +544,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	userSets, err := sets.NewService(db, patrons, sets.Options{Now: c.Now, Instance: c.Instance, BatchSize: c.SetJobBatchSize, LeaseTTL: c.SetJobLeaseTTL, Currency: circ.Currency()})
+	userSets, err := sets.NewService(db, patrons, sets.Options{Now: c.Now, Instance: c.Instance, BatchSize: c.SetJobBatchSize, LeaseTTL: c.SetJobLeaseTTL, Currency: circ.Currency(), Messenger: setMessenger{circ}})
 	if err != nil {
 		return nil, err
 	}

@@ -40,6 +40,10 @@ type Options struct {
 	// which a query set's balance_over is counted. Default: USD (the
 	// kit gives the first of Config.Currencies).
 	Currency string
+	// Messenger writes the notices of notify jobs into the notice outbox.
+	// Default: none, and a notify job is Refused (the kit gives
+	// circulation's outbox).
+	Messenger Messenger
 }
 
 // Job statuses.
@@ -69,7 +73,7 @@ type Job struct {
 	ID          string `json:"id" gorm:"primaryKey;size:36"`
 	Institution string `json:"-" gorm:"size:64;not null"`
 	SetID       string `json:"set_id" gorm:"size:36;not null"`
-	// Kind is JobUpdate or JobUndo.
+	// Kind is JobUpdate, JobUndo or JobNotify.
 	Kind string `json:"kind" gorm:"size:16;not null"`
 	// UndoOf is, for an undo, the update job it undoes.
 	UndoOf string `json:"undo_of,omitempty" gorm:"size:36;not null;default:''"`
@@ -78,11 +82,15 @@ type Job struct {
 	// Segments are the blocks, notes and statistics an update job adds
 	// or removes (see patron.BatchSegments); nil when it touches none.
 	Segments *patron.BatchSegments `json:"segments,omitempty" gorm:"serializer:json;type:text"`
+	// Message is what a notify job sends.
+	Message *Message `json:"message,omitempty" gorm:"serializer:json;type:text"`
 	// Status is JobRunning, JobDone or JobCancelled.
 	Status string `json:"status" gorm:"size:16;not null"`
 	// Total is how many members the set had when the job started (the
 	// job works on those); Done how many it handled so far (a member
-	// deleted since is done without an outcome).
+	// deleted since is done without an outcome). For a notify job,
+	// Changed counts the notices queued and Refused the members skipped
+	// (no address).
 	Total     int64 `json:"total" gorm:"not null"`
 	Done      int64 `json:"done" gorm:"not null"`
 	Changed   int64 `json:"changed" gorm:"column:n_changed;not null"`
@@ -119,6 +127,9 @@ type JobOutcome struct {
 	// each whole (what an undo takes away or puts back).
 	Segments []patron.SegmentChange `json:"segments,omitempty" gorm:"serializer:json;type:text"`
 	Reasons  []fault.FieldError     `json:"reasons,omitempty" gorm:"serializer:json;type:text"`
+	// Notice is, for a notify job, the notice written for the member
+	// (its id, channel and status; not its text).
+	Notice *Sent `json:"notice,omitempty" gorm:"serializer:json;type:text"`
 }
 
 // TableName places outcomes in the pk_ namespace.
@@ -235,20 +246,7 @@ func (s *Service) StartChange(ctx context.Context, inst, id string, change patro
 		if segs := change.BatchSegments; !reflect.ValueOf(segs).IsZero() {
 			job.Segments = &segs
 		}
-		if err := tx.Create(job).Error; err != nil {
-			return err
-		}
-		if !uuidText.MatchString(job.ID) {
-			return fmt.Errorf("sets: a job id %q is not a UUID", job.ID)
-		}
-		cond, args := s.where(set)
-		if err := tx.Exec("INSERT INTO pk_set_job_items (job_id, user_id) SELECT '"+job.ID+"', pk_users.id FROM pk_users WHERE "+cond, args...).Error; err != nil {
-			return err
-		}
-		if err := tx.Model(&jobItem{}).Where("job_id = ?", job.ID).Count(&job.Total).Error; err != nil {
-			return err
-		}
-		return tx.Model(&Job{}).Where("id = ?", job.ID).Update("total", job.Total).Error
+		return s.fill(tx, job, set)
 	})
 	if err != nil {
 		return nil, err
@@ -398,10 +396,14 @@ func (s *Service) batch(ctx context.Context, inst, id string) (bool, error) {
 		// The changes are the job's creator's, made through the job.
 		ctx = patron.WithOrigin(patron.WithActor(ctx, patron.Actor{Institution: inst, ID: j.CreatedBy}), patron.Origin{Via: "job " + j.ID})
 		var out []patron.BatchOutcome
+		var rows []JobOutcome
 		var err error
-		if j.Kind == JobUndo {
+		switch j.Kind {
+		case JobUndo:
 			out, err = s.restore(ctx, tx, inst, j.UndoOf, ids)
-		} else {
+		case JobNotify:
+			rows, err = s.notify(ctx, inst, &j, ids)
+		default:
 			change := patron.BatchChange{Fields: j.Fields}
 			if j.Segments != nil {
 				change.BatchSegments = *j.Segments
@@ -411,14 +413,16 @@ func (s *Service) batch(ctx context.Context, inst, id string) (bool, error) {
 		if err != nil {
 			return err
 		}
-		rows := make([]JobOutcome, len(out))
+		for _, o := range out {
+			rows = append(rows, JobOutcome{UserID: o.UserID, Version: o.Version, PrimaryID: o.PrimaryID, Outcome: o.Outcome, Changes: o.Changes, Segments: o.Segments, Reasons: o.Reasons})
+		}
 		seq := j.Changed + j.Unchanged + j.Refused
-		for i, o := range out {
-			rows[i] = JobOutcome{JobID: id, Seq: seq + int64(i) + 1, UserID: o.UserID, Version: o.Version, PrimaryID: o.PrimaryID, Outcome: o.Outcome, Changes: o.Changes, Segments: o.Segments, Reasons: o.Reasons}
-			switch o.Outcome {
-			case patron.BatchChanged:
+		for i := range rows {
+			rows[i].JobID, rows[i].Seq = id, seq+int64(i)+1
+			switch rows[i].Outcome {
+			case patron.BatchChanged, NotifyQueued:
 				j.Changed++
-			case patron.BatchRefused:
+			case patron.BatchRefused, NotifySkipped:
 				j.Refused++
 			default:
 				j.Unchanged++
@@ -536,6 +540,8 @@ func (s *Service) StartUndo(ctx context.Context, inst, id string) (*Job, error) 
 			return err
 		}
 		switch {
+		case orig.Kind == JobNotify:
+			return &fault.Error{Kind: fault.Refused, Detail: "a notify job cannot be undone: the messages sent stay sent", Reasons: []string{"not_an_update"}}
 		case orig.Kind != JobUpdate:
 			return &fault.Error{Kind: fault.Refused, Detail: "only an update can be undone", Reasons: []string{"not_an_update"}}
 		case orig.Status == JobRunning:
@@ -631,6 +637,9 @@ func (s *Service) WriteCSV(ctx context.Context, w io.Writer, inst, id string) er
 					sign = "-"
 				}
 				changes = append(changes, sc.Kind+": "+sign+" "+sc.Value)
+			}
+			if n := o.Notice; n != nil {
+				changes = append(changes, "notice: "+n.Channel+" "+n.Status)
 			}
 			for _, r := range o.Reasons {
 				reasons = append(reasons, r.Field+": "+r.Message)

@@ -783,8 +783,36 @@ func Migrations() []*gormigrate.Migration {
 			}
 			return tx.Migrator().DropColumn(&jobV2{}, "Segments")
 		},
+	}, {
+		// A notify job keeps its message, each outcome the notice
+		// written.
+		ID: "202612070502_set_job_messages",
+		Migrate: func(tx *gorm.DB) error {
+			if err := tx.Migrator().AddColumn(&jobV3{}, "Message"); err != nil {
+				return err
+			}
+			return tx.Migrator().AddColumn(&jobOutcomeV3{}, "Notice")
+		},
+		Rollback: func(tx *gorm.DB) error {
+			if err := tx.Migrator().DropColumn(&jobOutcomeV3{}, "Notice"); err != nil {
+				return err
+			}
+			return tx.Migrator().DropColumn(&jobV3{}, "Message")
+		},
 	}}
 }
+
+type jobV3 struct {
+	Message string `gorm:"type:text"`
+}
+
+func (jobV3) TableName() string { return "pk_set_jobs" }
+
+type jobOutcomeV3 struct {
+	Notice string `gorm:"type:text"`
+}
+
+func (jobOutcomeV3) TableName() string { return "pk_set_job_outcomes" }
 
 type jobV2 struct {
 	Segments string `gorm:"type:text"`

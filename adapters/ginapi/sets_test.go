@@ -164,15 +164,20 @@ func TestAnUpdateOfASetIsPreviewedAndRun(t *testing.T) {
 			status int
 			field  string
 		}{
-			"no field":      {`{"fields":{}}`, http.StatusUnprocessableEntity, "fields"},
-			"a name":        {`{"fields":{"last_name":"X"}}`, http.StatusUnprocessableEntity, "last_name"},
-			"a bad date":    {`{"fields":{"expiry_date":"soon"}}`, http.StatusUnprocessableEntity, "expiry_date"},
-			"status clear":  {`{"fields":{"status":null}}`, http.StatusUnprocessableEntity, "status"},
-			"another kind":  {`{"kind":"notify","fields":{"status":"ACTIVE"}}`, http.StatusUnprocessableEntity, "kind"},
-			"a big sample":  {`{"fields":{"status":"ACTIVE"},"sample":101}`, http.StatusUnprocessableEntity, "sample"},
-			"a block":       {`{"add_blocks":[{"block_type":"GENERAL"}]}`, http.StatusUnprocessableEntity, "add_blocks[0].block_description"},
-			"a statistic":   {`{"remove_statistics":[""]}`, http.StatusUnprocessableEntity, "remove_statistics[0]"},
-			"not an object": {`{"fields":["status"]}`, http.StatusBadRequest, ""},
+			"no field":       {`{"fields":{}}`, http.StatusUnprocessableEntity, "fields"},
+			"a name":         {`{"fields":{"last_name":"X"}}`, http.StatusUnprocessableEntity, "last_name"},
+			"a bad date":     {`{"fields":{"expiry_date":"soon"}}`, http.StatusUnprocessableEntity, "expiry_date"},
+			"status clear":   {`{"fields":{"status":null}}`, http.StatusUnprocessableEntity, "status"},
+			"another kind":   {`{"kind":"merge","fields":{"status":"ACTIVE"}}`, http.StatusUnprocessableEntity, "kind"},
+			"notify fields":  {`{"kind":"notify","fields":{"status":"ACTIVE"},"message":{"text":"x"}}`, http.StatusUnprocessableEntity, "fields"},
+			"no message":     {`{"kind":"notify"}`, http.StatusUnprocessableEntity, "message"},
+			"no text":        {`{"kind":"notify","message":{"subject":"x"}}`, http.StatusUnprocessableEntity, "text"},
+			"a template":     {`{"kind":"notify","message":{"template":"none","text":"x"}}`, http.StatusUnprocessableEntity, "template"},
+			"update message": {`{"fields":{"status":"ACTIVE"},"message":{"text":"x"}}`, http.StatusUnprocessableEntity, "message"},
+			"a big sample":   {`{"fields":{"status":"ACTIVE"},"sample":101}`, http.StatusUnprocessableEntity, "sample"},
+			"a block":        {`{"add_blocks":[{"block_type":"GENERAL"}]}`, http.StatusUnprocessableEntity, "add_blocks[0].block_description"},
+			"a statistic":    {`{"remove_statistics":[""]}`, http.StatusUnprocessableEntity, "remove_statistics[0]"},
+			"not an object":  {`{"fields":["status"]}`, http.StatusBadRequest, ""},
 		} {
 			s.do(boss, http.MethodPost, "/api/sets/"+set.ID+"/preview", c.body).refused(t, "preview: "+name, c.status, c.field)
 			if name != "a big sample" {
@@ -261,4 +266,46 @@ func (s *server) limitUploads(t *testing.T, n int64) {
 		t.Fatal(err)
 	}
 	s.r = r
+}
+
+// A notify job is previewed (the count, each message of a sample
+// rendered) and run over HTTP: one notice per member in the outbox, each
+// job's outcome naming its channel; it cannot be undone (409).
+func TestANotifyJobOverASetIsPreviewedAndRun(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		s := newServer(t, db, &patronkit.Config{})
+		s.grant("UNI", "boss", "user-administrator", "*")
+		s.grant("UNI", "desk", "circulation-desk-operator", "*")
+		const boss = "UNI/boss/staff"
+		s.create("UNI", &patron.User{PrimaryID: "ann", FirstName: "Ann", LastName: "Lee", UserGroup: "GRAD",
+			Emails: []patron.Email{{EmailAddress: "ann@example.edu", Preferred: true}}})
+		s.create("UNI", &patron.User{PrimaryID: "bob", FirstName: "Bob", LastName: "Roy", UserGroup: "GRAD"})
+		var set sets.Set
+		s.do(boss, http.MethodPost, "/api/sets", `{"name":"Grads","query":{"user_group":"GRAD"}}`).status(http.StatusCreated).json(&set)
+
+		body := `{"kind":"notify","message":{"subject":"Closed on Friday","text":"The library is closed on Friday."}}`
+		s.do("UNI/desk/staff", http.MethodPost, "/api/sets/"+set.ID+"/jobs", body).refused(t, "desk", http.StatusForbidden, "")
+		var p sets.NotifyPreview
+		s.do(boss, http.MethodPost, "/api/sets/"+set.ID+"/preview", body).status(http.StatusOK).json(&p)
+		if p.Total != 2 || len(p.Sample) != 2 || p.Sample[0].Recipient != "ann@example.edu" || !strings.Contains(p.Sample[0].Body, "Dear Ann Lee") ||
+			p.Sample[1].Status != "skipped" {
+			t.Fatalf("the preview %+v", p)
+		}
+		var job sets.Job
+		s.do(boss, http.MethodPost, "/api/sets/"+set.ID+"/jobs", body).status(http.StatusAccepted).json(&job)
+		s.kit.Sets.Wait()
+		s.do(boss, http.MethodGet, "/api/jobs/"+job.ID, nil).status(http.StatusOK).json(&job)
+		if job.Kind != sets.JobNotify || job.Status != sets.JobDone || job.Changed != 1 || job.Refused != 1 || job.Message == nil || job.Message.Subject != "Closed on Friday" {
+			t.Fatalf("the job %+v", job)
+		}
+		csvBody := s.do(boss, http.MethodGet, "/api/jobs/"+job.ID+"/outcomes?format=csv", nil).status(http.StatusOK).Body.String()
+		if !strings.Contains(csvBody, "1,ann,queued,notice: email pending,") || !strings.Contains(csvBody, "2,bob,skipped,notice: email skipped,") {
+			t.Errorf("the report\n%s", csvBody)
+		}
+		var n int64
+		if err := db.Table("pk_circ_notices").Where("kind = ?", "message").Count(&n).Error; err != nil || n != 2 {
+			t.Errorf("%d notices (%v)", n, err)
+		}
+		s.do(boss, http.MethodPost, "/api/jobs/"+job.ID+"/undo", nil).refused(t, "undo a notify job", http.StatusConflict, "")
+	})
 }
