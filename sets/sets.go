@@ -890,3 +890,22 @@ type jobOutcomeV1 struct {
 }
 
 func (jobOutcomeV1) TableName() string { return "pk_set_job_outcomes" }
+
+// MemberIDs returns the internal ids of the members of the set id of inst
+// now (a query set evaluated here), in the order of the ids, after the id
+// after (from the first when empty), at most limit (1..10000): the input
+// of a job of another module over the set, such as the privacy purge
+// (privacy.SetMembers). No entry is written on the audit trail (only
+// internal ids are read). An unknown id is NotFound.
+func (s *Service) MemberIDs(ctx context.Context, inst, id, after string, limit int) ([]string, error) {
+	if limit < 1 || limit > 10000 {
+		return nil, &fault.Error{Kind: fault.Invalid, Detail: "the page is not valid", Fields: []fault.FieldError{{Field: "limit", Code: "out_of_range", Message: "must be 1..10000"}}}
+	}
+	set, err := s.load(ctx, inst, id)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	err = s.users(ctx, set).Where("pk_users.id > ?", after).Order("pk_users.id").Limit(limit).Pluck("pk_users.id", &out).Error
+	return out, err
+}

@@ -309,3 +309,34 @@ func TestANotifyJobOverASetIsPreviewedAndRun(t *testing.T) {
 		s.do(boss, http.MethodPost, "/api/jobs/"+job.ID+"/undo", nil).refused(t, "undo a notify job", http.StatusConflict, "")
 	})
 }
+
+// The purge takes a set as its input (set_id): of its members, those past
+// their purge date are purged, others stay; an unknown set is 404 and
+// nothing is run.
+func TestAPurgeRunTakesASet(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *gorm.DB) {
+		s := newServer(t, db, &patronkit.Config{AuditKey: []byte("the library's secret")})
+		s.grant("UNI", "boss", "user-administrator", "*")
+		const boss = "UNI/boss/staff"
+		for _, id := range []string{"ann", "bob"} {
+			s.create("UNI", &patron.User{PrimaryID: id, FirstName: "F", LastName: id, PurgeDate: "2000-01-01"})
+		}
+		var made sets.Made
+		s.do(boss, http.MethodPost, "/api/sets?name=Leaving", "ann\n", "Content-Type", "text/csv").status(http.StatusCreated).json(&made)
+		s.do(boss, http.MethodPost, "/api/privacy/purge-runs?set_id=nothing", nil).refused(t, "an unknown set", http.StatusNotFound, "")
+		var run struct {
+			SetID  string `json:"set_id"`
+			Purged int64  `json:"purged"`
+		}
+		s.do(boss, http.MethodPost, "/api/privacy/purge-runs?set_id="+made.ID, nil).status(http.StatusCreated).json(&run)
+		if run.SetID != made.ID || run.Purged != 1 {
+			t.Errorf("the run %+v", run)
+		}
+		if _, err := s.kit.Patrons.Get(context.Background(), "UNI", "bob"); err != nil {
+			t.Errorf("bob, not in the set: %v", err)
+		}
+		if _, err := s.kit.Patrons.Get(context.Background(), "UNI", "ann"); err == nil {
+			t.Error("ann, in the set, was not purged")
+		}
+	})
+}
