@@ -350,6 +350,11 @@ type Config struct {
 	// stopped instance's job after it (sets.Service.Resume). Default: 5
 	// minutes.
 	SetJobLeaseTTL time.Duration
+	// SetJobResumeEvery is how often Start looks for jobs over sets whose
+	// instance stopped (their lease ran out) and resumes them here, so
+	// that a running instance takes over without a restart. Default: 1
+	// minute; negative: only when Start is called.
+	SetJobResumeEvery time.Duration
 }
 
 // Kit is patronkit wired over one database: the services of each module and
@@ -398,19 +403,20 @@ type Kit struct {
 	// Now is the kit's clock.
 	Now func() time.Time
 
-	db               *gorm.DB
-	sources          []sis.Source
-	scheduleEvery    time.Duration
-	policyRefresh    time.Duration
-	circulationEvery time.Duration
-	auditRetention   time.Duration
-	retentionEvery   time.Duration
-	purgeEvery       time.Duration
-	stop             chan struct{}
-	stopOnce         sync.Once
-	background       sync.WaitGroup
-	closeMu          sync.Mutex
-	onClose          []func()
+	db                *gorm.DB
+	sources           []sis.Source
+	scheduleEvery     time.Duration
+	policyRefresh     time.Duration
+	circulationEvery  time.Duration
+	setJobResumeEvery time.Duration
+	auditRetention    time.Duration
+	retentionEvery    time.Duration
+	purgeEvery        time.Duration
+	stop              chan struct{}
+	stopOnce          sync.Once
+	background        sync.WaitGroup
+	closeMu           sync.Mutex
+	onClose           []func()
 }
 
 // New wires a Kit over db. It validates cfg and returns an error, never
@@ -550,7 +556,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	}
 	patrons.AddDeletionHook(userSets.DeletionHook())
 	purger.UseSets(userSets)
-	return &Kit{Sets: userSets, APIKeys: keyring, Purge: purger, purgeEvery: c.PurgeEvery, Erasure: erasure, Retention: retention, retentionEvery: c.RetentionEvery, Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
+	return &Kit{setJobResumeEvery: c.SetJobResumeEvery, Sets: userSets, APIKeys: keyring, Purge: purger, purgeEvery: c.PurgeEvery, Erasure: erasure, Retention: retention, retentionEvery: c.RetentionEvery, Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS
@@ -569,6 +575,8 @@ func (k *Kit) Start(ctx context.Context) {
 	// The jobs over sets that a stopped instance left, or that started
 	// and were not run, go on from where they stopped.
 	k.Sets.ResumeInBackground(ctx, func(err error) { k.Logger.Error("patronkit: resuming the jobs over sets", "error", err) })
+	// And those whose instance stops later, once their lease runs out.
+	k.every(ctx, k.setJobResumeEvery, time.Minute, func() { k.resumeSetJobs(ctx) })
 	expire := func() {
 		n, err := k.Patrons.ExpireSignInFailures(ctx)
 		if err != nil {
@@ -638,6 +646,30 @@ func (k *Kit) Start(ctx context.Context) {
 		}
 		k.Logger.Log(ctx, level, "patronkit: circulation jobs ran", counts...)
 	})
+}
+
+// resumeSetJobs resumes here the jobs over sets no instance holds (their
+// instance stopped and their lease ran out), until they end or Close.
+func (k *Kit) resumeSetJobs(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-k.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	n, err := k.Sets.Resume(ctx)
+	if err != nil && ctx.Err() == nil {
+		k.Logger.Error("patronkit: resuming the jobs over sets", "error", err, "resumed", n)
+		return
+	}
+	level := slog.LevelDebug
+	if n > 0 {
+		level = slog.LevelInfo
+	}
+	k.Logger.Log(ctx, level, "patronkit: jobs over sets resumed", "resumed", n)
 }
 
 // anonymize runs the anonymization of every institution, once: an

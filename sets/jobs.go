@@ -333,12 +333,18 @@ func (s *Service) acquire(ctx context.Context, inst, id string) error {
 // Run works on the running job id of inst until it is done, cancelled, or
 // ctx ends, batch by batch (Options.BatchSize members at a time, each
 // batch in one transaction with its outcomes and the job's progress), and
-// returns the job as it stands. A job another instance holds is
-// ErrJobInProgress; one whose holder's lease ran out (an instance that
+// returns the job as it stands. A job another instance holds, or this
+// one runs already, is ErrJobInProgress; one whose holder's lease ran out (an instance that
 // stopped) is taken over and goes on after the last batch it committed.
 // When ctx ends the job stays running, its lease given up: Run or Resume
 // goes on with it later.
 func (s *Service) Run(ctx context.Context, inst, id string) (*Job, error) {
+	// One run of a job at a time in this instance too: its lease is the
+	// instance's, whichever of its goroutines runs it.
+	if _, running := s.active.LoadOrStore(id, true); running {
+		return nil, ErrJobInProgress
+	}
+	defer s.active.Delete(id)
 	if err := s.acquire(ctx, inst, id); err != nil {
 		return nil, err
 	}

@@ -201,6 +201,7 @@ type Service struct {
 	stop    context.Context // ends when the service closes
 	closing context.CancelFunc
 	running sync.WaitGroup
+	active  sync.Map // ids of the jobs this instance runs now
 }
 
 // NewService returns the sets kept in db, of the users of patrons, and
