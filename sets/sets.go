@@ -894,13 +894,13 @@ func (jobOutcomeV1) TableName() string { return "pk_set_job_outcomes" }
 
 // MemberIDs returns the internal ids of the members of the set id of inst
 // now (a query set evaluated here), in the order of the ids, after the id
-// after (from the first when empty), at most limit (1..10000): the input
+// after (from the first when empty), at most limit (at least 1): the input
 // of a job of another module over the set, such as the privacy purge
 // (privacy.SetMembers). No entry is written on the audit trail (only
 // internal ids are read). An unknown id is NotFound.
 func (s *Service) MemberIDs(ctx context.Context, inst, id, after string, limit int) ([]string, error) {
-	if limit < 1 || limit > 10000 {
-		return nil, &fault.Error{Kind: fault.Invalid, Detail: "the page is not valid", Fields: []fault.FieldError{{Field: "limit", Code: "out_of_range", Message: "must be 1..10000"}}}
+	if limit < 1 {
+		return nil, &fault.Error{Kind: fault.Invalid, Detail: "the page is not valid", Fields: []fault.FieldError{{Field: "limit", Code: "out_of_range", Message: "must be at least 1"}}}
 	}
 	set, err := s.load(ctx, inst, id)
 	if err != nil {
