@@ -342,7 +342,7 @@ type Config struct {
 	Instance string
 
 	// SetJobBatchSize is how many users a job over a set (Kit.Sets: an
-	// update of user information) changes at a time, in one transaction;
+	// update of user information, a message) handles at a time, in one transaction;
 	// a job is cancelled and resumed between batches. Default: 500.
 	SetJobBatchSize int
 	// SetJobLeaseTTL is how long a running job's hold on it lasts unless

@@ -16,8 +16,16 @@
 // member is a user of the institution that exists when the set is read (a
 // deleted user leaves an itemized set).
 //
+// Jobs run over a set's members, previewed first, then in batches in the
+// background with progress, cancel, resume and a report: the update of
+// user information (fields set or cleared; blocks, notes and statistics
+// added or removed; undone by an undo job), and the notify job (a message
+// to every member through the notice outbox, given by a Messenger). Other
+// modules take a set as their input through MemberIDs (the privacy purge).
+//
 // The HTTP adapter (adapters/ginapi) lets staff with the action sets.read
-// list and read sets, and with sets.manage create, freeze and delete them.
+// list and read sets, with sets.manage create, freeze and delete them, and
+// with sets.jobs run jobs over them.
 package sets
 
 import (
