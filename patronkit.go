@@ -342,8 +342,9 @@ type Config struct {
 	Instance string
 
 	// SetJobBatchSize is how many users a job over a set (Kit.Sets: an
-	// update of user information, a message) handles at a time, in one transaction;
-	// a job is cancelled and resumed between batches. Default: 500.
+	// update of user information, a message) handles at a time, in one
+	// transaction; a job is cancelled and resumed between batches.
+	// Default: 500.
 	SetJobBatchSize int
 	// SetJobLeaseTTL is how long a running job's hold on it lasts unless
 	// renewed (each batch renews it): another instance resumes a
@@ -403,20 +404,20 @@ type Kit struct {
 	// Now is the kit's clock.
 	Now func() time.Time
 
-	db                *gorm.DB
-	sources           []sis.Source
-	scheduleEvery     time.Duration
-	policyRefresh     time.Duration
-	circulationEvery  time.Duration
-	setJobResumeEvery time.Duration
-	auditRetention    time.Duration
-	retentionEvery    time.Duration
-	purgeEvery        time.Duration
-	stop              chan struct{}
-	stopOnce          sync.Once
-	background        sync.WaitGroup
-	closeMu           sync.Mutex
-	onClose           []func()
+	db               *gorm.DB
+	sources          []sis.Source
+	scheduleEvery    time.Duration
+	policyRefresh    time.Duration
+	circulationEvery time.Duration
+	auditRetention   time.Duration
+	retentionEvery   time.Duration
+	purgeEvery       time.Duration
+	jobResumeEvery   time.Duration
+	stop             chan struct{}
+	stopOnce         sync.Once
+	background       sync.WaitGroup
+	closeMu          sync.Mutex
+	onClose          []func()
 }
 
 // New wires a Kit over db. It validates cfg and returns an error, never
@@ -556,7 +557,7 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	}
 	patrons.AddDeletionHook(userSets.DeletionHook())
 	purger.UseSets(userSets)
-	return &Kit{setJobResumeEvery: c.SetJobResumeEvery, Sets: userSets, APIKeys: keyring, Purge: purger, purgeEvery: c.PurgeEvery, Erasure: erasure, Retention: retention, retentionEvery: c.RetentionEvery, Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
+	return &Kit{jobResumeEvery: c.SetJobResumeEvery, Sets: userSets, APIKeys: keyring, Purge: purger, purgeEvery: c.PurgeEvery, Erasure: erasure, Retention: retention, retentionEvery: c.RetentionEvery, Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS
@@ -576,7 +577,7 @@ func (k *Kit) Start(ctx context.Context) {
 	// and were not run, go on from where they stopped.
 	k.Sets.ResumeInBackground(ctx, func(err error) { k.Logger.Error("patronkit: resuming the jobs over sets", "error", err) })
 	// And those whose instance stops later, once their lease runs out.
-	k.every(ctx, k.setJobResumeEvery, time.Minute, func() { k.resumeSetJobs(ctx) })
+	k.every(ctx, k.jobResumeEvery, time.Minute, func() { k.resumeSetJobs(ctx) })
 	expire := func() {
 		n, err := k.Patrons.ExpireSignInFailures(ctx)
 		if err != nil {
