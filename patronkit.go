@@ -344,14 +344,20 @@ type Config struct {
 	Instance string
 
 	// SetJobBatchSize is how many users a job over a set (Kit.Sets: an
-	// update of user information) changes at a time, in one transaction;
-	// a job is cancelled and resumed between batches. Default: 500.
+	// update of user information, a message) handles at a time, in one
+	// transaction; a job is cancelled and resumed between batches.
+	// Default: 500.
 	SetJobBatchSize int
 	// SetJobLeaseTTL is how long a running job's hold on it lasts unless
 	// renewed (each batch renews it): another instance resumes a
 	// stopped instance's job after it (sets.Service.Resume). Default: 5
 	// minutes.
 	SetJobLeaseTTL time.Duration
+	// SetJobResumeEvery is how often Start looks for jobs over sets whose
+	// instance stopped (their lease ran out) and resumes them here, so
+	// that a running instance takes over without a restart. Default: 1
+	// minute; negative: only when Start is called.
+	SetJobResumeEvery time.Duration
 
 	// CodeLabelsCacheFor is how long an instance keeps the code tables'
 	// labels in memory (the Alma users API describes the codes of every
@@ -416,6 +422,7 @@ type Kit struct {
 	auditRetention   time.Duration
 	retentionEvery   time.Duration
 	purgeEvery       time.Duration
+	jobResumeEvery   time.Duration
 	stop             chan struct{}
 	stopOnce         sync.Once
 	background       sync.WaitGroup
@@ -555,12 +562,13 @@ func New(db *gorm.DB, cfg *Config) (*Kit, error) {
 	if err != nil {
 		return nil, err
 	}
-	userSets, err := sets.NewService(db, patrons, sets.Options{Now: c.Now, Instance: c.Instance, BatchSize: c.SetJobBatchSize, LeaseTTL: c.SetJobLeaseTTL})
+	userSets, err := sets.NewService(db, patrons, sets.Options{Now: c.Now, Instance: c.Instance, BatchSize: c.SetJobBatchSize, LeaseTTL: c.SetJobLeaseTTL, Currency: circ.Currency(), Messenger: setMessenger{circ}})
 	if err != nil {
 		return nil, err
 	}
 	patrons.AddDeletionHook(userSets.DeletionHook())
-	return &Kit{Sets: userSets, APIKeys: keyring, Purge: purger, purgeEvery: c.PurgeEvery, Erasure: erasure, Retention: retention, retentionEvery: c.RetentionEvery, Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
+	purger.UseSets(userSets)
+	return &Kit{jobResumeEvery: c.SetJobResumeEvery, Sets: userSets, APIKeys: keyring, Purge: purger, purgeEvery: c.PurgeEvery, Erasure: erasure, Retention: retention, retentionEvery: c.RetentionEvery, Patrons: patrons, Access: access, Roles: roles, SIS: loads, Circulation: circ, Account: own, PersonalData: pdata, Privacy: trail, LegalHolds: holds, Logger: c.Logger, Now: c.Now, db: db, scheduleEvery: c.ScheduleEvery, policyRefresh: c.PolicyRefresh, circulationEvery: c.CirculationEvery, auditRetention: c.AuditRetention, stop: make(chan struct{}), sources: slices.Clone(c.Sources)}, nil
 }
 
 // Start begins the kit's background work until ctx ends or Close: the SIS
@@ -579,6 +587,8 @@ func (k *Kit) Start(ctx context.Context) {
 	// The jobs over sets that a stopped instance left, or that started
 	// and were not run, go on from where they stopped.
 	k.Sets.ResumeInBackground(ctx, func(err error) { k.Logger.Error("patronkit: resuming the jobs over sets", "error", err) })
+	// And those whose instance stops later, once their lease runs out.
+	k.every(ctx, k.jobResumeEvery, time.Minute, func() { k.resumeSetJobs(ctx) })
 	expire := func() {
 		n, err := k.Patrons.ExpireSignInFailures(ctx)
 		if err != nil {
@@ -648,6 +658,30 @@ func (k *Kit) Start(ctx context.Context) {
 		}
 		k.Logger.Log(ctx, level, "patronkit: circulation jobs ran", counts...)
 	})
+}
+
+// resumeSetJobs resumes here the jobs over sets no instance holds (their
+// instance stopped and their lease ran out), until they end or Close.
+func (k *Kit) resumeSetJobs(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-k.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	n, err := k.Sets.Resume(ctx)
+	if err != nil && ctx.Err() == nil {
+		k.Logger.Error("patronkit: resuming the jobs over sets", "error", err, "resumed", n)
+		return
+	}
+	level := slog.LevelDebug
+	if n > 0 {
+		level = slog.LevelInfo
+	}
+	k.Logger.Log(ctx, level, "patronkit: jobs over sets resumed", "resumed", n)
 }
 
 // anonymize runs the anonymization of every institution, once: an

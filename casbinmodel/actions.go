@@ -90,7 +90,7 @@ var actions = []Action{
 
 	{"sets.read", "List the sets of users and read one: its count and its members in pages (each member read is on the audit trail)."},
 	{"sets.manage", "Make sets of users (a saved query, or a file of identifiers, its lines naming no user reported), freeze a query set into an itemized one, and delete sets."},
-	{"sets.jobs", "Run jobs over a set of users: preview an update of user information (the count, and for a sample each field's change), start it (every member changed in the background, each change on the audit trail), follow its progress and outcomes, ask it to stop, and undo an ended update (every field it changed given back, unless the user changed since)."},
+	{"sets.jobs", "Run jobs over a set of users: preview an update of user information (the count, and for a sample each field's change) or a message to every member (each of a sample rendered), start it (every member changed, or sent the message through the notice outbox, in the background, each on the audit trail), follow its progress and outcomes, ask it to stop, and undo an ended update (every field it changed given back, unless the user changed since)."},
 }
 
 // Actions lists every action the policies may name, with what it lets a

@@ -106,7 +106,8 @@ type Notice struct {
 	Institution string `json:"-" gorm:"size:64;not null"`
 	UserID      string `json:"-" gorm:"size:36;not null"`
 	PrimaryID   string `json:"primary_id" gorm:"size:255;not null"`
-	// Kind is one of NoticeKinds; Key what makes it unique.
+	// Kind is one of NoticeKinds, or NoticeMessage; Key what makes it
+	// unique.
 	Kind string `json:"kind" gorm:"size:32;not null"`
 	Key  string `json:"-" gorm:"size:255;not null"`
 	// LoanID and DueAt name the loan and due date of a due-soon or
@@ -145,6 +146,8 @@ func (noticePrefs) TableName() string { return "pk_circ_notice_prefs" }
 // noticeData is what templates may use.
 type noticeData struct {
 	Name, Title, Barcode, Library, DueDate, HoldUntil, Reason, Amount, Description string
+	// Subject and Text are what staff wrote of a message (NoticeMessage).
+	Subject, Text string
 }
 
 //go:embed templates

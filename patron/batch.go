@@ -40,7 +40,10 @@ type BatchOutcome struct {
 	// Changes are, per field changed, its value before and after ("" for
 	// none): {"user_group": ["GRAD", "ALUMNI"]}; none for a refused user.
 	Changes map[string][2]string `json:"changes,omitempty"`
-	// Reasons say why a refused user was left as they were: the fields
+	// Segments are the blocks, notes and statistics added or removed.
+	Segments []SegmentChange `json:"segments,omitempty"`
+	// Reasons say why a refused user was left as they were, or what of
+	// the change a changed user's rules refused: the fields and segments
 	// the SIS keeps for an external user, or (RestoreMany) a change since.
 	Reasons []fault.FieldError `json:"reasons,omitempty"`
 	// Version is the record's version after (a change: the new one).
@@ -52,6 +55,19 @@ type BatchOutcome struct {
 // status other than ACTIVE or INACTIVE (or cleared), text too long or with
 // control characters. Values "" clear the field; status is upper-cased.
 func CheckBatchFields(set map[string]string) error {
+	bad := checkFields(set)
+	if len(set) == 0 {
+		bad = append(bad, fault.FieldError{Field: "fields", Code: "required", Message: "name at least one field to set or clear"})
+	}
+	if len(bad) > 0 {
+		return &fault.Error{Kind: fault.Invalid, Detail: "the change is not valid", Fields: bad}
+	}
+	return nil
+}
+
+// checkFields is what CheckBatchFields refuses of set, none given
+// aside.
+func checkFields(set map[string]string) []fault.FieldError {
 	var bad []fault.FieldError
 	for _, f := range slices.Sorted(maps.Keys(set)) {
 		v := set[f]
@@ -75,13 +91,7 @@ func CheckBatchFields(set map[string]string) error {
 			}
 		}
 	}
-	if len(set) == 0 {
-		bad = append(bad, fault.FieldError{Field: "fields", Code: "required", Message: "name at least one field to set or clear"})
-	}
-	if len(bad) > 0 {
-		return &fault.Error{Kind: fault.Invalid, Detail: "the change is not valid", Fields: bad}
-	}
-	return nil
+	return bad
 }
 
 // coreValue is the stored value of the batch field f of u, and where it
@@ -115,20 +125,30 @@ func coreValue(u *User, f string) *string {
 // changed user's entry (AuditUpdate, "user", ChangeDetails) is kept in
 // one call with the change; the listeners are told of each after commit.
 //
-// The rules of the record hold per user: on an external user, changing a
-// field the SIS keeps (status, expiry_date, purge_date) refuses that user,
-// named with the fields, and the others go on; a retained field changed
-// on an external user is remembered (Overrides) as a change by hand would
-// be. A user whose fields already hold the values is unchanged. An id no
-// user of inst holds is left out. With dry, nothing is written and the
-// outcomes say what would be done.
+// The rules of the record hold per user: on an external user, a field the
+// SIS keeps (status, expiry_date, purge_date) is not changed and is named
+// in the user's Reasons, while the rest of the change (the retained
+// fields, the library's own segments) applies to them: the user is
+// changed when any of it changes something, refused when none does. A
+// retained field changed on an external user is remembered (Overrides) as
+// a change by hand would be. A user whose fields already hold the values
+// is unchanged. An id no user of inst holds is left out. With dry,
+// nothing is written and the outcomes say what would be done.
 func (s *Service) UpdateMany(ctx context.Context, inst string, ids []string, set map[string]string, dry bool) ([]BatchOutcome, error) {
-	if err := CheckBatchFields(set); err != nil {
+	return s.ChangeMany(ctx, inst, ids, BatchChange{Fields: set}, dry)
+}
+
+// ChangeMany is UpdateMany of a whole change: core fields and segments
+// added or removed (see BatchSegments), checked by CheckBatch. Each user
+// changed is on the audit trail once, with the fields and the segments
+// changed (ChangeDetails), and their record's version moves on.
+func (s *Service) ChangeMany(ctx context.Context, inst string, ids []string, c BatchChange, dry bool) ([]BatchOutcome, error) {
+	if err := CheckBatch(&c); err != nil {
 		return nil, err
 	}
 	items := make([]BatchItem, len(ids))
 	for i, id := range ids {
-		items[i] = BatchItem{UserID: id, Fields: set}
+		items[i] = BatchItem{UserID: id, Fields: c.Fields, Segments: &c.BatchSegments}
 	}
 	return s.applyMany(ctx, inst, items, dry)
 }
@@ -139,6 +159,11 @@ type BatchItem struct {
 	UserID  string
 	Version int
 	Fields  map[string]string
+	// Segments are segments to add or remove (ChangeMany).
+	Segments *BatchSegments
+	// Undo are segment changes to undo (RestoreMany): an added one is
+	// taken away, a removed one put back.
+	Undo []SegmentChange
 }
 
 // ChangedSince is the code of the reason RestoreMany gives for a user
@@ -152,8 +177,8 @@ const ChangedSince = "changed_since"
 // changed by one UPDATE.
 func (s *Service) RestoreMany(ctx context.Context, inst string, items []BatchItem) ([]BatchOutcome, error) {
 	for _, it := range items {
-		if err := CheckBatchFields(it.Fields); err != nil {
-			return nil, err
+		if bad := checkFields(it.Fields); len(bad) > 0 {
+			return nil, &fault.Error{Kind: fault.Invalid, Detail: "the change is not valid", Fields: bad}
 		}
 	}
 	return s.applyMany(ctx, inst, items, false)
@@ -179,6 +204,17 @@ func (s *Service) applyMany(ctx context.Context, inst string, items []BatchItem,
 		if err := q.Find(&users).Error; err != nil {
 			return err
 		}
+		withSegs := slices.ContainsFunc(items, func(it BatchItem) bool { return (it.Segments != nil && !it.Segments.empty()) || len(it.Undo) > 0 })
+		var held heldSegments
+		if withSegs {
+			var err error
+			if held, err = loadSegments(tx, ids); err != nil {
+				return err
+			}
+		}
+		now := s.clock()
+		by := actorOf(ctx).ID
+		var segChanges []SegmentChange
 		groups := map[string][]string{} // fields' key: users changed to them
 		groupFields := map[string]map[string]string{}
 		var events []AuditEvent
@@ -208,19 +244,43 @@ func (s *Service) applyMany(ctx context.Context, inst string, items []BatchItem,
 				o.Changes[f] = [2]string{*p, it.Fields[f]}
 				*p = it.Fields[f]
 			}
+			applied := it.Fields
 			if before.IsExternal() {
-				o.Reasons = append(o.Reasons, externalCoreRule(before, after)...)
+				// The fields the SIS keeps are left as they are; the
+				// rest of the change goes on.
+				kept := externalCoreRule(before, after)
+				if len(kept) > 0 {
+					applied = maps.Clone(it.Fields)
+				}
+				for _, r := range kept {
+					if p := coreValue(after, r.Field); p != nil {
+						*p = *coreValue(before, r.Field)
+					}
+					delete(o.Changes, r.Field)
+					delete(applied, r.Field)
+				}
+				o.Reasons = append(o.Reasons, kept...)
+			}
+			if len(o.Changes) == 0 {
+				o.Changes = nil
+			}
+			if withSegs && ((it.Segments != nil && !it.Segments.empty()) || len(it.Undo) > 0) {
+				before.Blocks, before.Notes, before.Statistics = held.blocks[before.ID], held.notes[before.ID], held.statistics[before.ID]
+				after.Blocks, after.Notes, after.Statistics = slices.Clone(before.Blocks), slices.Clone(before.Notes), slices.Clone(before.Statistics)
+				var reasons []fault.FieldError
+				o.Segments, reasons = segmentEdits(after, before.IsExternal(), it.Segments, it.Undo, by, now)
+				o.Reasons = append(o.Reasons, reasons...)
 			}
 			switch {
-			case len(o.Reasons) > 0:
+			case len(o.Changes) == 0 && len(o.Segments) == 0 && len(o.Reasons) > 0:
 				o.Outcome = BatchRefused
-				o.Changes = nil // nothing changed: the reasons say why
-			case len(o.Changes) > 0:
+			case len(o.Changes) > 0 || len(o.Segments) > 0:
 				o.Outcome = BatchChanged
 				o.Version = before.Version + 1
-				key := fieldsKey(it.Fields)
+				segChanges = append(segChanges, o.Segments...)
+				key := fieldsKey(applied)
 				groups[key] = append(groups[key], before.ID)
-				groupFields[key] = it.Fields
+				groupFields[key] = applied
 				after.Version = before.Version + 1
 				befores, afters = append(befores, before), append(afters, after)
 				ev := s.event(ctx, inst, AuditUpdate, before.PrimaryID, "user")
@@ -239,7 +299,9 @@ func (s *Service) applyMany(ctx context.Context, inst string, items []BatchItem,
 		if dry || len(groups) == 0 {
 			return nil
 		}
-		now := s.clock()
+		if err := writeSegments(tx, segChanges); err != nil {
+			return err
+		}
 		for _, key := range slices.Sorted(maps.Keys(groups)) {
 			cols := map[string]any{"version": gorm.Expr("version + 1"), "updated_at": now}
 			for f, v := range groupFields[key] {
@@ -249,7 +311,6 @@ func (s *Service) applyMany(ctx context.Context, inst string, items []BatchItem,
 				return err
 			}
 		}
-		by := actorOf(ctx).ID
 		var rows []FieldOverride
 		for _, f := range slices.Sorted(maps.Keys(overrides)) {
 			if err := tx.Where("field = ? AND user_id IN ?", f, overrides[f]).Delete(&FieldOverride{}).Error; err != nil {

@@ -208,8 +208,25 @@ func Migrations() []*gormigrate.Migration {
 		Rollback: func(tx *gorm.DB) error {
 			return tx.Migrator().DropIndex("pk_privacy_purge_outcomes", "pk_privacy_purge_outcomes_user")
 		},
+	}, {
+		// A purge may take a set of users as its input (Purger.PurgeSet):
+		// the run names it.
+		ID: "202612070503_privacy_purge_set",
+		Migrate: func(tx *gorm.DB) error {
+			return tx.Migrator().AddColumn(&purgeRunV3{}, "SetID")
+		},
+		Rollback: func(tx *gorm.DB) error {
+			return tx.Migrator().DropColumn(&purgeRunV3{}, "SetID")
+		},
 	}}
 }
+
+// purgeRunV3 is the column migration 202612070503 adds.
+type purgeRunV3 struct {
+	SetID string `gorm:"size:36;not null;default:''"`
+}
+
+func (purgeRunV3) TableName() string { return "pk_privacy_purge_runs" }
 
 // The tables as migration 202612050501 creates them.
 

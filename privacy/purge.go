@@ -63,6 +63,9 @@ type PurgeRun struct {
 	ID          string `json:"id" gorm:"primaryKey;size:36"`
 	Institution string `json:"-" gorm:"size:64;not null"`
 	DryRun      bool   `json:"dry_run" gorm:"not null"`
+	// SetID names the set of users the run took as its input
+	// (Purger.PurgeSet); empty when it looked at every user.
+	SetID string `json:"set_id,omitempty" gorm:"size:36;not null;default:''"`
 	// Status is RunRunning, RunDone, RunCancelled or RunFailed (Error
 	// says why; what it counted was done, and the next run does the
 	// rest).
@@ -118,8 +121,26 @@ type Purger struct {
 	instance   string
 	lease      *lease
 	log        *slog.Logger
+	sets       SetMembers
 	afterBatch func() // tests
 }
+
+// SetMembers gives a purge the members of a set of users as its input
+// (Purger.PurgeSet). The kit wires its sets (sets.Service.MemberIDs);
+// privacy knows nothing else of them.
+type SetMembers interface {
+	// MemberIDs returns the internal ids of the members of the set
+	// setID of inst now, in the order of the ids, after the id after
+	// (from the first when empty), at most limit. A set inst does not
+	// have is fault.NotFound.
+	MemberIDs(ctx context.Context, inst, setID, after string, limit int) ([]string, error)
+}
+
+// UseSets gives the purge the sets of users it may take as its input.
+func (p *Purger) UseSets(s SetMembers) { p.sets = s }
+
+// errNoSets answers a purge of a set when no sets are wired.
+var errNoSets = &fault.Error{Kind: fault.Refused, Detail: "no sets of users are wired to the purge", Reasons: []string{"no_sets"}}
 
 // NewPurger returns a Purger erasing through eraser and waiving through
 // circ; instance names this instance in the lease (default: a random
@@ -198,9 +219,28 @@ func (p *Purger) Institutions(ctx context.Context) ([]string, error) {
 // erasures; without one it is the job "system:purge". Purging needs the
 // audit key, as erasing does.
 func (p *Purger) Purge(ctx context.Context, inst string, dryRun bool) (*PurgeRun, error) {
+	return p.PurgeSet(ctx, inst, "", dryRun)
+}
+
+// PurgeSet is Purge with the members of the set of users setID of inst
+// as its input (every user when setID is empty): of them, it purges
+// those Purge would (past their purge date, of the options' record types
+// and user groups, no guard holding them), read in batches of the set's
+// members by id (a query set evaluated batch by batch). The run names
+// the set (SetID). An unknown set is NotFound and nothing is run; without
+// sets wired (UseSets) it is Refused.
+func (p *Purger) PurgeSet(ctx context.Context, inst, setID string, dryRun bool) (*PurgeRun, error) {
 	ctx = txctx.Without(ctx)
 	if len(p.eraser.trail.key) == 0 {
 		return nil, errNoAuditKey
+	}
+	if setID != "" {
+		if p.sets == nil {
+			return nil, errNoSets
+		}
+		if _, err := p.sets.MemberIDs(ctx, inst, setID, "", 1); err != nil {
+			return nil, err
+		}
 	}
 	if !dryRun {
 		if err := p.lease.acquire(ctx, p.db, inst); err != nil {
@@ -213,11 +253,11 @@ func (p *Purger) Purge(ctx context.Context, inst string, dryRun bool) (*PurgeRun
 		}()
 	}
 	now := p.eraser.now().UTC()
-	run := &PurgeRun{ID: keys.NewID(), Institution: inst, DryRun: dryRun, Status: RunRunning, Instance: p.instance, Started: now}
+	run := &PurgeRun{ID: keys.NewID(), Institution: inst, DryRun: dryRun, SetID: setID, Status: RunRunning, Instance: p.instance, Started: now}
 	if err := p.db.WithContext(ctx).Create(run).Error; err != nil {
 		return nil, err
 	}
-	err := p.purge(ctx, inst, dryRun, run, now)
+	err := p.purge(ctx, inst, setID, dryRun, run, now)
 	done := p.eraser.now().UTC()
 	run.Finished, run.Status = &done, RunDone
 	switch {
@@ -240,8 +280,8 @@ type purgeCandidate struct {
 	PrimaryID string
 }
 
-// purge is the run of Purge.
-func (p *Purger) purge(ctx context.Context, inst string, dry bool, run *PurgeRun, now time.Time) error {
+// purge is the run of PurgeSet.
+func (p *Purger) purge(ctx context.Context, inst, setID string, dry bool, run *PurgeRun, now time.Time) error {
 	cutoff := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, -p.o.GraceDays).Format(time.DateOnly)
 	actx := ctx
 	if _, ok := patron.ActorFrom(ctx); !ok {
@@ -250,7 +290,7 @@ func (p *Purger) purge(ctx context.Context, inst string, dry bool, run *PurgeRun
 		}
 		actx = patron.WithActor(actx, patron.Actor{Institution: inst, ID: "system:purge"})
 	}
-	after, seq := "", int64(0)
+	after, seq, afterMember := "", int64(0), ""
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -269,9 +309,25 @@ func (p *Purger) purge(ctx context.Context, inst string, dry bool, run *PurgeRun
 		if len(p.o.UserGroups) > 0 {
 			q = q.Where("LOWER(user_group) IN ?", p.o.UserGroups)
 		}
+		if setID != "" {
+			// The input is the set: its next members by id, and of
+			// them those the purge's rules take.
+			page, err := p.sets.MemberIDs(ctx, inst, setID, afterMember, p.o.BatchSize)
+			if err != nil {
+				return err
+			}
+			if len(page) == 0 {
+				return nil
+			}
+			afterMember = page[len(page)-1]
+			q = q.Where("id IN ?", page)
+		}
 		var batch []purgeCandidate
 		if err := q.Order("id").Limit(p.o.BatchSize).Scan(&batch).Error; err != nil {
 			return err
+		}
+		if len(batch) == 0 && setID != "" {
+			continue
 		}
 		if len(batch) == 0 {
 			return nil

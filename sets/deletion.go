@@ -32,7 +32,7 @@ func (deletionHook) UsersDeleting(ctx context.Context, tx *gorm.DB, users []*pat
 	}
 	for _, q := range []string{
 		"DELETE FROM pk_set_members WHERE user_id IN ?",
-		"UPDATE pk_set_job_outcomes SET primary_id = '', changes = NULL, user_id = '' WHERE user_id IN ?",
+		"UPDATE pk_set_job_outcomes SET primary_id = '', changes = NULL, segments = NULL, user_id = '' WHERE user_id IN ?",
 	} {
 		if err := tx.Exec(q, ids).Error; err != nil {
 			return err

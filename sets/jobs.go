@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +36,14 @@ type Options struct {
 	// batch renews it): another instance resumes a crashed instance's job
 	// after it. Default: 5 minutes.
 	LeaseTTL time.Duration
+	// Currency is the ISO 4217 code of the institution's currency, in
+	// which a query set's balance_over is counted. Default: USD (the
+	// kit gives the first of Config.Currencies).
+	Currency string
+	// Messenger writes the notices of notify jobs into the notice outbox.
+	// Default: none, and a notify job is Refused (the kit gives
+	// circulation's outbox).
+	Messenger Messenger
 }
 
 // Job statuses.
@@ -64,17 +73,24 @@ type Job struct {
 	ID          string `json:"id" gorm:"primaryKey;size:36"`
 	Institution string `json:"-" gorm:"size:64;not null"`
 	SetID       string `json:"set_id" gorm:"size:36;not null"`
-	// Kind is JobUpdate or JobUndo.
+	// Kind is JobUpdate, JobUndo or JobNotify.
 	Kind string `json:"kind" gorm:"size:16;not null"`
 	// UndoOf is, for an undo, the update job it undoes.
 	UndoOf string `json:"undo_of,omitempty" gorm:"size:36;not null;default:''"`
 	// Fields are the fields an update job sets, by JSON name ("" clears).
 	Fields map[string]string `json:"fields" gorm:"serializer:json;type:text"`
+	// Segments are the blocks, notes and statistics an update job adds
+	// or removes (see patron.BatchSegments); nil when it touches none.
+	Segments *patron.BatchSegments `json:"segments,omitempty" gorm:"serializer:json;type:text"`
+	// Message is what a notify job sends.
+	Message *Message `json:"message,omitempty" gorm:"serializer:json;type:text"`
 	// Status is JobRunning, JobDone or JobCancelled.
 	Status string `json:"status" gorm:"size:16;not null"`
 	// Total is how many members the set had when the job started (the
 	// job works on those); Done how many it handled so far (a member
-	// deleted since is done without an outcome).
+	// deleted since is done without an outcome). For a notify job,
+	// Changed counts the notices queued and Refused the members skipped
+	// (no address).
 	Total     int64 `json:"total" gorm:"not null"`
 	Done      int64 `json:"done" gorm:"not null"`
 	Changed   int64 `json:"changed" gorm:"column:n_changed;not null"`
@@ -95,8 +111,9 @@ type Job struct {
 func (Job) TableName() string { return "pk_set_jobs" }
 
 // JobOutcome is what a job did to one member, in the order it went (Seq
-// from 1): changed (with the fields' values before and after), unchanged,
-// or refused with the reasons.
+// from 1): changed (with the fields' values before and after, and the
+// segments added or removed; with reasons when the user's rules refused
+// part of the change), unchanged, or refused with the reasons.
 type JobOutcome struct {
 	JobID  string `json:"-" gorm:"primaryKey;size:36"`
 	Seq    int64  `json:"seq" gorm:"primaryKey;autoIncrement:false"`
@@ -106,7 +123,13 @@ type JobOutcome struct {
 	PrimaryID string               `json:"primary_id" gorm:"size:255;not null"`
 	Outcome   string               `json:"outcome" gorm:"size:16;not null"`
 	Changes   map[string][2]string `json:"changes,omitempty" gorm:"serializer:json;type:text"`
-	Reasons   []fault.FieldError   `json:"reasons,omitempty" gorm:"serializer:json;type:text"`
+	// Segments are the blocks, notes and statistics added or removed,
+	// each whole (what an undo takes away or puts back).
+	Segments []patron.SegmentChange `json:"segments,omitempty" gorm:"serializer:json;type:text"`
+	Reasons  []fault.FieldError     `json:"reasons,omitempty" gorm:"serializer:json;type:text"`
+	// Notice is, for a notify job, the notice written for the member
+	// (its id, channel and status; not its text).
+	Notice *Sent `json:"notice,omitempty" gorm:"serializer:json;type:text"`
 }
 
 // TableName places outcomes in the pk_ namespace.
@@ -141,6 +164,14 @@ var errNoJob = &fault.Error{Kind: fault.NotFound, Detail: "no job has this id"}
 // it would be refused. Nothing is written but the audit trail's entries
 // of the users shown (read, "job preview").
 func (s *Service) PreviewUpdate(ctx context.Context, inst, id string, fields map[string]string, sample int) (*Preview, error) {
+	return s.PreviewChange(ctx, inst, id, patron.BatchChange{Fields: fields}, sample)
+}
+
+// PreviewChange is PreviewUpdate of a whole change: fields set or cleared
+// and blocks, notes and statistics added or removed (checked by
+// patron.CheckBatch); the sample shows the segments each user would gain
+// or lose.
+func (s *Service) PreviewChange(ctx context.Context, inst, id string, change patron.BatchChange, sample int) (*Preview, error) {
 	if sample == 0 {
 		sample = 10
 	}
@@ -154,7 +185,7 @@ func (s *Service) PreviewUpdate(ctx context.Context, inst, id string, fields map
 	if err != nil {
 		return nil, err
 	}
-	if err := patron.CheckBatchFields(fields); err != nil {
+	if err := patron.CheckBatch(&change); err != nil {
 		return nil, err
 	}
 	p := &Preview{Sample: []patron.BatchOutcome{}}
@@ -168,7 +199,7 @@ func (s *Service) PreviewUpdate(ctx context.Context, inst, id string, fields map
 	if len(ids) == 0 {
 		return p, nil
 	}
-	out, err := s.patrons.UpdateMany(ctx, inst, ids, fields, true)
+	out, err := s.patrons.ChangeMany(ctx, inst, ids, change, true)
 	if err != nil {
 		return nil, err
 	}
@@ -189,33 +220,33 @@ func (s *Service) PreviewUpdate(ctx context.Context, inst, id string, fields map
 // Resume) does the work. Fields not valid are Invalid naming each; an
 // unknown set is NotFound.
 func (s *Service) StartUpdate(ctx context.Context, inst, id string, fields map[string]string) (*Job, error) {
+	return s.StartChange(ctx, inst, id, patron.BatchChange{Fields: fields})
+}
+
+// StartChange is StartUpdate of a whole change: fields set or cleared and
+// blocks, notes and statistics added or removed (checked by
+// patron.CheckBatch).
+func (s *Service) StartChange(ctx context.Context, inst, id string, change patron.BatchChange) (*Job, error) {
 	var job *Job
 	err := txctx.Transaction(ctx, s.db, func(ctx context.Context, tx *gorm.DB) error {
 		set, err := s.load(ctx, inst, id)
 		if err != nil {
 			return err
 		}
-		if err := patron.CheckBatchFields(fields); err != nil {
+		if err := patron.CheckBatch(&change); err != nil {
 			return err
 		}
 		actor, _ := patron.ActorFrom(ctx)
 		now := s.now().UTC().Truncate(time.Second)
-		job = &Job{ID: keys.NewID(), Institution: inst, SetID: set.ID, Kind: JobUpdate, Fields: fields, Status: JobRunning,
+		if change.Fields == nil {
+			change.Fields = map[string]string{}
+		}
+		job = &Job{ID: keys.NewID(), Institution: inst, SetID: set.ID, Kind: JobUpdate, Fields: change.Fields, Status: JobRunning,
 			CreatedBy: actor.ID, CreatedAt: now, LeaseUntil: now}
-		if err := tx.Create(job).Error; err != nil {
-			return err
+		if segs := change.BatchSegments; !reflect.ValueOf(segs).IsZero() {
+			job.Segments = &segs
 		}
-		if !uuidText.MatchString(job.ID) {
-			return fmt.Errorf("sets: a job id %q is not a UUID", job.ID)
-		}
-		cond, args := where(set)
-		if err := tx.Exec("INSERT INTO pk_set_job_items (job_id, user_id) SELECT '"+job.ID+"', pk_users.id FROM pk_users WHERE "+cond, args...).Error; err != nil {
-			return err
-		}
-		if err := tx.Model(&jobItem{}).Where("job_id = ?", job.ID).Count(&job.Total).Error; err != nil {
-			return err
-		}
-		return tx.Model(&Job{}).Where("id = ?", job.ID).Update("total", job.Total).Error
+		return s.fill(tx, job, set)
 	})
 	if err != nil {
 		return nil, err
@@ -302,12 +333,18 @@ func (s *Service) acquire(ctx context.Context, inst, id string) error {
 // Run works on the running job id of inst until it is done, cancelled, or
 // ctx ends, batch by batch (Options.BatchSize members at a time, each
 // batch in one transaction with its outcomes and the job's progress), and
-// returns the job as it stands. A job another instance holds is
-// ErrJobInProgress; one whose holder's lease ran out (an instance that
+// returns the job as it stands. A job another instance holds, or this
+// one runs already, is ErrJobInProgress; one whose holder's lease ran out (an instance that
 // stopped) is taken over and goes on after the last batch it committed.
 // When ctx ends the job stays running, its lease given up: Run or Resume
 // goes on with it later.
 func (s *Service) Run(ctx context.Context, inst, id string) (*Job, error) {
+	// One run of a job at a time in this instance too: its lease is the
+	// instance's, whichever of its goroutines runs it.
+	if _, running := s.active.LoadOrStore(id, true); running {
+		return nil, ErrJobInProgress
+	}
+	defer s.active.Delete(id)
 	if err := s.acquire(ctx, inst, id); err != nil {
 		return nil, err
 	}
@@ -365,23 +402,33 @@ func (s *Service) batch(ctx context.Context, inst, id string) (bool, error) {
 		// The changes are the job's creator's, made through the job.
 		ctx = patron.WithOrigin(patron.WithActor(ctx, patron.Actor{Institution: inst, ID: j.CreatedBy}), patron.Origin{Via: "job " + j.ID})
 		var out []patron.BatchOutcome
+		var rows []JobOutcome
 		var err error
-		if j.Kind == JobUndo {
+		switch j.Kind {
+		case JobUndo:
 			out, err = s.restore(ctx, tx, inst, j.UndoOf, ids)
-		} else {
-			out, err = s.patrons.UpdateMany(ctx, inst, ids, j.Fields, false)
+		case JobNotify:
+			rows, err = s.notify(ctx, inst, &j, ids)
+		default:
+			change := patron.BatchChange{Fields: j.Fields}
+			if j.Segments != nil {
+				change.BatchSegments = *j.Segments
+			}
+			out, err = s.patrons.ChangeMany(ctx, inst, ids, change, false)
 		}
 		if err != nil {
 			return err
 		}
-		rows := make([]JobOutcome, len(out))
+		for _, o := range out {
+			rows = append(rows, JobOutcome{UserID: o.UserID, Version: o.Version, PrimaryID: o.PrimaryID, Outcome: o.Outcome, Changes: o.Changes, Segments: o.Segments, Reasons: o.Reasons})
+		}
 		seq := j.Changed + j.Unchanged + j.Refused
-		for i, o := range out {
-			rows[i] = JobOutcome{JobID: id, Seq: seq + int64(i) + 1, UserID: o.UserID, Version: o.Version, PrimaryID: o.PrimaryID, Outcome: o.Outcome, Changes: o.Changes, Reasons: o.Reasons}
-			switch o.Outcome {
-			case patron.BatchChanged:
+		for i := range rows {
+			rows[i].JobID, rows[i].Seq = id, seq+int64(i)+1
+			switch rows[i].Outcome {
+			case patron.BatchChanged, NotifyQueued:
 				j.Changed++
-			case patron.BatchRefused:
+			case patron.BatchRefused, NotifySkipped:
 				j.Refused++
 			default:
 				j.Unchanged++
@@ -499,6 +546,8 @@ func (s *Service) StartUndo(ctx context.Context, inst, id string) (*Job, error) 
 			return err
 		}
 		switch {
+		case orig.Kind == JobNotify:
+			return &fault.Error{Kind: fault.Refused, Detail: "a notify job cannot be undone: the messages sent stay sent", Reasons: []string{"not_an_update"}}
 		case orig.Kind != JobUpdate:
 			return &fault.Error{Kind: fault.Refused, Detail: "only an update can be undone", Reasons: []string{"not_an_update"}}
 		case orig.Status == JobRunning:
@@ -549,7 +598,7 @@ func (s *Service) restore(ctx context.Context, tx *gorm.DB, inst, orig string, i
 		for f, c := range o.Changes {
 			fields[f] = c[0]
 		}
-		items[i] = patron.BatchItem{UserID: o.UserID, Version: o.Version, Fields: fields}
+		items[i] = patron.BatchItem{UserID: o.UserID, Version: o.Version, Fields: fields, Undo: o.Segments}
 	}
 	if len(items) == 0 {
 		return nil, nil
@@ -559,7 +608,9 @@ func (s *Service) restore(ctx context.Context, tx *gorm.DB, inst, orig string, i
 
 // OutcomesCSVHeader is the first row of WriteCSV: per member, the
 // sequence number, primary_id, outcome, the fields changed ("field: old
-// -> new", separated by "; ") and the reasons of a refusal.
+// -> new") and the segments added or removed ("user_blocks: + GENERAL:
+// Lost card", "user_notes: - text"), separated by "; ", and the reasons
+// of a refusal.
 var OutcomesCSVHeader = []string{"seq", "primary_id", "outcome", "changes", "reasons"}
 
 // WriteCSV writes every outcome of the job id of inst to w as CSV, in
@@ -585,6 +636,16 @@ func (s *Service) WriteCSV(ctx context.Context, w io.Writer, inst, id string) er
 			var changes, reasons []string
 			for _, f := range slices.Sorted(maps.Keys(o.Changes)) {
 				changes = append(changes, f+": "+o.Changes[f][0]+" -> "+o.Changes[f][1])
+			}
+			for _, sc := range o.Segments {
+				sign := "+"
+				if sc.Op == patron.SegmentRemoved {
+					sign = "-"
+				}
+				changes = append(changes, sc.Kind+": "+sign+" "+sc.Value)
+			}
+			if n := o.Notice; n != nil {
+				changes = append(changes, "notice: "+n.Channel+" "+n.Status)
 			}
 			for _, r := range o.Reasons {
 				reasons = append(reasons, r.Field+": "+r.Message)

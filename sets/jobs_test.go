@@ -57,9 +57,10 @@ func outcomes(t *testing.T, k *patronkittest.Kit, id string) map[string]string {
 	return out
 }
 
-// A preview tells the count and, for a sample, each field's change or the
-// refusal of an external user's SIS-managed field, and writes nothing;
-// fields not valid are refused naming each.
+// A preview tells the count and, for a sample, each field's change; an
+// external user's SIS-managed field is refused for them, named, while the
+// other field still changes; it writes nothing; fields not valid are
+// refused naming each.
 func TestAnUpdatePreviewWritesNothing(t *testing.T) {
 	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
 		set := grads(t, k)
@@ -74,7 +75,8 @@ func TestAnUpdatePreviewWritesNothing(t *testing.T) {
 		if ann.PrimaryID != "ann" || ann.Outcome != patron.BatchChanged || ann.Changes["user_group"] != [2]string{"GRAD", "ALUMNI"} || ann.Changes["expiry_date"] != [2]string{"2026-12-31", ""} {
 			t.Errorf("ann's preview %+v", ann)
 		}
-		if eve.PrimaryID != "eve" || eve.Outcome != patron.BatchRefused || len(eve.Reasons) != 1 || eve.Reasons[0].Field != "expiry_date" {
+		if eve.PrimaryID != "eve" || eve.Outcome != patron.BatchChanged || len(eve.Reasons) != 1 || eve.Reasons[0].Field != "expiry_date" ||
+			len(eve.Changes) != 1 || eve.Changes["user_group"] != [2]string{"GRAD", "ALUMNI"} {
 			t.Errorf("eve's preview %+v", eve)
 		}
 		if p, err := k.Sets.PreviewUpdate(staff, "UNI", set.ID, map[string]string{"user_group": "ALUMNI"}, 1); err != nil || len(p.Sample) != 1 || p.Total != 4 {
@@ -287,14 +289,14 @@ func TestAnUndoRestoresWhatTheUpdateChangedUnlessChangedSince(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if undo.Kind != sets.JobUndo || undo.UndoOf != job.ID || undo.Total != 3 {
+		if undo.Kind != sets.JobUndo || undo.UndoOf != job.ID || undo.Total != 4 {
 			t.Fatalf("the undo %+v", undo)
 		}
 		got, err := k.Sets.Run(context.Background(), "UNI", undo.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Status != sets.JobDone || got.Changed != 2 || got.Refused != 1 || got.Done != 3 {
+		if got.Status != sets.JobDone || got.Changed != 3 || got.Refused != 1 || got.Done != 4 {
 			t.Fatalf("undone %+v", got)
 		}
 		os, err := k.Sets.Outcomes(staff, "UNI", undo.ID, 0, 0)

@@ -3,7 +3,8 @@
 //
 // A set is either a saved query (a Query: user group, status, record type,
 // account type, SIS profile, campus, expiry and purge date ranges,
-// statistical category, an active block), evaluated each time the set is
+// statistical category, an active block, a balance over an amount, a
+// last activity before a day), evaluated each time the set is
 // used, so that its members are whoever matches then; or an itemized set,
 // a list of users uploaded as a file of identifiers (primary_id or an
 // identifier type, one a line), whose lines naming no user are reported
@@ -15,8 +16,16 @@
 // member is a user of the institution that exists when the set is read (a
 // deleted user leaves an itemized set).
 //
+// Jobs run over a set's members, previewed first, then in batches in the
+// background with progress, cancel, resume and a report: the update of
+// user information (fields set or cleared; blocks, notes and statistics
+// added or removed; undone by an undo job), and the notify job (a message
+// to every member through the notice outbox, given by a Messenger). Other
+// modules take a set as their input through MemberIDs (the privacy purge).
+//
 // The HTTP adapter (adapters/ginapi) lets staff with the action sets.read
-// list and read sets, and with sets.manage create, freeze and delete them.
+// list and read sets, with sets.manage create, freeze and delete them, and
+// with sets.jobs run jobs over them.
 package sets
 
 import (
@@ -112,6 +121,22 @@ type Query struct {
 	// HasBlock, when given, holds the users with (true) or without
 	// (false) an active manual block.
 	HasBlock *bool `json:"has_block,omitempty"`
+	// BalanceOver, when given, holds the users whose open fees leave
+	// more than this to pay, in minor units (cents) of the institution's
+	// currency (Options.Currency; the kit's first of Config.Currencies):
+	// what remains of each open fee charged in that currency, summed.
+	// Fees in another currency are not counted (they are never
+	// converted here). At least 0: 0 holds whoever owes anything.
+	BalanceOver *int64 `json:"balance_over,omitempty"`
+	// ActivityBefore (YYYY-MM-DD, a day in UTC) holds the users whose
+	// last activity is before that day. A user's last activity is the
+	// latest of what is stored of them: a loan (its loan date), a return
+	// (its return date), a request placed, and a change of their record
+	// (its updated_date, which an SIS load, staff or the patron's own
+	// settings move). Successful sign-ins are not stored, so they do not
+	// count; nor do loans and requests anonymized already (they no
+	// longer name the user).
+	ActivityBefore string `json:"last_activity_before,omitempty"`
 }
 
 // New is a query set to make.
@@ -184,6 +209,7 @@ type Service struct {
 	stop    context.Context // ends when the service closes
 	closing context.CancelFunc
 	running sync.WaitGroup
+	active  sync.Map // ids of the jobs this instance runs now
 }
 
 // NewService returns the sets kept in db, of the users of patrons, and
@@ -203,6 +229,9 @@ func NewService(db *gorm.DB, patrons *patron.Service, o Options) (*Service, erro
 	}
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 5 * time.Minute
+	}
+	if o.Currency == "" {
+		o.Currency = "USD"
 	}
 	stop, closing := context.WithCancel(context.Background())
 	return &Service{db: db, patrons: patrons, now: o.Now, o: o, stop: stop, closing: closing}, nil
@@ -301,11 +330,18 @@ func (q *Query) normalize() []fault.FieldError {
 			bad = append(bad, fault.FieldError{Field: "query." + r.to, Code: "out_of_range", Message: "must not be before " + r.from})
 		}
 	}
+	if q.BalanceOver != nil && *q.BalanceOver < 0 {
+		bad = append(bad, fault.FieldError{Field: "query.balance_over", Code: "out_of_range", Message: "must be an amount in minor units, at least 0"})
+	}
+	q.ActivityBefore = strings.TrimSpace(q.ActivityBefore)
+	if _, err := time.Parse(time.DateOnly, q.ActivityBefore); q.ActivityBefore != "" && err != nil {
+		bad = append(bad, fault.FieldError{Field: "query.last_activity_before", Code: "invalid_date", Message: "must be a date written YYYY-MM-DD"})
+	}
 	return bad
 }
 
 // where is the condition on pk_users of the members of set.
-func where(set *Set) (string, []any) {
+func (s *Service) where(set *Set) (string, []any) {
 	conds := []string{"pk_users.institution = ?"}
 	args := []any{set.Institution}
 	if set.Kind == KindItemized {
@@ -349,12 +385,27 @@ func where(set *Set) (string, []any) {
 		conds = append(conds, c)
 		args = append(args, patron.StatusActive)
 	}
+	if q.BalanceOver != nil {
+		// The fees table is circulation's (the kit wires both); a sum of
+		// open fees stays far below the largest int64 (each is at most
+		// circulation's MaxFee).
+		conds = append(conds, "(SELECT COALESCE(SUM(f.amount - f.paid - f.waived), 0) FROM pk_circ_fees f "+
+			"WHERE f.institution = pk_users.institution AND f.user_id = pk_users.id AND f.status = 'open' AND f.currency = ?) > ?")
+		args = append(args, s.o.Currency, *q.BalanceOver)
+	}
+	if q.ActivityBefore != "" {
+		day, _ := time.Parse(time.DateOnly, q.ActivityBefore) // checked by normalize
+		conds = append(conds, "pk_users.updated_at < ?",
+			"NOT EXISTS (SELECT 1 FROM pk_circ_loans l WHERE l.institution = pk_users.institution AND l.user_id = pk_users.id AND (l.loaned_at >= ? OR l.returned_at >= ?))",
+			"NOT EXISTS (SELECT 1 FROM pk_circ_requests r WHERE r.institution = pk_users.institution AND r.user_id = pk_users.id AND r.placed_at >= ?)")
+		args = append(args, day, day, day, day)
+	}
 	return strings.Join(conds, " AND "), args
 }
 
 // users is pk_users narrowed to the members of set.
 func (s *Service) users(ctx context.Context, set *Set) *gorm.DB {
-	cond, args := where(set)
+	cond, args := s.where(set)
 	return s.conn(ctx).Table("pk_users").Where(cond, args...)
 }
 
@@ -515,7 +566,7 @@ func (s *Service) Freeze(ctx context.Context, inst, id, name string) (*Set, erro
 		}
 		// The new id is a UUID made here, written into the statement so
 		// that every database takes it as text.
-		cond, args := where(from)
+		cond, args := s.where(from)
 		if err := tx.Exec("INSERT INTO pk_set_members (set_id, user_id) SELECT '"+set.ID+"', pk_users.id FROM pk_users WHERE "+cond, args...).Error; err != nil {
 			return err
 		}
@@ -725,8 +776,64 @@ func Migrations() []*gormigrate.Migration {
 			}
 			return nil
 		},
+	}, {
+		// An update job adds and removes blocks, notes and statistics:
+		// the job keeps which, each outcome what it added or removed.
+		ID: "202612070501_set_job_segments",
+		Migrate: func(tx *gorm.DB) error {
+			if err := tx.Migrator().AddColumn(&jobV2{}, "Segments"); err != nil {
+				return err
+			}
+			return tx.Migrator().AddColumn(&jobOutcomeV2{}, "Segments")
+		},
+		Rollback: func(tx *gorm.DB) error {
+			if err := tx.Migrator().DropColumn(&jobOutcomeV2{}, "Segments"); err != nil {
+				return err
+			}
+			return tx.Migrator().DropColumn(&jobV2{}, "Segments")
+		},
+	}, {
+		// A notify job keeps its message, each outcome the notice
+		// written.
+		ID: "202612070502_set_job_messages",
+		Migrate: func(tx *gorm.DB) error {
+			if err := tx.Migrator().AddColumn(&jobV3{}, "Message"); err != nil {
+				return err
+			}
+			return tx.Migrator().AddColumn(&jobOutcomeV3{}, "Notice")
+		},
+		Rollback: func(tx *gorm.DB) error {
+			if err := tx.Migrator().DropColumn(&jobOutcomeV3{}, "Notice"); err != nil {
+				return err
+			}
+			return tx.Migrator().DropColumn(&jobV3{}, "Message")
+		},
 	}}
 }
+
+type jobV3 struct {
+	Message string `gorm:"type:text"`
+}
+
+func (jobV3) TableName() string { return "pk_set_jobs" }
+
+type jobOutcomeV3 struct {
+	Notice string `gorm:"type:text"`
+}
+
+func (jobOutcomeV3) TableName() string { return "pk_set_job_outcomes" }
+
+type jobV2 struct {
+	Segments string `gorm:"type:text"`
+}
+
+func (jobV2) TableName() string { return "pk_set_jobs" }
+
+type jobOutcomeV2 struct {
+	Segments string `gorm:"type:text"`
+}
+
+func (jobOutcomeV2) TableName() string { return "pk_set_job_outcomes" }
 
 type setV1 struct {
 	ID          string    `gorm:"primaryKey;size:36"`
@@ -792,3 +899,22 @@ type jobOutcomeV1 struct {
 }
 
 func (jobOutcomeV1) TableName() string { return "pk_set_job_outcomes" }
+
+// MemberIDs returns the internal ids of the members of the set id of inst
+// now (a query set evaluated here), in the order of the ids, after the id
+// after (from the first when empty), at most limit (at least 1): the input
+// of a job of another module over the set, such as the privacy purge
+// (privacy.SetMembers). No entry is written on the audit trail (only
+// internal ids are read). An unknown id is NotFound.
+func (s *Service) MemberIDs(ctx context.Context, inst, id, after string, limit int) ([]string, error) {
+	if limit < 1 {
+		return nil, &fault.Error{Kind: fault.Invalid, Detail: "the page is not valid", Fields: []fault.FieldError{{Field: "limit", Code: "out_of_range", Message: "must be at least 1"}}}
+	}
+	set, err := s.load(ctx, inst, id)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	err = s.users(ctx, set).Where("pk_users.id > ?", after).Order("pk_users.id").Limit(limit).Pluck("pk_users.id", &out).Error
+	return out, err
+}

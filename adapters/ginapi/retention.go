@@ -87,14 +87,14 @@ func (a *api) cancelPurge(c *gin.Context) {
 }
 
 // purgeNow purges the institution's users past their purge date now, or
-// dry (dry_run=true), and answers the run's report (201, Location the
-// report).
+// dry (dry_run=true), of them only the members of a set when set_id names
+// one, and answers the run's report (201, Location the report).
 func (a *api) purgeNow(c *gin.Context) {
 	dry, ok := dryRun(c)
 	if !ok {
 		return
 	}
-	run, err := a.kit.Purge.Purge(a.ctx(c), a.who(c).Institution, dry)
+	run, err := a.kit.Purge.PurgeSet(a.ctx(c), a.who(c).Institution, c.Query("set_id"), dry)
 	if err != nil {
 		fail(c, err)
 		return

@@ -5,11 +5,12 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"reflect"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/patronkit/patronkit/fault"
-
+	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/sets"
 )
 
@@ -49,11 +50,20 @@ func (a *api) undoSetJob(c *gin.Context) {
 }
 
 // updateBody is the body of a preview and of a job: the fields to set
-// (JSON name to value, "" or null to clear).
+// (JSON name to value, "" or null to clear), and the blocks, notes and
+// statistics to add or remove.
 type updateBody struct {
 	Kind   string             `json:"kind,omitempty"`
 	Fields map[string]*string `json:"fields"`
 	Sample int                `json:"sample,omitempty"`
+	patron.BatchSegments
+	// Message is what a notify job sends.
+	Message *sets.Message `json:"message,omitempty"`
+}
+
+// change is the body's change of each member.
+func (b updateBody) change() patron.BatchChange {
+	return patron.BatchChange{Fields: b.fields(), BatchSegments: b.BatchSegments}
 }
 
 // fields are the body's fields, null read as "" (clear).
@@ -70,29 +80,50 @@ func (b updateBody) fields() map[string]string {
 }
 
 // readUpdate decodes the body of a preview or a job; a kind other than
-// update is 422 naming it.
+// update or notify is 422 naming it, and so is a message in an update or
+// a change in a notify job.
 func (a *api) readUpdate(c *gin.Context) (updateBody, bool) {
 	var in updateBody
 	if err := decodeJSON(c, a.opts.MaxBodyBytes, &in); err != nil {
 		fail(c, err)
 		return in, false
 	}
-	if in.Kind != "" && in.Kind != sets.JobUpdate {
-		fail(c, &fault.Error{Kind: fault.Invalid, Detail: "the job is not valid", Fields: []fault.FieldError{{Field: "kind", Code: "unknown_value", Message: "must be update"}}})
+	if in.Kind == "" {
+		in.Kind = sets.JobUpdate
+	}
+	var bad *fault.FieldError
+	switch {
+	case in.Kind != sets.JobUpdate && in.Kind != sets.JobNotify:
+		bad = &fault.FieldError{Field: "kind", Code: "unknown_value", Message: "must be update or notify"}
+	case in.Kind == sets.JobUpdate && in.Message != nil:
+		bad = &fault.FieldError{Field: "message", Code: "not_allowed", Message: "an update takes fields and segments; a message is for kind notify"}
+	case in.Kind == sets.JobNotify && (in.Fields != nil || !reflect.ValueOf(in.BatchSegments).IsZero()):
+		bad = &fault.FieldError{Field: "fields", Code: "not_allowed", Message: "a notify job takes a message only"}
+	case in.Kind == sets.JobNotify && in.Message == nil:
+		bad = &fault.FieldError{Field: "message", Code: "required", Message: "is required for kind notify"}
+	}
+	if bad != nil {
+		fail(c, &fault.Error{Kind: fault.Invalid, Detail: "the job is not valid", Fields: []fault.FieldError{*bad}})
 		return in, false
 	}
 	return in, true
 }
 
-// previewSetJob answers what an update job would do to the set: the
-// count, and for a sample the change of each, field by field. Nothing is
-// written.
+// previewSetJob answers what a job would do to the set: the count, and
+// for a sample the change of each, field by field, or (notify) the
+// message each would get, rendered. Nothing is written.
 func (a *api) previewSetJob(c *gin.Context) {
 	in, ok := a.readUpdate(c)
 	if !ok {
 		return
 	}
-	p, err := a.kit.Sets.PreviewUpdate(a.ctx(c), a.who(c).Institution, c.Param("set_id"), in.fields(), in.Sample)
+	var p any
+	var err error
+	if in.Kind == sets.JobNotify {
+		p, err = a.kit.Sets.PreviewNotify(a.ctx(c), a.who(c).Institution, c.Param("set_id"), *in.Message, in.Sample)
+	} else {
+		p, err = a.kit.Sets.PreviewChange(a.ctx(c), a.who(c).Institution, c.Param("set_id"), in.change(), in.Sample)
+	}
 	if err != nil {
 		fail(c, err)
 		return
@@ -100,15 +131,21 @@ func (a *api) previewSetJob(c *gin.Context) {
 	c.JSON(http.StatusOK, p)
 }
 
-// startSetJob starts an update job over the set's members now and runs
-// it in the background (202, Location the job).
+// startSetJob starts an update or a notify job over the set's members now
+// and runs it in the background (202, Location the job).
 func (a *api) startSetJob(c *gin.Context) {
 	in, ok := a.readUpdate(c)
 	if !ok {
 		return
 	}
 	inst := a.who(c).Institution
-	job, err := a.kit.Sets.StartUpdate(a.ctx(c), inst, c.Param("set_id"), in.fields())
+	var job *sets.Job
+	var err error
+	if in.Kind == sets.JobNotify {
+		job, err = a.kit.Sets.StartNotify(a.ctx(c), inst, c.Param("set_id"), *in.Message)
+	} else {
+		job, err = a.kit.Sets.StartChange(a.ctx(c), inst, c.Param("set_id"), in.change())
+	}
 	if err != nil {
 		fail(c, err)
 		return

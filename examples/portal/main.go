@@ -60,13 +60,21 @@ func main() {
 // receives the address listened on once requests are accepted, then, with
 // -sip2, the SIP2 server's. The
 // subcommand sis-run loads a file through a profile instead (see sisRun),
-// audit-verify verifies the audit trail (see auditVerify).
+// audit-verify verifies the audit trail (see auditVerify), set makes a
+// set of users from a file (see setCmd) and job runs a job over one (see
+// jobCmd).
 func run(ctx context.Context, args []string, ready chan<- string) error {
 	if len(args) > 0 && args[0] == "sis-run" {
 		return sisRun(ctx, args[1:], os.Stdout)
 	}
 	if len(args) > 0 && args[0] == "audit-verify" {
 		return auditVerify(ctx, args[1:], os.Stdout)
+	}
+	if len(args) > 0 && args[0] == "set" {
+		return setCmd(ctx, args[1:], os.Stdout)
+	}
+	if len(args) > 0 && args[0] == "job" {
+		return jobCmd(ctx, args[1:], os.Stdout)
 	}
 	fs := flag.NewFlagSet("portal", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
@@ -76,7 +84,7 @@ func run(ctx context.Context, args []string, ready chan<- string) error {
 	sip2Addr := fs.String("sip2", "", "also serve self-check kiosks over SIP2 on this address (e.g. 127.0.0.1:6001)")
 	card := fs.String("card-theme", CardDefault, "theme of the patron's pages at /card: default or vendor")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: portal [flags]              serve the demo portal\n       portal sis-run [flags] FILE     load an SIS file (portal sis-run -h)\n       portal audit-verify [flags]     verify the audit trail (portal audit-verify -h)")
+		fmt.Fprintln(fs.Output(), "usage: portal [flags]              serve the demo portal\n       portal sis-run [flags] FILE     load an SIS file (portal sis-run -h)\n       portal audit-verify [flags]     verify the audit trail (portal audit-verify -h)\n       portal set [flags] FILE         make a set of users from a file (portal set -h)\n       portal job -set ID [flags]      preview and run a job over a set (portal job -h)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
