@@ -6,8 +6,7 @@ import (
 	"github.com/casbin/casbin/v2/model"
 	"github.com/casbin/casbin/v2/persist"
 	"gorm.io/gorm"
-
-	"github.com/patronkit/patronkit/internal/dberr"
+	"gorm.io/gorm/clause"
 )
 
 // ruleStore is the Casbin adapter over the policy table patronkit owns
@@ -103,14 +102,11 @@ func (s *ruleStore) AddPolicies(_, ptype string, rules [][]string) error {
 			if err != nil {
 				return err
 			}
-			var n int64
-			if err := r.where(tx).Count(&n).Error; err != nil {
-				return err
-			}
-			if n > 0 {
-				continue
-			}
-			if err := tx.Table(RuleTable).Create(&r).Error; err != nil && !dberr.Duplicate(tx, err) {
+			// Another instance may add the same rule at the same moment:
+			// the unique index keeps one, and the statement that loses
+			// does nothing (a failed insert would end a PostgreSQL
+			// transaction).
+			if err := tx.Table(RuleTable).Clauses(clause.OnConflict{DoNothing: true}).Create(&r).Error; err != nil {
 				return err
 			}
 		}
