@@ -35,6 +35,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,7 @@ import (
 
 	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/adapters/ginapi"
+	"github.com/patronkit/patronkit/internal/ginroutes"
 )
 
 // Options configures Mount.
@@ -97,6 +99,8 @@ type card struct {
 	cookie *securecookie.SecureCookie
 	origin *http.CrossOriginProtection
 	css    []byte
+	// table holds the pages' routes, for the answers to the others.
+	table *ginroutes.Table
 }
 
 // Mount registers the pages on r (a group such as router.Group("/card")):
@@ -160,8 +164,11 @@ func derive(key []byte, use string) []byte {
 }
 
 // routes registers every page. Each page names the action of the
-// library the API's /me route for the same deed is decided on.
-func (c *card) routes(g *gin.RouterGroup) {
+// library the API's /me route for the same deed is decided on. Every
+// other request below the mount gets the error page too: 404 for a path
+// no page has, 405 (with Allow) for a method a page does not take.
+func (c *card) routes(grp *gin.RouterGroup) {
+	g := &router{g: grp}
 	g.GET("/assets/card.css", c.stylesheet)
 	g.GET("/signin", c.signInPage)
 	g.POST("/signin", c.checkForm, c.signIn)
@@ -182,6 +189,50 @@ func (c *card) routes(g *gin.RouterGroup) {
 	g.GET("/items", c.page(PageItems, "account.read", c.findItem))
 	g.GET("/items/:barcode", c.page(PageItems, "account.read", c.item))
 	g.POST("/items/:barcode/request", c.checkForm, c.page(PageItems, "account.requests.place", c.placeRequest))
+	// A page of a parameter, with the parameter left empty
+	// (/items/): Gin would redirect it to the page above.
+	g.g.GET("/items/", c.unmatched)
+	g.g.HEAD("/items/", c.unmatched)
+	c.table = &g.table
+	for _, err := range g.table.Fallbacks(grp, c.unmatched) {
+		c.opts.Logger.Warn("librarycard: a route of the host below the mount leaves some requests to the engine's NoRoute", "error", err)
+	}
+}
+
+// router registers the pages' routes and keeps their table: a GET route
+// takes HEAD too.
+type router struct {
+	g     *gin.RouterGroup
+	table ginroutes.Table
+}
+
+func (r *router) GET(path string, h ...gin.HandlerFunc) {
+	r.g.GET(path, h...)
+	r.g.HEAD(path, h...)
+	r.table.Add(http.MethodGet, path)
+	r.table.Add(http.MethodHead, path)
+}
+
+func (r *router) POST(path string, h ...gin.HandlerFunc) {
+	r.g.POST(path, h...)
+	r.table.Add(http.MethodPost, path)
+}
+
+// unmatched answers a request below the mount that no page takes with
+// the error page: 405 with Allow on a path a page has for other methods
+// (204 with Allow for OPTIONS), 404 elsewhere.
+func (c *card) unmatched(g *gin.Context) {
+	allow := c.table.Allowed(strings.TrimPrefix(g.Request.URL.Path, c.base))
+	switch {
+	case len(allow) > 0 && g.Request.Method == http.MethodOptions:
+		g.Header("Allow", strings.Join(allow, ", "))
+		g.AbortWithStatus(http.StatusNoContent)
+	case len(allow) == 0 || slices.Contains(allow, g.Request.Method):
+		c.render(g, http.StatusNotFound, "error", &view{Page: "error", Data: errorData{Title: "error.notfound.title", Message: "error.notfound"}})
+	default:
+		g.Header("Allow", strings.Join(allow, ", "))
+		c.render(g, http.StatusMethodNotAllowed, "error", &view{Page: "error", Data: errorData{Title: "error.notallowed.title", Message: "error.notallowed"}})
+	}
 }
 
 // path is the URL of a page below the mount.

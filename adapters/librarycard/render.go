@@ -215,6 +215,9 @@ func (r *request) show(c *card, status int, name string, data any) {
 
 // errorData is what the error page shows.
 type errorData struct {
+	// Title is the message key of the page's title and heading; empty:
+	// "error.title".
+	Title   string
 	Message string
 	Detail  string
 	Reasons []string
