@@ -82,7 +82,13 @@ type Options struct {
 	// PageSize is how many loans a page of the loans and the history
 	// shows. Default: 100.
 	PageSize int
-	// Location is the time zone dates are shown in. Default: UTC.
+	// Location is the time zone of the dates shown that belong to no
+	// library (a fee's, a notice's). A loan's dates are shown in the time
+	// zone of the library that lent it, a request's hold-shelf expiry in
+	// its pickup library's, an item's due date in its library's
+	// (circulation.Library.TimeZone); Location stands in for a library
+	// the pages do not know. The pages read the libraries again after a
+	// minute. Default: UTC.
 	Location *time.Location
 	// Logger logs one line per request that failed on the server.
 	// Default: the kit's logger.
@@ -101,6 +107,8 @@ type card struct {
 	css    []byte
 	// table holds the pages' routes, for the answers to the others.
 	table *ginroutes.Table
+	// libs keeps the libraries' names and time zones.
+	libs libraryCache
 }
 
 // Mount registers the pages on r (a group such as router.Group("/card")):

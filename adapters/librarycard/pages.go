@@ -167,23 +167,26 @@ func (c *card) loadLoans(r *request, d *loansData) error {
 	if err != nil {
 		return err
 	}
+	if r.libs, err = c.libraries(r.ctx, r.who.Institution); err != nil {
+		return err
+	}
 	d.Accruing = map[string]int64{}
-	loc := c.opts.Location
 	choose, renewed := c.theme.text(r.lang, "loans.choose_item"), c.theme.text(r.lang, "loans.renewed")
 	overdue, notRenewed := c.theme.text(r.lang, "loans.overdue"), c.theme.text(r.lang, "loans.not_renewed")
 	var b strings.Builder
 	d.Loans = make([]loanRow, 0, len(ls))
 	for _, l := range ls {
 		title := cmp.Or(titles[l.ItemID], l.ItemBarcode) // an item since deleted has none
+		loc := c.zone(r.libs, l.Library)                 // the lending library's
 		row := loanRow{ID: l.ID, Barcode: l.ItemBarcode, Title: title, Item: template.URL(c.path("/items/" + url.PathEscape(l.ItemBarcode))),
-			Due: l.DueAt.In(loc).Format("2006-01-02 15:04"), Overdue: l.Overdue, Renewals: l.Renewals, Choose: fmt.Sprintf(choose, title)}
+			Due: l.DueAt.In(loc).Format(dateTimeFormat), Overdue: l.Overdue, Renewals: l.Renewals, Choose: fmt.Sprintf(choose, title)}
 		if l.AccruedFine > 0 {
 			d.Accruing[l.FineCurrency] = circulation.AddOwed(d.Accruing[l.FineCurrency], l.AccruedFine)
 			row.Fine = circulation.FormatMoney(l.AccruedFine, l.FineCurrency)
 		}
 		if res, ok := d.Results[l.ID]; ok {
 			row.Result = &res
-			row.Renewed = fmt.Sprintf(renewed, res.DueAt.In(loc).Format("2006-01-02 15:04"))
+			row.Renewed = fmt.Sprintf(renewed, res.DueAt.In(loc).Format(dateTimeFormat))
 		}
 		row.cells(&b, d.Error != "", overdue, notRenewed)
 		d.Loans = append(d.Loans, row)
@@ -529,23 +532,15 @@ func (c *card) itemView(r *request, barcode string) (*itemData, error) {
 		return d, nil
 	}
 	d.CanRequest = true
+	all, err := c.libraries(r.ctx, inst)
+	if err != nil {
+		return nil, err
+	}
 	libs := []string{it.Library}
 	if d.Quote.Terms.PickupAnyLibrary {
-		all, err := c.kit.Circulation.Libraries(r.ctx, inst)
-		if err != nil {
-			return nil, err
-		}
-		libs = libs[:0]
-		for _, l := range all {
-			libs = append(libs, l.Code)
-		}
+		libs = all.codes
 	}
-	names := map[string]string{}
-	if all, err := c.kit.Circulation.Libraries(r.ctx, inst); err == nil {
-		for _, l := range all {
-			names[l.Code] = l.Name
-		}
-	}
+	names := all.names
 	for _, l := range libs {
 		label := names[l]
 		if label == "" {
