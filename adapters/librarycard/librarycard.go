@@ -27,8 +27,8 @@
 package librarycard
 
 import (
+	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -67,8 +67,11 @@ type Options struct {
 	Theme *Theme
 	// SessionKey authenticates and encrypts the session cookie: at least
 	// 32 random bytes, the same on every instance that serves the pages.
-	// Default: a random key made by Mount, so that sessions end when the
-	// process does and are not shared between instances.
+	// Default: a random key made once and kept in the kit's database
+	// (Kit.SharedKey "librarycard.session"), so that every instance on
+	// the database, and each after a restart, takes the others' sessions
+	// with no setting; whoever can read the database can read it, and a
+	// host that keeps its secrets elsewhere gives its own here.
 	SessionKey []byte
 	// SessionMaxAge is how long a session lasts after sign-in. Default:
 	// 2 hours.
@@ -113,7 +116,9 @@ type card struct {
 
 // Mount registers the pages on r (a group such as router.Group("/card")):
 // the overview at r's own path, the other pages below it. It returns an
-// error, never panics, when the options or the theme are not usable.
+// error, never panics, when the options or the theme are not usable. It
+// reads (or, the first time, stores) the session key kept in the
+// database unless Options.SessionKey gives one: the kit must be migrated.
 func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	if r == nil || kit == nil || opts == nil {
 		return errors.New("librarycard: Mount needs a route group, a kit and Options")
@@ -125,9 +130,12 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	if o.Theme == nil {
 		o.Theme = DefaultTheme()
 	}
-	if o.SessionKey == nil {
-		o.SessionKey = make([]byte, 32)
-		_, _ = rand.Read(o.SessionKey)
+	if len(o.SessionKey) == 0 {
+		key, err := kit.SharedKey(context.Background(), sessionKeyName, 32)
+		if err != nil {
+			return fmt.Errorf("librarycard: the session key kept in the database (Migrate the kit first, or give Options.SessionKey): %w", err)
+		}
+		o.SessionKey = key
 	}
 	if len(o.SessionKey) < 32 {
 		return errors.New("librarycard: Options.SessionKey must hold at least 32 bytes")
@@ -163,6 +171,10 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	c.routes(r.Group("", c.headers, c.recoverPages))
 	return nil
 }
+
+// sessionKeyName names the session key of the pages kept in the kit's
+// database (Kit.SharedKey).
+const sessionKeyName = "librarycard.session"
 
 // derive makes a key of 32 bytes for one use from the session key.
 func derive(key []byte, use string) []byte {
