@@ -75,17 +75,17 @@ type loanRow struct {
 	// date after it.
 	Result  *circulation.RenewResult
 	Renewed string
-	// Cells are the row's cells as the default loans.html shows them,
-	// made in Go: 100 rows through the template's escapers cost most of
-	// the page's time. A template of the host's own may use the fields
-	// above instead.
+	// Cells are the row's cells (td elements) as the default loans.html
+	// shows them, made in Go: 100 rows through the template's escapers
+	// cost most of the page's time (the default template shows all the
+	// rows at once, loansData.Rows). A template of the host's own may
+	// use the fields above instead.
 	Cells template.HTML
 }
 
-// cells writes the row's cells, every value escaped.
+// cells writes the row's cells to b, every value escaped.
 func (row *loanRow) cells(b *strings.Builder, describedBy bool, overdue, notRenewed string) {
 	e := html.EscapeString
-	b.Reset()
 	b.WriteString(`<td><label><input type="checkbox" name="loan_id" value="`)
 	b.WriteString(e(row.ID))
 	b.WriteString(`"`)
@@ -130,12 +130,14 @@ func (row *loanRow) cells(b *strings.Builder, describedBy bool, overdue, notRene
 		}
 	}
 	b.WriteString(`</td>`)
-	row.Cells = template.HTML(b.String()) // every value above is escaped
 }
 
 // loansData is what the loans page shows.
 type loansData struct {
-	Loans      []loanRow
+	Loans []loanRow
+	// Rows are the rows of Loans (tr elements) as the default loans.html
+	// shows them, made in Go as their Cells are.
+	Rows       template.HTML
 	Total      int64
 	Page       int
 	Pages      int
@@ -173,7 +175,11 @@ func (c *card) loadLoans(r *request, d *loansData) error {
 	d.Accruing = map[string]int64{}
 	choose, renewed := c.theme.text(r.lang, "loans.choose_item"), c.theme.text(r.lang, "loans.renewed")
 	overdue, notRenewed := c.theme.text(r.lang, "loans.overdue"), c.theme.text(r.lang, "loans.not_renewed")
+	// The rows are written one after the other in one string (Rows),
+	// each row's cells a part of it.
 	var b strings.Builder
+	b.Grow(len(ls) * 700)
+	cells := make([][2]int, 0, len(ls))
 	d.Loans = make([]loanRow, 0, len(ls))
 	for _, l := range ls {
 		title := cmp.Or(titles[l.ItemID], l.ItemBarcode) // an item since deleted has none
@@ -188,8 +194,21 @@ func (c *card) loadLoans(r *request, d *loansData) error {
 			row.Result = &res
 			row.Renewed = fmt.Sprintf(renewed, res.DueAt.In(loc).Format(dateTimeFormat))
 		}
+		b.WriteString("<tr")
+		if row.Overdue {
+			b.WriteString(` class="overdue"`)
+		}
+		b.WriteString(">\n")
+		start := b.Len()
 		row.cells(&b, d.Error != "", overdue, notRenewed)
+		cells = append(cells, [2]int{start, b.Len()})
+		b.WriteString("\n</tr>")
 		d.Loans = append(d.Loans, row)
+	}
+	all := b.String()
+	d.Rows = template.HTML(all) // every value in it is escaped
+	for i, c := range cells {
+		d.Loans[i].Cells = template.HTML(all[c[0]:c[1]])
 	}
 	return nil
 }
@@ -304,12 +323,8 @@ func (c *card) loadHistory(r *request, d *historyData) error {
 	if d.Titles, err = c.titles(r, ls); err != nil {
 		return err
 	}
-	o, err := c.kit.Account.Overview(r.ctx, r.who.Institution, r.who.ID)
-	if err != nil {
-		return err
-	}
-	d.Choice = o.LoanHistory
-	return nil
+	d.Choice, err = c.kit.Account.HistoryChoice(r.ctx, r.who.Institution, r.who.ID)
+	return err
 }
 
 func (c *card) history(r *request) {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -231,8 +232,10 @@ func (c *card) render(g *gin.Context, status int, name string, v *view) {
 			v.signedIn, v.host = true, host
 		}
 	}
-	var b bytes.Buffer
-	if err := c.pages.byName[name].ExecuteTemplate(&b, "layout.html", v); err != nil {
+	b := pageBuffers.Get().(*bytes.Buffer)
+	defer putPageBuffer(b)
+	b.Reset()
+	if err := c.pages.byName[name].ExecuteTemplate(b, "layout.html", v); err != nil {
 		c.opts.Logger.Error("librarycard: rendering a page", "page", name, "error", err)
 		g.Data(http.StatusInternalServerError, "text/plain; charset=utf-8", []byte("the page could not be shown"))
 		g.Abort()
@@ -240,6 +243,18 @@ func (c *card) render(g *gin.Context, status int, name string, v *view) {
 	}
 	g.Data(status, "text/html; charset=utf-8", b.Bytes())
 	g.Abort()
+}
+
+// pageBuffers hold the pages while they are rendered, for the next ones:
+// a page of 100 loans is some 40 KB.
+var pageBuffers = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 64<<10)) }}
+
+// putPageBuffer keeps a buffer for the next page, unless a page far
+// larger than most made it grow.
+func putPageBuffer(b *bytes.Buffer) {
+	if b.Cap() <= 256<<10 {
+		pageBuffers.Put(b)
+	}
 }
 
 // show renders a page of a signed-in patron.
