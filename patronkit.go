@@ -877,7 +877,7 @@ func TxFrom(ctx context.Context) *gorm.DB {
 
 // Migrations lists every module's schema migrations in the order they run.
 func Migrations() []*gormigrate.Migration {
-	return slices.Concat(patron.Migrations(), casbinmodel.Migrations(), sis.Migrations(), circulation.Migrations(), kitMigrations(), privacy.Migrations(), apikeys.Migrations(), sets.Migrations())
+	return slices.Concat(patron.Migrations(), casbinmodel.Migrations(), sis.Migrations(), circulation.Migrations(), kitMigrations(), privacy.Migrations(), apikeys.Migrations(), sets.Migrations(), sharedKeyMigrations())
 }
 
 // kitMigrations are the changes that span modules.

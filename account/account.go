@@ -162,6 +162,17 @@ func (s *Service) Overview(ctx context.Context, inst, primaryID string) (*Overvi
 		OnHoldShelf: acc.OnHoldShelf, Balance: acc.Balance, LoanHistory: choice}, nil
 }
 
+// HistoryChoice answers the patron's choice about their loan history
+// (one of HistoryChoices), as Overview does, reading nothing else of
+// their account.
+func (s *Service) HistoryChoice(ctx context.Context, inst, primaryID string) (string, error) {
+	id, _, err := s.patrons.ID(ctx, inst, primaryID)
+	if err != nil {
+		return "", err
+	}
+	return s.historyChoice(ctx, inst, id)
+}
+
 func (s *Service) historyChoice(ctx context.Context, inst, userID string) (string, error) {
 	if s.history == nil {
 		return HistoryLibraryRule, nil

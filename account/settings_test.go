@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"gorm.io/gorm"
@@ -152,6 +153,31 @@ func TestASettingsChangeIsWholeOrNothing(t *testing.T) {
 		got, err := k.Patrons.Get(ctx, "UNI", u.PrimaryID)
 		if err != nil || got.PreferredLanguage != u.PreferredLanguage || got.Version != u.Version {
 			t.Fatalf("the record changed without its opt-outs: language %q version %d (was %q, %d), %v", got.PreferredLanguage, got.Version, u.PreferredLanguage, u.Version, err)
+		}
+	})
+}
+
+// TestHistoryChoiceIsTheOverviews: the patron's history choice alone is
+// the one the overview and the settings show, before and after they
+// change it; an unknown patron is NotFound.
+func TestHistoryChoiceIsTheOverviews(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		ctx := context.Background()
+		u := patronkittest.User(t, k, "UNI")
+		for _, want := range []string{account.HistoryLibraryRule, account.HistoryNever} {
+			if want != account.HistoryLibraryRule {
+				if _, err := k.Account.ChangeSettings(ctx, "UNI", u.PrimaryID, account.SettingsChange{LoanHistory: &want}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := k.Account.HistoryChoice(ctx, "UNI", strings.ToUpper(u.PrimaryID))
+			o, oerr := k.Account.Overview(ctx, "UNI", u.PrimaryID)
+			if err != nil || oerr != nil || got != want || o.LoanHistory != want {
+				t.Fatalf("history choice %q (%v), the overview's %q (%v), want %q", got, err, o.LoanHistory, oerr, want)
+			}
+		}
+		if _, err := k.Account.HistoryChoice(ctx, "UNI", "nobody"); !errors.Is(err, fault.ErrNotFound) {
+			t.Fatalf("an unknown patron: %v", err)
 		}
 	})
 }

@@ -191,7 +191,7 @@ func (s *Service) ItemTitles(ctx context.Context, inst string, ids []string) (ma
 	if len(ids) == 0 {
 		return out, nil
 	}
-	var rows []struct{ ID, Title string }
+	rows := make([]struct{ ID, Title string }, 0, len(ids))
 	if err := s.conn(ctx).Model(&Item{}).Select("id", "title").Where("institution = ? AND id IN ?", inst, ids).Find(&rows).Error; err != nil {
 		return nil, s.translate(err)
 	}

@@ -304,17 +304,11 @@ func (s *Service) loansPage(ctx context.Context, inst, primaryID string, open bo
 	} else {
 		q = q.Where("status IN ?", []string{LoanComplete, LoanLost})
 	}
-	total, err := countPage(q, limit, offset)
-	if err != nil {
-		return nil, 0, "", err
-	}
+	order := "returned_at DESC, id DESC"
 	if open {
-		q = q.Order("due_at, id")
-	} else {
-		q = q.Order("returned_at DESC, id DESC")
+		order = "due_at, id"
 	}
-	out, err := s.finishLoans(page(q, limit, offset))
-	total = max(total, int64(len(out)))
+	out, total, err := s.loanPage(q, order, limit, offset)
 	if err != nil || !open {
 		return out, total, pid, err
 	}
@@ -351,6 +345,34 @@ func countPage(q *gorm.DB, limit, offset int) (int64, error) {
 	return n, err
 }
 
+// loanPage reads one page of q's loans in order and the number of loans
+// in all pages. It asks for one loan more than a page holds: when there is
+// none, the page is the last and the loans need no count (one query
+// instead of two for most patrons).
+func (s *Service) loanPage(q *gorm.DB, order string, limit, offset int) ([]Loan, int64, error) {
+	if limit <= 0 { // every loan, or none but their number
+		total, err := countPage(q, limit, offset)
+		if err != nil {
+			return nil, 0, err
+		}
+		out, err := s.finishLoans(page(q.Session(&gorm.Session{}).Order(order), limit, offset), 0)
+		return out, max(total, int64(len(out))), err
+	}
+	out, err := s.finishLoans(page(q.Session(&gorm.Session{}).Order(order), limit+1, offset), min(limit+1, maxLoansRoom))
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(out) <= limit && (len(out) > 0 || offset == 0) {
+		return out, int64(offset + len(out)), nil
+	}
+	total, err := countPage(q, limit, offset)
+	if err != nil {
+		return nil, 0, err
+	}
+	out = out[:min(len(out), limit)]
+	return out, max(total, int64(len(out))), nil
+}
+
 // page limits q to one page.
 func page(q *gorm.DB, limit, offset int) *gorm.DB {
 	if limit >= 0 {
@@ -382,7 +404,7 @@ func (s *Service) ItemLoansPage(ctx context.Context, inst, barcode string, limit
 	if err != nil {
 		return nil, 0, err
 	}
-	out, err := s.finishLoans(page(q.Order("loaned_at DESC, id DESC"), limit, offset))
+	out, err := s.finishLoans(page(q.Order("loaned_at DESC, id DESC"), limit, offset), 0)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -403,7 +425,7 @@ func (s *Service) auditLoans(ctx context.Context, inst, what string, loans []Loa
 // read is on the audit trail ("loans", details: the loan's id and item
 // barcode) unless its patron reads their own.
 func (s *Service) Loan(ctx context.Context, inst, id string) (*Loan, error) {
-	out, err := s.finishLoans(s.conn(ctx).Where("institution = ? AND id = ?", inst, strings.TrimSpace(id)))
+	out, err := s.finishLoans(s.conn(ctx).Where("institution = ? AND id = ?", inst, strings.TrimSpace(id)), 1)
 	if err != nil {
 		return nil, err
 	}
@@ -416,8 +438,15 @@ func (s *Service) Loan(ctx context.Context, inst, id string) (*Loan, error) {
 	return &out[0], nil
 }
 
-func (s *Service) finishLoans(q *gorm.DB) ([]Loan, error) {
-	out := []Loan{}
+// maxLoansRoom caps the room finishLoans makes ahead for a page's loans,
+// whatever the limit asked.
+const maxLoansRoom = 128
+
+// finishLoans reads q's loans, with room made ahead for size of them
+// (read into a slice that grows as it goes, 100 loans cost several
+// copies), and sets their Overdue flags and times in UTC.
+func (s *Service) finishLoans(q *gorm.DB, size int) ([]Loan, error) {
+	out := make([]Loan, 0, size)
 	if err := q.Find(&out).Error; err != nil {
 		return nil, err
 	}

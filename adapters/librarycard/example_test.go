@@ -30,7 +30,7 @@ func ExampleMount() {
 			return ginapi.Who{}, ginapi.ErrNotSignedIn
 		},
 		SignOutURL: "/sso/logout",
-		SessionKey: []byte(os.Getenv("CARD_SESSION_KEY")), // 32 bytes or more, the same on every instance
+		SessionKey: []byte(os.Getenv("CARD_SESSION_KEY")), // 32 bytes or more; unset: a key kept in the database
 		Theme: &librarycard.Theme{
 			Name:        "Northwind University Libraries",
 			LogoURL:     "/static/logo.svg",
@@ -41,6 +41,6 @@ func ExampleMount() {
 		},
 	})
 	if err != nil {
-		log.Print(err) // here: no kit, no session key
+		log.Print(err) // here: no kit
 	}
 }

@@ -15,7 +15,8 @@ import (
 )
 
 // TestPatronJourneyInABrowser drives the pages in Chromium as a patron
-// would, with axe-core on every page and state shown: sign in with the
+// would, with axe-core on every page and state shown (the error page of a
+// path no page has among them): sign in with the
 // keyboard only (the focus visible on each control), renew a loan, place
 // a request and cancel it, change a setting (and see a refused one
 // explained beside its field), delete the history; then a second patron
@@ -28,6 +29,13 @@ func TestPatronJourneyInABrowser(t *testing.T) {
 		}
 		b := newTab(t, lib.srv.URL)
 
+		// A path no page has: the error page, themed, in the page's
+		// language, with the way back.
+		b.open("/card/nothing-here").wait("/card/nothing-here", "There is nothing here.").accessible()
+		if title, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.title + " | " + document.documentElement.lang`)); title != "Page not found – My Library Card | en" {
+			t.Fatalf("the page of a path no page has: %q", title)
+		}
+
 		// Sign-in, by keyboard alone.
 		b.open("/card/loans").wait("/card/signin", "PIN").accessible()
 		b.tabTo("primary_id", 3).key("student1").tabTo("pin", 1).key("0000\r").wait("/card/signin", "not right").accessible()
@@ -39,6 +47,7 @@ func TestPatronJourneyInABrowser(t *testing.T) {
 		b.open("/card/messages").wait("/card/messages", "Welcome to the library").accessible()
 		b.open("/card/items/MAIN-5").wait("/card/items/MAIN-5", "4 weeks").accessible()
 		b.open("/card/items/NOPE").wait("/card/items/NOPE", "There is nothing here.").accessible()
+		b.open("/card/items/").wait("/card/items/", "Back to my account").accessible()
 
 		// Renew the overdue loan, chosen.
 		b.open("/card/loans").wait("/card/loans", "Your loans (2)")

@@ -27,14 +27,15 @@
 package librarycard
 
 import (
+	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,7 @@ import (
 
 	"github.com/patronkit/patronkit"
 	"github.com/patronkit/patronkit/adapters/ginapi"
+	"github.com/patronkit/patronkit/internal/ginroutes"
 )
 
 // Options configures Mount.
@@ -65,8 +67,11 @@ type Options struct {
 	Theme *Theme
 	// SessionKey authenticates and encrypts the session cookie: at least
 	// 32 random bytes, the same on every instance that serves the pages.
-	// Default: a random key made by Mount, so that sessions end when the
-	// process does and are not shared between instances.
+	// Default: a random key made once and kept in the kit's database
+	// (Kit.SharedKey "librarycard.session"), so that every instance on
+	// the database, and each after a restart, takes the others' sessions
+	// with no setting; whoever can read the database can read it, and a
+	// host that keeps its secrets elsewhere gives its own here.
 	SessionKey []byte
 	// SessionMaxAge is how long a session lasts after sign-in. Default:
 	// 2 hours.
@@ -80,7 +85,13 @@ type Options struct {
 	// PageSize is how many loans a page of the loans and the history
 	// shows. Default: 100.
 	PageSize int
-	// Location is the time zone dates are shown in. Default: UTC.
+	// Location is the time zone of the dates shown that belong to no
+	// library (a fee's, a notice's). A loan's dates are shown in the time
+	// zone of the library that lent it, a request's hold-shelf expiry in
+	// its pickup library's, an item's due date in its library's
+	// (circulation.Library.TimeZone); Location stands in for a library
+	// the pages do not know. The pages read the libraries again after a
+	// minute. Default: UTC.
 	Location *time.Location
 	// Logger logs one line per request that failed on the server.
 	// Default: the kit's logger.
@@ -97,11 +108,17 @@ type card struct {
 	cookie *securecookie.SecureCookie
 	origin *http.CrossOriginProtection
 	css    []byte
+	// table holds the pages' routes, for the answers to the others.
+	table *ginroutes.Table
+	// libs keeps the libraries' names and time zones.
+	libs libraryCache
 }
 
 // Mount registers the pages on r (a group such as router.Group("/card")):
 // the overview at r's own path, the other pages below it. It returns an
-// error, never panics, when the options or the theme are not usable.
+// error, never panics, when the options or the theme are not usable. It
+// reads (or, the first time, stores) the session key kept in the
+// database unless Options.SessionKey gives one: the kit must be migrated.
 func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	if r == nil || kit == nil || opts == nil {
 		return errors.New("librarycard: Mount needs a route group, a kit and Options")
@@ -113,9 +130,12 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	if o.Theme == nil {
 		o.Theme = DefaultTheme()
 	}
-	if o.SessionKey == nil {
-		o.SessionKey = make([]byte, 32)
-		_, _ = rand.Read(o.SessionKey)
+	if len(o.SessionKey) == 0 {
+		key, err := kit.SharedKey(context.Background(), sessionKeyName, 32)
+		if err != nil {
+			return fmt.Errorf("librarycard: the session key kept in the database (Migrate the kit first, or give Options.SessionKey): %w", err)
+		}
+		o.SessionKey = key
 	}
 	if len(o.SessionKey) < 32 {
 		return errors.New("librarycard: Options.SessionKey must hold at least 32 bytes")
@@ -152,6 +172,10 @@ func Mount(r *gin.RouterGroup, kit *patronkit.Kit, opts *Options) error {
 	return nil
 }
 
+// sessionKeyName names the session key of the pages kept in the kit's
+// database (Kit.SharedKey).
+const sessionKeyName = "librarycard.session"
+
 // derive makes a key of 32 bytes for one use from the session key.
 func derive(key []byte, use string) []byte {
 	m := hmac.New(sha256.New, key)
@@ -160,8 +184,11 @@ func derive(key []byte, use string) []byte {
 }
 
 // routes registers every page. Each page names the action of the
-// library the API's /me route for the same deed is decided on.
-func (c *card) routes(g *gin.RouterGroup) {
+// library the API's /me route for the same deed is decided on. Every
+// other request below the mount gets the error page too: 404 for a path
+// no page has, 405 (with Allow) for a method a page does not take.
+func (c *card) routes(grp *gin.RouterGroup) {
+	g := &router{g: grp}
 	g.GET("/assets/card.css", c.stylesheet)
 	g.GET("/signin", c.signInPage)
 	g.POST("/signin", c.checkForm, c.signIn)
@@ -182,6 +209,50 @@ func (c *card) routes(g *gin.RouterGroup) {
 	g.GET("/items", c.page(PageItems, "account.read", c.findItem))
 	g.GET("/items/:barcode", c.page(PageItems, "account.read", c.item))
 	g.POST("/items/:barcode/request", c.checkForm, c.page(PageItems, "account.requests.place", c.placeRequest))
+	// A page of a parameter, with the parameter left empty
+	// (/items/): Gin would redirect it to the page above.
+	g.g.GET("/items/", c.unmatched)
+	g.g.HEAD("/items/", c.unmatched)
+	c.table = &g.table
+	for _, err := range g.table.Fallbacks(grp, c.unmatched) {
+		c.opts.Logger.Warn("librarycard: a route of the host below the mount leaves some requests to the engine's NoRoute", "error", err)
+	}
+}
+
+// router registers the pages' routes and keeps their table: a GET route
+// takes HEAD too.
+type router struct {
+	g     *gin.RouterGroup
+	table ginroutes.Table
+}
+
+func (r *router) GET(path string, h ...gin.HandlerFunc) {
+	r.g.GET(path, h...)
+	r.g.HEAD(path, h...)
+	r.table.Add(http.MethodGet, path)
+	r.table.Add(http.MethodHead, path)
+}
+
+func (r *router) POST(path string, h ...gin.HandlerFunc) {
+	r.g.POST(path, h...)
+	r.table.Add(http.MethodPost, path)
+}
+
+// unmatched answers a request below the mount that no page takes with
+// the error page: 405 with Allow on a path a page has for other methods
+// (204 with Allow for OPTIONS), 404 elsewhere.
+func (c *card) unmatched(g *gin.Context) {
+	allow := c.table.Allowed(strings.TrimPrefix(g.Request.URL.Path, c.base))
+	switch {
+	case len(allow) > 0 && g.Request.Method == http.MethodOptions:
+		g.Header("Allow", strings.Join(allow, ", "))
+		g.AbortWithStatus(http.StatusNoContent)
+	case len(allow) == 0 || slices.Contains(allow, g.Request.Method):
+		c.render(g, http.StatusNotFound, "error", &view{Page: "error", Data: errorData{Title: "error.notfound.title", Message: "error.notfound"}})
+	default:
+		g.Header("Allow", strings.Join(allow, ", "))
+		c.render(g, http.StatusMethodNotAllowed, "error", &view{Page: "error", Data: errorData{Title: "error.notallowed.title", Message: "error.notallowed"}})
+	}
 }
 
 // path is the URL of a page below the mount.

@@ -75,17 +75,17 @@ type loanRow struct {
 	// date after it.
 	Result  *circulation.RenewResult
 	Renewed string
-	// Cells are the row's cells as the default loans.html shows them,
-	// made in Go: 100 rows through the template's escapers cost most of
-	// the page's time. A template of the host's own may use the fields
-	// above instead.
+	// Cells are the row's cells (td elements) as the default loans.html
+	// shows them, made in Go: 100 rows through the template's escapers
+	// cost most of the page's time (the default template shows all the
+	// rows at once, loansData.Rows). A template of the host's own may
+	// use the fields above instead.
 	Cells template.HTML
 }
 
-// cells writes the row's cells, every value escaped.
+// cells writes the row's cells to b, every value escaped.
 func (row *loanRow) cells(b *strings.Builder, describedBy bool, overdue, notRenewed string) {
 	e := html.EscapeString
-	b.Reset()
 	b.WriteString(`<td><label><input type="checkbox" name="loan_id" value="`)
 	b.WriteString(e(row.ID))
 	b.WriteString(`"`)
@@ -130,12 +130,14 @@ func (row *loanRow) cells(b *strings.Builder, describedBy bool, overdue, notRene
 		}
 	}
 	b.WriteString(`</td>`)
-	row.Cells = template.HTML(b.String()) // every value above is escaped
 }
 
 // loansData is what the loans page shows.
 type loansData struct {
-	Loans      []loanRow
+	Loans []loanRow
+	// Rows are the rows of Loans (tr elements) as the default loans.html
+	// shows them, made in Go as their Cells are.
+	Rows       template.HTML
 	Total      int64
 	Page       int
 	Pages      int
@@ -167,16 +169,23 @@ func (c *card) loadLoans(r *request, d *loansData) error {
 	if err != nil {
 		return err
 	}
+	if r.libs, err = c.libraries(r.ctx, r.who.Institution); err != nil {
+		return err
+	}
 	d.Accruing = map[string]int64{}
-	loc := c.opts.Location
 	choose, renewed := c.theme.text(r.lang, "loans.choose_item"), c.theme.text(r.lang, "loans.renewed")
 	overdue, notRenewed := c.theme.text(r.lang, "loans.overdue"), c.theme.text(r.lang, "loans.not_renewed")
+	// The rows are written one after the other in one string (Rows),
+	// each row's cells a part of it.
 	var b strings.Builder
+	b.Grow(len(ls) * 700)
+	cells := make([][2]int, 0, len(ls))
 	d.Loans = make([]loanRow, 0, len(ls))
 	for _, l := range ls {
 		title := cmp.Or(titles[l.ItemID], l.ItemBarcode) // an item since deleted has none
+		loc := c.zone(r.libs, l.Library)                 // the lending library's
 		row := loanRow{ID: l.ID, Barcode: l.ItemBarcode, Title: title, Item: template.URL(c.path("/items/" + url.PathEscape(l.ItemBarcode))),
-			Due: l.DueAt.In(loc).Format("2006-01-02 15:04"), Overdue: l.Overdue, Renewals: l.Renewals, Choose: fmt.Sprintf(choose, title)}
+			Due: l.DueAt.In(loc).Format(dateTimeFormat), Overdue: l.Overdue, Renewals: l.Renewals, Choose: fmt.Sprintf(choose, title)}
 		if l.AccruedFine > 0 {
 			d.Accruing[l.FineCurrency] = circulation.AddOwed(d.Accruing[l.FineCurrency], l.AccruedFine)
 			row.Fine = circulation.FormatMoney(l.AccruedFine, l.FineCurrency)
@@ -184,10 +193,23 @@ func (c *card) loadLoans(r *request, d *loansData) error {
 		if res, ok := d.Results[l.ID]; ok {
 			res.Reasons = c.reasons(r.lang, res.Reasons, res.Causes)
 			row.Result = &res
-			row.Renewed = fmt.Sprintf(renewed, res.DueAt.In(loc).Format("2006-01-02 15:04"))
+			row.Renewed = fmt.Sprintf(renewed, res.DueAt.In(loc).Format(dateTimeFormat))
 		}
+		b.WriteString("<tr")
+		if row.Overdue {
+			b.WriteString(` class="overdue"`)
+		}
+		b.WriteString(">\n")
+		start := b.Len()
 		row.cells(&b, d.Error != "", overdue, notRenewed)
+		cells = append(cells, [2]int{start, b.Len()})
+		b.WriteString("\n</tr>")
 		d.Loans = append(d.Loans, row)
+	}
+	all := b.String()
+	d.Rows = template.HTML(all) // every value in it is escaped
+	for i, c := range cells {
+		d.Loans[i].Cells = template.HTML(all[c[0]:c[1]])
 	}
 	return nil
 }
@@ -302,12 +324,8 @@ func (c *card) loadHistory(r *request, d *historyData) error {
 	if d.Titles, err = c.titles(r, ls); err != nil {
 		return err
 	}
-	o, err := c.kit.Account.Overview(r.ctx, r.who.Institution, r.who.ID)
-	if err != nil {
-		return err
-	}
-	d.Choice = o.LoanHistory
-	return nil
+	d.Choice, err = c.kit.Account.HistoryChoice(r.ctx, r.who.Institution, r.who.ID)
+	return err
 }
 
 func (c *card) history(r *request) {
@@ -540,23 +558,15 @@ func (c *card) itemView(r *request, barcode string) (*itemData, error) {
 		return d, nil
 	}
 	d.CanRequest = true
+	all, err := c.libraries(r.ctx, inst)
+	if err != nil {
+		return nil, err
+	}
 	libs := []string{it.Library}
 	if d.Quote.Terms.PickupAnyLibrary {
-		all, err := c.kit.Circulation.Libraries(r.ctx, inst)
-		if err != nil {
-			return nil, err
-		}
-		libs = libs[:0]
-		for _, l := range all {
-			libs = append(libs, l.Code)
-		}
+		libs = all.codes
 	}
-	names := map[string]string{}
-	if all, err := c.kit.Circulation.Libraries(r.ctx, inst); err == nil {
-		for _, l := range all {
-			names[l.Code] = l.Name
-		}
-	}
+	names := all.names
 	for _, l := range libs {
 		label := names[l]
 		if label == "" {

@@ -2,6 +2,7 @@ package librarycard
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -88,6 +90,12 @@ type view struct {
 	signedIn bool
 	host     bool
 	path     string
+	// inst and ctx are the signed-in patron's institution and the
+	// request's context, for the libraries' time zones; libs are those
+	// read.
+	inst string
+	ctx  context.Context
+	libs *libraries
 }
 
 // T answers the text of a message in the page's language; with args, the
@@ -154,12 +162,39 @@ func (v *view) Languages() []langLink {
 	return out
 }
 
-// Date and DateTime show a time in the mount's time zone.
-func (v *view) Date(t time.Time) string { return t.In(v.card.opts.Location).Format("2006-01-02") }
+// Date shows the day of a time in the mount's time zone
+// (Options.Location).
+func (v *view) Date(t time.Time) string { return t.In(v.card.opts.Location).Format(dateFormat) }
 
-// DateTime shows a time with its hour.
+// DateTime shows a time with its hour and time zone, in the mount's.
 func (v *view) DateTime(t time.Time) string {
-	return t.In(v.card.opts.Location).Format("2006-01-02 15:04")
+	return t.In(v.card.opts.Location).Format(dateTimeFormat)
+}
+
+// DateAt shows the day of a time in the time zone of the library code
+// (the mount's when the library names none).
+func (v *view) DateAt(library string, t time.Time) string {
+	return t.In(v.zone(library)).Format(dateFormat)
+}
+
+// DateTimeAt shows a time with its hour and time zone, in the time zone
+// of the library code (the mount's when the library names none).
+func (v *view) DateTimeAt(library string, t time.Time) string {
+	return t.In(v.zone(library)).Format(dateTimeFormat)
+}
+
+// zone answers the time zone of a library of the signed-in patron's
+// institution; the libraries are read once per page at most.
+func (v *view) zone(library string) *time.Location {
+	if v.libs == nil && v.inst != "" {
+		l, err := v.card.libraries(v.ctx, v.inst)
+		if err != nil {
+			v.card.opts.Logger.Error("librarycard: reading the libraries", "error", err)
+			l = &libraries{}
+		}
+		v.libs = l
+	}
+	return v.card.zone(v.libs, library)
 }
 
 // Money shows an amount in minor units of a currency.
@@ -197,8 +232,10 @@ func (c *card) render(g *gin.Context, status int, name string, v *view) {
 			v.signedIn, v.host = true, host
 		}
 	}
-	var b bytes.Buffer
-	if err := c.pages.byName[name].ExecuteTemplate(&b, "layout.html", v); err != nil {
+	b := pageBuffers.Get().(*bytes.Buffer)
+	defer putPageBuffer(b)
+	b.Reset()
+	if err := c.pages.byName[name].ExecuteTemplate(b, "layout.html", v); err != nil {
 		c.opts.Logger.Error("librarycard: rendering a page", "page", name, "error", err)
 		g.Data(http.StatusInternalServerError, "text/plain; charset=utf-8", []byte("the page could not be shown"))
 		g.Abort()
@@ -208,13 +245,29 @@ func (c *card) render(g *gin.Context, status int, name string, v *view) {
 	g.Abort()
 }
 
+// pageBuffers hold the pages while they are rendered, for the next ones:
+// a page of 100 loans is some 40 KB.
+var pageBuffers = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 64<<10)) }}
+
+// putPageBuffer keeps a buffer for the next page, unless a page far
+// larger than most made it grow.
+func putPageBuffer(b *bytes.Buffer) {
+	if b.Cap() <= 256<<10 {
+		pageBuffers.Put(b)
+	}
+}
+
 // show renders a page of a signed-in patron.
 func (r *request) show(c *card, status int, name string, data any) {
-	c.render(r.g, status, name, &view{Page: name, Lang: r.lang, CSRF: r.sess.CSRF, Data: data, signedIn: true, host: r.host})
+	c.render(r.g, status, name, &view{Page: name, Lang: r.lang, CSRF: r.sess.CSRF, Data: data, signedIn: true, host: r.host,
+		inst: r.who.Institution, ctx: r.ctx, libs: r.libs})
 }
 
 // errorData is what the error page shows.
 type errorData struct {
+	// Title is the message key of the page's title and heading; empty:
+	// "error.title".
+	Title   string
 	Message string
 	Detail  string
 	Reasons []string

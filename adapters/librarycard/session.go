@@ -103,6 +103,8 @@ type request struct {
 	host bool
 	ctx  context.Context
 	lang string
+	// libs are the institution's libraries, once a page read them.
+	libs *libraries
 }
 
 // who resolves the patron of the request: the host's sign-in first (when
