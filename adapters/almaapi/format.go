@@ -86,7 +86,7 @@ func (a *api) bodyUpTo(c *gin.Context, limit int64) ([]byte, bool, error) {
 	}
 	trimmed := bytes.TrimSpace(b)
 	if len(trimmed) == 0 {
-		return nil, false, &requestError{codeInvalidXML, "No valid XML was given: the body is empty."}
+		return nil, false, errEmptyBody
 	}
 	if ct := c.GetHeader("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -99,6 +99,34 @@ func (a *api) bodyUpTo(c *gin.Context, limit int64) ([]byte, bool, error) {
 		}
 	}
 	return b, trimmed[0] == '<', nil
+}
+
+// errEmptyBody is body's error for a body with nothing in it.
+var errEmptyBody = &requestError{codeInvalidXML, "No valid XML was given: the body is empty."}
+
+// decode reads the body into v, as XML or JSON (see body). A body that
+// cannot be read answers Alma's error naming what it should be (an
+// item_loan...) and returns false. When optional, an empty body leaves v
+// as it is.
+func (a *api) decode(c *gin.Context, v any, what string, optional bool) bool {
+	body, asXML, err := a.body(c)
+	if err == errEmptyBody && optional {
+		return true
+	}
+	if err != nil {
+		a.fail(c, err)
+		return false
+	}
+	if asXML {
+		err = xml.Unmarshal(body, v)
+	} else {
+		err = json.Unmarshal(body, v)
+	}
+	if err != nil {
+		a.fail(c, &requestError{codeInvalidXML, "No valid " + what + " was given: " + err.Error()})
+		return false
+	}
+	return true
 }
 
 func pathEscape(s string) string { return url.PathEscape(s) }

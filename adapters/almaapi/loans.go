@@ -1,7 +1,6 @@
 package almaapi
 
 import (
-	"encoding/json"
 	"encoding/xml"
 	"net/http"
 	"strings"
@@ -169,16 +168,8 @@ func (a *api) checkOut(c *gin.Context) {
 		return
 	}
 	var in checkOutBody
-	if body, asXML, err := a.body(c); err == nil {
-		if asXML {
-			err = xml.Unmarshal(body, &in)
-		} else {
-			err = json.Unmarshal(body, &in)
-		}
-		if err != nil {
-			a.fail(c, &requestError{codeInvalidXML, "No valid item_loan was given: " + err.Error()})
-			return
-		}
+	if !a.decode(c, &in, "item_loan", true) {
+		return
 	}
 	who, ok := a.pathUser(c)
 	if !ok {
@@ -294,19 +285,8 @@ func (a *api) changeDueDate(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	body, asXML, err := a.body(c)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
 	var in dueDateBody
-	if asXML {
-		err = xml.Unmarshal(body, &in)
-	} else {
-		err = json.Unmarshal(body, &in)
-	}
-	if err != nil {
-		a.fail(c, &requestError{codeInvalidXML, "No valid item_loan was given: " + err.Error()})
+	if !a.decode(c, &in, "item_loan", false) {
 		return
 	}
 	if strings.TrimSpace(in.DueDate) == "" {

@@ -52,6 +52,9 @@ func TestLoansAreListedLentAndRenewedAsAlmaDoes(t *testing.T) {
 		almaErr(t, s.do(http.MethodPost, "/almaws/v1/users/reader/loans?format=json", `{}`), http.StatusBadRequest, "401664")
 		almaErr(t, s.do(http.MethodPost, "/almaws/v1/users/reader/loans?item_barcode=NOPE&format=json", ``), http.StatusBadRequest, "401651")
 		almaErr(t, s.do(http.MethodPost, "/almaws/v1/users/nobody/loans?item_barcode=B-1&format=json", ``), http.StatusBadRequest, "401861")
+		// A body past the API's limit is refused, not taken as no body.
+		almaErr(t, s.do(http.MethodPost, "/almaws/v1/users/reader/loans?item_barcode=B-1&format=json", `{"library":{"value":"`+it.Library+`"}}`+strings.Repeat(" ", 1<<20),
+			"Content-Type", "application/json"), http.StatusBadRequest, "401676")
 		w := want(t, s.do(http.MethodPost, "/almaws/v1/users/reader/loans?item_barcode=B-1&format=json",
 			`{"circ_desk":{"value":"DEFAULT_CIRC_DESK"},"library":{"value":"`+it.Library+`"}}`, "Content-Type", "application/json"), http.StatusOK)
 		var loan struct {

@@ -1,7 +1,6 @@
 package almaapi
 
 import (
-	"encoding/json"
 	"encoding/xml"
 	"net/http"
 	"strings"
@@ -168,16 +167,8 @@ type newRequestBody struct {
 // library.
 func (a *api) placeRequest(c *gin.Context) {
 	var in newRequestBody
-	if body, asXML, err := a.body(c); err == nil {
-		if asXML {
-			err = xml.Unmarshal(body, &in)
-		} else {
-			err = json.Unmarshal(body, &in)
-		}
-		if err != nil {
-			a.fail(c, &requestError{codeInvalidXML, "No valid user_request was given: " + err.Error()})
-			return
-		}
+	if !a.decode(c, &in, "user_request", true) {
+		return
 	}
 	if !a.holdOnly(c, in.RequestType, in.PickupLocationType) {
 		return
@@ -334,19 +325,8 @@ var requestFields = map[string]string{"pickup_library": "pickup_location_library
 // request, or its new pickup library, concerns. A comment is refused:
 // patronkit keeps none on a request.
 func (a *api) updateRequest(c *gin.Context) {
-	body, asXML, err := a.body(c)
-	if err != nil {
-		a.fail(c, err)
-		return
-	}
 	var in requestChangeBody
-	if asXML {
-		err = xml.Unmarshal(body, &in)
-	} else {
-		err = json.Unmarshal(body, &in)
-	}
-	if err != nil {
-		a.fail(c, &requestError{codeInvalidXML, "No valid user_request was given: " + err.Error()})
+	if !a.decode(c, &in, "user_request", false) {
 		return
 	}
 	if !a.holdOnly(c, in.RequestType, in.PickupLocationType) {
