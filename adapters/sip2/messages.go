@@ -715,28 +715,57 @@ func (c *conn) itemFor(ctx context.Context, barcode string) (*circulation.Item, 
 	return it, "", err
 }
 
+// lending is what check-out, renew and check-in act on: the context of
+// the service calls (the kiosk's account, its roles), the patron (nil for
+// a check-in) and the item.
+type lending struct {
+	ctx  context.Context
+	user *patron.User
+	item *circulation.Item
+}
+
+// lend decides whether the kiosk's account may do action (what it is,
+// for the screen) in its library, then, when withPatron, reads the
+// patron AA names and checks their PIN, then reads the item AB names.
+// When a step refuses, refusal is the answer to send.
+func (c *conn) lend(req *request, action, what string, withPatron bool) (l lending, refusal *response, err error) {
+	v, err := c.may(action, "")
+	if err != nil {
+		return l, nil, err
+	}
+	if !v.Allowed {
+		return l, c.refuse(req, notAllowed(what, c.library)), nil
+	}
+	l.ctx = c.ctx(req, v)
+	if withPatron {
+		pc, err := c.findPatron(l.ctx, req, false)
+		if err != nil {
+			return l, nil, err
+		}
+		if pc.user == nil || !pc.pin {
+			return l, c.refuse(req, pc.msg), nil
+		}
+		l.user = pc.user
+	}
+	it, msg, err := c.itemFor(l.ctx, req.field("AB"))
+	if err != nil {
+		return l, nil, err
+	}
+	if it == nil {
+		return l, c.refuse(req, msg), nil
+	}
+	l.item = it
+	return l, nil, nil
+}
+
 // checkOut lends an item (11). An item the patron already has is renewed
 // when the kiosk's renewal policy (the first fixed field) allows it.
 func (c *conn) checkOut(req *request) (*response, error) {
-	v, err := c.may("loans.checkout", "")
-	if err != nil {
-		return nil, err
+	ln, no, err := c.lend(req, "loans.checkout", "lend items", true)
+	if no != nil || err != nil {
+		return no, err
 	}
-	if !v.Allowed {
-		return c.refuse(req, notAllowed("lend items", c.library)), nil
-	}
-	ctx := c.ctx(req, v)
-	pc, err := c.findPatron(ctx, req, false)
-	if err != nil {
-		return nil, err
-	}
-	if pc.user == nil || !pc.pin {
-		return c.refuse(req, pc.msg), nil
-	}
-	it, msg, err := c.itemFor(ctx, req.field("AB"))
-	if err != nil || it == nil {
-		return c.refuse(req, msg), err
-	}
+	ctx, u, it := ln.ctx, ln.user, ln.item
 	if it.Library != c.library {
 		iv, err := c.may("loans.checkout", it.Library)
 		if err != nil {
@@ -747,11 +776,11 @@ func (c *conn) checkOut(req *request) (*response, error) {
 		}
 	}
 	inst := c.s.opts.Institution
-	l, err := c.s.kit.Circulation.CheckOut(ctx, inst, pc.user.PrimaryID, it.Barcode, circulation.CheckOutOptions{})
+	l, err := c.s.kit.Circulation.CheckOut(ctx, inst, u.PrimaryID, it.Barcode, circulation.CheckOutOptions{})
 	if err != nil {
 		if it.Status == circulation.StatusOnLoan && req.fixedAt(0, 1) == "Y" {
-			if own, _ := c.openLoan(ctx, pc.user.PrimaryID, it.Barcode); own != nil {
-				return c.renewLoan(req, ctx, pc.user, it, own, "12")
+			if own, _ := c.openLoan(ctx, u.PrimaryID, it.Barcode); own != nil {
+				return c.renewLoan(req, ctx, u, it, own, "12")
 			}
 		}
 		if msg, ok := refused(err); ok {
@@ -759,7 +788,7 @@ func (c *conn) checkOut(req *request) (*response, error) {
 		}
 		return nil, err
 	}
-	return c.loanAnswer(req, "12", false, pc.user, it, l, ""), nil
+	return c.loanAnswer(req, "12", false, u, it, l, ""), nil
 }
 
 // openLoan is the patron's open loan of the item, or nil.
@@ -808,18 +837,11 @@ func (c *conn) renewLoan(req *request, ctx context.Context, u *patron.User, it *
 // checkIn takes an item back (09). An item someone asked for goes to the
 // hold shelf: the answer's alert is set, with the pickup library (CT).
 func (c *conn) checkIn(req *request) (*response, error) {
-	v, err := c.may("loans.checkin", "")
-	if err != nil {
-		return nil, err
+	ln, no, err := c.lend(req, "loans.checkin", "take items back", false)
+	if no != nil || err != nil {
+		return no, err
 	}
-	if !v.Allowed {
-		return c.refuse(req, notAllowed("take items back", c.library)), nil
-	}
-	ctx := c.ctx(req, v)
-	it, msg, err := c.itemFor(ctx, req.field("AB"))
-	if err != nil || it == nil {
-		return c.refuse(req, msg), err
-	}
+	ctx, it := ln.ctx, ln.item
 	inst := c.s.opts.Institution
 	l, err := c.s.kit.Circulation.CheckIn(ctx, inst, it.Barcode)
 	if err != nil {
@@ -871,33 +893,19 @@ func (c *conn) checkIn(req *request) (*response, error) {
 
 // renew renews the patron's loan of an item (29).
 func (c *conn) renew(req *request) (*response, error) {
-	v, err := c.may("loans.renew", "")
-	if err != nil {
-		return nil, err
+	ln, no, err := c.lend(req, "loans.renew", "renew loans", true)
+	if no != nil || err != nil {
+		return no, err
 	}
-	if !v.Allowed {
-		return c.refuse(req, notAllowed("renew loans", c.library)), nil
-	}
-	ctx := c.ctx(req, v)
-	pc, err := c.findPatron(ctx, req, false)
-	if err != nil {
-		return nil, err
-	}
-	if pc.user == nil || !pc.pin {
-		return c.refuse(req, pc.msg), nil
-	}
-	it, msg, err := c.itemFor(ctx, req.field("AB"))
-	if err != nil || it == nil {
-		return c.refuse(req, msg), err
-	}
-	l, err := c.openLoan(ctx, pc.user.PrimaryID, it.Barcode)
+	ctx, u, it := ln.ctx, ln.user, ln.item
+	l, err := c.openLoan(ctx, u.PrimaryID, it.Barcode)
 	if err != nil {
 		return nil, err
 	}
 	if l == nil {
 		return c.refuse(req, "item "+it.Barcode+" is not on loan to you"), nil
 	}
-	return c.renewLoan(req, ctx, pc.user, it, l, "30")
+	return c.renewLoan(req, ctx, u, it, l, "30")
 }
 
 // renewAll renews every loan of the patron it may (65): those of the
