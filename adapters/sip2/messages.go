@@ -448,6 +448,8 @@ type patronInfo struct {
 	requests []circulation.Request
 	loans    []circulation.Loan
 	fees     []circulation.Fee
+	// limits are the patron's limits, for 64 (nil: not sent).
+	limits *circulation.Limits
 }
 
 // patronOf reads what a patron message answers, after asking the
@@ -535,11 +537,24 @@ func (c *conn) patronHead(req *request, code string, pi patronInfo, counts ...in
 	for _, n := range counts {
 		r.fixed(fmt.Sprintf("%04d", min(n, 9999)))
 	}
-	r.field("AO", c.ao(req.field("AO"))).field("AA", aa).field("AE", name).
-		field("BL", yn(u != nil)).field("CQ", yn(pi.check.pin))
+	r.field("AO", c.ao(req.field("AO"))).field("AA", aa).field("AE", name)
+	lim := pi.limits
+	if lim != nil {
+		// No hold items limit (BZ): the terms of use set none.
+		if lim.MaxOverdueLoans != nil {
+			r.field("CA", fmt.Sprintf("%04d", min(*lim.MaxOverdueLoans, 9999)))
+		}
+		if lim.MaxLoans != nil {
+			r.field("CB", fmt.Sprintf("%04d", min(*lim.MaxLoans, 9999)))
+		}
+	}
+	r.field("BL", yn(u != nil)).field("CQ", yn(pi.check.pin))
 	if u != nil {
 		amount, cur := c.owed(pi.balance)
 		r.field("BH", cur).field("BV", amount)
+		if lim != nil && lim.MaxBalance != nil && lim.Currency == cur {
+			r.field("CC", money(*lim.MaxBalance, cur))
+		}
 		if u.BirthDate != "" {
 			r.field("PB", strings.ReplaceAll(u.BirthDate, "-", ""))
 		}
@@ -557,7 +572,10 @@ func yn(ok bool) string {
 
 // patronInformation answers patron information (63): the status, the
 // counts of the summary, and the items of the list the summary asks for,
-// from BP to BQ.
+// from BP to BQ; with the right PIN, the patron's limits where the terms
+// of use set them (circulation.LimitsOf): overdue items (CA), charged
+// items (CB) and fees (CC, when in the currency of BH). There is no hold
+// items limit (BZ) in the terms, so none is sent.
 func (c *conn) patronInformation(req *request) (*response, error) {
 	pi, ctx, err := c.patronOf(req, "users.read", "blocks.read", "fees.read", "loans.read", "requests.read")
 	if err != nil {
@@ -603,6 +621,11 @@ func (c *conn) patronInformation(req *request) (*response, error) {
 		for _, f := range fees {
 			fines = append(fines, strings.TrimSpace(f.ID+" "+money(f.Remaining(), f.Currency)+" "+f.Currency+" "+f.Description))
 		}
+		lim, err := c.s.kit.Circulation.LimitsOf(ctx, inst, u)
+		if err != nil {
+			return nil, err
+		}
+		pi.limits = &lim
 	}
 	r := c.patronHead(req, "64", pi, len(onShelf), len(overdue), len(charged), len(fines), 0, len(waiting))
 	if u == nil {
