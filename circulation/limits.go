@@ -34,7 +34,7 @@ type Limits struct {
 // they are the terms of a group, not the patron's data.
 func (s *Service) LimitsOf(ctx context.Context, inst string, u *patron.User) (Limits, error) {
 	db := s.conn(ctx)
-	set, err := loadRules(db, inst)
+	rules, err := loadRuleList(db, inst)
 	if err != nil {
 		return Limits{}, err
 	}
@@ -42,7 +42,7 @@ func (s *Service) LimitsOf(ctx context.Context, inst string, u *patron.User) (Li
 	seen := false
 	same := true
 	max := 0
-	for _, r := range set.Rules {
+	for _, r := range rules {
 		if !matches(r.UserGroup, u.UserGroup) {
 			continue
 		}

@@ -186,7 +186,7 @@ func (s *Service) renew(ctx context.Context, inst string, user *patron.User, blo
 		reasons = append(reasons, fmt.Sprintf("the loan was renewed %d times, the most the terms of use allow (%d)", loan.Renewals, terms.Renewals))
 	}
 	if terms.RenewalPeriod > 0 {
-		lib, err := loadLibrary(s.conn(ctx), inst, item.Library)
+		lib, err := libraryRow(s.conn(ctx), inst, item.Library)
 		if err != nil {
 			return nil, nil, s.translate(err)
 		}
