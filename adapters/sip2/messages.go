@@ -241,6 +241,7 @@ func (c *conn) login(req *request) (*response, error) {
 	fail := newResponse("94").fixed("0")
 	// A connection whose login fails is signed out, whatever it was.
 	c.account, c.library, c.settings, c.loc = "", "", c.s.opts.Default, time.UTC
+	c.forgetPIN()
 	defer func() {
 		c.s.log.Info("sip2: a kiosk's login", "account", id, "library", lib, "remote", c.nc.RemoteAddr().String(), "ok", c.account != "")
 	}()
@@ -313,7 +314,9 @@ type patronCheck struct {
 // identifier) and checks the PIN AD: a wrong one counts toward the
 // lockout of the patron's sign-ins, with the kiosk's address as the
 // source. An empty AD is a wrong PIN (not counted) unless the account's
-// settings let it through (EmptyPIN).
+// settings let it through (EmptyPIN). The PIN the connection checked
+// right last, for the same patron, passes without a new check within the
+// patron session (Options.PatronSession).
 //
 // With full false the answer holds the patron's primary_id only, read
 // without the record (a check-out or a payment needs no more, and the
@@ -347,7 +350,10 @@ func (c *conn) findPatron(ctx context.Context, req *request, full bool) (patronC
 		if !pc.pin {
 			pc.msg = "please enter your PIN"
 		}
+	case c.pinVerified(u.PrimaryID, ad):
+		pc.pin = true
 	default:
+		c.forgetPIN()
 		_, err := c.s.kit.Patrons.SignIn(ctx, inst, u.PrimaryID, ad, c.src)
 		if e, ok := fault.As(err); ok {
 			pc.msg = "wrong PIN"
@@ -358,6 +364,7 @@ func (c *conn) findPatron(ctx context.Context, req *request, full bool) (patronC
 			return patronCheck{}, err
 		} else {
 			pc.pin = true
+			c.rememberPIN(u.PrimaryID, ad)
 		}
 	}
 	return pc, nil
@@ -1162,9 +1169,9 @@ func minorUnits(s, cur string) (int64, bool) {
 	return n, err == nil
 }
 
-// endSession ends the patron's session (35). Nothing of the patron is
-// kept between messages (each checks its own PIN), so there is nothing
-// to forget.
+// endSession ends the patron's session (35): the PIN the connection
+// checked is forgotten, and the next message checks its own.
 func (c *conn) endSession(req *request) (*response, error) {
+	c.forgetPIN()
 	return newResponse("36").fixed("Y", c.date()).field("AO", c.ao(req.field("AO"))).field("AA", req.field("AA")), nil
 }
