@@ -31,7 +31,9 @@ type CheckOutOptions struct {
 // manual block, the patron already holds the most loans the terms allow, no
 // terms apply, or a proxy (o.Proxy) has no active proxy-for relation naming
 // the patron. Unknown users and items are NotFound. See Loan for how
-// concurrent check-outs are kept apart.
+// concurrent check-outs are kept apart. A loan made is on the audit
+// trail as its creation ("loans"); a refusal, whose reasons tell of the
+// patron's record, as a read of the record ("user").
 func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string, o CheckOutOptions) (_ *Loan, err error) {
 	ps, err := s.patronService()
 	if err != nil {
