@@ -61,22 +61,24 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 		}
 	}()
 	now := s.loanClock()
-	// The blocks; meanwhile the terms, and the patron's open loans (their
-	// counter row, which every patron with loans has).
+	// The blocks and the patron's open loans (their counter row, which
+	// every patron with loans has); meanwhile the terms.
 	var bs []Block
 	var terms Terms
 	var due time.Time
 	var termsErr error
 	var open []int
 	if err := both(ctx, func() (err error) {
-		bs, err = s.blocks(ctx, inst, user)
-		return err
+		if bs, err = s.blocks(ctx, inst, user); err != nil {
+			return err
+		}
+		return s.conn(ctx).Model(&userLoansRow{}).Where("user_id = ?", user.ID).Limit(1).Pluck("open_loans", &open).Error
 	}, func() error {
 		terms, due, termsErr = s.TermsFor(ctx, inst, user, item, now)
 		if pe, ok := fault.As(termsErr); termsErr != nil && (!ok || pe.Kind != fault.Refused) {
 			return termsErr
 		}
-		return s.conn(ctx).Model(&userLoansRow{}).Where("user_id = ?", user.ID).Limit(1).Pluck("open_loans", &open).Error
+		return nil
 	}); err != nil {
 		return nil, err
 	}

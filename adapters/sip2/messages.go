@@ -767,17 +767,36 @@ func (c *conn) lend(req *request, action, what string, withPatron bool) (l lendi
 		return l, c.refuse(req, notAllowed(what, c.library)), nil
 	}
 	l.ctx = c.ctx(req, v)
+	// The item is read while the patron is.
+	type itemRead struct {
+		it  *circulation.Item
+		msg string
+		err error
+	}
+	read := make(chan itemRead, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				read <- itemRead{err: fmt.Errorf("panic: %v", p)}
+			}
+		}()
+		it, msg, err := c.itemFor(l.ctx, req.field("AB"))
+		read <- itemRead{it, msg, err}
+	}()
 	if withPatron {
 		pc, err := c.findPatron(l.ctx, req, false)
 		if err != nil {
+			<-read
 			return l, nil, err
 		}
 		if pc.user == nil || !pc.pin {
+			<-read
 			return l, c.refuse(req, pc.msg), nil
 		}
 		l.user = pc.user
 	}
-	it, msg, err := c.itemFor(l.ctx, req.field("AB"))
+	r := <-read
+	it, msg, err := r.it, r.msg, r.err
 	if err != nil {
 		return l, nil, err
 	}
