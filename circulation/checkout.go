@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"github.com/patronkit/patronkit/fault"
 	"github.com/patronkit/patronkit/internal/keys"
+	"github.com/patronkit/patronkit/internal/txctx"
 	"github.com/patronkit/patronkit/patron"
 )
 
@@ -30,24 +32,55 @@ type CheckOutOptions struct {
 // manual block, the patron already holds the most loans the terms allow, no
 // terms apply, or a proxy (o.Proxy) has no active proxy-for relation naming
 // the patron. Unknown users and items are NotFound. See Loan for how
-// concurrent check-outs are kept apart.
-func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string, o CheckOutOptions) (*Loan, error) {
+// concurrent check-outs are kept apart. A loan made is on the audit
+// trail as its creation ("loans"); a refusal, whose reasons tell of the
+// patron's record, as a read of the record ("user").
+func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string, o CheckOutOptions) (_ *Loan, err error) {
 	ps, err := s.patronService()
 	if err != nil {
 		return nil, err
 	}
-	// The blocks, and the contacts the loan receipt goes to.
-	user, err := ps.GetSegments(ctx, inst, primaryID, patron.KindBlocks, patron.KindEmails, patron.KindPhones)
-	if err != nil {
+	// The blocks, and the contacts the loan receipt goes to; the item
+	// meanwhile. The loan made is on the audit trail; a refusal, whose
+	// reasons tell of the patron's record, is there as the read of it.
+	var user *patron.User
+	var item *Item
+	if err := both(ctx, func() (err error) {
+		user, err = ps.LoadSegments(ctx, inst, primaryID, patron.KindBlocks, patron.KindEmails, patron.KindPhones)
+		return err
+	}, func() (err error) {
+		item, err = s.Item(ctx, inst, barcode)
+		return err
+	}); err != nil {
 		return nil, err
 	}
-	item, err := s.Item(ctx, inst, barcode)
-	if err != nil {
-		return nil, err
-	}
+	defer func() {
+		if _, ok := fault.As(err); ok {
+			if aerr := ps.RecordAudit(ctx, inst, patron.AuditRead, user.PrimaryID, "user", ""); aerr != nil {
+				err = aerr
+			}
+		}
+	}()
 	now := s.loanClock()
-	bs, err := s.blocks(ctx, inst, user)
-	if err != nil {
+	// The blocks and the patron's open loans (their counter row, which
+	// every patron with loans has); meanwhile the terms.
+	var bs []Block
+	var terms Terms
+	var due time.Time
+	var termsErr error
+	var open []int
+	if err := both(ctx, func() (err error) {
+		if bs, err = s.blocks(ctx, inst, user); err != nil {
+			return err
+		}
+		return s.conn(ctx).Model(&userLoansRow{}).Where("user_id = ?", user.ID).Limit(1).Pluck("open_loans", &open).Error
+	}, func() error {
+		terms, due, termsErr = s.TermsFor(ctx, inst, user, item, now)
+		if pe, ok := fault.As(termsErr); termsErr != nil && (!ok || pe.Kind != fault.Refused) {
+			return termsErr
+		}
+		return nil
+	}); err != nil {
 		return nil, err
 	}
 	blocked, reasons := stopping(bs, ActionLoan)
@@ -75,20 +108,10 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 	default:
 		reasons = append(reasons, cause(ReasonItemNotAvailable, "barcode", item.Barcode, "status", item.Status))
 	}
-	terms, due, err := s.TermsFor(ctx, inst, user, item, now)
-	if pe, ok := fault.As(err); ok && pe.Kind == fault.Refused {
+	if pe, ok := fault.As(termsErr); ok {
 		reasons = append(reasons, pe.Why()...)
-	} else if err != nil {
-		return nil, err
-	}
-	if err == nil && terms.MaxLoans > 0 {
-		var n int64
-		if err := s.conn(ctx).Model(&Loan{}).Where("institution = ? AND user_id = ? AND status = ?", inst, user.ID, LoanOpen).Count(&n).Error; err != nil {
-			return nil, err
-		}
-		if n >= int64(terms.MaxLoans) {
-			reasons = append(reasons, maxLoansReason(user.PrimaryID, terms.MaxLoans))
-		}
+	} else if terms.MaxLoans > 0 && len(open) > 0 && open[0] >= terms.MaxLoans {
+		reasons = append(reasons, maxLoansReason(user.PrimaryID, terms.MaxLoans))
 	}
 	if len(reasons) > 0 {
 		return nil, refusal(fmt.Sprintf("item %s cannot be lent to %s", item.Barcode, user.PrimaryID), reasons, blocked)
@@ -102,9 +125,11 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 	// created outside the check-out's transaction, so that two first
 	// check-outs at once do not fail on its key (within a host's
 	// transaction the second waits for the first's to end).
-	if err := s.conn(ctx).Clauses(clause.OnConflict{DoNothing: true}).
-		Create(&userLoansRow{UserID: user.ID, Institution: inst}).Error; err != nil {
-		return nil, s.translate(err)
+	if len(open) == 0 {
+		if err := s.conn(ctx).Clauses(clause.OnConflict{DoNothing: true}).
+			Create(&userLoansRow{UserID: user.ID, Institution: inst}).Error; err != nil {
+			return nil, s.translate(err)
+		}
 	}
 	err = s.retry(ctx, func(ctx context.Context, tx *gorm.DB) error {
 		if err := ps.LockUser(ctx, inst, user.ID); err != nil {
@@ -153,11 +178,13 @@ func (s *Service) CheckOut(ctx context.Context, inst, primaryID, barcode string,
 		if err := tx.Create(loan).Error; err != nil {
 			return err
 		}
-		if err := s.auditChange(ctx, inst, patron.AuditCreate, user.PrimaryID, "loans", loanCreated(loan)); err != nil {
+		if err := s.queueNoticeTo(tx, inst, user.ID, recipientOf(user), NoticeLoanReceipt, "loan_receipt:"+loan.ID,
+			noticeData{Title: item.Title, Barcode: item.Barcode, Library: item.Library, DueDate: formatTime(due)}, loan.ID, nil); err != nil {
 			return err
 		}
-		return s.queueNoticeTo(tx, inst, user.ID, recipientOf(user), NoticeLoanReceipt, "loan_receipt:"+loan.ID,
-			noticeData{Title: item.Title, Barcode: item.Barcode, Library: item.Library, DueDate: formatTime(due)}, loan.ID, nil)
+		// Last: the trail's entry holds the institution's trail until the
+		// commit, which comes at once.
+		return s.auditChange(ctx, inst, patron.AuditCreate, user.PrimaryID, "loans", loanCreated(loan))
 	})
 	if err != nil {
 		return nil, s.translate(err)
@@ -174,6 +201,25 @@ func loanCreated(l *Loan) map[string]any {
 		d["proxy_primary_id"] = l.ProxyPrimaryID
 	}
 	return d
+}
+
+// both runs a and b, at once unless ctx carries a transaction (whose one
+// connection runs one statement at a time), and returns a's error, else
+// b's.
+func both(ctx context.Context, a, b func() error) error {
+	if txctx.In(ctx) {
+		if err := a(); err != nil {
+			return err
+		}
+		return b()
+	}
+	done := make(chan error, 1)
+	go func() { done <- a() }()
+	errB := b()
+	if err := <-done; err != nil {
+		return err
+	}
+	return errB
 }
 
 // maxLoansReason is ReasonMaxLoans: the patron holds max loans.

@@ -283,7 +283,7 @@ func (s *Service) NextOpenDay(ctx context.Context, inst, library, date string) (
 		return "", &fault.Error{Kind: fault.Invalid, Detail: "the date is not valid", Fields: []fault.FieldError{{Field: "date", Code: "bad_format", Message: "is not a date written YYYY-MM-DD"}}}
 	}
 	db := s.conn(ctx)
-	l, err := loadLibrary(db, inst, library)
+	l, err := libraryRow(db, inst, library)
 	if err != nil {
 		return "", s.translate(err)
 	}
@@ -322,6 +322,23 @@ func nextOpenDay(db *gorm.DB, l *Library, d time.Time) (time.Time, error) {
 }
 
 func loadLibrary(db *gorm.DB, inst, code string) (*Library, error) {
+	l, err := libraryRow(db, inst, code)
+	if err != nil {
+		return nil, err
+	}
+	var rows []closedDateRow
+	if err := db.Where("library_id = ?", l.ID).Order("date").Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		l.ClosedDates = append(l.ClosedDates, ClosedDate{Date: r.Date, Note: r.Note})
+	}
+	return l, nil
+}
+
+// libraryRow reads a library without its closed dates: what a due date
+// needs (its time zone; nextOpenDay reads the closed dates it meets).
+func libraryRow(db *gorm.DB, inst, code string) (*Library, error) {
 	var l Library
 	if !patron.Findable(code) {
 		return nil, notFound("no library %q", strings.TrimSpace(code))
@@ -332,13 +349,6 @@ func loadLibrary(db *gorm.DB, inst, code string) (*Library, error) {
 	}
 	if err != nil {
 		return nil, err
-	}
-	var rows []closedDateRow
-	if err := db.Where("library_id = ?", l.ID).Order("date").Find(&rows).Error; err != nil {
-		return nil, err
-	}
-	for _, r := range rows {
-		l.ClosedDates = append(l.ClosedDates, ClosedDate{Date: r.Date, Note: r.Note})
 	}
 	return &l, nil
 }

@@ -201,7 +201,7 @@ func (s *Service) renew(ctx context.Context, inst string, user *patron.User, blo
 		reasons = append(reasons, cause(ReasonMaxRenewals, "renewals", strconv.Itoa(loan.Renewals), "limit", strconv.Itoa(terms.Renewals)))
 	}
 	if terms.RenewalPeriod > 0 {
-		lib, err := loadLibrary(s.conn(ctx), inst, item.Library)
+		lib, err := libraryRow(s.conn(ctx), inst, item.Library)
 		if err != nil {
 			return nil, nil, s.translate(err)
 		}

@@ -292,14 +292,25 @@ func loadRules(db *gorm.DB, inst string) (RuleSet, error) {
 		return RuleSet{}, err
 	}
 	set.Version, set.UpdatedAt = head.Version, head.UpdatedAt
-	var rows []ruleRow
-	if err := db.Where("institution = ?", inst).Order("position").Find(&rows).Error; err != nil {
+	if set.Rules, err = loadRuleList(db, inst); err != nil {
 		return RuleSet{}, err
 	}
-	for _, r := range rows {
-		set.Rules = append(set.Rules, r.rule())
-	}
 	return set, nil
+}
+
+// loadRuleList reads the rules of an institution in order, without their
+// version: what applying them needs (an institution without a version
+// has no rules either, both being replaced in one transaction).
+func loadRuleList(db *gorm.DB, inst string) ([]Rule, error) {
+	var rows []ruleRow
+	if err := db.Where("institution = ?", inst).Order("position").Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := make([]Rule, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r.rule())
+	}
+	return out, nil
 }
 
 // ReplaceRules swaps an institution's whole terms of use for rules and
@@ -443,15 +454,15 @@ func (s *Service) Quote(ctx context.Context, inst string, user *patron.User, ite
 		return Quote{}, errors.New("circulation: TermsFor needs a user and an item")
 	}
 	db := s.conn(ctx)
-	set, err := loadRules(db, inst)
+	rules, err := loadRuleList(db, inst)
 	if err != nil {
 		return Quote{}, err
 	}
 	var rule *Rule
 	pos := 0
-	for i := range set.Rules {
-		if set.Rules[i].Matches(user.UserGroup, item.ItemPolicy, item.Library, item.MaterialType) {
-			rule, pos = &set.Rules[i], i
+	for i := range rules {
+		if rules[i].Matches(user.UserGroup, item.ItemPolicy, item.Library, item.MaterialType) {
+			rule, pos = &rules[i], i
 			break
 		}
 	}
@@ -459,7 +470,7 @@ func (s *Service) Quote(ctx context.Context, inst string, user *patron.User, ite
 		return Quote{}, refused("no terms of use apply to this loan", cause(ReasonNoRule,
 			"user_group", user.UserGroup, "item_policy", item.ItemPolicy, "library", item.Library, "material_type", item.MaterialType))
 	}
-	lib, err := loadLibrary(db, inst, item.Library)
+	lib, err := libraryRow(db, inst, item.Library)
 	if err != nil {
 		return Quote{}, s.translate(err)
 	}

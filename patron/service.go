@@ -237,6 +237,20 @@ func (s *Service) GetSegments(ctx context.Context, inst, primaryID string, kinds
 	return s.readUser(ctx, inst, u, err)
 }
 
+// LoadSegments is GetSegments without the read on the audit trail: for a
+// module that reads a record to act on it and hands none of it to its
+// caller, such as a check-out reading the patron's blocks and contacts.
+// The module records what it does instead (a check-out its loan), and
+// records the read itself (RecordAudit) when some of the record does leave
+// (the reasons of a refusal).
+func (s *Service) LoadSegments(ctx context.Context, inst, primaryID string, kinds ...string) (*User, error) {
+	u, err := loadKinds(s.conn(ctx), parallel(ctx), kinds, "institution = ? AND primary_id_key = ?", inst, keys.Fold(primaryID))
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	return s.finishRead(u), nil
+}
+
 // GetByIdentifier returns the user holding an identifier of a type (a
 // BARCODE, say), as Alma's user_id_type lookup does.
 func (s *Service) GetByIdentifier(ctx context.Context, inst, idType, value string) (*User, error) {

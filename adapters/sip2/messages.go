@@ -241,6 +241,7 @@ func (c *conn) login(req *request) (*response, error) {
 	fail := newResponse("94").fixed("0")
 	// A connection whose login fails is signed out, whatever it was.
 	c.account, c.library, c.settings, c.loc = "", "", c.s.opts.Default, time.UTC
+	c.forgetPIN()
 	defer func() {
 		c.s.log.Info("sip2: a kiosk's login", "account", id, "library", lib, "remote", c.nc.RemoteAddr().String(), "ok", c.account != "")
 	}()
@@ -313,7 +314,9 @@ type patronCheck struct {
 // identifier) and checks the PIN AD: a wrong one counts toward the
 // lockout of the patron's sign-ins, with the kiosk's address as the
 // source. An empty AD is a wrong PIN (not counted) unless the account's
-// settings let it through (EmptyPIN).
+// settings let it through (EmptyPIN). The PIN the connection checked
+// right last, for the same patron, passes without a new check within the
+// patron session (Options.PatronSession).
 //
 // With full false the answer holds the patron's primary_id only, read
 // without the record (a check-out or a payment needs no more, and the
@@ -347,7 +350,10 @@ func (c *conn) findPatron(ctx context.Context, req *request, full bool) (patronC
 		if !pc.pin {
 			pc.msg = "please enter your PIN"
 		}
+	case c.pinVerified(u.PrimaryID, ad):
+		pc.pin = true
 	default:
+		c.forgetPIN()
 		_, err := c.s.kit.Patrons.SignIn(ctx, inst, u.PrimaryID, ad, c.src)
 		if e, ok := fault.As(err); ok {
 			pc.msg = "wrong PIN"
@@ -358,6 +364,7 @@ func (c *conn) findPatron(ctx context.Context, req *request, full bool) (patronC
 			return patronCheck{}, err
 		} else {
 			pc.pin = true
+			c.rememberPIN(u.PrimaryID, ad)
 		}
 	}
 	return pc, nil
@@ -448,6 +455,8 @@ type patronInfo struct {
 	requests []circulation.Request
 	loans    []circulation.Loan
 	fees     []circulation.Fee
+	// limits are the patron's limits, for 64 (nil: not sent).
+	limits *circulation.Limits
 }
 
 // patronOf reads what a patron message answers, after asking the
@@ -535,11 +544,24 @@ func (c *conn) patronHead(req *request, code string, pi patronInfo, counts ...in
 	for _, n := range counts {
 		r.fixed(fmt.Sprintf("%04d", min(n, 9999)))
 	}
-	r.field("AO", c.ao(req.field("AO"))).field("AA", aa).field("AE", name).
-		field("BL", yn(u != nil)).field("CQ", yn(pi.check.pin))
+	r.field("AO", c.ao(req.field("AO"))).field("AA", aa).field("AE", name)
+	lim := pi.limits
+	if lim != nil {
+		// No hold items limit (BZ): the terms of use set none.
+		if lim.MaxOverdueLoans != nil {
+			r.field("CA", fmt.Sprintf("%04d", min(*lim.MaxOverdueLoans, 9999)))
+		}
+		if lim.MaxLoans != nil {
+			r.field("CB", fmt.Sprintf("%04d", min(*lim.MaxLoans, 9999)))
+		}
+	}
+	r.field("BL", yn(u != nil)).field("CQ", yn(pi.check.pin))
 	if u != nil {
 		amount, cur := c.owed(pi.balance)
 		r.field("BH", cur).field("BV", amount)
+		if lim != nil && lim.MaxBalance != nil && lim.Currency == cur {
+			r.field("CC", money(*lim.MaxBalance, cur))
+		}
 		if u.BirthDate != "" {
 			r.field("PB", strings.ReplaceAll(u.BirthDate, "-", ""))
 		}
@@ -557,7 +579,10 @@ func yn(ok bool) string {
 
 // patronInformation answers patron information (63): the status, the
 // counts of the summary, and the items of the list the summary asks for,
-// from BP to BQ.
+// from BP to BQ; with the right PIN, the patron's limits where the terms
+// of use set them (circulation.LimitsOf): overdue items (CA), charged
+// items (CB) and fees (CC, when in the currency of BH). There is no hold
+// items limit (BZ) in the terms, so none is sent.
 func (c *conn) patronInformation(req *request) (*response, error) {
 	pi, ctx, err := c.patronOf(req, "users.read", "blocks.read", "fees.read", "loans.read", "requests.read")
 	if err != nil {
@@ -603,6 +628,11 @@ func (c *conn) patronInformation(req *request) (*response, error) {
 		for _, f := range fees {
 			fines = append(fines, strings.TrimSpace(f.ID+" "+money(f.Remaining(), f.Currency)+" "+f.Currency+" "+f.Description))
 		}
+		lim, err := c.s.kit.Circulation.LimitsOf(ctx, inst, u)
+		if err != nil {
+			return nil, err
+		}
+		pi.limits = &lim
 	}
 	r := c.patronHead(req, "64", pi, len(onShelf), len(overdue), len(charged), len(fines), 0, len(waiting))
 	if u == nil {
@@ -715,28 +745,76 @@ func (c *conn) itemFor(ctx context.Context, barcode string) (*circulation.Item, 
 	return it, "", err
 }
 
+// lending is what check-out, renew and check-in act on: the context of
+// the service calls (the kiosk's account, its roles), the patron (nil for
+// a check-in) and the item.
+type lending struct {
+	ctx  context.Context
+	user *patron.User
+	item *circulation.Item
+}
+
+// lend decides whether the kiosk's account may do action (what it is,
+// for the screen) in its library, then, when withPatron, reads the
+// patron AA names and checks their PIN, then reads the item AB names.
+// When a step refuses, refusal is the answer to send.
+func (c *conn) lend(req *request, action, what string, withPatron bool) (l lending, refusal *response, err error) {
+	v, err := c.may(action, "")
+	if err != nil {
+		return l, nil, err
+	}
+	if !v.Allowed {
+		return l, c.refuse(req, notAllowed(what, c.library)), nil
+	}
+	l.ctx = c.ctx(req, v)
+	// The item is read while the patron is.
+	type itemRead struct {
+		it  *circulation.Item
+		msg string
+		err error
+	}
+	read := make(chan itemRead, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				read <- itemRead{err: fmt.Errorf("panic: %v", p)}
+			}
+		}()
+		it, msg, err := c.itemFor(l.ctx, req.field("AB"))
+		read <- itemRead{it, msg, err}
+	}()
+	if withPatron {
+		pc, err := c.findPatron(l.ctx, req, false)
+		if err != nil {
+			<-read
+			return l, nil, err
+		}
+		if pc.user == nil || !pc.pin {
+			<-read
+			return l, c.refuse(req, pc.msg), nil
+		}
+		l.user = pc.user
+	}
+	r := <-read
+	it, msg, err := r.it, r.msg, r.err
+	if err != nil {
+		return l, nil, err
+	}
+	if it == nil {
+		return l, c.refuse(req, msg), nil
+	}
+	l.item = it
+	return l, nil, nil
+}
+
 // checkOut lends an item (11). An item the patron already has is renewed
 // when the kiosk's renewal policy (the first fixed field) allows it.
 func (c *conn) checkOut(req *request) (*response, error) {
-	v, err := c.may("loans.checkout", "")
-	if err != nil {
-		return nil, err
+	ln, no, err := c.lend(req, "loans.checkout", "lend items", true)
+	if no != nil || err != nil {
+		return no, err
 	}
-	if !v.Allowed {
-		return c.refuse(req, notAllowed("lend items", c.library)), nil
-	}
-	ctx := c.ctx(req, v)
-	pc, err := c.findPatron(ctx, req, false)
-	if err != nil {
-		return nil, err
-	}
-	if pc.user == nil || !pc.pin {
-		return c.refuse(req, pc.msg), nil
-	}
-	it, msg, err := c.itemFor(ctx, req.field("AB"))
-	if err != nil || it == nil {
-		return c.refuse(req, msg), err
-	}
+	ctx, u, it := ln.ctx, ln.user, ln.item
 	if it.Library != c.library {
 		iv, err := c.may("loans.checkout", it.Library)
 		if err != nil {
@@ -747,19 +825,19 @@ func (c *conn) checkOut(req *request) (*response, error) {
 		}
 	}
 	inst := c.s.opts.Institution
-	l, err := c.s.kit.Circulation.CheckOut(ctx, inst, pc.user.PrimaryID, it.Barcode, circulation.CheckOutOptions{})
+	l, err := c.s.kit.Circulation.CheckOut(ctx, inst, u.PrimaryID, it.Barcode, circulation.CheckOutOptions{})
 	if err != nil {
 		if it.Status == circulation.StatusOnLoan && req.fixedAt(0, 1) == "Y" {
-			if own, _ := c.openLoan(ctx, pc.user.PrimaryID, it.Barcode); own != nil {
-				return c.renewLoan(req, ctx, pc.user, it, own, "12")
+			if own, _ := c.openLoan(ctx, u.PrimaryID, it.Barcode); own != nil {
+				return c.renewLoan(req, ctx, u, it, own, "12")
 			}
 		}
-		if msg, ok := c.refusedTo(ctx, pc.user, err); ok {
+		if msg, ok := c.refusedTo(ctx, u, err); ok {
 			return c.refuse(req, msg), nil
 		}
 		return nil, err
 	}
-	return c.loanAnswer(req, "12", false, pc.user, it, l, ""), nil
+	return c.loanAnswer(req, "12", false, u, it, l, ""), nil
 }
 
 // openLoan is the patron's open loan of the item, or nil.
@@ -808,18 +886,11 @@ func (c *conn) renewLoan(req *request, ctx context.Context, u *patron.User, it *
 // checkIn takes an item back (09). An item someone asked for goes to the
 // hold shelf: the answer's alert is set, with the pickup library (CT).
 func (c *conn) checkIn(req *request) (*response, error) {
-	v, err := c.may("loans.checkin", "")
-	if err != nil {
-		return nil, err
+	ln, no, err := c.lend(req, "loans.checkin", "take items back", false)
+	if no != nil || err != nil {
+		return no, err
 	}
-	if !v.Allowed {
-		return c.refuse(req, notAllowed("take items back", c.library)), nil
-	}
-	ctx := c.ctx(req, v)
-	it, msg, err := c.itemFor(ctx, req.field("AB"))
-	if err != nil || it == nil {
-		return c.refuse(req, msg), err
-	}
+	ctx, it := ln.ctx, ln.item
 	inst := c.s.opts.Institution
 	l, err := c.s.kit.Circulation.CheckIn(ctx, inst, it.Barcode)
 	if err != nil {
@@ -871,33 +942,19 @@ func (c *conn) checkIn(req *request) (*response, error) {
 
 // renew renews the patron's loan of an item (29).
 func (c *conn) renew(req *request) (*response, error) {
-	v, err := c.may("loans.renew", "")
-	if err != nil {
-		return nil, err
+	ln, no, err := c.lend(req, "loans.renew", "renew loans", true)
+	if no != nil || err != nil {
+		return no, err
 	}
-	if !v.Allowed {
-		return c.refuse(req, notAllowed("renew loans", c.library)), nil
-	}
-	ctx := c.ctx(req, v)
-	pc, err := c.findPatron(ctx, req, false)
-	if err != nil {
-		return nil, err
-	}
-	if pc.user == nil || !pc.pin {
-		return c.refuse(req, pc.msg), nil
-	}
-	it, msg, err := c.itemFor(ctx, req.field("AB"))
-	if err != nil || it == nil {
-		return c.refuse(req, msg), err
-	}
-	l, err := c.openLoan(ctx, pc.user.PrimaryID, it.Barcode)
+	ctx, u, it := ln.ctx, ln.user, ln.item
+	l, err := c.openLoan(ctx, u.PrimaryID, it.Barcode)
 	if err != nil {
 		return nil, err
 	}
 	if l == nil {
 		return c.refuse(req, "item "+it.Barcode+" is not on loan to you"), nil
 	}
-	return c.renewLoan(req, ctx, pc.user, it, l, "30")
+	return c.renewLoan(req, ctx, u, it, l, "30")
 }
 
 // renewAll renews every loan of the patron it may (65): those of the
@@ -1131,9 +1188,9 @@ func minorUnits(s, cur string) (int64, bool) {
 	return n, err == nil
 }
 
-// endSession ends the patron's session (35). Nothing of the patron is
-// kept between messages (each checks its own PIN), so there is nothing
-// to forget.
+// endSession ends the patron's session (35): the PIN the connection
+// checked is forgotten, and the next message checks its own.
 func (c *conn) endSession(req *request) (*response, error) {
+	c.forgetPIN()
 	return newResponse("36").fixed("Y", c.date()).field("AO", c.ao(req.field("AO"))).field("AA", req.field("AA")), nil
 }

@@ -26,6 +26,9 @@ package sip2
 import (
 	"bufio"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -107,6 +110,13 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Logger receives the server's logs. Default: the kit's logger.
 	Logger *slog.Logger
+	// PatronSession is how long a connection takes again, for the same
+	// patron, a PIN it checked right (kiosks send the PIN with every
+	// message of a patron's visit) without checking it anew. A wrong
+	// PIN, another patron, an end session (35) or a new login end it, so
+	// every wrong PIN still counts toward the lockout. Default: 3
+	// minutes; negative: every message checks its PIN.
+	PatronSession time.Duration
 }
 
 // Server answers SIP2 connections for a kit. It is safe for concurrent
@@ -124,6 +134,9 @@ type Server struct {
 	conns   map[*conn]struct{}
 	closing atomic.Bool
 	wg      sync.WaitGroup
+
+	// pinKey keys the MACs of the PINs connections checked (verified).
+	pinKey []byte
 }
 
 // New returns a server for kit. It checks opts and serves nothing until
@@ -142,6 +155,9 @@ func New(kit *patronkit.Kit, opts *Options) (*Server, error) {
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 10 * time.Second
 	}
+	if o.PatronSession == 0 {
+		o.PatronSession = 3 * time.Minute
+	}
 	if o.Logger == nil {
 		o.Logger = kit.Logger
 	}
@@ -158,8 +174,12 @@ func New(kit *patronkit.Kit, opts *Options) (*Server, error) {
 	if err := o.Default.check(); err != nil {
 		return nil, fmt.Errorf("sip2: the default settings: %w", err)
 	}
+	pinKey := make([]byte, 32)
+	if _, err := rand.Read(pinKey); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{kit: kit, opts: o, log: o.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}}, nil
+	return &Server{kit: kit, opts: o, log: o.Logger, ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}, pinKey: pinKey}, nil
 }
 
 func (s Settings) check() error {
@@ -358,7 +378,46 @@ type conn struct {
 	loc      *time.Location
 	// last is the last answer sent, for 97.
 	last []byte
+	// verified is the patron whose PIN the connection checked right
+	// last, until the patron session ends.
+	verified verifiedPIN
 }
+
+// verifiedPIN is a patron's PIN a connection checked right: the patron,
+// a MAC of the PIN (never the PIN), and when it stops counting.
+type verifiedPIN struct {
+	patron string
+	mac    []byte
+	until  time.Time
+}
+
+// pinMAC is the MAC of a patron's PIN under the server's key.
+func (c *conn) pinMAC(primaryID, pin string) []byte {
+	m := hmac.New(sha256.New, c.s.pinKey)
+	m.Write([]byte(keys.Fold(primaryID)))
+	m.Write([]byte{0})
+	m.Write([]byte(pin))
+	return m.Sum(nil)
+}
+
+// pinVerified tells whether pin is the PIN of the patron primaryID the
+// connection checked right within the patron session.
+func (c *conn) pinVerified(primaryID, pin string) bool {
+	v := c.verified
+	return v.mac != nil && keys.Fold(v.patron) == keys.Fold(primaryID) && c.s.kit.Now().Before(v.until) &&
+		hmac.Equal(v.mac, c.pinMAC(primaryID, pin))
+}
+
+// rememberPIN keeps the patron's PIN checked right for the patron
+// session; forgetPIN ends it.
+func (c *conn) rememberPIN(primaryID, pin string) {
+	if c.s.opts.PatronSession < 0 {
+		return
+	}
+	c.verified = verifiedPIN{patron: primaryID, mac: c.pinMAC(primaryID, pin), until: c.s.kit.Now().Add(c.s.opts.PatronSession)}
+}
+
+func (c *conn) forgetPIN() { c.verified = verifiedPIN{} }
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	return &conn{s: s, nc: nc, src: source(nc.RemoteAddr()), settings: s.opts.Default, loc: time.UTC}

@@ -570,3 +570,72 @@ func TestTheSelfCheckRoleOfThePolicies(t *testing.T) {
 		}
 	}, func(c *patronkit.Config) { c.Policies = casbinmodel.FromFiles("", policy) })
 }
+
+func TestPatronInformationLimits(t *testing.T) {
+	patronkittest.Each(t, func(t *testing.T, k *patronkittest.Kit) {
+		f := setup(t, k)
+		ctx := context.Background()
+		ks := f.signedIn(t, kioskID)
+		terms := func(rules []circulation.Rule, limits []circulation.BlockLimit) {
+			t.Helper()
+			cur, err := k.Circulation.Rules(ctx, inst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := k.Circulation.ReplaceRules(ctx, inst, cur.Version, rules, limits); err != nil {
+				t.Fatal(err)
+			}
+		}
+		everyone := circulation.Terms{LoanPeriod: 3, LoanPeriodUnit: circulation.Weeks, MaxLoans: 5}
+
+		// The terms' most loans; no overdue, fee nor hold limit set.
+		rp := ks.send(patronInfo(inst, "alice", patronPW, -1, 0, 0))
+		if rp.f("CB") != "0005" || rp.has("CA") || rp.has("CC") || rp.has("BZ") {
+			t.Errorf("limits of the fixture's terms: %q", rp.raw)
+		}
+		// Not with a wrong PIN.
+		if rp := ks.send(patronInfo(inst, "alice", "0000", -1, 0, 0)); rp.has("CB") {
+			t.Errorf("limits with a wrong PIN: %q", rp.raw)
+		}
+
+		// Another group's rule and limits do not count; alice's group's do.
+		balance, overdue, gradOverdue := int64(1000), 2, 9
+		grad, dvd := everyone, everyone
+		grad.MaxLoans = 50
+		terms([]circulation.Rule{
+			{UserGroup: "GRAD", Terms: grad},
+			{UserGroup: "UNDERGRAD", MaterialType: "DVD", Terms: dvd},
+			{Terms: everyone},
+			{UserGroup: "UNDERGRAD", Terms: grad}, // never reached: the catch-all comes first
+		}, []circulation.BlockLimit{
+			{UserGroup: "GRAD", MaxOverdueLoans: &gradOverdue},
+			{UserGroup: "UNDERGRAD", MaxOverdueLoans: &overdue, MaxBalance: &balance, Currency: "USD"},
+			{MaxOverdueLoans: &gradOverdue},
+		})
+		rp = ks.send(patronInfo(inst, "alice", patronPW, -1, 0, 0))
+		if rp.f("CB") != "0005" || rp.f("CA") != "0002" || rp.f("CC") != "10.00" || rp.f("BH") != "USD" || rp.has("BZ") {
+			t.Errorf("limits of alice's group: %q", rp.raw)
+		}
+		if rp.code != "64" || rp.f("BL") != "Y" || rp.f("CQ") != "Y" {
+			t.Errorf("patron information with limits: %q", rp.raw)
+		}
+
+		// Most loans depending on the item: no charged items limit; a
+		// rule without one: none either.
+		dvd.MaxLoans = 2
+		terms([]circulation.Rule{{UserGroup: "UNDERGRAD", MaterialType: "DVD", Terms: dvd}, {Terms: everyone}}, nil)
+		if rp := ks.send(patronInfo(inst, "alice", patronPW, -1, 0, 0)); rp.has("CB") || rp.has("CA") || rp.has("CC") {
+			t.Errorf("limits that depend on the item: %q", rp.raw)
+		}
+		unlimited := everyone
+		unlimited.MaxLoans = 0
+		terms([]circulation.Rule{{Terms: unlimited}}, nil)
+		if rp := ks.send(patronInfo(inst, "alice", patronPW, -1, 0, 0)); rp.has("CB") {
+			t.Errorf("terms without a most loans: %q", rp.raw)
+		}
+		// The patron status (24) carries no limits.
+		if rp := ks.send(patronStatus(inst, "alice", patronPW)); rp.has("CB") || rp.has("CA") || rp.has("CC") {
+			t.Errorf("patron status: %q", rp.raw)
+		}
+	})
+}
