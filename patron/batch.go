@@ -50,6 +50,24 @@ type BatchOutcome struct {
 	Version int `json:"-"`
 }
 
+// DescribeChanges says each change of a batch in a line, for reports:
+// "field: before -> after" per field (in the order of the fields' names),
+// then "kind: + value" or "kind: - value" per segment added or removed.
+func DescribeChanges(changes map[string][2]string, segments []SegmentChange) []string {
+	out := make([]string, 0, len(changes)+len(segments))
+	for _, f := range slices.Sorted(maps.Keys(changes)) {
+		out = append(out, f+": "+changes[f][0]+" -> "+changes[f][1])
+	}
+	for _, sc := range segments {
+		sign := "+"
+		if sc.Op == SegmentRemoved {
+			sign = "-"
+		}
+		out = append(out, sc.Kind+": "+sign+" "+sc.Value)
+	}
+	return out
+}
+
 // CheckBatchFields refuses, as Invalid naming each field, values no user
 // may take: a field not in BatchFields, a date not written YYYY-MM-DD, a
 // status other than ACTIVE or INACTIVE (or cleared), text too long or with

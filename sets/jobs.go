@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -633,17 +631,8 @@ func (s *Service) WriteCSV(ctx context.Context, w io.Writer, inst, id string) er
 			return err
 		}
 		for _, o := range page {
-			var changes, reasons []string
-			for _, f := range slices.Sorted(maps.Keys(o.Changes)) {
-				changes = append(changes, f+": "+o.Changes[f][0]+" -> "+o.Changes[f][1])
-			}
-			for _, sc := range o.Segments {
-				sign := "+"
-				if sc.Op == patron.SegmentRemoved {
-					sign = "-"
-				}
-				changes = append(changes, sc.Kind+": "+sign+" "+sc.Value)
-			}
+			var reasons []string
+			changes := patron.DescribeChanges(o.Changes, o.Segments)
 			if n := o.Notice; n != nil {
 				changes = append(changes, "notice: "+n.Channel+" "+n.Status)
 			}

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"os"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -273,17 +271,7 @@ func jobProgress(w io.Writer, j *sets.Job) {
 
 // describe says in one line what a preview shows of a user's change.
 func describe(o patron.BatchOutcome) string {
-	var parts []string
-	for _, f := range slices.Sorted(maps.Keys(o.Changes)) {
-		parts = append(parts, f+": "+o.Changes[f][0]+" -> "+o.Changes[f][1])
-	}
-	for _, sc := range o.Segments {
-		sign := "+"
-		if sc.Op == patron.SegmentRemoved {
-			sign = "-"
-		}
-		parts = append(parts, sc.Kind+": "+sign+" "+sc.Value)
-	}
+	parts := patron.DescribeChanges(o.Changes, o.Segments)
 	for _, r := range o.Reasons {
 		parts = append(parts, "refused "+r.Field+": "+r.Message)
 	}
