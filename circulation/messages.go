@@ -101,14 +101,7 @@ func (s *Service) QueueMessage(ctx context.Context, inst, userID, key string, m 
 	}
 	n := &Notice{ID: keys.NewID(), Institution: inst, UserID: userID, PrimaryID: r.primaryID, Kind: NoticeMessage, Key: key,
 		Status: NoticePending, CreatedAt: s.loanClock()}
-	switch {
-	case r.sms != "":
-		n.Channel, n.Recipient = ChannelSMS, r.sms
-	case r.email != "":
-		n.Channel, n.Recipient = ChannelEmail, r.email
-	default:
-		n.Channel, n.Status, n.Error = ChannelEmail, NoticeSkipped, "no email address or SMS phone"
-	}
+	n.addressTo(r)
 	if n.Subject, n.Body, n.Language, err = s.templates.render(r.lang, m.Template, n.Channel, noticeData{Name: r.name, Subject: m.Subject, Text: m.Text}); err != nil {
 		return nil, err
 	}

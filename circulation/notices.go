@@ -283,12 +283,9 @@ func (s *Service) queueNotice(ctx context.Context, tx *gorm.DB, inst, userID, ki
 	return s.queueNoticeTo(tx, inst, userID, r, kind, key, d, loanID, dueAt)
 }
 
-// queueNoticeTo is queueNotice to a recipient already read.
-func (s *Service) queueNoticeTo(tx *gorm.DB, inst, userID string, r *recipient, kind, key string, d noticeData, loanID string, dueAt *time.Time) error {
-	var err error
-	d.Name = r.name
-	n := &Notice{ID: keys.NewID(), Institution: inst, UserID: userID, PrimaryID: r.primaryID, Kind: kind, Key: key, LoanID: loanID, DueAt: dueAt,
-		Status: NoticePending, CreatedAt: s.loanClock()}
+// addressTo sends n by r's preferred channel: SMS to a phone that takes
+// it, else email; with neither, n is skipped.
+func (n *Notice) addressTo(r *recipient) {
 	switch {
 	case r.sms != "":
 		n.Channel, n.Recipient = ChannelSMS, r.sms
@@ -297,6 +294,15 @@ func (s *Service) queueNoticeTo(tx *gorm.DB, inst, userID string, r *recipient, 
 	default:
 		n.Channel, n.Status, n.Error = ChannelEmail, NoticeSkipped, "no email address or SMS phone"
 	}
+}
+
+// queueNoticeTo is queueNotice to a recipient already read.
+func (s *Service) queueNoticeTo(tx *gorm.DB, inst, userID string, r *recipient, kind, key string, d noticeData, loanID string, dueAt *time.Time) error {
+	var err error
+	d.Name = r.name
+	n := &Notice{ID: keys.NewID(), Institution: inst, UserID: userID, PrimaryID: r.primaryID, Kind: kind, Key: key, LoanID: loanID, DueAt: dueAt,
+		Status: NoticePending, CreatedAt: s.loanClock()}
+	n.addressTo(r)
 	if n.Subject, n.Body, n.Language, err = s.templates.render(r.lang, kind, n.Channel, d); err != nil {
 		return err
 	}
