@@ -3,36 +3,15 @@ package circulation_test
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 
 	"gorm.io/gorm"
 
 	"github.com/patronkit/patronkit/circulation"
 	"github.com/patronkit/patronkit/fault"
+	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patronkittest"
 )
-
-// countStatements counts the SQL statements run on db from now on.
-func countStatements(t *testing.T, db *gorm.DB) *atomic.Int64 {
-	t.Helper()
-	var n atomic.Int64
-	inc := func(*gorm.DB) { n.Add(1) }
-	cb := db.Callback()
-	for _, err := range []error{
-		cb.Query().Before("gorm:query").Register("circtest:count", inc),
-		cb.Create().Before("gorm:create").Register("circtest:count", inc),
-		cb.Update().Before("gorm:update").Register("circtest:count", inc),
-		cb.Delete().Before("gorm:delete").Register("circtest:count", inc),
-		cb.Row().Before("gorm:row").Register("circtest:count", inc),
-		cb.Raw().Before("gorm:raw").Register("circtest:count", inc),
-	} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return &n
-}
 
 // A check-out reads each row it needs once: the patron with their blocks
 // and contacts, the item, the block limits, the rules, the item's library
@@ -43,7 +22,7 @@ func TestACheckOutReadsEachRowOnce(t *testing.T) {
 		patronkittest.Terms(t, k, auditInst, auditTerms)
 		u := patronkittest.User(t, k, auditInst)
 		ctx := asLibrarian()
-		n := countStatements(t, k.DB)
+		n := dbtest.CountStatements(t, k.DB)
 		var took []int64
 		for range 3 {
 			it := patronkittest.Item(t, k, auditInst)

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,27 +17,6 @@ import (
 	"github.com/patronkit/patronkit/internal/migrate"
 	"github.com/patronkit/patronkit/patron"
 )
-
-// statements counts the statements sent to db from now on.
-func statements(t *testing.T, db *gorm.DB) *atomic.Int64 {
-	t.Helper()
-	var n atomic.Int64
-	inc := func(*gorm.DB) { n.Add(1) }
-	cb := db.Callback()
-	for _, err := range []error{
-		cb.Query().Before("gorm:query").Register("test:count", inc),
-		cb.Create().Before("gorm:create").Register("test:count", inc),
-		cb.Update().Before("gorm:update").Register("test:count", inc),
-		cb.Delete().Before("gorm:delete").Register("test:count", inc),
-		cb.Row().Before("gorm:row").Register("test:count", inc),
-		cb.Raw().Before("gorm:raw").Register("test:count", inc),
-	} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return &n
-}
 
 func failureRows(t *testing.T, db *gorm.DB) int64 {
 	t.Helper()
@@ -104,7 +82,7 @@ func TestSignInAnswersANameNobodyHoldsAsAHeldOne(t *testing.T) {
 		}
 		// A name longer than any primary_id fails at once: no statement,
 		// no PIN hash, nothing stored.
-		sent := statements(t, db)
+		sent := dbtest.CountStatements(t, db)
 		hashes := patron.PINHashesCompared(f.svc)
 		for _, name := range []string{strings.Repeat("x", 512<<10), strings.Repeat("é", 256), " "} {
 			_, err := f.svc.SignIn(f.ctx, "UNI", name, "1234", "192.0.2.1")
@@ -262,7 +240,7 @@ func TestSignInRateLimitsASourceBeforeAnyHash(t *testing.T) {
 		}
 		// The source has used its burst: it waits, even with a good PIN,
 		// and costs neither a statement nor a hash.
-		sent := statements(t, db)
+		sent := dbtest.CountStatements(t, db)
 		hashes := patron.PINHashesCompared(f.svc)
 		for i := 0; i < 5; i++ {
 			_, err := f.svc.SignIn(f.ctx, "UNI", "jdoe", "1234", flood)

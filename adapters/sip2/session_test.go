@@ -2,36 +2,13 @@ package sip2_test
 
 import (
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
+	"github.com/patronkit/patronkit/internal/dbtest"
 	"github.com/patronkit/patronkit/patron"
 	"github.com/patronkit/patronkit/patronkittest"
 )
-
-// statements counts the SQL statements run on db from now on.
-func statements(t *testing.T, db *gorm.DB) *atomic.Int64 {
-	t.Helper()
-	var n atomic.Int64
-	inc := func(*gorm.DB) { n.Add(1) }
-	cb := db.Callback()
-	for _, err := range []error{
-		cb.Query().Before("gorm:query").Register("sip2test:count", inc),
-		cb.Create().Before("gorm:create").Register("sip2test:count", inc),
-		cb.Update().Before("gorm:update").Register("sip2test:count", inc),
-		cb.Delete().Before("gorm:delete").Register("sip2test:count", inc),
-		cb.Row().Before("gorm:row").Register("sip2test:count", inc),
-		cb.Raw().Before("gorm:raw").Register("sip2test:count", inc),
-	} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return &n
-}
 
 // A kiosk sends the patron's PIN with every message of a visit: the
 // connection checks it once, and again after an end session, for another
@@ -42,7 +19,7 @@ func TestAPatronsPINIsCheckedOncePerVisit(t *testing.T) {
 		f := setup(t, k)
 		bob := patronkittest.User(t, k, inst, func(u *patron.User) { u.PINNumber = "9999" })
 		ks := f.signedIn(t, kioskID)
-		n := statements(t, k.DB)
+		n := dbtest.CountStatements(t, k.DB)
 		// lend lends a new item to who over ks and answers how many
 		// statements it took.
 		lend := func(who, pin string) int64 {

@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"gorm.io/gorm"
@@ -293,4 +294,32 @@ func withMySQLDatabase(dsn, name string) (string, error) {
 		out += "?" + query
 	}
 	return out, nil
+}
+
+// countSeq names each counter CountStatements registers, so that two on
+// one database do not replace each other.
+var countSeq atomic.Int64
+
+// CountStatements counts the SQL statements db runs from now on (queries,
+// inserts, updates, deletes, row and raw statements), for tests that hold
+// a piece of work to a number of round trips.
+func CountStatements(tb testing.TB, db *gorm.DB) *atomic.Int64 {
+	tb.Helper()
+	var n atomic.Int64
+	inc := func(*gorm.DB) { n.Add(1) }
+	name := fmt.Sprintf("dbtest:count:%d", countSeq.Add(1))
+	cb := db.Callback()
+	for _, err := range []error{
+		cb.Query().Before("gorm:query").Register(name, inc),
+		cb.Create().Before("gorm:create").Register(name, inc),
+		cb.Update().Before("gorm:update").Register(name, inc),
+		cb.Delete().Before("gorm:delete").Register(name, inc),
+		cb.Row().Before("gorm:row").Register(name, inc),
+		cb.Raw().Before("gorm:raw").Register(name, inc),
+	} {
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return &n
 }
